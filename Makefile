@@ -1,0 +1,40 @@
+# Sluice — the two commands a new machine needs are `make run` and `make test`.
+# Both install what is missing first (Debian packages, idempotently).
+
+SWIFT      ?= swift
+APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build release run test bench clean
+
+## deps: install the Debian packages Sluice needs, only those missing; apt-get update only if needed.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all present ($(APT_PKGS))"; fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+run: build
+	$(SWIFT) run sluice up
+
+## test: the whole suite, against real redis-server processes the harness starts itself.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## bench: release build, then the queue benchmark (prints jobs/s, latency, memory and ratios).
+bench: deps
+	bench/queue.sh
+
+clean:
+	rm -rf .build var

@@ -1,0 +1,74 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+        .executable(name: "sluice-bench", targets: ["SluiceBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Pure types and policies: no I/O.
+        .target(name: "SluiceCore"),
+        // The hiredis client: connections on their own threads, auto-pipelining, scripts.
+        .target(
+            name: "SluiceRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The job lifecycle on Redis; every multi-key transition is one Lua script.
+        .target(
+            name: "SluiceQueue",
+            dependencies: [
+                "SluiceCore", "SluiceRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Scripts")]
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "SluiceBench",
+            dependencies: [
+                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/SluiceBench"
+        ),
+        // Starts real redis-server processes for the tests.
+        .target(
+            name: "SluiceTestSupport",
+            dependencies: ["SluiceRedis"],
+            path: "Tests/SluiceTestSupport"
+        ),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
+        .testTarget(
+            name: "SluiceQueueTests",
+            dependencies: ["SluiceQueue", "SluiceCore", "SluiceRedis", "SluiceTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,285 @@
+import Foundation
+import SluiceCore
+import SluiceRedis
+
+/// The job lifecycle on Redis.
+///
+/// Guarantees, each kept by running the transition as one Lua script:
+/// - at-least-once: a leased job whose worker vanishes is put back by the reaper when its lease
+///   runs out (the attempt counts);
+/// - a result is recorded only by the current lease holder (compare-and-set on the lease token);
+///   a stale worker's late complete or fail is refused and reported as `.refused`;
+/// - a job is never in two live structures at once, and reaches exactly one terminal state.
+public final class JobQueue: Sendable {
+    public let redis: RedisClient
+    public let configuration: QueueConfiguration
+    let scripts = QueueScripts.shared
+
+    public init(redis: RedisClient, configuration: QueueConfiguration = .default) {
+        self.redis = redis
+        self.configuration = configuration
+    }
+
+    private var cap: Int { configuration.eventStreamCap }
+    private var resultTTL: Int64 { configuration.resultTTL.milliseconds }
+
+    // MARK: - Enqueue
+
+    /// Enqueues one job. With an idempotency key already used by the tenant in that lane, the
+    /// existing job's id comes back with `created == false`.
+    public func enqueue(_ spec: JobSpec) async throws -> EnqueueResult {
+        try await enqueue([spec])[0]
+    }
+
+    /// Enqueues many jobs, any mix of lanes. Every spec is checked first, so an invalid one
+    /// enqueues nothing. Each lane's jobs go in chunks of `enqueueChunk` per script call, all
+    /// chunks pipelined; every chunk is atomic, a whole bulk is not (a crash midway leaves the
+    /// chunks already run, and resubmitting with idempotency keys completes it safely).
+    public func enqueue(_ specs: [JobSpec]) async throws -> [EnqueueResult] {
+        for (index, spec) in specs.enumerated() {
+            do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
+        }
+        let now = UnixMillis.now()
+        var random = SystemRandomNumberGenerator()
+        var commands: [RedisCommand] = []
+        var positions: [[Int]] = []  // the indexes into `specs` that each command carries
+        var byLane: [String: [Int]] = [:]
+        for (index, spec) in specs.enumerated() { byLane[spec.lane, default: []].append(index) }
+        commands.append(RedisCommand("SADD", [KeyLayout.lanes] + byLane.keys.map { $0 as any RedisArgument }))
+        positions.append([])
+        for (lane, indexes) in byLane {
+            let tag = LaneTag(lane: lane)
+            for start in stride(from: 0, to: indexes.count, by: configuration.enqueueChunk) {
+                let chunk = Array(indexes[start..<min(start + configuration.enqueueChunk, indexes.count)])
+                var arguments: [any RedisArgument] = [cap, lane, configuration.idempotencyTTL.milliseconds, chunk.count]
+                arguments.reserveCapacity(4 + chunk.count * 9)
+                for index in chunk {
+                    let spec = specs[index]
+                    let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
+                    arguments += [
+                        id.rawValue, spec.tenant, spec.priority, spec.payload, spec.idempotencyKey ?? "",
+                        spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
+                        spec.maxAttempts, spec.metadata,
+                    ]
+                }
+                commands.append(scripts.enqueue.evalshaCommand(keys: [KeyLayout.prefix(tag)], arguments: arguments))
+                positions.append(chunk)
+            }
+        }
+        var replies = try await redis.pipeline(commands)
+        if replies.contains(where: { $0.errorMessage?.hasPrefix("NOSCRIPT") == true }) {
+            try await redis.send(RedisCommand("SCRIPT", "LOAD", scripts.enqueue.source))
+            replies = try await redis.pipeline(commands)
+        }
+        var results = [EnqueueResult?](repeating: nil, count: specs.count)
+        for (reply, chunk) in zip(replies, positions) where !chunk.isEmpty {
+            if let message = reply.errorMessage { throw RedisError.server(message) }
+            guard let flat = reply.array, flat.count == chunk.count * 2 else {
+                throw QueueError.unexpectedReply(script: "enqueue", "\(reply)")
+            }
+            for (offset, index) in chunk.enumerated() {
+                guard let raw = flat[offset * 2].string, let id = JobID(raw) else {
+                    throw QueueError.unexpectedReply(script: "enqueue", "bad id \(flat[offset * 2])")
+                }
+                results[index] = EnqueueResult(id: id, created: flat[offset * 2 + 1].int == 1)
+            }
+        }
+        return results.map { $0! }
+    }
+
+    // MARK: - Lease and the holder's reports
+
+    /// Leases up to `count` ready jobs of `lane`: the best priority first, then round robin
+    /// across tenants (fair share), FIFO within a tenant. Each comes with a fresh token.
+    public func lease(lane: String, count: Int, duration: Duration? = nil) async throws -> [LeasedJob] {
+        let leaseMillis = (duration ?? configuration.leaseDuration).milliseconds
+        let reply = try await redis.run(
+            scripts.lease, keys: [KeyLayout.prefix(lane: lane)],
+            arguments: [cap, lane, count, leaseMillis, resultTTL])
+        guard let flat = reply.array, flat.count % 8 == 0 else {
+            throw QueueError.unexpectedReply(script: "lease", "\(reply)")
+        }
+        var jobs: [LeasedJob] = []
+        jobs.reserveCapacity(flat.count / 8)
+        for base in stride(from: 0, to: flat.count, by: 8) {
+            guard let raw = flat[base].string, let id = JobID(raw), let token = flat[base + 1].string,
+                let attempt = flat[base + 2].int, let maxAttempts = flat[base + 3].int,
+                let tenant = flat[base + 4].string, let until = flat[base + 7].int
+            else { throw QueueError.unexpectedReply(script: "lease", "bad job at \(base / 8)") }
+            jobs.append(
+                LeasedJob(
+                    id: id, token: token, attempt: attempt, maxAttempts: maxAttempts, tenant: tenant,
+                    payload: flat[base + 5].bytes ?? [], metadata: flat[base + 6].bytes ?? [],
+                    leaseUntil: UnixMillis(Int64(until))))
+        }
+        return jobs
+    }
+
+    /// Extends the lease by `duration` from now (default: the configured lease), if `token` is
+    /// still the current one. Tells the holder when a cancel was asked for.
+    public func heartbeat(_ id: JobID, token: String, duration: Duration? = nil) async throws -> HeartbeatOutcome {
+        let leaseMillis = (duration ?? configuration.leaseDuration).milliseconds
+        let reply = try await redis.run(
+            scripts.heartbeat, keys: [KeyLayout.prefix(id.laneTag)], arguments: [id.rawValue, token, leaseMillis])
+        guard let parts = reply.array, let ok = parts.first?.int else {
+            throw QueueError.unexpectedReply(script: "heartbeat", "\(reply)")
+        }
+        if ok == 1, parts.count == 3, let until = parts[2].int {
+            return .extended(leaseUntil: UnixMillis(Int64(until)), cancelRequested: parts[1].int == 1)
+        }
+        return .lost(current: parts.count > 1 ? parts[1].string.flatMap(JobState.init(rawValue:)) : nil)
+    }
+
+    /// Records the result of the attempt that `token` holds.
+    public func complete(_ id: JobID, token: String, result: [UInt8]) async throws -> ReportOutcome {
+        let reply = try await redis.run(
+            scripts.complete, keys: [KeyLayout.prefix(id.laneTag)],
+            arguments: [cap, id.rawValue, token, result, resultTTL])
+        return try reportOutcome(reply, script: "complete")
+    }
+
+    /// Records a failed attempt. A retryable failure waits out the retry policy's backoff for
+    /// `attempt` and runs again, or is `dead` when the attempts are used up; a fatal one is
+    /// `failed`.
+    public func fail(
+        _ id: JobID, token: String, attempt: Int, error: String, retryable: Bool
+    ) async throws -> ReportOutcome {
+        let backoff = configuration.retryPolicy.delay(afterAttempt: attempt).milliseconds
+        let reply = try await redis.run(
+            scripts.fail, keys: [KeyLayout.prefix(id.laneTag)],
+            arguments: [cap, id.rawValue, token, error, retryable ? 1 : 0, backoff, resultTTL])
+        return try reportOutcome(reply, script: "fail")
+    }
+
+    private func reportOutcome(_ reply: RedisValue, script: String) throws -> ReportOutcome {
+        guard let parts = reply.array, parts.count == 2, let ok = parts[0].int, let state = parts[1].string else {
+            throw QueueError.unexpectedReply(script: script, "\(reply)")
+        }
+        if ok == 1, let recorded = JobState(rawValue: state) { return .recorded(recorded) }
+        return .refused(current: JobState(rawValue: state))
+    }
+
+    // MARK: - Cancel and read
+
+    /// Cancels a job: at once if it is not running; at the holder's next report if it is leased.
+    public func cancel(_ id: JobID) async throws -> CancelOutcome {
+        let reply = try await redis.run(
+            scripts.cancel, keys: [KeyLayout.prefix(id.laneTag)], arguments: [cap, id.rawValue, resultTTL])
+        switch reply.string {
+        case "cancelled": return .cancelled
+        case "cancel_requested": return .cancelRequested
+        case "not_found": return .notFound
+        case let other?:
+            if let state = JobState(rawValue: other) { return .alreadyFinished(state) }
+            fallthrough
+        default: throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
+        }
+    }
+
+    /// Reads a job; nil when it is unknown (or its result TTL has passed).
+    public func get(_ id: JobID) async throws -> Job? {
+        let reply = try await redis.send("HGETALL", KeyLayout.job(id))
+        guard let flat = reply.array else { throw QueueError.unexpectedReply(script: "HGETALL", "\(reply)") }
+        guard !flat.isEmpty else { return nil }
+        var fields: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            if let name = flat[index].string { fields[name] = flat[index + 1].bytes ?? [] }
+        }
+        func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
+        func int(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
+        func millis(_ name: String) -> UnixMillis? { text(name).flatMap { Int64($0) }.map(UnixMillis.init) }
+        guard let state = text("state").flatMap(JobState.init(rawValue:)) else {
+            throw QueueError.unexpectedReply(script: "HGETALL", "job \(id) has no valid state")
+        }
+        return Job(
+            id: id, lane: text("lane") ?? "", tenant: text("tenant") ?? "", priority: int("prio") ?? 0,
+            state: state, payload: fields["payload"] ?? [], attempts: int("attempts") ?? 0,
+            maxAttempts: int("max_attempts") ?? 1, idempotencyKey: text("idem"), metadata: fields["meta"] ?? [],
+            createdAt: millis("created") ?? UnixMillis(0), notBefore: millis("not_before"),
+            deadline: millis("deadline"), leasedAt: millis("leased_at"), finishedAt: millis("finished"),
+            result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
+    }
+
+    // MARK: - Lanes, counts, events
+
+    /// Every lane that has had a job.
+    public func lanes() async throws -> [String] {
+        let reply = try await redis.send("SMEMBERS", KeyLayout.lanes)
+        return (reply.array ?? []).compactMap(\.string).sorted()
+    }
+
+    /// How many jobs of `lane` are ready, leased and delayed (or waiting to retry).
+    public func counts(lane: String) async throws -> LaneCounts {
+        let replies = try await redis.pipeline([
+            RedisCommand("HGET", KeyLayout.meta(lane: lane), "ready"),
+            RedisCommand("ZCARD", KeyLayout.leased(lane: lane)),
+            RedisCommand("ZCARD", KeyLayout.delayed(lane: lane)),
+        ])
+        return LaneCounts(ready: replies[0].int ?? 0, leased: replies[1].int ?? 0, delayed: replies[2].int ?? 0)
+    }
+
+    /// Reads `lane`'s event stream from just after `cursor` (from the start when nil).
+    public func events(lane: String, after cursor: String? = nil, count: Int = 1000) async throws -> [JobEvent] {
+        let start = cursor.map { "(" + $0 } ?? "-"
+        let reply = try await redis.send("XRANGE", KeyLayout.events(lane: lane), start, "+", "COUNT", count)
+        return (reply.array ?? []).compactMap { entry -> JobEvent? in
+            guard let parts = entry.array, parts.count == 2, let streamID = parts[0].string,
+                let flat = parts[1].array
+            else { return nil }
+            var fields: [String: String] = [:]
+            for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                if let name = flat[index].string { fields[name] = flat[index + 1].string }
+            }
+            guard let job = fields["job"].flatMap(JobID.init), let to = fields["to"].flatMap(JobState.init(rawValue:)),
+                let at = fields["t"].flatMap({ Int64($0) })
+            else { return nil }
+            return JobEvent(
+                streamID: streamID, job: job, lane: fields["lane"] ?? lane,
+                from: fields["from"].flatMap(JobState.init(rawValue:)), to: to, at: UnixMillis(at),
+                info: fields["info"])
+        }
+    }
+
+    // MARK: - Maintenance
+
+    /// One maintenance pass over `lane`: reap expired leases, promote due delayed jobs, expire
+    /// jobs past their deadline. Each script moves at most `maintenanceBatch` jobs per call, and
+    /// is called again while it has more to do. Safe to run from many processes at once.
+    public func maintain(lane: String) async throws -> MaintenanceReport {
+        var report = MaintenanceReport()
+        let keys = [KeyLayout.prefix(lane: lane)]
+        let batch = configuration.maintenanceBatch
+        while true {
+            let reaped = try await redis.run(scripts.reap, keys: keys, arguments: [cap, lane, batch, resultTTL])
+            let counts = (reaped.array ?? []).map { $0.int ?? 0 }
+            guard counts.count == 3 else { throw QueueError.unexpectedReply(script: "reap", "\(reaped)") }
+            report.requeued += counts[0]
+            report.dead += counts[1]
+            report.cancelled += counts[2]
+            if counts.reduce(0, +) < batch { break }
+        }
+        while true {
+            let promoted = try await redis.run(scripts.promote, keys: keys, arguments: [cap, lane, batch]).int ?? 0
+            report.promoted += promoted
+            if promoted < batch { break }
+        }
+        while true {
+            let expired = try await redis.run(scripts.expire, keys: keys, arguments: [cap, lane, batch, resultTTL]).int ?? 0
+            report.expired += expired
+            if expired < batch { break }
+        }
+        return report
+    }
+
+    /// A maintenance pass over every lane.
+    public func maintainAll() async throws -> MaintenanceReport {
+        var total = MaintenanceReport()
+        for lane in try await lanes() { total = total + (try await maintain(lane: lane)) }
+        return total
+    }
+}
+
+extension UnixMillis {
+    /// The local wall clock. Scripts take their time from Redis `TIME`; this only stamps ids.
+    static func now() -> UnixMillis { UnixMillis(Int64(Date().timeIntervalSince1970 * 1000)) }
+}

@@ -1,0 +1,55 @@
+import SluiceCore
+
+/// Every Redis key Sluice uses, in one place.
+///
+/// All keys of a lane begin with `sluice:{<tag>}:`, where the tag is `LaneTag(lane:)`: the hash
+/// tag puts a lane's keys in one Redis Cluster slot, so each Lua script touches one slot only.
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, lease_until, leased_at, finished, result, error, cancel |
+/// | `sluice:{T}:lane:<lane>:ready:<tenant>` | zset | a tenant's ready jobs, score (100 − priority)·2^44 + sequence |
+/// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
+/// | `sluice:{T}:lane:<lane>:leased` | zset | leased jobs, score = lease deadline (ms) |
+/// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
+/// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
+/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: seq, turn, tokens, ready (the ready count) |
+/// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
+/// | `sluice:{T}:events` | stream | every transition: job, lane, from, to, t, info (capped, `MAXLEN ~`) |
+/// | `sluice:{T}:done` | pub/sub channel | a job id, published when that job reaches a terminal state |
+/// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
+///
+/// A finished job's hash expires after the result TTL; every other structure forgets it at once.
+public struct KeyLayout: Sendable, Hashable {
+    /// The set of lane names, outside any lane's slot.
+    public static let lanes = "sluice:lanes"
+    /// The pattern of every lane's completion channel.
+    public static let donePattern = "sluice:*:done"
+
+    /// The prefix of every key of the lane with this tag.
+    public static func prefix(_ tag: LaneTag) -> String { "sluice:{\(tag.rawValue)}:" }
+
+    public static func prefix(lane: String) -> String { prefix(LaneTag(lane: lane)) }
+
+    public static func job(_ id: JobID) -> String { prefix(id.laneTag) + "job:" + id.rawValue }
+
+    public static func events(lane: String) -> String { prefix(lane: lane) + "events" }
+
+    public static func laneKey(_ lane: String, _ suffix: String) -> String {
+        prefix(lane: lane) + "lane:" + lane + ":" + suffix
+    }
+
+    public static func ready(lane: String, tenant: String) -> String { laneKey(lane, "ready:" + tenant) }
+    public static func roundRobin(lane: String) -> String { laneKey(lane, "rr") }
+    public static func leased(lane: String) -> String { laneKey(lane, "leased") }
+    public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }
+    public static func deadlines(lane: String) -> String { laneKey(lane, "deadlines") }
+    public static func meta(lane: String) -> String { laneKey(lane, "meta") }
+
+    public static func idempotency(lane: String, tenant: String, key: String) -> String {
+        prefix(lane: lane) + "idem:" + tenant + ":" + key
+    }
+
+    /// The lane-tag part of a completion channel name, e.g. `sluice:{1a2b3c4d}:done`.
+    static func isDoneChannel(_ channel: String) -> Bool { channel.hasPrefix("sluice:{") && channel.hasSuffix("}:done") }
+}

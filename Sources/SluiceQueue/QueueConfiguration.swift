@@ -1,0 +1,40 @@
+import SluiceCore
+
+/// How the queue behaves: lease length, retry backoff, how long results and idempotency keys
+/// are kept, and how the maintenance service paces itself.
+public struct QueueConfiguration: Sendable, Hashable {
+    /// How long a lease lasts unless a heartbeat extends it.
+    public var leaseDuration: Duration
+    /// The backoff between attempts after a retryable failure.
+    public var retryPolicy: RetryPolicy
+    /// How long a finished job (and its result) stays in Redis.
+    public var resultTTL: Duration
+    /// How long an idempotency key maps to its job.
+    public var idempotencyTTL: Duration
+    /// The approximate cap on each lane's event stream (`XADD MAXLEN ~`).
+    public var eventStreamCap: Int
+    /// How often the maintenance service reaps, promotes and expires.
+    public var maintenanceInterval: Duration
+    /// The most jobs one maintenance script moves per call (it loops until the work is done).
+    public var maintenanceBatch: Int
+    /// The most jobs in one enqueue script call; larger bulks are split and pipelined.
+    public var enqueueChunk: Int
+
+    public init(
+        leaseDuration: Duration = .seconds(60), retryPolicy: RetryPolicy = .default,
+        resultTTL: Duration = .seconds(7 * 86_400), idempotencyTTL: Duration = .seconds(86_400),
+        eventStreamCap: Int = 100_000, maintenanceInterval: Duration = .milliseconds(500),
+        maintenanceBatch: Int = 1_000, enqueueChunk: Int = 500
+    ) {
+        self.leaseDuration = leaseDuration
+        self.retryPolicy = retryPolicy
+        self.resultTTL = resultTTL
+        self.idempotencyTTL = idempotencyTTL
+        self.eventStreamCap = eventStreamCap
+        self.maintenanceInterval = maintenanceInterval
+        self.maintenanceBatch = maintenanceBatch
+        self.enqueueChunk = enqueueChunk
+    }
+
+    public static let `default` = QueueConfiguration()
+}

@@ -1,0 +1,55 @@
+import Foundation
+import SluiceRedis
+
+/// The queue's Lua scripts, read from the package's `Scripts/` resources. A line
+/// `--!include NAME` is replaced by `Scripts/includes/NAME` when a script is loaded.
+struct QueueScripts: Sendable {
+    let enqueue: RedisScript
+    let lease: RedisScript
+    let heartbeat: RedisScript
+    let complete: RedisScript
+    let fail: RedisScript
+    let cancel: RedisScript
+    let reap: RedisScript
+    let promote: RedisScript
+    let expire: RedisScript
+
+    static let shared: QueueScripts = {
+        do {
+            return try QueueScripts()
+        } catch {
+            // The scripts ship inside the package; without them the build itself is broken.
+            fatalError("Sluice's Lua scripts are missing from the bundle: \(error)")
+        }
+    }()
+
+    private init() throws {
+        enqueue = try Self.load("enqueue")
+        lease = try Self.load("lease")
+        heartbeat = try Self.load("heartbeat")
+        complete = try Self.load("complete")
+        fail = try Self.load("fail")
+        cancel = try Self.load("cancel")
+        reap = try Self.load("reap")
+        promote = try Self.load("promote")
+        expire = try Self.load("expire")
+    }
+
+    static func load(_ name: String) throws -> RedisScript {
+        guard let directory = Bundle.module.url(forResource: "Scripts", withExtension: nil) else {
+            throw CocoaError(.fileNoSuchFile)
+        }
+        let source = try String(contentsOf: directory.appendingPathComponent("\(name).lua"), encoding: .utf8)
+        var expanded = [String]()
+        for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("--!include ") {
+                let include = line.dropFirst("--!include ".count).trimmingCharacters(in: .whitespaces)
+                expanded.append(
+                    try String(contentsOf: directory.appendingPathComponent("includes/\(include)"), encoding: .utf8))
+            } else {
+                expanded.append(String(line))
+            }
+        }
+        return RedisScript(name: name, source: expanded.joined(separator: "\n"))
+    }
+}

@@ -1,0 +1,35 @@
+--[[
+  expire: moves jobs past their deadline that have not started (queued, delayed, or waiting to
+  retry) to 'expired'. A leased job is left to finish; its deadline applies again if it is retried.
+
+  KEYS[1]  the lane's key prefix
+  ARGV[1]  event stream cap
+  ARGV[2]  lane name
+  ARGV[3]  the most jobs to handle in this call
+  ARGV[4]  result TTL, milliseconds
+
+  Returns  the number of jobs expired. Safe to run from many processes at once.
+]]
+--!include common.lua
+local prefix, cap, lane, limit, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local now = nowMillis()
+local deadlines = laneKey(prefix, lane, 'deadlines')
+local ids = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, limit)
+local expired = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', deadlines, id)
+  local jobKey = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', jobKey, 'state', 'tenant')
+  local state = f[1]
+  if state == 'queued' or state == 'delayed' or state == 'retry_wait' then
+    if state == 'queued' then
+      removeReady(prefix, lane, id, f[2])
+    else
+      redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
+    end
+    finish(prefix, lane, jobKey, id, 'expired', now, ttl)
+    emit(prefix, cap, id, lane, state, 'expired', now, 'deadline passed')
+    expired = expired + 1
+  end
+end
+return expired

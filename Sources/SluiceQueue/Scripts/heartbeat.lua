@@ -1,0 +1,20 @@
+--[[
+  heartbeat: extends the lease of a job, if the caller still holds it.
+
+  KEYS[1]  the job's lane prefix
+  ARGV[1]  job id
+  ARGV[2]  lease token
+  ARGV[3]  new lease duration from now, milliseconds
+
+  Returns  {1, cancel_requested (0|1), lease_until} when extended;
+           {0, current state ('' if the job is unknown)} when the caller is not the holder.
+]]
+--!include common.lua
+local prefix, id, token, leaseMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local jobKey = prefix .. 'job:' .. id
+local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane')
+if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
+local untilMs = nowMillis() + leaseMs
+redis.call('HSET', jobKey, 'lease_until', untilMs)
+redis.call('ZADD', laneKey(prefix, f[4], 'leased'), 'XX', untilMs, id)
+return {1, f[3] == '1' and 1 or 0, untilMs}

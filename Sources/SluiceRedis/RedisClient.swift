@@ -1,0 +1,125 @@
+import Synchronization
+
+/// A Redis client over hiredis 0.14 (RESP2).
+///
+/// - Commands sent concurrently from many tasks share one connection and are auto-pipelined:
+///   they go out in as few writes as the connection's thread can gather.
+/// - `pipeline(_:)` sends an explicit batch back to back, in order, in one write.
+/// - `run(_:keys:arguments:)` calls a Lua script by SHA and reloads it on NOSCRIPT.
+/// - `blocking(_:timeout:)` runs BLMOVE, BZPOPMIN, XREAD BLOCK and the like on a connection of
+///   their own, so they never hold up other commands.
+/// - Connection loss fails the commands in flight with a `RedisError`; the client reconnects.
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    private let connection: RedisConnection
+    private let dedicated = Mutex<[RedisConnection]>([])
+    private let dedicatedCount = Atomic<Int>(0)
+
+    /// How many idle dedicated connections are kept for blocking commands.
+    private static let idleDedicatedLimit = 8
+
+    public init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+        connection = RedisConnection(configuration: configuration, name: "sluice-redis")
+    }
+
+    /// A client for `url`, checked with a PING so that a wrong address fails here.
+    public static func connect(url: String) async throws -> RedisClient {
+        try await connect(configuration: RedisConfiguration(url: url))
+    }
+
+    /// A client for `configuration`, checked with a PING so that a wrong address fails here.
+    public static func connect(configuration: RedisConfiguration) async throws -> RedisClient {
+        let client = RedisClient(configuration: configuration)
+        do {
+            _ = try await client.send("PING")
+        } catch {
+            client.close()
+            throw error
+        }
+        return client
+    }
+
+    deinit { close() }
+
+    /// Closes every connection; commands not yet sent fail with `RedisError.closed`.
+    public func close() {
+        connection.close()
+        let idle = dedicated.withLock { connections in
+            defer { connections.removeAll() }
+            return connections
+        }
+        for connection in idle { connection.close() }
+    }
+
+    /// Round trips made so far on the shared connection (for tests and benchmarks).
+    public var roundTrips: Int { connection.roundTrips }
+
+    /// Sends one command and returns its reply; an error reply throws `RedisError.server`.
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws -> RedisValue {
+        let value = try await connection.execute([command])[0]
+        if case .error(let message) = value { throw RedisError.server(message) }
+        return value
+    }
+
+    /// Sends one command built from its name and arguments.
+    @discardableResult
+    public func send(_ name: String, _ arguments: any RedisArgument...) async throws -> RedisValue {
+        try await send(RedisCommand(name, arguments))
+    }
+
+    /// Sends the commands back to back in one write and returns every reply in order. Error
+    /// replies are returned as `.error` values, so one failing command does not hide the others.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        guard !commands.isEmpty else { return [] }
+        return try await connection.execute(commands)
+    }
+
+    /// Runs a Lua script with EVALSHA. When Redis answers NOSCRIPT (after a restart or a
+    /// `SCRIPT FLUSH`) the script is loaded and the call is made again, transparently.
+    @discardableResult
+    public func run(_ script: RedisScript, keys: [String], arguments: [any RedisArgument]) async throws -> RedisValue {
+        let command = script.evalshaCommand(keys: keys, arguments: arguments)
+        let value = try await connection.execute([command])[0]
+        if case .error(let message) = value {
+            guard message.hasPrefix("NOSCRIPT") else { throw RedisError.server(message) }
+            try await send(RedisCommand("SCRIPT", "LOAD", script.source))
+            return try await send(command)
+        }
+        return value
+    }
+
+    /// Runs a blocking command (BLMOVE, BLPOP, BZPOPMIN, XREAD BLOCK, …) on a dedicated
+    /// connection. `timeout` is how long the command itself may block; the reply deadline is
+    /// that plus the configured command timeout.
+    @discardableResult
+    public func blocking(_ command: RedisCommand, timeout: Duration) async throws -> RedisValue {
+        let connection = checkOutDedicated()
+        do {
+            let value = try await connection.execute([command], readTimeout: timeout + configuration.commandTimeout)[0]
+            checkIn(connection)
+            if case .error(let message) = value { throw RedisError.server(message) }
+            return value
+        } catch let error as RedisError where error.isConnectionError {
+            // Its connection is gone; do not keep the connection object for reuse.
+            connection.close()
+            throw error
+        }
+    }
+
+    private func checkOutDedicated() -> RedisConnection {
+        if let idle = dedicated.withLock({ $0.popLast() }) { return idle }
+        let number = dedicatedCount.add(1, ordering: .relaxed).newValue
+        return RedisConnection(configuration: configuration, name: "sluice-redis-blocking-\(number)")
+    }
+
+    private func checkIn(_ connection: RedisConnection) {
+        let kept = dedicated.withLock { connections in
+            guard connections.count < Self.idleDedicatedLimit else { return false }
+            connections.append(connection)
+            return true
+        }
+        if !kept { connection.close() }
+    }
+}

@@ -1,0 +1,23 @@
+/// A Lua script known by its SHA-1, called with EVALSHA and loaded on demand.
+public struct RedisScript: Sendable, Hashable {
+    /// A short name for messages and logs.
+    public let name: String
+    /// The Lua source, as loaded into Redis.
+    public let source: String
+    /// The SHA-1 of the source, in lowercase hex, as Redis computes it.
+    public let sha1: String
+
+    public init(name: String, source: String) {
+        self.name = name
+        self.source = source
+        self.sha1 = SHA1.hexDigest(Array(source.utf8))
+    }
+
+    /// The EVALSHA command for this script with the given keys and arguments.
+    public func evalshaCommand(keys: [String], arguments: [any RedisArgument]) -> RedisCommand {
+        var command = RedisCommand("EVALSHA", sha1, keys.count)
+        for key in keys { command.append(key) }
+        for argument in arguments { command.append(any: argument) }
+        return command
+    }
+}

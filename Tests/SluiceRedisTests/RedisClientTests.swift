@@ -1,0 +1,239 @@
+import Foundation
+import SluiceRedis
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@Suite struct RedisClientTests {
+    @Test func binaryValuesRoundTripUntouched() async throws {
+        try await withRedis { _, redis in
+            // Every byte value, NUL bytes, and sequences that are not valid UTF-8.
+            let payload: [UInt8] = Array(0...255) + [0, 0, 0xFF, 0xFE, 0xC3, 0x28, 0xA0, 0xA1] + Array(repeating: 0, count: 100)
+            let key: [UInt8] = [0x6B, 0x00, 0xFF, 0x01]
+            try await redis.send("SET", key, payload)
+            let value = try await redis.send("GET", key)
+            #expect(value == .bulkString(payload))
+            #expect(try await redis.send("STRLEN", key) == .integer(Int64(payload.count)))
+        }
+    }
+
+    @Test func decodesEveryReplyType() async throws {
+        try await withRedis { _, redis in
+            #expect(try await redis.send("PING") == .simpleString("PONG"))
+            #expect(try await redis.send("INCR", "n") == .integer(1))
+            #expect(try await redis.send("GET", "missing") == .null)
+            try await redis.send("RPUSH", "list", "a", "b")
+            #expect(try await redis.send("LRANGE", "list", 0, -1) == .array([.bulkString([97]), .bulkString([98])]))
+            await #expect(throws: RedisError.self) { try await redis.send("NOSUCHCOMMAND") }
+        }
+    }
+
+    @Test func explicitPipelineIsOneRoundTripWithRepliesInOrder() async throws {
+        try await withRedis { _, redis in
+            var commands = (1...1000).map { _ in RedisCommand("INCR", "counter") }
+            commands.insert(RedisCommand("HGET", "counter", "field"), at: 500)  // WRONGTYPE, mid-pipeline
+            let before = redis.roundTrips
+            let replies = try await redis.pipeline(commands)
+            #expect(redis.roundTrips - before == 1)
+            #expect(replies.count == 1001)
+            #expect(replies[0] == .integer(1))
+            #expect(replies[499] == .integer(500))
+            #expect(replies[500].errorMessage?.hasPrefix("WRONGTYPE") == true)
+            #expect(replies[501] == .integer(501))
+            #expect(replies[1000] == .integer(1000))
+        }
+    }
+
+    @Test func concurrentCallersAreAutoPipelined() async throws {
+        try await withRedis { _, redis in
+            let before = redis.roundTrips
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<1000 {
+                    group.addTask { try await redis.send("INCR", "hits") }
+                }
+                try await group.waitForAll()
+            }
+            let trips = redis.roundTrips - before
+            #expect(try await redis.send("GET", "hits").int == 1000)
+            // 1,000 callers, a handful of writes: far from one round trip each.
+            #expect(trips <= 50, "1000 concurrent commands took \(trips) round trips")
+        }
+    }
+
+    @Test func scriptIsReloadedAfterScriptFlush() async throws {
+        try await withRedis { _, redis in
+            let script = RedisScript(name: "double", source: "return tonumber(ARGV[1]) * 2")
+            #expect(try await redis.run(script, keys: [], arguments: [21]) == .integer(42))
+            try await redis.send("SCRIPT", "FLUSH")
+            #expect(try await redis.send("SCRIPT", "EXISTS", script.sha1) == .array([.integer(0)]))
+            #expect(try await redis.run(script, keys: [], arguments: [5]) == .integer(10))
+            #expect(try await redis.send("SCRIPT", "EXISTS", script.sha1) == .array([.integer(1)]))
+        }
+    }
+
+    @Test func scriptErrorsAreThrownNotSwallowed() async throws {
+        try await withRedis { _, redis in
+            let script = RedisScript(name: "boom", source: "return redis.error_reply('boom')")
+            await #expect(throws: RedisError.server("ERR boom")) { try await redis.run(script, keys: [], arguments: []) }
+        }
+    }
+
+    @Test func blockingCommandDoesNotHoldUpOtherCommands() async throws {
+        try await withRedis { _, redis in
+            let blockedDone = Atomic<Bool>(false)
+            async let popped = {
+                let value = try await redis.blocking(RedisCommand("BLPOP", "jobs", 5), timeout: .seconds(5))
+                blockedDone.store(true, ordering: .sequentiallyConsistent)
+                return value
+            }()
+            // While BLPOP blocks, ordinary commands keep flowing on the shared connection.
+            for index in 0..<200 { try await redis.send("SET", "k\(index)", index) }
+            let stillBlocked = !blockedDone.load(ordering: .sequentiallyConsistent)
+            #expect(stillBlocked)
+            try await redis.send("LPUSH", "jobs", "job-1")
+            let value = try await popped
+            #expect(value == .array([.bulkString(Array("jobs".utf8)), .bulkString(Array("job-1".utf8))]))
+        }
+    }
+
+    @Test func blockingCommandsOfEachKindWork() async throws {
+        try await withRedis { _, redis in
+            try await redis.send("RPUSH", "src", "a")
+            let moved = try await redis.blocking(RedisCommand("BLMOVE", "src", "dst", "LEFT", "RIGHT", 1), timeout: .seconds(1))
+            #expect(moved.string == "a")
+            try await redis.send("ZADD", "z", 1, "m")
+            let zpop = try await redis.blocking(RedisCommand("BZPOPMIN", "z", 1), timeout: .seconds(1))
+            #expect(zpop.array?.count == 3)
+            try await redis.send("XADD", "s", "*", "f", "v")
+            let xread = try await redis.blocking(
+                RedisCommand("XREAD", "BLOCK", 1000, "STREAMS", "s", "0"), timeout: .seconds(1))
+            #expect(xread.array?.count == 1)
+            // A blocking command that times out answers nil, not an error.
+            let empty = try await redis.blocking(RedisCommand("BLPOP", "none", "0.1"), timeout: .milliseconds(100))
+            #expect(empty == .null)
+        }
+    }
+
+    @Test func clientReconnectsAfterRedisRestarts() async throws {
+        try await withRedis { server, redis in
+            try await redis.send("SET", "before", "1")
+            try await server.restart()
+            // The old socket is dead; the first command after Redis is back must succeed.
+            #expect(try await redis.send("PING") == .simpleString("PONG"))
+            try await redis.send("SET", "after", "2")
+            #expect(try await redis.send("GET", "after").string == "2")
+        }
+    }
+
+    @Test func commandsFailWithTypedErrorWhileRedisIsDown() async throws {
+        try await withRedis { server, redis in
+            await server.kill()
+            do {
+                try await redis.send("PING")
+                Issue.record("PING succeeded with Redis down")
+            } catch let error as RedisError {
+                #expect(error.isConnectionError, "got \(error)")
+            }
+            try await server.restart()
+            #expect(try await redis.send("PING") == .simpleString("PONG"))
+        }
+    }
+
+    @Test func inFlightBlockingCommandFailsWhenRedisDies() async throws {
+        try await withRedis { server, redis in
+            async let blocked: Result<RedisValue, any Error> = {
+                do { return .success(try await redis.blocking(RedisCommand("BLPOP", "never", 30), timeout: .seconds(30))) } catch {
+                    return .failure(error)
+                }
+            }()
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            await server.kill()
+            let outcome = await blocked
+            #expect(ContinuousClock.now - started < .seconds(5))
+            guard case .failure(let error) = outcome else {
+                Issue.record("BLPOP returned \(outcome) after Redis was killed")
+                return
+            }
+            #expect((error as? RedisError)?.isConnectionError == true, "got \(error)")
+        }
+    }
+
+    @Test func slowReplyFailsWithTimeoutAndTheConnectionRecovers() async throws {
+        try await withRedis(extraArguments: ["--enable-debug-command", "local"], commandTimeout: .milliseconds(300)) { _, redis in
+            await #expect(throws: RedisError.timeout) { try await redis.send("DEBUG", "SLEEP", "1") }
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(try await redis.send("PING") == .simpleString("PONG"))
+        }
+    }
+
+    @Test func authenticatesAndSelectsTheDatabase() async throws {
+        try await withRedis(extraArguments: ["--requirepass", "s3cret"]) { server, admin in
+            let port = server.url.split(separator: ":").last!
+            let inDb3 = try await RedisClient.connect(url: "redis://:s3cret@127.0.0.1:\(port)/3")
+            defer { inDb3.close() }
+            try await inDb3.send("SET", "where", "three")
+            #expect(try await admin.send("GET", "where") == .null)  // admin is on db 0
+            try await admin.send("SELECT", 3)
+            #expect(try await admin.send("GET", "where").string == "three")
+
+            await #expect(throws: RedisError.self) {
+                try await RedisClient.connect(url: "redis://:wrong@127.0.0.1:\(port)/0")
+            }
+            do {
+                _ = try await RedisClient.connect(url: "redis://:wrong@127.0.0.1:\(port)/0")
+            } catch let error as RedisError {
+                guard case .authenticationFailed = error else {
+                    Issue.record("expected authenticationFailed, got \(error)")
+                    return
+                }
+            }
+        }
+    }
+
+    @Test func connectsOverAUnixSocket() async throws {
+        try await withRedis(listen: .unixSocket) { server, redis in
+            #expect(server.url.hasPrefix("unix://"))
+            let pong = try await redis.send("PING")
+            #expect(pong == .simpleString("PONG"))
+        }
+    }
+
+    @Test func connectingToNothingFailsFast() async throws {
+        let port = try RedisServerProcess.freeLoopbackPort()
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.self) { try await RedisClient.connect(url: "redis://127.0.0.1:\(port)") }
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    @Test func subscriberHearsMessagesAndResubscribesAfterRestart() async throws {
+        try await withRedis { server, redis in
+            let received = Mutex<[String]>([])
+            let subscriptions = Atomic<Int>(0)
+            let subscriber = RedisSubscriber(
+                configuration: redis.configuration, patterns: ["news:*"],
+                onMessage: { channel, payload in
+                    received.withLock { $0.append("\(channel)=\(String(decoding: payload, as: UTF8.self))") }
+                },
+                onSubscribed: { subscriptions.add(1, ordering: .relaxed) })
+            defer { subscriber.close() }
+            #expect(await eventually { subscriptions.load(ordering: .relaxed) == 1 })
+            try await redis.send("PUBLISH", "news:a", "one")
+            #expect(await eventually { received.withLock { $0 } == ["news:a=one"] })
+
+            try await server.restart()
+            #expect(await eventually { subscriptions.load(ordering: .relaxed) == 2 })
+            try await redis.send("PUBLISH", "news:b", "two")
+            #expect(await eventually { received.withLock { $0 }.last == "news:b=two" })
+        }
+    }
+
+    @Test func redisServerStopsOnSigtermAndLeavesNoProcess() async throws {
+        let directory = NSTemporaryDirectory() + "sluice-tests/" + UUID().uuidString
+        let server = try await RedisServerProcess.start(directory: directory)
+        let pid = try #require(server.pid)
+        #expect(processExists(pid))
+        await server.stop()
+        #expect(!processExists(pid))
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import SluiceRedis
+
+/// Runs `body` against a private `redis-server` started for it on a free loopback port (or a
+/// unix socket), and stops the server afterwards, also when `body` throws. No mock stands in
+/// for Redis anywhere in the tests.
+public func withRedis<T>(
+    listen: RedisServerProcess.Listen = .loopback(port: nil), appendOnly: Bool = false,
+    extraArguments: [String] = [], commandTimeout: Duration = .seconds(10),
+    _ body: (RedisServerProcess, RedisClient) async throws -> T
+) async throws -> T {
+    let directory = NSTemporaryDirectory() + "sluice-tests/" + UUID().uuidString
+    let server = try await RedisServerProcess.start(
+        directory: directory, listen: listen, appendOnly: appendOnly, extraArguments: extraArguments)
+    var configuration = try RedisConfiguration(url: server.url)
+    configuration.commandTimeout = commandTimeout
+    if let index = extraArguments.firstIndex(of: "--requirepass") { configuration.password = extraArguments[index + 1] }
+    let client: RedisClient
+    do {
+        client = try await RedisClient.connect(configuration: configuration)
+    } catch {
+        await server.stop()
+        throw error
+    }
+    do {
+        let result = try await body(server, client)
+        client.close()
+        await server.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+        return result
+    } catch {
+        client.close()
+        await server.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+        throw error
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`. Returns whether
+/// it held. For conditions that depend on other processes or background work.
+public func eventually(
+    timeout: Duration = .seconds(10), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+/// Whether a process with this pid exists (and is not a zombie of ours).
+public func processExists(_ pid: pid_t) -> Bool {
+    kill(pid, 0) == 0
+}
