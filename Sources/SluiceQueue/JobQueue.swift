@@ -165,12 +165,15 @@ public final class JobQueue: Sendable {
     public func cancel(_ id: JobID) async throws -> CancelOutcome {
         let reply = try await redis.run(
             scripts.cancel, keys: [KeyLayout.prefix(id.laneTag)], arguments: [cap, id.rawValue, resultTTL])
-        switch reply.string {
+        guard let parts = reply.array, parts.count == 2, let outcome = parts[0].string else {
+            throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
+        }
+        switch outcome {
         case "cancelled": return .cancelled
         case "cancel_requested": return .cancelRequested
         case "not_found": return .notFound
-        case let other?:
-            if let state = JobState(rawValue: other) { return .alreadyFinished(state) }
+        case "finished":
+            if let state = parts[1].string.flatMap(JobState.init(rawValue:)) { return .alreadyFinished(state) }
             fallthrough
         default: throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
         }

@@ -6,6 +6,11 @@ public struct EnqueueResult: Sendable, Hashable {
     public var id: JobID
     /// False when the idempotency key was seen before and no job was created.
     public var created: Bool
+
+    public init(id: JobID, created: Bool) {
+        self.id = id
+        self.created = created
+    }
 }
 
 /// The answer to a report (complete or fail) from a lease holder.
@@ -65,6 +70,12 @@ public struct LaneCounts: Sendable, Hashable {
     public var ready: Int
     public var leased: Int
     public var delayed: Int
+
+    public init(ready: Int, leased: Int, delayed: Int) {
+        self.ready = ready
+        self.leased = leased
+        self.delayed = delayed
+    }
 }
 
 /// One transition from a lane's event stream.

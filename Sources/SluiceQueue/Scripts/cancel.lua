@@ -6,17 +6,17 @@
   ARGV[2]  job id
   ARGV[3]  result TTL, milliseconds
 
-  Returns  one of: 'cancelled' (it was queued, delayed or waiting to retry, and is cancelled now);
-           'cancel_requested' (it is leased: the holder's next complete or fail records
-           'cancelled', and its next heartbeat tells it); the terminal state it already had,
-           unchanged; or 'not_found'.
+  Returns  {outcome, state}, the outcome one of: 'cancelled' (it was queued, delayed or waiting
+           to retry, and is cancelled now); 'cancel_requested' (it is leased: the holder's next
+           complete or fail records 'cancelled', and its next heartbeat tells it); 'finished' (it
+           had already reached the terminal `state`, unchanged); 'not_found'.
 ]]
 --!include common.lua
 local prefix, cap, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local jobKey = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane')
 local state, tenant, lane = f[1], f[2], f[3]
-if not state then return 'not_found' end
+if not state then return {'not_found', ''} end
 local now = nowMillis()
 if state == 'queued' then
   removeReady(prefix, lane, id, tenant)
@@ -26,10 +26,10 @@ elseif state == 'leased' then
   if redis.call('HSETNX', jobKey, 'cancel', '1') == 1 then
     emit(prefix, cap, id, lane, 'leased', 'leased', now, 'cancel requested')
   end
-  return 'cancel_requested'
+  return {'cancel_requested', 'leased'}
 else
-  return state
+  return {'finished', state}
 end
 finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
 emit(prefix, cap, id, lane, state, 'cancelled', now)
-return 'cancelled'
+return {'cancelled', 'cancelled'}
