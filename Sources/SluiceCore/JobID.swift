@@ -31,7 +31,17 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible, Codable {
             time >>= 5
         }
         chars.append(contentsOf: timeChars)
-        for _ in 0..<16 { chars.append(crockford[Int(random.next() & 31)]) }
+        // 80 random bits, 5 per character, from two draws.
+        var bits = (random.next(), random.next())
+        for index in 0..<16 {
+            if index < 12 {
+                chars.append(crockford[Int(bits.0 & 31)])
+                bits.0 >>= 5
+            } else {
+                chars.append(crockford[Int(bits.1 & 31)])
+                bits.1 >>= 5
+            }
+        }
         return JobID(unchecked: String(decoding: chars, as: UTF8.self))
     }
 
@@ -87,9 +97,33 @@ public struct LaneTag: Sendable, Hashable, CustomStringConvertible {
         rawValue = String(decoding: digits, as: UTF8.self)
     }
 
-    init(unchecked: String) { rawValue = unchecked }
+    /// A tag already known to be valid (taken from a job id or a key).
+    public init(unchecked: String) { rawValue = unchecked }
 
     public var description: String { rawValue }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
+}
+
+/// SplitMix64: a fast, non-cryptographic generator for job-id randomness, seeded from the
+/// system's generator. Ids need uniqueness, not secrecy; a syscall per id would cost more than
+/// the enqueue itself.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// Seeded from the system's random generator.
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -14,10 +14,16 @@ public final class JobQueue: Sendable {
     public let redis: RedisClient
     public let configuration: QueueConfiguration
     let scripts = QueueScripts.shared
+    private let completions: CompletionBatcher
 
     public init(redis: RedisClient, configuration: QueueConfiguration = .default) {
         self.redis = redis
         self.configuration = configuration
+        let script = QueueScripts.shared.complete
+        completions = CompletionBatcher(maxBatch: configuration.completeBatch) { tag, reports in
+            try await JobQueue.sendCompletes(
+                redis: redis, script: script, configuration: configuration, tag: tag, reports: reports)
+        }
     }
 
     private var cap: Int { configuration.eventStreamCap }
@@ -40,7 +46,8 @@ public final class JobQueue: Sendable {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
         let now = UnixMillis.now()
-        var random = SystemRandomNumberGenerator()
+        var random = SplitMix64()
+        var generated = [JobID?](repeating: nil, count: specs.count)
         var commands: [RedisCommand] = []
         var positions: [[Int]] = []  // the indexes into `specs` that each command carries
         var byLane: [String: [Int]] = [:]
@@ -56,6 +63,7 @@ public final class JobQueue: Sendable {
                 for index in chunk {
                     let spec = specs[index]
                     let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
+                    generated[index] = id
                     arguments += [
                         id.rawValue, spec.tenant, spec.priority, spec.payload, spec.idempotencyKey ?? "",
                         spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
@@ -78,10 +86,15 @@ public final class JobQueue: Sendable {
                 throw QueueError.unexpectedReply(script: "enqueue", "\(reply)")
             }
             for (offset, index) in chunk.enumerated() {
+                if flat[offset * 2 + 1] == .integer(1), let id = generated[index] {
+                    results[index] = EnqueueResult(id: id, created: true)
+                    continue
+                }
+                // An idempotent resubmission: the reply names the existing job.
                 guard let raw = flat[offset * 2].string, let id = JobID(raw) else {
                     throw QueueError.unexpectedReply(script: "enqueue", "bad id \(flat[offset * 2])")
                 }
-                results[index] = EnqueueResult(id: id, created: flat[offset * 2 + 1].int == 1)
+                results[index] = EnqueueResult(id: id, created: false)
             }
         }
         return results.map { $0! }
@@ -130,12 +143,30 @@ public final class JobQueue: Sendable {
         return .lost(current: parts.count > 1 ? parts[1].string.flatMap(JobState.init(rawValue:)) : nil)
     }
 
-    /// Records the result of the attempt that `token` holds.
+    /// Records the result of the attempt that `token` holds. Concurrent completes of one lane
+    /// are coalesced into one script call (group commit); each is still checked against its own
+    /// token.
     public func complete(_ id: JobID, token: String, result: [UInt8]) async throws -> ReportOutcome {
-        let reply = try await redis.run(
-            scripts.complete, keys: [KeyLayout.prefix(id.laneTag)],
-            arguments: [cap, id.rawValue, token, result, resultTTL])
-        return try reportOutcome(reply, script: "complete")
+        try await completions.complete(id, token: token, result: result)
+    }
+
+    /// Sends a batch of completes, all of one lane tag, as one `complete.lua` call.
+    static func sendCompletes(
+        redis: RedisClient, script: RedisScript, configuration: QueueConfiguration, tag: LaneTag,
+        reports: [(JobID, String, [UInt8])]
+    ) async throws -> [ReportOutcome] {
+        var arguments: [any RedisArgument] = [
+            configuration.eventStreamCap, configuration.resultTTL.milliseconds, reports.count,
+        ]
+        arguments.reserveCapacity(3 + reports.count * 3)
+        for (id, token, result) in reports { arguments += [id.rawValue, token, result] }
+        let reply = try await redis.run(script, keys: [KeyLayout.prefix(tag)], arguments: arguments)
+        guard let flat = reply.array, flat.count == reports.count * 2 else {
+            throw QueueError.unexpectedReply(script: "complete", "\(reply)")
+        }
+        return try stride(from: 0, to: flat.count, by: 2).map { index in
+            try reportOutcome(.array([flat[index], flat[index + 1]]), script: "complete")
+        }
     }
 
     /// Records a failed attempt. A retryable failure waits out the retry policy's backoff for
@@ -148,10 +179,10 @@ public final class JobQueue: Sendable {
         let reply = try await redis.run(
             scripts.fail, keys: [KeyLayout.prefix(id.laneTag)],
             arguments: [cap, id.rawValue, token, error, retryable ? 1 : 0, backoff, resultTTL])
-        return try reportOutcome(reply, script: "fail")
+        return try Self.reportOutcome(reply, script: "fail")
     }
 
-    private func reportOutcome(_ reply: RedisValue, script: String) throws -> ReportOutcome {
+    static func reportOutcome(_ reply: RedisValue, script: String) throws -> ReportOutcome {
         guard let parts = reply.array, parts.count == 2, let ok = parts[0].int, let state = parts[1].string else {
             throw QueueError.unexpectedReply(script: script, "\(reply)")
         }
@@ -221,26 +252,34 @@ public final class JobQueue: Sendable {
         return LaneCounts(ready: replies[0].int ?? 0, leased: replies[1].int ?? 0, delayed: replies[2].int ?? 0)
     }
 
-    /// Reads `lane`'s event stream from just after `cursor` (from the start when nil).
+    /// Reads `lane`'s event stream from just after `cursor` (from the start when nil), at most
+    /// `count` stream entries. An entry records one transition made by one script call, for
+    /// one or more jobs; it is returned as one `JobEvent` per job, all with the entry's id.
     public func events(lane: String, after cursor: String? = nil, count: Int = 1000) async throws -> [JobEvent] {
         let start = cursor.map { "(" + $0 } ?? "-"
         let reply = try await redis.send("XRANGE", KeyLayout.events(lane: lane), start, "+", "COUNT", count)
-        return (reply.array ?? []).compactMap { entry -> JobEvent? in
+        var events: [JobEvent] = []
+        for entry in reply.array ?? [] {
             guard let parts = entry.array, parts.count == 2, let streamID = parts[0].string,
                 let flat = parts[1].array
-            else { return nil }
+            else { continue }
             var fields: [String: String] = [:]
             for index in stride(from: 0, to: flat.count - 1, by: 2) {
                 if let name = flat[index].string { fields[name] = flat[index + 1].string }
             }
-            guard let job = fields["job"].flatMap(JobID.init), let to = fields["to"].flatMap(JobState.init(rawValue:)),
+            guard let jobs = fields["jobs"], let to = fields["to"].flatMap(JobState.init(rawValue:)),
                 let at = fields["t"].flatMap({ Int64($0) })
-            else { return nil }
-            return JobEvent(
-                streamID: streamID, job: job, lane: fields["lane"] ?? lane,
-                from: fields["from"].flatMap(JobState.init(rawValue:)), to: to, at: UnixMillis(at),
-                info: fields["info"])
+            else { continue }
+            let from = fields["from"].flatMap(JobState.init(rawValue:))
+            for raw in jobs.split(separator: ",") {
+                guard let job = JobID(String(raw)) else { continue }
+                events.append(
+                    JobEvent(
+                        streamID: streamID, job: job, lane: fields["lane"] ?? lane, from: from, to: to,
+                        at: UnixMillis(at), info: fields["info"]))
+            }
         }
+        return events
     }
 
     // MARK: - Maintenance

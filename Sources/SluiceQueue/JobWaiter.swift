@@ -23,7 +23,9 @@ public final class JobWaiter: Sendable {
         self.queue = queue
         let made = RedisSubscriber(
             configuration: queue.redis.configuration, patterns: [KeyLayout.donePattern],
-            onMessage: { [weak self] _, payload in self?.wake(id: String(decoding: payload, as: UTF8.self)) },
+            onMessage: { [weak self] _, payload in
+                for id in payload.split(separator: UInt8(ascii: ",")) { self?.wake(id: String(decoding: id, as: UTF8.self)) }
+            },
             onSubscribed: { [weak self] in self?.subscribedAgain() })
         subscriber.withLock { $0 = made }
     }

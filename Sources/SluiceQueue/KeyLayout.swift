@@ -8,18 +8,21 @@ import SluiceCore
 /// | key | type | holds |
 /// |---|---|---|
 /// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, lease_until, leased_at, finished, result, error, cancel |
-/// | `sluice:{T}:lane:<lane>:ready:<tenant>` | zset | a tenant's ready jobs, score (100 − priority)·2^44 + sequence |
+/// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
+/// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
 /// | `sluice:{T}:lane:<lane>:leased` | zset | leased jobs, score = lease deadline (ms) |
 /// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
-/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: seq, turn, tokens, ready (the ready count) |
+/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens, ready (the count of live ready jobs) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
-/// | `sluice:{T}:events` | stream | every transition: job, lane, from, to, t, info (capped, `MAXLEN ~`) |
-/// | `sluice:{T}:done` | pub/sub channel | a job id, published when that job reaches a terminal state |
+/// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (capped, `MAXLEN ~`) |
+/// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
 /// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
 ///
-/// A finished job's hash expires after the result TTL; every other structure forgets it at once.
+/// A finished job's hash expires after the result TTL; every other structure forgets it at once,
+/// except that a job cancelled or expired while queued leaves its id in its ready list as a
+/// tombstone (LREM would be O(n)); the next lease to reach it discards it, unleased.
 public struct KeyLayout: Sendable, Hashable {
     /// The set of lane names, outside any lane's slot.
     public static let lanes = "sluice:lanes"
@@ -39,7 +42,10 @@ public struct KeyLayout: Sendable, Hashable {
         prefix(lane: lane) + "lane:" + lane + ":" + suffix
     }
 
-    public static func ready(lane: String, tenant: String) -> String { laneKey(lane, "ready:" + tenant) }
+    public static func ready(lane: String, tenant: String, priority: Int) -> String {
+        laneKey(lane, "ready:" + tenant + ":" + String(100 - priority))
+    }
+    public static func classes(lane: String, tenant: String) -> String { laneKey(lane, "classes:" + tenant) }
     public static func roundRobin(lane: String) -> String { laneKey(lane, "rr") }
     public static func leased(lane: String) -> String { laneKey(lane, "leased") }
     public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }

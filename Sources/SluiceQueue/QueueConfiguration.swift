@@ -19,12 +19,14 @@ public struct QueueConfiguration: Sendable, Hashable {
     public var maintenanceBatch: Int
     /// The most jobs in one enqueue script call; larger bulks are split and pipelined.
     public var enqueueChunk: Int
+    /// The most completes coalesced into one script call (group commit).
+    public var completeBatch: Int
 
     public init(
         leaseDuration: Duration = .seconds(60), retryPolicy: RetryPolicy = .default,
         resultTTL: Duration = .seconds(7 * 86_400), idempotencyTTL: Duration = .seconds(86_400),
         eventStreamCap: Int = 100_000, maintenanceInterval: Duration = .milliseconds(500),
-        maintenanceBatch: Int = 1_000, enqueueChunk: Int = 500
+        maintenanceBatch: Int = 1_000, enqueueChunk: Int = 500, completeBatch: Int = 256
     ) {
         self.leaseDuration = leaseDuration
         self.retryPolicy = retryPolicy
@@ -34,6 +36,7 @@ public struct QueueConfiguration: Sendable, Hashable {
         self.maintenanceInterval = maintenanceInterval
         self.maintenanceBatch = maintenanceBatch
         self.enqueueChunk = enqueueChunk
+        self.completeBatch = completeBatch
     }
 
     public static let `default` = QueueConfiguration()

@@ -9,28 +9,43 @@ import Synchronization
 /// - `blocking(_:timeout:)` runs BLMOVE, BZPOPMIN, XREAD BLOCK and the like on a connection of
 ///   their own, so they never hold up other commands.
 /// - Connection loss fails the commands in flight with a `RedisError`; the client reconnects.
+/// - Commands that change connection state (SELECT, MULTI, WATCH, SUBSCRIBE, …) are refused with
+///   `RedisError.connectionStateCommand`: the database comes from the URL, atomicity from scripts,
+///   and subscriptions from `RedisSubscriber`.
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
-    private let connection: RedisConnection
+    /// The shared, auto-pipelined connections; requests go to them in turn.
+    private let connections: [RedisConnection]
+    private let nextConnection = Atomic<Int>(0)
     private let dedicated = Mutex<[RedisConnection]>([])
     private let dedicatedCount = Atomic<Int>(0)
 
     /// How many idle dedicated connections are kept for blocking commands.
     private static let idleDedicatedLimit = 8
 
-    public init(configuration: RedisConfiguration) {
+    /// A client with `connections` shared connections (each with its own thread). Two let one
+    /// batch's write overlap another's execution in Redis; one is enough for light use.
+    public init(configuration: RedisConfiguration, connections: Int = 2) {
         self.configuration = configuration
-        connection = RedisConnection(configuration: configuration, name: "sluice-redis")
+        self.connections = (0..<max(1, connections)).map {
+            RedisConnection(configuration: configuration, name: "sluice-redis-\($0)")
+        }
+    }
+
+    /// The connection for the next request, in turn. Requests a caller awaits one after another
+    /// stay ordered; an explicit pipeline always goes out whole on one connection.
+    private var connection: RedisConnection {
+        connections[nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
     }
 
     /// A client for `url`, checked with a PING so that a wrong address fails here.
-    public static func connect(url: String) async throws -> RedisClient {
-        try await connect(configuration: RedisConfiguration(url: url))
+    public static func connect(url: String, connections: Int = 2) async throws -> RedisClient {
+        try await connect(configuration: RedisConfiguration(url: url), connections: connections)
     }
 
     /// A client for `configuration`, checked with a PING so that a wrong address fails here.
-    public static func connect(configuration: RedisConfiguration) async throws -> RedisClient {
-        let client = RedisClient(configuration: configuration)
+    public static func connect(configuration: RedisConfiguration, connections: Int = 2) async throws -> RedisClient {
+        let client = RedisClient(configuration: configuration, connections: connections)
         do {
             _ = try await client.send("PING")
         } catch {
@@ -44,7 +59,7 @@ public final class RedisClient: Sendable {
 
     /// Closes every connection; commands not yet sent fail with `RedisError.closed`.
     public func close() {
-        connection.close()
+        for connection in connections { connection.close() }
         let idle = dedicated.withLock { connections in
             defer { connections.removeAll() }
             return connections
@@ -52,12 +67,13 @@ public final class RedisClient: Sendable {
         for connection in idle { connection.close() }
     }
 
-    /// Round trips made so far on the shared connection (for tests and benchmarks).
-    public var roundTrips: Int { connection.roundTrips }
+    /// Round trips made so far on the shared connections (for tests and benchmarks).
+    public var roundTrips: Int { connections.reduce(0) { $0 + $1.roundTrips } }
 
     /// Sends one command and returns its reply; an error reply throws `RedisError.server`.
     @discardableResult
     public func send(_ command: RedisCommand) async throws -> RedisValue {
+        if command.changesConnectionState { throw RedisError.connectionStateCommand(command.name) }
         let value = try await connection.execute([command])[0]
         if case .error(let message) = value { throw RedisError.server(message) }
         return value
@@ -73,6 +89,9 @@ public final class RedisClient: Sendable {
     /// replies are returned as `.error` values, so one failing command does not hide the others.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
+        if let stateful = commands.first(where: \.changesConnectionState) {
+            throw RedisError.connectionStateCommand(stateful.name)
+        }
         return try await connection.execute(commands)
     }
 

@@ -65,6 +65,22 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
 
     public var argumentCount: Int { lengths.count }
 
+    /// Whether the command changes the state of its connection, so that it must not be sent on
+    /// a shared connection. Checked on the name's bytes, without building a String.
+    var changesConnectionState: Bool {
+        guard let length = lengths.first, length <= 10 else { return false }
+        var name = [UInt8](repeating: 0, count: length)
+        for index in 0..<length {
+            let byte = storage[index]
+            name[index] = (byte >= 97 && byte <= 122) ? byte - 32 : byte
+        }
+        return Self.connectionStateCommands.contains(name)
+    }
+
+    private static let connectionStateCommands: Set<[UInt8]> = Set(
+        ["SELECT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+         "MONITOR", "RESET", "QUIT", "AUTH", "HELLO"].map { Array($0.utf8) })
+
     /// Only the command name: arguments may hold secrets (AUTH) or payloads.
     public var description: String { "RedisCommand(\(name), \(lengths.count - 1) arguments)" }
 }

@@ -19,6 +19,9 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     case closed
     /// A reply did not have the shape the caller expected.
     case unexpectedReply(String)
+    /// The command changes per-connection state (SELECT, MULTI, WATCH, SUBSCRIBE, …), which the
+    /// shared connections cannot keep. Put the database in the URL; use scripts for atomicity.
+    case connectionStateCommand(String)
 
     public var description: String {
         switch self {
@@ -30,6 +33,8 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case .server(let message): "Redis error: \(message)"
         case .closed: "the Redis client is closed"
         case .unexpectedReply(let what): "unexpected Redis reply: \(what)"
+        case .connectionStateCommand(let name):
+            "\(name) changes connection state, which the shared connections cannot keep; set the database in the URL and use Lua scripts for atomic work"
         }
     }
 

@@ -5,8 +5,8 @@ import Synchronization
 /// embedded default of `sluice up`.
 ///
 /// It listens on a loopback port or a unix socket under `directory`, with
-/// `maxmemory-policy noeviction` and, when `appendOnly` is set, AOF persistence
-/// (`appendfsync everysec`).
+/// `maxmemory-policy noeviction`, `hash-max-listpack-value 1024` and, when `appendOnly` is set,
+/// AOF persistence (`appendfsync everysec`).
 public final class RedisServerProcess: Sendable {
     public enum Listen: Sendable, Hashable {
         /// A TCP port on 127.0.0.1; nil picks a free one.
@@ -90,6 +90,8 @@ public final class RedisServerProcess: Sendable {
             "--dir", directory, "--daemonize", "no", "--save", "", "--maxmemory-policy", "noeviction",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
             "--logfile", "\(directory)/redis.log", "--protected-mode", "yes",
+            // Job hashes with payloads up to 1 KB stay listpack-encoded: about half the memory.
+            "--hash-max-listpack-value", "1024",
         ]
         if let port {
             arguments += ["--port", String(port), "--bind", "127.0.0.1"]

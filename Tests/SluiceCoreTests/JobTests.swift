@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func specValidationNamesTheField() {
-        #expect(throws: JobSpecError.invalid(field: "lane", reason: "must be 1-200 characters without whitespace")) {
+        #expect(throws: JobSpecError.invalid(field: "lane", reason: "must be 1-200 characters without whitespace or control characters")) {
             try JobSpec(lane: "has space", payload: []).validate()
         }
         #expect(throws: JobSpecError.invalid(field: "max_attempts", reason: "must be within 1...1000")) {

@@ -28,17 +28,28 @@ func spec(
 func nowMillis() -> UnixMillis { UnixMillis(Int64(Date().timeIntervalSince1970 * 1000)) }
 
 /// Checks, over the Redis keys themselves, that every job of `lane` sits in exactly the
-/// structure its state calls for, and that the lane's bookkeeping agrees. Returns the problems.
+/// structure its state calls for, and that the lane's bookkeeping agrees. A job cancelled or
+/// expired while queued may leave one tombstone (its id in a ready list); nothing else may.
+/// Returns the problems found.
 func structuralProblems(queue: JobQueue, lane: String, jobs: [JobID]) async throws -> [String] {
     let redis = queue.redis
     var problems: [String] = []
-    let tenants = try await redis.send("KEYS", KeyLayout.ready(lane: lane, tenant: "*")).array?.compactMap(\.string) ?? []
-    var readyMembers: [String: Int] = [:]
-    var nonEmptyTenants: Set<String> = []
-    for key in tenants {
-        let members = try await redis.send("ZRANGE", key, 0, -1).array?.compactMap(\.string) ?? []
-        if !members.isEmpty { nonEmptyTenants.insert(String(key.dropFirst(KeyLayout.ready(lane: lane, tenant: "").count))) }
-        for member in members { readyMembers[member, default: 0] += 1 }
+    let listPrefix = KeyLayout.laneKey(lane, "ready:")
+    let listKeys = try await redis.send("KEYS", listPrefix + "*").array?.compactMap(\.string) ?? []
+    var inLists: [String: Int] = [:]
+    var tenantsWithLists: Set<String> = []
+    var classesByTenant: [String: Set<String>] = [:]
+    for key in listKeys {
+        let members = try await redis.send("LRANGE", key, 0, -1).array?.compactMap(\.string) ?? []
+        let rest = key.dropFirst(listPrefix.count).split(separator: ":")
+        if members.isEmpty { problems.append("\(key): empty list left behind") }
+        tenantsWithLists.insert(String(rest[0]))
+        classesByTenant[String(rest[0]), default: []].insert(String(rest[1]))
+        for member in members { inLists[member, default: 0] += 1 }
+    }
+    for tenant in tenantsWithLists {
+        let classes = Set(try await redis.send("ZRANGE", KeyLayout.classes(lane: lane, tenant: tenant), 0, -1).array?.compactMap(\.string) ?? [])
+        if classes != classesByTenant[tenant] { problems.append("tenant \(tenant): classes \(classes.sorted()) but lists for \(classesByTenant[tenant, default: []].sorted())") }
     }
     let leased = Set(try await redis.send("ZRANGE", KeyLayout.leased(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
     let delayed = Set(try await redis.send("ZRANGE", KeyLayout.delayed(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
@@ -46,22 +57,24 @@ func structuralProblems(queue: JobQueue, lane: String, jobs: [JobID]) async thro
     let rrTenants = Set(try await redis.send("ZRANGE", KeyLayout.roundRobin(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
     let readyCount = try await redis.send("HGET", KeyLayout.meta(lane: lane), "ready").int ?? 0
 
-    if readyCount != readyMembers.values.reduce(0, +) {
-        problems.append("meta ready=\(readyCount) but ready sets hold \(readyMembers.values.reduce(0, +))")
+    if rrTenants != tenantsWithLists {
+        problems.append("round robin holds \(rrTenants.sorted()) but tenants with ready lists are \(tenantsWithLists.sorted())")
     }
-    if rrTenants != nonEmptyTenants {
-        problems.append("round robin holds \(rrTenants.sorted()) but tenants with ready jobs are \(nonEmptyTenants.sorted())")
-    }
+    var liveReady = 0
     for id in jobs {
         guard let job = try await queue.get(id) else {
             problems.append("\(id): missing")
             continue
         }
         let raw = id.rawValue
-        let inReady = readyMembers[raw] ?? 0
-        let places = [inReady > 0 ? "ready" : nil, leased.contains(raw) ? "leased" : nil, delayed.contains(raw) ? "delayed" : nil]
-            .compactMap { $0 }
-        if inReady > 1 { problems.append("\(id): in ready sets \(inReady) times") }
+        let listed = inLists[raw] ?? 0
+        if listed > 1 { problems.append("\(id): in ready lists \(listed) times") }
+        if job.state == .queued { liveReady += listed }
+        let tombstoneAllowed = job.state == .cancelled || job.state == .expired
+        let places = [
+            listed > 0 && !(tombstoneAllowed && listed == 1) ? "ready" : nil,
+            leased.contains(raw) ? "leased" : nil, delayed.contains(raw) ? "delayed" : nil,
+        ].compactMap { $0 }
         let expected: [String] =
             switch job.state {
             case .queued: ["ready"]
@@ -73,5 +86,6 @@ func structuralProblems(queue: JobQueue, lane: String, jobs: [JobID]) async thro
         if job.state.isTerminal && deadlines.contains(raw) { problems.append("\(id): terminal but in deadlines") }
         if job.state == .leased && deadlines.contains(raw) { problems.append("\(id): leased but in deadlines") }
     }
+    if readyCount != liveReady { problems.append("meta ready=\(readyCount) but \(liveReady) queued jobs are listed") }
     return problems
 }

@@ -45,7 +45,10 @@ import Testing
     }
 
     @Test func concurrentCallersAreAutoPipelined() async throws {
-        try await withRedis { _, redis in
+        try await withRedis { _, shared in
+            // One connection, so the count is that connection's coalescing alone.
+            let redis = try await RedisClient.connect(configuration: shared.configuration, connections: 1)
+            defer { redis.close() }
             let before = redis.roundTrips
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<1000 {
@@ -174,8 +177,14 @@ import Testing
             defer { inDb3.close() }
             try await inDb3.send("SET", "where", "three")
             #expect(try await admin.send("GET", "where") == .null)  // admin is on db 0
-            try await admin.send("SELECT", 3)
-            #expect(try await admin.send("GET", "where").string == "three")
+            let alsoDb3 = try await RedisClient.connect(url: "redis://:s3cret@127.0.0.1:\(port)/3", connections: 3)
+            defer { alsoDb3.close() }
+            for _ in 0..<6 { #expect(try await alsoDb3.send("GET", "where").string == "three") }  // every connection
+            // SELECT on shared connections would switch only one of them: refused, with the reason.
+            await #expect(throws: RedisError.connectionStateCommand("SELECT")) { try await admin.send("select", 3) }
+            await #expect(throws: RedisError.connectionStateCommand("MULTI")) {
+                try await admin.pipeline([RedisCommand("MULTI"), RedisCommand("INCR", "x"), RedisCommand("EXEC")])
+            }
 
             await #expect(throws: RedisError.self) {
                 try await RedisClient.connect(url: "redis://:wrong@127.0.0.1:\(port)/0")

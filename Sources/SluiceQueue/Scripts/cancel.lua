@@ -7,19 +7,19 @@
   ARGV[3]  result TTL, milliseconds
 
   Returns  {outcome, state}, the outcome one of: 'cancelled' (it was queued, delayed or waiting
-           to retry, and is cancelled now); 'cancel_requested' (it is leased: the holder's next
+           to retry, and is cancelled now; a queued job's id stays in its list as a tombstone); 'cancel_requested' (it is leased: the holder's next
            complete or fail records 'cancelled', and its next heartbeat tells it); 'finished' (it
            had already reached the terminal `state`, unchanged); 'not_found'.
 ]]
 --!include common.lua
 local prefix, cap, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane')
+local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane', 'deadline')
 local state, tenant, lane = f[1], f[2], f[3]
 if not state then return {'not_found', ''} end
 local now = nowMillis()
 if state == 'queued' then
-  removeReady(prefix, lane, id, tenant)
+  tombstone(prefix, lane)
 elseif state == 'delayed' or state == 'retry_wait' then
   redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
 elseif state == 'leased' then
@@ -30,6 +30,6 @@ elseif state == 'leased' then
 else
   return {'finished', state}
 end
-finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
+finish(prefix, lane, jobKey, id, 'cancelled', now, ttl, f[4])
 emit(prefix, cap, id, lane, state, 'cancelled', now)
 return {'cancelled', 'cancelled'}

@@ -1,30 +1,65 @@
 --[[
-  complete: records the result of a leased job, compare-and-set on the lease token.
+  complete: records the results of leased jobs, each compare-and-set on its lease token.
+  Many reports go in one call (the queue coalesces concurrent completes: group commit).
 
-  KEYS[1]  the job's lane prefix
+  KEYS[1]  the jobs' lane prefix (all jobs of one call share it)
   ARGV[1]  event stream cap
-  ARGV[2]  job id
-  ARGV[3]  lease token
-  ARGV[4]  result (bytes)
-  ARGV[5]  result TTL, milliseconds (0 keeps the job hash forever)
+  ARGV[2]  result TTL, milliseconds (0 keeps the job hash forever)
+  ARGV[3]  n, the number of reports
+  ARGV[4…] n groups of 3: job id, lease token, result (bytes)
 
-  Returns  {1, 'succeeded'}, or {1, 'cancelled'} when a cancel was asked for during the lease;
-           {0, current state ('' if unknown)} when the token is not the current one: a stale
-           worker's late result, which is refused and changes nothing.
+  Returns  a flat array of n pairs, in order: {1, 'succeeded'}, or {1, 'cancelled'} when a
+           cancel was asked for during the lease; {0, current state ('' if unknown)} when the
+           token is not the current one: a stale worker's late result, refused, changing nothing.
 ]]
 --!include common.lua
-local prefix, cap, id, token, result, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane')
-if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
-local lane, now = f[4], nowMillis()
-redis.call('ZREM', laneKey(prefix, lane, 'leased'), id)
-local state = 'succeeded'
-if f[3] == '1' then
-  state = 'cancelled'
-else
-  redis.call('HSET', jobKey, 'result', result)
+local prefix, cap, ttl, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = nowMillis()
+local out = {}
+local done = {}                 -- ids that reached a terminal state, for one PUBLISH
+local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids}
+for i = 0, n - 1 do
+  local b = 4 + i * 3
+  local id, token, result = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local jobKey = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline')
+  if f[1] ~= 'leased' or f[2] ~= token then
+    out[#out + 1] = 0
+    out[#out + 1] = f[1] or ''
+  else
+    local lane = f[4]
+    local group = byLane[lane]
+    if not group then
+      group = {succeeded = {}, cancelled = {}}
+      byLane[lane] = group
+      laneOrder[#laneOrder + 1] = lane
+    end
+    local state = 'succeeded'
+    if f[3] == '1' then
+      state = 'cancelled'
+      redis.call('HSET', jobKey, 'state', state, 'finished', now)
+    else
+      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'result', result)
+    end
+    if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
+    if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
+    local ids = group[state]
+    ids[#ids + 1] = id
+    done[#done + 1] = id
+    out[#out + 1] = 1
+    out[#out + 1] = state
+  end
 end
-finish(prefix, lane, jobKey, id, state, now, ttl)
-emit(prefix, cap, id, lane, 'leased', state, now)
-return {1, state}
+for _, lane in ipairs(laneOrder) do
+  local group = byLane[lane]
+  local all = {}
+  for _, id in ipairs(group.succeeded) do all[#all + 1] = id end
+  for _, id in ipairs(group.cancelled) do all[#all + 1] = id end
+  for i = 1, #all, 1000 do
+    redis.call('ZREM', laneKey(prefix, lane, 'leased'), unpack(all, i, math.min(i + 999, #all)))
+  end
+  if #group.succeeded > 0 then emit(prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
+  if #group.cancelled > 0 then emit(prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
+end
+if #done > 0 then redis.call('PUBLISH', prefix .. 'done', table.concat(done, ',')) end
+return out

@@ -21,6 +21,10 @@ local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local idemTTL = ARGV[3]
 local n = tonumber(ARGV[4])
 local now = nowMillis()
+-- Ready jobs are gathered per (tenant, class) and pushed with one RPUSH each; the events are
+-- one entry per destination state.
+local lists, listOrder = {}, {}
+local queuedIds, delayedIds = {}, {}
 local out = {}
 for i = 0, n - 1 do
   local b = 5 + i * 9
@@ -36,26 +40,47 @@ for i = 0, n - 1 do
     out[#out + 1] = existing
     out[#out + 1] = 0
   else
-    local jobKey = prefix .. 'job:' .. id
     local delayed = notBefore ~= '' and tonumber(notBefore) > now
     local state = delayed and 'delayed' or 'queued'
-    redis.call('HSET', jobKey, 'lane', lane, 'tenant', tenant, 'prio', priority, 'state', state,
-      'payload', payload, 'attempts', 0, 'max_attempts', maxAttempts, 'created', now)
-    if idem ~= '' then redis.call('HSET', jobKey, 'idem', idem) end
-    if meta ~= '' then redis.call('HSET', jobKey, 'meta', meta) end
-    if notBefore ~= '' then redis.call('HSET', jobKey, 'not_before', notBefore) end
+    local fields = {'lane', lane, 'tenant', tenant, 'state', state, 'payload', payload,
+      'max_attempts', maxAttempts, 'created', now}
+    if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = priority end
+    if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
+    if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
+    if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
     if deadline ~= '' then
-      redis.call('HSET', jobKey, 'deadline', deadline)
+      fields[#fields + 1] = 'deadline'; fields[#fields + 1] = deadline
       redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), deadline, id)
     end
+    redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
     if delayed then
       redis.call('ZADD', laneKey(prefix, lane, 'delayed'), notBefore, id)
+      delayedIds[#delayedIds + 1] = id
     else
-      pushReady(prefix, lane, id, tenant, priority)
+      local class = 100 - tonumber(priority)
+      local listKey = tenant .. ':' .. class
+      local list = lists[listKey]
+      if not list then
+        list = {tenant = tenant, class = class}
+        lists[listKey] = list
+        listOrder[#listOrder + 1] = listKey
+      end
+      list[#list + 1] = id
+      queuedIds[#queuedIds + 1] = id
     end
-    emit(prefix, cap, id, lane, '', state, now)
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
+for _, listKey in ipairs(listOrder) do
+  local list = lists[listKey]
+  local key = readyList(prefix, lane, list.tenant, list.class)
+  for i = 1, #list, 1000 do redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list))) end
+  noteReady(prefix, lane, list.tenant, list.class)
+end
+if #queuedIds > 0 then
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', #queuedIds)
+  emit(prefix, cap, table.concat(queuedIds, ','), lane, '', 'queued', now)
+end
+if #delayedIds > 0 then emit(prefix, cap, table.concat(delayedIds, ','), lane, '', 'delayed', now) end
 return out

@@ -1,6 +1,6 @@
 --[[
   expire: moves jobs past their deadline that have not started (queued, delayed, or waiting to
-  retry) to 'expired'. A leased job is left to finish; its deadline applies again if it is retried.
+  retry) to 'expired'. A queued job's id stays in its list as a tombstone that a lease discards. A leased job is left to finish; its deadline applies again if it is retried.
 
   KEYS[1]  the lane's key prefix
   ARGV[1]  event stream cap
@@ -23,7 +23,7 @@ for _, id in ipairs(ids) do
   local state = f[1]
   if state == 'queued' or state == 'delayed' or state == 'retry_wait' then
     if state == 'queued' then
-      removeReady(prefix, lane, id, f[2])
+      tombstone(prefix, lane)
     else
       redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
     end

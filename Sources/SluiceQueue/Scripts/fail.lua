@@ -40,7 +40,7 @@ if state == 'retry_wait' then
   redis.call('ZADD', laneKey(prefix, lane, 'delayed'), now + backoff, id)
   if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
 else
-  finish(prefix, lane, jobKey, id, state, now, ttl)
+  finish(prefix, lane, jobKey, id, state, now, ttl, f[7])
 end
 emit(prefix, cap, id, lane, 'leased', state, now, err)
 return {1, state}

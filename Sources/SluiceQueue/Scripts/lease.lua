@@ -19,47 +19,88 @@
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local n, leaseMs, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local now = nowMillis()
+local untilMs = now + leaseMs
 local rr, meta = laneKey(prefix, lane, 'rr'), laneKey(prefix, lane, 'meta')
-local leased, deadlines = laneKey(prefix, lane, 'leased'), laneKey(prefix, lane, 'deadlines')
-local out = {}
-local got, tries = 0, 0
-while got < n and tries < n * 2 + 16 do
-  tries = tries + 1
-  local head = redis.call('ZRANGE', rr, 0, 0)
-  if #head == 0 then break end
-  local tenant = head[1]
-  local popped = redis.call('ZPOPMIN', laneKey(prefix, lane, 'ready:' .. tenant))
-  if #popped == 0 then
-    redis.call('ZREM', rr, tenant)
-  else
-    local id = popped[1]
-    redis.call('HINCRBY', meta, 'ready', -1)
-    rerankTenant(prefix, lane, tenant, redis.call('HINCRBY', meta, 'turn', 1))
-    local jobKey = prefix .. 'job:' .. id
-    local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'max_attempts', 'payload', 'meta')
-    if f[1] == 'queued' then
-      if f[2] and tonumber(f[2]) <= now then
-        finish(prefix, lane, jobKey, id, 'expired', now, ttl)
-        emit(prefix, cap, id, lane, 'queued', 'expired', now, 'deadline passed')
-      else
-        local attempt = redis.call('HINCRBY', jobKey, 'attempts', 1)
-        local token = tostring(redis.call('HINCRBY', meta, 'tokens', 1))
-        local untilMs = now + leaseMs
-        redis.call('HSET', jobKey, 'state', 'leased', 'token', token, 'lease_until', untilMs, 'leased_at', now)
-        redis.call('ZADD', leased, untilMs, id)
-        redis.call('ZREM', deadlines, id)
-        emit(prefix, cap, id, lane, 'queued', 'leased', now)
-        out[#out + 1] = id
-        out[#out + 1] = token
-        out[#out + 1] = attempt
-        out[#out + 1] = f[3]
-        out[#out + 1] = tenant
-        out[#out + 1] = f[4] or ''
-        out[#out + 1] = f[5] or ''
-        out[#out + 1] = untilMs
-        got = got + 1
-      end
+local deadlines = laneKey(prefix, lane, 'deadlines')
+local turn = nil
+local tokenBase = nil
+local leasedPairs, leasedIds, out = {}, {}, {}
+local got, taken, popped = 0, 0, 0
+local popLimit = n * 4 + 1000 -- bounds the tombstones one call discards
+
+-- Leases one popped id if its job is still queued; discards a tombstone; expires a job whose
+-- deadline passed before the expirer saw it.
+local function take(id, tenant)
+  popped = popped + 1
+  local jobKey = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'max_attempts', 'payload', 'meta', 'attempts')
+  if f[1] ~= 'queued' then return end
+  taken = taken + 1
+  if f[2] and tonumber(f[2]) <= now then
+    finish(prefix, lane, jobKey, id, 'expired', now, ttl, f[2])
+    emit(prefix, cap, id, lane, 'queued', 'expired', now, 'deadline passed')
+    return
+  end
+  tokenBase = tokenBase or (redis.call('HINCRBY', meta, 'tokens', n) - n)
+  got = got + 1
+  local attempt = tonumber(f[6] or '0') + 1
+  local token = tostring(tokenBase + got)
+  redis.call('HSET', jobKey, 'state', 'leased', 'token', token, 'lease_until', untilMs,
+    'leased_at', now, 'attempts', attempt)
+  leasedPairs[#leasedPairs + 1] = untilMs
+  leasedPairs[#leasedPairs + 1] = id
+  leasedIds[#leasedIds + 1] = id
+  if f[2] then redis.call('ZREM', deadlines, id) end
+  out[#out + 1] = id
+  out[#out + 1] = token
+  out[#out + 1] = attempt
+  out[#out + 1] = f[3]
+  out[#out + 1] = tenant
+  out[#out + 1] = f[4] or ''
+  out[#out + 1] = f[5] or ''
+  out[#out + 1] = untilMs
+end
+
+while got < n and popped < popLimit do
+  -- A round: the tenants whose best class is the lane's best, least recently served first.
+  local entries = redis.call('ZRANGE', rr, 0, n - got - 1, 'WITHSCORES')
+  if #entries == 0 then break end
+  local class = math.floor(tonumber(entries[2]) / SPAN)
+  local round = {}
+  for i = 1, #entries, 2 do
+    if math.floor(tonumber(entries[i + 1]) / SPAN) ~= class then break end
+    round[#round + 1] = entries[i]
+  end
+  -- Alone in the best class, a tenant's jobs may be taken several at a time.
+  local each = (#round == 1) and (n - got) or 1
+  turn = turn or tonumber(redis.call('HGET', meta, 'turn') or '0')
+  for _, tenant in ipairs(round) do
+    if got >= n then break end
+    local listKey = readyList(prefix, lane, tenant, class)
+    local ids = redis.call('LPOP', listKey, each)
+    local empty = (not ids) or #ids < each or redis.call('LLEN', listKey) == 0
+    local best = class
+    if empty then
+      local classes = classesKey(prefix, lane, tenant)
+      redis.call('ZREM', classes, class)
+      local following = redis.call('ZRANGE', classes, 0, 0)
+      best = following[1] and tonumber(following[1]) or nil
+    end
+    if best then
+      turn = turn + 1
+      redis.call('ZADD', rr, fmt(best * SPAN + turn), tenant)
+    else
+      redis.call('ZREM', rr, tenant)
+    end
+    if ids then
+      for _, id in ipairs(ids) do take(id, tenant) end
     end
   end
 end
+if #leasedPairs > 0 then
+  zaddMany(laneKey(prefix, lane, 'leased'), leasedPairs)
+  emit(prefix, cap, table.concat(leasedIds, ','), lane, 'queued', 'leased', now)
+end
+if turn then redis.call('HSET', meta, 'turn', turn) end
+if taken > 0 then redis.call('HINCRBY', meta, 'ready', -taken) end
 return out

@@ -37,7 +37,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('HSET', jobKey, 'state', 'queued', 'error', 'lease expired')
       redis.call('HDEL', jobKey, 'token', 'lease_until')
-      pushReady(prefix, lane, id, f[4], f[5])
+      pushReady(prefix, lane, id, f[4], f[5], true)
       if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
       emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
       requeued = requeued + 1

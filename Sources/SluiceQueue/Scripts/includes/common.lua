@@ -4,13 +4,16 @@
   Every key of a lane starts with the lane's prefix "sluice:{<tag>}:" (KEYS[1] of each script), so
   a lane lives in one Redis Cluster slot. The layout is documented in KeyLayout.swift.
 
-  Ready order: each tenant has a sorted set of its ready jobs, scored
-  class * SPAN + sequence, where class = 100 - priority (so higher priority pops first) and the
-  sequence is FIFO. The lane's round-robin set `rr` holds one entry per tenant with ready jobs,
-  scored class-of-its-best-job * SPAN + turn; the tenant least recently served among those with
-  the best priority comes first.
+  Ready order. A job's priority class is 100 - priority (0 is the most urgent). Each tenant has
+  one FIFO list per class it has ready jobs in (`ready:<tenant>:<class>`) and a sorted set of
+  those classes (`classes:<tenant>`). The lane's round robin `rr` holds one entry per tenant with
+  ready jobs, scored best-class * SPAN + turn: the best priority first, and among equals the
+  tenant served least recently.
+
+  Tombstones. Cancelling or expiring a queued job changes its state and the ready count, but
+  leaves its id in the list (LREM is O(n)); a lease discards ids whose job is no longer queued.
 ]]
-local SPAN = 17592186044416 -- 2^44: room for 1.7e13 sequence numbers within one priority class
+local SPAN = 17592186044416 -- 2^44: room for 1.7e13 turns within one priority class
 
 local function nowMillis()
   local t = redis.call('TIME')
@@ -21,46 +24,29 @@ end
 local function fmt(n) return string.format('%.0f', n) end
 
 local function laneKey(prefix, lane, suffix) return prefix .. 'lane:' .. lane .. ':' .. suffix end
+local function readyList(prefix, lane, tenant, class) return laneKey(prefix, lane, 'ready:' .. tenant .. ':' .. class) end
+local function classesKey(prefix, lane, tenant) return laneKey(prefix, lane, 'classes:' .. tenant) end
 
--- Appends one transition to the lane's capped event stream.
-local function emit(prefix, cap, id, lane, from, to, now, info)
+-- Appends one transition of one or more jobs (ids joined by commas) to the lane's capped
+-- event stream: one entry per script call and transition, not one per job.
+local function emit(prefix, cap, ids, lane, from, to, now, info)
   if info then
     redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', cap, '*',
-      'job', id, 'lane', lane, 'from', from, 'to', to, 't', now, 'info', info)
+      'jobs', ids, 'lane', lane, 'from', from, 'to', to, 't', now, 'info', info)
   else
     redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', cap, '*',
-      'job', id, 'lane', lane, 'from', from, 'to', to, 't', now)
+      'jobs', ids, 'lane', lane, 'from', from, 'to', to, 't', now)
   end
 end
 
--- Re-ranks a tenant in the round robin after its ready set changed. `turn` nil keeps its turn.
-local function rerankTenant(prefix, lane, tenant, turn)
-  local rr = laneKey(prefix, lane, 'rr')
-  local head = redis.call('ZRANGE', laneKey(prefix, lane, 'ready:' .. tenant), 0, 0, 'WITHSCORES')
-  if #head == 0 then
-    redis.call('ZREM', rr, tenant)
-    return
-  end
-  local class = math.floor(tonumber(head[2]) / SPAN)
-  if not turn then
-    local current = tonumber(redis.call('ZSCORE', rr, tenant) or '0')
-    turn = current - math.floor(current / SPAN) * SPAN
-  end
-  redis.call('ZADD', rr, fmt(class * SPAN + turn), tenant)
-end
-
--- Makes a job ready: into its tenant's ready set, and its tenant into the round robin.
-local function pushReady(prefix, lane, id, tenant, priority)
-  local meta = laneKey(prefix, lane, 'meta')
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  local class = 100 - tonumber(priority)
-  redis.call('ZADD', laneKey(prefix, lane, 'ready:' .. tenant), fmt(class * SPAN + seq), id)
-  redis.call('HINCRBY', meta, 'ready', 1)
+-- Records that `tenant` now has ready jobs of `class`: the class set, and the tenant's place in
+-- the round robin (a newcomer takes the current turn, so it is served within one round).
+local function noteReady(prefix, lane, tenant, class)
+  redis.call('ZADD', classesKey(prefix, lane, tenant), class, class)
   local rr = laneKey(prefix, lane, 'rr')
   local current = redis.call('ZSCORE', rr, tenant)
   if not current then
-    -- A tenant new to the round robin takes the current turn: it is served within one round.
-    local turn = tonumber(redis.call('HGET', meta, 'turn') or '0')
+    local turn = tonumber(redis.call('HGET', laneKey(prefix, lane, 'meta'), 'turn') or '0')
     redis.call('ZADD', rr, fmt(class * SPAN + turn), tenant)
   else
     current = tonumber(current)
@@ -71,20 +57,38 @@ local function pushReady(prefix, lane, id, tenant, priority)
   end
 end
 
--- Takes a queued job out of its ready set (cancel, expire).
-local function removeReady(prefix, lane, id, tenant)
-  if redis.call('ZREM', laneKey(prefix, lane, 'ready:' .. tenant), id) == 1 then
-    redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', -1)
-    rerankTenant(prefix, lane, tenant, nil)
+-- Makes one job ready: at the back of its list, or at the front (`front`) for a job that had
+-- already reached the head once (a lost lease).
+local function pushReady(prefix, lane, id, tenant, priority, front)
+  local class = 100 - tonumber(priority or '0')
+  redis.call(front and 'LPUSH' or 'RPUSH', readyList(prefix, lane, tenant, class), id)
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', 1)
+  noteReady(prefix, lane, tenant, class)
+end
+
+-- ZADD of many score/member pairs, in slices that stay within Lua's unpack limit.
+local function zaddMany(key, pairs)
+  for i = 1, #pairs, 1000 do
+    redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
   end
 end
 
--- Records a terminal state: stamps it, drops lease and deadline entries, sets the result TTL,
--- and wakes anyone waiting on the job. The caller has already left every other structure.
-local function finish(prefix, lane, jobKey, id, state, now, ttl)
-  redis.call('HSET', jobKey, 'state', state, 'finished', now)
-  redis.call('HDEL', jobKey, 'token', 'lease_until')
-  redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id)
+-- Records a terminal state: stamps it (with one extra field, such as the result, when given),
+-- drops the deadline entry, sets the result TTL, and wakes anyone waiting on the job. The
+-- caller has already taken the job out of every other structure (or left a tombstone). The
+-- stale lease token may stay in the hash: every holder operation checks the state first.
+local function finish(prefix, lane, jobKey, id, state, now, ttl, deadline, field, value)
+  if field then
+    redis.call('HSET', jobKey, 'state', state, 'finished', now, field, value)
+  else
+    redis.call('HSET', jobKey, 'state', state, 'finished', now)
+  end
+  if deadline then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
   if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
   redis.call('PUBLISH', prefix .. 'done', id)
+end
+
+-- Takes a queued job out of the ready count; its id stays in its list as a tombstone.
+local function tombstone(prefix, lane)
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', -1)
 end

@@ -1,0 +1,259 @@
+import ArgumentParser
+import Foundation
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import Synchronization
+
+/// The queue benchmark behind `make bench`: a private redis-server, `redis-benchmark -t lpush`
+/// against it as the ceiling, then Sluice's bulk enqueue and full lifecycle on the same server,
+/// in the same run, so the ratios compare like with like.
+@main
+struct SluiceBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-bench", abstract: "Measures the Sluice queue against redis-benchmark on this machine.")
+
+    @Option(help: "Jobs in the bulk-enqueue run.") var bulkJobs = 300_000
+    @Option(help: "Jobs in the full-lifecycle run.") var lifecycleJobs = 200_000
+    @Option(help: "Concurrent worker tasks in the lifecycle run.") var workers = 128
+    @Option(help: "Jobs per lease call.") var leaseBatch = 32
+    @Option(help: "Payload size in bytes (a small chat-completion request is ~200).") var payloadBytes = 200
+    @Option(help: "Tenants the jobs are spread over.") var tenants = 8
+    @Option(help: "Use this Redis instead of starting one (redis-benchmark then runs against it too).")
+    var redisURL: String?
+
+    func run() async throws {
+        let directory = NSTemporaryDirectory() + "sluice-bench-\(getpid())"
+        let server: RedisServerProcess? =
+            redisURL == nil ? try await RedisServerProcess.start(directory: directory) : nil
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let url = redisURL ?? server!.url
+        let redis = try await RedisClient.connect(url: url)
+        let queue = JobQueue(redis: redis)
+        print("sluice-bench: redis \(try await redisVersion(redis)) at \(try RedisConfiguration(url: url)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+
+        let ceiling = try ceilingFromRedisBenchmark(url: url)
+        try await redis.send("FLUSHALL")
+
+        let redisPid = server?.pid
+        var mark = CPUMark(redisPid: redisPid)
+        let bulk = try await benchBulkEnqueue(queue: queue)
+        print("  cpu during bulk enqueue: " + mark.lap())
+        try await printScriptStats(redis)
+        try await redis.send("FLUSHALL")
+        try await redis.send("CONFIG", "RESETSTAT")
+        mark = CPUMark(redisPid: redisPid)
+        let lifecycle = try await benchLifecycle(queue: queue)
+        print("  cpu during lifecycle: " + mark.lap())
+        try await printScriptStats(redis)
+
+        let rss = residentMemory()
+        print("")
+        print("== results ==")
+        if let ceiling {
+            print(String(format: "redis-benchmark LPUSH, 50 clients:          %10.0f ops/s", ceiling.plain))
+            print(String(format: "redis-benchmark LPUSH, 50 clients -P 16:    %10.0f ops/s", ceiling.pipelined))
+        }
+        print(String(format: "bulk enqueue:                               %10.0f jobs/s  (%d jobs)", bulk.jobsPerSecond, bulkJobs))
+        print(String(format: "redis memory per queued job:                %10.0f bytes   (%d-byte payload, incl. events)", bulk.bytesPerJob, payloadBytes))
+        print(String(format: "full lifecycle (enqueue → lease → complete): %9.0f jobs/s  (%d jobs, %d workers, lease batch %d)", lifecycle.jobsPerSecond, lifecycleJobs, workers, leaseBatch))
+        print(String(format: "lifecycle latency enqueue→completed:   p50 %.1f ms   p99 %.1f ms   max %.1f ms", lifecycle.p50, lifecycle.p99, lifecycle.max))
+        print(String(format: "bench process RSS: now %.0f MB, peak %.0f MB", rss.now, rss.peak))
+        if let ceiling {
+            print(String(format: "ratio bulk enqueue / LPUSH unpipelined:     %6.2fx", bulk.jobsPerSecond / ceiling.plain))
+            print(String(format: "ratio bulk enqueue / LPUSH pipelined:       %6.2fx", bulk.jobsPerSecond / ceiling.pipelined))
+            print(String(format: "ratio lifecycle / LPUSH unpipelined:        %6.2fx", lifecycle.jobsPerSecond / ceiling.plain))
+        }
+        print(String(format: "ratio lifecycle / arq (~850 jobs/s, DEVELOPERS.md anchor): %6.0fx", lifecycle.jobsPerSecond / 850))
+        redis.close()
+        await server?.stop()
+    }
+
+    // MARK: - The ceiling
+
+    func ceilingFromRedisBenchmark(url: String) throws -> (plain: Double, pipelined: Double)? {
+        guard case .tcp(let host, let port) = try RedisConfiguration(url: url).endpoint else { return nil }
+        func measure(_ extra: [String]) throws -> Double {
+            let output = NSTemporaryDirectory() + "sluice-bench-rb-\(getpid()).txt"
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let child = try ChildProcess.spawn(
+                "redis-benchmark", arguments: ["-h", host, "-p", String(port), "-t", "lpush", "-n", "300000", "-q"] + extra,
+                outputPath: output)
+            while !child.hasExited { usleep(20_000) }
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            // "LPUSH: 81234.56 requests per second, p50=0.303 msec" (the last \r-separated part).
+            guard let line = text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).last(where: { $0.contains("requests per second") }),
+                let number = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+            else { throw ValidationError("could not read redis-benchmark's output: \(text.suffix(200))") }
+            return number
+        }
+        print("measuring redis-benchmark -t lpush (the ceiling) …")
+        return (try measure([]), try measure(["-P", "16"]))
+    }
+
+    // MARK: - Bulk enqueue
+
+    func benchBulkEnqueue(queue: JobQueue) async throws -> (jobsPerSecond: Double, bytesPerJob: Double) {
+        print("bulk enqueue of \(bulkJobs) jobs …")
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: payloadBytes)
+        let before = try await usedMemory(queue.redis)
+        let (callSize, tenants) = (10_000, self.tenants)
+        let started = ContinuousClock.now
+        // Four calls in flight at once, as a few API handlers submitting bulks would.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var submitted = 0
+            var inFlight = 0
+            while submitted < bulkJobs {
+                let count = min(callSize, bulkJobs - submitted)
+                let base = submitted
+                let specs = (0..<count).map { index in
+                    JobSpec(lane: "bench-bulk", tenant: "tenant-\((base + index) % tenants)", payload: payload)
+                }
+                group.addTask { _ = try await queue.enqueue(specs) }
+                submitted += count
+                inFlight += 1
+                if inFlight >= 4 {
+                    try await group.next()
+                    inFlight -= 1
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let after = try await usedMemory(queue.redis)
+        let counts = try await queue.counts(lane: "bench-bulk")
+        guard counts.ready == bulkJobs else { throw ValidationError("expected \(bulkJobs) ready, found \(counts.ready)") }
+        return (Double(bulkJobs) / seconds, Double(after - before) / Double(bulkJobs))
+    }
+
+    // MARK: - Full lifecycle
+
+    func benchLifecycle(
+        queue: JobQueue
+    ) async throws -> (jobsPerSecond: Double, p50: Double, p99: Double, max: Double) {
+        print("full lifecycle of \(lifecycleJobs) jobs with \(workers) worker tasks …")
+        let lane = "bench-life"
+        let (leaseBatch, tenants) = (self.leaseBatch, self.tenants)
+        let completed = Counter()
+        let total = lifecycleJobs
+        let filler = [UInt8](repeating: UInt8(ascii: "x"), count: max(0, payloadBytes - 8))
+        let clockStart = ContinuousClock.now
+        @Sendable func nanosSinceStart() -> UInt64 { UInt64((ContinuousClock.now - clockStart).seconds * 1e9) }
+
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            // The producer: enqueues in bulks of 2,000, stamping each payload with its time.
+            group.addTask {
+                var submitted = 0
+                while submitted < total {
+                    let count = min(2_000, total - submitted)
+                    let stamp = withUnsafeBytes(of: nanosSinceStart().littleEndian, Array.init)
+                    let specs = (0..<count).map { index in
+                        JobSpec(lane: lane, tenant: "tenant-\((submitted + index) % tenants)", payload: stamp + filler)
+                    }
+                    _ = try await queue.enqueue(specs)
+                    submitted += count
+                }
+                return []
+            }
+            for _ in 0..<workers {
+                group.addTask {
+                    var samples: [Double] = []
+                    while completed.value.load(ordering: .relaxed) < total {
+                        let leases = try await queue.lease(lane: lane, count: leaseBatch)
+                        if leases.isEmpty {
+                            try await Task.sleep(for: .milliseconds(1))
+                            continue
+                        }
+                        for lease in leases {
+                            let outcome = try await queue.complete(lease.id, token: lease.token, result: Array("ok".utf8))
+                            guard outcome == .recorded(.succeeded) else { throw ValidationError("complete refused: \(outcome)") }
+                            let stamp = lease.payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                            samples.append(Double(nanosSinceStart() - UInt64(littleEndian: stamp)) / 1e6)
+                        }
+                        completed.value.add(leases.count, ordering: .relaxed)
+                    }
+                    return samples
+                }
+            }
+            return try await group.reduce(into: [Double]()) { $0 += $1 }
+        }
+        let seconds = (ContinuousClock.now - clockStart).seconds
+        guard latencies.count == total else { throw ValidationError("completed \(latencies.count) of \(total)") }
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return (Double(total) / seconds, percentile(0.5), percentile(0.99), sorted.last ?? 0)
+    }
+
+    // MARK: - Helpers
+
+    /// Prints Redis's own time per EVALSHA call, to tell Redis-bound from client-bound.
+    func printScriptStats(_ redis: RedisClient) async throws {
+        let info = try await redis.send("INFO", "commandstats").string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_evalsha:") {
+            print("  redis evalsha: " + line.dropFirst("cmdstat_evalsha:".count))
+        }
+    }
+
+    func usedMemory(_ redis: RedisClient) async throws -> Int {
+        let info = try await redis.send("INFO", "memory").string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("used_memory:") {
+            return Int(line.dropFirst("used_memory:".count)) ?? 0
+        }
+        return 0
+    }
+
+    func redisVersion(_ redis: RedisClient) async throws -> String {
+        let info = try await redis.send("INFO", "server").string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("redis_version:") {
+            return String(line.dropFirst("redis_version:".count))
+        }
+        return "?"
+    }
+
+    func residentMemory() -> (now: Double, peak: Double) {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> Double {
+            for line in status.split(separator: "\n") where line.hasPrefix(name) {
+                return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
+            }
+            return 0
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// A shared counter the worker tasks can capture.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// CPU seconds used by this process and by redis-server since the mark was made.
+struct CPUMark {
+    let redisPid: pid_t?
+    let started = ContinuousClock.now
+    let selfStart: Double
+    let redisStart: Double
+
+    init(redisPid: pid_t?) {
+        self.redisPid = redisPid
+        selfStart = CPUMark.cpuSeconds(pid: getpid())
+        redisStart = redisPid.map { CPUMark.cpuSeconds(pid: $0) } ?? 0
+    }
+
+    func lap() -> String {
+        let wall = (ContinuousClock.now - started).seconds
+        let mine = CPUMark.cpuSeconds(pid: getpid()) - selfStart
+        let theirs = redisPid.map { CPUMark.cpuSeconds(pid: $0) - redisStart } ?? 0
+        return String(format: "wall %.1f s, sluice %.1f s cpu (%.0f%%), redis-server %.1f s cpu (%.0f%%)",
+                      wall, mine, 100 * mine / wall, theirs, 100 * theirs / wall)
+    }
+
+    static func cpuSeconds(pid: pid_t) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // Fields after the command: state is [0]; utime is [11], stime [12] (in clock ticks).
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
