@@ -24,6 +24,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+## run: build and start Sluice with a private redis-server under var/ (Ctrl-C stops both).
 run: build
 	$(SWIFT) run sluice up
 

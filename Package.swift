@@ -22,7 +22,7 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         // Pure types and policies: no I/O.
-        .target(name: "SluiceCore"),
+        .target(name: "SluiceCore", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The hiredis client: connections on their own threads, auto-pipelining, scripts.
         .target(
             name: "SluiceRedis",
@@ -46,7 +46,9 @@ let package = Package(
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -64,6 +66,8 @@ let package = Package(
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        // Runs the built `sluice` binary as a user would.
+        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceQueueTests",

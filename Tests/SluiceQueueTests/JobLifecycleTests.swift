@@ -335,3 +335,45 @@ import Testing
         }
     }
 }
+
+@Suite struct GroupCommitTests {
+    @Test func concurrentCompletesCoalesceIntoFewScriptCalls() async throws {
+        try await withQueue { queue, _ in
+            let ids = try await queue.enqueue((0..<1000).map { spec(tenant: "t\($0 % 4)") }).map(\.id)
+            let leases = try await queue.lease(lane: "lane-a", count: 1000)
+            try await queue.redis.send("CONFIG", "RESETSTAT")
+            let outcomes = try await withThrowingTaskGroup(of: ReportOutcome.self) { group in
+                for lease in leases {
+                    group.addTask { try await queue.complete(lease.id, token: lease.token, result: Array(lease.id.rawValue.utf8)) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.count == 1000)
+            #expect(outcomes.allSatisfy { $0 == .recorded(.succeeded) })
+            let stats = try await queue.redis.send("INFO", "commandstats").string ?? ""
+            let calls = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_evalsha:") }
+                .flatMap { $0.split(separator: "=").dropFirst().first?.split(separator: ",").first }.flatMap { Int($0) } ?? 0
+            #expect(calls >= 4 && calls <= 200, "1000 completes took \(calls) script calls")
+            // Each job got its own result, not a neighbour's.
+            for id in ids.prefix(50) { #expect(try await queue.get(id)?.result == Array(id.rawValue.utf8)) }
+        }
+    }
+
+    @Test func staleTokenInABatchIsRefusedWithoutHarmingItsNeighbours() async throws {
+        try await withQueue { queue, _ in
+            _ = try await queue.enqueue((0..<20).map { _ in spec() })
+            let leases = try await queue.lease(lane: "lane-a", count: 20)
+            let outcomes = try await withThrowingTaskGroup(of: (Int, ReportOutcome).self) { group in
+                for (index, lease) in leases.enumerated() {
+                    let token = index % 5 == 0 ? "stale-\(index)" : lease.token
+                    group.addTask { (index, try await queue.complete(lease.id, token: token, result: [])) }
+                }
+                return try await group.reduce(into: [Int: ReportOutcome]()) { $0[$1.0] = $1.1 }
+            }
+            for (index, outcome) in outcomes {
+                #expect(outcome == (index % 5 == 0 ? .refused(current: .leased) : .recorded(.succeeded)))
+            }
+            #expect(try await queue.counts(lane: "lane-a").leased == 4)
+        }
+    }
+}

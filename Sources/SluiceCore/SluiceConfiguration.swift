@@ -1,0 +1,183 @@
+import Foundation
+import Yams
+
+/// Sluice's configuration: `config/sluice.yaml` with environment overrides.
+///
+/// Nothing secret is read from the file; a Redis password comes in `SLUICE_REDIS_URL`. Unknown
+/// keys are errors, so a typo does not silently fall back to a default.
+public struct SluiceConfiguration: Sendable, Hashable {
+    public struct Server: Sendable, Hashable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+    }
+
+    public struct Redis: Sendable, Hashable {
+        /// nil: `sluice up` starts a private redis-server (the embedded default).
+        public var url: String?
+        public var connections = 2
+        public var connectTimeout: Duration = .seconds(2)
+        public var commandTimeout: Duration = .seconds(10)
+    }
+
+    public struct Queue: Sendable, Hashable {
+        public var leaseDuration: Duration = .seconds(60)
+        public var resultTTL: Duration = .seconds(7 * 86_400)
+        public var idempotencyTTL: Duration = .seconds(86_400)
+        public var eventStreamCap = 100_000
+        public var maintenanceInterval: Duration = .milliseconds(500)
+        public var maxAttempts = 3
+        public var retry = RetryPolicy.default
+    }
+
+    public var server = Server()
+    public var redis = Redis()
+    public var database = "var/sluice.sqlite"
+    public var queue = Queue()
+
+    public init() {}
+
+    /// Parses YAML text, then applies `SLUICE_REDIS_URL`, `SLUICE_DB` and `SLUICE_PORT` from
+    /// `environment`. Throws `ConfigurationError` naming the key that is wrong.
+    public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigurationError) -> SluiceConfiguration {
+        var configuration = SluiceConfiguration()
+        let root: [String: Any]
+        do {
+            guard let loaded = try Yams.load(yaml: yaml) else { return try configuration.applying(environment) }
+            guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "(top level)", problem: "must be a mapping") }
+            root = mapping
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "(file)", problem: "is not valid YAML: \(error)")
+        }
+        var reader = Reader(root, path: "")
+        if let server = try reader.mapping("server") {
+            var section = Reader(server, path: "server")
+            configuration.server.host = try section.string("host") ?? configuration.server.host
+            configuration.server.port = try section.int("port", in: 1...65535) ?? configuration.server.port
+            try section.finish()
+        }
+        if let redis = try reader.mapping("redis") {
+            var section = Reader(redis, path: "redis")
+            configuration.redis.url = try section.string("url")
+            configuration.redis.connections = try section.int("connections", in: 1...64) ?? configuration.redis.connections
+            configuration.redis.connectTimeout = try section.duration("connect_timeout") ?? configuration.redis.connectTimeout
+            configuration.redis.commandTimeout = try section.duration("command_timeout") ?? configuration.redis.commandTimeout
+            try section.finish()
+        }
+        configuration.database = try reader.string("database") ?? configuration.database
+        if let queue = try reader.mapping("queue") {
+            var section = Reader(queue, path: "queue")
+            var q = configuration.queue
+            q.leaseDuration = try section.duration("lease_duration") ?? q.leaseDuration
+            q.resultTTL = try section.duration("result_ttl") ?? q.resultTTL
+            q.idempotencyTTL = try section.duration("idempotency_ttl") ?? q.idempotencyTTL
+            q.eventStreamCap = try section.int("event_stream_cap", in: 100...100_000_000) ?? q.eventStreamCap
+            q.maintenanceInterval = try section.duration("maintenance_interval") ?? q.maintenanceInterval
+            q.maxAttempts = try section.int("max_attempts", in: 1...1000) ?? q.maxAttempts
+            if let retry = try section.mapping("retry") {
+                var retrySection = Reader(retry, path: "queue.retry")
+                let base = try retrySection.duration("base") ?? q.retry.base
+                let max = try retrySection.duration("max") ?? q.retry.max
+                let jitter = try retrySection.double("jitter", in: 0...1) ?? q.retry.jitter
+                try retrySection.finish()
+                guard max >= base else { throw ConfigurationError(key: "queue.retry.max", problem: "must be at least queue.retry.base") }
+                q.retry = .exponential(base: base, max: max, jitter: jitter)
+            }
+            try section.finish()
+            configuration.queue = q
+        }
+        try reader.finish()
+        return try configuration.applying(environment)
+    }
+
+    private func applying(_ environment: [String: String]) throws(ConfigurationError) -> SluiceConfiguration {
+        var configuration = self
+        if let url = environment["SLUICE_REDIS_URL"], !url.isEmpty { configuration.redis.url = url }
+        if let database = environment["SLUICE_DB"], !database.isEmpty { configuration.database = database }
+        if let port = environment["SLUICE_PORT"] {
+            guard let value = Int(port), (1...65535).contains(value) else {
+                throw ConfigurationError(key: "SLUICE_PORT", problem: "'\(port)' is not a port number")
+            }
+            configuration.server.port = value
+        }
+        return configuration
+    }
+}
+
+/// A configuration key with a bad value, or one Sluice does not know.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var key: String
+    public var problem: String
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { "configuration: \(key) \(problem)" }
+}
+
+/// Reads one YAML mapping, remembering which keys were used so that `finish` can name the rest.
+private struct Reader {
+    let values: [String: Any]
+    let path: String
+    var used: Set<String> = []
+
+    init(_ values: [String: Any], path: String) {
+        self.values = values
+        self.path = path
+    }
+
+    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    private mutating func value(_ key: String) -> Any? {
+        used.insert(key)
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    mutating func mapping(_ key: String) throws(ConfigurationError) -> [String: Any]? {
+        guard let value = value(key) else { return nil }
+        guard let mapping = value as? [String: Any] else { throw ConfigurationError(key: name(key), problem: "must be a mapping") }
+        return mapping
+    }
+
+    mutating func string(_ key: String) throws(ConfigurationError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let text = value as? String else { throw ConfigurationError(key: name(key), problem: "must be a string") }
+        return text
+    }
+
+    mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? Int, range.contains(number) else {
+            throw ConfigurationError(key: name(key), problem: "must be a whole number within \(range)")
+        }
+        return number
+    }
+
+    mutating func double(_ key: String, in range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+        guard let value = value(key) else { return nil }
+        let number = (value as? Double) ?? (value as? Int).map(Double.init)
+        guard let number, range.contains(number) else {
+            throw ConfigurationError(key: name(key), problem: "must be a number within \(range)")
+        }
+        return number
+    }
+
+    mutating func duration(_ key: String) throws(ConfigurationError) -> Duration? {
+        guard let value = value(key) else { return nil }
+        let text = (value as? String) ?? (value as? Int).map(String.init) ?? ""
+        guard let duration = Duration(parsing: text) else {
+            throw ConfigurationError(key: name(key), problem: "must be a duration such as 500ms, 60s, 5m, 24h or 7d")
+        }
+        return duration
+    }
+
+    func finish() throws(ConfigurationError) {
+        if let unknown = values.keys.filter({ !used.contains($0) }).sorted().first {
+            throw ConfigurationError(key: name(unknown), problem: "is not a known setting")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import SluiceCore
+import SluiceRedis
+
+/// `--config`, shared by every command that reads the configuration.
+struct ConfigurationOptions: ParsableArguments {
+    @Option(name: .long, help: "The configuration file (default: $SLUICE_CONFIG, else config/sluice.yaml).")
+    var config: String?
+
+    /// The configuration with the environment's overrides applied. A bad file is a clear message
+    /// and exit code 2.
+    func load() throws -> SluiceConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let path = config ?? environment["SLUICE_CONFIG"] ?? "config/sluice.yaml"
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            if config == nil && environment["SLUICE_CONFIG"] == nil {
+                text = ""  // no file at the default place: the built-in defaults
+            } else {
+                throw CommandFailure(exitCode: 2, message: "cannot read the configuration file \(path)")
+            }
+        }
+        do {
+            return try SluiceConfiguration.load(yaml: text, environment: environment)
+        } catch {
+            throw CommandFailure(exitCode: 2, message: "\(path): \(error)")
+        }
+    }
+}
+
+/// A failure with its exit code and a message for a person. Every command's errors become one
+/// of these in one place, `CommandFailure.wrap`.
+struct CommandFailure: Error, CustomStringConvertible {
+    var exitCode: Int32
+    var message: String
+    var description: String { message }
+
+    /// Runs `body`, turning known errors into a message on stderr and the documented exit code.
+    static func wrap(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("sluice: \(failure.message)\n".utf8))
+            throw ExitCode(failure.exitCode)
+        } catch let error as RedisError {
+            FileHandle.standardError.write(Data("sluice: \(error)\n".utf8))
+            throw ExitCode(3)
+        } catch let error as ChildProcessError {
+            FileHandle.standardError.write(Data("sluice: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+}
+
+extension RedisConfiguration {
+    /// The Redis settings of a loaded configuration, for `url`.
+    init(url: String, settings: SluiceConfiguration.Redis) throws {
+        try self.init(url: url)
+        connectTimeout = settings.connectTimeout
+        commandTimeout = settings.commandTimeout
+    }
+}
+
+/// Writes one line to stdout at once, unbuffered, so that supervisors and log files see each
+/// line as it happens (print buffers when stdout is not a terminal).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

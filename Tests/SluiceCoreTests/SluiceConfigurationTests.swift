@@ -1,0 +1,50 @@
+import Foundation
+import SluiceCore
+import Testing
+
+@Suite struct SluiceConfigurationTests {
+    @Test func theShippedConfigParses() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/sluice.yaml")
+        let configuration = try SluiceConfiguration.load(yaml: try String(contentsOf: url, encoding: .utf8))
+        #expect(configuration.redis.url == nil)  // the embedded default
+        #expect(configuration.queue.leaseDuration == .seconds(60))
+        #expect(configuration.queue.retry == .exponential(base: .seconds(1), max: .seconds(300), jitter: 0.5))
+        #expect(configuration.queue.resultTTL == .seconds(7 * 86_400))
+        #expect(configuration.queue.maintenanceInterval == .milliseconds(500))
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let configuration = try SluiceConfiguration.load(
+            yaml: "redis: { url: redis://file:6379 }\nserver: { port: 8080 }",
+            environment: ["SLUICE_REDIS_URL": "redis://:secret@env:6380/2", "SLUICE_PORT": "9090", "SLUICE_DB": "/data/s.sqlite"])
+        #expect(configuration.redis.url == "redis://:secret@env:6380/2")
+        #expect(configuration.server.port == 9090)
+        #expect(configuration.database == "/data/s.sqlite")
+    }
+
+    @Test func unknownKeysAndBadValuesNameTheKey() {
+        #expect(throws: ConfigurationError(key: "queue.lease_duraton", problem: "is not a known setting")) {
+            try SluiceConfiguration.load(yaml: "queue:\n  lease_duraton: 30s")
+        }
+        #expect(throws: ConfigurationError(key: "queue.lease_duration", problem: "must be a duration such as 500ms, 60s, 5m, 24h or 7d")) {
+            try SluiceConfiguration.load(yaml: "queue:\n  lease_duration: soon")
+        }
+        #expect(throws: ConfigurationError(key: "SLUICE_PORT", problem: "'http' is not a port number")) {
+            try SluiceConfiguration.load(yaml: "", environment: ["SLUICE_PORT": "http"])
+        }
+        #expect(throws: ConfigurationError(key: "queue.retry.max", problem: "must be at least queue.retry.base")) {
+            try SluiceConfiguration.load(yaml: "queue: { retry: { base: 10s, max: 1s } }")
+        }
+    }
+
+    @Test func durationsParse() {
+        #expect(Duration(parsing: "500ms") == .milliseconds(500))
+        #expect(Duration(parsing: "1.5s") == .milliseconds(1500))
+        #expect(Duration(parsing: "5m") == .seconds(300))
+        #expect(Duration(parsing: "24h") == .seconds(86_400))
+        #expect(Duration(parsing: "7d") == .seconds(604_800))
+        #expect(Duration(parsing: "30") == .seconds(30))
+        #expect(Duration(parsing: "-1s") == nil)
+        #expect(Duration(parsing: "fast") == nil)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import SluiceRedis
+import SluiceTestSupport
+import Testing
+
+/// The built `sluice` binary, next to the test bundle in the build folder.
+func sluiceBinary() throws -> String {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("sluice").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    let fallback = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../.build/debug/sluice").standardizedFileURL.path
+    guard FileManager.default.isExecutableFile(atPath: fallback) else {
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: fallback])
+    }
+    return fallback
+}
+
+@Suite struct UpCommandTests {
+    @Test func upStartsAnEmbeddedRedisAndStopsItOnSigterm() async throws {
+        let work = NSTemporaryDirectory() + "sluice-up-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let log = work + "/up.log"
+        let config = work + "/sluice.yaml"
+        try "queue: { maintenance_interval: 50ms }\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let up = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["up", "--config", config, "--data-directory", work + "/redis"], outputPath: log)
+        defer { up.signal(SIGKILL) }
+
+        let ready = await eventually(timeout: .seconds(30)) {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice up: ready")
+        }
+        #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        // The embedded redis-server answers on its socket, with AOF and noeviction.
+        let redis = try await RedisClient.connect(url: "unix://\(work)/redis/redis.sock", connections: 1)
+        #expect(try await redis.send("CONFIG", "GET", "appendonly").array?.last?.string == "yes")
+        #expect(try await redis.send("CONFIG", "GET", "maxmemory-policy").array?.last?.string == "noeviction")
+        let info = try await redis.send("INFO", "server").string ?? ""
+        let redisPid = try #require(
+            info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }
+                .flatMap { Int32($0.dropFirst("process_id:".count)) })
+        redis.close()
+
+        // SIGTERM: sluice drains, stops its redis-server, and exits 0; nothing is left behind.
+        up.signal(SIGTERM)
+        let status = await up.waitForExit(timeout: .seconds(15))
+        #expect(status == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(!processExists(redisPid))
+        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice up: stopped"))
+    }
+
+    @Test func badConfigurationIsAClearMessageAndExitCode2() async throws {
+        let work = NSTemporaryDirectory() + "sluice-cfg-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try "queue: { lease_duraton: 5s }\n".write(toFile: work + "/bad.yaml", atomically: true, encoding: .utf8)
+        let doctor = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["doctor", "--config", work + "/bad.yaml"], outputPath: work + "/out.log")
+        #expect(await doctor.waitForExit(timeout: .seconds(20)) == 2)
+        let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+        #expect(output.contains("queue.lease_duraton is not a known setting"), "\(output)")
+    }
+
+    @Test func doctorFailsWithExitCode1OnAnEvictingRedis() async throws {
+        try await withRedis(extraArguments: ["--maxmemory-policy", "allkeys-lru"]) { server, _ in
+            let work = NSTemporaryDirectory() + "sluice-doc-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            try "redis: { url: \(server.url) }\n".write(toFile: work + "/c.yaml", atomically: true, encoding: .utf8)
+            let doctor = try ChildProcess.spawn(
+                try sluiceBinary(), arguments: ["doctor", "--config", work + "/c.yaml"], outputPath: work + "/out.log")
+            #expect(await doctor.waitForExit(timeout: .seconds(20)) == 1)
+            let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+            #expect(output.contains("[error] maxmemory-policy: allkeys-lru"), "\(output)")
+        }
+    }
+}
