@@ -75,9 +75,13 @@ public final class JobQueue: Sendable {
             }
         }
         var replies = try await redis.pipeline(commands)
-        if replies.contains(where: { $0.errorMessage?.hasPrefix("NOSCRIPT") == true }) {
+        // A chunk that answered NOSCRIPT did not run; only those are sent again. (Others in the
+        // same pipeline may have run, once a concurrent caller loaded the script.)
+        let missing = replies.indices.filter { replies[$0].errorMessage?.hasPrefix("NOSCRIPT") == true }
+        if !missing.isEmpty {
             try await redis.send(RedisCommand("SCRIPT", "LOAD", scripts.enqueue.source))
-            replies = try await redis.pipeline(commands)
+            let retried = try await redis.pipeline(missing.map { commands[$0] })
+            for (index, reply) in zip(missing, retried) { replies[index] = reply }
         }
         var results = [EnqueueResult?](repeating: nil, count: specs.count)
         for (reply, chunk) in zip(replies, positions) where !chunk.isEmpty {

@@ -304,6 +304,26 @@ import Testing
         }
     }
 
+    @Test func concurrentBulkEnqueuesRightAfterScriptFlushEnqueueEachJobOnce() async throws {
+        // Small chunks: many script calls per pipeline, some of which race the script's reload.
+        try await withQueue(QueueConfiguration(enqueueChunk: 10)) { queue, _ in
+            for round in 0..<3 {
+                try await queue.redis.send("SCRIPT", "FLUSH")
+                let ids = try await withThrowingTaskGroup(of: [JobID].self) { group in
+                    for _ in 0..<6 {
+                        group.addTask { try await queue.enqueue((0..<500).map { _ in spec() }).map(\.id) }
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                #expect(Set(ids).count == 3000)
+                #expect(try await queue.counts(lane: "lane-a").ready == 3000 * (round + 1))
+            }
+            let all = try await queue.events(lane: "lane-a", count: 1_000_000).filter { $0.to == .queued }.map(\.job)
+            #expect(all.count == 9000)
+            #expect(try await structuralProblems(queue: queue, lane: "lane-a", jobs: all) == [])
+        }
+    }
+
     @Test func everyTransitionIsInTheEventStream() async throws {
         try await withQueue { queue, _ in
             let id = try await queue.enqueue(spec()).id
