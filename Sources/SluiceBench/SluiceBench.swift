@@ -49,6 +49,8 @@ struct SluiceBench: AsyncParsableCommand {
         print("  cpu during lifecycle: " + mark.lap())
         try await printScriptStats(redis)
 
+        try await redis.send("FLUSHALL")
+        let idle = try await benchIdleLatency(queue: queue)
         let rss = residentMemory()
         print("")
         print("== results ==")
@@ -60,6 +62,7 @@ struct SluiceBench: AsyncParsableCommand {
         print(String(format: "redis memory per queued job:                %10.0f bytes   (%d-byte payload, incl. events)", bulk.bytesPerJob, payloadBytes))
         print(String(format: "full lifecycle (enqueue → lease → complete): %9.0f jobs/s  (%d jobs, %d workers, lease batch %d)", lifecycle.jobsPerSecond, lifecycleJobs, workers, leaseBatch))
         print(String(format: "lifecycle latency enqueue→completed:   p50 %.1f ms   p99 %.1f ms   max %.1f ms", lifecycle.p50, lifecycle.p99, lifecycle.max))
+        print(String(format: "one job at a time, enqueue→leased→completed: p50 %.2f ms   p99 %.2f ms  (%d jobs, no backlog)", idle.p50, idle.p99, idle.count))
         print(String(format: "bench process RSS: now %.0f MB, peak %.0f MB", rss.now, rss.peak))
         if let ceiling {
             print(String(format: "ratio bulk enqueue / LPUSH unpipelined:     %6.2fx", bulk.jobsPerSecond / ceiling.plain))
@@ -188,6 +191,26 @@ struct SluiceBench: AsyncParsableCommand {
         let sorted = latencies.sorted()
         func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return (Double(total) / seconds, percentile(0.5), percentile(0.99), sorted.last ?? 0)
+    }
+
+    // MARK: - Latency without a backlog
+
+    /// One job at a time: enqueue, lease, complete; the time of the three round trips together.
+    func benchIdleLatency(queue: JobQueue) async throws -> (p50: Double, p99: Double, count: Int) {
+        let count = 2_000
+        print("one job at a time, \(count) jobs …")
+        let payload = [UInt8](repeating: UInt8(ascii: "x"), count: payloadBytes)
+        var samples: [Double] = []
+        for _ in 0..<count {
+            let started = ContinuousClock.now
+            let id = try await queue.enqueue(JobSpec(lane: "bench-idle", payload: payload)).id
+            guard let lease = try await queue.lease(lane: "bench-idle", count: 1).first, lease.id == id,
+                try await queue.complete(id, token: lease.token, result: [1]) == .recorded(.succeeded)
+            else { throw ValidationError("idle lifecycle of \(id) failed") }
+            samples.append((ContinuousClock.now - started).seconds * 1000)
+        }
+        samples.sort()
+        return (samples[count / 2], samples[count * 99 / 100], count)
     }
 
     // MARK: - Helpers

@@ -12,8 +12,9 @@
            id, token, attempt, max_attempts, tenant, payload, metadata, lease_until
 
   Order: the best priority first; among tenants whose best jobs share that priority, the one
-  served least recently (round robin); within a tenant, FIFO. The attempt counts from here: a
-  lease that expires uses up an attempt.
+  served least recently (round robin), each tenant of a round getting an equal share of the n
+  jobs; within a tenant, FIFO. The attempt counts from here: a lease that expires uses up an
+  attempt.
 ]]
 --!include common.lua
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
@@ -71,8 +72,9 @@ while got < n and popped < popLimit do
     if math.floor(tonumber(entries[i + 1]) / SPAN) ~= class then break end
     round[#round + 1] = entries[i]
   end
-  -- Alone in the best class, a tenant's jobs may be taken several at a time.
-  local each = (#round == 1) and (n - got) or 1
+  -- Each tenant of the round gets an equal share of what is still wanted (at least one job):
+  -- fair share, with one pop and one re-rank per tenant instead of per job.
+  local each = math.max(1, math.floor((n - got) / #round))
   turn = turn or tonumber(redis.call('HGET', meta, 'turn') or '0')
   for _, tenant in ipairs(round) do
     if got >= n then break end
