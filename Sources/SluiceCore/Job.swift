@@ -142,7 +142,6 @@ public struct LeasedJob: Sendable, Hashable {
     public var token: String
     /// Which attempt this is, 1-based.
     public var attempt: Int
-    public var maxAttempts: Int
     public var tenant: String
     public var payload: [UInt8]
     public var metadata: [UInt8]
@@ -150,13 +149,12 @@ public struct LeasedJob: Sendable, Hashable {
     public var leaseUntil: UnixMillis
 
     public init(
-        id: JobID, token: String, attempt: Int, maxAttempts: Int, tenant: String,
+        id: JobID, token: String, attempt: Int, tenant: String,
         payload: [UInt8], metadata: [UInt8], leaseUntil: UnixMillis
     ) {
         self.id = id
         self.token = token
         self.attempt = attempt
-        self.maxAttempts = maxAttempts
         self.tenant = tenant
         self.payload = payload
         self.metadata = metadata

@@ -113,20 +113,19 @@ public final class JobQueue: Sendable {
         let reply = try await redis.run(
             scripts.lease, keys: [KeyLayout.prefix(lane: lane)],
             arguments: [cap, lane, count, leaseMillis, resultTTL])
-        guard let flat = reply.array, flat.count % 8 == 0 else {
-            throw QueueError.unexpectedReply(script: "lease", "\(reply)")
-        }
+        guard let flat = reply.array, flat.count >= 2, (flat.count - 2) % 5 == 0,
+            let tokenBase = flat[0].int, let until = flat[1].int
+        else { throw QueueError.unexpectedReply(script: "lease", "\(reply)") }
         var jobs: [LeasedJob] = []
-        jobs.reserveCapacity(flat.count / 8)
-        for base in stride(from: 0, to: flat.count, by: 8) {
-            guard let raw = flat[base].string, let id = JobID(raw), let token = flat[base + 1].string,
-                let attempt = flat[base + 2].int, let maxAttempts = flat[base + 3].int,
-                let tenant = flat[base + 4].string, let until = flat[base + 7].int
-            else { throw QueueError.unexpectedReply(script: "lease", "bad job at \(base / 8)") }
+        jobs.reserveCapacity((flat.count - 2) / 5)
+        for base in stride(from: 2, to: flat.count, by: 5) {
+            guard let raw = flat[base].string, let id = JobID(raw), let attempt = flat[base + 1].int,
+                let tenant = flat[base + 2].string
+            else { throw QueueError.unexpectedReply(script: "lease", "bad job at \((base - 2) / 5)") }
             jobs.append(
                 LeasedJob(
-                    id: id, token: token, attempt: attempt, maxAttempts: maxAttempts, tenant: tenant,
-                    payload: flat[base + 5].bytes ?? [], metadata: flat[base + 6].bytes ?? [],
+                    id: id, token: String(tokenBase + jobs.count + 1), attempt: attempt, tenant: tenant,
+                    payload: flat[base + 3].bytes ?? [], metadata: flat[base + 4].bytes ?? [],
                     leaseUntil: UnixMillis(Int64(until))))
         }
         return jobs

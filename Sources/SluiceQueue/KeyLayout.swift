@@ -7,11 +7,11 @@ import SluiceCore
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, lease_until, leased_at, finished, result, error, cancel |
+/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel |
 /// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
 /// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
-/// | `sluice:{T}:lane:<lane>:leased` | zset | leased jobs, score = lease deadline (ms) |
+/// | `sluice:{T}:lane:<lane>:leased` | zset | leased jobs, score = lease deadline (ms): the one place a lease deadline is kept |
 /// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
 /// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens, ready (the count of live ready jobs) |

@@ -36,7 +36,7 @@ else
 end
 if state == 'retry_wait' then
   redis.call('HSET', jobKey, 'state', 'retry_wait')
-  redis.call('HDEL', jobKey, 'token', 'lease_until')
+  redis.call('HDEL', jobKey, 'token')
   redis.call('ZADD', laneKey(prefix, lane, 'delayed'), now + backoff, id)
   if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
 else

@@ -15,6 +15,5 @@ local jobKey = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
 local untilMs = nowMillis() + leaseMs
-redis.call('HSET', jobKey, 'lease_until', untilMs)
 redis.call('ZADD', laneKey(prefix, f[4], 'leased'), 'XX', untilMs, id)
 return {1, f[3] == '1' and 1 or 0, untilMs}

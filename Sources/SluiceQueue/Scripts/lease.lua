@@ -8,8 +8,8 @@
   ARGV[4]  lease duration, milliseconds
   ARGV[5]  result TTL, milliseconds (for a job found past its deadline, which expires instead)
 
-  Returns  a flat array of groups of 8 per leased job:
-           id, token, attempt, max_attempts, tenant, payload, metadata, lease_until
+  Returns  {token base, lease_until, then 5 per leased job: id, attempt, tenant, payload,
+           metadata}. The i-th job's token is token base + i (tokens are consecutive).
 
   Order: the best priority first; among tenants whose best jobs share that priority, the one
   served least recently (round robin), each tenant of a round getting an equal share of the n
@@ -21,6 +21,7 @@ local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local n, leaseMs, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local now = nowMillis()
 local untilMs = now + leaseMs
+local untilText, nowText = fmt(untilMs), fmt(now) -- formatted once, used per job
 local rr, meta = laneKey(prefix, lane, 'rr'), laneKey(prefix, lane, 'meta')
 local deadlines = laneKey(prefix, lane, 'deadlines')
 local turn = nil
@@ -34,7 +35,7 @@ local popLimit = n * 4 + 1000 -- bounds the tombstones one call discards
 local function take(id, tenant)
   popped = popped + 1
   local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'max_attempts', 'payload', 'meta', 'attempts')
+  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'attempts', 'payload', 'meta')
   if f[1] ~= 'queued' then return end
   taken = taken + 1
   if f[2] and tonumber(f[2]) <= now then
@@ -44,22 +45,18 @@ local function take(id, tenant)
   end
   tokenBase = tokenBase or (redis.call('HINCRBY', meta, 'tokens', n) - n)
   got = got + 1
-  local attempt = tonumber(f[6] or '0') + 1
-  local token = tostring(tokenBase + got)
-  redis.call('HSET', jobKey, 'state', 'leased', 'token', token, 'lease_until', untilMs,
-    'leased_at', now, 'attempts', attempt)
-  leasedPairs[#leasedPairs + 1] = untilMs
+  local attempt = tonumber(f[3] or '0') + 1
+  redis.call('HSET', jobKey, 'state', 'leased', 'token', fmt(tokenBase + got), 'leased_at', nowText,
+    'attempts', attempt)
+  leasedPairs[#leasedPairs + 1] = untilText
   leasedPairs[#leasedPairs + 1] = id
   leasedIds[#leasedIds + 1] = id
   if f[2] then redis.call('ZREM', deadlines, id) end
   out[#out + 1] = id
-  out[#out + 1] = token
   out[#out + 1] = attempt
-  out[#out + 1] = f[3]
   out[#out + 1] = tenant
   out[#out + 1] = f[4] or ''
   out[#out + 1] = f[5] or ''
-  out[#out + 1] = untilMs
 end
 
 while got < n and popped < popLimit do
@@ -105,4 +102,6 @@ if #leasedPairs > 0 then
 end
 if turn then redis.call('HSET', meta, 'turn', turn) end
 if taken > 0 then redis.call('HINCRBY', meta, 'ready', -taken) end
+table.insert(out, 1, untilMs)
+table.insert(out, 1, tokenBase or 0)
 return out

@@ -23,8 +23,9 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', leased, id)
   local jobKey = prefix .. 'job:' .. id
   local f = redis.call('HMGET', jobKey, 'state', 'attempts', 'max_attempts', 'tenant', 'prio',
-    'cancel', 'deadline', 'lease_until')
-  if f[1] == 'leased' and tonumber(f[8]) <= now then
+    'cancel', 'deadline')
+  -- Still leased: its score (the lease deadline) was found in the past just now.
+  if f[1] == 'leased' then
     if f[6] == '1' then
       finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
       emit(prefix, cap, id, lane, 'leased', 'cancelled', now, 'lease expired')
@@ -36,7 +37,7 @@ for _, id in ipairs(ids) do
       dead = dead + 1
     else
       redis.call('HSET', jobKey, 'state', 'queued', 'error', 'lease expired')
-      redis.call('HDEL', jobKey, 'token', 'lease_until')
+      redis.call('HDEL', jobKey, 'token')
       pushReady(prefix, lane, id, f[4], f[5], true)
       if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
       emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
