@@ -38,7 +38,7 @@ public final class JobQueue: Sendable {
     }
 
     /// Enqueues many jobs, any mix of lanes. Every spec is checked first, so an invalid one
-    /// enqueues nothing. Each lane's jobs go in chunks of `enqueueChunk` per script call, all
+    /// enqueues nothing. Each lane's jobs go, per tenant, in chunks of `enqueueChunk` per script call, all
     /// chunks pipelined; every chunk is atomic, a whole bulk is not (a crash midway leaves the
     /// chunks already run, and resubmitting with idempotency keys completes it safely).
     public func enqueue(_ specs: [JobSpec]) async throws -> [EnqueueResult] {
@@ -50,25 +50,45 @@ public final class JobQueue: Sendable {
         var generated = [JobID?](repeating: nil, count: specs.count)
         var commands: [RedisCommand] = []
         var positions: [[Int]] = []  // the indexes into `specs` that each command carries
-        var byLane: [String: [Int]] = [:]
-        for (index, spec) in specs.enumerated() { byLane[spec.lane, default: []].append(index) }
-        commands.append(RedisCommand("SADD", [KeyLayout.lanes] + byLane.keys.map { $0 as any RedisArgument }))
+        // Chunks hold one lane and one tenant, so that most jobs match the chunk's defaults and
+        // send only id and payload. Order is kept within each tenant, which is all FIFO promises.
+        var groups: [String: [Int]] = [:]
+        var lanes: Set<String> = []
+        for (index, spec) in specs.enumerated() {
+            groups[spec.lane + "\u{0}" + spec.tenant, default: []].append(index)
+            lanes.insert(spec.lane)
+        }
+        commands.append(RedisCommand("SADD", [KeyLayout.lanes] + lanes.map { $0 as any RedisArgument }))
         positions.append([])
-        for (lane, indexes) in byLane {
+        for indexes in groups.values {
+            let lane = specs[indexes[0]].lane
             let tag = LaneTag(lane: lane)
             for start in stride(from: 0, to: indexes.count, by: configuration.enqueueChunk) {
                 let chunk = Array(indexes[start..<min(start + configuration.enqueueChunk, indexes.count)])
-                var arguments: [any RedisArgument] = [cap, lane, configuration.idempotencyTTL.milliseconds, chunk.count]
-                arguments.reserveCapacity(4 + chunk.count * 9)
+                // The chunk's defaults go once; a job that matches them sends only id and payload.
+                let first = specs[chunk[0]]
+                var arguments: [any RedisArgument] = [
+                    cap, lane, configuration.idempotencyTTL.milliseconds, chunk.count,
+                    first.tenant, first.priority, first.maxAttempts,
+                ]
+                arguments.reserveCapacity(7 + chunk.count * 3)
                 for index in chunk {
                     let spec = specs[index]
                     let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
                     generated[index] = id
-                    arguments += [
-                        id.rawValue, spec.tenant, spec.priority, spec.payload, spec.idempotencyKey ?? "",
-                        spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
-                        spec.maxAttempts, spec.metadata,
-                    ]
+                    let plain =
+                        spec.tenant == first.tenant && spec.priority == first.priority
+                        && spec.maxAttempts == first.maxAttempts && spec.idempotencyKey == nil
+                        && spec.notBefore == nil && spec.deadline == nil && spec.metadata.isEmpty
+                    if plain {
+                        arguments += [id.rawValue, spec.payload, ""]
+                    } else {
+                        arguments += [
+                            id.rawValue, spec.payload, "1", spec.tenant, spec.priority, spec.idempotencyKey ?? "",
+                            spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
+                            spec.maxAttempts, spec.metadata,
+                        ]
+                    }
                 }
                 commands.append(scripts.enqueue.evalshaCommand(keys: [KeyLayout.prefix(tag)], arguments: arguments))
                 positions.append(chunk)

@@ -291,6 +291,28 @@ import Testing
         }
     }
 
+    @Test func mixedBulkRoundTripsEveryField() async throws {
+        try await withQueue { queue, _ in
+            let later = nowMillis() + .seconds(60)
+            var special = spec(tenant: "t2", priority: 7, payload: "special", idempotencyKey: "k-1", deadline: later, maxAttempts: 9)
+            special.metadata = Array(#"{"trace":"abc"}"#.utf8)
+            let delayed = spec(tenant: "t1", payload: "delayed", notBefore: later)
+            let specs = [spec(payload: "plain-1"), special, spec(payload: "plain-2"), delayed, spec(priority: -3, payload: "low")]
+            let ids = try await queue.enqueue(specs).map(\.id)
+            let jobs = try await ids.asyncMap { try #require(try await queue.get($0)) }
+            #expect(jobs.map { String(decoding: $0.payload, as: UTF8.self) } == ["plain-1", "special", "plain-2", "delayed", "low"])
+            #expect(jobs[0].tenant == "t1" && jobs[0].priority == 0 && jobs[0].maxAttempts == 3 && jobs[0].state == .queued)
+            #expect(jobs[1].tenant == "t2" && jobs[1].priority == 7 && jobs[1].maxAttempts == 9)
+            #expect(jobs[1].idempotencyKey == "k-1" && jobs[1].deadline == later)
+            #expect(jobs[1].metadata == Array(#"{"trace":"abc"}"#.utf8))
+            #expect(jobs[3].state == .delayed && jobs[3].notBefore == later)
+            #expect(jobs[4].priority == -3)
+            // Priority order across the mixed chunk: 7, then the 0s in order, then -3.
+            let order = try await queue.lease(lane: "lane-a", count: 10).map(\.id)
+            #expect(order == [ids[1], ids[0], ids[2], ids[4]])
+        }
+    }
+
     @Test func scriptsRecoverAfterScriptFlush() async throws {
         try await withQueue { queue, _ in
             _ = try await queue.enqueue(spec())

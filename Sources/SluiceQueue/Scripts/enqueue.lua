@@ -6,70 +6,94 @@
   ARGV[2]  lane name
   ARGV[3]  idempotency-key TTL, milliseconds
   ARGV[4]  n, the number of jobs
-  ARGV[5…] n groups of 9: id, tenant, priority, payload, idempotency key ('' = none),
-           not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata
+  ARGV[5]  the call's default tenant
+  ARGV[6]  the call's default priority
+  ARGV[7]  the call's default max_attempts
+  ARGV[8…] n jobs, each either
+             id, payload, ''                      (the defaults; no key, dates or metadata), or
+             id, payload, '1', tenant, priority, idempotency key ('' = none),
+               not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata
 
   Returns  a flat array of n pairs: {id, 1} for a job created now, or {existing id, 0} when the
            tenant's idempotency key was already used in this lane.
 
   Guarantee: the whole call is atomic, so a job is either in every structure (hash, ready or
   delayed set, deadline set, event) or in none, and two concurrent calls with one idempotency key
-  create one job.
+  create one job. Ready jobs are pushed per (tenant, class) with one RPUSH each, and the events
+  are one entry per destination state.
 ]]
 --!include common.lua
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local idemTTL = ARGV[3]
 local n = tonumber(ARGV[4])
+local defaultTenant, defaultPriority, defaultMax = ARGV[5], ARGV[6], ARGV[7]
+local defaultClass = 100 - tonumber(defaultPriority)
 local now = nowMillis()
--- Ready jobs are gathered per (tenant, class) and pushed with one RPUSH each; the events are
--- one entry per destination state.
+local nowText = fmt(now)
 local lists, listOrder = {}, {}
 local queuedIds, delayedIds = {}, {}
 local out = {}
-for i = 0, n - 1 do
-  local b = 5 + i * 9
-  local id, tenant, priority, payload, idem = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local notBefore, deadline, maxAttempts, meta = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
-  local existing = false
-  if idem ~= '' then
-    local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
-    existing = redis.call('GET', idemKey)
-    if not existing then redis.call('SET', idemKey, id, 'PX', idemTTL) end
+
+local function ready(id, tenant, class)
+  local listKey = tenant .. ':' .. class
+  local list = lists[listKey]
+  if not list then
+    list = {tenant = tenant, class = class}
+    lists[listKey] = list
+    listOrder[#listOrder + 1] = listKey
   end
-  if existing then
-    out[#out + 1] = existing
-    out[#out + 1] = 0
-  else
-    local delayed = notBefore ~= '' and tonumber(notBefore) > now
-    local state = delayed and 'delayed' or 'queued'
-    local fields = {'lane', lane, 'tenant', tenant, 'state', state, 'payload', payload,
-      'max_attempts', maxAttempts, 'created', now}
-    if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = priority end
-    if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
-    if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
-    if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
-    if deadline ~= '' then
-      fields[#fields + 1] = 'deadline'; fields[#fields + 1] = deadline
-      redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), deadline, id)
-    end
-    redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
-    if delayed then
-      redis.call('ZADD', laneKey(prefix, lane, 'delayed'), notBefore, id)
-      delayedIds[#delayedIds + 1] = id
-    else
-      local class = 100 - tonumber(priority)
-      local listKey = tenant .. ':' .. class
-      local list = lists[listKey]
-      if not list then
-        list = {tenant = tenant, class = class}
-        lists[listKey] = list
-        listOrder[#listOrder + 1] = listKey
-      end
-      list[#list + 1] = id
-      queuedIds[#queuedIds + 1] = id
-    end
+  list[#list + 1] = id
+  queuedIds[#queuedIds + 1] = id
+end
+
+local a = 8
+for _ = 1, n do
+  local id, payload, extended = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  a = a + 3
+  if extended == '' then
+    -- The common bulk case: one HSET with fixed fields, straight to the ready list.
+    redis.call('HSET', prefix .. 'job:' .. id, 'lane', lane, 'tenant', defaultTenant, 'state', 'queued',
+      'payload', payload, 'max_attempts', defaultMax, 'created', nowText)
+    if defaultPriority ~= '0' then redis.call('HSET', prefix .. 'job:' .. id, 'prio', defaultPriority) end
+    ready(id, defaultTenant, defaultClass)
     out[#out + 1] = id
     out[#out + 1] = 1
+  else
+    local tenant, priority, idem = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    local notBefore, deadline, maxAttempts, meta = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+    a = a + 7
+    local existing = false
+    if idem ~= '' then
+      local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
+      existing = redis.call('GET', idemKey)
+      if not existing then redis.call('SET', idemKey, id, 'PX', idemTTL) end
+    end
+    if existing then
+      out[#out + 1] = existing
+      out[#out + 1] = 0
+    else
+      local delayed = notBefore ~= '' and tonumber(notBefore) > now
+      local state = delayed and 'delayed' or 'queued'
+      local fields = {'lane', lane, 'tenant', tenant, 'state', state, 'payload', payload,
+        'max_attempts', maxAttempts, 'created', nowText}
+      if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = priority end
+      if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
+      if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
+      if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
+      if deadline ~= '' then
+        fields[#fields + 1] = 'deadline'; fields[#fields + 1] = deadline
+        redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), deadline, id)
+      end
+      redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
+      if delayed then
+        redis.call('ZADD', laneKey(prefix, lane, 'delayed'), notBefore, id)
+        delayedIds[#delayedIds + 1] = id
+      else
+        ready(id, tenant, 100 - tonumber(priority))
+      end
+      out[#out + 1] = id
+      out[#out + 1] = 1
+    end
   end
 end
 for _, listKey in ipairs(listOrder) do
