@@ -28,16 +28,27 @@ struct SluiceBench: AsyncParsableCommand {
         let directory = NSTemporaryDirectory() + "sluice-bench-\(getpid())"
         let server: RedisServerProcess? =
             redisURL == nil ? try await RedisServerProcess.start(directory: directory) : nil
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let url = redisURL ?? server!.url
+        // The private server stops on every path, errors included: no redis-server outlives us.
+        do {
+            try await measure(url: redisURL ?? server!.url, redisPid: server?.pid)
+        } catch {
+            await server?.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        await server?.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func measure(url: String, redisPid: pid_t?) async throws {
         let redis = try await RedisClient.connect(url: url)
+        defer { redis.close() }
         let queue = JobQueue(redis: redis)
         print("sluice-bench: redis \(try await redisVersion(redis)) at \(try RedisConfiguration(url: url)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
 
         let ceiling = try ceilingFromRedisBenchmark(url: url)
         try await redis.send("FLUSHALL")
 
-        let redisPid = server?.pid
         var mark = CPUMark(redisPid: redisPid)
         let bulk = try await benchBulkEnqueue(queue: queue)
         print("  cpu during bulk enqueue: " + mark.lap())
@@ -74,8 +85,6 @@ struct SluiceBench: AsyncParsableCommand {
         } else {
             print(String(format: "ratio lifecycle / arq end to end (anchor ~850 jobs/s, not measured here): %6.1fx", lifecycle.jobsPerSecond / 850))
         }
-        redis.close()
-        await server?.stop()
     }
 
     // MARK: - The ceiling
