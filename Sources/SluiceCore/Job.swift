@@ -19,6 +19,8 @@ public struct JobSpec: Sendable, Hashable {
     /// Opaque client metadata, returned with the job.
     public var metadata: [UInt8]
 
+    /// A job for `lane`; everything but the payload has a default. Call `validate()` (the queue does)
+    /// before trusting it.
     public init(
         lane: String, tenant: String = "default", priority: Int = 0, payload: [UInt8],
         idempotencyKey: String? = nil, notBefore: UnixMillis? = nil, deadline: UnixMillis? = nil,

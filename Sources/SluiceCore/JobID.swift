@@ -84,6 +84,7 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible, Codable {
 public struct LaneTag: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
+    /// The tag of `lane`; the same name always gives the same tag.
     public init(lane: String) {
         var hash: UInt32 = 0x811C_9DC5
         for byte in lane.utf8 {

@@ -12,6 +12,8 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The fraction of the delay that is randomised: 0.5 gives a delay in [d/2, d].
     public var jitter: Double
 
+    /// A policy whose delay after attempt k is min(max, base × multiplier^(k−1)), of which `jitter`
+    /// is randomised downwards.
     public init(base: Duration, max: Duration, multiplier: Double = 2, jitter: Double = 0.5) {
         precondition(base >= .zero && max >= base, "RetryPolicy needs 0 <= base <= max")
         precondition((0...1).contains(jitter), "RetryPolicy jitter must be within 0...1")

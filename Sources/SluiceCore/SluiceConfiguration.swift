@@ -6,11 +6,13 @@ import Yams
 /// Nothing secret is read from the file; a Redis password comes in `SLUICE_REDIS_URL`. Unknown
 /// keys are errors, so a typo does not silently fall back to a default.
 public struct SluiceConfiguration: Sendable, Hashable {
+    /// Where the HTTP API listens (used from the front issue on).
     public struct Server: Sendable, Hashable {
         public var host = "127.0.0.1"
         public var port = 8080
     }
 
+    /// Which Redis to use, and how to talk to it.
     public struct Redis: Sendable, Hashable {
         /// nil: `sluice up` starts a private redis-server (the embedded default).
         public var url: String?
@@ -19,6 +21,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var commandTimeout: Duration = .seconds(10)
     }
 
+    /// The queue's timing: leases, result and key lifetimes, maintenance, retries.
     public struct Queue: Sendable, Hashable {
         public var leaseDuration: Duration = .seconds(60)
         public var resultTTL: Duration = .seconds(7 * 86_400)
@@ -34,6 +37,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
+    /// The built-in defaults, as if the file were empty.
     public init() {}
 
     /// Parses YAML text, then applies `SLUICE_REDIS_URL`, `SLUICE_DB` and `SLUICE_PORT` from

@@ -16,6 +16,8 @@ public final class JobQueue: Sendable {
     let scripts = QueueScripts.shared
     private let completions: CompletionBatcher
 
+    /// A queue over `redis`. Several queues (in several processes) may share one Redis: all their
+    /// state is there.
     public init(redis: RedisClient, configuration: QueueConfiguration = .default) {
         self.redis = redis
         self.configuration = configuration

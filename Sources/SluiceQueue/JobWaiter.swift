@@ -19,6 +19,8 @@ public final class JobWaiter: Sendable {
         var nextToken: UInt64 = 0
     }
 
+    /// Starts the subscription at once, on a connection and thread of its own. One waiter serves
+    /// any number of concurrent `wait` calls; close it when done.
     public init(queue: JobQueue) {
         self.queue = queue
         let made = RedisSubscriber(

@@ -32,12 +32,17 @@ public struct KeyLayout: Sendable, Hashable {
     /// The prefix of every key of the lane with this tag.
     public static func prefix(_ tag: LaneTag) -> String { "sluice:{\(tag.rawValue)}:" }
 
+    /// The prefix of every key of `lane`.
     public static func prefix(lane: String) -> String { prefix(LaneTag(lane: lane)) }
 
+    /// The hash of one job, found from its id alone.
     public static func job(_ id: JobID) -> String { prefix(id.laneTag) + "job:" + id.rawValue }
 
+    /// The event stream of the lanes with this lane's tag.
     public static func events(lane: String) -> String { prefix(lane: lane) + "events" }
 
+    /// A per-lane key: `sluice:{T}:lane:<lane>:<suffix>`. The functions below name each one; the
+    /// table above says what each holds.
     public static func laneKey(_ lane: String, _ suffix: String) -> String {
         prefix(lane: lane) + "lane:" + lane + ":" + suffix
     }

@@ -8,6 +8,7 @@ public struct QueueMaintenance: Service {
     public let queue: JobQueue
     public let logger: Logger
 
+    /// Maintenance over every lane of `queue`, at its `maintenanceInterval`.
     public init(queue: JobQueue, logger: Logger = Logger(label: "sluice.maintenance")) {
         self.queue = queue
         self.logger = logger

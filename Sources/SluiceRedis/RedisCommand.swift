@@ -33,6 +33,7 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     var storage: [UInt8] = []
     var lengths: [Int] = []
 
+    /// A command: its name, then its arguments, each sent byte for byte.
     public init(_ name: String, _ arguments: [any RedisArgument]) {
         storage.reserveCapacity(name.utf8.count + arguments.count * 16)
         lengths.reserveCapacity(arguments.count + 1)

@@ -3,6 +3,7 @@ import Foundation
 /// Where and how to connect to Redis. Built from a URL:
 /// `redis://[user:pass@]host[:port][/db]` or `unix:///path/to/redis.sock[?db=N&password=P]`.
 public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
+    /// Where the server listens.
     public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
         case unix(path: String)

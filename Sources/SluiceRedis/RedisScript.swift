@@ -7,6 +7,8 @@ public struct RedisScript: Sendable, Hashable {
     /// The SHA-1 of the source, in lowercase hex, as Redis computes it.
     public let sha1: String
 
+    /// A script named `name` (for messages) with its source; the SHA-1 is computed here, so
+    /// the first call can go straight to EVALSHA.
     public init(name: String, source: String) {
         self.name = name
         self.source = source

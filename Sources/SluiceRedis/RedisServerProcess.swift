@@ -8,6 +8,7 @@ import Synchronization
 /// `maxmemory-policy noeviction`, `hash-max-listpack-value 1024` and, when `appendOnly` is set,
 /// AOF persistence (`appendfsync everysec`).
 public final class RedisServerProcess: Sendable {
+    /// How the private server is reached.
     public enum Listen: Sendable, Hashable {
         /// A TCP port on 127.0.0.1; nil picks a free one.
         case loopback(port: Int?)

@@ -20,6 +20,8 @@ public final class RedisSubscriber: @unchecked Sendable {
     private let closed = Atomic<Bool>(false)
     private let socket = Atomic<Int32>(-1)
 
+    /// Subscribes to `patterns` at once, on a new thread, and keeps resubscribing after a lost
+    /// connection until `close()`.
     public init(
         configuration: RedisConfiguration, patterns: [String],
         onMessage: @escaping MessageHandler, onSubscribed: @escaping @Sendable () -> Void
