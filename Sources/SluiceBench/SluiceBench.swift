@@ -28,7 +28,9 @@ struct SluiceBench: AsyncParsableCommand {
         let directory = NSTemporaryDirectory() + "sluice-bench-\(getpid())"
         let server: RedisServerProcess? =
             redisURL == nil ? try await RedisServerProcess.start(directory: directory) : nil
-        // The private server stops on every path, errors included: no redis-server outlives us.
+        // The private server stops on every path, errors and Ctrl-C included: no redis-server
+        // outlives the benchmark.
+        if let pid = server?.pid { stopOnSignal(redisPid: pid) }
         do {
             try await measure(url: redisURL ?? server!.url, redisPid: server?.pid)
         } catch {
@@ -293,5 +295,19 @@ struct CPUMark {
         // Fields after the command: state is [0]; utime is [11], stime [12] (in clock ticks).
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// The private redis-server's pid, for the signal handler (which can capture nothing).
+nonisolated(unsafe) private var redisToStopOnSignal: pid_t = 0
+
+/// On SIGINT or SIGTERM, stop the private redis-server, then exit as the signal would.
+private func stopOnSignal(redisPid: pid_t) {
+    redisToStopOnSignal = redisPid
+    for signalNumber in [SIGINT, SIGTERM] {
+        signal(signalNumber) { received in
+            if redisToStopOnSignal > 0 { kill(redisToStopOnSignal, SIGTERM) }
+            _exit(128 + received)
+        }
     }
 }

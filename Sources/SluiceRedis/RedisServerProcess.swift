@@ -87,6 +87,15 @@ public final class RedisServerProcess: Sendable {
     }
 
     private func launch() async throws {
+        // Two servers on one directory would share (and corrupt) one AOF: refuse, and say who is there.
+        if port == nil, let running = try? await RedisClient.connect(url: url, connections: 1) {
+            let info = (try? await running.send("INFO", "server").string) ?? ""
+            running.close()
+            let pid = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }
+                .map { String($0.dropFirst("process_id:".count)) } ?? "?"
+            throw RedisError.connectionFailed(
+                "a redis-server (pid \(pid)) already serves \(url), perhaps left by an earlier run; stop it, or point redis.url at it")
+        }
         var arguments = [
             "--dir", directory, "--daemonize", "no", "--save", "", "--maxmemory-policy", "noeviction",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",

@@ -79,3 +79,25 @@ func sluiceBinary() throws -> String {
         }
     }
 }
+
+@Suite struct EmbeddedRedisGuardTests {
+    @Test func upRefusesToStartASecondRedisOnTheSameDirectory() async throws {
+        let work = NSTemporaryDirectory() + "sluice-twice-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        // An embedded redis left running, as after a `kill -9` of `sluice up`.
+        let leftover = try await RedisServerProcess.start(directory: work + "/redis", listen: .unixSocket, appendOnly: true)
+        let leftoverPid = try #require(leftover.pid)
+        let up = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["up", "--data-directory", work + "/redis"], outputPath: work + "/up.log")
+        let status = await up.waitForExit(timeout: .seconds(20))
+        let output = (try? String(contentsOfFile: work + "/up.log", encoding: .utf8)) ?? ""
+        #expect(status == 3, "\(output)")
+        #expect(output.contains("already serves"), "\(output)")
+        #expect(output.contains("pid \(leftoverPid)"), "\(output)")
+        // The leftover server is untouched and still answers.
+        let redis = try await RedisClient.connect(url: leftover.url, connections: 1)
+        #expect(try await redis.send("PING") == .simpleString("PONG"))
+        redis.close()
+        await leftover.stop()
+    }
+}
