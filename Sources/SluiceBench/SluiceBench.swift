@@ -19,6 +19,7 @@ struct SluiceBench: AsyncParsableCommand {
     @Option(help: "Jobs per lease call.") var leaseBatch = 32
     @Option(help: "Payload size in bytes (a small chat-completion request is ~200).") var payloadBytes = 200
     @Option(help: "Tenants the jobs are spread over.") var tenants = 8
+    @Option(help: "Shared Redis connections of the client.") var connections = 2
     @Option(help: "Use this Redis instead of starting one (redis-benchmark then runs against it too).")
     var redisURL: String?
     @Option(help: "arq's end-to-end jobs/s measured in this run (bench/queue.sh passes it with SLUICE_BENCH_PEERS=1).")
@@ -43,7 +44,7 @@ struct SluiceBench: AsyncParsableCommand {
     }
 
     func measure(url: String, redisPid: pid_t?) async throws {
-        let redis = try await RedisClient.connect(url: url)
+        let redis = try await RedisClient.connect(url: url, connections: connections)
         defer { redis.close() }
         let queue = JobQueue(redis: redis)
         print("sluice-bench: redis \(try await redisVersion(redis)) at \(try RedisConfiguration(url: url)), \(ProcessInfo.processInfo.activeProcessorCount) cores")
