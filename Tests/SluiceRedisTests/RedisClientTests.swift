@@ -200,6 +200,25 @@ import Testing
         }
     }
 
+    @Test func authenticatesAsAnACLUser() async throws {
+        try await withRedis(extraArguments: ["--user", "alice", "on", ">wonderland", "~app:*", "+@all"]) { server, _ in
+            let port = server.url.split(separator: ":").last!
+            let alice = try await RedisClient.connect(url: "redis://alice:wonderland@127.0.0.1:\(port)/0")
+            defer { alice.close() }
+            #expect(try await alice.send("ACL", "WHOAMI").string == "alice")
+            try await alice.send("SET", "app:x", "1")
+            // The ACL limits alice to app:* keys: the server's refusal comes back as a typed error.
+            await #expect(throws: RedisError.self) { try await alice.send("SET", "other", "1") }
+            do {
+                _ = try await RedisClient.connect(url: "redis://alice:wrong@127.0.0.1:\(port)/0")
+                Issue.record("a wrong password connected")
+            } catch RedisError.authenticationFailed(let message) {
+                #expect(message.hasPrefix("AUTH"))
+                #expect(!message.contains("wrong"))  // the secret never appears in the error
+            }
+        }
+    }
+
     @Test func connectsOverAUnixSocket() async throws {
         try await withRedis(listen: .unixSocket) { server, redis in
             #expect(server.url.hasPrefix("unix://"))
