@@ -48,6 +48,25 @@ import Testing
         }
     }
 
+    @Test func waiterStillWakesWhenRedisRestartsWhileItWaits() async throws {
+        try await withRedis(appendOnly: true) { server, redis in
+            let queue = JobQueue(redis: redis)
+            let waiter = JobWaiter(queue: queue)
+            defer { waiter.close() }
+            let id = try await queue.enqueue(spec()).id
+            async let finished = waiter.wait(for: id, timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(1100))  // the AOF has the job (appendfsync everysec)
+            try await server.restart()
+            let lease = try #require(try await queue.lease(lane: "lane-a", count: 1).first)
+            let completedAt = ContinuousClock.now
+            _ = try await queue.complete(id, token: lease.token, result: [7])
+            let job = try await finished
+            #expect(job?.state == .succeeded)
+            #expect(job?.result == [7])
+            #expect(ContinuousClock.now - completedAt < .seconds(5), "woken by the timeout, not the completion")
+        }
+    }
+
     @Test func manyWaitersOnManyJobsAllWake() async throws {
         try await withQueue { queue, _ in
             let waiter = JobWaiter(queue: queue)

@@ -162,6 +162,30 @@ import Testing
         }
     }
 
+    @Test func inFlightCommandOnASharedConnectionFailsWhenRedisDies() async throws {
+        try await withRedis { server, redis in
+            // A script that keeps Redis busy for ~3 s, so the command is surely in flight.
+            let busy = RedisScript(
+                name: "busy", source: "local t = redis.call('TIME') local s = tonumber(t[1]) "
+                    + "while tonumber(redis.call('TIME')[1]) < s + 3 do end return 1")
+            async let outcome: Result<RedisValue, any Error> = {
+                do { return .success(try await redis.run(busy, keys: [], arguments: [])) } catch { return .failure(error) }
+            }()
+            try await Task.sleep(for: .milliseconds(300))
+            let killed = ContinuousClock.now
+            await server.kill()
+            let result = await outcome
+            #expect(ContinuousClock.now - killed < .seconds(2), "the command hung after Redis died")
+            guard case .failure(let error) = result else {
+                Issue.record("the script returned \(result) although Redis was killed")
+                return
+            }
+            #expect((error as? RedisError)?.isConnectionError == true, "got \(error)")
+            try await server.restart()
+            #expect(try await redis.send("PING") == .simpleString("PONG"))
+        }
+    }
+
     @Test func slowReplyFailsWithTimeoutAndTheConnectionRecovers() async throws {
         try await withRedis(extraArguments: ["--enable-debug-command", "local"], commandTimeout: .milliseconds(300)) { _, redis in
             await #expect(throws: RedisError.timeout) { try await redis.send("DEBUG", "SLEEP", "1") }
