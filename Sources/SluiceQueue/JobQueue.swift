@@ -136,7 +136,7 @@ public final class JobQueue: Sendable {
             scripts.lease, keys: [KeyLayout.prefix(lane: lane)],
             arguments: [cap, lane, count, leaseMillis, resultTTL])
         guard let flat = reply.array, flat.count >= 2, (flat.count - 2) % 5 == 0,
-            let tokenBase = flat[0].int, let until = flat[1].int
+            let group = flat[0].string, let until = flat[1].int
         else { throw QueueError.unexpectedReply(script: "lease", "\(reply)") }
         var jobs: [LeasedJob] = []
         jobs.reserveCapacity((flat.count - 2) / 5)
@@ -146,7 +146,7 @@ public final class JobQueue: Sendable {
             else { throw QueueError.unexpectedReply(script: "lease", "bad job at \((base - 2) / 5)") }
             jobs.append(
                 LeasedJob(
-                    id: id, token: String(tokenBase + jobs.count + 1), attempt: attempt, tenant: tenant,
+                    id: id, token: "\(group).\(jobs.count + 1)", attempt: attempt, tenant: tenant,
                     payload: flat[base + 3].bytes ?? [], metadata: flat[base + 4].bytes ?? [],
                     leaseUntil: UnixMillis(Int64(until))))
         }
@@ -271,7 +271,7 @@ public final class JobQueue: Sendable {
     public func counts(lane: String) async throws -> LaneCounts {
         let replies = try await redis.pipeline([
             RedisCommand("HGET", KeyLayout.meta(lane: lane), "ready"),
-            RedisCommand("ZCARD", KeyLayout.leased(lane: lane)),
+            RedisCommand("HGET", KeyLayout.meta(lane: lane), "leased"),
             RedisCommand("ZCARD", KeyLayout.delayed(lane: lane)),
         ])
         return LaneCounts(ready: replies[0].int ?? 0, leased: replies[1].int ?? 0, delayed: replies[2].int ?? 0)
@@ -319,11 +319,11 @@ public final class JobQueue: Sendable {
         while true {
             let reaped = try await redis.run(scripts.reap, keys: keys, arguments: [cap, lane, batch, resultTTL])
             let counts = (reaped.array ?? []).map { $0.int ?? 0 }
-            guard counts.count == 3 else { throw QueueError.unexpectedReply(script: "reap", "\(reaped)") }
+            guard counts.count == 4 else { throw QueueError.unexpectedReply(script: "reap", "\(reaped)") }
             report.requeued += counts[0]
             report.dead += counts[1]
             report.cancelled += counts[2]
-            if counts.reduce(0, +) < batch { break }
+            if counts[3] < batch { break }  // fewer expired lease groups than the batch: done
         }
         while true {
             let promoted = try await redis.run(scripts.promote, keys: keys, arguments: [cap, lane, batch]).int ?? 0

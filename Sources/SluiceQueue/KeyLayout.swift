@@ -11,10 +11,11 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
 /// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
-/// | `sluice:{T}:lane:<lane>:leased` | zset | leased jobs, score = lease deadline (ms): the one place a lease deadline is kept |
+/// | `sluice:{T}:lane:<lane>:leased` | zset | lease groups (one per lease call), score = the group's lease deadline (ms) |
+/// | `sluice:{T}:lane:<lane>:lease:<group>` | set | the jobs a lease group still holds; a job's token is `<group>.<k>` |
 /// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
-/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens, ready (the count of live ready jobs) |
+/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens (lease groups), ready and leased (live jobs in each) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
 /// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (capped, `MAXLEN ~`) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
@@ -53,6 +54,7 @@ public struct KeyLayout: Sendable, Hashable {
     public static func classes(lane: String, tenant: String) -> String { laneKey(lane, "classes:" + tenant) }
     public static func roundRobin(lane: String) -> String { laneKey(lane, "rr") }
     public static func leased(lane: String) -> String { laneKey(lane, "leased") }
+    public static func leaseGroup(lane: String, group: String) -> String { laneKey(lane, "lease:" + group) }
     public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }
     public static func deadlines(lane: String) -> String { laneKey(lane, "deadlines") }
     public static func meta(lane: String) -> String { laneKey(lane, "meta") }

@@ -35,7 +35,7 @@ public final class RedisServerProcess: Sendable {
         self.process = Mutex(nil)
     }
 
-    /// Starts a redis-server and returns once it answers PING.
+    /// Starts a redis-server and returns once it answers and has loaded its data (AOF).
     public static func start(
         directory: String, listen: Listen = .loopback(port: nil), appendOnly: Bool = false,
         extraArguments: [String] = []
@@ -114,21 +114,31 @@ public final class RedisServerProcess: Sendable {
         var configuration = try RedisConfiguration(url: url)
         configuration.connectTimeout = .milliseconds(200)
         if let password = Self.password(in: extraArguments) { configuration.password = password }
-        let deadline = ContinuousClock.now + .seconds(10)
+        // 10 s to answer; a server that answers and is loading a large AOF gets 10 minutes.
+        var deadline = ContinuousClock.now + .seconds(10)
+        var loadingSeen = false
         while ContinuousClock.now < deadline {
             if let status = child.terminationStatus {
                 let log = (try? String(contentsOfFile: "\(directory)/redis.log", encoding: .utf8)) ?? ""
                 throw RedisError.connectionFailed(
                     "redis-server exited with status \(status): \(log.split(separator: "\n").suffix(3).joined(separator: " | "))")
             }
-            if let client = try? await RedisClient.connect(configuration: configuration) {
+            if let client = try? await RedisClient.connect(configuration: configuration, connections: 1) {
+                // PING answers while an AOF is still loading; ready means loaded.
+                let persistence = (try? await client.send("INFO", "persistence").string) ?? ""
                 client.close()
-                return
+                if persistence.contains("loading:0") { return }
+                if !loadingSeen {
+                    loadingSeen = true
+                    deadline = ContinuousClock.now + .seconds(600)
+                }
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         await child.stop()
-        throw RedisError.connectionFailed("redis-server at \(url) did not answer within 10 s")
+        throw RedisError.connectionFailed(
+            loadingSeen ? "redis-server at \(url) was still loading its data after 10 minutes"
+                : "redis-server at \(url) did not answer within 10 s")
     }
 
     private static func password(in arguments: [String]) -> String? {

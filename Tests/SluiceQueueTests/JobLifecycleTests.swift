@@ -94,6 +94,37 @@ import Testing
         }
     }
 
+    @Test func heartbeatOfOneJobExtendsItsWholeLeaseCall() async throws {
+        try await withQueue { queue, _ in
+            let ids = try await queue.enqueue((0..<3).map { _ in spec() }).map(\.id)
+            let leases = try await queue.lease(lane: "lane-a", count: 3, duration: .milliseconds(1500))
+            #expect(Set(leases.map(\.id)) == Set(ids))
+            try await Task.sleep(for: .milliseconds(800))
+            _ = try await queue.heartbeat(leases[0].id, token: leases[0].token, duration: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(900))  // past the first deadline, within the extended one
+            #expect(try await queue.maintain(lane: "lane-a").requeued == 0)
+            for lease in leases { #expect(try await queue.get(lease.id)?.state == .leased) }
+            #expect(try await structuralProblems(queue: queue, lane: "lane-a", jobs: ids) == [])
+        }
+    }
+
+    @Test func expiredLeaseCallRequeuesOnlyTheJobsItStillHolds() async throws {
+        try await withQueue { queue, _ in
+            let ids = try await queue.enqueue((0..<4).map { _ in spec() }).map(\.id)
+            let leases = try await queue.lease(lane: "lane-a", count: 4, duration: .milliseconds(50))
+            _ = try await queue.complete(leases[0].id, token: leases[0].token, result: [1])
+            _ = try await queue.fail(leases[1].id, token: leases[1].token, attempt: 1, error: "4xx", retryable: false)
+            try await Task.sleep(for: .milliseconds(120))
+            let report = try await queue.maintain(lane: "lane-a")
+            #expect(report.requeued == 2)
+            #expect(try await queue.get(leases[0].id)?.state == .succeeded)
+            #expect(try await queue.get(leases[1].id)?.state == .failed)
+            #expect(try await queue.get(leases[2].id)?.state == .queued)
+            #expect(try await queue.counts(lane: "lane-a") == LaneCounts(ready: 2, leased: 0, delayed: 0))
+            #expect(try await structuralProblems(queue: queue, lane: "lane-a", jobs: ids) == [])
+        }
+    }
+
     @Test func retryableFailureWaitsThenRunsAgainUntilAttemptsAreUsedUp() async throws {
         // The backoff is long enough that "not before the backoff" holds on a loaded machine.
         let configuration = QueueConfiguration(retryPolicy: .fixed(.milliseconds(1500)))

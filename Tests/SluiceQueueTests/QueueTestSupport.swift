@@ -51,7 +51,19 @@ func structuralProblems(queue: JobQueue, lane: String, jobs: [JobID]) async thro
         let classes = Set(try await redis.send("ZRANGE", KeyLayout.classes(lane: lane, tenant: tenant), 0, -1).array?.compactMap(\.string) ?? [])
         if classes != classesByTenant[tenant] { problems.append("tenant \(tenant): classes \(classes.sorted()) but lists for \(classesByTenant[tenant, default: []].sorted())") }
     }
-    let leased = Set(try await redis.send("ZRANGE", KeyLayout.leased(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
+    // Leased jobs: the members of every lease group in the leased set, each in exactly one group,
+    // no group empty, and no group set outside the leased set.
+    let groups = try await redis.send("ZRANGE", KeyLayout.leased(lane: lane), 0, -1).array?.compactMap(\.string) ?? []
+    var leased: Set<String> = []
+    for group in groups {
+        let members = try await redis.send("SMEMBERS", KeyLayout.leaseGroup(lane: lane, group: group)).array?.compactMap(\.string) ?? []
+        if members.isEmpty { problems.append("lease group \(group) is empty but still in the leased set") }
+        for member in members where !leased.insert(member).inserted { problems.append("\(member): in two lease groups") }
+    }
+    let groupSets = try await redis.send("KEYS", KeyLayout.leaseGroup(lane: lane, group: "*")).array?.compactMap(\.string) ?? []
+    if groupSets.count != groups.count { problems.append("\(groupSets.count) lease-group sets for \(groups.count) groups in the leased set") }
+    let leasedCount = try await redis.send("HGET", KeyLayout.meta(lane: lane), "leased").int ?? 0
+    if leasedCount != leased.count { problems.append("meta leased=\(leasedCount) but lease groups hold \(leased.count)") }
     let delayed = Set(try await redis.send("ZRANGE", KeyLayout.delayed(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
     let deadlines = Set(try await redis.send("ZRANGE", KeyLayout.deadlines(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])
     let rrTenants = Set(try await redis.send("ZRANGE", KeyLayout.roundRobin(lane: lane), 0, -1).array?.compactMap(\.string) ?? [])

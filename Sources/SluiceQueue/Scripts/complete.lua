@@ -17,7 +17,7 @@ local prefix, cap, ttl, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMillis()
 local out = {}
 local done = {}                 -- ids that reached a terminal state, for one PUBLISH
-local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids}
+local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids, groups = set}
 for i = 0, n - 1 do
   local b = 4 + i * 3
   local id, token, result = ARGV[b], ARGV[b + 1], ARGV[b + 2]
@@ -30,7 +30,7 @@ for i = 0, n - 1 do
     local lane = f[4]
     local group = byLane[lane]
     if not group then
-      group = {succeeded = {}, cancelled = {}}
+      group = {succeeded = {}, cancelled = {}, groups = {}, released = 0}
       byLane[lane] = group
       laneOrder[#laneOrder + 1] = lane
     end
@@ -43,6 +43,14 @@ for i = 0, n - 1 do
     end
     if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
+    local leaseGroupId = leaseGroup(token)
+    local members = group.groups[leaseGroupId]
+    if not members then
+      members = {}
+      group.groups[leaseGroupId] = members
+    end
+    members[#members + 1] = id
+    group.released = group.released + 1
     local ids = group[state]
     ids[#ids + 1] = id
     done[#done + 1] = id
@@ -52,12 +60,15 @@ for i = 0, n - 1 do
 end
 for _, lane in ipairs(laneOrder) do
   local group = byLane[lane]
-  local all = {}
-  for _, id in ipairs(group.succeeded) do all[#all + 1] = id end
-  for _, id in ipairs(group.cancelled) do all[#all + 1] = id end
-  for i = 1, #all, 1000 do
-    redis.call('ZREM', laneKey(prefix, lane, 'leased'), unpack(all, i, math.min(i + 999, #all)))
+  -- Released from their lease groups, one SREM per group; groups left empty leave the leased set.
+  for leaseGroupId, members in pairs(group.groups) do
+    local key = groupKey(prefix, lane, leaseGroupId)
+    for i = 1, #members, 1000 do redis.call('SREM', key, unpack(members, i, math.min(i + 999, #members))) end
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', laneKey(prefix, lane, 'leased'), leaseGroupId)
+    end
   end
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -group.released)
   if #group.succeeded > 0 then emit(prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
   if #group.cancelled > 0 then emit(prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
 end

@@ -22,7 +22,7 @@ local jobKey = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'attempts', 'max_attempts', 'deadline')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
 local lane, now = f[4], nowMillis()
-redis.call('ZREM', laneKey(prefix, lane, 'leased'), id)
+release(prefix, lane, id, token)
 redis.call('HSET', jobKey, 'error', err)
 local state
 if f[3] == '1' then

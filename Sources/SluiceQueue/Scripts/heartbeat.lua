@@ -1,5 +1,6 @@
 --[[
-  heartbeat: extends the lease of a job, if the caller still holds it.
+  heartbeat: extends the lease of a job, if the caller still holds it, and with it the lease of
+  every job of the same lease call that is still held (they share one deadline).
 
   KEYS[1]  the job's lane prefix
   ARGV[1]  job id
@@ -15,5 +16,6 @@ local jobKey = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
 local untilMs = nowMillis() + leaseMs
-redis.call('ZADD', laneKey(prefix, f[4], 'leased'), 'XX', untilMs, id)
+-- The whole lease call is extended: one worker holds all of its jobs.
+redis.call('ZADD', laneKey(prefix, f[4], 'leased'), 'XX', untilMs, leaseGroup(token))
 return {1, f[3] == '1' and 1 or 0, untilMs}

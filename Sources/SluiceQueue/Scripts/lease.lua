@@ -8,8 +8,9 @@
   ARGV[4]  lease duration, milliseconds
   ARGV[5]  result TTL, milliseconds (for a job found past its deadline, which expires instead)
 
-  Returns  {token base, lease_until, then 5 per leased job: id, attempt, tenant, payload,
-           metadata}. The i-th job's token is token base + i (tokens are consecutive).
+  Returns  {lease group, lease_until, then 5 per leased job: id, attempt, tenant, payload,
+           metadata}. The i-th job's token is "<lease group>.<i>". The jobs of one call form one
+           lease group: one deadline, extended together by a heartbeat of any of them.
 
   Order: the best priority first; among tenants whose best jobs share that priority, the one
   served least recently (round robin), each tenant of a round getting an equal share of the n
@@ -25,8 +26,8 @@ local untilText, nowText = fmt(untilMs), fmt(now) -- formatted once, used per jo
 local rr, meta = laneKey(prefix, lane, 'rr'), laneKey(prefix, lane, 'meta')
 local deadlines = laneKey(prefix, lane, 'deadlines')
 local turn = nil
-local tokenBase = nil
-local leasedPairs, leasedIds, out = {}, {}, {}
+local group = nil
+local leasedIds, out = {}, {}
 local got, taken, popped = 0, 0, 0
 local popLimit = n * 4 + 1000 -- bounds the tombstones one call discards
 
@@ -43,13 +44,11 @@ local function take(id, tenant)
     emit(prefix, cap, id, lane, 'queued', 'expired', now, 'deadline passed')
     return
   end
-  tokenBase = tokenBase or (redis.call('HINCRBY', meta, 'tokens', n) - n)
+  group = group or tostring(redis.call('HINCRBY', meta, 'tokens', 1))
   got = got + 1
   local attempt = tonumber(f[3] or '0') + 1
-  redis.call('HSET', jobKey, 'state', 'leased', 'token', fmt(tokenBase + got), 'leased_at', nowText,
+  redis.call('HSET', jobKey, 'state', 'leased', 'token', group .. '.' .. got, 'leased_at', nowText,
     'attempts', attempt)
-  leasedPairs[#leasedPairs + 1] = untilText
-  leasedPairs[#leasedPairs + 1] = id
   leasedIds[#leasedIds + 1] = id
   if f[2] then redis.call('ZREM', deadlines, id) end
   out[#out + 1] = id
@@ -96,12 +95,17 @@ while got < n and popped < popLimit do
     end
   end
 end
-if #leasedPairs > 0 then
-  zaddMany(laneKey(prefix, lane, 'leased'), leasedPairs)
+if #leasedIds > 0 then
+  local members = groupKey(prefix, lane, group)
+  for i = 1, #leasedIds, 1000 do
+    redis.call('SADD', members, unpack(leasedIds, i, math.min(i + 999, #leasedIds)))
+  end
+  redis.call('ZADD', laneKey(prefix, lane, 'leased'), untilText, group)
+  redis.call('HINCRBY', meta, 'leased', #leasedIds)
   emit(prefix, cap, table.concat(leasedIds, ','), lane, 'queued', 'leased', now)
 end
 if turn then redis.call('HSET', meta, 'turn', turn) end
 if taken > 0 then redis.call('HINCRBY', meta, 'ready', -taken) end
 table.insert(out, 1, untilMs)
-table.insert(out, 1, tokenBase or 0)
+table.insert(out, 1, group or '')
 return out

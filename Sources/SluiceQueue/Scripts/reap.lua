@@ -4,45 +4,52 @@
   KEYS[1]  the lane's key prefix
   ARGV[1]  event stream cap
   ARGV[2]  lane name
-  ARGV[3]  the most jobs to handle in this call
+  ARGV[3]  the most lease groups (lease calls) to handle in this call
   ARGV[4]  result TTL, milliseconds
 
-  Returns  {requeued, dead, cancelled}: the expired lease's attempt counts, so a job whose
-           attempts are used up is dead, and one whose cancel was asked for is cancelled.
+  Returns  {requeued, dead, cancelled, groups handled}: the expired lease's attempt counts, so a
+           job whose attempts are used up is dead, and one whose cancel was asked for is cancelled.
 
-  Safe to run from many processes at once: each job moves under this script's atomicity, only
-  while it is still leased with a lease deadline in the past, so none moves twice.
+  Safe to run from many processes at once: each group is taken out of the leased set and
+  expanded under this script's atomicity, and a job moves only while it is still leased under
+  that group's token, so none moves twice.
 ]]
 --!include common.lua
 local prefix, cap, lane, limit, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = nowMillis()
 local leased = laneKey(prefix, lane, 'leased')
-local ids = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, limit)
+local groups = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead, cancelled = 0, 0, 0
-for _, id in ipairs(ids) do
-  redis.call('ZREM', leased, id)
-  local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'attempts', 'max_attempts', 'tenant', 'prio',
-    'cancel', 'deadline')
-  -- Still leased: its score (the lease deadline) was found in the past just now.
-  if f[1] == 'leased' then
-    if f[6] == '1' then
-      finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
-      emit(prefix, cap, id, lane, 'leased', 'cancelled', now, 'lease expired')
-      cancelled = cancelled + 1
-    elseif tonumber(f[2]) >= tonumber(f[3]) then
-      redis.call('HSET', jobKey, 'error', 'lease expired')
-      finish(prefix, lane, jobKey, id, 'dead', now, ttl)
-      emit(prefix, cap, id, lane, 'leased', 'dead', now, 'lease expired')
-      dead = dead + 1
-    else
-      redis.call('HSET', jobKey, 'state', 'queued', 'error', 'lease expired')
-      redis.call('HDEL', jobKey, 'token')
-      pushReady(prefix, lane, id, f[4], f[5], true)
-      if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
-      emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
-      requeued = requeued + 1
+for _, group in ipairs(groups) do
+  redis.call('ZREM', leased, group)
+  local members = groupKey(prefix, lane, group)
+  local ids = redis.call('SMEMBERS', members)
+  redis.call('DEL', members)
+  for _, id in ipairs(ids) do
+    local jobKey = prefix .. 'job:' .. id
+    local f = redis.call('HMGET', jobKey, 'state', 'attempts', 'max_attempts', 'tenant', 'prio',
+      'cancel', 'deadline', 'token')
+    -- Still leased under this group: its deadline was found in the past just now.
+    if f[1] == 'leased' and f[8] and leaseGroup(f[8]) == group then
+      redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -1)
+      if f[6] == '1' then
+        finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
+        emit(prefix, cap, id, lane, 'leased', 'cancelled', now, 'lease expired')
+        cancelled = cancelled + 1
+      elseif tonumber(f[2]) >= tonumber(f[3]) then
+        redis.call('HSET', jobKey, 'error', 'lease expired')
+        finish(prefix, lane, jobKey, id, 'dead', now, ttl)
+        emit(prefix, cap, id, lane, 'leased', 'dead', now, 'lease expired')
+        dead = dead + 1
+      else
+        redis.call('HSET', jobKey, 'state', 'queued', 'error', 'lease expired')
+        redis.call('HDEL', jobKey, 'token')
+        pushReady(prefix, lane, id, f[4], f[5], true)
+        if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
+        emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
+        requeued = requeued + 1
+      end
     end
   end
 end
-return {requeued, dead, cancelled}
+return {requeued, dead, cancelled, #groups}

@@ -66,13 +66,6 @@ local function pushReady(prefix, lane, id, tenant, priority, front)
   noteReady(prefix, lane, tenant, class)
 end
 
--- ZADD of many score/member pairs, in slices that stay within Lua's unpack limit.
-local function zaddMany(key, pairs)
-  for i = 1, #pairs, 1000 do
-    redis.call('ZADD', key, unpack(pairs, i, math.min(i + 999, #pairs)))
-  end
-end
-
 -- Records a terminal state: stamps it (with one extra field, such as the result, when given),
 -- drops the deadline entry, sets the result TTL, and wakes anyone waiting on the job. The
 -- caller has already taken the job out of every other structure (or left a tombstone). The
@@ -86,6 +79,21 @@ local function finish(prefix, lane, jobKey, id, state, now, ttl, deadline, field
   if deadline then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
   if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
   redis.call('PUBLISH', prefix .. 'done', id)
+end
+
+-- Leases are kept per lease call: the call's group id is the first part of each of its tokens
+-- ("<group>.<k>"), `leased` scores each group by its deadline, and `lease:<group>` holds the
+-- jobs it still holds. One ZADD per call instead of one per job.
+local function leaseGroup(token) return string.match(token, '^(%d+)%.') end
+local function groupKey(prefix, lane, group) return laneKey(prefix, lane, 'lease:' .. group) end
+
+-- Releases a job from its lease group; a group left empty leaves the leased set.
+local function release(prefix, lane, id, token)
+  local group = leaseGroup(token)
+  local key = groupKey(prefix, lane, group)
+  redis.call('SREM', key, id)
+  if redis.call('EXISTS', key) == 0 then redis.call('ZREM', laneKey(prefix, lane, 'leased'), group) end
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -1)
 end
 
 -- Takes a queued job out of the ready count; its id stays in its list as a tombstone.
