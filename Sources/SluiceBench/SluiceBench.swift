@@ -185,11 +185,18 @@ struct SluiceBench: AsyncParsableCommand {
                             try await Task.sleep(for: .milliseconds(1))
                             continue
                         }
-                        for lease in leases {
-                            let outcome = try await queue.complete(lease.id, token: lease.token, result: Array("ok".utf8))
-                            guard outcome == .recorded(.succeeded) else { throw ValidationError("complete refused: \(outcome)") }
-                            let stamp = lease.payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-                            samples.append(Double(nanosSinceStart() - UInt64(littleEndian: stamp)) / 1e6)
+                        // A worker runs the jobs of its lease concurrently, as it would run their
+                        // provider calls, and completes each as it finishes.
+                        samples += try await withThrowingTaskGroup(of: Double.self) { jobs in
+                            for lease in leases {
+                                jobs.addTask {
+                                    let outcome = try await queue.complete(lease.id, token: lease.token, result: Array("ok".utf8))
+                                    guard outcome == .recorded(.succeeded) else { throw ValidationError("complete refused: \(outcome)") }
+                                    let stamp = lease.payload.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                                    return Double(nanosSinceStart() - UInt64(littleEndian: stamp)) / 1e6
+                                }
+                            }
+                            return try await jobs.reduce(into: []) { $0.append($1) }
                         }
                         completed.value.add(leases.count, ordering: .relaxed)
                     }

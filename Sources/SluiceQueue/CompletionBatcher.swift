@@ -54,12 +54,12 @@ final class CompletionBatcher: Sendable {
             let lead = state.withLock { state -> Bool in
                 state.nextTicket += 1
                 ticket = state.nextTicket
-                var tagState = state.tags[tag, default: TagState()]
-                tagState.pending.append(
+                // Mutated in place: a copy out of the dictionary would copy `pending` on every
+                // append, O(n²) under thousands of concurrent completes.
+                state.tags[tag, default: TagState()].pending.append(
                     Report(ticket: ticket, id: id, token: token, result: result, continuation: continuation))
-                let lead = !tagState.leading
-                tagState.leading = true
-                state.tags[tag] = tagState
+                let lead = !state.tags[tag]!.leading
+                state.tags[tag]!.leading = true
                 return lead
             }
             if lead { continuation.resume(returning: .lead) }
@@ -74,12 +74,10 @@ final class CompletionBatcher: Sendable {
     /// passes leadership to the oldest report still waiting.
     private func lead(tag: String, ticket: UInt64) async throws -> ReportOutcome {
         let batch = state.withLock { state -> [Report] in
-            var tagState = state.tags[tag]!
-            let count = min(maxBatch, tagState.pending.count)
+            let count = min(maxBatch, state.tags[tag]!.pending.count)
             // The leader's own report is always within the first `maxBatch`: it is the oldest.
-            let batch = Array(tagState.pending.prefix(count))
-            tagState.pending.removeFirst(count)
-            state.tags[tag] = tagState
+            let batch = Array(state.tags[tag]!.pending.prefix(count))
+            state.tags[tag]!.pending.removeFirst(count)
             return batch
         }
         let result: Result<[ReportOutcome], any Error>
@@ -104,13 +102,11 @@ final class CompletionBatcher: Sendable {
             }
         }
         let next = state.withLock { state -> Report? in
-            var tagState = state.tags[tag]!
-            defer { state.tags[tag] = tagState.pending.isEmpty && !tagState.leading ? nil : tagState }
-            guard let first = tagState.pending.first else {
-                tagState.leading = false
+            guard let first = state.tags[tag]!.pending.first else {
+                state.tags[tag] = nil  // idle: nothing waiting, nobody leading
                 return nil
             }
-            return first
+            return first  // it leads the next batch; `leading` stays true
         }
         next?.continuation.resume(returning: .lead)
         return try own.get()
