@@ -62,7 +62,4 @@ public struct KeyLayout: Sendable, Hashable {
     public static func idempotency(lane: String, tenant: String, key: String) -> String {
         prefix(lane: lane) + "idem:" + tenant + ":" + key
     }
-
-    /// The lane-tag part of a completion channel name, e.g. `sluice:{1a2b3c4d}:done`.
-    static func isDoneChannel(_ channel: String) -> Bool { channel.hasPrefix("sluice:{") && channel.hasSuffix("}:done") }
 }
