@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -41,10 +43,19 @@ let package = Package(
             ],
             resources: [.copy("Scripts")]
         ),
+        // SQLite (WAL) through GRDB: API keys and tenants; later the archive and the ledgers.
+        .target(
+            name: "SluiceStore",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -66,6 +77,7 @@ let package = Package(
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
         // Runs the built `sluice` binary as a user would.
         .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 /// What a client hands the queue: one job to enqueue.
 public struct JobSpec: Sendable, Hashable {
     /// The lane (provider, or provider and model) whose workers will run it.
@@ -81,6 +87,14 @@ public struct UnixMillis: Sendable, Hashable, Comparable, Codable, CustomStringC
     public init(_ value: Int64) { self.value = value }
     public static func < (lhs: UnixMillis, rhs: UnixMillis) -> Bool { lhs.value < rhs.value }
     public static func + (lhs: UnixMillis, rhs: Duration) -> UnixMillis { UnixMillis(lhs.value + rhs.milliseconds) }
+
+    /// The wall clock now. Queue scripts take their time from Redis `TIME` instead; this stamps
+    /// ids and records kept outside Redis.
+    public static func current() -> UnixMillis {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UnixMillis(Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
+    }
     public var description: String { String(value) }
 }
 

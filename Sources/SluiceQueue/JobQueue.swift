@@ -47,7 +47,7 @@ public final class JobQueue: Sendable {
         for (index, spec) in specs.enumerated() {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
-        let now = UnixMillis.now()
+        let now = UnixMillis.current()
         var random = SplitMix64()
         var generated = [JobID?](repeating: nil, count: specs.count)
         var commands: [RedisCommand] = []
@@ -344,9 +344,4 @@ public final class JobQueue: Sendable {
         for lane in try await lanes() { total = total + (try await maintain(lane: lane)) }
         return total
     }
-}
-
-extension UnixMillis {
-    /// The local wall clock. Scripts take their time from Redis `TIME`; this only stamps ids.
-    static func now() -> UnixMillis { UnixMillis(Int64(Date().timeIntervalSince1970 * 1000)) }
 }

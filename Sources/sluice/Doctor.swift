@@ -1,17 +1,27 @@
 import ArgumentParser
 import SluiceQueue
 import SluiceRedis
+import SluiceStore
 
 /// `sluice doctor`: checks the configured Redis against what Sluice needs.
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the configured Redis: version, maxmemory-policy noeviction, AOF, listpack size.")
+        abstract: "Check the configured Redis (version, noeviction, AOF, listpack size) and the SQLite database.")
 
     @OptionGroup var options: ConfigurationOptions
 
     func run() async throws {
         try await CommandFailure.wrap {
             let configuration = try options.load()
+            // The database: it opens (creating it if needed), migrates, and is in WAL mode.
+            do {
+                let database = try SluiceDatabase(path: configuration.database)
+                let mode = try database.journalMode()
+                say("[\(mode == "wal" ? "ok" : "warning")] database: \(configuration.database), journal mode \(mode)")
+            } catch {
+                say("[error] database: cannot open or write \(configuration.database): \(error). Fix its directory's permissions, or set database / SLUICE_DB")
+                throw CommandFailure(exitCode: 1, message: "the database is not usable")
+            }
             guard let url = configuration.redis.url else {
                 say("redis: embedded (redis.url is null): `sluice up` starts a private redis-server with AOF and noeviction.")
                 say("Set redis.url or SLUICE_REDIS_URL to check an external Redis.")

@@ -101,3 +101,80 @@ func sluiceBinary() throws -> String {
         await leftover.stop()
     }
 }
+
+@Suite struct KeysCommandTests {
+    /// Runs `sluice` with `SLUICE_DB` pointing at `database`; returns its exit status and output.
+    func sluice(_ arguments: [String], database: String, work: String) async throws -> (Int32?, String) {
+        let output = work + "/out-\(UUID().uuidString).log"
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLUICE_DB"] = database
+        environment["SLUICE_CONFIG"] = work + "/none.yaml"
+        try "".write(toFile: work + "/none.yaml", atomically: true, encoding: .utf8)
+        let child = try ChildProcess.spawn(try sluiceBinary(), arguments: arguments, outputPath: output, environment: environment)
+        let status = await child.waitForExit(timeout: .seconds(20))
+        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+    }
+
+    @Test func createPrintsTheKeyOnceListShowsOnlyThePrefixRevokeWorks() async throws {
+        let work = NSTemporaryDirectory() + "sluice-keys-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let database = work + "/db/sluice.sqlite"
+
+        let (created, createOutput) = try await sluice(
+            ["keys", "create", "--tenant", "acme", "--scopes", "submit,read", "--json"], database: database, work: work)
+        #expect(created == 0, "\(createOutput)")
+        let fields = try #require(
+            try JSONSerialization.jsonObject(with: Data(createOutput.utf8)) as? [String: String], "\(createOutput)")
+        let secret = try #require(fields["key"])
+        let prefix = try #require(fields["prefix"])
+        #expect(secret.hasPrefix(prefix + "_"))
+        #expect(fields["scopes"] == "submit,read")
+
+        let (listed, listOutput) = try await sluice(["keys", "list"], database: database, work: work)
+        #expect(listed == 0)
+        #expect(listOutput.contains(prefix) && listOutput.contains("acme") && listOutput.contains("active"))
+        #expect(!listOutput.contains(String(secret.dropFirst(prefix.count + 1))), "the list shows the secret")
+
+        let (revoked, _) = try await sluice(["keys", "revoke", prefix], database: database, work: work)
+        #expect(revoked == 0)
+        let (_, afterOutput) = try await sluice(["keys", "list"], database: database, work: work)
+        #expect(afterOutput.contains("revoked"))
+        let (missing, missingOutput) = try await sluice(["keys", "revoke", "sluice_nosuchky"], database: database, work: work)
+        #expect(missing == 1)
+        #expect(missingOutput.contains("no key with prefix sluice_nosuchky"))
+    }
+
+    @Test func badScopeIsExitCode2WithTheReason() async throws {
+        let work = NSTemporaryDirectory() + "sluice-keys-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let (status, output) = try await sluice(
+            ["keys", "create", "--tenant", "acme", "--scopes", "read,write"], database: work + "/s.sqlite", work: work)
+        #expect(status == 2)
+        #expect(output.contains("unknown scope 'write'"), "\(output)")
+    }
+}
+
+@Suite struct DoctorDatabaseTests {
+    @Test func doctorReportsAnUnwritableDatabasePath() async throws {
+        let work = NSTemporaryDirectory() + "sluice-docdb-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        // A regular file where the database's directory should be: nothing can be created there.
+        try "not a directory".write(toFile: work + "/blocked", atomically: true, encoding: .utf8)
+        try "database: \(work)/blocked/sluice.sqlite\n".write(toFile: work + "/c.yaml", atomically: true, encoding: .utf8)
+        let doctor = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["doctor", "--config", work + "/c.yaml"], outputPath: work + "/out.log")
+        #expect(await doctor.waitForExit(timeout: .seconds(20)) == 1)
+        let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+        #expect(output.contains("[error] database: cannot open or write"), "\(output)")
+
+        try "database: \(work)/ok/sluice.sqlite\n".write(toFile: work + "/c2.yaml", atomically: true, encoding: .utf8)
+        let fine = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["doctor", "--config", work + "/c2.yaml"], outputPath: work + "/out2.log")
+        #expect(await fine.waitForExit(timeout: .seconds(20)) == 0)
+        let fineOutput = (try? String(contentsOfFile: work + "/out2.log", encoding: .utf8)) ?? ""
+        #expect(fineOutput.contains("[ok] database:") && fineOutput.contains("journal mode wal"), "\(fineOutput)")
+    }
+}

@@ -1,0 +1,73 @@
+/// What an API key may do.
+public enum Scope: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
+    /// Submit jobs and batches.
+    case submit
+    /// Read the tenant's own jobs.
+    case read
+    /// See every tenant's jobs and manage keys.
+    case admin
+
+    public static func < (lhs: Scope, rhs: Scope) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// Parses `submit,read,admin` (any order, spaces allowed). Names the first unknown scope.
+    public static func parseList(_ text: String) throws(ScopeError) -> Set<Scope> {
+        var scopes = Set<Scope>()
+        for part in text.split(separator: ",") {
+            let name = part.split(separator: " ").joined()
+            guard let scope = Scope(rawValue: name) else {
+                throw .unknown(name, allowed: Scope.allCases.map(\.rawValue))
+            }
+            scopes.insert(scope)
+        }
+        guard !scopes.isEmpty else { throw .empty }
+        return scopes
+    }
+
+    /// The scopes as `submit,read,admin`, in that order.
+    public static func format(_ scopes: Set<Scope>) -> String {
+        scopes.sorted().map(\.rawValue).joined(separator: ",")
+    }
+}
+
+/// Why a scope list was refused.
+public enum ScopeError: Error, Sendable, Hashable, CustomStringConvertible {
+    case unknown(String, allowed: [String])
+    case empty
+
+    public var description: String {
+        switch self {
+        case .unknown(let name, let allowed): "unknown scope '\(name)'; the scopes are \(allowed.joined(separator: ", "))"
+        case .empty: "at least one scope is needed (submit, read, admin)"
+        }
+    }
+}
+
+/// An API key as the store knows it: never the secret itself, only what may be shown.
+public struct APIKey: Sendable, Hashable {
+    public var id: Int64
+    /// The public part of the key, `sluice_<8 characters>`: shown in lists and logs to tell keys
+    /// apart. It is not enough to authenticate.
+    public var prefix: String
+    public var tenant: String
+    public var scopes: Set<Scope>
+    public var createdAt: UnixMillis
+    public var lastUsedAt: UnixMillis?
+    public var revokedAt: UnixMillis?
+
+    public init(
+        id: Int64, prefix: String, tenant: String, scopes: Set<Scope>, createdAt: UnixMillis,
+        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?
+    ) {
+        self.id = id
+        self.prefix = prefix
+        self.tenant = tenant
+        self.scopes = scopes
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+        self.revokedAt = revokedAt
+    }
+
+    public var isRevoked: Bool { revokedAt != nil }
+}

@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+import GRDB
+import SluiceCore
+
+/// API keys: created with a high-entropy secret that is shown once, stored only as its SHA-256,
+/// and checked in constant time.
+///
+/// A key reads `sluice_<prefix>_<secret>`: the 8-character prefix finds the row (and is safe to
+/// show); the 43-character secret (256 random bits, base64url) is what proves possession.
+public struct APIKeyStore: Sendable {
+    public let database: SluiceDatabase
+
+    public init(database: SluiceDatabase) {
+        self.database = database
+    }
+
+    /// Creates a key for `tenant` with `scopes`. Returns the full key, which is not stored and
+    /// cannot be shown again, and the stored record.
+    public func create(tenant: String, scopes: Set<Scope>, now: UnixMillis = .current()) throws -> (secret: String, key: APIKey) {
+        if tenant.isEmpty || tenant.utf8.count > 200 || tenant.utf8.contains(UInt8(ascii: ":")) {
+            throw StoreError.invalid(field: "tenant", reason: "must be 1-200 characters without ':'")
+        }
+        guard !scopes.isEmpty else { throw StoreError.invalid(field: "scopes", reason: "at least one scope is needed") }
+        var random = SystemRandomNumberGenerator()  // getrandom(2): cryptographically secure
+        for _ in 0..<5 {
+            let prefix = "sluice_" + Self.randomText(count: 8, alphabet: Self.prefixAlphabet, using: &random)
+            let secret = prefix + "_" + Self.randomText(count: 43, alphabet: Self.secretAlphabet, using: &random)
+            let hash = Array(SHA256.hash(data: Array(secret.utf8)))
+            do {
+                let id = try database.pool.write { db -> Int64 in
+                    try db.execute(
+                        sql: "INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [prefix, Data(hash), tenant, Scope.format(scopes), now.value])
+                    return db.lastInsertedRowID
+                }
+                let key = APIKey(
+                    id: id, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now, lastUsedAt: nil, revokedAt: nil)
+                return (secret, key)
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                continue  // a prefix collision (1 in 10^12): draw again
+            }
+        }
+        throw StoreError.invalid(field: "prefix", reason: "could not draw a unique prefix")
+    }
+
+    /// The key `presented` belongs to, if it is one of ours and not revoked; nil otherwise. The
+    /// secret is compared by hash in constant time.
+    public func authenticate(_ presented: String) throws -> APIKey? {
+        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "sluice", parts[1].utf8.count == 8, parts[2].utf8.count == 43 else {
+            return nil
+        }
+        let prefix = "sluice_" + parts[1]
+        guard let row = try database.pool.read({ db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
+        }) else { return nil }
+        let stored: Data = row["hash"]
+        let presentedHash = Array(SHA256.hash(data: Array(presented.utf8)))
+        guard Self.constantTimeEqual(Array(stored), presentedHash) else { return nil }
+        let key = try Self.key(from: row)
+        return key.isRevoked ? nil : key
+    }
+
+    /// Every key (of `tenant`, when given), newest first. Secrets are never stored, so never listed.
+    public func list(tenant: String? = nil) throws -> [APIKey] {
+        try database.pool.read { db in
+            let rows =
+                if let tenant {
+                    try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE tenant = ? ORDER BY id DESC", arguments: [tenant])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY id DESC")
+                }
+            return try rows.map(Self.key(from:))
+        }
+    }
+
+    /// Revokes the key with this display prefix. Returns false when no such key exists; revoking
+    /// twice keeps the first time.
+    @discardableResult
+    public func revoke(prefix: String, now: UnixMillis = .current()) throws -> Bool {
+        try database.pool.write { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM api_keys WHERE prefix = ?", arguments: [prefix]) != nil else {
+                return false
+            }
+            try db.execute(
+                sql: "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+                arguments: [now.value, prefix])
+            return true
+        }
+    }
+
+    /// Records that the key was used at `now`. Callers should coalesce (once a minute is plenty):
+    /// every call is a write.
+    public func recordUse(id: Int64, now: UnixMillis = .current()) throws {
+        try database.pool.write { db in
+            try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.value, id])
+        }
+    }
+
+    private static func key(from row: Row) throws -> APIKey {
+        let scopesText: String = row["scopes"]
+        let scopes: Set<Scope>
+        do { scopes = try Scope.parseList(scopesText) } catch { throw StoreError.corrupt("scopes '\(scopesText)'") }
+        let lastUsed: Int64? = row["last_used_at"]
+        let revoked: Int64? = row["revoked_at"]
+        return APIKey(
+            id: row["id"], prefix: row["prefix"], tenant: row["tenant"], scopes: scopes,
+            createdAt: UnixMillis(row["created_at"]), lastUsedAt: lastUsed.map(UnixMillis.init),
+            revokedAt: revoked.map(UnixMillis.init))
+    }
+
+    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var difference: UInt8 = 0
+        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
+        return difference == 0
+    }
+
+    private static let prefixAlphabet = Array("abcdefghijkmnpqrstuvwxyz23456789".utf8)  // 32 symbols, no look-alikes
+    // base64url's 64 symbols; `_` in the secret is safe, since a key splits at its first two `_`.
+    private static let secretAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    private static func randomText<R: RandomNumberGenerator>(count: Int, alphabet: [UInt8], using random: inout R) -> String {
+        // Both alphabets have a power-of-two size, so masking keeps the draw uniform.
+        let mask = UInt64(alphabet.count - 1)
+        return String(decoding: (0..<count).map { _ in alphabet[Int(random.next() & mask)] }, as: UTF8.self)
+    }
+}
+
+/// Why the store refused or failed.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// An argument is wrong; the field and the reason say how.
+    case invalid(field: String, reason: String)
+    /// A stored value cannot be read back: the database was edited by hand or is damaged.
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let field, let reason): "\(field): \(reason)"
+        case .corrupt(let what): "the database holds an unreadable value: \(what)"
+        }
+    }
+}
