@@ -47,18 +47,37 @@ public struct APIKeyStore: Sendable {
     /// The key `presented` belongs to, if it is one of ours and not revoked; nil otherwise. The
     /// secret is compared by hash in constant time.
     public func authenticate(_ presented: String) throws -> APIKey? {
+        guard let prefix = Self.prefix(of: presented) else { return nil }
+        guard let row = try database.pool.read({ db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
+        }) else { return nil }
+        return try Self.verify(presented, against: row)
+    }
+
+    /// `authenticate`, with the read done off the caller's thread (for async servers).
+    public func authenticateAsync(_ presented: String) async throws -> APIKey? {
+        guard let prefix = Self.prefix(of: presented) else { return nil }
+        let row = try await database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
+        }
+        return try row.flatMap { try Self.verify(presented, against: $0) }
+    }
+
+    /// The display prefix of a well-formed key (`sluice_<8>_<43>`); nil for anything else.
+    private static func prefix(of presented: String) -> String? {
         let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "sluice", parts[1].utf8.count == 8, parts[2].utf8.count == 43 else {
             return nil
         }
-        let prefix = "sluice_" + parts[1]
-        guard let row = try database.pool.read({ db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
-        }) else { return nil }
+        return "sluice_" + parts[1]
+    }
+
+    /// The key of `row` if `presented` hashes to its stored hash (constant time) and it is live.
+    private static func verify(_ presented: String, against row: Row) throws -> APIKey? {
         let stored: Data = row["hash"]
         let presentedHash = Array(SHA256.hash(data: Array(presented.utf8)))
-        guard Self.constantTimeEqual(Array(stored), presentedHash) else { return nil }
-        let key = try Self.key(from: row)
+        guard constantTimeEqual(Array(stored), presentedHash) else { return nil }
+        let key = try key(from: row)
         return key.isRevoked ? nil : key
     }
 

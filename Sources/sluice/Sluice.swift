@@ -10,6 +10,6 @@ struct Sluice: AsyncParsableCommand {
             Exit codes: 0 success; 1 a check failed (doctor); 2 bad configuration or arguments; \
             3 Redis or a child process could not be reached or started.
             """,
-        subcommands: [Up.self, Doctor.self, Keys.self]
+        subcommands: [Up.self, Serve.self, Doctor.self, Keys.self]
     )
 }

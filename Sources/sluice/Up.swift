@@ -2,14 +2,17 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceCore
+import SluiceHTTP
 import SluiceQueue
 import SluiceRedis
+import SluiceStore
 import UnixSignals
 
 /// `sluice up`: everything that exists so far, in one process.
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run Sluice in one process, with a private redis-server when no Redis URL is configured.")
+        abstract: "Run Sluice in one process: the HTTP API and queue maintenance, with a private redis-server when no Redis URL is configured.")
 
     @OptionGroup var options: ConfigurationOptions
 
@@ -19,9 +22,6 @@ struct Up: AsyncParsableCommand {
     func run() async throws {
         try await CommandFailure.wrap {
             let configuration = try options.load()
-            var logger = Logger(label: "sluice.up")
-            logger.logLevel = .info
-
             // The embedded default: a private redis-server on a unix socket, AOF on.
             var embedded: RedisServerProcess?
             let url: String
@@ -33,21 +33,7 @@ struct Up: AsyncParsableCommand {
                 url = embedded!.url
             }
             do {
-                let redis = try await RedisClient.connect(
-                    configuration: RedisConfiguration(url: url, settings: configuration.redis),
-                    connections: configuration.redis.connections)
-                defer { redis.close() }
-                say("sluice up: redis \(embedded == nil ? "at" : "embedded at") \(redis.configuration)")
-                for finding in try await RedisRequirements.check(redis) where finding.severity != .ok {
-                    say("sluice up: \(finding)")
-                }
-                let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
-                say("sluice up: queue maintenance running (reaper, promoter, expirer); lanes: \(try await queue.lanes().count)")
-                say("sluice up: ready. The HTTP API and the workers are not built yet; Ctrl-C or SIGTERM stops.")
-                let group = ServiceGroup(
-                    services: [QueueMaintenance(queue: queue, logger: logger)],
-                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-                try await group.run()
+                try await serve(configuration: configuration, redisURL: url, embedded: embedded != nil, maintenance: true)
             } catch {
                 await embedded?.stop()
                 throw error
@@ -56,4 +42,63 @@ struct Up: AsyncParsableCommand {
             say("sluice up: stopped")
         }
     }
+}
+
+/// `sluice serve`: the web role, against the configured Redis.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the HTTP API (the web role) against the configured Redis.")
+
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        try await CommandFailure.wrap {
+            let configuration = try options.load()
+            guard let url = configuration.redis.url else {
+                throw CommandFailure(
+                    exitCode: 2,
+                    message: "sluice serve needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs an embedded Redis instead")
+            }
+            try await serve(configuration: configuration, redisURL: url, embedded: false, maintenance: false)
+        }
+    }
+}
+
+/// Connects to Redis and the database, creates the first admin key if there is none, and runs
+/// the HTTP API (and, for `up`, queue maintenance) until SIGTERM or SIGINT.
+private func serve(configuration: SluiceConfiguration, redisURL: String, embedded: Bool, maintenance: Bool) async throws {
+    var logger = Logger(label: "sluice")
+    logger.logLevel = .info
+    let redis = try await RedisClient.connect(
+        configuration: RedisConfiguration(url: redisURL, settings: configuration.redis),
+        connections: configuration.redis.connections)
+    defer { redis.close() }
+    say("sluice: redis \(embedded ? "embedded at" : "at") \(redis.configuration)")
+    for finding in try await RedisRequirements.check(redis) where finding.severity != .ok {
+        say("sluice: \(finding)")
+    }
+    let database: SluiceDatabase
+    do { database = try SluiceDatabase(path: configuration.database) } catch {
+        throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
+    }
+    let keys = APIKeyStore(database: database)
+    if try keys.list().isEmpty {
+        // First start: an admin key, random and shown once. There is never a fixed default key.
+        let (secret, key) = try keys.create(tenant: "admin", scopes: [.admin])
+        say("sluice: no API key existed, so one admin key was created (\(key.prefix)). It is shown once; store it now:")
+        say("  \(secret)")
+    }
+    let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
+    let waiter = JobWaiter(queue: queue)
+    defer { waiter.close() }
+    let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
+    let address = "http://\(configuration.server.host):\(configuration.server.port)"
+    let application = api.application(host: configuration.server.host, port: configuration.server.port, logger: logger) {
+        // Said only once the server listens, so that "ready" means ready.
+        say("sluice: HTTP API on \(address)\(maintenance ? "; queue maintenance running" : "")")
+        say("sluice: ready. Ctrl-C or SIGTERM stops.")
+    }
+    var services: [any Service] = [application]
+    if maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
+    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    try await group.run()
 }

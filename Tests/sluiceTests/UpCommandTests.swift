@@ -26,13 +26,16 @@ func sluiceBinary() throws -> String {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let log = work + "/up.log"
         let config = work + "/sluice.yaml"
-        try "queue: { maintenance_interval: 50ms }\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let port = try RedisServerProcess.freeLoopbackPort()
+        try "queue: { maintenance_interval: 50ms }\nserver: { port: \(port) }\ndatabase: \(work)/sluice.sqlite\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
         let up = try ChildProcess.spawn(
             try sluiceBinary(), arguments: ["up", "--config", config, "--data-directory", work + "/redis"], outputPath: log)
-        defer { up.signal(SIGKILL) }
+        // SIGTERM, not SIGKILL, if the test fails early: sluice then stops its redis-server too.
+        defer { up.signal(SIGTERM) }
 
         let ready = await eventually(timeout: .seconds(30)) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice up: ready")
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice: ready")
         }
         #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         // The embedded redis-server answers on its socket, with AOF and noeviction.
@@ -45,12 +48,23 @@ func sluiceBinary() throws -> String {
                 .flatMap { Int32($0.dropFirst("process_id:".count)) })
         redis.close()
 
+        // The first start printed an admin key, and the HTTP API accepts it.
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let adminKey = try #require(
+            output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("sluice_") },
+            "\(output)")
+        #expect(try await httpStatus("http://127.0.0.1:\(port)/healthz") == 200)
+        #expect(try await httpStatus("http://127.0.0.1:\(port)/v1/jobs/job_x", bearer: adminKey) == 404)
+        #expect(try await httpStatus("http://127.0.0.1:\(port)/v1/jobs/job_x", bearer: "sluice_wrong") == 401)
+
         // SIGTERM: sluice drains, stops its redis-server, and exits 0; nothing is left behind.
         up.signal(SIGTERM)
         let status = await up.waitForExit(timeout: .seconds(15))
         #expect(status == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         #expect(!processExists(redisPid))
         #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice up: stopped"))
+        // A second start finds the key and creates none.
+        _ = try? FileManager.default.removeItem(atPath: work + "/redis")
     }
 
     @Test func badConfigurationIsAClearMessageAndExitCode2() async throws {
@@ -92,7 +106,7 @@ func sluiceBinary() throws -> String {
         let status = await up.waitForExit(timeout: .seconds(20))
         let output = (try? String(contentsOfFile: work + "/up.log", encoding: .utf8)) ?? ""
         #expect(status == 3, "\(output)")
-        #expect(output.contains("already serves"), "\(output)")
+        #expect(output.contains("already serves"), "\(output)")  // refused before opening anything else
         #expect(output.contains("pid \(leftoverPid)"), "\(output)")
         // The leftover server is untouched and still answers.
         let redis = try await RedisClient.connect(url: leftover.url, connections: 1)
@@ -177,4 +191,27 @@ func sluiceBinary() throws -> String {
         let fineOutput = (try? String(contentsOfFile: work + "/out2.log", encoding: .utf8)) ?? ""
         #expect(fineOutput.contains("[ok] database:") && fineOutput.contains("journal mode wal"), "\(fineOutput)")
     }
+}
+
+/// The status of a GET, over a plain socket (no HTTP client library needed for one request).
+func httpStatus(_ url: String, bearer: String? = nil) async throws -> Int {
+    let parsed = try #require(URL(string: url))
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(parsed.port ?? 80).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+    var request = "GET \(parsed.path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if let bearer { request += "Authorization: Bearer \(bearer)\r\n" }
+    request += "\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let count = recv(fd, &buffer, buffer.count, 0)
+    let head = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
+    return Int(head.split(separator: " ").dropFirst().first ?? "") ?? -1
 }

@@ -1,0 +1,38 @@
+import Hummingbird
+import SluiceCore
+import SluiceStore
+
+/// Requires `Authorization: Bearer <key>` and puts the key in the context.
+///
+/// A key found valid is remembered for `cacheFor` (default 10 s), so that a busy client does not
+/// cost a SQLite read per request; a revocation therefore takes effect within that time.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = SluiceRequestContext
+    let keys: APIKeyStore
+    let cache: AuthCache
+
+    func handle(
+        _ request: Request, context: SluiceRequestContext,
+        next: (Request, SluiceRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            var error = APIError(.unauthorized, type: "authentication", message: "send Authorization: Bearer <API key>")
+            error.headers[.wwwAuthenticate] = "Bearer"
+            throw error
+        }
+        let presented = String(header.dropFirst("Bearer ".count))
+        let key: APIKey
+        if let cached = cache.lookup(presented) {
+            key = cached
+        } else {
+            guard let found = try await keys.authenticateAsync(presented) else {
+                throw APIError(.unauthorized, type: "authentication", message: "the API key is not valid or was revoked")
+            }
+            cache.store(presented, found)
+            key = found
+        }
+        var context = context
+        context.key = key
+        return try await next(request, context)
+    }
+}

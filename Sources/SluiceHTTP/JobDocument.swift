@@ -1,0 +1,36 @@
+import Foundation
+import SluiceCore
+
+/// The JSON a client sees for a job (`GET /v1/jobs/{id}`). Times are Unix seconds.
+enum JobDocument {
+    static func render(_ job: Job) -> [String: Any] {
+        var document: [String: Any] = [
+            "id": job.id.rawValue, "object": "job", "status": job.state.rawValue, "lane": job.lane,
+            "priority": job.priority, "attempts": job.attempts, "max_attempts": job.maxAttempts,
+            "created_at": seconds(job.createdAt), "links": links(job.id),
+        ]
+        document["request"] = (try? JSONSerialization.jsonObject(with: Data(job.payload))) ?? NSNull()
+        if let notBefore = job.notBefore { document["not_before"] = seconds(notBefore) }
+        if let deadline = job.deadline { document["deadline"] = seconds(deadline) }
+        if let started = job.leasedAt { document["started_at"] = seconds(started) }
+        if let finished = job.finishedAt { document["finished_at"] = seconds(finished) }
+        if let result = job.result {
+            // A provider's JSON answer is returned as JSON; anything else as text.
+            document["result"] = (try? JSONSerialization.jsonObject(with: Data(result))) ?? String(decoding: result, as: UTF8.self)
+        }
+        if let error = job.error { document["error"] = error }
+        if job.cancelRequested && !job.state.isTerminal { document["cancel_requested"] = true }
+        if !job.metadata.isEmpty, let envelope = try? JSONSerialization.jsonObject(with: Data(job.metadata)) as? [String: Any] {
+            if let metadata = envelope["metadata"] { document["metadata"] = metadata }
+            if let callback = envelope["callback_url"] { document["callback_url"] = callback }
+        }
+        if let key = job.idempotencyKey { document["idempotency_key"] = key }
+        return document
+    }
+
+    static func links(_ id: JobID) -> [String: String] {
+        ["self": "/v1/jobs/\(id.rawValue)", "cancel": "/v1/jobs/\(id.rawValue)/cancel"]
+    }
+
+    static func seconds(_ time: UnixMillis) -> Int64 { time.value / 1000 }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import SluiceStore
+
+/// The HTTP API: the routes, behind key authentication, with JSON errors.
+///
+/// - `POST /v1/jobs` (scope submit): enqueue; `Idempotency-Key` makes a resubmission return the
+///   first job. 202 with `{id, object, status, created_at, links}`.
+/// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
+///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
+/// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
+/// - `GET /healthz` (the process), `GET /readyz` (Redis and SQLite answer); no key needed.
+public struct SluiceAPI: Sendable {
+    public let queue: JobQueue
+    public let waiter: JobWaiter
+    public let keys: APIKeyStore
+    let cache = AuthCache()
+
+    public init(queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore) {
+        self.queue = queue
+        self.waiter = waiter
+        self.keys = keys
+    }
+
+    /// The router with every route.
+    public func router() -> Router<SluiceRequestContext> {
+        let router = Router(context: SluiceRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        router.get("/healthz") { _, _ in try Self.json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in try await self.ready() }
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, cache: cache))
+        v1.post("jobs") { request, context in try await self.submit(request, context) }
+        v1.get("jobs/:id") { request, context in try await self.get(request, context) }
+        v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
+        return router
+    }
+
+    /// An application serving the API on `host:port`; `onRunning` is called once it listens.
+    public func application(
+        host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable () async -> Void = {}
+    ) -> some ApplicationProtocol {
+        Application(
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+            onServerRunning: { _ in await onRunning() }, logger: logger)
+    }
+
+    // MARK: - Routes
+
+    func submit(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
+        }
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let job = try JobRequest(json: Data(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey)
+        let result = try await queue.enqueue(job.spec)
+        var document: [String: Any] = [
+            "id": result.id.rawValue, "object": "job", "links": JobDocument.links(result.id),
+        ]
+        if let stored = try await queue.get(result.id) {
+            document["status"] = stored.state.rawValue
+            document["created_at"] = JobDocument.seconds(stored.createdAt)
+        }
+        var response = try Self.json(document, status: .accepted)
+        if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return response
+    }
+
+    func get(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let id = try jobID(context)
+        let job: Job?
+        if let waitText = request.uri.queryParameters["wait"] {
+            guard let seconds = Double(waitText), seconds >= 0, seconds <= 60 else {
+                throw APIError.invalid("'wait' must be a number of seconds from 0 to 60", param: "wait")
+            }
+            // Check ownership before waiting, so that nobody long-polls another tenant's job.
+            _ = try await owned(id, by: key)
+            job = try await waiter.wait(for: id, timeout: .milliseconds(Int64(seconds * 1000)))
+        } else {
+            job = try await queue.get(id)
+        }
+        guard let job, job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
+        return try Self.json(JobDocument.render(job))
+    }
+
+    func cancel(_ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let id = try jobID(context)
+        _ = try await owned(id, by: key)
+        switch try await queue.cancel(id) {
+        case .notFound: throw APIError.notFound
+        case .alreadyFinished(let state):
+            throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state.rawValue)")
+        case .cancelled, .cancelRequested:
+            guard let job = try await queue.get(id) else { throw APIError.notFound }
+            return try Self.json(JobDocument.render(job))
+        }
+    }
+
+    func ready() async throws -> Response {
+        do {
+            _ = try await queue.redis.send("PING")
+            _ = try keys.database.journalMode()
+            return try Self.json(["status": "ready"])
+        } catch {
+            var response = try Self.json(["status": "unavailable", "reason": "\(error)"], status: .serviceUnavailable)
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func jobID(_ context: SluiceRequestContext) throws -> JobID {
+        guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw APIError.notFound }
+        return id
+    }
+
+    /// The job, if the key may see it; 404 otherwise (another tenant's job is not found).
+    private func owned(_ id: JobID, by key: APIKey) async throws -> Job {
+        guard let job = try await queue.get(id), job.tenant == key.tenant || key.scopes.contains(.admin) else {
+            throw APIError.notFound
+        }
+        return job
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
+        let body = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

@@ -1,0 +1,26 @@
+import Hummingbird
+import SluiceCore
+
+/// The request context: Hummingbird's core, plus the API key that authenticated the request.
+public struct SluiceRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by `AuthMiddleware` for every route behind it.
+    public var key: APIKey?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        key = nil
+    }
+
+    /// Request bodies above this are refused with 413.
+    public var maxUploadSize: Int { 1 << 20 }
+
+    /// The authenticated key, which must have `scope` (admin implies every scope).
+    func require(_ scope: Scope) throws -> APIKey {
+        guard let key else { throw APIError(.unauthorized, type: "authentication", message: "an API key is required") }
+        guard key.scopes.contains(scope) || key.scopes.contains(.admin) else {
+            throw APIError(.forbidden, type: "permission", message: "this key lacks the '\(scope.rawValue)' scope")
+        }
+        return key
+    }
+}

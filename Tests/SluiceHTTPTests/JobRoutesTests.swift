@@ -1,0 +1,187 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import SluiceCore
+import SluiceHTTP
+import SluiceQueue
+import SluiceRedis
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+/// Everything one HTTP test needs: the API on a live loopback server, over a real redis-server
+/// and a real SQLite file, with keys for two tenants.
+struct Fixture {
+    let queue: JobQueue
+    let client: any TestClientProtocol
+    let acme: String  // submit, read
+    let acmeReader: String  // read only
+    let globex: String  // submit, read
+    let admin: String
+
+    func request(
+        _ method: HTTPRequest.Method, _ uri: String, key: String?, json: String? = nil, headers: HTTPFields = [:]
+    ) async throws -> (status: HTTPResponse.Status, body: [String: Any], headers: HTTPFields) {
+        var fields = headers
+        if let key { fields[.authorization] = "Bearer \(key)" }
+        if json != nil && fields[.contentType] == nil { fields[.contentType] = "application/json" }
+        let response = try await client.execute(
+            uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) })
+        let body = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
+        return (response.status, body, response.headers)
+    }
+}
+
+func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
+    try await withRedis { _, redis in
+        let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
+        let queue = JobQueue(redis: redis)
+        let waiter = JobWaiter(queue: queue)
+        defer { waiter.close() }
+        let acme = try keys.create(tenant: "acme", scopes: [.submit, .read]).secret
+        let reader = try keys.create(tenant: "acme", scopes: [.read]).secret
+        let globex = try keys.create(tenant: "globex", scopes: [.submit, .read]).secret
+        let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
+        let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
+        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body(
+                Fixture(queue: queue, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin))
+        }
+    }
+}
+
+let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}}"#
+
+@Suite struct JobRoutesTests {
+    @Test func submittedJobCanBeReadBackByItsTenant() async throws {
+        try await withAPI { api in
+            let submitted = try await api.request(
+                .post, "/v1/jobs", key: api.acme,
+                json: #"{"provider": "openai", "model": "gpt-4o-mini", "request": {"x": 1}, "priority": 5, "max_attempts": 2, "metadata": {"run": "r1"}, "callback_url": "https://example.com/hook"}"#)
+            #expect(submitted.status == .accepted)
+            let id = try #require(submitted.body["id"] as? String)
+            #expect(submitted.body["status"] as? String == "queued")
+            #expect((submitted.body["links"] as? [String: String])?["self"] == "/v1/jobs/\(id)")
+
+            let read = try await api.request(.get, "/v1/jobs/\(id)", key: api.acmeReader)
+            #expect(read.status == .ok)
+            #expect(read.body["lane"] as? String == "openai/gpt-4o-mini")
+            #expect(read.body["priority"] as? Int == 5)
+            #expect(read.body["max_attempts"] as? Int == 2)
+            #expect((read.body["request"] as? [String: Int])?["x"] == 1)
+            #expect((read.body["metadata"] as? [String: String])?["run"] == "r1")
+            #expect(read.body["callback_url"] as? String == "https://example.com/hook")
+            #expect(read.headers[.contentType] == "application/json")
+        }
+    }
+
+    @Test func anotherTenantsJobIsNotFoundButAdminSeesIt() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            let stranger = try await api.request(.get, "/v1/jobs/\(id)", key: api.globex)
+            #expect(stranger.status == .notFound)
+            #expect((stranger.body["error"] as? [String: String])?["type"] == "not_found")
+            #expect(try await api.request(.post, "/v1/jobs/\(id)/cancel", key: api.globex).status == .notFound)
+            #expect(try await api.request(.get, "/v1/jobs/\(id)?wait=1", key: api.globex).status == .notFound)
+            #expect(try await api.request(.get, "/v1/jobs/\(id)", key: api.admin).status == .ok)
+            #expect(try await api.request(.get, "/v1/jobs/job_nonsense", key: api.acme).status == .notFound)
+        }
+    }
+
+    @Test func missingInvalidAndUnderScopedKeysAreRefused() async throws {
+        try await withAPI { api in
+            let none = try await api.request(.post, "/v1/jobs", key: nil, json: simpleJob)
+            #expect(none.status == .unauthorized)
+            #expect((none.body["error"] as? [String: String])?["type"] == "authentication")
+            #expect(none.headers[.wwwAuthenticate] == "Bearer")
+            let bad = try await api.request(.post, "/v1/jobs", key: api.acme + "x", json: simpleJob)
+            #expect(bad.status == .unauthorized)
+            let readOnly = try await api.request(.post, "/v1/jobs", key: api.acmeReader, json: simpleJob)
+            #expect(readOnly.status == .forbidden)
+            #expect((readOnly.body["error"] as? [String: String])?["message"]?.contains("'submit'") == true)
+            // No key needed for health.
+            #expect(try await api.request(.get, "/healthz", key: nil).status == .ok)
+            #expect(try await api.request(.get, "/readyz", key: nil).body["status"] as? String == "ready")
+        }
+    }
+
+    @Test func badBodiesAre4xxNamingTheField() async throws {
+        try await withAPI { api in
+            func error(_ json: String) async throws -> (HTTPResponse.Status, [String: String]) {
+                let response = try await api.request(.post, "/v1/jobs", key: api.acme, json: json)
+                return (response.status, response.body["error"] as? [String: String] ?? [:])
+            }
+            var (status, body) = try await error(#"{"lane": "demo", "request": {}, "max_attempt": 3}"#)
+            #expect(status == .badRequest && body["param"] == "max_attempt" && body["type"] == "invalid_request")
+            (status, body) = try await error(#"{"lane": "demo"}"#)
+            #expect(status == .badRequest && body["param"] == "request")
+            (status, body) = try await error(#"{"request": {}}"#)
+            #expect(status == .badRequest && body["param"] == "lane")
+            (status, body) = try await error(#"{"lane": "demo", "request": {}, "priority": true}"#)
+            #expect(status == .badRequest && body["param"] == "priority")
+            (status, body) = try await error(#"{"lane": "demo", "request": {}, "priority": 500}"#)
+            #expect(status == .badRequest && body["param"] == "priority")
+            (status, body) = try await error(#"{"lane": "demo", "request": {}, "callback_url": "ftp://x"}"#)
+            #expect(status == .badRequest && body["param"] == "callback_url")
+            (status, body) = try await error("not json")
+            #expect(status == .badRequest && body["message"] == "the body is not valid JSON")
+            let wrongType = try await api.request(
+                .post, "/v1/jobs", key: api.acme, json: simpleJob, headers: [.contentType: "text/plain"])
+            #expect(wrongType.status == .unsupportedMediaType)
+            let huge = #"{"lane": "demo", "request": {"x": ""# + String(repeating: "a", count: 1 << 21) + #""}}"#
+            let tooLarge = try await api.request(.post, "/v1/jobs", key: api.acme, json: huge)
+            #expect(tooLarge.status == .contentTooLarge)
+            #expect((tooLarge.body["error"] as? [String: String])?["type"] == "request_too_large")
+            #expect(try await api.queue.counts(lane: "demo").ready == 0)  // nothing was accepted
+        }
+    }
+
+    @Test func idempotencyKeyReturnsTheSameJob() async throws {
+        try await withAPI { api in
+            let headers: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "order-42"]
+            let first = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob, headers: headers)
+            let again = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob, headers: headers)
+            #expect(first.status == .accepted && again.status == .accepted)
+            #expect(first.body["id"] as? String == again.body["id"] as? String)
+            #expect(again.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            #expect(first.headers[HTTPField.Name("Idempotent-Replayed")!] == nil)
+            #expect(try await api.queue.counts(lane: "demo").ready == 1)
+        }
+    }
+
+    @Test func longPollReturnsSoonAfterTheJobCompletes() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            async let polled = api.request(.get, "/v1/jobs/\(id)?wait=30", key: api.acme)
+            try await Task.sleep(for: .milliseconds(200))
+            let lease = try #require(try await api.queue.lease(lane: "demo", count: 1).first)
+            let completedAt = ContinuousClock.now
+            _ = try await api.queue.complete(lease.id, token: lease.token, result: Array(#"{"answer": 42}"#.utf8))
+            let response = try await polled
+            let elapsed = ContinuousClock.now - completedAt
+            #expect(response.status == .ok)
+            #expect(response.body["status"] as? String == "succeeded")
+            #expect((response.body["result"] as? [String: Int])?["answer"] == 42)
+            #expect(elapsed < .seconds(2), "the long-poll returned \(elapsed) after completion")
+            let badWait = try await api.request(.get, "/v1/jobs/\(id)?wait=600", key: api.acme)
+            #expect(badWait.status == .badRequest)
+        }
+    }
+
+    @Test func cancelCancelsOnceThenConflicts() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            let cancelled = try await api.request(.post, "/v1/jobs/\(id)/cancel", key: api.acme)
+            #expect(cancelled.status == .ok)
+            #expect(cancelled.body["status"] as? String == "cancelled")
+            let again = try await api.request(.post, "/v1/jobs/\(id)/cancel", key: api.acme)
+            #expect(again.status == .conflict)
+            #expect((again.body["error"] as? [String: String])?["message"] == "the job already finished: cancelled")
+            #expect(try await api.request(.post, "/v1/jobs/\(id)/cancel", key: api.acmeReader).status == .forbidden)
+        }
+    }
+}
