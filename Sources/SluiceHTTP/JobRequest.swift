@@ -9,7 +9,7 @@ import SluiceCore
 struct JobRequest {
     static let fields: Set<String> = [
         "lane", "provider", "model", "request", "priority", "not_before", "deadline", "max_attempts",
-        "callback_url", "metadata",
+        "callback_url", "metadata", "idempotency_key",
     ]
 
     var spec: JobSpec
@@ -20,6 +20,11 @@ struct JobRequest {
             throw .invalid("the body is not valid JSON")
         }
         guard let object = parsed as? [String: Any] else { throw .invalid("the body must be a JSON object") }
+        try self.init(object: object, tenant: tenant, idempotencyKey: idempotencyKey)
+    }
+
+    /// From a parsed object; `idempotencyKey` (the header) wins over the `idempotency_key` field.
+    init(object: [String: Any], tenant: String, idempotencyKey: String?) throws(APIError) {
         if let unknown = object.keys.filter({ !Self.fields.contains($0) }).sorted().first {
             throw .invalid("unknown field '\(unknown)'", param: unknown)
         }
@@ -45,10 +50,13 @@ struct JobRequest {
             else { throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url") }
             envelope["callback_url"] = text
         }
+        if let field = object["idempotency_key"], !(field is String) {
+            throw .invalid("'idempotency_key' must be a string", param: "idempotency_key")
+        }
         spec = JobSpec(
             lane: lane, tenant: tenant, priority: try Self.int(object, "priority") ?? 0,
             payload: Array((try? JSONSerialization.data(withJSONObject: request)) ?? Data()),
-            idempotencyKey: idempotencyKey,
+            idempotencyKey: idempotencyKey ?? (object["idempotency_key"] as? String),
             notBefore: try Self.int(object, "not_before").map { UnixMillis(Int64($0) * 1000) },
             deadline: try Self.int(object, "deadline").map { UnixMillis(Int64($0) * 1000) },
             maxAttempts: try Self.int(object, "max_attempts") ?? 3,

@@ -11,6 +11,7 @@ import SluiceStore
 ///
 /// - `POST /v1/jobs` (scope submit): enqueue; `Idempotency-Key` makes a resubmission return the
 ///   first job. 202 with `{id, object, status, created_at, links}`.
+/// - `POST /v1/jobs/bulk` (scope submit): a JSON array or JSONL of jobs, all or nothing.
 /// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
 ///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
@@ -19,12 +20,19 @@ public struct SluiceAPI: Sendable {
     public let queue: JobQueue
     public let waiter: JobWaiter
     public let keys: APIKeyStore
+    /// The most jobs, and bytes, in one bulk submit.
+    public let bulkMaxLines: Int
+    public let bulkMaxBytes: Int
     let cache = AuthCache()
 
-    public init(queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore) {
+    public init(
+        queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20
+    ) {
         self.queue = queue
         self.waiter = waiter
         self.keys = keys
+        self.bulkMaxLines = bulkMaxLines
+        self.bulkMaxBytes = bulkMaxBytes
     }
 
     /// The router with every route.
@@ -35,6 +43,7 @@ public struct SluiceAPI: Sendable {
         router.get("/readyz") { _, _ in try await self.ready() }
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, cache: cache))
         v1.post("jobs") { request, context in try await self.submit(request, context) }
+        v1.post("jobs/bulk") { request, context in try await self.submitBulk(request, context) }
         v1.get("jobs/:id") { request, context in try await self.get(request, context) }
         v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
         return router
@@ -70,6 +79,21 @@ public struct SluiceAPI: Sendable {
         var response = try Self.json(document, status: .accepted)
         if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return response
+    }
+
+    func submitBulk(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let type = request.headers[.contentType]?.lowercased() ?? "application/json"
+        let jsonLines = type.hasPrefix("application/jsonl") || type.hasPrefix("application/x-ndjson")
+            || type.hasPrefix("application/jsonlines")
+        guard jsonLines || type.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json (an array) or application/jsonl")
+        }
+        let body = try await request.body.collect(upTo: bulkMaxBytes)
+        let bulk = try BulkRequest(body: Data(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
+        let results = try await queue.enqueue(bulk.specs)
+        let data = results.map { ["id": $0.id.rawValue, "created": $0.created] as [String: Any] }
+        return try Self.json(["object": "list", "count": results.count, "data": data], status: .accepted)
     }
 
     func get(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {

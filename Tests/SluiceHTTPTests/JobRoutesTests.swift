@@ -185,3 +185,70 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
         }
     }
 }
+
+@Suite struct BulkSubmitTests {
+    @Test func jsonArrayAndJSONLinesAreEnqueuedInOrder() async throws {
+        try await withAPI { api in
+            let array = try await api.request(
+                .post, "/v1/jobs/bulk", key: api.acme,
+                json: #"[{"lane": "bulk", "request": {"n": 1}}, {"lane": "bulk", "request": {"n": 2}, "idempotency_key": "k"}]"#)
+            #expect(array.status == .accepted)
+            #expect(array.body["count"] as? Int == 2)
+            let lines = try await api.request(
+                .post, "/v1/jobs/bulk", key: api.acme,
+                json: "{\"lane\": \"bulk\", \"request\": {\"n\": 3}}\n\n{\"lane\": \"bulk\", \"request\": {\"n\": 4}, \"idempotency_key\": \"k\"}\n",
+                headers: [.contentType: "application/jsonl"])
+            #expect(lines.status == .accepted)
+            let data = try #require(lines.body["data"] as? [[String: Any]])
+            #expect(data.count == 2)
+            #expect(data[1]["created"] as? Bool == false)  // the idempotency key of the first bulk
+            #expect(try await api.queue.counts(lane: "bulk").ready == 3)
+            let order = try await api.queue.lease(lane: "bulk", count: 10).map { String(decoding: $0.payload, as: UTF8.self) }
+            #expect(order == [#"{"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
+        }
+    }
+
+    @Test func oneBadLineRejectsTheWholeBulkAndNamesIt() async throws {
+        try await withAPI { api in
+            let body = """
+                {"lane": "bulk", "request": {}}
+                {"lane": "bulk", "request": {}, "priority": "high"}
+                {"lane": "bulk", "request": {}}
+                """
+            let response = try await api.request(.post, "/v1/jobs/bulk", key: api.acme, json: body, headers: [.contentType: "application/jsonl"])
+            #expect(response.status == .badRequest)
+            let error = try #require(response.body["error"] as? [String: String])
+            #expect(error["message"] == "line 2: 'priority' must be a whole number")
+            #expect(error["param"] == "line 2: priority")
+            let notJSON = try await api.request(
+                .post, "/v1/jobs/bulk", key: api.acme, json: "{\"lane\": \"bulk\", \"request\": {}}\n{oops",
+                headers: [.contentType: "application/jsonl"])
+            #expect((notJSON.body["error"] as? [String: String])?["message"] == "line 2: not valid JSON")
+            #expect(try await api.queue.counts(lane: "bulk").ready == 0)  // nothing was accepted
+        }
+    }
+}
+
+@Suite struct BulkLimitTests {
+    @Test func tooManyLinesIs413() async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/s.sqlite"))
+            let secret = try keys.create(tenant: "acme", scopes: [.submit]).secret
+            let queue = JobQueue(redis: redis)
+            let waiter = JobWaiter(queue: queue)
+            defer { waiter.close() }
+            let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, bulkMaxLines: 3)
+            let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in
+                let body = String(repeating: "{\"lane\": \"bulk\", \"request\": {}}\n", count: 4)
+                let response = try await client.execute(
+                    uri: "/v1/jobs/bulk", method: .post,
+                    headers: [.authorization: "Bearer \(secret)", .contentType: "application/jsonl"], body: ByteBuffer(string: body))
+                #expect(response.status == .contentTooLarge)
+                #expect(try await queue.counts(lane: "bulk").ready == 0)
+            }
+        }
+    }
+}
