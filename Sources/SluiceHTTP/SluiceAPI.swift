@@ -15,6 +15,8 @@ import SluiceStore
 /// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
 ///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
+/// - `GET /v1/queues` (scope admin: depths reveal every tenant's volume): per lane, the ready,
+///   leased and delayed counts and the age of the oldest ready job.
 /// - `GET /healthz` (the process), `GET /readyz` (Redis and SQLite answer); no key needed.
 public struct SluiceAPI: Sendable {
     public let queue: JobQueue
@@ -46,6 +48,7 @@ public struct SluiceAPI: Sendable {
         v1.post("jobs/bulk") { request, context in try await self.submitBulk(request, context) }
         v1.get("jobs/:id") { request, context in try await self.get(request, context) }
         v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
+        v1.get("queues") { _, context in try await self.queues(context) }
         return router
     }
 
@@ -126,6 +129,23 @@ public struct SluiceAPI: Sendable {
             guard let job = try await queue.get(id) else { throw APIError.notFound }
             return try Self.json(JobDocument.render(job))
         }
+    }
+
+    func queues(_ context: SluiceRequestContext) async throws -> Response {
+        _ = try context.require(.admin)
+        let now = UnixMillis.current()
+        var data: [[String: Any]] = []
+        for lane in try await queue.lanes() {
+            let stats = try await queue.stats(lane: lane)
+            var entry: [String: Any] = [
+                "lane": lane, "ready": stats.counts.ready, "leased": stats.counts.leased, "delayed": stats.counts.delayed,
+            ]
+            if let oldest = stats.oldestReadyCreatedAt {
+                entry["oldest_ready_age_seconds"] = Double(max(0, now.value - oldest.value)) / 1000
+            }
+            data.append(entry)
+        }
+        return try Self.json(["object": "list", "data": data])
     }
 
     func ready() async throws -> Response {

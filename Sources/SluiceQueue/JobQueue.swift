@@ -277,6 +277,17 @@ public final class JobQueue: Sendable {
         return LaneCounts(ready: replies[0].int ?? 0, leased: replies[1].int ?? 0, delayed: replies[2].int ?? 0)
     }
 
+    /// `lane`'s counts and the creation time of its oldest ready job, read atomically.
+    public func stats(lane: String) async throws -> LaneStats {
+        let reply = try await redis.run(scripts.laneStats, keys: [KeyLayout.prefix(lane: lane)], arguments: [lane])
+        guard let parts = reply.array, parts.count == 4, let ready = parts[0].int, let leased = parts[1].int,
+            let delayed = parts[2].int
+        else { throw QueueError.unexpectedReply(script: "lane-stats", "\(reply)") }
+        return LaneStats(
+            lane: lane, counts: LaneCounts(ready: ready, leased: leased, delayed: delayed),
+            oldestReadyCreatedAt: parts[3].string.flatMap { Int64($0) }.map(UnixMillis.init))
+    }
+
     /// Reads `lane`'s event stream from just after `cursor` (from the start when nil), at most
     /// `count` stream entries. An entry records one transition made by one script call, for
     /// one or more jobs; it is returned as one `JobEvent` per job, all with the entry's id.

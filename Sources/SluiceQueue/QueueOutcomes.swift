@@ -78,6 +78,20 @@ public struct LaneCounts: Sendable, Hashable {
     }
 }
 
+/// A lane's state for dashboards and autoscaling: its counts and how old its oldest ready job is.
+public struct LaneStats: Sendable, Hashable {
+    public var lane: String
+    public var counts: LaneCounts
+    /// When the oldest job still waiting to be leased was created; nil when none is waiting.
+    public var oldestReadyCreatedAt: UnixMillis?
+
+    public init(lane: String, counts: LaneCounts, oldestReadyCreatedAt: UnixMillis?) {
+        self.lane = lane
+        self.counts = counts
+        self.oldestReadyCreatedAt = oldestReadyCreatedAt
+    }
+}
+
 /// One transition from a lane's event stream.
 public struct JobEvent: Sendable, Hashable {
     /// The stream entry id, usable as a cursor.

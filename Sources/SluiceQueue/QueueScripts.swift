@@ -13,6 +13,7 @@ struct QueueScripts: Sendable {
     let reap: RedisScript
     let promote: RedisScript
     let expire: RedisScript
+    let laneStats: RedisScript
 
     static let shared: QueueScripts = {
         do {
@@ -33,6 +34,7 @@ struct QueueScripts: Sendable {
         reap = try Self.load("reap")
         promote = try Self.load("promote")
         expire = try Self.load("expire")
+        laneStats = try Self.load("lane-stats")
     }
 
     static func load(_ name: String) throws -> RedisScript {

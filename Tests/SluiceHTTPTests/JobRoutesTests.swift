@@ -252,3 +252,24 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
         }
     }
 }
+
+@Suite struct QueuesRouteTests {
+    @Test func queuesShowsEachLanesCountsAndOldestAgeToAdminsOnly() async throws {
+        try await withAPI { api in
+            for _ in 0..<3 { _ = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob) }
+            _ = try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"lane": "other", "request": {}, "not_before": 4102444800}"#)
+            _ = try await api.queue.lease(lane: "demo", count: 1)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await api.request(.get, "/v1/queues", key: api.acme).status == .forbidden)
+            let response = try await api.request(.get, "/v1/queues", key: api.admin)
+            #expect(response.status == .ok)
+            let lanes = try #require(response.body["data"] as? [[String: Any]])
+            let demo = try #require(lanes.first { $0["lane"] as? String == "demo" })
+            #expect(demo["ready"] as? Int == 2 && demo["leased"] as? Int == 1 && demo["delayed"] as? Int == 0)
+            let age = try #require(demo["oldest_ready_age_seconds"] as? Double)
+            #expect(age >= 0.25 && age < 60)
+            let other = try #require(lanes.first { $0["lane"] as? String == "other" })
+            #expect(other["delayed"] as? Int == 1 && other["oldest_ready_age_seconds"] == nil)
+        }
+    }
+}

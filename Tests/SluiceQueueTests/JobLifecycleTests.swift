@@ -450,3 +450,25 @@ import Testing
         }
     }
 }
+
+@Suite struct LaneStatsTests {
+    @Test func oldestReadySkipsTombstonesAndSpansTenants() async throws {
+        try await withQueue { queue, _ in
+            let first = try await queue.enqueue(spec(tenant: "a")).id
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await queue.enqueue(spec(tenant: "b"))
+            let second = try #require(try await queue.get(try await queue.enqueue(spec(tenant: "a")).id))
+            var stats = try await queue.stats(lane: "lane-a")
+            #expect(stats.counts.ready == 3)
+            #expect(stats.oldestReadyCreatedAt == (try await queue.get(first))?.createdAt)
+            _ = try await queue.cancel(first)  // now a tombstone at the head of a's list
+            stats = try await queue.stats(lane: "lane-a")
+            #expect(stats.counts.ready == 2)
+            #expect(stats.oldestReadyCreatedAt! <= second.createdAt)
+            #expect(stats.oldestReadyCreatedAt! > (try await queue.get(first))!.createdAt)
+            _ = try await queue.lease(lane: "lane-a", count: 10)
+            stats = try await queue.stats(lane: "lane-a")
+            #expect(stats.oldestReadyCreatedAt == nil && stats.counts.leased == 2)
+        }
+    }
+}
