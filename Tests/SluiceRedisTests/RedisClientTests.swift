@@ -49,11 +49,18 @@ import Testing
             // One connection, so the count is that connection's coalescing alone.
             let redis = try await RedisClient.connect(configuration: shared.configuration, connections: 1)
             defer { redis.close() }
+            // All 1,000 callers wait at a gate and then send together, so that they really are
+            // concurrent however busy the cooperative pool is with other tests.
+            let gate = Gate()
             let before = redis.roundTrips
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<1000 {
-                    group.addTask { try await redis.send("INCR", "hits") }
+                    group.addTask {
+                        await gate.wait()
+                        try await redis.send("INCR", "hits")
+                    }
                 }
+                await gate.openWhen(waiting: 1000)
                 try await group.waitForAll()
             }
             let trips = redis.roundTrips - before
@@ -287,5 +294,23 @@ import Testing
         #expect(processExists(pid))
         await server.stop()
         #expect(!processExists(pid))
+    }
+}
+
+/// Holds tasks until it opens; `openWhen(waiting:)` opens it once that many are waiting.
+actor Gate {
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var open = false
+
+    func wait() async {
+        if open { return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func openWhen(waiting count: Int) async {
+        while waiting.count < count { await Task.yield() }
+        open = true
+        for continuation in waiting { continuation.resume() }
+        waiting.removeAll()
     }
 }
