@@ -24,9 +24,11 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## run: build and start Sluice with a private redis-server under var/ (Ctrl-C stops both).
-run: build
-	$(SWIFT) run sluice up
+## run: a release build, then `sluice up`: the HTTP API and maintenance, with a private
+## redis-server under var/ when redis.url is null (Ctrl-C stops both).
+run: deps
+	$(SWIFT) build -c release --product sluice
+	.build/release/sluice up
 
 ## test: the whole suite, against real redis-server processes the harness starts itself.
 test: deps
