@@ -75,7 +75,14 @@ public struct SluiceAPI: Sendable {
         var document: [String: Any] = [
             "id": result.id.rawValue, "object": "job", "links": JobDocument.links(result.id),
         ]
-        if let stored = try await queue.get(result.id) {
+        if result.created {
+            // A new job: its status follows from the request, and it was created just now (no
+            // second round trip on the hot path; the stored time may differ by a clock skew).
+            let now = UnixMillis.current()
+            document["status"] = (job.spec.notBefore.map { $0 > now } ?? false) ? JobState.delayed.rawValue : JobState.queued.rawValue
+            document["created_at"] = JobDocument.seconds(now)
+        } else if let stored = try await queue.get(result.id) {
+            // An idempotent replay: the first job as it is now.
             document["status"] = stored.state.rawValue
             document["created_at"] = JobDocument.seconds(stored.createdAt)
         }

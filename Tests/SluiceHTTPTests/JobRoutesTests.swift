@@ -257,7 +257,9 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
     @Test func queuesShowsEachLanesCountsAndOldestAgeToAdminsOnly() async throws {
         try await withAPI { api in
             for _ in 0..<3 { _ = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob) }
-            _ = try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"lane": "other", "request": {}, "not_before": 4102444800}"#)
+            let delayed = try await api.request(
+                .post, "/v1/jobs", key: api.globex, json: #"{"lane": "other", "request": {}, "not_before": 4102444800}"#)
+            #expect(delayed.body["status"] as? String == "delayed")
             _ = try await api.queue.lease(lane: "demo", count: 1)
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await api.request(.get, "/v1/queues", key: api.acme).status == .forbidden)
