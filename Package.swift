@@ -31,7 +31,7 @@ let package = Package(
         .target(
             name: "SluiceRedis",
             dependencies: [
-                "CHiredis",
+                "CHiredis", "SluiceCore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -64,8 +64,6 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
         String(decoding: storage.prefix(lengths.first ?? 0), as: UTF8.self).uppercased()
     }
 
-    public var argumentCount: Int { lengths.count }
-
     /// Whether the command changes the state of its connection, so that it must not be sent on
     /// a shared connection. Checked on the name's bytes, without building a String.
     var changesConnectionState: Bool {

@@ -1,5 +1,6 @@
 import CHiredis
 import Foundation
+import SluiceCore
 import Synchronization
 
 /// One hiredis connection with a thread of its own.
@@ -161,10 +162,4 @@ final class RedisConnection: @unchecked Sendable {
     }
 
     // MARK: - hiredis glue
-}
-
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
 }

@@ -64,6 +64,16 @@ public final class RedisServerProcess: Sendable {
         }
     }
 
+    /// How a client reaches this server: its URL, with the password it was started with.
+    public var clientConfiguration: RedisConfiguration {
+        // The URL is built here from a port or a socket path, so it always parses.
+        var configuration = try! RedisConfiguration(url: url)
+        if let index = extraArguments.firstIndex(of: "--requirepass"), index + 1 < extraArguments.count {
+            configuration.password = extraArguments[index + 1]
+        }
+        return configuration
+    }
+
     /// The pid of the running server, if any.
     public var pid: pid_t? { process.withLock { $0?.pid } }
 
@@ -111,9 +121,8 @@ public final class RedisServerProcess: Sendable {
         arguments += extraArguments
         let child = try ChildProcess.spawn("redis-server", arguments: arguments)
         process.withLock { $0 = child }
-        var configuration = try RedisConfiguration(url: url)
+        var configuration = clientConfiguration
         configuration.connectTimeout = .milliseconds(200)
-        if let password = Self.password(in: extraArguments) { configuration.password = password }
         // 10 s to answer; a server that answers and is loading a large AOF gets 10 minutes.
         var deadline = ContinuousClock.now + .seconds(10)
         var loadingSeen = false
@@ -139,11 +148,6 @@ public final class RedisServerProcess: Sendable {
         throw RedisError.connectionFailed(
             loadingSeen ? "redis-server at \(url) was still loading its data after 10 minutes"
                 : "redis-server at \(url) did not answer within 10 s")
-    }
-
-    private static func password(in arguments: [String]) -> String? {
-        guard let index = arguments.firstIndex(of: "--requirepass"), index + 1 < arguments.count else { return nil }
-        return arguments[index + 1]
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on right now.

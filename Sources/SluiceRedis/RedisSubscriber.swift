@@ -1,5 +1,6 @@
 import CHiredis
 import Foundation
+import SluiceCore
 import Synchronization
 
 /// A pattern subscription (PSUBSCRIBE) on a connection and thread of its own.

@@ -42,8 +42,6 @@ public enum RedisValue: Sendable, Hashable {
         return nil
     }
 
-    public var isNull: Bool { self == .null }
-
     /// The message of an error reply, `nil` for any other value.
     public var errorMessage: String? {
         if case .error(let message) = self { return message }

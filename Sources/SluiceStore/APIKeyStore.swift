@@ -22,26 +22,38 @@ public struct APIKeyStore: Sendable {
             throw StoreError.invalid(field: "tenant", reason: "must be 1-200 characters without ':'")
         }
         guard !scopes.isEmpty else { throw StoreError.invalid(field: "scopes", reason: "at least one scope is needed") }
+        return try database.pool.write { db in try insert(db, tenant: tenant, scopes: scopes, now: now) }
+    }
+
+    /// Inserts a new key in `db`, drawing a new prefix on the (1 in 10^12) chance of a collision.
+    private func insert(_ db: Database, tenant: String, scopes: Set<Scope>, now: UnixMillis) throws -> (String, APIKey) {
         var random = SystemRandomNumberGenerator()  // getrandom(2): cryptographically secure
         for _ in 0..<5 {
             let prefix = "sluice_" + Self.randomText(count: 8, alphabet: Self.prefixAlphabet, using: &random)
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM api_keys WHERE prefix = ?", arguments: [prefix]) == 0 else {
+                continue
+            }
             let secret = prefix + "_" + Self.randomText(count: 43, alphabet: Self.secretAlphabet, using: &random)
             let hash = Array(SHA256.hash(data: Array(secret.utf8)))
-            do {
-                let id = try database.pool.write { db -> Int64 in
-                    try db.execute(
-                        sql: "INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [prefix, Data(hash), tenant, Scope.format(scopes), now.value])
-                    return db.lastInsertedRowID
-                }
-                let key = APIKey(
-                    id: id, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now, lastUsedAt: nil, revokedAt: nil)
-                return (secret, key)
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                continue  // a prefix collision (1 in 10^12): draw again
-            }
+            try db.execute(
+                sql: "INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [prefix, Data(hash), tenant, Scope.format(scopes), now.value])
+            let key = APIKey(
+                id: db.lastInsertedRowID, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now,
+                lastUsedAt: nil, revokedAt: nil)
+            return (secret, key)
         }
         throw StoreError.invalid(field: "prefix", reason: "could not draw a unique prefix")
+    }
+
+    /// On first start only: when no key exists at all, creates an admin key and returns it (shown
+    /// once); otherwise nil. The check and the insert are one transaction, so two processes
+    /// starting at once create one key between them. There is never a fixed default key.
+    public func createFirstAdminKeyIfNone(now: UnixMillis = .current()) throws -> (secret: String, key: APIKey)? {
+        try database.pool.write { db -> (String, APIKey)? in
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM api_keys") == 0 else { return nil }
+            return try insert(db, tenant: "admin", scopes: [.admin], now: now)
+        }
     }
 
     /// The key `presented` belongs to, if it is one of ours and not revoked; nil otherwise. The

@@ -81,9 +81,7 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
         throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
     }
     let keys = APIKeyStore(database: database)
-    if try keys.list().isEmpty {
-        // First start: an admin key, random and shown once. There is never a fixed default key.
-        let (secret, key) = try keys.create(tenant: "admin", scopes: [.admin])
+    if let (secret, key) = try keys.createFirstAdminKeyIfNone() {
         say("sluice: no API key existed, so one admin key was created (\(key.prefix)). It is shown once; store it now:")
         say("  \(secret)")
     }

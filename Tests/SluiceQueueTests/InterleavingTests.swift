@@ -26,7 +26,7 @@ private actor Ledger {
         let configuration = QueueConfiguration(retryPolicy: .fixed(.milliseconds(5)), eventStreamCap: 1_000_000)
         try await withQueue(configuration) { queue, _ in
             let lane = "mix"
-            let now = nowMillis()
+            let now = UnixMillis.current()
             var generator = SystemRandomNumberGenerator()
             let specs = (0..<2000).map { index -> JobSpec in
                 var job = spec(

@@ -173,7 +173,7 @@ import Testing
     @Test func cancelStopsQueuedAndDelayedJobsAtOnce() async throws {
         try await withQueue { queue, _ in
             let queued = try await queue.enqueue(spec()).id
-            let delayed = try await queue.enqueue(spec(notBefore: nowMillis() + .seconds(60))).id
+            let delayed = try await queue.enqueue(spec(notBefore: UnixMillis.current() + .seconds(60))).id
             #expect(try await queue.cancel(queued) == .cancelled)
             #expect(try await queue.cancel(delayed) == .cancelled)
             #expect(try await queue.get(queued)?.state == .cancelled)
@@ -206,8 +206,8 @@ import Testing
 
     @Test func delayedJobBecomesReadyAtItsTime() async throws {
         try await withQueue { queue, _ in
-            let far = try await queue.enqueue(spec(notBefore: nowMillis() + .seconds(60))).id
-            let near = try await queue.enqueue(spec(notBefore: nowMillis() + .milliseconds(150))).id
+            let far = try await queue.enqueue(spec(notBefore: UnixMillis.current() + .seconds(60))).id
+            let near = try await queue.enqueue(spec(notBefore: UnixMillis.current() + .milliseconds(150))).id
             #expect(try await queue.get(far)?.state == .delayed)
             try await Task.sleep(for: .milliseconds(200))
             #expect(try await queue.maintain(lane: "lane-a").promoted == 1)
@@ -219,11 +219,11 @@ import Testing
 
     @Test func jobPastItsDeadlineExpiresInsteadOfStarting() async throws {
         try await withQueue { queue, _ in
-            let soon = nowMillis() + .seconds(1)
+            let soon = UnixMillis.current() + .seconds(1)
             let waiting = try await queue.enqueue(spec(deadline: soon)).id
             let started = try await queue.enqueue(spec(tenant: "t0", priority: 1, deadline: soon)).id
             let delayedFar = try await queue.enqueue(
-                spec(notBefore: nowMillis() + .seconds(60), deadline: nowMillis() + .seconds(61))).id
+                spec(notBefore: UnixMillis.current() + .seconds(60), deadline: UnixMillis.current() + .seconds(61))).id
             let lease = try #require(try await queue.lease(lane: "lane-a", count: 1).first)
             #expect(lease.id == started)
             try await Task.sleep(for: .milliseconds(1100))
@@ -239,7 +239,7 @@ import Testing
 
     @Test func leaseSkipsJobsWhoseDeadlinePassedBeforeTheExpirerRan() async throws {
         try await withQueue { queue, _ in
-            let late = try await queue.enqueue(spec(deadline: nowMillis() + .milliseconds(30))).id
+            let late = try await queue.enqueue(spec(deadline: UnixMillis.current() + .milliseconds(30))).id
             let fine = try await queue.enqueue(spec()).id
             try await Task.sleep(for: .milliseconds(60))
             let leases = try await queue.lease(lane: "lane-a", count: 5)
@@ -324,7 +324,7 @@ import Testing
 
     @Test func mixedBulkRoundTripsEveryField() async throws {
         try await withQueue { queue, _ in
-            let later = nowMillis() + .seconds(60)
+            let later = UnixMillis.current() + .seconds(60)
             var special = spec(tenant: "t2", priority: 7, payload: "special", idempotencyKey: "k-1", deadline: later, maxAttempts: 9)
             special.metadata = Array(#"{"trace":"abc"}"#.utf8)
             let delayed = spec(tenant: "t1", payload: "delayed", notBefore: later)

@@ -29,7 +29,7 @@ import Testing
         let configuration = QueueConfiguration(retryPolicy: .fixed(.milliseconds(1)), maintenanceInterval: .milliseconds(20))
         try await withQueue(configuration) { queue, _ in
             let lost = try await queue.enqueue(spec()).id
-            let later = try await queue.enqueue(spec(notBefore: nowMillis() + .milliseconds(100))).id
+            let later = try await queue.enqueue(spec(notBefore: UnixMillis.current() + .milliseconds(100))).id
             _ = try await queue.lease(lane: "lane-a", count: 1, duration: .milliseconds(30))
             let group = ServiceGroup(
                 services: [QueueMaintenance(queue: queue)], gracefulShutdownSignals: [],

@@ -25,7 +25,6 @@ func spec(
         idempotencyKey: idempotencyKey, notBefore: notBefore, deadline: deadline, maxAttempts: maxAttempts)
 }
 
-func nowMillis() -> UnixMillis { UnixMillis(Int64(Date().timeIntervalSince1970 * 1000)) }
 
 /// Checks, over the Redis keys themselves, that every job of `lane` sits in exactly the
 /// structure its state calls for, and that the lane's bookkeeping agrees. A job cancelled or

@@ -104,3 +104,22 @@ func withStore<T>(_ body: (APIKeyStore, String) throws -> T) throws -> T {
         }
     }
 }
+
+@Suite struct FirstAdminKeyTests {
+    @Test func firstStartCreatesOneAdminKeyEvenWhenTwoRace() async throws {
+        let directory = NSTemporaryDirectory() + "sluice-first-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/sluice.sqlite"
+        _ = try SluiceDatabase(path: path)  // migrated once, as the first process would
+        // Two processes starting at once: two handles on one file, each asking for the first key.
+        let stores = [APIKeyStore(database: try SluiceDatabase(path: path)), APIKeyStore(database: try SluiceDatabase(path: path))]
+        let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for store in stores { group.addTask { try store.createFirstAdminKeyIfNone() != nil } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(created.filter { $0 }.count == 1)
+        let keys = try stores[0].list()
+        #expect(keys.count == 1 && keys[0].scopes == [.admin])
+        #expect(try stores[1].createFirstAdminKeyIfNone() == nil)
+    }
+}

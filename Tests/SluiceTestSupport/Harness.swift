@@ -12,9 +12,8 @@ public func withRedis<T>(
     let directory = NSTemporaryDirectory() + "sluice-tests/" + UUID().uuidString
     let server = try await RedisServerProcess.start(
         directory: directory, listen: listen, appendOnly: appendOnly, extraArguments: extraArguments)
-    var configuration = try RedisConfiguration(url: server.url)
+    var configuration = server.clientConfiguration
     configuration.commandTimeout = commandTimeout
-    if let index = extraArguments.firstIndex(of: "--requirepass") { configuration.password = extraArguments[index + 1] }
     let client: RedisClient
     do {
         client = try await RedisClient.connect(configuration: configuration)

@@ -19,6 +19,20 @@ func sluiceBinary() throws -> String {
     return fallback
 }
 
+/// A file's text, or "" when it cannot be read (yet).
+func contents(of path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+/// Runs the `sluice` binary to completion (20 s at most), its output in a file under `work`.
+/// Returns its exit status (nil if it did not exit) and everything it printed.
+func runSluice(
+    _ arguments: [String], in work: String, environment: [String: String]? = nil
+) async throws -> (status: Int32?, output: String) {
+    let output = work + "/run-\(UUID().uuidString).log"
+    let child = try ChildProcess.spawn(try sluiceBinary(), arguments: arguments, outputPath: output, environment: environment)
+    let status = await child.waitForExit(timeout: .seconds(20))
+    return (status, contents(of: output))
+}
+
 @Suite struct UpCommandTests {
     @Test func upStartsAnEmbeddedRedisAndStopsItOnSigterm() async throws {
         let work = NSTemporaryDirectory() + "sluice-up-" + UUID().uuidString
@@ -35,9 +49,9 @@ func sluiceBinary() throws -> String {
         defer { up.signal(SIGTERM) }
 
         let ready = await eventually(timeout: .seconds(30)) {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice: ready")
+            (contents(of: log)).contains("sluice: ready")
         }
-        #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(ready, "\(contents(of: log))")
         // The embedded redis-server answers on its socket, with AOF and noeviction.
         let redis = try await RedisClient.connect(url: "unix://\(work)/redis/redis.sock", connections: 1)
         #expect(try await redis.send("CONFIG", "GET", "appendonly").array?.last?.string == "yes")
@@ -49,7 +63,7 @@ func sluiceBinary() throws -> String {
         redis.close()
 
         // The first start printed an admin key, and the HTTP API accepts it.
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let output = contents(of: log)
         let adminKey = try #require(
             output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("sluice_") },
             "\(output)")
@@ -60,9 +74,9 @@ func sluiceBinary() throws -> String {
         // SIGTERM: sluice drains, stops its redis-server, and exits 0; nothing is left behind.
         up.signal(SIGTERM)
         let status = await up.waitForExit(timeout: .seconds(15))
-        #expect(status == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(status == 0, "\(contents(of: log))")
         #expect(!processExists(redisPid))
-        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("sluice up: stopped"))
+        #expect((contents(of: log)).contains("sluice up: stopped"))
         // A second start finds the key and creates none.
         _ = try? FileManager.default.removeItem(atPath: work + "/redis")
     }
@@ -72,10 +86,8 @@ func sluiceBinary() throws -> String {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         try "queue: { lease_duraton: 5s }\n".write(toFile: work + "/bad.yaml", atomically: true, encoding: .utf8)
-        let doctor = try ChildProcess.spawn(
-            try sluiceBinary(), arguments: ["doctor", "--config", work + "/bad.yaml"], outputPath: work + "/out.log")
-        #expect(await doctor.waitForExit(timeout: .seconds(20)) == 2)
-        let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+        let (status, output) = try await runSluice(["doctor", "--config", work + "/bad.yaml"], in: work)
+        #expect(status == 2)
         #expect(output.contains("queue.lease_duraton is not a known setting"), "\(output)")
     }
 
@@ -85,10 +97,8 @@ func sluiceBinary() throws -> String {
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: work) }
             try "redis: { url: \(server.url) }\n".write(toFile: work + "/c.yaml", atomically: true, encoding: .utf8)
-            let doctor = try ChildProcess.spawn(
-                try sluiceBinary(), arguments: ["doctor", "--config", work + "/c.yaml"], outputPath: work + "/out.log")
-            #expect(await doctor.waitForExit(timeout: .seconds(20)) == 1)
-            let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+            let (status, output) = try await runSluice(["doctor", "--config", work + "/c.yaml"], in: work)
+            #expect(status == 1)
             #expect(output.contains("[error] maxmemory-policy: allkeys-lru"), "\(output)")
         }
     }
@@ -101,10 +111,8 @@ func sluiceBinary() throws -> String {
         // An embedded redis left running, as after a `kill -9` of `sluice up`.
         let leftover = try await RedisServerProcess.start(directory: work + "/redis", listen: .unixSocket, appendOnly: true)
         let leftoverPid = try #require(leftover.pid)
-        let up = try ChildProcess.spawn(
-            try sluiceBinary(), arguments: ["up", "--data-directory", work + "/redis"], outputPath: work + "/up.log")
-        let status = await up.waitForExit(timeout: .seconds(20))
-        let output = (try? String(contentsOfFile: work + "/up.log", encoding: .utf8)) ?? ""
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let (status, output) = try await runSluice(["up", "--data-directory", work + "/redis"], in: work)
         #expect(status == 3, "\(output)")
         #expect(output.contains("already serves"), "\(output)")  // refused before opening anything else
         #expect(output.contains("pid \(leftoverPid)"), "\(output)")
@@ -119,14 +127,11 @@ func sluiceBinary() throws -> String {
 @Suite struct KeysCommandTests {
     /// Runs `sluice` with `SLUICE_DB` pointing at `database`; returns its exit status and output.
     func sluice(_ arguments: [String], database: String, work: String) async throws -> (Int32?, String) {
-        let output = work + "/out-\(UUID().uuidString).log"
         var environment = ProcessInfo.processInfo.environment
         environment["SLUICE_DB"] = database
         environment["SLUICE_CONFIG"] = work + "/none.yaml"
         try "".write(toFile: work + "/none.yaml", atomically: true, encoding: .utf8)
-        let child = try ChildProcess.spawn(try sluiceBinary(), arguments: arguments, outputPath: output, environment: environment)
-        let status = await child.waitForExit(timeout: .seconds(20))
-        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        return try await runSluice(arguments, in: work, environment: environment)
     }
 
     @Test func createPrintsTheKeyOnceListShowsOnlyThePrefixRevokeWorks() async throws {
@@ -178,17 +183,13 @@ func sluiceBinary() throws -> String {
         // A regular file where the database's directory should be: nothing can be created there.
         try "not a directory".write(toFile: work + "/blocked", atomically: true, encoding: .utf8)
         try "database: \(work)/blocked/sluice.sqlite\n".write(toFile: work + "/c.yaml", atomically: true, encoding: .utf8)
-        let doctor = try ChildProcess.spawn(
-            try sluiceBinary(), arguments: ["doctor", "--config", work + "/c.yaml"], outputPath: work + "/out.log")
-        #expect(await doctor.waitForExit(timeout: .seconds(20)) == 1)
-        let output = (try? String(contentsOfFile: work + "/out.log", encoding: .utf8)) ?? ""
+        let (status, output) = try await runSluice(["doctor", "--config", work + "/c.yaml"], in: work)
+        #expect(status == 1)
         #expect(output.contains("[error] database: cannot open or write"), "\(output)")
 
         try "database: \(work)/ok/sluice.sqlite\n".write(toFile: work + "/c2.yaml", atomically: true, encoding: .utf8)
-        let fine = try ChildProcess.spawn(
-            try sluiceBinary(), arguments: ["doctor", "--config", work + "/c2.yaml"], outputPath: work + "/out2.log")
-        #expect(await fine.waitForExit(timeout: .seconds(20)) == 0)
-        let fineOutput = (try? String(contentsOfFile: work + "/out2.log", encoding: .utf8)) ?? ""
+        let (fineStatus, fineOutput) = try await runSluice(["doctor", "--config", work + "/c2.yaml"], in: work)
+        #expect(fineStatus == 0)
         #expect(fineOutput.contains("[ok] database:") && fineOutput.contains("journal mode wal"), "\(fineOutput)")
     }
 }
