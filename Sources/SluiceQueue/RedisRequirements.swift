@@ -81,13 +81,3 @@ public enum RedisRequirements {
         }
     }
 }
-
-extension QueueConfiguration {
-    /// The queue settings of a loaded configuration.
-    public init(_ configuration: SluiceConfiguration.Queue) {
-        self.init(
-            leaseDuration: configuration.leaseDuration, retryPolicy: configuration.retry,
-            resultTTL: configuration.resultTTL, idempotencyTTL: configuration.idempotencyTTL,
-            eventStreamCap: configuration.eventStreamCap, maintenanceInterval: configuration.maintenanceInterval)
-    }
-}

@@ -55,15 +55,6 @@ struct CommandFailure: Error, CustomStringConvertible {
     }
 }
 
-extension RedisConfiguration {
-    /// The Redis settings of a loaded configuration, for `url`.
-    init(url: String, settings: SluiceConfiguration.Redis) throws {
-        try self.init(url: url)
-        connectTimeout = settings.connectTimeout
-        commandTimeout = settings.commandTimeout
-    }
-}
-
 /// Writes one line to stdout at once, unbuffered, so that supervisors and log files see each
 /// line as it happens (print buffers when stdout is not a terminal).
 func say(_ line: String) {
