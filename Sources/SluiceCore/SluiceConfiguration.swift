@@ -58,7 +58,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let server = try reader.mapping("server") {
             var section = Reader(server, path: "server")
             configuration.server.host = try section.string("host") ?? configuration.server.host
-            configuration.server.port = try section.int("port", in: 1...65535) ?? configuration.server.port
+            configuration.server.port = try section.int("port", in: 0...65535) ?? configuration.server.port
             try section.finish()
         }
         if let redis = try reader.mapping("redis") {
@@ -100,7 +100,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let url = environment["SLUICE_REDIS_URL"], !url.isEmpty { configuration.redis.url = url }
         if let database = environment["SLUICE_DB"], !database.isEmpty { configuration.database = database }
         if let port = environment["SLUICE_PORT"] {
-            guard let value = Int(port), (1...65535).contains(value) else {
+            guard let value = Int(port), (0...65535).contains(value) else {
                 throw ConfigurationError(key: "SLUICE_PORT", problem: "'\(port)' is not a port number")
             }
             configuration.server.port = value

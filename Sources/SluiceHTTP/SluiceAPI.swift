@@ -54,11 +54,12 @@ public struct SluiceAPI: Sendable {
 
     /// An application serving the API on `host:port`; `onRunning` is called once it listens.
     public func application(
-        host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable () async -> Void = {}
+        host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
+        // Port 0 asks the kernel for a free port; onRunning is told the one bound.
         Application(
             router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
-            onServerRunning: { _ in await onRunning() }, logger: logger)
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
     // MARK: - Routes

@@ -89,10 +89,10 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
     let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
-    let address = "http://\(configuration.server.host):\(configuration.server.port)"
-    let application = api.application(host: configuration.server.host, port: configuration.server.port, logger: logger) {
-        // Said only once the server listens, so that "ready" means ready.
-        say("sluice: HTTP API on \(address)\(maintenance ? "; queue maintenance running" : "")")
+    let host = configuration.server.host
+    let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
+        // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).
+        say("sluice: HTTP API on http://\(host):\(port)\(maintenance ? "; queue maintenance running" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
     var services: [any Service] = [application]

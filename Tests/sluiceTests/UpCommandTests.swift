@@ -40,8 +40,9 @@ func runSluice(
         defer { try? FileManager.default.removeItem(atPath: work) }
         let log = work + "/up.log"
         let config = work + "/sluice.yaml"
-        let port = try RedisServerProcess.freeLoopbackPort()
-        try "queue: { maintenance_interval: 50ms }\nserver: { port: \(port) }\ndatabase: \(work)/sluice.sqlite\n"
+        // Port 0: the kernel picks a free port and sluice prints it (a port chosen here first
+        // could be taken by a parallel test before sluice binds it).
+        try "queue: { maintenance_interval: 50ms }\nserver: { port: 0 }\ndatabase: \(work)/sluice.sqlite\n"
             .write(toFile: config, atomically: true, encoding: .utf8)
         let up = try ChildProcess.spawn(
             try sluiceBinary(), arguments: ["up", "--config", config, "--data-directory", work + "/redis"], outputPath: log)
@@ -52,6 +53,7 @@ func runSluice(
             (contents(of: log)).contains("sluice: ready")
         }
         #expect(ready, "\(contents(of: log))")
+        let port = try #require(listeningPort(in: contents(of: log)), "\(contents(of: log))")
         // The embedded redis-server answers on its socket, with AOF and noeviction.
         let redis = try await RedisClient.connect(url: "unix://\(work)/redis/redis.sock", connections: 1)
         #expect(try await redis.send("CONFIG", "GET", "appendonly").array?.last?.string == "yes")
@@ -192,6 +194,14 @@ func runSluice(
         #expect(fineStatus == 0)
         #expect(fineOutput.contains("[ok] database:") && fineOutput.contains("journal mode wal"), "\(fineOutput)")
     }
+}
+
+/// The port in sluice's "HTTP API on http://host:port" line.
+func listeningPort(in output: String) -> Int? {
+    guard let range = output.range(of: "HTTP API on http://") else { return nil }
+    let rest = output[range.upperBound...]
+    guard let colon = rest.firstIndex(of: ":") else { return nil }
+    return Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })
 }
 
 /// The status of a GET, over a plain socket (no HTTP client library needed for one request).
