@@ -51,6 +51,14 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible, Codable {
         return generate(lane: lane, unixMillis: unixMillis, using: &random)
     }
 
+    /// The ULID part, which sorts by creation time across every lane (a listing cursor).
+    public var ordering: Substring { rawValue.dropFirst(12) }
+
+    /// Whether `text` has the form of `ordering`: 26 Crockford base-32 characters.
+    public static func isOrdering(_ text: String) -> Bool {
+        text.utf8.count == 26 && text.utf8.allSatisfy { crockford.contains($0) }
+    }
+
     /// The tag of the lane the job belongs to.
     public var laneTag: LaneTag {
         LaneTag(unchecked: String(rawValue.dropFirst(4).prefix(8)))

@@ -29,7 +29,10 @@ enum JobDocument {
     }
 
     static func links(_ id: JobID) -> [String: String] {
-        ["self": "/v1/jobs/\(id.rawValue)", "cancel": "/v1/jobs/\(id.rawValue)/cancel"]
+        [
+            "self": "/v1/jobs/\(id.rawValue)", "cancel": "/v1/jobs/\(id.rawValue)/cancel",
+            "events": "/v1/jobs/\(id.rawValue)/events",
+        ]
     }
 
     static func seconds(_ time: UnixMillis) -> Int64 { time.value / 1000 }

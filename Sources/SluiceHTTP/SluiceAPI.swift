@@ -14,6 +14,9 @@ import SluiceStore
 /// - `POST /v1/jobs/bulk` (scope submit): a JSON array or JSONL of jobs, all or nothing.
 /// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
 ///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
+/// - `GET /v1/jobs?state=&lane=&limit=&cursor=` (scope read): the tenant's jobs, newest first;
+///   an admin key may add `tenant=` to list another tenant's.
+/// - `GET /v1/jobs/{id}/events` (scope read): the job's timeline.
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
 /// - `GET /v1/queues` (scope admin: depths reveal every tenant's volume): per lane, the ready,
 ///   leased and delayed counts and the age of the oldest ready job.
@@ -46,7 +49,9 @@ public struct SluiceAPI: Sendable {
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, cache: cache))
         v1.post("jobs") { request, context in try await self.submit(request, context) }
         v1.post("jobs/bulk") { request, context in try await self.submitBulk(request, context) }
+        v1.get("jobs") { request, context in try await self.list(request, context) }
         v1.get("jobs/:id") { request, context in try await self.get(request, context) }
+        v1.get("jobs/:id/events") { _, context in try await self.events(context) }
         v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
         v1.get("queues") { _, context in try await self.queues(context) }
         return router
@@ -123,6 +128,60 @@ public struct SluiceAPI: Sendable {
         }
         guard let job, job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
         return try Self.json(JobDocument.render(job))
+    }
+
+    func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let query = request.uri.queryParameters
+        let known: Set<String> = ["state", "lane", "limit", "cursor", "tenant"]
+        if let unknown = query.first(where: { !known.contains(String($0.key)) }) {
+            throw APIError.invalid("unknown query parameter '\(unknown.key)'", param: String(unknown.key))
+        }
+        var tenant = key.tenant
+        if let asked = query["tenant"].map(String.init), asked != key.tenant {
+            guard key.scopes.contains(.admin) else {
+                throw APIError(.forbidden, type: "permission", message: "listing another tenant's jobs needs the admin scope", param: "tenant")
+            }
+            tenant = asked
+        }
+        let state = try query["state"].map { text in
+            guard let state = JobState(rawValue: String(text)) else {
+                throw APIError.invalid(
+                    "'state' must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))", param: "state")
+            }
+            return state
+        }
+        var limit = 20
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...100).contains(value) else {
+                throw APIError.invalid("'limit' must be an integer from 1 to 100", param: "limit")
+            }
+            limit = value
+        }
+        let cursor = query["cursor"].map(String.init)
+        if let cursor, !JobID.isOrdering(cursor) {
+            throw APIError.invalid("'cursor' is not a cursor from an earlier page's next_cursor", param: "cursor")
+        }
+        let lane = query["lane"].map(String.init)
+        let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: limit, cursor: cursor)
+        var document: [String: Any] = [
+            "object": "list", "data": page.jobs.map(JobDocument.render), "has_more": page.nextCursor != nil,
+        ]
+        document["next_cursor"] = page.nextCursor ?? NSNull()
+        return try Self.json(document)
+    }
+
+    func events(_ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let id = try jobID(context)
+        _ = try await owned(id, by: key)
+        guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
+        let data = timeline.map { entry -> [String: Any] in
+            var event: [String: Any] = ["at": Double(entry.at.value) / 1000, "status": entry.state.rawValue]
+            if let info = entry.info { event["info"] = info }
+            return event
+        }
+        return try Self.json(["object": "list", "job": id.rawValue, "data": data])
     }
 
     func cancel(_ context: SluiceRequestContext) async throws -> Response {

@@ -259,6 +259,66 @@ public final class JobQueue: Sendable {
             result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
     }
 
+    /// A job's timeline, oldest first: its creation, then every state it entered. nil when the
+    /// job is unknown (or its result TTL has passed).
+    public func timeline(_ id: JobID) async throws -> [TimelineEntry]? {
+        let reply = try await redis.send("HMGET", KeyLayout.job(id), "created", "not_before", "log")
+        guard let fields = reply.array, fields.count == 3 else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
+        guard let created = fields[0].string.flatMap({ Int64($0) }) else { return nil }
+        let notBefore = fields[1].string.flatMap { Int64($0) }
+        var entries = [TimelineEntry(at: UnixMillis(created), state: (notBefore ?? 0) > created ? .delayed : .queued)]
+        // Lines "<ms> <state>[ <info>]", written by the scripts (includes/common.lua).
+        for line in (fields[2].string ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 2)
+            guard parts.count >= 2, let at = Int64(parts[0]), let state = JobState(rawValue: String(parts[1])) else { continue }
+            entries.append(TimelineEntry(at: UnixMillis(at), state: state, info: parts.count == 3 ? String(parts[2]) : nil))
+        }
+        return entries
+    }
+
+    /// A page of `tenant`'s jobs, newest first: in `lane` or in every lane, in `state` or any,
+    /// older than `cursor` (a job id's 26-character time-ordered part, from an earlier page's
+    /// `nextCursor`). At most `scanBudget` index entries are examined per lane, so that a rare
+    /// state cannot make one call scan a million jobs; a page may then hold fewer than `limit`
+    /// jobs and still have a `nextCursor`.
+    public func list(
+        tenant: String, lane: String? = nil, state: JobState? = nil, limit: Int, cursor: String? = nil,
+        scanBudget: Int = 5_000
+    ) async throws -> JobPage {
+        let lanes: [String]
+        if let lane { lanes = [lane] } else { lanes = try await self.lanes() }
+        struct Candidate { var id: JobID; var order: Substring }
+        var candidates: [Candidate] = []
+        var frontier: Substring? = nil  // the newest point below which some lane was not examined
+        for lane in lanes {
+            let tag = LaneTag(lane: lane)
+            let bound = cursor.map { "(job_" + tag.rawValue + $0 } ?? "+"
+            let reply = try await redis.run(
+                scripts.list, keys: [KeyLayout.prefix(tag)],
+                arguments: [lane, tenant, bound, limit + 1, state?.rawValue ?? "", scanBudget])
+            guard let parts = reply.array, let stop = parts.first?.string else {
+                throw QueueError.unexpectedReply(script: "list", "\(reply)")
+            }
+            if let stopID = JobID(stop), frontier.map({ stopID.ordering > $0 }) ?? true { frontier = stopID.ordering }
+            for index in stride(from: 1, to: parts.count - 1, by: 2) {
+                if let id = parts[index].string.flatMap(JobID.init) { candidates.append(Candidate(id: id, order: id.ordering)) }
+            }
+        }
+        if let frontier { candidates.removeAll { $0.order <= frontier } }
+        candidates.sort { $0.order > $1.order }
+        let page = candidates.prefix(limit)
+        let nextCursor: Substring? = candidates.count > limit ? page.last?.order : frontier
+        // Read concurrently, so that the client pipelines the reads; a job that expired since
+        // the index was read is left out.
+        let found = try await withThrowingTaskGroup(of: (Int, Job?).self) { group in
+            for (index, candidate) in page.enumerated() { group.addTask { (index, try await self.get(candidate.id)) } }
+            var found = [Job?](repeating: nil, count: page.count)
+            for try await (index, job) in group { found[index] = job }
+            return found
+        }
+        return JobPage(jobs: found.compactMap { $0 }, nextCursor: nextCursor.map(String.init))
+    }
+
     // MARK: - Lanes, counts, events
 
     /// Every lane that has had a job.
@@ -346,6 +406,8 @@ public final class JobQueue: Sendable {
             report.expired += expired
             if expired < batch { break }
         }
+        let trimmed = try await redis.run(scripts.trimIndex, keys: keys, arguments: [lane, 100, 50])
+        report.indexTrimmed = trimmed.int ?? 0
         return report
     }
 

@@ -7,7 +7,7 @@ import SluiceCore
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel |
+/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel, log (the timeline: lines `<ms> <state>[ <info>]`) |
 /// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
 /// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
@@ -16,13 +16,15 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
 /// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens (lease groups), ready and leased (live jobs in each) |
+/// | `sluice:{T}:lane:<lane>:index:<tenant>` | zset | the listing index: every job of the tenant in the lane, all score 0, so ids sort lexically, that is by creation time |
+/// | `sluice:{T}:lane:<lane>:tenants` | set | the tenants with a listing index in the lane (for trimming) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
 /// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (capped, `MAXLEN ~`) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
 /// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
 ///
 /// A finished job's hash expires after the result TTL; every other structure forgets it at once,
-/// except that a job cancelled or expired while queued leaves its id in its ready list as a
+/// except its listing-index entry, which listing and maintenance drop once the hash is gone, and a job cancelled or expired while queued leaves its id in its ready list as a
 /// tombstone (LREM would be O(n)); the next lease to reach it discards it, unleased.
 public struct KeyLayout: Sendable, Hashable {
     /// The set of lane names, outside any lane's slot.

@@ -49,6 +49,8 @@ public struct MaintenanceReport: Sendable, Hashable {
     public var cancelled = 0
     public var promoted = 0
     public var expired = 0
+    /// Listing-index entries of expired jobs dropped (housekeeping, not a job transition).
+    public var indexTrimmed = 0
 
     public init() {}
 
@@ -61,6 +63,7 @@ public struct MaintenanceReport: Sendable, Hashable {
         sum.cancelled += rhs.cancelled
         sum.promoted += rhs.promoted
         sum.expired += rhs.expired
+        sum.indexTrimmed += rhs.indexTrimmed
         return sum
     }
 }
@@ -104,6 +107,32 @@ public struct JobEvent: Sendable, Hashable {
     public var at: UnixMillis
     /// A detail: the error of a failed attempt, "lease expired", "cancel requested", ….
     public var info: String?
+}
+
+/// One entry of a job's timeline: the state it entered, when, and why (when there is a why).
+public struct TimelineEntry: Sendable, Hashable {
+    public var at: UnixMillis
+    public var state: JobState
+    /// "attempt 2", the error of a failed attempt, "lease expired", "cancel requested", ….
+    public var info: String?
+
+    public init(at: UnixMillis, state: JobState, info: String? = nil) {
+        self.at = at
+        self.state = state
+        self.info = info
+    }
+}
+
+/// One page of a tenant's jobs, newest first.
+public struct JobPage: Sendable {
+    public var jobs: [Job]
+    /// Where the next page starts (pass it back as `cursor`); nil at the end.
+    public var nextCursor: String?
+
+    public init(jobs: [Job], nextCursor: String?) {
+        self.jobs = jobs
+        self.nextCursor = nextCursor
+    }
 }
 
 /// Why the queue refused or could not do something.

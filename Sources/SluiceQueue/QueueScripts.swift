@@ -14,6 +14,8 @@ struct QueueScripts: Sendable {
     let promote: RedisScript
     let expire: RedisScript
     let laneStats: RedisScript
+    let list: RedisScript
+    let trimIndex: RedisScript
 
     static let shared: QueueScripts = {
         do {
@@ -35,6 +37,8 @@ struct QueueScripts: Sendable {
         promote = try Self.load("promote")
         expire = try Self.load("expire")
         laneStats = try Self.load("lane-stats")
+        list = try Self.load("list")
+        trimIndex = try Self.load("trim-index")
     }
 
     static func load(_ name: String) throws -> RedisScript {

@@ -25,11 +25,13 @@ elseif state == 'delayed' or state == 'retry_wait' then
 elseif state == 'leased' then
   if redis.call('HSETNX', jobKey, 'cancel', '1') == 1 then
     emit(prefix, cap, id, lane, 'leased', 'leased', now, 'cancel requested')
+    appendLog(jobKey, now, 'leased', 'cancel requested')
   end
   return {'cancel_requested', 'leased'}
 else
   return {'finished', state}
 end
 finish(prefix, lane, jobKey, id, 'cancelled', now, ttl, f[4])
+appendLog(jobKey, now, 'cancelled')
 emit(prefix, cap, id, lane, state, 'cancelled', now)
 return {'cancelled', 'cancelled'}

@@ -15,6 +15,7 @@
 --!include common.lua
 local prefix, cap, ttl, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMillis()
+local nowText = fmt(now)
 local out = {}
 local done = {}                 -- ids that reached a terminal state, for one PUBLISH
 local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids, groups = set}
@@ -22,7 +23,7 @@ for i = 0, n - 1 do
   local b = 4 + i * 3
   local id, token, result = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline')
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log')
   if f[1] ~= 'leased' or f[2] ~= token then
     out[#out + 1] = 0
     out[#out + 1] = f[1] or ''
@@ -37,9 +38,10 @@ for i = 0, n - 1 do
     local state = 'succeeded'
     if f[3] == '1' then
       state = 'cancelled'
-      redis.call('HSET', jobKey, 'state', state, 'finished', now)
+      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'log', (f[6] or '') .. logLine(nowText, state))
     else
-      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'result', result)
+      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'result', result,
+        'log', (f[6] or '') .. logLine(nowText, state))
     end
     if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end

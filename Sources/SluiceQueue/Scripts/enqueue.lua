@@ -32,7 +32,18 @@ local now = nowMillis()
 local nowText = fmt(now)
 local lists, listOrder = {}, {}
 local queuedIds, delayedIds = {}, {}
+local byTenant, tenantOrder = {}, {} -- tenant -> the ids created now, for its listing index
 local out = {}
+
+local function indexed(id, tenant)
+  local ids = byTenant[tenant]
+  if not ids then
+    ids = {}
+    byTenant[tenant] = ids
+    tenantOrder[#tenantOrder + 1] = tenant
+  end
+  ids[#ids + 1] = id
+end
 
 local function ready(id, tenant, class)
   local listKey = tenant .. ':' .. class
@@ -56,6 +67,7 @@ for _ = 1, n do
       'payload', payload, 'max_attempts', defaultMax, 'created', nowText)
     if defaultPriority ~= '0' then redis.call('HSET', prefix .. 'job:' .. id, 'prio', defaultPriority) end
     ready(id, defaultTenant, defaultClass)
+    indexed(id, defaultTenant)
     out[#out + 1] = id
     out[#out + 1] = 1
   else
@@ -85,6 +97,7 @@ for _ = 1, n do
         redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), deadline, id)
       end
       redis.call('HSET', prefix .. 'job:' .. id, unpack(fields))
+      indexed(id, tenant)
       if delayed then
         redis.call('ZADD', laneKey(prefix, lane, 'delayed'), notBefore, id)
         delayedIds[#delayedIds + 1] = id
@@ -101,6 +114,20 @@ for _, listKey in ipairs(listOrder) do
   local key = readyList(prefix, lane, list.tenant, list.class)
   for i = 1, #list, 1000 do redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list))) end
   noteReady(prefix, lane, list.tenant, list.class)
+end
+-- The listing index: one lexically sorted set per (lane, tenant); ids sort by creation time.
+for _, tenant in ipairs(tenantOrder) do
+  local ids, members = byTenant[tenant], {}
+  local index = laneKey(prefix, lane, 'index:' .. tenant)
+  for i = 1, #ids, 500 do
+    local last = math.min(i + 499, #ids)
+    for j = i, last do
+      members[2 * (j - i) + 1] = 0
+      members[2 * (j - i) + 2] = ids[j]
+    end
+    redis.call('ZADD', index, unpack(members, 1, 2 * (last - i + 1)))
+  end
+  redis.call('SADD', laneKey(prefix, lane, 'tenants'), tenant)
 end
 if #queuedIds > 0 then
   redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', #queuedIds)

@@ -28,6 +28,7 @@ for _, id in ipairs(ids) do
       redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
     end
     finish(prefix, lane, jobKey, id, 'expired', now, ttl)
+    appendLog(jobKey, now, 'expired', 'deadline passed')
     emit(prefix, cap, id, lane, state, 'expired', now, 'deadline passed')
     expired = expired + 1
   end

@@ -42,5 +42,6 @@ if state == 'retry_wait' then
 else
   finish(prefix, lane, jobKey, id, state, now, ttl, f[7])
 end
+appendLog(jobKey, now, state, err)
 emit(prefix, cap, id, lane, 'leased', state, now, err)
 return {1, state}

@@ -36,11 +36,12 @@ local popLimit = n * 4 + 1000 -- bounds the tombstones one call discards
 local function take(id, tenant)
   popped = popped + 1
   local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'attempts', 'payload', 'meta')
+  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'attempts', 'payload', 'meta', 'log')
   if f[1] ~= 'queued' then return end
   taken = taken + 1
   if f[2] and tonumber(f[2]) <= now then
     finish(prefix, lane, jobKey, id, 'expired', now, ttl, f[2])
+    appendLog(jobKey, now, 'expired', 'deadline passed')
     emit(prefix, cap, id, lane, 'queued', 'expired', now, 'deadline passed')
     return
   end
@@ -48,7 +49,7 @@ local function take(id, tenant)
   got = got + 1
   local attempt = tonumber(f[3] or '0') + 1
   redis.call('HSET', jobKey, 'state', 'leased', 'token', group .. '.' .. got, 'leased_at', nowText,
-    'attempts', attempt)
+    'attempts', attempt, 'log', (f[6] or '') .. logLine(nowText, 'leased', 'attempt ' .. attempt))
   leasedIds[#leasedIds + 1] = id
   if f[2] then redis.call('ZREM', deadlines, id) end
   out[#out + 1] = id

@@ -34,11 +34,13 @@ for _, group in ipairs(groups) do
       redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -1)
       if f[6] == '1' then
         finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
+        appendLog(jobKey, now, 'cancelled', 'lease expired')
         emit(prefix, cap, id, lane, 'leased', 'cancelled', now, 'lease expired')
         cancelled = cancelled + 1
       elseif tonumber(f[2]) >= tonumber(f[3]) then
         redis.call('HSET', jobKey, 'error', 'lease expired')
         finish(prefix, lane, jobKey, id, 'dead', now, ttl)
+        appendLog(jobKey, now, 'dead', 'lease expired')
         emit(prefix, cap, id, lane, 'leased', 'dead', now, 'lease expired')
         dead = dead + 1
       else
@@ -46,6 +48,7 @@ for _, group in ipairs(groups) do
         redis.call('HDEL', jobKey, 'token')
         pushReady(prefix, lane, id, f[4], f[5], true)
         if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
+        appendLog(jobKey, now, 'queued', 'lease expired')
         emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
         requeued = requeued + 1
       end

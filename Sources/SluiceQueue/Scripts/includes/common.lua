@@ -39,6 +39,19 @@ local function emit(prefix, cap, ids, lane, from, to, now, info)
   end
 end
 
+-- One line of a job's timeline (its hash's `log` field): "<ms> <state>[ <info>]\n". The job's
+-- creation is not logged: its `created` field is the timeline's first entry.
+local function logLine(now, state, info)
+  if not info or info == '' then return now .. ' ' .. state .. '\n' end
+  local clean = string.gsub(string.sub(info, 1, 300), '[\r\n]', ' ')
+  return now .. ' ' .. state .. ' ' .. clean .. '\n'
+end
+
+-- Appends one line to a job's timeline.
+local function appendLog(jobKey, now, state, info)
+  redis.call('HSET', jobKey, 'log', (redis.call('HGET', jobKey, 'log') or '') .. logLine(fmt(now), state, info))
+end
+
 -- Records that `tenant` now has ready jobs of `class`: the class set, and the tenant's place in
 -- the round robin (a newcomer takes the current turn, so it is served within one round).
 local function noteReady(prefix, lane, tenant, class)
