@@ -44,6 +44,41 @@ public enum ScopeError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// What one API key may submit: a rate (a token bucket, in jobs) and a cap on its jobs not yet
+/// finished. nil is no limit.
+public struct KeyLimits: Sendable, Hashable, Codable {
+    /// Jobs per second, refilled continuously.
+    public var submitRate: Double?
+    /// The bucket's size: how many jobs may come at once after a quiet spell. Defaults to one
+    /// second's worth of the rate (at least 1).
+    public var submitBurst: Int?
+    /// The most jobs the key may have queued, delayed or running at once.
+    public var maxQueued: Int?
+
+    public init(submitRate: Double? = nil, submitBurst: Int? = nil, maxQueued: Int? = nil) {
+        self.submitRate = submitRate
+        self.submitBurst = submitBurst
+        self.maxQueued = maxQueued
+    }
+
+    public var isEmpty: Bool { submitRate == nil && maxQueued == nil }
+
+    /// The burst in force: the one set, or one second of the rate; nil without a rate.
+    public var effectiveBurst: Int? {
+        guard let submitRate else { return nil }
+        return submitBurst ?? max(1, Int(submitRate.rounded(.up)))
+    }
+
+    /// Names the first value out of range; nil when all are fine.
+    public var problem: (field: String, reason: String)? {
+        if let submitRate, !(submitRate > 0 && submitRate.isFinite) { return ("submit_rate", "must be a positive number of jobs per second") }
+        if let submitBurst, submitBurst < 1 { return ("submit_burst", "must be at least 1") }
+        if submitBurst != nil && submitRate == nil { return ("submit_burst", "needs submit_rate") }
+        if let maxQueued, maxQueued < 1 { return ("max_queued", "must be at least 1") }
+        return nil
+    }
+}
+
 /// An API key as the store knows it: never the secret itself, only what may be shown.
 public struct APIKey: Sendable, Hashable {
     public var id: Int64
@@ -55,11 +90,13 @@ public struct APIKey: Sendable, Hashable {
     public var createdAt: UnixMillis
     public var lastUsedAt: UnixMillis?
     public var revokedAt: UnixMillis?
+    public var limits: KeyLimits
 
     public init(
         id: Int64, prefix: String, tenant: String, scopes: Set<Scope>, createdAt: UnixMillis,
-        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?
+        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?, limits: KeyLimits = KeyLimits()
     ) {
+        self.limits = limits
         self.id = id
         self.prefix = prefix
         self.tenant = tenant

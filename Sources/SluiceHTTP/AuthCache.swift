@@ -7,6 +7,7 @@ import Synchronization
 final class AuthCache: Sendable {
     private let entries = Mutex<[Data: (key: APIKey, until: ContinuousClock.Instant)]>([:])
     private let lifetime: Duration
+    private let recorded = Mutex<[Int64: ContinuousClock.Instant]>([:])
 
     init(lifetime: Duration = .seconds(10)) { self.lifetime = lifetime }
 
@@ -20,6 +21,23 @@ final class AuthCache: Sendable {
             }
             return entry.key
         }
+    }
+
+    /// Whether the key's last use should be written now: at most once a minute per key, so that
+    /// a busy client does not turn every request into a SQLite write.
+    func shouldRecordUse(of key: APIKey) -> Bool {
+        let now = ContinuousClock.now
+        return recorded.withLock { recorded in
+            if let last = recorded[key.id], now - last < .seconds(60) { return false }
+            if recorded.count > 10_000 { recorded.removeAll() }
+            recorded[key.id] = now
+            return true
+        }
+    }
+
+    /// Drops the key with this prefix, so that a change to it (revocation, limits) is seen at once.
+    func forget(prefix: String) {
+        entries.withLock { entries in entries = entries.filter { $0.value.key.prefix != prefix } }
     }
 
     func store(_ presented: String, _ key: APIKey) {

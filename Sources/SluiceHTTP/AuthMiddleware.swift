@@ -31,6 +31,12 @@ struct AuthMiddleware: RouterMiddleware {
             cache.store(presented, found)
             key = found
         }
+        if cache.shouldRecordUse(of: key) {
+            // Last-used is bookkeeping: a failed write must not fail the request.
+            do { try await keys.recordUseAsync(id: key.id) } catch {
+                context.logger.warning("could not record the use of key \(key.prefix): \(error)")
+            }
+        }
         var context = context
         context.key = key
         return try await next(request, context)

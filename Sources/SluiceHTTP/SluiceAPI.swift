@@ -54,6 +54,7 @@ public struct SluiceAPI: Sendable {
         v1.get("jobs/:id/events") { _, context in try await self.events(context) }
         v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
         v1.get("queues") { _, context in try await self.queues(context) }
+        addKeyRoutes(to: v1)
         return router
     }
 
@@ -77,7 +78,8 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let job = try JobRequest(json: Data(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey)
-        let result = try await queue.enqueue(job.spec)
+        try await admit(key, count: 1)
+        let result = try await queue.enqueue(job.spec, submitter: key.id)
         var document: [String: Any] = [
             "id": result.id.rawValue, "object": "job", "links": JobDocument.links(result.id),
         ]
@@ -107,7 +109,8 @@ public struct SluiceAPI: Sendable {
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(body: Data(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
-        let results = try await queue.enqueue(bulk.specs)
+        try await admit(key, count: bulk.specs.count)
+        let results = try await queue.enqueue(bulk.specs, submitter: key.id)
         let data = results.map { ["id": $0.id.rawValue, "created": $0.created] as [String: Any] }
         return try Self.json(["object": "list", "count": results.count, "data": data], status: .accepted)
     }
@@ -228,6 +231,32 @@ public struct SluiceAPI: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// Applies the key's limits to a request of `count` jobs: 429 with Retry-After when over the
+    /// rate or the cap, 422 when the request alone is larger than the key's burst.
+    private func admit(_ key: APIKey, count: Int) async throws {
+        switch try await queue.admit(key: key.id, count: count, limits: key.limits) {
+        case .admitted:
+            return
+        case .rateLimited(let milliseconds):
+            var error = APIError(
+                .tooManyRequests, type: "rate_limited",
+                message: "over this key's submit rate of \(key.limits.submitRate ?? 0) jobs/s; retry after \(milliseconds) ms")
+            error.headers[.retryAfter] = String((milliseconds + 999) / 1000)
+            error.headers[HTTPField.Name("Retry-After-Ms")!] = String(milliseconds)
+            throw error
+        case .overBurst(let burst):
+            throw APIError(
+                .unprocessableContent, type: "over_burst",
+                message: "\(count) jobs in one request exceed this key's burst of \(burst); send at most \(burst) per request")
+        case .overCap(let open):
+            var error = APIError(
+                .tooManyRequests, type: "queue_cap",
+                message: "this key has \(open) unfinished jobs and a cap of \(key.limits.maxQueued ?? 0); \(count) more would exceed it")
+            error.headers[.retryAfter] = "1"
+            throw error
+        }
+    }
 
     private func jobID(_ context: SluiceRequestContext) throws -> JobID {
         guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw APIError.notFound }

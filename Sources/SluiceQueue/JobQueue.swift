@@ -35,15 +35,17 @@ public final class JobQueue: Sendable {
 
     /// Enqueues one job. With an idempotency key already used by the tenant in that lane, the
     /// existing job's id comes back with `created == false`.
-    public func enqueue(_ spec: JobSpec) async throws -> EnqueueResult {
-        try await enqueue([spec])[0]
+    public func enqueue(_ spec: JobSpec, submitter: Int64? = nil) async throws -> EnqueueResult {
+        try await enqueue([spec], submitter: submitter)[0]
     }
 
     /// Enqueues many jobs, any mix of lanes. Every spec is checked first, so an invalid one
     /// enqueues nothing. Each lane's jobs go, per tenant, in chunks of `enqueueChunk` per script call, all
     /// chunks pipelined; every chunk is atomic, a whole bulk is not (a crash midway leaves the
     /// chunks already run, and resubmitting with idempotency keys completes it safely).
-    public func enqueue(_ specs: [JobSpec]) async throws -> [EnqueueResult] {
+    /// `submitter`, the id of the API key that submitted, is recorded on each job created, and
+    /// counted in that key's open jobs until the job finishes (`openJobs(key:)`).
+    public func enqueue(_ specs: [JobSpec], submitter: Int64? = nil) async throws -> [EnqueueResult] {
         for (index, spec) in specs.enumerated() {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
@@ -71,9 +73,9 @@ public final class JobQueue: Sendable {
                 let first = specs[chunk[0]]
                 var arguments: [any RedisArgument] = [
                     cap, lane, configuration.idempotencyTTL.milliseconds, chunk.count,
-                    first.tenant, first.priority, first.maxAttempts,
+                    first.tenant, first.priority, first.maxAttempts, submitter.map(String.init) ?? "",
                 ]
-                arguments.reserveCapacity(7 + chunk.count * 3)
+                arguments.reserveCapacity(8 + chunk.count * 3)
                 for index in chunk {
                     let spec = specs[index]
                     let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
@@ -257,6 +259,34 @@ public final class JobQueue: Sendable {
             createdAt: millis("created") ?? UnixMillis(0), notBefore: millis("not_before"),
             deadline: millis("deadline"), leasedAt: millis("leased_at"), finishedAt: millis("finished"),
             result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
+    }
+
+    /// Whether API key `key` may submit `count` jobs now under `limits`; when it may, the rate
+    /// bucket is debited. Admitted always when the limits are empty (without a round trip).
+    public func admit(key: Int64, count: Int, limits: KeyLimits) async throws -> Admission {
+        guard !limits.isEmpty else { return .admitted }
+        let reply = try await redis.run(
+            scripts.admit, keys: [KeyLayout.submitBucket(key: key), KeyLayout.openJobs],
+            arguments: [
+                String(key), count, limits.submitRate.map { String($0) } ?? "", limits.effectiveBurst ?? 0,
+                limits.maxQueued.map(String.init) ?? "",
+            ])
+        guard let parts = reply.array, let outcome = parts.first?.string else {
+            throw QueueError.unexpectedReply(script: "admit", "\(reply)")
+        }
+        let value = parts.count > 1 ? (parts[1].int ?? 0) : 0
+        switch outcome {
+        case "ok": return .admitted
+        case "rate_limited": return .rateLimited(retryAfterMilliseconds: value)
+        case "over_burst": return .overBurst(burst: value)
+        case "over_cap": return .overCap(open: value)
+        default: throw QueueError.unexpectedReply(script: "admit", "\(reply)")
+        }
+    }
+
+    /// How many jobs submitted with API key `key` have not finished yet.
+    public func openJobs(key: Int64) async throws -> Int {
+        try await redis.send("HGET", KeyLayout.openJobs, String(key)).string.flatMap { Int($0) } ?? 0
     }
 
     /// A job's timeline, oldest first: its creation, then every state it entered. nil when the

@@ -22,6 +22,12 @@ import SluiceCore
 /// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (capped, `MAXLEN ~`) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
 /// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
+/// | `sluice:keys:open` | hash | per API key id, its jobs not yet finished (kept by the enqueue and finishing scripts) |
+/// | `sluice:keys:bucket:<key id>` | hash | a key's submit token bucket: tokens, at (ms); expires once it would be full |
+///
+/// The two `sluice:keys:` keys are global, outside every lane's slot: the scripts that create
+/// and finish jobs update `sluice:keys:open`, which a Redis Cluster would not allow across
+/// slots. Moving to a cluster means keeping that count per lane slot (and summing).
 ///
 /// A finished job's hash expires after the result TTL; every other structure forgets it at once,
 /// except its listing-index entry, which listing and maintenance drop once the hash is gone, and a job cancelled or expired while queued leaves its id in its ready list as a
@@ -60,6 +66,11 @@ public struct KeyLayout: Sendable, Hashable {
     public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }
     public static func deadlines(lane: String) -> String { laneKey(lane, "deadlines") }
     public static func meta(lane: String) -> String { laneKey(lane, "meta") }
+
+    /// Per API key, its jobs not yet finished.
+    public static let openJobs = "sluice:keys:open"
+    /// An API key's submit token bucket.
+    public static func submitBucket(key: Int64) -> String { "sluice:keys:bucket:\(key)" }
 
     public static func idempotency(lane: String, tenant: String, key: String) -> String {
         prefix(lane: lane) + "idem:" + tenant + ":" + key

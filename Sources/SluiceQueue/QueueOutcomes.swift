@@ -109,6 +109,17 @@ public struct JobEvent: Sendable, Hashable {
     public var info: String?
 }
 
+/// Whether a key may submit now (`JobQueue.admit`).
+public enum Admission: Sendable, Hashable {
+    case admitted
+    /// Over the submit rate: this many milliseconds until the request would fit.
+    case rateLimited(retryAfterMilliseconds: Int)
+    /// The request alone is larger than the key's burst: it can never pass whole.
+    case overBurst(burst: Int)
+    /// The key already has this many open jobs; the request would take it over its cap.
+    case overCap(open: Int)
+}
+
 /// One entry of a job's timeline: the state it entered, when, and why (when there is a why).
 public struct TimelineEntry: Sendable, Hashable {
     public var at: UnixMillis

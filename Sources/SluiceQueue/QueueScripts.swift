@@ -16,6 +16,7 @@ struct QueueScripts: Sendable {
     let laneStats: RedisScript
     let list: RedisScript
     let trimIndex: RedisScript
+    let admit: RedisScript
 
     static let shared: QueueScripts = {
         do {
@@ -39,6 +40,7 @@ struct QueueScripts: Sendable {
         laneStats = try Self.load("lane-stats")
         list = try Self.load("list")
         trimIndex = try Self.load("trim-index")
+        admit = try Self.load("admit")
     }
 
     static func load(_ name: String) throws -> RedisScript {

@@ -17,16 +17,21 @@ public struct APIKeyStore: Sendable {
 
     /// Creates a key for `tenant` with `scopes`. Returns the full key, which is not stored and
     /// cannot be shown again, and the stored record.
-    public func create(tenant: String, scopes: Set<Scope>, now: UnixMillis = .current()) throws -> (secret: String, key: APIKey) {
+    public func create(
+        tenant: String, scopes: Set<Scope>, limits: KeyLimits = KeyLimits(), now: UnixMillis = .current()
+    ) throws -> (secret: String, key: APIKey) {
         if tenant.isEmpty || tenant.utf8.count > 200 || tenant.utf8.contains(UInt8(ascii: ":")) {
             throw StoreError.invalid(field: "tenant", reason: "must be 1-200 characters without ':'")
         }
         guard !scopes.isEmpty else { throw StoreError.invalid(field: "scopes", reason: "at least one scope is needed") }
-        return try database.pool.write { db in try insert(db, tenant: tenant, scopes: scopes, now: now) }
+        if let problem = limits.problem { throw StoreError.invalid(field: problem.field, reason: problem.reason) }
+        return try database.pool.write { db in try insert(db, tenant: tenant, scopes: scopes, limits: limits, now: now) }
     }
 
     /// Inserts a new key in `db`, drawing a new prefix on the (1 in 10^12) chance of a collision.
-    private func insert(_ db: Database, tenant: String, scopes: Set<Scope>, now: UnixMillis) throws -> (String, APIKey) {
+    private func insert(
+        _ db: Database, tenant: String, scopes: Set<Scope>, limits: KeyLimits = KeyLimits(), now: UnixMillis
+    ) throws -> (String, APIKey) {
         var random = SystemRandomNumberGenerator()  // getrandom(2): cryptographically secure
         for _ in 0..<5 {
             let prefix = "sluice_" + Self.randomText(count: 8, alphabet: Self.prefixAlphabet, using: &random)
@@ -36,11 +41,17 @@ public struct APIKeyStore: Sendable {
             let secret = prefix + "_" + Self.randomText(count: 43, alphabet: Self.secretAlphabet, using: &random)
             let hash = Array(SHA256.hash(data: Array(secret.utf8)))
             try db.execute(
-                sql: "INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [prefix, Data(hash), tenant, Scope.format(scopes), now.value])
+                sql: """
+                    INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at, submit_rate, submit_burst, max_queued)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    prefix, Data(hash), tenant, Scope.format(scopes), now.value, limits.submitRate, limits.submitBurst,
+                    limits.maxQueued,
+                ])
             let key = APIKey(
                 id: db.lastInsertedRowID, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now,
-                lastUsedAt: nil, revokedAt: nil)
+                lastUsedAt: nil, revokedAt: nil, limits: limits)
             return (secret, key)
         }
         throw StoreError.invalid(field: "prefix", reason: "could not draw a unique prefix")
@@ -121,10 +132,37 @@ public struct APIKeyStore: Sendable {
         }
     }
 
+    /// Sets the limits of the key with this display prefix (replacing all three). Returns the
+    /// key as it is now, or nil when no such key exists.
+    public func setLimits(prefix: String, _ limits: KeyLimits) throws -> APIKey? {
+        if let problem = limits.problem { throw StoreError.invalid(field: problem.field, reason: problem.reason) }
+        return try database.pool.write { db in
+            try db.execute(
+                sql: "UPDATE api_keys SET submit_rate = ?, submit_burst = ?, max_queued = ? WHERE prefix = ?",
+                arguments: [limits.submitRate, limits.submitBurst, limits.maxQueued, prefix])
+            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
+                .map(Self.key(from:))
+        }
+    }
+
+    /// The key with this display prefix, if any (revoked ones too).
+    public func find(prefix: String) throws -> APIKey? {
+        try database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
+        }
+    }
+
     /// Records that the key was used at `now`. Callers should coalesce (once a minute is plenty):
     /// every call is a write.
     public func recordUse(id: Int64, now: UnixMillis = .current()) throws {
         try database.pool.write { db in
+            try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.value, id])
+        }
+    }
+
+    /// `recordUse`, with the write done off the caller's thread.
+    public func recordUseAsync(id: Int64, now: UnixMillis = .current()) async throws {
+        try await database.pool.write { db in
             try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.value, id])
         }
     }
@@ -138,7 +176,8 @@ public struct APIKeyStore: Sendable {
         return APIKey(
             id: row["id"], prefix: row["prefix"], tenant: row["tenant"], scopes: scopes,
             createdAt: UnixMillis(row["created_at"]), lastUsedAt: lastUsed.map(UnixMillis.init),
-            revokedAt: revoked.map(UnixMillis.init))
+            revokedAt: revoked.map(UnixMillis.init),
+            limits: KeyLimits(submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"]))
     }
 
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

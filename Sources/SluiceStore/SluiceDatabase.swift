@@ -41,6 +41,13 @@ public final class SluiceDatabase: Sendable {
                 table.column("revoked_at", .integer)
             }
         }
+        migrator.registerMigration("v2: per-key limits") { db in
+            try db.alter(table: "api_keys") { table in
+                table.add(column: "submit_rate", .double)
+                table.add(column: "submit_burst", .integer)
+                table.add(column: "max_queued", .integer)
+            }
+        }
         return migrator
     }
 }

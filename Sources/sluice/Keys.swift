@@ -6,8 +6,8 @@ import SluiceStore
 /// `sluice keys`: API keys in the configured SQLite database (`database:` or `SLUICE_DB`).
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list and revoke API keys (in the local database).",
-        subcommands: [Create.self, List.self, Revoke.self]
+        abstract: "Create, list, limit and revoke API keys (in the local database).",
+        subcommands: [Create.self, List.self, Limits.self, Revoke.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -15,6 +15,9 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var options: ConfigurationOptions
         @Option(help: "The tenant the key acts for.") var tenant: String
         @Option(help: "Comma-separated: submit, read, admin.") var scopes: String
+        @Option(help: "Submit rate limit, jobs per second (a token bucket).") var rate: Double?
+        @Option(help: "The bucket's size, in jobs (default: one second of the rate).") var burst: Int?
+        @Option(help: "The most unfinished jobs the key may have at once.") var maxQueued: Int?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -24,7 +27,8 @@ struct Keys: AsyncParsableCommand {
                     throw CommandFailure(exitCode: 2, message: "--scopes: \(error)")
                 }
                 let store = try openStore(options)
-                let (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed) }
+                let limits = KeyLimits(submitRate: rate, submitBurst: burst, maxQueued: maxQueued)
+                let (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
                 if json {
                     say(jsonLine(["key": secret, "prefix": key.prefix, "tenant": key.tenant, "scopes": Scope.format(key.scopes)]))
                 } else {
@@ -55,13 +59,45 @@ struct Keys: AsyncParsableCommand {
                     }
                     return
                 }
-                say("PREFIX            TENANT            SCOPES              LAST USED            STATUS")
+                say("PREFIX            TENANT            SCOPES              LAST USED            STATUS   LIMITS")
                 for key in keys {
                     let lastUsed = key.lastUsedAt.map { iso8601($0) } ?? "never"
                     say([pad(key.prefix, 17), pad(key.tenant, 17), pad(Scope.format(key.scopes), 19), pad(lastUsed, 20),
-                         key.isRevoked ? "revoked" : "active"].joined(separator: " "))
+                         pad(key.isRevoked ? "revoked" : "active", 8), describe(key.limits)].joined(separator: " "))
                 }
             }
+        }
+    }
+
+    struct Limits: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or change a key's limits. A value of 'none' removes that limit; a limit not named stays.")
+        @OptionGroup var options: ConfigurationOptions
+        @Argument(help: "The key's prefix, as `sluice keys list` shows it.") var prefix: String
+        @Option(help: "Submit rate, jobs per second, or none.") var rate: String?
+        @Option(help: "Bucket size in jobs, or none.") var burst: String?
+        @Option(help: "Cap on unfinished jobs, or none.") var maxQueued: String?
+
+        func run() async throws {
+            try await CommandFailure.wrap {
+                let store = try openStore(options)
+                guard var limits = try storeCall({ try store.find(prefix: prefix) })?.limits else {
+                    throw CommandFailure(exitCode: 1, message: "no key with prefix \(prefix)")
+                }
+                if let rate { limits.submitRate = try Self.value(rate, "--rate", Double.init) }
+                if let burst { limits.submitBurst = try Self.value(burst, "--burst") { Int($0) } }
+                if let maxQueued { limits.maxQueued = try Self.value(maxQueued, "--max-queued") { Int($0) } }
+                guard let key = try storeCall({ try store.setLimits(prefix: prefix, limits) }) else {
+                    throw CommandFailure(exitCode: 1, message: "no key with prefix \(prefix)")
+                }
+                say("\(key.prefix): " + describe(key.limits))
+            }
+        }
+
+        static func value<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> T? {
+            if text == "none" { return nil }
+            guard let value = parse(text) else { throw CommandFailure(exitCode: 2, message: "\(option): '\(text)' is not a number or none") }
+            return value
         }
     }
 
@@ -95,6 +131,14 @@ private func storeCall<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as StoreError {
         throw CommandFailure(exitCode: 2, message: "\(error)")
     }
+}
+
+/// "rate 50/s burst 100, max queued 1000", or "none".
+private func describe(_ limits: KeyLimits) -> String {
+    var parts: [String] = []
+    if let rate = limits.submitRate { parts.append("rate \(rate)/s burst \(limits.effectiveBurst ?? 1)") }
+    if let cap = limits.maxQueued { parts.append("max queued \(cap)") }
+    return parts.isEmpty ? "none" : parts.joined(separator: ", ")
 }
 
 private func jsonLine(_ fields: [String: String]) -> String {

@@ -18,12 +18,13 @@ local now = nowMillis()
 local nowText = fmt(now)
 local out = {}
 local done = {}                 -- ids that reached a terminal state, for one PUBLISH
+local finishedBy = {}             -- submitting key -> jobs finished here
 local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids, groups = set}
 for i = 0, n - 1 do
   local b = 4 + i * 3
   local id, token, result = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log')
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key')
   if f[1] ~= 'leased' or f[2] ~= token then
     out[#out + 1] = 0
     out[#out + 1] = f[1] or ''
@@ -44,6 +45,7 @@ for i = 0, n - 1 do
         'log', (f[6] or '') .. logLine(nowText, state))
     end
     if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
+    if f[7] then finishedBy[f[7]] = (finishedBy[f[7]] or 0) + 1 end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
     local leaseGroupId = leaseGroup(token)
     local members = group.groups[leaseGroupId]
@@ -74,5 +76,6 @@ for _, lane in ipairs(laneOrder) do
   if #group.succeeded > 0 then emit(prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
   if #group.cancelled > 0 then emit(prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
 end
+for submitter, count in pairs(finishedBy) do redis.call('HINCRBY', OPEN_JOBS, submitter, -count) end
 if #done > 0 then redis.call('PUBLISH', prefix .. 'done', table.concat(done, ',')) end
 return out

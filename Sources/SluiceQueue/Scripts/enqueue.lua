@@ -9,7 +9,9 @@
   ARGV[5]  the call's default tenant
   ARGV[6]  the call's default priority
   ARGV[7]  the call's default max_attempts
-  ARGV[8…] n jobs, each either
+  ARGV[8]  the id of the API key that submits ('' = none): recorded on each job as `key`, and
+           counted in `sluice:keys:open` until the job finishes (per-key caps)
+  ARGV[9…] n jobs, each either
              id, payload, ''                      (the defaults; no key, dates or metadata), or
              id, payload, '1', tenant, priority, idempotency key ('' = none),
                not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata
@@ -26,7 +28,7 @@
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local idemTTL = ARGV[3]
 local n = tonumber(ARGV[4])
-local defaultTenant, defaultPriority, defaultMax = ARGV[5], ARGV[6], ARGV[7]
+local defaultTenant, defaultPriority, defaultMax, submitter = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local defaultClass = 100 - tonumber(defaultPriority)
 local now = nowMillis()
 local nowText = fmt(now)
@@ -57,7 +59,8 @@ local function ready(id, tenant, class)
   queuedIds[#queuedIds + 1] = id
 end
 
-local a = 8
+local a = 9
+local created = 0
 for _ = 1, n do
   local id, payload, extended = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   a = a + 3
@@ -66,6 +69,8 @@ for _ = 1, n do
     redis.call('HSET', prefix .. 'job:' .. id, 'lane', lane, 'tenant', defaultTenant, 'state', 'queued',
       'payload', payload, 'max_attempts', defaultMax, 'created', nowText)
     if defaultPriority ~= '0' then redis.call('HSET', prefix .. 'job:' .. id, 'prio', defaultPriority) end
+    if submitter ~= '' then redis.call('HSET', prefix .. 'job:' .. id, 'key', submitter) end
+    created = created + 1
     ready(id, defaultTenant, defaultClass)
     indexed(id, defaultTenant)
     out[#out + 1] = id
@@ -91,6 +96,8 @@ for _ = 1, n do
       if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = priority end
       if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
       if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
+      if submitter ~= '' then fields[#fields + 1] = 'key'; fields[#fields + 1] = submitter end
+      created = created + 1
       if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
       if deadline ~= '' then
         fields[#fields + 1] = 'deadline'; fields[#fields + 1] = deadline
@@ -115,6 +122,7 @@ for _, listKey in ipairs(listOrder) do
   for i = 1, #list, 1000 do redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list))) end
   noteReady(prefix, lane, list.tenant, list.class)
 end
+if submitter ~= '' and created > 0 then redis.call('HINCRBY', OPEN_JOBS, submitter, created) end
 -- The listing index: one lexically sorted set per (lane, tenant); ids sort by creation time.
 for _, tenant in ipairs(tenantOrder) do
   local ids, members = byTenant[tenant], {}

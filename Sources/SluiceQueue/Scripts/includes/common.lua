@@ -14,6 +14,9 @@
   leaves its id in the list (LREM is O(n)); a lease discards ids whose job is no longer queued.
 ]]
 local SPAN = 17592186044416 -- 2^44: room for 1.7e13 turns within one priority class
+-- Per API key, its jobs not yet finished (for caps). Outside every lane's slot: on a Redis
+-- Cluster this one hash would have to move (see KeyLayout.swift).
+local OPEN_JOBS = 'sluice:keys:open'
 
 local function nowMillis()
   local t = redis.call('TIME')
@@ -84,6 +87,8 @@ end
 -- caller has already taken the job out of every other structure (or left a tombstone). The
 -- stale lease token may stay in the hash: every holder operation checks the state first.
 local function finish(prefix, lane, jobKey, id, state, now, ttl, deadline, field, value)
+  local submitter = redis.call('HGET', jobKey, 'key')
+  if submitter then redis.call('HINCRBY', OPEN_JOBS, submitter, -1) end
   if field then
     redis.call('HSET', jobKey, 'state', state, 'finished', now, field, value)
   else

@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceCore
+import SluiceQueue
+import Testing
+
+@Suite struct KeyRoutesTests {
+    @Test func adminCreatesListsLimitsAndRevokesKeys() async throws {
+        try await withAPI { api in
+            #expect(try await api.request(.get, "/v1/keys", key: api.acme).status == .forbidden)
+            #expect(try await api.request(.post, "/v1/keys", key: api.acme, json: #"{"tenant": "x", "scopes": ["read"]}"#).status == .forbidden)
+
+            let created = try await api.request(
+                .post, "/v1/keys", key: api.admin,
+                json: #"{"tenant": "initech", "scopes": ["submit", "read"], "limits": {"max_queued": 2}}"#)
+            #expect(created.status == .created)
+            let secret = try #require(created.body["key"] as? String)
+            let prefix = try #require(created.body["prefix"] as? String)
+            #expect(secret.hasPrefix(prefix + "_"))
+            #expect((created.body["limits"] as? [String: Any])?["max_queued"] as? Int == 2)
+
+            // The new key works, and its cap holds: 2 open jobs, the third is 429.
+            for _ in 0..<2 { #expect(try await api.request(.post, "/v1/jobs", key: secret, json: simpleJob).status == .accepted) }
+            let over = try await api.request(.post, "/v1/jobs", key: secret, json: simpleJob)
+            #expect(over.status == .tooManyRequests)
+            #expect((over.body["error"] as? [String: String])?["type"] == "queue_cap")
+            #expect(over.headers[.retryAfter] == "1")
+
+            let read = try await api.request(.get, "/v1/keys/\(prefix)", key: api.admin)
+            #expect(read.body["open_jobs"] as? Int == 2)
+            #expect(read.body["key"] == nil, "the secret is shown once only")
+            #expect(read.body["last_used_at"] as? Int != nil)
+            let listed = try await api.request(.get, "/v1/keys?tenant=initech", key: api.admin)
+            #expect((listed.body["data"] as? [[String: Any]])?.compactMap { $0["prefix"] as? String } == [prefix])
+
+            // Lifting the cap takes effect at once.
+            let patched = try await api.request(.patch, "/v1/keys/\(prefix)", key: api.admin, json: #"{"limits": {"max_queued": null}}"#)
+            #expect(patched.status == .ok)
+            #expect((patched.body["limits"] as? [String: Any])?["max_queued"] is NSNull)
+            #expect(try await api.request(.post, "/v1/jobs", key: secret, json: simpleJob).status == .accepted)
+
+            // Revocation, also at once.
+            let revoked = try await api.request(.delete, "/v1/keys/\(prefix)", key: api.admin)
+            #expect(revoked.body["status"] as? String == "revoked")
+            #expect(try await api.request(.post, "/v1/jobs", key: secret, json: simpleJob).status == .unauthorized)
+            #expect(try await api.request(.delete, "/v1/keys/sluice_nothere", key: api.admin).status == .notFound)
+        }
+    }
+
+    @Test func submitRateIs429WithRetryAfterAndABulkOverTheBurstIs422() async throws {
+        try await withAPI { api in
+            let created = try await api.request(
+                .post, "/v1/keys", key: api.admin,
+                json: #"{"tenant": "acme", "scopes": ["submit"], "limits": {"submit_rate": 1, "submit_burst": 3}}"#)
+            let secret = try #require(created.body["key"] as? String)
+            let bulk = "[" + Array(repeating: simpleJob, count: 3).joined(separator: ",") + "]"
+            #expect(try await api.request(.post, "/v1/jobs/bulk", key: secret, json: bulk).status == .accepted)
+            let limited = try await api.request(.post, "/v1/jobs", key: secret, json: simpleJob)
+            #expect(limited.status == .tooManyRequests)
+            #expect((limited.body["error"] as? [String: String])?["type"] == "rate_limited")
+            let retryAfter = try #require(limited.headers[.retryAfter].flatMap { Int($0) })
+            #expect(retryAfter >= 1 && retryAfter <= 2)
+            let tooBig = "[" + Array(repeating: simpleJob, count: 4).joined(separator: ",") + "]"
+            let refused = try await api.request(.post, "/v1/jobs/bulk", key: secret, json: tooBig)
+            #expect(refused.status == .unprocessableContent)
+            #expect(try await api.queue.counts(lane: "demo").ready == 3, "nothing of the refused requests was enqueued")
+        }
+    }
+
+    @Test func badKeyRequestsNameTheField() async throws {
+        try await withAPI { api in
+            for (body, param) in [
+                (#"{"tenant": "x", "scopes": ["write"]}"#, "scopes"),
+                (#"{"tenant": 5, "scopes": ["read"]}"#, "tenant"),
+                (#"{"tenant": "x", "scopes": ["read"], "limits": {"submit_rate": -1}}"#, "limits.submit_rate"),
+                (#"{"tenant": "x", "scopes": ["read"], "limits": {"submit_burst": 5}}"#, "limits.submit_burst"),
+                (#"{"tenant": "x", "scopes": ["read"], "limits": {"max_queud": 5}}"#, "limits.max_queud"),
+                (#"{"tenant": "x", "scopes": ["read"], "role": "boss"}"#, "role"),
+            ] {
+                let response = try await api.request(.post, "/v1/keys", key: api.admin, json: body)
+                #expect(response.status == .badRequest, "\(body)")
+                #expect((response.body["error"] as? [String: String])?["param"] == param, "\(body)")
+            }
+        }
+    }
+}
