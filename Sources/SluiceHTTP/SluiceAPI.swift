@@ -46,6 +46,11 @@ public struct SluiceAPI: Sendable {
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await self.ready() }
+        router.get("/openapi.json") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: Self.openAPIDocument)))
+        }
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys, cache: cache))
         v1.post("jobs") { request, context in try await self.submit(request, context) }
         v1.post("jobs/bulk") { request, context in try await self.submitBulk(request, context) }
@@ -270,6 +275,15 @@ public struct SluiceAPI: Sendable {
         }
         return job
     }
+
+    /// The OpenAPI 3.1 document of every route (`Resources/openapi.json`; a test keeps it and
+    /// the router in step).
+    public static let openAPIDocument: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
+            let data = try? Data(contentsOf: url)
+        else { fatalError("openapi.json is missing from SluiceHTTP's bundle") }
+        return Array(data)
+    }()
 
     static func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
         let body = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

@@ -19,6 +19,8 @@ struct Fixture {
     let acmeReader: String  // read only
     let globex: String  // submit, read
     let admin: String
+    /// The routes the server runs, as "METHOD /path/:capture".
+    let routes: [String]
 
     func request(
         _ method: HTTPRequest.Method, _ uri: String, key: String?, json: String? = nil, headers: HTTPFields = [:]
@@ -46,10 +48,14 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         let globex = try keys.create(tenant: "globex", scopes: [.submit, .read]).secret
         let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
         let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
-        let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let router = api.router()
+        let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             try await body(
-                Fixture(queue: queue, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin))
+                Fixture(
+                    queue: queue, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin,
+                    routes: routes))
         }
     }
 }
