@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -65,11 +66,17 @@ let package = Package(
             ],
             resources: [.copy("Resources/openapi.json")]
         ),
+        // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
+        .target(
+            name: "SluiceClient",
+            dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -100,7 +107,7 @@ let package = Package(
             ]
         ),
         // Runs the built `sluice` binary as a user would.
-        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
+        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceQueue", "SluiceCore", "SluiceTestSupport"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceQueueTests",

@@ -27,8 +27,15 @@ func contents(of path: String) -> String { (try? String(contentsOfFile: path, en
 func runSluice(
     _ arguments: [String], in work: String, environment: [String: String]? = nil
 ) async throws -> (status: Int32?, output: String) {
+    try await runProgram(try sluiceBinary(), arguments, in: work, environment: environment)
+}
+
+/// Runs a program to completion (20 s at most), its output in a file under `work`.
+func runProgram(
+    _ path: String, _ arguments: [String], in work: String, environment: [String: String]? = nil
+) async throws -> (status: Int32?, output: String) {
     let output = work + "/run-\(UUID().uuidString).log"
-    let child = try ChildProcess.spawn(try sluiceBinary(), arguments: arguments, outputPath: output, environment: environment)
+    let child = try ChildProcess.spawn(path, arguments: arguments, outputPath: output, environment: environment)
     let status = await child.waitForExit(timeout: .seconds(20))
     return (status, contents(of: output))
 }

@@ -1,0 +1,414 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import SluiceClient
+
+/// Where the API is and which key to use: flags, else `SLUICE_URL` and `SLUICE_API_KEY`.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The API's base URL (default: $SLUICE_URL, else http://127.0.0.1:8080).") var url: String?
+    @Option(help: "The API key (default: $SLUICE_API_KEY). Prefer the variable: flags show in `ps`.") var apiKey: String?
+    @Flag(help: "Print the API's JSON, for scripts.") var json = false
+
+    /// Runs `body` with a client of the configured server, closed afterwards.
+    func withClient<T>(_ body: (SluiceClient) async throws -> T) async throws -> T {
+        let environment = ProcessInfo.processInfo.environment
+        let base = url ?? environment["SLUICE_URL"] ?? "http://127.0.0.1:8080"
+        guard let key = apiKey ?? environment["SLUICE_API_KEY"], !key.isEmpty else {
+            throw CommandFailure(exitCode: 2, message: "no API key: set SLUICE_API_KEY (or pass --api-key)")
+        }
+        return try await SluiceClient.with(url: base, apiKey: key, body)
+    }
+}
+
+/// The client commands' exit codes, beyond 0 (success) and 2 (bad arguments or a 4xx saying
+/// the request is wrong).
+enum ClientExit {
+    static let jobDidNotSucceed: Int32 = 1  // wait/batch --wait: a job ended failed, dead, cancelled or expired; cancel: 409
+    static let unreachable: Int32 = 3  // no answer, or a 5xx
+    static let unauthorized: Int32 = 4  // 401, 403
+    static let notFound: Int32 = 5  // 404
+    static let timedOut: Int32 = 6  // wait --timeout ran out
+    static let limited: Int32 = 7  // 429
+
+    /// Runs `body`, mapping a client error to its message and exit code.
+    static func wrap(_ body: () async throws -> Void) async throws {
+        try await CommandFailure.wrap {
+            do { try await body() } catch let error as ClientError {
+                let code: Int32 =
+                    switch error {
+                    case .unreachable: unreachable
+                    case .invalidArgument: 2
+                    case .api(let status, _, _, _, _):
+                        switch status {
+                        case 401, 403: unauthorized
+                        case 404: notFound
+                        case 409: jobDidNotSucceed
+                        case 429: limited
+                        case 400..<500: 2
+                        default: unreachable
+                        }
+                    }
+                throw CommandFailure(exitCode: code, message: error.description)
+            }
+        }
+    }
+}
+
+/// Reads a file, or stdin for "-".
+func readInput(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandFailure(exitCode: 2, message: "cannot read \(path)")
+    }
+    return data
+}
+
+func printJSON(_ object: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    say(String(decoding: data, as: UTF8.self))
+}
+
+/// "job_…  succeeded  lane demo  attempt 1/3" and, when finished, the result or the error.
+func describeJob(_ job: [String: Any]) -> String {
+    var line = "\(job["id"] as? String ?? "?")  \(job["status"] as? String ?? "?")"
+    if let lane = job["lane"] as? String { line += "  lane \(lane)" }
+    if let attempts = job["attempts"] as? Int, let max = job["max_attempts"] as? Int { line += "  attempts \(attempts)/\(max)" }
+    if let error = job["error"] as? String { line += "\nerror: \(error)" }
+    if let result = job["result"] {
+        let text = (try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .fragmentsAllowed]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "\(result)"
+        line += "\nresult: \(text)"
+    }
+    return line
+}
+
+let terminalStates: Set<String> = ["succeeded", "failed", "cancelled", "expired", "dead"]
+
+/// `sluice submit`: one job, from flags, a file or stdin.
+struct Submit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit one job.",
+        discussion: """
+            With --lane (or --provider and --model), the input is the provider request body; without, it is a \
+            whole job object as POST /v1/jobs takes it. The input is --request, else --file, else stdin. \
+            Prints the job id (or the API's JSON with --json).
+            """)
+    @OptionGroup var client: ClientOptions
+    @Option(help: "The lane.") var lane: String?
+    @Option(help: "The provider (with --model: lane provider/model).") var provider: String?
+    @Option(help: "The model.") var model: String?
+    @Option(help: "The input, inline JSON.") var request: String?
+    @Option(help: "The input, from a file ('-': stdin).") var file: String?
+    @Option(help: "Priority, -100 to 100 (higher first).") var priority: Int?
+    @Option(help: "Attempts before the job is dead.") var maxAttempts: Int?
+    @Option(help: "Makes a resubmission return the first job.") var idempotencyKey: String?
+    @Option(help: "Metadata, a JSON object.") var metadata: String?
+    @Option(help: "Where to deliver the result.") var callbackURL: String?
+    @Flag(help: "Then wait for the job to finish and print it.") var wait = false
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            let input = try request.map { Data($0.utf8) } ?? readInput(file ?? "-")
+            guard let parsed = try? JSONSerialization.jsonObject(with: input), var object = parsed as? [String: Any] else {
+                throw CommandFailure(exitCode: 2, message: "the input is not a JSON object")
+            }
+            if lane != nil || provider != nil {
+                object = ["request": object]
+                if let lane { object["lane"] = lane }
+                if let provider { object["provider"] = provider }
+                if let model { object["model"] = model }
+            }
+            if let priority { object["priority"] = priority }
+            if let maxAttempts { object["max_attempts"] = maxAttempts }
+            if let callbackURL { object["callback_url"] = callbackURL }
+            if let metadata {
+                guard let value = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)) as? [String: Any] else {
+                    throw CommandFailure(exitCode: 2, message: "--metadata is not a JSON object")
+                }
+                object["metadata"] = value
+            }
+            let body = try JSONSerialization.data(withJSONObject: object)
+            try await client.withClient { api in
+                let accepted = try await api.submit(body, idempotencyKey: idempotencyKey)
+                guard let id = accepted["id"] as? String else { throw CommandFailure(exitCode: 3, message: "the answer has no job id") }
+                if wait {
+                    try await waitAndReport(api, id: id, timeout: nil, json: client.json)
+                } else if client.json {
+                    printJSON(accepted)
+                } else {
+                    say(id)
+                }
+            }
+        }
+    }
+}
+
+/// `sluice status ID`.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a job: its status, attempts, result or error.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The job id.") var id: String
+    @Flag(help: "Also show its timeline.") var events = false
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            let (job, timeline) = try await client.withClient { api in
+                (try await api.job(id), events ? try await api.events(id) : [])
+            }
+            if client.json {
+                var document = job
+                if events { document["events"] = timeline }
+                printJSON(document)
+                return
+            }
+            say(describeJob(job))
+            for event in timeline {
+                let at = (event["at"] as? Double).map { Date(timeIntervalSince1970: $0) }.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
+                say("  \(at)  \(event["status"] as? String ?? "?")" + ((event["info"] as? String).map { "  \($0)" } ?? ""))
+            }
+        }
+    }
+}
+
+/// `sluice wait ID`.
+struct Wait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Wait for a job to finish, then show it. Exit 0 if it succeeded, 1 if it ended otherwise, 6 on --timeout.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The job id.") var id: String
+    @Option(help: "Give up after this many seconds (default: wait as long as it takes).") var timeout: Double?
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            try await client.withClient { api in try await waitAndReport(api, id: id, timeout: timeout, json: client.json) }
+        }
+    }
+}
+
+/// Long-polls until the job is finished (or `timeout` passes), prints it, and throws the exit
+/// code for a job that did not succeed.
+func waitAndReport(_ api: SluiceClient, id: String, timeout: Double?, json: Bool) async throws {
+    let giveUp = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
+    var job: [String: Any] = [:]
+    while true {
+        var seconds = 60
+        if let giveUp {
+            let left = giveUp - ContinuousClock.now
+            guard left > .zero else {
+                throw CommandFailure(exitCode: ClientExit.timedOut, message: "\(id) had not finished after \(timeout!) s (status \(job["status"] as? String ?? "?"))")
+            }
+            seconds = max(0, min(60, Int(left.components.seconds)))
+        }
+        job = try await api.job(id, wait: seconds)
+        if terminalStates.contains(job["status"] as? String ?? "") { break }
+        if seconds == 0 { try await Task.sleep(for: .milliseconds(200)) }
+    }
+    if json { printJSON(job) } else { say(describeJob(job)) }
+    if job["status"] as? String != "succeeded" {
+        throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(id) ended \(job["status"] as? String ?? "?")")
+    }
+}
+
+/// `sluice cancel ID`.
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a job (a running one at its worker's next report). Exit 1 if it had already finished.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The job id.") var id: String
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            let job = try await client.withClient { api in try await api.cancel(id) }
+            if client.json { printJSON(job) } else {
+                say("\(id) \(job["status"] as? String ?? "?")" + ((job["cancel_requested"] as? Bool == true) ? " (cancel requested)" : ""))
+            }
+        }
+    }
+}
+
+/// `sluice queues`.
+struct Queues: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Per lane: ready, leased and delayed jobs, and the oldest ready job's age (admin key).")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            let lanes = try await client.withClient { api in try await api.queues() }
+            if client.json {
+                printJSON(["data": lanes])
+                return
+            }
+            let width = max(4, lanes.map { ($0["lane"] as? String ?? "").count }.max() ?? 0)
+            func row(_ cells: [String]) -> String {
+                cells[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + cells.dropFirst().map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined(separator: " ")
+            }
+            say(row(["LANE", "READY", "LEASED", "DELAYED", "OLDEST"]))
+            for lane in lanes {
+                let oldest = (lane["oldest_ready_age_seconds"] as? Double).map { String(format: "%.1fs", $0) } ?? "-"
+                say(row([lane["lane"] as? String ?? "?", "\(lane["ready"] as? Int ?? 0)", "\(lane["leased"] as? Int ?? 0)",
+                         "\(lane["delayed"] as? Int ?? 0)", oldest]))
+            }
+        }
+    }
+}
+
+/// `sluice batch FILE.jsonl`.
+struct Batch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a JSONL file of jobs (one POST /v1/jobs object a line), with a progress bar.",
+        discussion: """
+            The file goes in chunks of --chunk lines; each chunk is all or nothing. Each line without an \
+            idempotency_key gets one made of its line number and content, so running the same file again \
+            (say, after fixing a bad line) submits only the lines not yet accepted. With --wait, a second \
+            bar follows the jobs to completion; exit 1 if any did not succeed.
+            """)
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The JSONL file ('-': stdin).") var file: String
+    @Option(help: "Lines per request.") var chunk = 5_000
+    @Flag(help: "Then follow the jobs until every one has finished.") var wait = false
+    @Flag(help: "Do not add idempotency keys (faster; a rerun submits everything again).") var noIdempotency = false
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            guard chunk >= 1 else { throw CommandFailure(exitCode: 2, message: "--chunk must be at least 1") }
+            try await client.withClient { api in try await submit(api) }
+        }
+    }
+
+    func submit(_ api: SluiceClient) async throws {
+        let data = try readInput(file)
+        let batchTag = file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent
+        var lines: [(number: Int, body: Data)] = []
+        var number = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            number += 1
+            if line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+            lines.append((number, noIdempotency ? Data(line) : try Self.withIdempotencyKey(Data(line), line: number, tag: batchTag)))
+        }
+        guard !lines.isEmpty else { throw CommandFailure(exitCode: 2, message: "\(file) holds no jobs") }
+        let bar = ProgressBar(label: "submitted", total: lines.count)
+        var ids: [String] = []
+        var replayed = 0
+        for start in stride(from: 0, to: lines.count, by: chunk) {
+            let part = lines[start..<min(start + chunk, lines.count)]
+            var body = Data()
+            for line in part { body.append(line.body); body.append(10) }
+            let data: [[String: Any]]
+            do throws(ClientError) { data = try await api.submitBulk(jsonLines: body) } catch {
+                bar.finish()
+                // The server numbers lines within the chunk; say which line of the file it is.
+                var message = "\(error)"
+                if case .api(_, _, _, let param?, _) = error, param.hasPrefix("line "), let within = Int(param.dropFirst(5).prefix { $0.isNumber }),
+                    within >= 1, within <= part.count {
+                    message += " — that is line \(part[part.startIndex + within - 1].number) of \(file)"
+                }
+                if start > 0 { message += ". The \(start) jobs before this chunk were accepted; fix the line and run again: they will not be submitted twice" + (noIdempotency ? " (unless --no-idempotency)" : "") }
+                throw CommandFailure(exitCode: Self.exitCode(error), message: message)
+            }
+            for entry in data {
+                if let id = entry["id"] as? String { ids.append(id) }
+                if entry["created"] as? Bool == false { replayed += 1 }
+            }
+            bar.update(ids.count)
+        }
+        bar.finish()
+        if client.json && !wait {
+            printJSON(["count": ids.count, "replayed": replayed, "ids": ids])
+        } else if !client.json {
+            say("submitted \(ids.count) jobs" + (replayed > 0 ? " (\(replayed) already there from an earlier run)" : ""))
+        }
+        guard wait else { return }
+        let outcomes = try await Self.follow(api, ids: ids)
+        let succeeded = outcomes["succeeded", default: 0]
+        if client.json {
+            printJSON(["count": ids.count, "replayed": replayed, "ids": ids, "outcomes": outcomes])
+        } else {
+            say("finished: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        }
+        if succeeded != ids.count {
+            throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(ids.count - succeeded) of \(ids.count) jobs did not succeed")
+        }
+    }
+
+    /// Adds `idempotency_key` (from the line's number and content) unless the line has one.
+    static func withIdempotencyKey(_ line: Data, line number: Int, tag: String) throws -> Data {
+        guard var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else {
+            throw CommandFailure(exitCode: 2, message: "line \(number): not a JSON object")
+        }
+        guard object["idempotency_key"] == nil else { return line }
+        let digest = SHA256.hash(data: line).prefix(12).map { String(format: "%02x", $0) }.joined()
+        object["idempotency_key"] = "batch:\(tag):\(number):\(digest)"
+        return try JSONSerialization.data(withJSONObject: object)
+    }
+
+    static func exitCode(_ error: ClientError) -> Int32 {
+        switch error {
+        case .unreachable: ClientExit.unreachable
+        case .invalidArgument: 2
+        case .api(let status, _, _, _, _):
+            switch status {
+            case 401, 403: ClientExit.unauthorized
+            case 429: ClientExit.limited
+            case 400..<500: 2
+            default: ClientExit.unreachable
+            }
+        }
+    }
+
+    /// Long-polls every job (64 at a time) until each has finished; counts the final states.
+    static func follow(_ api: SluiceClient, ids: [String]) async throws -> [String: Int] {
+        let bar = ProgressBar(label: "finished", total: ids.count)
+        defer { bar.finish() }
+        var outcomes: [String: Int] = [:]
+        var finished = 0
+        try await withThrowingTaskGroup(of: (String, String).self) { group in
+            var next = ids.makeIterator()
+            func poll(_ id: String) {
+                group.addTask { (id, try await api.job(id, wait: 30)["status"] as? String ?? "?") }
+            }
+            for _ in 0..<64 { if let id = next.next() { poll(id) } }
+            while let (id, status) = try await group.next() {
+                if terminalStates.contains(status) {
+                    outcomes[status, default: 0] += 1
+                    finished += 1
+                    bar.update(finished)
+                    if let id = next.next() { poll(id) }
+                } else {
+                    poll(id)  // not yet: poll it again
+                }
+            }
+        }
+        return outcomes
+    }
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+final class ProgressBar {
+    let label: String
+    let total: Int
+    let started = ContinuousClock.now
+    let visible = isatty(2) == 1
+    var lastDrawn = ContinuousClock.now - .seconds(1)
+
+    init(label: String, total: Int) {
+        self.label = label
+        self.total = total
+    }
+
+    func update(_ done: Int) {
+        guard visible, ContinuousClock.now - lastDrawn > .milliseconds(100) || done == total else { return }
+        lastDrawn = .now
+        let width = 30
+        let filled = total == 0 ? width : width * done / total
+        let elapsed = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+            + Double((ContinuousClock.now - started).components.seconds)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) \(String(format: "%.0f", rate))/s"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        if visible { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
