@@ -219,14 +219,15 @@ import Testing
 
     @Test func jobPastItsDeadlineExpiresInsteadOfStarting() async throws {
         try await withQueue { queue, _ in
-            let soon = UnixMillis.current() + .seconds(1)
+            // Two seconds: enough for the enqueues and the lease even on a loaded machine.
+            let soon = UnixMillis.current() + .seconds(2)
             let waiting = try await queue.enqueue(spec(deadline: soon)).id
             let started = try await queue.enqueue(spec(tenant: "t0", priority: 1, deadline: soon)).id
             let delayedFar = try await queue.enqueue(
                 spec(notBefore: UnixMillis.current() + .seconds(60), deadline: UnixMillis.current() + .seconds(61))).id
             let lease = try #require(try await queue.lease(lane: "lane-a", count: 1).first)
             #expect(lease.id == started)
-            try await Task.sleep(for: .milliseconds(1100))
+            try await Task.sleep(until: .now + .milliseconds(max(0, soon.value - UnixMillis.current().value) + 100))
             // The job not started by its deadline expires; the started one finishes normally.
             #expect(try await queue.maintain(lane: "lane-a").expired == 1)
             #expect(try await queue.get(waiting)?.state == .expired)
