@@ -14,17 +14,24 @@ public final class JobQueue: Sendable {
     public let redis: RedisClient
     public let configuration: QueueConfiguration
     let scripts = QueueScripts.shared
-    private let completions: CompletionBatcher
+    private let completions: GroupCommit<(JobID, String, [UInt8]), ReportOutcome>
+    private let submits: GroupCommit<(JobSpec, submitter: Int64?), EnqueueResult>
 
     /// A queue over `redis`. Several queues (in several processes) may share one Redis: all their
     /// state is there.
     public init(redis: RedisClient, configuration: QueueConfiguration = .default) {
         self.redis = redis
         self.configuration = configuration
-        let script = QueueScripts.shared.complete
-        completions = CompletionBatcher(maxBatch: configuration.completeBatch) { tag, reports in
+        let scripts = QueueScripts.shared
+        completions = GroupCommit(maxBatch: configuration.completeBatch) { _, reports in
             try await JobQueue.sendCompletes(
-                redis: redis, script: script, configuration: configuration, tag: tag, reports: reports)
+                redis: redis, script: scripts.complete, configuration: configuration, tag: reports[0].0.laneTag,
+                reports: reports)
+        }
+        submits = GroupCommit(maxBatch: configuration.enqueueChunk) { _, items in
+            // One group holds one lane and one submitter (see `enqueue(_:submitter:)`).
+            try await JobQueue.enqueue(
+                items.map(\.0), submitter: items[0].submitter, redis: redis, scripts: scripts, configuration: configuration)
         }
     }
 
@@ -35,8 +42,12 @@ public final class JobQueue: Sendable {
 
     /// Enqueues one job. With an idempotency key already used by the tenant in that lane, the
     /// existing job's id comes back with `created == false`.
+    ///
+    /// Concurrent single submits to one lane (by one key) are sent together, in one script call
+    /// (group commit); each is still checked on its own first, so a bad one fails alone.
     public func enqueue(_ spec: JobSpec, submitter: Int64? = nil) async throws -> EnqueueResult {
-        try await enqueue([spec], submitter: submitter)[0]
+        do { try spec.validate() } catch { throw QueueError.invalidSpec(index: 0, error) }
+        return try await submits.submit((spec, submitter), group: spec.lane + "\u{0}" + (submitter.map(String.init) ?? ""))
     }
 
     /// Enqueues many jobs, any mix of lanes. Every spec is checked first, so an invalid one
@@ -46,6 +57,13 @@ public final class JobQueue: Sendable {
     /// `submitter`, the id of the API key that submitted, is recorded on each job created, and
     /// counted in that key's open jobs until the job finishes (`openJobs(key:)`).
     public func enqueue(_ specs: [JobSpec], submitter: Int64? = nil) async throws -> [EnqueueResult] {
+        try await Self.enqueue(specs, submitter: submitter, redis: redis, scripts: scripts, configuration: configuration)
+    }
+
+    static func enqueue(
+        _ specs: [JobSpec], submitter: Int64?, redis: RedisClient, scripts: QueueScripts, configuration: QueueConfiguration
+    ) async throws -> [EnqueueResult] {
+        let cap = configuration.eventStreamCap
         for (index, spec) in specs.enumerated() {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
@@ -174,7 +192,7 @@ public final class JobQueue: Sendable {
     /// are coalesced into one script call (group commit); each is still checked against its own
     /// token.
     public func complete(_ id: JobID, token: String, result: [UInt8]) async throws -> ReportOutcome {
-        try await completions.complete(id, token: token, result: result)
+        try await completions.submit((id, token, result), group: id.laneTag.rawValue)
     }
 
     /// Sends a batch of completes, all of one lane tag, as one `complete.lua` call.

@@ -8,18 +8,22 @@ import Testing
 @Suite struct AdmissionTests {
     @Test func tokenBucketAdmitsTheBurstThenSaysHowLongToWait() async throws {
         try await withQueue { queue, _ in
-            let limits = KeyLimits(submitRate: 2, submitBurst: 3)
+            // A slow rate (one job per 10 s), so that a loaded machine cannot refill it mid-test.
+            let limits = KeyLimits(submitRate: 0.1, submitBurst: 3)
             for _ in 0..<3 { #expect(try await queue.admit(key: 7, count: 1, limits: limits) == .admitted) }
             guard case .rateLimited(let wait) = try await queue.admit(key: 7, count: 1, limits: limits) else {
                 Issue.record("the fourth request in a burst of 3 was admitted")
                 return
             }
-            #expect(wait > 0 && wait <= 500, "one token at 2/s is at most 500 ms away: \(wait)")
+            #expect(wait > 5_000 && wait <= 10_000, "one token at 0.1/s is at most 10 s away: \(wait)")
             #expect(try await queue.admit(key: 7, count: 4, limits: limits) == .overBurst(burst: 3))
             // Another key has its own bucket.
             #expect(try await queue.admit(key: 8, count: 3, limits: limits) == .admitted)
-            try await Task.sleep(for: .milliseconds(wait + 20))
-            #expect(try await queue.admit(key: 7, count: 1, limits: limits) == .admitted)
+            // The bucket refills with time: at 20/s, one job's token is back within 50 ms.
+            let fast = KeyLimits(submitRate: 20, submitBurst: 1)
+            #expect(try await queue.admit(key: 9, count: 1, limits: fast) == .admitted)
+            try await Task.sleep(for: .milliseconds(60))
+            #expect(try await queue.admit(key: 9, count: 1, limits: fast) == .admitted)
             // No limits: admitted without asking Redis.
             #expect(try await queue.admit(key: 7, count: 1_000_000, limits: KeyLimits()) == .admitted)
         }
