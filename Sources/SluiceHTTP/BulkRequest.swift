@@ -7,39 +7,63 @@ import SluiceCore
 struct BulkRequest {
     var specs: [JobSpec]
 
-    init(body: Data, jsonLines: Bool, tenant: String, maxLines: Int) throws(APIError) {
-        var objects: [(line: Int, value: Any)] = []
+    init(body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int) throws(APIError) {
+        let result: Result<[JobSpec], APIError> = body.withUnsafeBufferPointer { bytes in
+            do throws(APIError) {
+                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines))
+            } catch { return .failure(error) }
+        }
+        specs = try result.get()
+    }
+
+    private static func specs(
+        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int
+    ) throws(APIError) -> [JobSpec] {
+        // Each job as (its line or element number, its byte range).
+        var jobs: [(line: Int, range: Range<Int>)] = []
         if jsonLines {
-            var lineNumber = 0
-            for line in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-                lineNumber += 1
-                if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }  // blank
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) else {
-                    throw .invalid("line \(lineNumber): not valid JSON", param: "line \(lineNumber)")
-                }
-                objects.append((lineNumber, object))
+            var line = 0
+            var start = 0
+            while start <= bytes.count {
+                line += 1
+                var stop = start
+                while stop < bytes.count && bytes[stop] != UInt8(ascii: "\n") { stop += 1 }
+                let blank = (start..<stop).allSatisfy { bytes[$0] == UInt8(ascii: " ") || bytes[$0] == UInt8(ascii: "\r") || bytes[$0] == UInt8(ascii: "\t") }
+                if !blank { jobs.append((line, start..<stop)) }
+                start = stop + 1
             }
         } else {
-            guard let array = try? JSONSerialization.jsonObject(with: body) as? [Any] else {
+            var scanner = JSONScanner(bytes)
+            let elements: [JSONScanner.Value]
+            do { elements = try scanner.arrayElements() } catch {
                 throw .invalid("the body must be a JSON array of jobs, or JSONL with Content-Type application/jsonl")
             }
-            objects = array.enumerated().map { ($0.offset + 1, $0.element) }
-        }
-        guard !objects.isEmpty else { throw .invalid("the bulk holds no jobs") }
-        guard objects.count <= maxLines else {
-            throw APIError(.contentTooLarge, type: "request_too_large", message: "\(objects.count) jobs; at most \(maxLines) per request")
-        }
-        specs = []
-        specs.reserveCapacity(objects.count)
-        for (line, value) in objects {
-            guard let object = value as? [String: Any] else {
-                throw .invalid("line \(line): a job must be a JSON object", param: "line \(line)")
+            for (index, element) in elements.enumerated() {
+                guard element.kind == .object else {
+                    throw .invalid("line \(index + 1): a job must be a JSON object", param: "line \(index + 1)")
+                }
+                jobs.append((index + 1, element.range))
             }
+        }
+        guard !jobs.isEmpty else { throw .invalid("the bulk holds no jobs") }
+        guard jobs.count <= maxLines else {
+            throw APIError(.contentTooLarge, type: "request_too_large", message: "\(jobs.count) jobs; at most \(maxLines) per request")
+        }
+        var specs: [JobSpec] = []
+        specs.reserveCapacity(jobs.count)
+        for (line, range) in jobs {
             do {
-                specs.append(try JobRequest(object: object, tenant: tenant, idempotencyKey: nil).spec)
+                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil).spec)
             } catch {
-                throw .invalid("line \(line): \(error.message)", param: "line \(line)" + (error.param.map { ": \($0)" } ?? ""))
+                let message =
+                    switch error.message {
+                    case "the body is not valid JSON": "not valid JSON"
+                    case "the body must be a JSON object": "a job must be a JSON object"
+                    default: error.message
+                    }
+                throw .invalid("line \(line): \(message)", param: "line \(line)" + (error.param.map { ": \($0)" } ?? ""))
             }
         }
+        return specs
     }
 }

@@ -5,7 +5,8 @@ import SluiceCore
 /// typo (`max_attempt`) never silently falls back to a default.
 ///
 /// `{"lane" | "provider" [+ "model"], "request": {…}, "priority", "not_before", "deadline",
-///   "max_attempts", "callback_url", "metadata": {…}}`; times are Unix seconds.
+///   "max_attempts", "callback_url", "metadata": {…}, "idempotency_key"}`; times are Unix
+/// seconds. `request` and `metadata` are kept byte for byte as sent (checked, never re-encoded).
 struct JobRequest {
     static let fields: Set<String> = [
         "lane", "provider", "model", "request", "priority", "not_before", "deadline", "max_attempts",
@@ -14,68 +15,78 @@ struct JobRequest {
 
     var spec: JobSpec
 
-    init(json: Data, tenant: String, idempotencyKey: String?) throws(APIError) {
-        let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: json) } catch {
-            throw .invalid("the body is not valid JSON")
+    /// From a whole body; `idempotencyKey` (the header) wins over the `idempotency_key` field.
+    init(json: [UInt8], tenant: String, idempotencyKey: String?) throws(APIError) {
+        let result: Result<JobRequest, APIError> = json.withUnsafeBufferPointer { bytes in
+            do throws(APIError) {
+                return .success(try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey))
+            } catch { return .failure(error) }
         }
-        guard let object = parsed as? [String: Any] else { throw .invalid("the body must be a JSON object") }
-        try self.init(object: object, tenant: tenant, idempotencyKey: idempotencyKey)
+        self = try result.get()
     }
 
-    /// From a parsed object; `idempotencyKey` (the header) wins over the `idempotency_key` field.
-    init(object: [String: Any], tenant: String, idempotencyKey: String?) throws(APIError) {
-        if let unknown = object.keys.filter({ !Self.fields.contains($0) }).sorted().first {
-            throw .invalid("unknown field '\(unknown)'", param: unknown)
+    /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
+    init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?) throws(APIError) {
+        var scanner = JSONScanner(bytes, range: range)
+        let members: [(key: String, value: JSONScanner.Value)]
+        do { members = try scanner.objectMembers() } catch {
+            throw .invalid(error.reason == "not an object" ? "the body must be a JSON object" : "the body is not valid JSON")
         }
+        var fields: [String: JSONScanner.Value] = [:]
+        for (key, value) in members {
+            guard Self.fields.contains(key) else { throw .invalid("unknown field '\(key)'", param: key) }
+            fields[key] = value  // a repeated member: the last one counts, as in most JSON readers
+        }
+        func string(_ name: String) throws(APIError) -> String? {
+            guard let value = fields[name], value.kind != .null else { return nil }
+            guard value.kind == .string else { throw .invalid("'\(name)' must be a string", param: name) }
+            return JSONScanner.decodeString(bytes, value.range)
+        }
+        func int(_ name: String) throws(APIError) -> Int? {
+            guard let value = fields[name], value.kind != .null else { return nil }
+            guard value.kind == .number, let number = JSONScanner.wholeNumber(bytes, value.range) else {
+                throw .invalid("'\(name)' must be a whole number", param: name)
+            }
+            return number
+        }
+        func raw(_ value: JSONScanner.Value) -> ArraySlice<UInt8> { ArraySlice(UnsafeBufferPointer(rebasing: bytes[value.range])) }
+
         let lane: String
-        switch (object["lane"], object["provider"], object["model"]) {
-        case (let name as String, nil, nil): lane = name
-        case (nil, let provider as String, nil): lane = provider
-        case (nil, let provider as String, let model as String): lane = provider + "/" + model
+        let target = (fields["lane"], fields["provider"], fields["model"])
+        switch target {
+        case (let name?, nil, nil) where name.kind == .string: lane = JSONScanner.decodeString(bytes, name.range)
+        case (nil, let provider?, nil) where provider.kind == .string: lane = JSONScanner.decodeString(bytes, provider.range)
+        case (nil, let provider?, let model?) where provider.kind == .string && model.kind == .string:
+            lane = JSONScanner.decodeString(bytes, provider.range) + "/" + JSONScanner.decodeString(bytes, model.range)
         case (nil, nil, _): throw .invalid("name the target: 'lane', or 'provider' (and 'model')", param: "lane")
         default: throw .invalid("give either 'lane' or 'provider' (and 'model'), as strings", param: "lane")
         }
-        guard let request = object["request"], request is [String: Any] else {
+        guard let request = fields["request"], request.kind == .object else {
             throw .invalid("'request' must be a JSON object (the provider request body)", param: "request")
         }
-        var envelope: [String: Any] = [:]
-        if let metadata = object["metadata"] {
-            guard metadata is [String: Any] else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
-            envelope["metadata"] = metadata
-        }
-        if let callback = object["callback_url"] {
-            guard let text = callback as? String, let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""),
-                url.host != nil
+        // The envelope the job keeps beside its request: {"callback_url": …, "metadata": …}.
+        var envelope: [UInt8] = []
+        if let callback = fields["callback_url"], callback.kind != .null {
+            guard callback.kind == .string, let text = try string("callback_url"), let url = URL(string: text),
+                ["http", "https"].contains(url.scheme ?? ""), url.host != nil
             else { throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url") }
-            envelope["callback_url"] = text
+            envelope += Array(#"{"callback_url":"#.utf8) + raw(callback)
         }
-        if let field = object["idempotency_key"], !(field is String) {
-            throw .invalid("'idempotency_key' must be a string", param: "idempotency_key")
+        if let metadata = fields["metadata"], metadata.kind != .null {
+            guard metadata.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
+            envelope += Array((envelope.isEmpty ? #"{"metadata":"# : #","metadata":"#).utf8) + raw(metadata)
         }
+        if !envelope.isEmpty { envelope.append(UInt8(ascii: "}")) }
+        let fieldKey = try string("idempotency_key")
         spec = JobSpec(
-            lane: lane, tenant: tenant, priority: try Self.int(object, "priority") ?? 0,
-            payload: Array((try? JSONSerialization.data(withJSONObject: request)) ?? Data()),
-            idempotencyKey: idempotencyKey ?? (object["idempotency_key"] as? String),
-            notBefore: try Self.int(object, "not_before").map { UnixMillis(Int64($0) * 1000) },
-            deadline: try Self.int(object, "deadline").map { UnixMillis(Int64($0) * 1000) },
-            maxAttempts: try Self.int(object, "max_attempts") ?? 3,
-            metadata: envelope.isEmpty ? [] : Array((try? JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])) ?? Data()))
+            lane: lane, tenant: tenant, priority: try int("priority") ?? 0, payload: Array(raw(request)),
+            idempotencyKey: idempotencyKey ?? fieldKey,
+            notBefore: try int("not_before").map { UnixMillis(Int64($0) * 1000) },
+            deadline: try int("deadline").map { UnixMillis(Int64($0) * 1000) },
+            maxAttempts: try int("max_attempts") ?? 3, metadata: envelope)
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
             throw .invalid("\(field) \(reason)", param: field)
         }
     }
-
-    /// A whole number, if the field is there; an error naming it if it is not a whole number.
-    private static func int(_ object: [String: Any], _ field: String) throws(APIError) -> Int? {
-        guard let value = object[field], !(value is NSNull) else { return nil }
-        // JSON booleans arrive as NSNumbers of their own class (`true is Bool`, but so is `1`).
-        guard let number = value as? NSNumber, type(of: number) != booleanClass,
-            number.doubleValue == number.doubleValue.rounded(), abs(number.doubleValue) < 1e15
-        else { throw .invalid("'\(field)' must be a whole number", param: field) }
-        return number.intValue
-    }
-
-    private static let booleanClass = type(of: NSNumber(value: true))
 }

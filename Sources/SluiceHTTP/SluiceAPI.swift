@@ -82,24 +82,25 @@ public struct SluiceAPI: Sendable {
         }
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let job = try JobRequest(json: Data(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey)
+        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey)
         try await admit(key, count: 1)
         let result = try await queue.enqueue(job.spec, submitter: key.id)
-        var document: [String: Any] = [
-            "id": result.id.rawValue, "object": "job", "links": JobDocument.links(result.id),
-        ]
+        let state: JobState
+        let createdAt: UnixMillis
         if result.created {
             // A new job: its status follows from the request, and it was created just now (no
             // second round trip on the hot path; the stored time may differ by a clock skew).
-            let now = UnixMillis.current()
-            document["status"] = (job.spec.notBefore.map { $0 > now } ?? false) ? JobState.delayed.rawValue : JobState.queued.rawValue
-            document["created_at"] = JobDocument.seconds(now)
-        } else if let stored = try await queue.get(result.id) {
+            createdAt = UnixMillis.current()
+            state = (job.spec.notBefore.map { $0 > createdAt } ?? false) ? .delayed : .queued
+        } else {
             // An idempotent replay: the first job as it is now.
-            document["status"] = stored.state.rawValue
-            document["created_at"] = JobDocument.seconds(stored.createdAt)
+            guard let stored = try await queue.get(result.id) else { throw APIError.notFound }
+            state = stored.state
+            createdAt = stored.createdAt
         }
-        var response = try Self.json(document, status: .accepted)
+        var response = Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.accepted(result.id, state: state, createdAt: createdAt))))
         if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return response
     }
@@ -113,7 +114,7 @@ public struct SluiceAPI: Sendable {
             throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json (an array) or application/jsonl")
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
-        let bulk = try BulkRequest(body: Data(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
+        let bulk = try BulkRequest(body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)
         let data = results.map { ["id": $0.id.rawValue, "created": $0.created] as [String: Any] }

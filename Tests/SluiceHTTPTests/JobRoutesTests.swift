@@ -210,7 +210,8 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
             #expect(data[1]["created"] as? Bool == false)  // the idempotency key of the first bulk
             #expect(try await api.queue.counts(lane: "bulk").ready == 3)
             let order = try await api.queue.lease(lane: "bulk", count: 10).map { String(decoding: $0.payload, as: UTF8.self) }
-            #expect(order == [#"{"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
+            // Each request exactly as sent, byte for byte.
+            #expect(order == [#"{"n": 1}"#, #"{"n": 2}"#, #"{"n": 3}"#])
         }
     }
 
