@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceBench",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/SluiceBench"

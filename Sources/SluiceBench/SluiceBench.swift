@@ -24,8 +24,24 @@ struct SluiceBench: AsyncParsableCommand {
     var redisURL: String?
     @Option(help: "arq's end-to-end jobs/s measured in this run (bench/queue.sh passes it with SLUICE_BENCH_PEERS=1).")
     var arqJobsPerSecond: Double?
+    @Option(help: "Measure a running Sluice's HTTP API here instead (bench/http.sh): bulk ingestion and long-poll wake-up.")
+    var httpURL: String?
+    @Option(help: "With --http-url: an API key with submit and read (no limits).") var apiKey: String?
+    @Option(help: "With --http-url: jobs in the bulk-ingestion run.") var httpBulkJobs = 200_000
+    @Option(help: "With --http-url: JSONL lines per bulk request.") var httpBulkLines = 10_000
+    @Option(help: "With --http-url: long-polls timed.") var longPolls = 300
 
     func run() async throws {
+        if let httpURL {
+            guard let apiKey, let redisURL else {
+                throw ValidationError("--http-url needs --api-key and --redis-url (the Redis that Sluice uses)")
+            }
+            try await HTTPBench(
+                url: httpURL, apiKey: apiKey, redisURL: redisURL, bulkJobs: httpBulkJobs, linesPerRequest: httpBulkLines,
+                longPolls: longPolls
+            ).run()
+            return
+        }
         let directory = NSTemporaryDirectory() + "sluice-bench-\(getpid())"
         let server: RedisServerProcess? =
             redisURL == nil ? try await RedisServerProcess.start(directory: directory) : nil

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The HTTP benchmark: a release `sluice up` (its own redis-server), then, in the same run:
+#   1. POST /v1/jobs under wrk, 64 connections (and nginx's raw rate under the same wrk, for the ratio);
+#   2. bulk JSONL ingestion, and 3. long-poll wake-up latency (sluice-bench --http-url);
+#   4. the sluice process's peak RSS.
+# SLUICE_BUILD_PATH picks the build folder (default .build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${SLUICE_BUILD_PATH:-.build}
+swift build -c release --scratch-path "$build" --product sluice >/dev/null
+swift build -c release --scratch-path "$build" --product sluice-bench >/dev/null
+bin="$build/release"
+peers=../shared/peers/peers
+work=$(mktemp -d /tmp/sluice-httpbench.XXXXXX)
+up_pid=
+cleanup() {
+  if [ -n "$up_pid" ]; then kill -TERM "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
+  [ -x "$peers" ] && "$peers" nginx stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+printf 'server: { port: 0 }\ndatabase: %s/sluice.sqlite\n' "$work" > "$work/sluice.yaml"
+"$bin/sluice" up --config "$work/sluice.yaml" --data-directory "$work/redis" > "$work/up.log" 2>&1 &
+up_pid=$!
+for _ in $(seq 200); do grep -q "sluice: ready" "$work/up.log" && break; sleep 0.1; done
+grep -q "sluice: ready" "$work/up.log" || { cat "$work/up.log"; exit 1; }
+port=$(sed -n 's#.*HTTP API on http://[^:]*:\([0-9]*\).*#\1#p' "$work/up.log" | head -1)
+admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
+url="http://127.0.0.1:$port"
+key=$(curl -sf -X POST "$url/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"tenant":"bench","scopes":["submit","read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+echo "sluice up (release) on $url, pid $up_pid; $(nproc) cores"
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+submit=$(AUTH=$key wrk -t2 -c64 -d10s --timeout 10s -s bench/submit.lua "$url/v1/jobs" | grep '^RESULT')
+echo "submit (wrk -t2 -c64 -d10s): $submit"
+nginx_rps=
+if [ -x "$peers" ]; then
+  "$peers" nginx start >/dev/null
+  nginx=$("$peers" wrk "http://127.0.0.1:${FAKE_PORT:-18080}/v1/chat/completions")
+  "$peers" nginx stop >/dev/null
+  echo "nginx fixed response (same wrk): $nginx"
+  nginx_rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$nginx")
+fi
+
+"$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock"
+
+rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
+submit_rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$submit")
+echo
+echo "== HTTP results =="
+printf 'submit, 64 connections:              %8.0f jobs/s  (%s)\n' "$submit_rps" "$(sed 's/RESULT rps=[0-9.]* //' <<<"$submit")"
+[ -n "$nginx_rps" ] && printf 'ratio submit / nginx raw rate:        %8.2fx  (nginx %.0f req/s, same run)\n' \
+  "$(python3 -c "print($submit_rps / $nginx_rps)")" "$nginx_rps"
+printf 'ratio submit / LiteLLM proxy anchor:  %8.0fx  (anchor 70-170 req/s; vs 170)\n' "$(python3 -c "print($submit_rps / 170)")"
+echo "sluice up peak RSS: ${rss} MB"
