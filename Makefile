@@ -35,9 +35,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## bench: release build, then the queue benchmark (prints jobs/s, latency, memory and ratios).
+## bench: release build, then the queue benchmark and the HTTP benchmark (jobs/s, latency
+## percentiles, memory, and ratios to redis-benchmark, arq and nginx measured in the same run).
 bench: deps
+	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
 	bench/queue.sh
+	bench/http.sh
 
 clean:
 	rm -rf .build var

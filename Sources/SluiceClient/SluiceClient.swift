@@ -46,6 +46,8 @@ public struct SluiceClient: Sendable {
         public var status: Int
         public var headers: HTTPHeaders
         public var body: [String: Any]
+        /// The body as it came (parsed into `body` only when the call asked for it).
+        public var bytes: Data
     }
 
     /// Submits one job (a `POST /v1/jobs` body).
@@ -82,7 +84,7 @@ public struct SluiceClient: Sendable {
     /// One request; an answer of 400 or more becomes `ClientError.api`.
     public func call(
         _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
-        headers: [(String, String)] = [], timeout: TimeAmount = .seconds(60)
+        headers: [(String, String)] = [], timeout: TimeAmount = .seconds(60), parse: Bool = true
     ) async throws(ClientError) -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -103,7 +105,8 @@ public struct SluiceClient: Sendable {
         } catch {
             throw .unreachable(url: baseURL, reason: Self.describe(error))
         }
-        let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        let data = Data(bytes.readableBytesView)
+        let object = (parse || status >= 400) ? (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:] : [:]
         guard status < 400 else {
             let error = object["error"] as? [String: Any] ?? [:]
             throw .api(
@@ -111,7 +114,7 @@ public struct SluiceClient: Sendable {
                 message: error["message"] as? String ?? String(decoding: Data(bytes.readableBytesView).prefix(200), as: UTF8.self),
                 param: error["param"] as? String, retryAfter: responseHeaders.first(name: "Retry-After").flatMap { Int($0) })
         }
-        return Reply(status: status, headers: responseHeaders, body: object)
+        return Reply(status: status, headers: responseHeaders, body: object, bytes: data)
     }
 
     /// A job id as one path segment: refuses anything that would change the path.

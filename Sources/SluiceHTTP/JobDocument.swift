@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 
 /// The JSON a client sees for a job (`GET /v1/jobs/{id}`). Times are Unix seconds.
 enum JobDocument {
@@ -36,6 +37,26 @@ enum JobDocument {
         let text = #"{"created_at":\#(seconds(createdAt)),"id":"\#(id)","links":{"cancel":"/v1/jobs/\#(id)/cancel","events":"/v1/jobs/\#(id)/events","self":"/v1/jobs/\#(id)"},"object":"job","status":"\#(state.rawValue)"}"#
         return Array(text.utf8)
     }
+
+    /// The 202 answer to a bulk submit, written directly: `{"count", "data": [{"created",
+    /// "id"}…], "object": "list"}`, keys sorted (JSONSerialization took 3/4 of a bulk's time).
+    static func bulkAccepted(_ results: [EnqueueResult]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(40 + results.count * 60)
+        bytes += Array(#"{"count":\#(results.count),"data":["#.utf8)
+        for (index, result) in results.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += result.created ? Self.createdTrue : Self.createdFalse
+            bytes += result.id.rawValue.utf8
+            bytes += Self.entryEnd
+        }
+        bytes += Array(#"],"object":"list"}"#.utf8)
+        return bytes
+    }
+
+    private static let createdTrue = Array(#"{"created":true,"id":""#.utf8)
+    private static let createdFalse = Array(#"{"created":false,"id":""#.utf8)
+    private static let entryEnd = Array(#""}"#.utf8)
 
     static func links(_ id: JobID) -> [String: String] {
         [

@@ -117,8 +117,9 @@ public struct SluiceAPI: Sendable {
         let bulk = try BulkRequest(body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)
-        let data = results.map { ["id": $0.id.rawValue, "created": $0.created] as [String: Any] }
-        return try Self.json(["object": "list", "count": results.count, "data": data], status: .accepted)
+        return Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.bulkAccepted(results))))
     }
 
     func get(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {

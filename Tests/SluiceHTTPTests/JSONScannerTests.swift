@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 import Testing
 
 @testable import SluiceHTTP
@@ -68,5 +69,18 @@ import Testing
                 "links": JobDocument.links(id),
             ] as [String: Any], options: [.sortedKeys, .withoutEscapingSlashes])
         #expect(String(decoding: written, as: UTF8.self) == String(decoding: reference, as: UTF8.self))
+    }
+}
+
+@Suite struct BulkDocumentTests {
+    @Test func handWrittenBulkBodyIsWhatJSONSerializationWouldWrite() throws {
+        let ids = (0..<3).map { JobID.generate(lane: LaneTag(lane: "b"), unixMillis: Int64($0)) }
+        let results = [EnqueueResult(id: ids[0], created: true), EnqueueResult(id: ids[1], created: false), EnqueueResult(id: ids[2], created: true)]
+        let reference = try JSONSerialization.data(
+            withJSONObject: [
+                "object": "list", "count": 3,
+                "data": results.map { ["id": $0.id.rawValue, "created": $0.created] as [String: Any] },
+            ] as [String: Any], options: [.sortedKeys])
+        #expect(String(decoding: JobDocument.bulkAccepted(results), as: UTF8.self) == String(decoding: reference, as: UTF8.self))
     }
 }
