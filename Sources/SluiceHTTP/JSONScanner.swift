@@ -19,6 +19,12 @@ struct JSONScanner: ~Copyable {
 
     static let maxDepth = 64
 
+    /// One of two errors: the document's, or the visitor's.
+    enum Either<First: Error, Second: Error>: Error {
+        case first(First)
+        case second(Second)
+    }
+
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index: Int
     private let end: Int
@@ -39,39 +45,64 @@ struct JSONScanner: ~Copyable {
         return value
     }
 
-    /// The members of the object the range holds, in order, keys decoded. Fails when the range
-    /// is not exactly one valid JSON object.
-    mutating func objectMembers() throws(Failure) -> [(key: String, value: Value)] {
+    /// Calls `visit` with each member of the object the range holds, in order: the key's token
+    /// (quotes included; `decodeString` gives its text) and the value. Fails when the range is
+    /// not exactly one valid JSON object.
+    mutating func objectMembers<E: Error>(
+        _ visit: (_ key: Range<Int>, _ value: Value) throws(E) -> Void
+    ) throws(Either<Failure, E>) {
         skipWhitespace()
         guard index < end, bytes[index] == UInt8(ascii: "{") else {
-            _ = try document()  // invalid JSON reports itself; valid JSON of another kind is not an object
-            throw Failure(offset: index, reason: "not an object")
+            do { _ = try document() } catch { throw .first(error) }  // invalid JSON reports itself
+            throw .first(Failure(offset: index, reason: "not an object"))
         }
-        var members: [(key: String, value: Value)] = []
         index += 1
         skipWhitespace()
         if index < end, bytes[index] == UInt8(ascii: "}") {
             index += 1
         } else {
             while true {
+                let key: Range<Int>
+                let value: Value
+                do throws(Failure) {
+                    skipWhitespace()
+                    guard index < end, bytes[index] == UInt8(ascii: "\"") else { throw Failure(offset: index, reason: "expected a member name") }
+                    key = try string()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    value = try self.value(depth: 1)
+                } catch { throw .first(error) }
+                do { try visit(key, value) } catch { throw .second(error) }
                 skipWhitespace()
-                guard index < end, bytes[index] == UInt8(ascii: "\"") else { throw Failure(offset: index, reason: "expected a member name") }
-                let key = try string()
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"))
-                skipWhitespace()
-                let value = try self.value(depth: 1)
-                members.append((Self.decodeString(bytes, key), value))
-                skipWhitespace()
-                guard index < end else { throw Failure(offset: index, reason: "unterminated object") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                try expect(UInt8(ascii: "}"))
+                guard index < end else { throw .first(Failure(offset: index, reason: "unterminated object")) }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                do { try expect(UInt8(ascii: "}")) } catch { throw .first(error) }
                 break
             }
         }
         skipWhitespace()
-        guard index == end else { throw Failure(offset: index, reason: "unexpected data after the value") }
-        return members
+        guard index == end else { throw .first(Failure(offset: index, reason: "unexpected data after the value")) }
+    }
+
+    /// Whether the string token at `range` (quotes included) spells `name` exactly. Compares
+    /// bytes, so a key needs no String of its own; a key written with escapes is decoded first.
+    static func stringToken(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, equals name: StaticString) -> Bool {
+        let count = range.count - 2
+        let start = range.lowerBound + 1
+        if count == name.utf8CodeUnitCount {
+            var same = true
+            for offset in 0..<count where bytes[start + offset] != name.utf8Start[offset] {
+                same = false
+                break
+            }
+            if same { return true }
+        }
+        guard bytes[start..<(range.upperBound - 1)].contains(UInt8(ascii: "\\")) else { return false }
+        return decodeString(bytes, range) == name.description
     }
 
     /// The elements of the array the range holds. Fails when it is not exactly one valid array.

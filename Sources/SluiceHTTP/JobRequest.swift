@@ -8,10 +8,32 @@ import SluiceCore
 ///   "max_attempts", "callback_url", "metadata": {…}, "idempotency_key"}`; times are Unix
 /// seconds. `request` and `metadata` are kept byte for byte as sent (checked, never re-encoded).
 struct JobRequest {
-    static let fields: Set<String> = [
-        "lane", "provider", "model", "request", "priority", "not_before", "deadline", "max_attempts",
-        "callback_url", "metadata", "idempotency_key",
-    ]
+    /// The fields a job may have.
+    enum Field: Int, CaseIterable {
+        case lane, provider, model, request, priority, notBefore, deadline, maxAttempts, callbackURL, metadata,
+            idempotencyKey
+
+        var name: StaticString {
+            switch self {
+            case .lane: "lane"
+            case .provider: "provider"
+            case .model: "model"
+            case .request: "request"
+            case .priority: "priority"
+            case .notBefore: "not_before"
+            case .deadline: "deadline"
+            case .maxAttempts: "max_attempts"
+            case .callbackURL: "callback_url"
+            case .metadata: "metadata"
+            case .idempotencyKey: "idempotency_key"
+            }
+        }
+
+        /// The field the key token at `key` names, or nil for an unknown key.
+        static func named(_ bytes: UnsafeBufferPointer<UInt8>, _ key: Range<Int>) -> Field? {
+            allCases.first { JSONScanner.stringToken(bytes, key, equals: $0.name) }
+        }
+    }
 
     var spec: JobSpec
 
@@ -27,32 +49,41 @@ struct JobRequest {
 
     /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
     init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?) throws(APIError) {
+        // The fields, found by comparing key bytes (no String, no dictionary per job).
+        var fields = [JSONScanner.Value?](repeating: nil, count: Field.allCases.count)
         var scanner = JSONScanner(bytes, range: range)
-        let members: [(key: String, value: JSONScanner.Value)]
-        do { members = try scanner.objectMembers() } catch {
-            throw .invalid(error.reason == "not an object" ? "the body must be a JSON object" : "the body is not valid JSON")
+        do {
+            try scanner.objectMembers { (key, value) throws(APIError) in
+                guard let known = Field.named(bytes, key) else {
+                    let name = JSONScanner.decodeString(bytes, key)
+                    throw .invalid("unknown field '\(name)'", param: name)
+                }
+                fields[known.rawValue] = value  // a repeated member: the last one counts, as in most JSON readers
+            }
+        } catch {
+            switch error {
+            case .first(let failure):
+                throw .invalid(failure.reason == "not an object" ? "the body must be a JSON object" : "the body is not valid JSON")
+            case .second(let refusal): throw refusal
+            }
         }
-        var fields: [String: JSONScanner.Value] = [:]
-        for (key, value) in members {
-            guard Self.fields.contains(key) else { throw .invalid("unknown field '\(key)'", param: key) }
-            fields[key] = value  // a repeated member: the last one counts, as in most JSON readers
-        }
-        func string(_ name: String) throws(APIError) -> String? {
-            guard let value = fields[name], value.kind != .null else { return nil }
-            guard value.kind == .string else { throw .invalid("'\(name)' must be a string", param: name) }
+        func field(_ which: Field) -> JSONScanner.Value? { fields[which.rawValue] }
+        func string(_ which: Field) throws(APIError) -> String? {
+            guard let value = field(which), value.kind != .null else { return nil }
+            guard value.kind == .string else { throw .invalid("'\(which.name)' must be a string", param: "\(which.name)") }
             return JSONScanner.decodeString(bytes, value.range)
         }
-        func int(_ name: String) throws(APIError) -> Int? {
-            guard let value = fields[name], value.kind != .null else { return nil }
+        func int(_ which: Field) throws(APIError) -> Int? {
+            guard let value = field(which), value.kind != .null else { return nil }
             guard value.kind == .number, let number = JSONScanner.wholeNumber(bytes, value.range) else {
-                throw .invalid("'\(name)' must be a whole number", param: name)
+                throw .invalid("'\(which.name)' must be a whole number", param: "\(which.name)")
             }
             return number
         }
         func raw(_ value: JSONScanner.Value) -> ArraySlice<UInt8> { ArraySlice(UnsafeBufferPointer(rebasing: bytes[value.range])) }
 
         let lane: String
-        let target = (fields["lane"], fields["provider"], fields["model"])
+        let target = (field(.lane), field(.provider), field(.model))
         switch target {
         case (let name?, nil, nil) where name.kind == .string: lane = JSONScanner.decodeString(bytes, name.range)
         case (nil, let provider?, nil) where provider.kind == .string: lane = JSONScanner.decodeString(bytes, provider.range)
@@ -61,29 +92,29 @@ struct JobRequest {
         case (nil, nil, _): throw .invalid("name the target: 'lane', or 'provider' (and 'model')", param: "lane")
         default: throw .invalid("give either 'lane' or 'provider' (and 'model'), as strings", param: "lane")
         }
-        guard let request = fields["request"], request.kind == .object else {
+        guard let request = field(.request), request.kind == .object else {
             throw .invalid("'request' must be a JSON object (the provider request body)", param: "request")
         }
         // The envelope the job keeps beside its request: {"callback_url": …, "metadata": …}.
         var envelope: [UInt8] = []
-        if let callback = fields["callback_url"], callback.kind != .null {
-            guard callback.kind == .string, let text = try string("callback_url"), let url = URL(string: text),
+        if let callback = field(.callbackURL), callback.kind != .null {
+            guard callback.kind == .string, let text = try string(.callbackURL), let url = URL(string: text),
                 ["http", "https"].contains(url.scheme ?? ""), url.host != nil
             else { throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url") }
             envelope += Array(#"{"callback_url":"#.utf8) + raw(callback)
         }
-        if let metadata = fields["metadata"], metadata.kind != .null {
+        if let metadata = field(.metadata), metadata.kind != .null {
             guard metadata.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
             envelope += Array((envelope.isEmpty ? #"{"metadata":"# : #","metadata":"#).utf8) + raw(metadata)
         }
         if !envelope.isEmpty { envelope.append(UInt8(ascii: "}")) }
-        let fieldKey = try string("idempotency_key")
+        let fieldKey = try string(.idempotencyKey)
         spec = JobSpec(
-            lane: lane, tenant: tenant, priority: try int("priority") ?? 0, payload: Array(raw(request)),
+            lane: lane, tenant: tenant, priority: try int(.priority) ?? 0, payload: Array(raw(request)),
             idempotencyKey: idempotencyKey ?? fieldKey,
-            notBefore: try int("not_before").map { UnixMillis(Int64($0) * 1000) },
-            deadline: try int("deadline").map { UnixMillis(Int64($0) * 1000) },
-            maxAttempts: try int("max_attempts") ?? 3, metadata: envelope)
+            notBefore: try int(.notBefore).map { UnixMillis(Int64($0) * 1000) },
+            deadline: try int(.deadline).map { UnixMillis(Int64($0) * 1000) },
+            maxAttempts: try int(.maxAttempts) ?? 3, metadata: envelope)
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
             throw .invalid("\(field) \(reason)", param: field)

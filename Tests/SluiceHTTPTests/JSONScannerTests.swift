@@ -49,8 +49,11 @@ import Testing
         let bytes = Array(text.utf8)
         try bytes.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer)
-            let members = try scanner.objectMembers()
-            #expect(members.map(\.key) == ["lane", "request", "n"])
+            var members: [(key: Range<Int>, value: JSONScanner.Value)] = []
+            try scanner.objectMembers { (key, value) throws(Never) in members.append((key, value)) }
+            #expect(members.map { JSONScanner.decodeString(buffer, $0.key) } == ["lane", "request", "n"])
+            #expect(JSONScanner.stringToken(buffer, members[0].key, equals: "lane"))  // written l\u0061ne
+            #expect(!JSONScanner.stringToken(buffer, members[2].key, equals: "lane"))
             #expect(JSONScanner.decodeString(buffer, members[0].value.range) == "d\"emo")
             #expect(String(decoding: buffer[members[1].value.range], as: UTF8.self) == #"{"b": [1, 2],  "a": "x"}"#)
             #expect(members[1].value.kind == .object)
