@@ -3,7 +3,8 @@
 # then Sluice's bulk enqueue and full lifecycle. Arguments go to sluice-bench (--help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product sluice-bench
+build=${SLUICE_BUILD_PATH:-.build}   # the build folder
+swift build -c release --scratch-path "$build" --product sluice-bench
 extra=()
 # SLUICE_BENCH_PEERS=1 also measures arq end to end (../shared/peers), in the same run.
 if [ "${SLUICE_BENCH_PEERS:-0}" = 1 ] && [ -x ../shared/peers/peers ]; then
@@ -12,4 +13,4 @@ if [ "${SLUICE_BENCH_PEERS:-0}" = 1 ] && [ -x ../shared/peers/peers ]; then
   rate=$(sed -n 's/.*jobs_per_s=\([0-9.]*\).*/\1/p' <<<"$arq")
   [ -n "$rate" ] && extra+=(--arq-jobs-per-second "$rate")
 fi
-exec .build/release/sluice-bench "${extra[@]}" "$@"
+exec "$build/release/sluice-bench" "${extra[@]}" "$@"
