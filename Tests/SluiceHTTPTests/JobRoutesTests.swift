@@ -14,6 +14,8 @@ import Testing
 /// and a real SQLite file, with keys for two tenants.
 struct Fixture {
     let queue: JobQueue
+    /// The redis-server under the queue (tests may stop it).
+    let server: RedisServerProcess
     let client: any TestClientProtocol
     let acme: String  // submit, read
     let acmeReader: String  // read only
@@ -36,7 +38,7 @@ struct Fixture {
 }
 
 func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
-    try await withRedis { _, redis in
+    try await withRedis { server, redis in
         let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
@@ -54,7 +56,7 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         try await app.test(.live) { client in
             try await body(
                 Fixture(
-                    queue: queue, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin,
+                    queue: queue, server: server, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin,
                     routes: routes))
         }
     }
@@ -161,18 +163,27 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
 
     @Test func longPollReturnsSoonAfterTheJobCompletes() async throws {
         try await withAPI { api in
-            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
-            async let polled = api.request(.get, "/v1/jobs/\(id)?wait=30", key: api.acme)
-            try await Task.sleep(for: .milliseconds(200))
-            let lease = try #require(try await api.queue.lease(lane: "demo", count: 1).first)
-            let completedAt = ContinuousClock.now
-            _ = try await api.queue.complete(lease.id, token: lease.token, result: Array(#"{"answer": 42}"#.utf8))
-            let response = try await polled
-            let elapsed = ContinuousClock.now - completedAt
-            #expect(response.status == .ok)
-            #expect(response.body["status"] as? String == "succeeded")
-            #expect((response.body["result"] as? [String: Int])?["answer"] == 42)
-            #expect(elapsed < .seconds(2), "the long-poll returned \(elapsed) after completion")
+            // Five times: the median must be within 50 ms of the completion (it is ~1 ms on an
+            // idle machine), and none may take seconds (which would mean polling, not waking).
+            var delays: [Duration] = []
+            var id = ""
+            for _ in 0..<5 {
+                let submitted = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+                id = submitted
+                async let polled = api.request(.get, "/v1/jobs/\(submitted)?wait=30", key: api.acme)
+                try await Task.sleep(for: .milliseconds(100))
+                let lease = try #require(try await api.queue.lease(lane: "demo", count: 1).first)
+                let completedAt = ContinuousClock.now
+                _ = try await api.queue.complete(lease.id, token: lease.token, result: Array(#"{"answer": 42}"#.utf8))
+                let response = try await polled
+                delays.append(ContinuousClock.now - completedAt)
+                #expect(response.status == .ok)
+                #expect(response.body["status"] as? String == "succeeded")
+                #expect((response.body["result"] as? [String: Int])?["answer"] == 42)
+            }
+            delays.sort()
+            #expect(delays[2] < .milliseconds(50), "median wake-up \(delays[2]); all: \(delays)")
+            #expect(delays[4] < .seconds(2), "slowest wake-up \(delays[4])")
             let badWait = try await api.request(.get, "/v1/jobs/\(id)?wait=600", key: api.acme)
             #expect(badWait.status == .badRequest)
         }
@@ -256,6 +267,26 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
                 #expect(response.status == .contentTooLarge)
                 #expect(try await queue.counts(lane: "bulk").ready == 0)
             }
+        }
+    }
+}
+
+@Suite struct UnavailableTests {
+    @Test func redisDownIs503WithRetryAfterAndReadyzSaysSo() async throws {
+        try await withAPI { api in
+            #expect(try await api.request(.get, "/readyz", key: nil).status == .ok)
+            // Authenticate once while Redis is up (the key check itself needs only SQLite).
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).status == .accepted)
+            await api.server.stop()
+            let submit = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob)
+            #expect(submit.status == .serviceUnavailable)
+            #expect((submit.body["error"] as? [String: String])?["type"] == "unavailable")
+            #expect(submit.headers[.retryAfter] == "1")
+            let ready = try await api.request(.get, "/readyz", key: nil)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(try await api.request(.get, "/healthz", key: nil).status == .ok)
+            try await api.server.restart()
+            #expect(await eventually { (try? await api.request(.get, "/readyz", key: nil).status) == .ok })
         }
     }
 }
