@@ -34,21 +34,24 @@ enum ClientExit {
     static func wrap(_ body: () async throws -> Void) async throws {
         try await CommandFailure.wrap {
             do { try await body() } catch let error as ClientError {
-                let code: Int32 =
-                    switch error {
-                    case .unreachable: unreachable
-                    case .invalidArgument: 2
-                    case .api(let status, _, _, _, _):
-                        switch status {
-                        case 401, 403: unauthorized
-                        case 404: notFound
-                        case 409: jobDidNotSucceed
-                        case 429: limited
-                        case 400..<500: 2
-                        default: unreachable
-                        }
-                    }
-                throw CommandFailure(exitCode: code, message: error.description)
+                throw CommandFailure(exitCode: code(for: error), message: error.description)
+            }
+        }
+    }
+
+    /// The exit code for a client error.
+    static func code(for error: ClientError) -> Int32 {
+        switch error {
+        case .unreachable: unreachable
+        case .invalidArgument: 2
+        case .api(let status, _, _, _, _):
+            switch status {
+            case 401, 403: unauthorized
+            case 404: notFound
+            case 409: jobDidNotSucceed
+            case 429: limited
+            case 400..<500: 2
+            default: unreachable
             }
         }
     }
@@ -304,7 +307,7 @@ struct Batch: AsyncParsableCommand {
                     message += " — that is line \(part[part.startIndex + within - 1].number) of \(file)"
                 }
                 if start > 0 { message += ". The \(start) jobs before this chunk were accepted; fix the line and run again: they will not be submitted twice" + (noIdempotency ? " (unless --no-idempotency)" : "") }
-                throw CommandFailure(exitCode: Self.exitCode(error), message: message)
+                throw CommandFailure(exitCode: ClientExit.code(for: error), message: message)
             }
             for entry in data {
                 if let id = entry["id"] as? String { ids.append(id) }
@@ -340,20 +343,6 @@ struct Batch: AsyncParsableCommand {
         let digest = SHA256.hash(data: line).prefix(12).map { String(format: "%02x", $0) }.joined()
         object["idempotency_key"] = "batch:\(tag):\(number):\(digest)"
         return try JSONSerialization.data(withJSONObject: object)
-    }
-
-    static func exitCode(_ error: ClientError) -> Int32 {
-        switch error {
-        case .unreachable: ClientExit.unreachable
-        case .invalidArgument: 2
-        case .api(let status, _, _, _, _):
-            switch status {
-            case 401, 403: ClientExit.unauthorized
-            case 429: ClientExit.limited
-            case 400..<500: 2
-            default: ClientExit.unreachable
-            }
-        }
     }
 
     /// Long-polls every job (64 at a time) until each has finished; counts the final states.
