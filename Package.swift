@@ -66,6 +66,17 @@ let package = Package(
             ],
             resources: [.copy("Resources/openapi.json")]
         ),
+        // The mock provider (`sluice mock-provider`): OpenAI and Anthropic routes under configurable
+        // latency, limits and faults, for tests, benchmarks and the demo.
+        .target(
+            name: "SluiceMock",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
         .target(
             name: "SluiceClient",
@@ -74,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,6 +115,13 @@ let package = Package(
                 "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .testTarget(
+            name: "SluiceMockTests",
+            dependencies: [
+                "SluiceMock", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Runs the built `sluice` binary as a user would.
