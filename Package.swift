@@ -77,6 +77,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Provider adapters: building calls, reading usage and rate-limit headers, classifying errors.
+        .target(
+            name: "SluiceProviders",
+            dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
         .target(
             name: "SluiceClient",
@@ -116,6 +121,10 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
+        ),
+        .testTarget(
+            name: "SluiceProvidersTests",
+            dependencies: ["SluiceProviders", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .testTarget(
             name: "SluiceMockTests",

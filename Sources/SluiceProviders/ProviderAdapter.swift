@@ -1,0 +1,229 @@
+import Foundation
+
+/// The providers Sluice can call.
+public enum ProviderKind: String, Sendable, Hashable, CaseIterable {
+    /// OpenAI, and any OpenAI-compatible server (vLLM, Ollama, llama.cpp, TGI/TEI): bearer auth.
+    case openai
+    /// Anthropic: `x-api-key` and `anthropic-version`.
+    case anthropic
+    /// Hugging Face Inference: bearer auth.
+    case huggingface
+}
+
+/// One provider as configured: where it is, how to authenticate, how long to wait.
+public struct ProviderSettings: Sendable, Hashable {
+    public var name: String
+    public var kind: ProviderKind
+    /// e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`, `http://127.0.0.1:8000/v1`.
+    public var baseURL: String
+    /// The environment variable that holds the API key (the key itself is never in config or logs).
+    public var apiKeyEnvironment: String?
+    public var timeout: Duration
+    /// Anthropic's API version header.
+    public var anthropicVersion: String
+
+    public init(
+        name: String, kind: ProviderKind, baseURL: String, apiKeyEnvironment: String? = nil,
+        timeout: Duration = .seconds(600), anthropicVersion: String = "2023-06-01"
+    ) {
+        self.name = name
+        self.kind = kind
+        self.baseURL = baseURL
+        self.apiKeyEnvironment = apiKeyEnvironment
+        self.timeout = timeout
+        self.anthropicVersion = anthropicVersion
+    }
+}
+
+/// A call to make: the job's request body, unchanged, with the provider's URL and headers.
+public struct ProviderRequest: Sendable, Hashable {
+    public var url: String
+    public var headers: [Header]
+    public var body: [UInt8]
+    public var timeout: Duration
+
+    public struct Header: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        /// Whether the value is a secret (never logged).
+        public var secret: Bool
+    }
+
+    /// The headers, with secrets masked: for logs.
+    public var redactedHeaders: [(String, String)] {
+        headers.map { ($0.name, $0.secret ? "[redacted]" : $0.value) }
+    }
+}
+
+/// A provider's answer, as received.
+public struct ProviderResponse: Sendable, Hashable {
+    public var status: Int
+    public var headers: [ProviderRequest.Header]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers.map { ProviderRequest.Header(name: $0.name, value: $0.value, secret: false) }
+        self.body = body
+    }
+
+    public var headerPairs: [(name: String, value: String)] { headers.map { ($0.name, $0.value) } }
+}
+
+/// Tokens used by one call.
+public struct Usage: Sendable, Hashable {
+    public var input: Int
+    public var output: Int
+
+    public init(input: Int, output: Int) {
+        self.input = input
+        self.output = output
+    }
+}
+
+/// What became of one call.
+public enum CallOutcome: Sendable, Hashable {
+    case success(Usage?)
+    /// 429 (or a rate-limit error body): the lane should pause for all workers.
+    case rateLimited(RateLimitInfo, message: String)
+    /// Worth retrying: 5xx, 408, timeouts, resets, refused connections.
+    case retryable(String)
+    /// The prompt and `max_tokens` exceed the model's context: retrying the same request cannot help.
+    case contextLength(String)
+    /// Any other 4xx: the request itself is wrong.
+    case fatal(String)
+}
+
+/// Builds calls and reads answers for each provider. Pure: no I/O, so it is unit-tested on
+/// real response samples.
+public enum ProviderAdapter {
+    /// The call for a job of this provider: POST `path` (for OpenAI-compatible servers relative
+    /// to the base URL, e.g. `/chat/completions`) with the job's body unchanged.
+    public static func request(
+        _ settings: ProviderSettings, path: String, body: [UInt8], idempotencyKey: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ProviderError) -> ProviderRequest {
+        var base = settings.baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var headers = [ProviderRequest.Header(name: "Content-Type", value: "application/json", secret: false)]
+        var key: String? = nil
+        if let variable = settings.apiKeyEnvironment {
+            guard let value = environment[variable], !value.isEmpty else {
+                throw .missingSecret(provider: settings.name, variable: variable)
+            }
+            key = value
+        }
+        switch settings.kind {
+        case .openai, .huggingface:
+            if let key { headers.append(.init(name: "Authorization", value: "Bearer \(key)", secret: true)) }
+        case .anthropic:
+            if let key { headers.append(.init(name: "x-api-key", value: key, secret: true)) }
+            headers.append(.init(name: "anthropic-version", value: settings.anthropicVersion, secret: false))
+        }
+        if let idempotencyKey {
+            headers.append(.init(name: "Idempotency-Key", value: idempotencyKey, secret: false))
+            headers.append(.init(name: "X-Sluice-Job", value: idempotencyKey, secret: false))
+        }
+        return ProviderRequest(
+            url: base + (path.hasPrefix("/") ? path : "/" + path), headers: headers, body: body, timeout: settings.timeout)
+    }
+
+    /// The default path for a provider kind's main endpoint.
+    public static func defaultPath(_ kind: ProviderKind, model: String?) -> String {
+        switch kind {
+        case .openai: "/chat/completions"
+        case .anthropic: "/v1/messages"
+        case .huggingface: "/models/" + (model ?? "")
+        }
+    }
+
+    /// Classifies an answer. `now` is its arrival time (for absolute reset times).
+    public static func classify(_ response: ProviderResponse, now: Date = Date()) -> CallOutcome {
+        let status = response.status
+        let info = RateLimitInfo(headers: response.headerPairs, now: now)
+        let error = errorText(response.body)
+        switch status {
+        case 200..<300:
+            return .success(usage(response.body))
+        case 429:
+            return .rateLimited(info, message: error ?? "HTTP 429")
+        case 408, 409, 425, 500..<600:
+            // Anthropic's 529 (overloaded) is a capacity problem, not a quota: retry with backoff.
+            return .retryable("HTTP \(status)" + (error.map { ": \($0)" } ?? ""))
+        case 413:
+            return .contextLength("HTTP 413" + (error.map { ": \($0)" } ?? ""))
+        case 400..<500:
+            if let error, isContextLength(error, body: response.body) { return .contextLength("HTTP \(status): \(error)") }
+            return .fatal("HTTP \(status)" + (error.map { ": \($0)" } ?? ""))
+        default:
+            return .retryable("HTTP \(status)")
+        }
+    }
+
+    /// Classifies a failure to get an answer at all: timeouts, resets, refused connections are
+    /// worth retrying; a malformed URL is not.
+    public static func classify(transportError description: String) -> CallOutcome {
+        let text = description.lowercased()
+        if text.contains("invalid url") || text.contains("invalidurl") || text.contains("unsupported scheme")
+            || text.contains("unsupportedscheme") || text.contains("malformed")
+        {
+            return .fatal(description)
+        }
+        return .retryable(description)
+    }
+
+    /// The tokens of a successful answer: OpenAI's `usage.prompt_tokens`/`completion_tokens`,
+    /// Anthropic's `usage.input_tokens`/`output_tokens`, TGI's `details.generated_tokens`.
+    public static func usage(_ body: [UInt8]) -> Usage? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) else { return nil }
+        let root = (object as? [String: Any]) ?? ((object as? [Any])?.first as? [String: Any]) ?? [:]
+        if let usage = root["usage"] as? [String: Any] {
+            if let input = usage["prompt_tokens"] as? Int {
+                return Usage(input: input, output: usage["completion_tokens"] as? Int ?? 0)
+            }
+            if let input = usage["input_tokens"] as? Int {
+                return Usage(
+                    input: input + (usage["cache_creation_input_tokens"] as? Int ?? 0) + (usage["cache_read_input_tokens"] as? Int ?? 0),
+                    output: usage["output_tokens"] as? Int ?? 0)
+            }
+        }
+        if let details = root["details"] as? [String: Any], let generated = details["generated_tokens"] as? Int {
+            return Usage(input: (details["prefill"] as? [Any])?.count ?? 0, output: generated)
+        }
+        return nil
+    }
+
+    /// The error message of an error body: OpenAI's `error.message`, Anthropic's
+    /// `error.message`, Hugging Face's `error` (a string).
+    static func errorText(_ body: [UInt8]) -> String? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : text
+        }
+        if let error = object["error"] as? [String: Any] { return error["message"] as? String ?? error["type"] as? String }
+        if let error = object["error"] as? String { return error }
+        return object["message"] as? String
+    }
+
+    static func isContextLength(_ message: String, body: [UInt8]) -> Bool {
+        if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+            let error = object["error"] as? [String: Any], error["code"] as? String == "context_length_exceeded"
+        {
+            return true
+        }
+        let text = message.lowercased()
+        return text.contains("maximum context length") || text.contains("context length") || text.contains("context window")
+            || text.contains("prompt is too long") || text.contains("exceed context limit")
+            || (text.contains("max_new_tokens") && text.contains("must be <="))
+    }
+}
+
+public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
+    case missingSecret(provider: String, variable: String)
+
+    public var description: String {
+        switch self {
+        case .missingSecret(let provider, let variable): "provider \(provider): the environment variable \(variable) (its API key) is not set"
+        }
+    }
+}
