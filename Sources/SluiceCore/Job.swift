@@ -123,6 +123,9 @@ public struct Job: Sendable, Hashable {
     public var error: String?
     /// A cancel was asked for while the job was leased; the holder's next report records it.
     public var cancelRequested: Bool
+    /// Tokens the successful call used, when the provider said: input, output.
+    public var usageInput: Int?
+    public var usageOutput: Int?
 
     public init(
         id: JobID, lane: String, tenant: String, priority: Int, state: JobState, payload: [UInt8],

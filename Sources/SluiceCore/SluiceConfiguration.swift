@@ -32,8 +32,36 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var retry = RetryPolicy.default
     }
 
+    /// A provider's limits, enforced across the whole cluster. nil is no limit.
+    public struct Limits: Sendable, Hashable {
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+        public var concurrency: Int?
+
+        public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, concurrency: Int? = nil) {
+            self.requestsPerMinute = requestsPerMinute
+            self.tokensPerMinute = tokensPerMinute
+            self.concurrency = concurrency
+        }
+    }
+
+    /// A provider Sluice calls: `kind` is openai (also any OpenAI-compatible server), anthropic
+    /// or huggingface. The API key is read from the environment variable `apiKeyEnvironment`.
+    public struct Provider: Sendable, Hashable {
+        public var name: String
+        public var kind: String
+        public var baseURL: String
+        public var apiKeyEnvironment: String?
+        public var timeout: Duration = .seconds(600)
+        /// The path of the call, relative to the base URL (default: the kind's main endpoint).
+        public var path: String?
+        public var limits = Limits()
+    }
+
     public var server = Server()
     public var redis = Redis()
+    /// By name. A lane is `provider` or `provider/model`; its jobs go to that provider.
+    public var providers: [String: Provider] = [:]
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
@@ -91,8 +119,53 @@ public struct SluiceConfiguration: Sendable, Hashable {
             try section.finish()
             configuration.queue = q
         }
+        if let providers = try reader.mapping("providers") {
+            for (name, value) in providers {
+                guard let mapping = value as? [String: Any] else {
+                    throw ConfigurationError(key: "providers.\(name)", problem: "must be a mapping")
+                }
+                configuration.providers[name] = try Self.provider(name, mapping)
+            }
+        }
         try reader.finish()
         return try configuration.applying(environment)
+    }
+
+    static let providerKinds = ["openai", "anthropic", "huggingface"]
+
+    private static func provider(_ name: String, _ mapping: [String: Any]) throws(ConfigurationError) -> Provider {
+        let path = "providers.\(name)"
+        guard !name.isEmpty, !name.contains("/"), !name.contains(":") else {
+            throw ConfigurationError(key: path, problem: "is not a usable provider name (no '/' or ':')")
+        }
+        var section = Reader(mapping, path: path)
+        guard let kind = try section.string("kind"), providerKinds.contains(kind) else {
+            throw ConfigurationError(key: path + ".kind", problem: "must be one of \(providerKinds.joined(separator: ", "))")
+        }
+        guard let base = try section.string("base_url"), let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""),
+            url.host != nil
+        else { throw ConfigurationError(key: path + ".base_url", problem: "must be an http(s) URL") }
+        var provider = Provider(name: name, kind: kind, baseURL: base)
+        provider.apiKeyEnvironment = try section.string("api_key_env")
+        provider.timeout = try section.duration("timeout") ?? provider.timeout
+        provider.path = try section.string("path")
+        if let limits = try section.mapping("limits") {
+            var limitSection = Reader(limits, path: path + ".limits")
+            provider.limits.requestsPerMinute = try limitSection.int("rpm", in: 1...100_000_000)
+            provider.limits.tokensPerMinute = try limitSection.int("tpm", in: 1...10_000_000_000)
+            provider.limits.concurrency = try limitSection.int("concurrency", in: 1...100_000)
+            try limitSection.finish()
+        }
+        try section.finish()
+        return provider
+    }
+
+    /// The provider and model of a lane (`provider` or `provider/model`); nil when no configured
+    /// provider has the lane's first part as its name.
+    public func provider(forLane lane: String) -> (provider: Provider, model: String?)? {
+        let parts = lane.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first, let provider = providers[String(first)] else { return nil }
+        return (provider, parts.count > 1 ? String(parts[1]) : nil)
     }
 
     private func applying(_ environment: [String: String]) throws(ConfigurationError) -> SluiceConfiguration {

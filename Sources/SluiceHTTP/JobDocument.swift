@@ -20,6 +20,9 @@ enum JobDocument {
             document["result"] = (try? JSONSerialization.jsonObject(with: Data(result))) ?? String(decoding: result, as: UTF8.self)
         }
         if let error = job.error { document["error"] = error }
+        if let input = job.usageInput, let output = job.usageOutput {
+            document["usage"] = ["input_tokens": input, "output_tokens": output]
+        }
         if job.cancelRequested && !job.state.isTerminal { document["cancel_requested"] = true }
         if !job.metadata.isEmpty, let envelope = try? JSONSerialization.jsonObject(with: Data(job.metadata)) as? [String: Any] {
             if let metadata = envelope["metadata"] { document["metadata"] = metadata }

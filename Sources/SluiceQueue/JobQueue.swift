@@ -14,7 +14,7 @@ public final class JobQueue: Sendable {
     public let redis: RedisClient
     public let configuration: QueueConfiguration
     let scripts = QueueScripts.shared
-    private let completions: GroupCommit<(JobID, String, [UInt8]), ReportOutcome>
+    private let completions: GroupCommit<CompleteReport, ReportOutcome>
     private let submits: GroupCommit<(JobSpec, submitter: Int64?), EnqueueResult>
 
     /// A queue over `redis`. Several queues (in several processes) may share one Redis: all their
@@ -25,7 +25,7 @@ public final class JobQueue: Sendable {
         let scripts = QueueScripts.shared
         completions = GroupCommit(maxBatch: configuration.completeBatch) { _, reports in
             try await JobQueue.sendCompletes(
-                redis: redis, script: scripts.complete, configuration: configuration, tag: reports[0].0.laneTag,
+                redis: redis, script: scripts.complete, configuration: configuration, tag: reports[0].id.laneTag,
                 reports: reports)
         }
         submits = GroupCommit(maxBatch: configuration.enqueueChunk) { _, items in
@@ -191,20 +191,36 @@ public final class JobQueue: Sendable {
     /// Records the result of the attempt that `token` holds. Concurrent completes of one lane
     /// are coalesced into one script call (group commit); each is still checked against its own
     /// token.
-    public func complete(_ id: JobID, token: String, result: [UInt8]) async throws -> ReportOutcome {
-        try await completions.submit((id, token, result), group: id.laneTag.rawValue)
+    ///
+    /// `info` is added to the timeline's line (say, the provider, status and latency), and
+    /// `usage` (input and output tokens) is kept on the job.
+    public func complete(
+        _ id: JobID, token: String, result: [UInt8], info: String? = nil, usage: (input: Int, output: Int)? = nil
+    ) async throws -> ReportOutcome {
+        try await completions.submit(
+            CompleteReport(id: id, token: token, result: result, info: info ?? "", usage: usage.map { "\($0.input) \($0.output)" } ?? ""),
+            group: id.laneTag.rawValue)
+    }
+
+    /// One report of a batched complete.
+    struct CompleteReport: Sendable {
+        var id: JobID
+        var token: String
+        var result: [UInt8]
+        var info: String
+        var usage: String
     }
 
     /// Sends a batch of completes, all of one lane tag, as one `complete.lua` call.
     static func sendCompletes(
         redis: RedisClient, script: RedisScript, configuration: QueueConfiguration, tag: LaneTag,
-        reports: [(JobID, String, [UInt8])]
+        reports: [CompleteReport]
     ) async throws -> [ReportOutcome] {
         var arguments: [any RedisArgument] = [
             configuration.eventStreamCap, configuration.resultTTL.milliseconds, reports.count,
         ]
-        arguments.reserveCapacity(3 + reports.count * 3)
-        for (id, token, result) in reports { arguments += [id.rawValue, token, result] }
+        arguments.reserveCapacity(3 + reports.count * 5)
+        for report in reports { arguments += [report.id.rawValue, report.token, report.result, report.info, report.usage] }
         let reply = try await redis.run(script, keys: [KeyLayout.prefix(tag)], arguments: arguments)
         guard let flat = reply.array, flat.count == reports.count * 2 else {
             throw QueueError.unexpectedReply(script: "complete", "\(reply)")
@@ -225,6 +241,16 @@ public final class JobQueue: Sendable {
             scripts.fail, keys: [KeyLayout.prefix(id.laneTag)],
             arguments: [cap, id.rawValue, token, error, retryable ? 1 : 0, backoff, resultTTL])
         return try Self.reportOutcome(reply, script: "fail")
+    }
+
+    /// Gives a leased job back without using up its attempt: after `delay` (waiting to retry),
+    /// or at once at the front of its list. For a 429 and for a worker that shuts down; a failed
+    /// call is `fail`.
+    public func release(_ id: JobID, token: String, delay: Duration = .zero, why: String) async throws -> ReportOutcome {
+        let reply = try await redis.run(
+            scripts.release, keys: [KeyLayout.prefix(id.laneTag)],
+            arguments: [cap, id.rawValue, token, delay.milliseconds, why, resultTTL])
+        return try Self.reportOutcome(reply, script: "release")
     }
 
     static func reportOutcome(_ reply: RedisValue, script: String) throws -> ReportOutcome {
@@ -270,13 +296,18 @@ public final class JobQueue: Sendable {
         guard let state = text("state").flatMap(JobState.init(rawValue:)) else {
             throw QueueError.unexpectedReply(script: "HGETALL", "job \(id) has no valid state")
         }
-        return Job(
+        var job = Job(
             id: id, lane: text("lane") ?? "", tenant: text("tenant") ?? "", priority: int("prio") ?? 0,
             state: state, payload: fields["payload"] ?? [], attempts: int("attempts") ?? 0,
             maxAttempts: int("max_attempts") ?? 1, idempotencyKey: text("idem"), metadata: fields["meta"] ?? [],
             createdAt: millis("created") ?? UnixMillis(0), notBefore: millis("not_before"),
             deadline: millis("deadline"), leasedAt: millis("leased_at"), finishedAt: millis("finished"),
             result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
+        if let usage = text("usage")?.split(separator: " "), usage.count == 2 {
+            job.usageInput = Int(usage[0])
+            job.usageOutput = Int(usage[1])
+        }
+        return job
     }
 
     /// Whether API key `key` may submit `count` jobs now under `limits`; when it may, the rate

@@ -25,6 +25,10 @@ import SluiceCore
 /// | `sluice:keys:open` | hash | per API key id, its jobs not yet finished (kept by the enqueue and finishing scripts) |
 /// | `sluice:keys:bucket:<key id>` | hash | a key's submit token bucket: tokens, at (ms); expires once it would be full |
 ///
+/// | `sluice:{p:<provider>}:rpm`, `:tpm` | string | GCRA theoretical arrival times (ms) of the provider's RPM and TPM limits |
+/// | `sluice:{p:<provider>}:slots` | zset | calls in flight, one slot each, score = the slot's expiry (ms) |
+/// | `sluice:{p:<provider>}:pause` | string | when a 429's pause ends (ms), for every worker |
+///
 /// The two `sluice:keys:` keys are global, outside every lane's slot: the scripts that create
 /// and finish jobs update `sluice:keys:open`, which a Redis Cluster would not allow across
 /// slots. Moving to a cluster means keeping that count per lane slot (and summing).
@@ -66,6 +70,9 @@ public struct KeyLayout: Sendable, Hashable {
     public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }
     public static func deadlines(lane: String) -> String { laneKey(lane, "deadlines") }
     public static func meta(lane: String) -> String { laneKey(lane, "meta") }
+
+    /// The prefix of a provider's limit keys (one slot per provider).
+    public static func providerPrefix(_ provider: String) -> String { "sluice:{p:\(provider)}:" }
 
     /// Per API key, its jobs not yet finished.
     public static let openJobs = "sluice:keys:open"

@@ -17,6 +17,10 @@ struct QueueScripts: Sendable {
     let list: RedisScript
     let trimIndex: RedisScript
     let admit: RedisScript
+    let release: RedisScript
+    let limitAcquire: RedisScript
+    let limitRelease: RedisScript
+    let limitPause: RedisScript
 
     static let shared: QueueScripts = {
         do {
@@ -41,6 +45,10 @@ struct QueueScripts: Sendable {
         list = try Self.load("list")
         trimIndex = try Self.load("trim-index")
         admit = try Self.load("admit")
+        release = try Self.load("release")
+        limitAcquire = try Self.load("limit-acquire")
+        limitRelease = try Self.load("limit-release")
+        limitPause = try Self.load("limit-pause")
     }
 
     static func load(_ name: String) throws -> RedisScript {

@@ -6,7 +6,8 @@
   ARGV[1]  event stream cap
   ARGV[2]  result TTL, milliseconds (0 keeps the job hash forever)
   ARGV[3]  n, the number of reports
-  ARGV[4…] n groups of 3: job id, lease token, result (bytes)
+  ARGV[4…] n groups of 5: job id, lease token, result (bytes), info for the timeline ('' = none),
+           usage "<input> <output>" tokens ('' = unknown)
 
   Returns  a flat array of n pairs, in order: {1, 'succeeded'}, or {1, 'cancelled'} when a
            cancel was asked for during the lease; {0, current state ('' if unknown)} when the
@@ -21,8 +22,8 @@ local done = {}                 -- ids that reached a terminal state, for one PU
 local finishedBy = {}             -- submitting key -> jobs finished here
 local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids, groups = set}
 for i = 0, n - 1 do
-  local b = 4 + i * 3
-  local id, token, result = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local b = 4 + i * 5
+  local id, token, result, info, usage = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local jobKey = prefix .. 'job:' .. id
   local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key')
   if f[1] ~= 'leased' or f[2] ~= token then
@@ -39,11 +40,12 @@ for i = 0, n - 1 do
     local state = 'succeeded'
     if f[3] == '1' then
       state = 'cancelled'
-      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'log', (f[6] or '') .. logLine(nowText, state))
+      redis.call('HSET', jobKey, 'state', state, 'finished', now, 'log', (f[6] or '') .. logLine(nowText, state, info))
     else
       redis.call('HSET', jobKey, 'state', state, 'finished', now, 'result', result,
-        'log', (f[6] or '') .. logLine(nowText, state))
+        'log', (f[6] or '') .. logLine(nowText, state, info))
     end
+    if usage ~= '' then redis.call('HSET', jobKey, 'usage', usage) end
     if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
     if f[7] then finishedBy[f[7]] = (finishedBy[f[7]] or 0) + 1 end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end

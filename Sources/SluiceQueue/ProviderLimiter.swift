@@ -1,0 +1,90 @@
+import Foundation
+import SluiceCore
+import SluiceRedis
+
+/// One provider's limits, kept in Redis so that every worker process shares them: RPM and TPM as
+/// GCRA (Redis TIME as the clock), a cap on calls in flight as leased slots, and a pause that a
+/// 429 sets for everyone. Scripts: limit-acquire.lua, limit-release.lua, limit-pause.lua.
+public struct ProviderLimiter: Sendable {
+    public let redis: RedisClient
+    public let provider: String
+    public let limits: SluiceConfiguration.Limits
+    /// How long a slot is held at most: a crashed worker's slots come back after it.
+    public let slotLease: Duration
+    /// The rates are slowed by this fraction, so that clock and network jitter cannot push 61 s of
+    /// calls into the provider's 60 s window.
+    public let margin: Double
+    let holder: String
+    let scripts = QueueScripts.shared
+
+    public init(
+        redis: RedisClient, provider: String, limits: SluiceConfiguration.Limits, slotLease: Duration = .seconds(660),
+        margin: Double = 0.005
+    ) {
+        self.redis = redis
+        self.provider = provider
+        self.limits = limits
+        self.slotLease = slotLease
+        self.margin = margin
+        holder = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    var prefix: String { KeyLayout.providerPrefix(provider) }
+
+    /// Permits granted now: `count` calls may start, each holding its slot (when there is a
+    /// concurrency limit) until `release`.
+    public struct Grant: Sendable, Hashable {
+        public var count: Int
+        public var slots: [String]
+    }
+
+    /// Asks for up to `want` permits, for calls of about `tokens` tokens each. Returns a grant,
+    /// or how long to wait and why.
+    public func acquire(want: Int, tokens: Int) async throws -> Result<Grant, Refusal> {
+        let reply = try await redis.run(
+            scripts.limitAcquire, keys: [prefix],
+            arguments: [
+                limits.requestsPerMinute.map(String.init) ?? "", limits.tokensPerMinute.map(String.init) ?? "", tokens,
+                limits.concurrency.map(String.init) ?? "", want, slotLease.milliseconds, holder, String(margin),
+            ])
+        guard let parts = reply.array, parts.count >= 3, let granted = parts[0].int, let wait = parts[1].int else {
+            throw QueueError.unexpectedReply(script: "limit-acquire", "\(reply)")
+        }
+        if granted > 0 { return .success(Grant(count: granted, slots: parts.dropFirst(3).compactMap(\.string))) }
+        return .failure(Refusal(wait: .milliseconds(Int64(max(1, wait))), reason: parts[2].string ?? ""))
+    }
+
+    /// Why no permit now, and for how long.
+    public struct Refusal: Error, Sendable, Hashable {
+        public var wait: Duration
+        /// 'paused', 'concurrency', 'rpm' or 'tpm'.
+        public var reason: String
+    }
+
+    /// Frees `slots`, and corrects TPM by `tokenDelta` (used minus estimated).
+    public func release(slots: [String], tokenDelta: Int = 0) async throws {
+        guard !slots.isEmpty || (tokenDelta != 0 && limits.tokensPerMinute != nil) else { return }
+        _ = try await redis.run(
+            scripts.limitRelease, keys: [prefix],
+            arguments: [limits.tokensPerMinute.map(String.init) ?? "", tokenDelta, String(margin)] + slots.map { $0 as any RedisArgument })
+    }
+
+    /// Pauses the provider for every worker for `duration` (unless a longer pause runs).
+    @discardableResult
+    public func pause(for duration: Duration) async throws -> UnixMillis {
+        let reply = try await redis.run(scripts.limitPause, keys: [prefix], arguments: [max(1, duration.milliseconds)])
+        return UnixMillis(Int64(reply.int ?? 0))
+    }
+
+    /// When the current pause ends, if one runs.
+    public func pausedUntil() async throws -> UnixMillis? {
+        guard let text = try await redis.send("GET", prefix + "pause").string, let until = Int64(text) else { return nil }
+        return until > UnixMillis.current().value ? UnixMillis(until) : nil
+    }
+
+    /// Calls in flight now, across the cluster (when there is a concurrency limit).
+    public func inFlight() async throws -> Int {
+        _ = try await redis.send("ZREMRANGEBYSCORE", prefix + "slots", "-inf", UnixMillis.current().value)
+        return try await redis.send("ZCARD", prefix + "slots").int ?? 0
+    }
+}

@@ -1,0 +1,25 @@
+--[[
+  limit-release: hands back what limit-acquire gave: slots when their calls end, and the tokens
+  estimated in excess (or charges those used beyond the estimate).
+
+  KEYS[1]  the provider's prefix
+  ARGV[1]  tokens per minute ('' = no limit)
+  ARGV[2]  tokens used minus tokens estimated (negative: fewer were used)
+  ARGV[3]  safety margin (as limit-acquire)
+  ARGV[4…] slot ids to free
+
+  Returns  the number of slots freed. The TPM arrival time never moves before now: idle time is
+           not banked as a burst.
+]]
+local prefix = KEYS[1]
+local tpm, delta, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), 1 + tonumber(ARGV[3])
+local freed = 0
+for i = 4, #ARGV do freed = freed + redis.call('ZREM', prefix .. 'slots', ARGV[i]) end
+if tpm and delta ~= 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local tat = tonumber(redis.call('GET', prefix .. 'tpm') or '0')
+  tat = math.max(now, tat + delta * 60000 / tpm * margin)
+  redis.call('SET', prefix .. 'tpm', string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
+end
+return freed
