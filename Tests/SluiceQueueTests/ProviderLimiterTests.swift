@@ -42,8 +42,8 @@ import Testing
 
     @Test func concurrencySlotsAreSharedAndComeBack() async throws {
         try await withRedis { _, redis in
-            let one = ProviderLimiter(redis: redis, provider: "p", limits: .init(concurrency: 3), slotLease: .milliseconds(300))
-            let two = ProviderLimiter(redis: redis, provider: "p", limits: .init(concurrency: 3), slotLease: .milliseconds(300))
+            let one = ProviderLimiter(redis: redis, provider: "p", limits: .init(concurrency: 3), slotLease: .seconds(2))
+            let two = ProviderLimiter(redis: redis, provider: "p", limits: .init(concurrency: 3), slotLease: .seconds(2))
             guard case .success(let a) = try await one.acquire(want: 2, tokens: 1),
                 case .success(let b) = try await two.acquire(want: 5, tokens: 1)
             else {
@@ -60,7 +60,7 @@ import Testing
             try await one.release(slots: a.slots)
             #expect(try await one.inFlight() == 1)
             // A holder that vanishes: its slot expires with its lease.
-            try await Task.sleep(for: .milliseconds(350))
+            try await Task.sleep(for: .milliseconds(2100))
             #expect(try await two.inFlight() == 0)
         }
     }
@@ -69,12 +69,12 @@ import Testing
         try await withRedis { _, redis in
             let limiter = ProviderLimiter(redis: redis, provider: "p", limits: .init(tokensPerMinute: 60_000))
             let other = ProviderLimiter(redis: redis, provider: "p", limits: .init(tokensPerMinute: 60_000))
-            try await limiter.pause(for: .milliseconds(300))
+            try await limiter.pause(for: .milliseconds(1500))
             guard case .failure(let paused) = try await other.acquire(want: 1, tokens: 10) else {
                 Issue.record("a paused provider granted a permit")
                 return
             }
-            #expect(paused.reason == "paused" && paused.wait > .milliseconds(200))
+            #expect(paused.reason == "paused" && paused.wait > .milliseconds(500))
             #expect(try await other.pausedUntil() != nil)
             try await limiter.pause(for: .milliseconds(10))  // shorter: the longer pause stays
             #expect(try await other.pausedUntil() != nil)
