@@ -82,6 +82,16 @@ let package = Package(
             name: "SluiceProviders",
             dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
+        // The worker pool: lanes leased under cluster-wide provider limits, calls, reports.
+        .target(
+            name: "SluiceWorker",
+            dependencies: [
+                "SluiceCore", "SluiceQueue", "SluiceProviders",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
         .target(
             name: "SluiceClient",
@@ -90,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

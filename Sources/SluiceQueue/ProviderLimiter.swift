@@ -61,12 +61,17 @@ public struct ProviderLimiter: Sendable {
         public var reason: String
     }
 
-    /// Frees `slots`, and corrects TPM by `tokenDelta` (used minus estimated).
-    public func release(slots: [String], tokenDelta: Int = 0) async throws {
-        guard !slots.isEmpty || (tokenDelta != 0 && limits.tokensPerMinute != nil) else { return }
-        _ = try await redis.run(
-            scripts.limitRelease, keys: [prefix],
-            arguments: [limits.tokensPerMinute.map(String.init) ?? "", tokenDelta, String(margin)] + slots.map { $0 as any RedisArgument })
+    /// Frees `slots`, corrects TPM by `tokenDelta` (used minus estimated), and gives back the
+    /// RPM spacing of `unused` permits (granted, but there was no job to run).
+    public func release(slots: [String], tokenDelta: Int = 0, unused: Int = 0) async throws {
+        let tokens = tokenDelta != 0 && limits.tokensPerMinute != nil
+        let requests = unused > 0 && limits.requestsPerMinute != nil
+        guard !slots.isEmpty || tokens || requests else { return }
+        let arguments: [any RedisArgument] = [
+            limits.tokensPerMinute.map(String.init) ?? "", tokenDelta, String(margin),
+            limits.requestsPerMinute.map(String.init) ?? "", unused,
+        ]
+        _ = try await redis.run(scripts.limitRelease, keys: [prefix], arguments: arguments + slots.map { $0 as any RedisArgument })
     }
 
     /// Pauses the provider for every worker for `duration` (unless a longer pause runs).

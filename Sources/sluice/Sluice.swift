@@ -14,7 +14,7 @@ struct Sluice: AsyncParsableCommand {
             7 over the key's limits (429).
             """,
         subcommands: [
-            Up.self, Serve.self, Submit.self, Batch.self, Status.self, Wait.self, Cancel.self, Queues.self,
+            Up.self, Serve.self, Work.self, Submit.self, Batch.self, Status.self, Wait.self, Cancel.self, Queues.self,
             Keys.self, Doctor.self, MockProviderCommand.self,
         ]
     )

@@ -7,12 +7,13 @@ import SluiceHTTP
 import SluiceQueue
 import SluiceRedis
 import SluiceStore
+import SluiceWorker
 import UnixSignals
 
 /// `sluice up`: everything that exists so far, in one process.
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run Sluice in one process: the HTTP API and queue maintenance, with a private redis-server when no Redis URL is configured.")
+        abstract: "Run Sluice in one process: the HTTP API, queue maintenance and the workers, with a private redis-server when no Redis URL is configured.")
 
     @OptionGroup var options: ConfigurationOptions
 
@@ -33,7 +34,7 @@ struct Up: AsyncParsableCommand {
                 url = embedded!.url
             }
             do {
-                try await serve(configuration: configuration, redisURL: url, embedded: embedded != nil, maintenance: true)
+                try await serve(configuration: configuration, redisURL: url, embedded: embedded != nil, maintenance: true, workers: true)
             } catch {
                 await embedded?.stop()
                 throw error
@@ -58,14 +59,16 @@ struct Serve: AsyncParsableCommand {
                     exitCode: 2,
                     message: "sluice serve needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs an embedded Redis instead")
             }
-            try await serve(configuration: configuration, redisURL: url, embedded: false, maintenance: false)
+            try await serve(configuration: configuration, redisURL: url, embedded: false, maintenance: false, workers: false)
         }
     }
 }
 
 /// Connects to Redis and the database, creates the first admin key if there is none, and runs
 /// the HTTP API (and, for `up`, queue maintenance) until SIGTERM or SIGINT.
-private func serve(configuration: SluiceConfiguration, redisURL: String, embedded: Bool, maintenance: Bool) async throws {
+private func serve(
+    configuration: SluiceConfiguration, redisURL: String, embedded: Bool, maintenance: Bool, workers: Bool
+) async throws {
     var logger = Logger(label: "sluice")
     logger.logLevel = .info
     let redis = try await RedisClient.connect(
@@ -92,11 +95,14 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     let host = configuration.server.host
     let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).
-        say("sluice: HTTP API on http://\(host):\(port)\(maintenance ? "; queue maintenance running" : "")")
+        say("sluice: HTTP API on http://\(host):\(port)\(maintenance ? "; queue maintenance running" : "")\(workers ? "; workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
     var services: [any Service] = [application]
     if maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
+    if workers {
+        services.append(WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger))
+    }
     let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     try await group.run()
 }

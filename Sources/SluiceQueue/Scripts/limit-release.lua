@@ -6,15 +6,25 @@
   ARGV[1]  tokens per minute ('' = no limit)
   ARGV[2]  tokens used minus tokens estimated (negative: fewer were used)
   ARGV[3]  safety margin (as limit-acquire)
-  ARGV[4…] slot ids to free
+  ARGV[4]  requests per minute ('' = no limit)
+  ARGV[5]  permits granted but not used (no job to run): their RPM spacing is given back
+  ARGV[6…] slot ids to free
 
   Returns  the number of slots freed. The TPM arrival time never moves before now: idle time is
            not banked as a burst.
 ]]
 local prefix = KEYS[1]
 local tpm, delta, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), 1 + tonumber(ARGV[3])
+local rpm, unused = tonumber(ARGV[4]), tonumber(ARGV[5])
 local freed = 0
-for i = 4, #ARGV do freed = freed + redis.call('ZREM', prefix .. 'slots', ARGV[i]) end
+for i = 6, #ARGV do freed = freed + redis.call('ZREM', prefix .. 'slots', ARGV[i]) end
+if rpm and unused > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local tat = tonumber(redis.call('GET', prefix .. 'rpm') or '0')
+  tat = math.max(now, tat - unused * 60000 / rpm * margin)
+  redis.call('SET', prefix .. 'rpm', string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
+end
 if tpm and delta ~= 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
