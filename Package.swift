@@ -137,6 +137,14 @@ let package = Package(
             dependencies: ["SluiceProviders", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .testTarget(
+            name: "SluiceWorkerTests",
+            dependencies: [
+                "SluiceWorker", "SluiceMock", "SluiceQueue", "SluiceProviders", "SluiceTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "SluiceMockTests",
             dependencies: [
                 "SluiceMock", .product(name: "HummingbirdTesting", package: "hummingbird"),

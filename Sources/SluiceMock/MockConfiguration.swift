@@ -75,6 +75,8 @@ public struct MockConfiguration: Sendable, Hashable {
     public var errorRate = 0.0
     public var timeoutRate = 0.0
     public var resetRate = 0.0
+    /// Whether to keep every accepted request's arrival time (for window checks in tests).
+    public var recordArrivals = false
     /// How long a "timeout" hangs before it finally answers 504.
     public var timeoutDelay: Duration = .seconds(120)
 

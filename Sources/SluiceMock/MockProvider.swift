@@ -203,6 +203,7 @@ public final class MockProvider: Sendable {
                 return .limited(limits, retryAfter: max(retryAfter, .milliseconds(1)))
             }
             state.entries.append(Entry(at: now, tokens: cost))
+            if configuration.recordArrivals { state.stats.arrivals.append(Date().timeIntervalSince1970) }
             state.tokensInWindow += cost
             state.inFlight += 1
             state.stats.peakConcurrency = max(state.stats.peakConcurrency, state.inFlight)
@@ -391,6 +392,19 @@ public struct MockStats: Sendable, Hashable {
     public var inFlight = 0
     /// Requests per `Idempotency-Key` (or `X-Sluice-Job`).
     public var ids: [String: Int] = [:]
+    /// When each accepted request arrived (Unix seconds), if the mock records them.
+    public var arrivals: [Double] = []
+
+    /// The most accepted requests in any window of `seconds` (from the recorded arrivals).
+    public func mostInAnyWindow(seconds: Double) -> Int {
+        var most = 0
+        var start = 0
+        for end in arrivals.indices {
+            while arrivals[end] - arrivals[start] >= seconds { start += 1 }
+            most = max(most, end - start + 1)
+        }
+        return most
+    }
 
     /// Ids seen more than once: requests sent twice or more.
     public var duplicateIDs: Int { ids.values.filter { $0 > 1 }.count }
@@ -402,6 +416,7 @@ public struct MockStats: Sendable, Hashable {
             "in_flight": inFlight, "unique_ids": ids.count, "duplicate_ids": duplicateIDs,
         ]
         if includeIDs { object["ids"] = ids }
+        if !arrivals.isEmpty { object["most_in_any_60s"] = mostInAnyWindow(seconds: 60) }
         return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
     }
 }

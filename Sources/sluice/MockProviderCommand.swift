@@ -29,6 +29,7 @@ struct MockProviderCommand: AsyncParsableCommand {
     @Option(help: "Fraction left hanging (then 504 after --timeout-delay).") var timeoutRate = 0.0
     @Option(help: "Fraction cut off mid-answer (the connection closes).") var resetRate = 0.0
     @Option(help: "How long a timeout hangs, e.g. 120s.") var timeoutDelay = "120s"
+    @Flag(help: "Keep each accepted request's arrival time; /stats then reports most_in_any_60s.") var recordArrivals = false
 
     func run() async throws {
         try await CommandFailure.wrap {
@@ -46,6 +47,7 @@ struct MockProviderCommand: AsyncParsableCommand {
                 settings.errorRate = errorRate
                 settings.timeoutRate = timeoutRate
                 settings.resetRate = resetRate
+                settings.recordArrivals = recordArrivals
                 try settings.validate()
             } catch {
                 throw CommandFailure(exitCode: 2, message: "\(error)")
