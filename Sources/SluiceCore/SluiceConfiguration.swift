@@ -62,6 +62,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
     public var redis = Redis()
     /// By name. A lane is `provider` or `provider/model`; its jobs go to that provider.
     public var providers: [String: Provider] = [:]
+    /// `sluice up` also serves the mock provider on this loopback port (nil: it does not), so that
+    /// a fresh install shows the whole path working with no provider keys.
+    public var mockProviderPort: Int?
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
@@ -118,6 +121,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
             }
             try section.finish()
             configuration.queue = q
+        }
+        if let mock = try reader.mapping("mock_provider") {
+            var section = Reader(mock, path: "mock_provider")
+            configuration.mockProviderPort = try section.int("port", in: 1...65535)
+            try section.finish()
         }
         if let providers = try reader.mapping("providers") {
             for (name, value) in providers {
@@ -179,6 +187,49 @@ public struct SluiceConfiguration: Sendable, Hashable {
             configuration.server.port = value
         }
         return configuration
+    }
+}
+
+/// A worker pool's definition (`workers/*.yaml`): which lanes it serves, how many calls each
+/// lane may have in flight from one process, the shutdown grace, and whether it also runs queue
+/// maintenance.
+public struct WorkerPoolDefinition: Sendable, Hashable {
+    /// nil: every lane with jobs whose provider is configured.
+    public var lanes: [String]?
+    public var concurrency = 64
+    public var grace: Duration = .seconds(30)
+    public var maintenance = true
+
+    public init() {}
+
+    public static func load(yaml: String, file: String) throws(ConfigurationError) -> WorkerPoolDefinition {
+        var definition = WorkerPoolDefinition()
+        let root: [String: Any]
+        do {
+            guard let loaded = try Yams.load(yaml: yaml) else { return definition }
+            guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "\(file): (top level)", problem: "must be a mapping") }
+            root = mapping
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "\(file)", problem: "is not valid YAML: \(error)")
+        }
+        var reader = Reader(root, path: file)
+        if let lanes = root["lanes"] {
+            if let all = lanes as? String, all == "all" {
+                definition.lanes = nil
+            } else if let names = lanes as? [String], !names.isEmpty {
+                definition.lanes = names
+            } else {
+                throw ConfigurationError(key: "\(file).lanes", problem: "must be a list of lanes, or all")
+            }
+            reader.markUsed("lanes")
+        }
+        definition.concurrency = try reader.int("concurrency", in: 1...100_000) ?? definition.concurrency
+        definition.grace = try reader.duration("grace") ?? definition.grace
+        definition.maintenance = try reader.bool("maintenance") ?? definition.maintenance
+        try reader.finish()
+        return definition
     }
 }
 
@@ -251,6 +302,14 @@ private struct Reader {
         }
         return duration
     }
+
+    mutating func bool(_ key: String) throws(ConfigurationError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let flag = value as? Bool else { throw ConfigurationError(key: name(key), problem: "must be true or false") }
+        return flag
+    }
+
+    mutating func markUsed(_ key: String) { used.insert(key) }
 
     func finish() throws(ConfigurationError) {
         if let unknown = values.keys.filter({ !used.contains($0) }).sorted().first {

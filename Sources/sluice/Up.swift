@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SluiceCore
 import SluiceHTTP
+import SluiceMock
 import SluiceQueue
 import SluiceRedis
 import SluiceStore
@@ -102,6 +103,14 @@ private func serve(
     if maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
     if workers {
         services.append(WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger))
+    }
+    if workers, let mockPort = configuration.mockProviderPort {
+        var mock = MockConfiguration()
+        mock.latency = .fixed(.milliseconds(20))
+        services.append(
+            MockProvider(configuration: mock).application(port: mockPort, logger: logger) { port in
+                say("sluice: mock provider on http://127.0.0.1:\(port)")
+            })
     }
     let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     try await group.run()

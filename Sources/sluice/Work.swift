@@ -19,10 +19,13 @@ struct Work: AsyncParsableCommand {
             """)
 
     @OptionGroup var options: ConfigurationOptions
+    @Option(help: "A pool definition (workers/*.yaml: lanes, concurrency, grace, maintenance); flags override it.")
+    var pool: String?
     @Option(help: "Comma-separated lanes to serve (provider or provider/model); default: discover them.") var lanes: String?
-    @Option(help: "Calls in flight per lane from this process.") var concurrency = 64
-    @Option(help: "How long calls in flight may finish after SIGTERM, e.g. 30s.") var grace = "30s"
-    @Flag(help: "Also run queue maintenance (reaper, promoter, expirer) here.") var maintenance = false
+    @Option(help: "Calls in flight per lane from this process (default 64).") var concurrency: Int?
+    @Option(help: "How long calls in flight may finish after SIGTERM, e.g. 30s (default 30s).") var grace: String?
+    @Flag(inversion: .prefixedNo, help: "Also run queue maintenance (reaper, promoter, expirer) here (default: on).")
+    var maintenance: Bool?
 
     func run() async throws {
         try await CommandFailure.wrap {
@@ -30,17 +33,34 @@ struct Work: AsyncParsableCommand {
             guard let url = configuration.redis.url else {
                 throw CommandFailure(exitCode: 2, message: "sluice work needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs workers with an embedded Redis")
             }
-            guard let graceDuration = Duration(parsing: grace) else {
-                throw CommandFailure(exitCode: 2, message: "--grace '\(grace)' is not a duration")
+            var definition = WorkerPoolDefinition()
+            if let pool {
+                guard let text = try? String(contentsOfFile: pool, encoding: .utf8) else {
+                    throw CommandFailure(exitCode: 2, message: "cannot read the pool definition \(pool)")
+                }
+                do { definition = try WorkerPoolDefinition.load(yaml: text, file: pool) } catch {
+                    throw CommandFailure(exitCode: 2, message: "\(error)")
+                }
             }
-            guard (1...100_000).contains(concurrency) else {
-                throw CommandFailure(exitCode: 2, message: "--concurrency must be from 1 to 100000")
+            if let lanes { definition.lanes = lanes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            if let concurrency {
+                guard (1...100_000).contains(concurrency) else {
+                    throw CommandFailure(exitCode: 2, message: "--concurrency must be from 1 to 100000")
+                }
+                definition.concurrency = concurrency
             }
-            var chosen: WorkerPool.Lanes = .discover(configuration, concurrency: concurrency)
-            if let lanes {
+            if let grace {
+                guard let duration = Duration(parsing: grace) else {
+                    throw CommandFailure(exitCode: 2, message: "--grace '\(grace)' is not a duration")
+                }
+                definition.grace = duration
+            }
+            if let maintenance { definition.maintenance = maintenance }
+            var chosen: WorkerPool.Lanes = .discover(configuration, concurrency: definition.concurrency)
+            if let lanes = definition.lanes {
                 var named: [WorkerLane] = []
-                for lane in lanes.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-                    guard let worker = WorkerLane.configured(lane, in: configuration, concurrency: concurrency) else {
+                for lane in lanes {
+                    guard let worker = WorkerLane.configured(lane, in: configuration, concurrency: definition.concurrency) else {
                         throw CommandFailure(
                             exitCode: 2,
                             message: "lane \(lane): no provider named '\(lane.split(separator: "/").first ?? "")' in the configuration's providers")
@@ -55,8 +75,8 @@ struct Work: AsyncParsableCommand {
                 configuration: RedisConfiguration(url: url, settings: configuration.redis), connections: configuration.redis.connections)
             defer { redis.close() }
             let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
-            var services: [any Service] = [WorkerPool(queue: queue, lanes: chosen, grace: graceDuration, logger: logger)]
-            if maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
+            var services: [any Service] = [WorkerPool(queue: queue, lanes: chosen, grace: definition.grace, logger: logger)]
+            if definition.maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
             say("sluice work: ready (pid \(getpid())). SIGTERM stops.")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()

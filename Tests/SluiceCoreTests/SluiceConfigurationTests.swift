@@ -11,6 +11,8 @@ import Testing
         #expect(configuration.queue.retry == .exponential(base: .seconds(1), max: .seconds(300), jitter: 0.5))
         #expect(configuration.queue.resultTTL == .seconds(7 * 86_400))
         #expect(configuration.queue.maintenanceInterval == .milliseconds(500))
+        #expect(configuration.mockProviderPort == 9100)
+        #expect(configuration.provider(forLane: "demo")?.provider.baseURL == "http://127.0.0.1:9100/v1")
     }
 
     @Test func environmentOverridesTheFile() throws {
