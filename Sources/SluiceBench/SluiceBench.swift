@@ -30,11 +30,29 @@ struct SluiceBench: AsyncParsableCommand {
     @Option(help: "With --http-url: jobs in the bulk-ingestion run.") var httpBulkJobs = 200_000
     @Option(help: "With --http-url: JSONL lines per bulk request.") var httpBulkLines = 10_000
     @Option(help: "With --http-url: long-polls timed.") var longPolls = 300
+    @Option(help: "With --http-url: instead, time jobs end to end through the workers on this lane.") var e2eLane: String?
+    @Option(help: "With --e2e-lane: jobs to submit.") var e2eJobs = 100_000
+    @Option(help: "Only enqueue this many small chat jobs (on --enqueue-lane, in --redis-url), then exit.")
+    var enqueueOnly: Int?
+    @Option(help: "With --enqueue-only: the lane.") var enqueueLane = "mock"
 
     func run() async throws {
+        if let enqueueOnly {
+            guard let redisURL else { throw ValidationError("--enqueue-only needs --redis-url") }
+            let redis = try await RedisClient.connect(url: redisURL, connections: 1)
+            defer { redis.close() }
+            let payload = Array(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":8}"#.utf8)
+            _ = try await JobQueue(redis: redis).enqueue(
+                (0..<enqueueOnly).map { _ in JobSpec(lane: enqueueLane, tenant: "bench", payload: payload) })
+            return
+        }
         if let httpURL {
             guard let apiKey, let redisURL else {
                 throw ValidationError("--http-url needs --api-key and --redis-url (the Redis that Sluice uses)")
+            }
+            if let e2eLane {
+                try await EndToEndBench(url: httpURL, apiKey: apiKey, redisURL: redisURL, lane: e2eLane, jobs: e2eJobs).run()
+                return
             }
             try await HTTPBench(
                 url: httpURL, apiKey: apiKey, redisURL: redisURL, bulkJobs: httpBulkJobs, linesPerRequest: httpBulkLines,

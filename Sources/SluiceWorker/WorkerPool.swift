@@ -41,7 +41,13 @@ public final class WorkerPool: Service, Sendable {
     }
 
     public func run() async throws {
-        let http = ProviderClient.makeHTTPClient(connectionsPerHost: 256)
+        // A connection per call in flight: AsyncHTTPClient queues calls beyond its per-host limit.
+        let perHost: Int =
+            switch lanes {
+            case .named(let named): named.map(\.concurrency).reduce(0, +)
+            case .discover(_, let concurrency): concurrency * 4
+            }
+        let http = ProviderClient.makeHTTPClient(connectionsPerHost: max(8, perHost))
         let client = ProviderClient(http: http)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in

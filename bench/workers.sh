@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The workers benchmark (the third part of `make bench`), release build, in one run:
+#   1. end to end: 100,000 jobs bulk-submitted over HTTP to a release `sluice up` whose workers call
+#      nginx answering a fixed chat completion (../shared/peers), until every one is recorded;
+#      and arq end to end from ../shared/peers in the same run, for the ratio;
+#   2. memory: the RSS of one `sluice work` holding 10,000 calls in flight to the mock provider at
+#      2 s latency.
+# SLUICE_BUILD_PATH picks the build folder (default .build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${SLUICE_BUILD_PATH:-.build}
+swift build -c release --scratch-path "$build" --product sluice >/dev/null
+swift build -c release --scratch-path "$build" --product sluice-bench >/dev/null
+bin="$build/release"
+peers=../shared/peers/peers
+[ -x "$peers" ] || { echo "../shared/peers/peers is missing" >&2; exit 1; }
+work=$(mktemp -d /tmp/sluice-workerbench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  "$peers" nginx stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fake_port=${FAKE_PORT:-18080}
+"$peers" nginx start >/dev/null
+
+# 1. End to end through the workers, against nginx.
+cat > "$work/sluice.yaml" <<YAML
+server: { port: 0 }
+database: $work/sluice.sqlite
+providers:
+  nginx: { kind: openai, base_url: "http://127.0.0.1:$fake_port/v1" }
+YAML
+"$bin/sluice" up --config "$work/sluice.yaml" --data-directory "$work/redis" > "$work/up.log" 2>&1 &
+up_pid=$!; pids+=("$up_pid")
+for _ in $(seq 200); do grep -q "sluice: ready" "$work/up.log" && break; sleep 0.1; done
+port=$(sed -n 's#.*HTTP API on http://[^:]*:\([0-9]*\).*#\1#p' "$work/up.log" | head -1)
+admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
+key=$(curl -sf -X POST "http://127.0.0.1:$port/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"tenant":"bench","scopes":["submit","read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+echo "sluice up (release, workers calling nginx on :$fake_port), pid $up_pid; $(nproc) cores"
+"$bin/sluice-bench" --http-url "http://127.0.0.1:$port" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
+  --e2e-lane nginx --e2e-jobs "${E2E_JOBS:-100000}" | tee "$work/e2e.log"
+e2e_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
+kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
+arq=$("$peers" arq 20000 | grep '^RESULT' | tail -1 || true)
+echo "arq, same run: $arq"
+
+# 2. 10,000 calls in flight from one worker process.
+"$bin/sluice" mock-provider --port 0 --latency 2s > "$work/mock.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do grep -q "mock provider on" "$work/mock.log" && break; sleep 0.1; done
+mock_port=$(sed -n 's#.*127.0.0.1:\([0-9]*\).*#\1#p' "$work/mock.log" | head -1)
+redis-server --port 0 --unixsocket "$work/r2.sock" --save '' --appendonly no --daemonize no > "$work/r2.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 50); do [ -S "$work/r2.sock" ] && break; sleep 0.1; done
+cat > "$work/work.yaml" <<YAML
+redis: { url: "unix://$work/r2.sock" }
+database: $work/w.sqlite
+providers:
+  mock: { kind: openai, base_url: "http://127.0.0.1:$mock_port/v1" }
+YAML
+"$bin/sluice-bench" --redis-url "unix://$work/r2.sock" --enqueue-only 20000 --enqueue-lane mock >/dev/null
+"$bin/sluice" work --config "$work/work.yaml" --lanes mock --concurrency 10000 > "$work/work.log" 2>&1 &
+work_pid=$!; pids+=("$work_pid")
+peak=0
+for _ in $(seq 40); do
+  sleep 0.25
+  inflight=$(curl -s "http://127.0.0.1:$mock_port/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["in_flight"])')
+  [ "$inflight" -gt "$peak" ] && peak=$inflight
+done
+work_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$work_pid/status")
+
+e2e=$(sed -n 's/RESULT e2e_jobs_per_s=\([0-9]*\).*/\1/p' "$work/e2e.log")
+arq_rate=$(sed -n 's/.*jobs_per_s=\([0-9.]*\).*/\1/p' <<<"$arq")
+echo
+echo "== workers results =="
+printf 'end to end, 100k jobs via nginx:     %8s jobs/s   (sluice up peak RSS %s MB)\n' "$e2e" "$e2e_rss"
+[ -n "$arq_rate" ] && printf 'arq end to end, same run:            %8.0f jobs/s   ratio %.1fx\n' "$arq_rate" "$(python3 -c "print($e2e / $arq_rate)")"
+printf 'one worker, calls in flight (peak):  %8s          RSS %s MB (mock latency 2 s)\n' "$peak" "$work_rss"
