@@ -80,7 +80,7 @@ let package = Package(
         // Provider adapters: building calls, reading usage and rate-limit headers, classifying errors.
         .target(
             name: "SluiceProviders",
-            dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: ["SluiceCore", .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         // The worker pool: lanes leased under cluster-wide provider limits, calls, reports.
         .target(

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import SluiceCore
 import Synchronization
 
 /// The mock provider (`sluice mock-provider`): OpenAI's `/v1/chat/completions`, `/v1/completions`
@@ -337,44 +338,12 @@ struct RequestSummary {
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) {
         promptTokens = max(1, bytes.count / 4)
-        if let token = Self.token(after: "\"model\"", in: bytes), token.first == UInt8(ascii: "\"") {
+        if let token = JSONPeek.token(after: "\"model\"", in: bytes), token.first == UInt8(ascii: "\"") {
             model = String(decoding: token, as: UTF8.self)
         }
-        if let token = Self.token(after: "\"max_tokens\"", in: bytes), let value = Int(String(decoding: token, as: UTF8.self)) {
-            maxTokens = max(0, value)
-        }
+        if let value = JSONPeek.int(after: "\"max_tokens\"", in: bytes) { maxTokens = max(0, value) }
     }
 
-    /// The value token after the first occurrence of `key` and a colon: a string token (with its
-    /// quotes and escapes) or a bare number; nil when not found.
-    static func token(after key: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> ArraySlice<UInt8>? {
-        let needle = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
-        guard bytes.count > needle.count else { return nil }
-        var index = 0
-        search: while index + needle.count <= bytes.count {
-            for offset in 0..<needle.count where bytes[index + offset] != needle[offset] {
-                index += 1
-                continue search
-            }
-            var cursor = index + needle.count
-            while cursor < bytes.count, bytes[cursor] == 32 || bytes[cursor] == 9 || bytes[cursor] == 10 || bytes[cursor] == 13 { cursor += 1 }
-            guard cursor < bytes.count, bytes[cursor] == UInt8(ascii: ":") else { index += 1; continue }
-            cursor += 1
-            while cursor < bytes.count, bytes[cursor] == 32 || bytes[cursor] == 9 || bytes[cursor] == 10 || bytes[cursor] == 13 { cursor += 1 }
-            let start = cursor
-            if cursor < bytes.count, bytes[cursor] == UInt8(ascii: "\"") {
-                cursor += 1
-                while cursor < bytes.count, bytes[cursor] != UInt8(ascii: "\"") {
-                    cursor += bytes[cursor] == UInt8(ascii: "\\") ? 2 : 1
-                }
-                guard cursor < bytes.count else { return nil }
-                return Array(bytes[start...cursor])[...]
-            }
-            while cursor < bytes.count, (48...57).contains(bytes[cursor]) || bytes[cursor] == UInt8(ascii: "-") { cursor += 1 }
-            return cursor > start ? Array(bytes[start..<cursor])[...] : nil
-        }
-        return nil
-    }
 }
 
 /// The mock's counts (`GET /stats`).

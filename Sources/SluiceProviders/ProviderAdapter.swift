@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 
 /// The providers Sluice can call.
 public enum ProviderKind: String, Sendable, Hashable, CaseIterable {
@@ -140,13 +141,11 @@ public enum ProviderAdapter {
     /// Classifies an answer. `now` is its arrival time (for absolute reset times).
     public static func classify(_ response: ProviderResponse, now: Date = Date()) -> CallOutcome {
         let status = response.status
-        let info = RateLimitInfo(headers: response.headerPairs, now: now)
+        if (200..<300).contains(status) { return .success(usage(response.body)) }  // the hot path: no other parsing
         let error = errorText(response.body)
         switch status {
-        case 200..<300:
-            return .success(usage(response.body))
         case 429:
-            return .rateLimited(info, message: error ?? "HTTP 429")
+            return .rateLimited(RateLimitInfo(headers: response.headerPairs, now: now), message: error ?? "HTTP 429")
         case 408, 409, 425, 500..<600:
             // Anthropic's 529 (overloaded) is a capacity problem, not a quota: retry with backoff.
             return .retryable("HTTP \(status)" + (error.map { ": \($0)" } ?? ""))
@@ -175,22 +174,21 @@ public enum ProviderAdapter {
     /// The tokens of a successful answer: OpenAI's `usage.prompt_tokens`/`completion_tokens`,
     /// Anthropic's `usage.input_tokens`/`output_tokens`, TGI's `details.generated_tokens`.
     public static func usage(_ body: [UInt8]) -> Usage? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) else { return nil }
-        let root = (object as? [String: Any]) ?? ((object as? [Any])?.first as? [String: Any]) ?? [:]
-        if let usage = root["usage"] as? [String: Any] {
-            if let input = usage["prompt_tokens"] as? Int {
-                return Usage(input: input, output: usage["completion_tokens"] as? Int ?? 0)
+        // Peeked at, not decoded: a success body can be large, and this runs for every call.
+        body.withUnsafeBufferPointer { bytes -> Usage? in
+            if let input = JSONPeek.int(after: "\"prompt_tokens\"", in: bytes) {
+                return Usage(input: input, output: JSONPeek.int(after: "\"completion_tokens\"", in: bytes) ?? 0)
             }
-            if let input = usage["input_tokens"] as? Int {
-                return Usage(
-                    input: input + (usage["cache_creation_input_tokens"] as? Int ?? 0) + (usage["cache_read_input_tokens"] as? Int ?? 0),
-                    output: usage["output_tokens"] as? Int ?? 0)
+            if let input = JSONPeek.int(after: "\"input_tokens\"", in: bytes) {
+                let cached = (JSONPeek.int(after: "\"cache_creation_input_tokens\"", in: bytes) ?? 0)
+                    + (JSONPeek.int(after: "\"cache_read_input_tokens\"", in: bytes) ?? 0)
+                return Usage(input: input + cached, output: JSONPeek.int(after: "\"output_tokens\"", in: bytes) ?? 0)
             }
+            if let generated = JSONPeek.int(after: "\"generated_tokens\"", in: bytes) {
+                return Usage(input: 0, output: generated)
+            }
+            return nil
         }
-        if let details = root["details"] as? [String: Any], let generated = details["generated_tokens"] as? Int {
-            return Usage(input: (details["prefill"] as? [Any])?.count ?? 0, output: generated)
-        }
-        return nil
     }
 
     /// The error message of an error body: OpenAI's `error.message`, Anthropic's
