@@ -56,6 +56,13 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// The path of the call, relative to the base URL (default: the kind's main endpoint).
         public var path: String?
         public var limits = Limits()
+
+        public init(name: String, kind: String, baseURL: String, limits: Limits = Limits()) {
+            self.name = name
+            self.kind = kind
+            self.baseURL = baseURL
+            self.limits = limits
+        }
     }
 
     public var server = Server()

@@ -28,11 +28,15 @@ public struct SluiceAPI: Sendable {
     /// The most jobs, and bytes, in one bulk submit.
     public let bulkMaxLines: Int
     public let bulkMaxBytes: Int
+    /// The configured providers, for `GET /v1/providers`.
+    public let providers: [String: SluiceConfiguration.Provider]
     let cache = AuthCache()
 
     public init(
-        queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20
+        queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
+        providers: [String: SluiceConfiguration.Provider] = [:]
     ) {
+        self.providers = providers
         self.queue = queue
         self.waiter = waiter
         self.keys = keys
@@ -59,6 +63,7 @@ public struct SluiceAPI: Sendable {
         v1.get("jobs/:id/events") { _, context in try await self.events(context) }
         v1.post("jobs/:id/cancel") { _, context in try await self.cancel(context) }
         v1.get("queues") { _, context in try await self.queues(context) }
+        v1.get("providers") { _, context in try await self.providerStates(context) }
         addKeyRoutes(to: v1)
         return router
     }
@@ -220,6 +225,33 @@ public struct SluiceAPI: Sendable {
             if let oldest = stats.oldestReadyCreatedAt {
                 entry["oldest_ready_age_seconds"] = Double(max(0, now.value - oldest.value)) / 1000
             }
+            data.append(entry)
+        }
+        return try Self.json(["object": "list", "data": data])
+    }
+
+    /// Each configured provider: its limits, its pause, its calls in flight across the cluster,
+    /// and its lanes with their depths.
+    func providerStates(_ context: SluiceRequestContext) async throws -> Response {
+        _ = try context.require(.admin)
+        let lanes = try await queue.lanes()
+        var data: [[String: Any]] = []
+        for name in providers.keys.sorted() {
+            let provider = providers[name]!
+            let limiter = ProviderLimiter(redis: queue.redis, provider: name, limits: provider.limits)
+            var entry: [String: Any] = ["provider": name, "kind": provider.kind, "base_url": provider.baseURL]
+            entry["limits"] = [
+                "rpm": provider.limits.requestsPerMinute ?? NSNull(), "tpm": provider.limits.tokensPerMinute ?? NSNull(),
+                "concurrency": provider.limits.concurrency ?? NSNull(),
+            ] as [String: Any]
+            entry["paused_until"] = try await limiter.pausedUntil().map { Double($0.value) / 1000 } ?? NSNull()
+            entry["in_flight"] = provider.limits.concurrency == nil ? NSNull() : try await limiter.inFlight()
+            var served: [[String: Any]] = []
+            for lane in lanes where lane == name || lane.hasPrefix(name + "/") {
+                let counts = try await queue.counts(lane: lane)
+                served.append(["lane": lane, "ready": counts.ready, "leased": counts.leased, "delayed": counts.delayed])
+            }
+            entry["lanes"] = served
             data.append(entry)
         }
         return try Self.json(["object": "list", "data": data])

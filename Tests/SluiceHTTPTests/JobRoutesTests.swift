@@ -49,7 +49,9 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         let reader = try keys.create(tenant: "acme", scopes: [.read]).secret
         let globex = try keys.create(tenant: "globex", scopes: [.submit, .read]).secret
         let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
-        let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
+        let providers = ["mock": SluiceConfiguration.Provider(
+            name: "mock", kind: "openai", baseURL: "http://127.0.0.1:9/v1", limits: .init(requestsPerMinute: 60, concurrency: 4))]
+        let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: providers)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))

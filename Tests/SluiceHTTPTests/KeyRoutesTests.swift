@@ -85,3 +85,26 @@ import Testing
         }
     }
 }
+
+@Suite struct ProvidersRouteTests {
+    @Test func providersShowLimitsPauseInFlightAndLanes() async throws {
+        try await withAPI { api in
+            _ = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "mock/gpt-4o-mini", "request": {}}"#)
+            _ = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "other", "request": {}}"#)
+            let limiter = ProviderLimiter(redis: api.queue.redis, provider: "mock", limits: .init(concurrency: 4))
+            try await limiter.pause(for: .seconds(30))
+            _ = try await limiter.acquire(want: 1, tokens: 1)  // refused while paused: nothing taken
+            #expect(try await api.request(.get, "/v1/providers", key: api.acme).status == .forbidden)
+            let response = try await api.request(.get, "/v1/providers", key: api.admin)
+            #expect(response.status == .ok)
+            let mock = try #require((response.body["data"] as? [[String: Any]])?.first)
+            #expect(mock["provider"] as? String == "mock")
+            #expect((mock["limits"] as? [String: Any])?["rpm"] as? Int == 60)
+            let paused = try #require(mock["paused_until"] as? Double)
+            #expect(paused > Date().timeIntervalSince1970 + 20)
+            #expect(mock["in_flight"] as? Int == 0)
+            let lanes = try #require(mock["lanes"] as? [[String: Any]])
+            #expect(lanes.count == 1 && lanes[0]["lane"] as? String == "mock/gpt-4o-mini" && lanes[0]["ready"] as? Int == 1)
+        }
+    }
+}
