@@ -50,6 +50,8 @@ final class LaneWorker: Sendable {
     private let running = Mutex(0)
     /// The estimated tokens of one call (input + max output), an average of what calls used.
     private let estimate = Mutex(500.0)
+    /// Adaptive concurrency and the circuit breaker.
+    let control: Mutex<LaneControl>
 
     init(lane: WorkerLane, queue: JobQueue, client: ProviderClient, logger: Logger, environment: [String: String]) {
         self.lane = lane
@@ -58,6 +60,7 @@ final class LaneWorker: Sendable {
         self.logger = logger
         self.environment = environment
         limiter = ProviderLimiter(redis: queue.redis, provider: lane.provider.name, limits: lane.limits)
+        control = Mutex(LaneControl(ceiling: lane.concurrency))
     }
 
     /// Leases and runs jobs until `stopping()` says so; then waits for the calls in flight. The
@@ -66,7 +69,12 @@ final class LaneWorker: Sendable {
         var idle: Duration = .milliseconds(1)
         await withDiscardingTaskGroup { group in
             while !stopping() && !Task.isCancelled {
-                let free = lane.concurrency - running.withLock { $0 }
+                let now = ContinuousClock.now
+                let allowed = control.withLock { control in
+                    control.probing(now: now)
+                    return control.allowed(now: now)
+                }
+                let free = allowed - running.withLock { $0 }
                 if free <= 0 {
                     try? await Task.sleep(for: .milliseconds(1))  // every slot busy: a call ends soon
                     continue
@@ -138,6 +146,11 @@ final class LaneWorker: Sendable {
         }
         switch result.outcome {
         case .success(let usage):
+            control.withLock { $0.succeeded(latency: result.latency) }
+            // A window with nothing left: hold off until it resets, before the provider says 429.
+            if let response = result.response, Self.saysExhausted(response), let pause = RateLimitInfo(headers: response.headerPairs).pause {
+                _ = try? await limiter.pause(for: pause)
+            }
             if let usage {
                 used = usage.input + usage.output
                 estimate.withLock { $0 = $0 * 0.9 + Double(used) * 0.1 }
@@ -146,6 +159,13 @@ final class LaneWorker: Sendable {
                 try await self.queue.complete(
                     job.id, token: job.token, result: result.response?.body ?? [], info: info,
                     usage: usage.map { ($0.input, $0.output) })
+            }
+        case .rateLimited(let limits, let message) where limits.pause == nil && limits.requests == nil && limits.tokens == nil:
+            // A limit nobody announced: slow down here (AIMD) instead of pausing everyone.
+            control.withLock { $0.bareRateLimit(now: .now) }
+            await report {
+                try await self.queue.release(
+                    job.id, token: job.token, why: "\(info): rate limited (no limit announced): \(message.prefix(200))")
             }
         case .rateLimited(let limits, let message):
             let pause = limits.pause ?? .seconds(1)
@@ -156,11 +176,18 @@ final class LaneWorker: Sendable {
                     job.id, token: job.token, why: "\(info): rate limited, provider paused \(Int(pause / .milliseconds(1))) ms: \(message.prefix(200))")
             }
         case .retryable(let why):
+            control.withLock { $0.failed(now: .now) }
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: true) }
         case .contextLength(let why), .fatal(let why):
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: false) }
         }
         try? await limiter.release(slots: slot, tokenDelta: used - estimated)
+    }
+
+    /// Whether an answer says one of its limit windows is used up (a cheap look at the values
+    /// before any parsing: this runs on every success).
+    static func saysExhausted(_ response: ProviderResponse) -> Bool {
+        response.headers.contains { $0.value == "0" && $0.name.lowercased().contains("remaining") }
     }
 
     /// Sends a report, retrying while Redis is unreachable (the result must not be lost while the

@@ -1,0 +1,79 @@
+import Foundation
+
+/// A lane's local controls, per worker process: adaptive concurrency (AIMD) for limits the
+/// provider does not announce, and a circuit breaker for a provider that keeps failing.
+/// Pure and clock-driven, so it is tested with synthetic sequences.
+struct LaneControl: Sendable {
+    /// The configured ceiling.
+    let ceiling: Int
+    /// The concurrency in force: it falls by `decrease` on a bare 429 (a limit nobody announced),
+    /// at most once per round trip (the calls already in flight when it fell answer with the old
+    /// figure), and rises by about one per round trip of successes (1 / limit per success).
+    private(set) var limit: Double
+    private var lastDecrease: ContinuousClock.Instant?
+    let decrease = 0.7
+    /// A moving average of call latency: the round trip.
+    private var roundTrip: Duration = .milliseconds(100)
+
+    /// The breaker: opens after `threshold` failures in a row, for `openFor`; then half-open, one
+    /// probe call at a time until one succeeds.
+    enum Breaker: Sendable, Hashable { case closed, open(until: ContinuousClock.Instant), halfOpen }
+    private(set) var breaker: Breaker = .closed
+    private var failuresInARow = 0
+    let threshold: Int
+    let openFor: Duration
+
+    init(ceiling: Int, threshold: Int = 10, openFor: Duration = .seconds(30)) {
+        self.ceiling = ceiling
+        limit = Double(ceiling)
+        self.threshold = threshold
+        self.openFor = openFor
+    }
+
+    /// How many calls may be in flight now, given the breaker.
+    func allowed(now: ContinuousClock.Instant) -> Int {
+        switch breaker {
+        case .closed: return max(1, Int(limit))
+        case .open(let until): return now >= until ? 1 : 0
+        case .halfOpen: return 1
+        }
+    }
+
+    mutating func succeeded(latency: Duration? = nil) {
+        if let latency { roundTrip = roundTrip * 0.9 + latency * 0.1 }
+        failuresInARow = 0
+        breaker = .closed
+        limit = min(Double(ceiling), limit + 1 / max(1, limit))
+    }
+
+    /// A 429 with no retry-after and no limit headers: the provider has a limit it does not say.
+    mutating func bareRateLimit(now: ContinuousClock.Instant) {
+        if let lastDecrease, now - lastDecrease < max(.milliseconds(10), roundTrip) { return }
+        lastDecrease = now
+        limit = max(1, limit * decrease)
+    }
+
+    /// A retryable failure (5xx, timeout, reset): counts toward opening the breaker.
+    mutating func failed(now: ContinuousClock.Instant) {
+        failuresInARow += 1
+        switch breaker {
+        case .closed where failuresInARow >= threshold, .halfOpen, .open:
+            breaker = .open(until: now + openFor)
+        case .closed:
+            break
+        }
+    }
+
+    /// Called when a call starts while open past its time: the probe.
+    mutating func probing(now: ContinuousClock.Instant) {
+        if case .open(let until) = breaker, now >= until { breaker = .halfOpen }
+    }
+
+    var breakerName: String {
+        switch breaker {
+        case .closed: "closed"
+        case .open: "open"
+        case .halfOpen: "half-open"
+        }
+    }
+}
