@@ -85,7 +85,8 @@ import Testing
             try await withMockProvider(configuration) { mock, base in
                 let ids = try await queue.enqueue((0..<8).map { chatJob("announced", $0) }).map(\.id)
                 try await withWorkers(queue, [lane("announced", base, concurrency: 1)]) {
-                    try await Task.sleep(for: .seconds(2))
+                    _ = await eventually(timeout: .seconds(20)) { mock.stats().succeeded == 5 }
+                    try await Task.sleep(for: .milliseconds(500))  // time enough to send a sixth, had it not paused
                 }
                 #expect(mock.stats().succeeded == 5)
                 #expect(mock.stats().rateLimited == 0, "the worker waited for the reset instead")
