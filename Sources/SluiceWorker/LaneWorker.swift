@@ -165,7 +165,7 @@ final class LaneWorker: Sendable {
             control.withLock { $0.bareRateLimit(now: .now) }
             await report {
                 try await self.queue.release(
-                    job.id, token: job.token, why: "\(info): rate limited (no limit announced): \(message.prefix(200))")
+                    job.id, token: job.token, delay: .milliseconds(100), why: "\(info): rate limited (no limit announced): \(message.prefix(200))")
             }
         case .rateLimited(let limits, let message):
             let pause = limits.pause ?? .seconds(1)

@@ -36,7 +36,10 @@ func withWorkers<T: Sendable>(
     var logger = Logger(label: "test")
     logger.logLevel = .warning
     let pool = WorkerPool(queue: queue, lanes: .named(lanes), grace: grace, logger: logger)
-    let group = ServiceGroup(services: [pool], gracefulShutdownSignals: [], logger: logger)
+    // With maintenance, as `sluice work` runs by default: jobs given back with a delay come back.
+    let group = ServiceGroup(
+        services: [pool, QueueMaintenance(queue: queue, logger: logger)], gracefulShutdownSignals: [],
+        logger: logger)
     return try await withThrowingTaskGroup(of: T?.self) { tasks in
         tasks.addTask {
             try await group.run()

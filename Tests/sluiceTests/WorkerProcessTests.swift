@@ -82,7 +82,57 @@ func chat(_ n: Int) -> JobSpec {
     JobSpec(lane: "mock", tenant: "t", payload: Array(#"{"model": "m", "messages": [{"role": "user", "content": "\#(n)"}], "max_tokens": 4}"#.utf8))
 }
 
-@Suite struct WorkerProcessTests {
+@Suite(.serialized) struct WorkerProcessTests {
+    /// Lane A's provider answers almost only 429s (one call at a time, each 5 s; the rest get a
+    /// bare 429). Lane B's jobs, served by the same worker process, finish about as fast as with
+    /// A idle.
+    @Test func aThrottledLaneDoesNotSlowTheOthers() async throws {
+        let work = NSTemporaryDirectory() + "sluice-isolation-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try await withRedis { server, redis in
+            let queue = JobQueue(redis: redis)
+            var mocks: [ChildProcess] = []
+            var ports: [Int] = []
+            for (name, arguments) in [("a", ["--hidden-concurrency", "1", "--latency", "5s"]), ("b", ["--latency", "2ms"])] {
+                let log = work + "/mock-\(name).log"
+                mocks.append(try ChildProcess.spawn(try sluiceBinary(), arguments: ["mock-provider", "--port", "0"] + arguments, outputPath: log))
+                try #require(await eventually(timeout: .seconds(20)) { contents(of: log).contains("mock provider on") })
+                ports.append(try #require(contents(of: log).range(of: "127.0.0.1:").flatMap { Int(contents(of: log)[$0.upperBound...].prefix { $0.isNumber }) }))
+            }
+            defer { for mock in mocks { mock.signal(SIGKILL) } }
+            try """
+                redis: { url: "\(server.url)" }
+                database: \(work)/s.sqlite
+                providers:
+                  a: { kind: openai, base_url: "http://127.0.0.1:\(ports[0])/v1" }
+                  b: { kind: openai, base_url: "http://127.0.0.1:\(ports[1])/v1" }
+                """.write(toFile: work + "/s.yaml", atomically: true, encoding: .utf8)
+            let worker = try ChildProcess.spawn(
+                try sluiceBinary(), arguments: ["work", "--config", work + "/s.yaml", "--lanes", "a,b", "--concurrency", "32"],
+                outputPath: work + "/work.log")
+            defer { worker.signal(SIGKILL) }
+            try #require(await eventually(timeout: .seconds(20)) { contents(of: work + "/work.log").contains("ready") })
+
+            /// Seconds for 3,000 jobs of lane b.
+            func timeLaneB() async throws -> Double {
+                let started = ContinuousClock.now
+                _ = try await queue.enqueue((0..<3_000).map { JobSpec(lane: "b", payload: Array(#"{"n": \#($0)}"#.utf8)) })
+                while try await queue.counts(lane: "b") != LaneCounts(ready: 0, leased: 0, delayed: 0) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                return (ContinuousClock.now - started).seconds
+            }
+            let alone = [try await timeLaneB(), try await timeLaneB()].min()!
+            _ = try await queue.enqueue((0..<3_000).map { JobSpec(lane: "a", payload: Array(#"{"n": \#($0)}"#.utf8)) })
+            try await Task.sleep(for: .milliseconds(500))  // lane a is churning through 429s by now
+            let beside = [try await timeLaneB(), try await timeLaneB()].min()!
+            print(String(format: "isolation: lane b alone %.2f s, beside a throttled lane a %.2f s (x%.2f)", alone, beside, beside / alone))
+            #expect(beside <= alone * 1.25, "lane b took \(beside) s beside a throttled lane, \(alone) s alone")
+            #expect(try await queue.counts(lane: "a").ready > 2_000, "lane a is still held back")
+        }
+    }
+
     /// The issue's test: three worker processes, 600 RPM configured in Sluice. At the mock: at
     /// most 600 in any 60 s window, at least 95 % of that used, and no 429 at all.
     @Test func threeWorkersTogetherKeepTo600RequestsPerMinute() async throws {
