@@ -38,12 +38,13 @@ test: deps
 	$(SWIFT) test --skip-build --skip WorkerProcessTests
 	$(SWIFT) test --skip-build --filter WorkerProcessTests
 
-## bench: release build, then the queue benchmark and the HTTP benchmark (jobs/s, latency
+## bench: release build, then the queue, HTTP and workers benchmarks (jobs/s, latency
 ## percentiles, memory, and ratios to redis-benchmark, arq and nginx measured in the same run).
 bench: deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
 	bench/queue.sh
 	bench/http.sh
+	bench/workers.sh
 
 clean:
 	rm -rf .build var
