@@ -6,10 +6,8 @@
 # SLUICE_BUILD_PATH picks the build folder (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${SLUICE_BUILD_PATH:-.build}
-swift build -c release --scratch-path "$build" --product sluice >/dev/null
-swift build -c release --scratch-path "$build" --product sluice-bench >/dev/null
-bin="$build/release"
+. bench/lib.sh
+build_release
 peers=../shared/peers/peers
 work=$(mktemp -d /tmp/sluice-httpbench.XXXXXX)
 up_pid=
@@ -21,15 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'server: { port: 0 }\ndatabase: %s/sluice.sqlite\n' "$work" > "$work/sluice.yaml"
-"$bin/sluice" up --config "$work/sluice.yaml" --data-directory "$work/redis" > "$work/up.log" 2>&1 &
-up_pid=$!
-for _ in $(seq 200); do grep -q "sluice: ready" "$work/up.log" && break; sleep 0.1; done
-grep -q "sluice: ready" "$work/up.log" || { cat "$work/up.log"; exit 1; }
-port=$(sed -n 's#.*HTTP API on http://[^:]*:\([0-9]*\).*#\1#p' "$work/up.log" | head -1)
-admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
-url="http://127.0.0.1:$port"
-key=$(curl -sf -X POST "$url/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-  -d '{"tenant":"bench","scopes":["submit","read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+start_sluice_up "$work/sluice.yaml" "$work"
 echo "sluice up (release) on $url, pid $up_pid; $(nproc) cores"
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }

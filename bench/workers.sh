@@ -8,10 +8,8 @@
 # SLUICE_BUILD_PATH picks the build folder (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${SLUICE_BUILD_PATH:-.build}
-swift build -c release --scratch-path "$build" --product sluice >/dev/null
-swift build -c release --scratch-path "$build" --product sluice-bench >/dev/null
-bin="$build/release"
+. bench/lib.sh
+build_release
 peers=../shared/peers/peers
 [ -x "$peers" ] || { echo "../shared/peers/peers is missing" >&2; exit 1; }
 work=$(mktemp -d /tmp/sluice-workerbench.XXXXXX)
@@ -33,15 +31,10 @@ database: $work/sluice.sqlite
 providers:
   nginx: { kind: openai, base_url: "http://127.0.0.1:$fake_port/v1" }
 YAML
-"$bin/sluice" up --config "$work/sluice.yaml" --data-directory "$work/redis" > "$work/up.log" 2>&1 &
-up_pid=$!; pids+=("$up_pid")
-for _ in $(seq 200); do grep -q "sluice: ready" "$work/up.log" && break; sleep 0.1; done
-port=$(sed -n 's#.*HTTP API on http://[^:]*:\([0-9]*\).*#\1#p' "$work/up.log" | head -1)
-admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
-key=$(curl -sf -X POST "http://127.0.0.1:$port/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-  -d '{"tenant":"bench","scopes":["submit","read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+start_sluice_up "$work/sluice.yaml" "$work"
+pids+=("$up_pid")
 echo "sluice up (release, workers calling nginx on :$fake_port), pid $up_pid; $(nproc) cores"
-"$bin/sluice-bench" --http-url "http://127.0.0.1:$port" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
+"$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
   --e2e-lane nginx --e2e-jobs "${E2E_JOBS:-100000}" | tee "$work/e2e.log"
 e2e_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
 kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
