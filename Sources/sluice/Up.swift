@@ -99,19 +99,38 @@ private func serve(
         say("sluice: HTTP API on http://\(host):\(port)\(maintenance ? "; queue maintenance running" : "")\(workers ? "; workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
-    var services: [any Service] = [application]
-    if maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application)]
+    if maintenance { services.append(.init(service: QueueMaintenance(queue: queue, logger: logger))) }
     if workers {
-        services.append(WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger))
+        services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))
     }
     if workers, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()
         mock.latency = .fixed(.milliseconds(20))
+        // The demo's provider is a convenience: if its port is taken, say so and run without it.
         services.append(
-            MockProvider(configuration: mock).application(port: mockPort, logger: logger) { port in
-                say("sluice: mock provider on http://127.0.0.1:\(port)")
-            })
+            .init(
+                service: DemoMock(port: mockPort, application: MockProvider(configuration: mock).application(port: mockPort, logger: logger) { port in
+                    say("sluice: mock provider on http://127.0.0.1:\(port)")
+                }),
+                successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
     }
-    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+    groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
+    let group = ServiceGroup(configuration: groupConfiguration)
     try await group.run()
+}
+
+/// The mock provider inside `sluice up`: a failure to start it (its port taken) is reported, not fatal.
+private struct DemoMock<Inner: Service>: Service {
+    let port: Int
+    let application: Inner
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch {
+            say("sluice: the mock provider could not start on :\(port) (\(error)); lane demo will wait for a provider")
+        }
+    }
 }
