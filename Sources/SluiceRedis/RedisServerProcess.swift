@@ -133,10 +133,16 @@ public final class RedisServerProcess: Sendable {
                     "redis-server exited with status \(status): \(log.split(separator: "\n").suffix(3).joined(separator: " | "))")
             }
             if let client = try? await RedisClient.connect(configuration: configuration, connections: 1) {
-                // PING answers while an AOF is still loading; ready means loaded.
-                let persistence = (try? await client.send("INFO", "persistence").string) ?? ""
+                // PING answers while an AOF is still loading; ready means loaded. And it must be
+                // our server: on a TCP port just freed (a restart), another may have started.
+                let info = (try? await client.send("INFO", "all").string) ?? ""
                 client.close()
-                if persistence.contains("loading:0") { return }
+                let ours = info.contains("process_id:\(child.pid)\r")
+                if ours && info.contains("loading:0") { return }
+                if !ours {
+                    try await Task.sleep(for: .milliseconds(20))
+                    continue  // ours will exit (its port is taken) and say so above
+                }
                 if !loadingSeen {
                     loadingSeen = true
                     deadline = ContinuousClock.now + .seconds(600)

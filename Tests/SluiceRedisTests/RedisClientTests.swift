@@ -204,7 +204,7 @@ import Testing
     }
 
     @Test func authenticatesAndSelectsTheDatabase() async throws {
-        try await withRedis(extraArguments: ["--requirepass", "s3cret"]) { server, admin in
+        try await withRedis(listen: .loopback(port: nil), extraArguments: ["--requirepass", "s3cret"]) { server, admin in
             let port = server.url.split(separator: ":").last!
             let inDb3 = try await RedisClient.connect(url: "redis://:s3cret@127.0.0.1:\(port)/3")
             defer { inDb3.close() }
@@ -234,7 +234,7 @@ import Testing
     }
 
     @Test func authenticatesAsAnACLUser() async throws {
-        try await withRedis(extraArguments: ["--user", "alice", "on", ">wonderland", "~app:*", "+@all"]) { server, _ in
+        try await withRedis(listen: .loopback(port: nil), extraArguments: ["--user", "alice", "on", ">wonderland", "~app:*", "+@all"]) { server, _ in
             let port = server.url.split(separator: ":").last!
             let alice = try await RedisClient.connect(url: "redis://alice:wonderland@127.0.0.1:\(port)/0")
             defer { alice.close() }

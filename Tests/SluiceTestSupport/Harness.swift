@@ -1,11 +1,14 @@
 import Foundation
 import SluiceRedis
 
-/// Runs `body` against a private `redis-server` started for it on a free loopback port (or a
-/// unix socket), and stops the server afterwards, also when `body` throws. No mock stands in
-/// for Redis anywhere in the tests.
+/// Runs `body` against a private `redis-server` started for it on a unix socket in a directory
+/// of its own (or a free loopback port, for tests that need TCP), and stops the server
+/// afterwards, also when `body` throws. No mock stands in for Redis anywhere in the tests.
+///
+/// A unix socket by default: a test that restarts its server on a TCP port frees that port for
+/// a moment, and another test's new server could take it (then both talk to one server).
 public func withRedis<T>(
-    listen: RedisServerProcess.Listen = .loopback(port: nil), appendOnly: Bool = false,
+    listen: RedisServerProcess.Listen = .unixSocket, appendOnly: Bool = false,
     extraArguments: [String] = [], commandTimeout: Duration = .seconds(10),
     _ body: (RedisServerProcess, RedisClient) async throws -> T
 ) async throws -> T {
