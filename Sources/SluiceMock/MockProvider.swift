@@ -53,8 +53,10 @@ public final class MockProvider: Sendable {
         host: String = "127.0.0.1", port: Int, logger: Logger = Logger(label: "sluice.mock"),
         onRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
+        // A deep accept queue: a benchmark opens thousands of connections at once, and a full
+        // queue drops SYNs that the client only retries a second later.
         Application(
-            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice-mock"),
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice-mock", backlog: 16_384),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
