@@ -69,6 +69,47 @@ public struct SluiceConfiguration: Sendable, Hashable {
     public var redis = Redis()
     /// By name. A lane is `provider` or `provider/model`; its jobs go to that provider.
     public var providers: [String: Provider] = [:]
+    /// A named route: a client submits `{"model": "<route>", ...}` and the job goes to one of its
+    /// targets, picked by weight (an A/B split). A route without weights goes to its first target.
+    public struct Route: Sendable, Hashable {
+        public struct Target: Sendable, Hashable {
+            public var provider: String
+            public var model: String?
+            public var weight: Double
+
+            public init(provider: String, model: String? = nil, weight: Double = 1) {
+                self.provider = provider
+                self.model = model
+                self.weight = weight
+            }
+
+            /// The lane of this target: `provider` or `provider/model`.
+            public var lane: String { model.map { provider + "/" + $0 } ?? provider }
+        }
+
+        public var name: String
+        public var targets: [Target]
+
+        public init(name: String, targets: [Target]) {
+            self.name = name
+            self.targets = targets
+        }
+
+        /// A target's lane, drawn by weight.
+        public func pick<R: RandomNumberGenerator>(using random: inout R) -> String {
+            let total = targets.reduce(0) { $0 + $1.weight }
+            var draw = Double.random(in: 0..<total, using: &random)
+            for target in targets {
+                if draw < target.weight { return target.lane }
+                draw -= target.weight
+            }
+            return targets[0].lane
+        }
+    }
+
+    /// By name (the `model` a client submits).
+    public var routes: [String: Route] = [:]
+
     /// `sluice up` also serves the mock provider on this loopback port (nil: it does not), so that
     /// a fresh install shows the whole path working with no provider keys.
     public var mockProviderPort: Int?
@@ -142,8 +183,51 @@ public struct SluiceConfiguration: Sendable, Hashable {
                 configuration.providers[name] = try Self.provider(name, mapping)
             }
         }
+        if let routes = try reader.mapping("routes") {
+            for (name, value) in routes {
+                configuration.routes[name] = try Self.route(name, value, providers: configuration.providers)
+            }
+        }
         try reader.finish()
         return try configuration.applying(environment)
+    }
+
+    private static func route(_ name: String, _ value: Any, providers: [String: Provider]) throws(ConfigurationError) -> Route {
+        let path = "routes.\(name)"
+        guard let list = value as? [Any], !list.isEmpty else {
+            throw ConfigurationError(key: path, problem: "must be a list of targets ({provider, model, weight} or \"provider/model\")")
+        }
+        var targets: [Route.Target] = []
+        var weighted = false
+        for (index, entry) in list.enumerated() {
+            let at = "\(path)[\(index)]"
+            var target: Route.Target
+            if let text = entry as? String {
+                let parts = text.split(separator: "/", maxSplits: 1)
+                target = Route.Target(provider: String(parts[0]), model: parts.count > 1 ? String(parts[1]) : nil, weight: 0)
+            } else if let mapping = entry as? [String: Any] {
+                var section = Reader(mapping, path: at)
+                guard let provider = try section.string("provider") else { throw ConfigurationError(key: at + ".provider", problem: "is required") }
+                target = Route.Target(provider: provider, model: try section.string("model"), weight: 0)
+                if let weight = try section.double("weight", in: 0...1_000_000) {
+                    target.weight = weight
+                    weighted = true
+                }
+                try section.finish()
+            } else {
+                throw ConfigurationError(key: at, problem: "must be {provider, model, weight} or \"provider/model\"")
+            }
+            guard providers[target.provider] != nil else {
+                throw ConfigurationError(key: at, problem: "names provider '\(target.provider)', which is not under providers")
+            }
+            targets.append(target)
+        }
+        if !weighted {
+            targets[0].weight = 1  // no split: the first target
+        } else if targets.reduce(0, { $0 + $1.weight }) <= 0 {
+            throw ConfigurationError(key: path, problem: "has weights that add up to 0")
+        }
+        return Route(name: name, targets: targets)
     }
 
     static let providerKinds = ["openai", "anthropic", "huggingface"]

@@ -7,17 +7,20 @@ import SluiceCore
 struct BulkRequest {
     var specs: [JobSpec]
 
-    init(body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int) throws(APIError) {
+    init(
+        body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int, routes: [String: SluiceConfiguration.Route] = [:]
+    ) throws(APIError) {
         let result: Result<[JobSpec], APIError> = body.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
-                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines))
+                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, routes: routes))
             } catch { return .failure(error) }
         }
         specs = try result.get()
     }
 
     private static func specs(
-        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int
+        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int,
+        routes: [String: SluiceConfiguration.Route]
     ) throws(APIError) -> [JobSpec] {
         // Each job as (its line or element number, its byte range).
         var jobs: [(line: Int, range: Range<Int>)] = []
@@ -53,7 +56,7 @@ struct BulkRequest {
         specs.reserveCapacity(jobs.count)
         for (line, range) in jobs {
             do {
-                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil).spec)
+                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil, routes: routes).spec)
             } catch {
                 let message =
                     switch error.message {

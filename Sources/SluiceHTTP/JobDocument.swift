@@ -27,6 +27,7 @@ enum JobDocument {
         if !job.metadata.isEmpty, let envelope = try? JSONSerialization.jsonObject(with: Data(job.metadata)) as? [String: Any] {
             if let metadata = envelope["metadata"] { document["metadata"] = metadata }
             if let callback = envelope["callback_url"] { document["callback_url"] = callback }
+            if let route = envelope["route"] { document["route"] = route }
         }
         if let key = job.idempotencyKey { document["idempotency_key"] = key }
         return document

@@ -38,17 +38,25 @@ struct JobRequest {
     var spec: JobSpec
 
     /// From a whole body; `idempotencyKey` (the header) wins over the `idempotency_key` field.
-    init(json: [UInt8], tenant: String, idempotencyKey: String?) throws(APIError) {
+    init(
+        json: [UInt8], tenant: String, idempotencyKey: String?, routes: [String: SluiceConfiguration.Route] = [:]
+    ) throws(APIError) {
         let result: Result<JobRequest, APIError> = json.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
-                return .success(try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey))
+                return .success(
+                    try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey, routes: routes))
             } catch { return .failure(error) }
         }
         self = try result.get()
     }
 
     /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
-    init(bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?) throws(APIError) {
+    /// A `model` alone (no lane, no provider) names a route of `routes`: the job goes to one of
+    /// its targets, and the route is recorded on the job.
+    init(
+        bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?,
+        routes: [String: SluiceConfiguration.Route] = [:]
+    ) throws(APIError) {
         // The fields, found by comparing key bytes (no String, no dictionary per job).
         var fields = [JSONScanner.Value?](repeating: nil, count: Field.allCases.count)
         var scanner = JSONScanner(bytes, range: range)
@@ -83,8 +91,17 @@ struct JobRequest {
         func raw(_ value: JSONScanner.Value) -> ArraySlice<UInt8> { ArraySlice(UnsafeBufferPointer(rebasing: bytes[value.range])) }
 
         let lane: String
+        var route: SluiceConfiguration.Route? = nil
         let target = (field(.lane), field(.provider), field(.model))
         switch target {
+        case (nil, nil, let model?) where model.kind == .string && routes[JSONScanner.decodeString(bytes, model.range)] != nil:
+            let chosen = routes[JSONScanner.decodeString(bytes, model.range)]!
+            var random = SystemRandomNumberGenerator()
+            lane = chosen.pick(using: &random)
+            route = chosen
+        case (nil, nil, let model?) where model.kind == .string:
+            let name = JSONScanner.decodeString(bytes, model.range)
+            throw .invalid("no route named '\(name)'; name the target with 'lane', or 'provider' (and 'model')", param: "model")
         case (let name?, nil, nil) where name.kind == .string: lane = JSONScanner.decodeString(bytes, name.range)
         case (nil, let provider?, nil) where provider.kind == .string: lane = JSONScanner.decodeString(bytes, provider.range)
         case (nil, let provider?, let model?) where provider.kind == .string && model.kind == .string:
@@ -106,6 +123,11 @@ struct JobRequest {
         if let metadata = field(.metadata), metadata.kind != .null {
             guard metadata.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
             envelope += Array((envelope.isEmpty ? #"{"metadata":"# : #","metadata":"#).utf8) + raw(metadata)
+        }
+        if let route {
+            // Route names come from the configuration: plain text, but escaped all the same.
+            let name = route.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            envelope += Array((envelope.isEmpty ? #"{"route":""# : #","route":""#).utf8) + Array(name.utf8) + [UInt8(ascii: "\"")]
         }
         if !envelope.isEmpty { envelope.append(UInt8(ascii: "}")) }
         let fieldKey = try string(.idempotencyKey)

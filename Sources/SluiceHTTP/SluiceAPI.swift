@@ -30,13 +30,16 @@ public struct SluiceAPI: Sendable {
     public let bulkMaxBytes: Int
     /// The configured providers, for `GET /v1/providers`.
     public let providers: [String: SluiceConfiguration.Provider]
+    /// The configured routes: a submit naming only a `model` goes through one.
+    public let routes: [String: SluiceConfiguration.Route]
     let cache = AuthCache()
 
     public init(
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
-        providers: [String: SluiceConfiguration.Provider] = [:]
+        providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:]
     ) {
         self.providers = providers
+        self.routes = routes
         self.queue = queue
         self.waiter = waiter
         self.keys = keys
@@ -87,7 +90,7 @@ public struct SluiceAPI: Sendable {
         }
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey)
+        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: routes)
         try await admit(key, count: 1)
         let result = try await queue.enqueue(job.spec, submitter: key.id)
         let state: JobState
@@ -119,7 +122,8 @@ public struct SluiceAPI: Sendable {
             throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json (an array) or application/jsonl")
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
-        let bulk = try BulkRequest(body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines)
+        let bulk = try BulkRequest(
+            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: routes)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)
         return Response(

@@ -92,7 +92,7 @@ private func serve(
     let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
-    let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: configuration.providers)
+    let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes)
     let host = configuration.server.host
     let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).

@@ -45,3 +45,34 @@ import Testing
         }
     }
 }
+
+@Suite struct RouteConfigurationTests {
+    @Test func routesParseAndPickByWeight() throws {
+        let configuration = try SluiceConfiguration.load(yaml: """
+            providers:
+              openai: { kind: openai, base_url: "https://api.openai.com/v1" }
+              local: { kind: openai, base_url: "http://127.0.0.1:9001/v1" }
+            routes:
+              split-test: [ { provider: openai, model: gpt-4o-mini, weight: 90 }, { provider: local, model: qwen, weight: 10 } ]
+              gpt-4o-mini: [ openai/gpt-4o-mini, local/qwen ]
+            """)
+        let split = try #require(configuration.routes["split-test"])
+        #expect(split.targets.map(\.lane) == ["openai/gpt-4o-mini", "local/qwen"])
+        var random = SplitMix64(seed: 7)
+        let picks = (0..<10_000).map { _ in split.pick(using: &random) }
+        let local = picks.filter { $0 == "local/qwen" }.count
+        #expect(local > 800 && local < 1_200, "\(local)")
+        // No weights: always the first target.
+        let plain = try #require(configuration.routes["gpt-4o-mini"])
+        #expect((0..<100).allSatisfy { _ in plain.pick(using: &random) == "openai/gpt-4o-mini" })
+    }
+
+    @Test func badRoutesNameTheKey() {
+        #expect(throws: ConfigurationError(key: "routes.r[0]", problem: "names provider 'ghost', which is not under providers")) {
+            try SluiceConfiguration.load(yaml: "routes: { r: [ ghost/m ] }")
+        }
+        #expect(throws: ConfigurationError(key: "routes.r", problem: "has weights that add up to 0")) {
+            try SluiceConfiguration.load(yaml: "providers: { p: { kind: openai, base_url: 'http://a' } }\nroutes: { r: [ { provider: p, weight: 0 } ] }")
+        }
+    }
+}

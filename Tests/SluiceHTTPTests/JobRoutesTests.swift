@@ -51,7 +51,10 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
         let providers = ["mock": SluiceConfiguration.Provider(
             name: "mock", kind: "openai", baseURL: "http://127.0.0.1:9/v1", limits: .init(requestsPerMinute: 60, concurrency: 4))]
-        let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: providers)
+        let modelRoutes = ["split": SluiceConfiguration.Route(name: "split", targets: [
+            .init(provider: "mock", model: "a", weight: 90), .init(provider: "mock", model: "b", weight: 10),
+        ])]
+        let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: providers, routes: modelRoutes)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))

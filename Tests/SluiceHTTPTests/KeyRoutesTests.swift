@@ -108,3 +108,25 @@ import Testing
         }
     }
 }
+
+@Suite struct ModelRouteTests {
+    @Test func aModelNamingARouteIsSplitByWeightAndRecorded() async throws {
+        try await withAPI { api in
+            let lines = Array(repeating: #"{"model": "split", "request": {"messages": []}}"#, count: 1_000).joined(separator: "\n")
+            let bulk = try await api.request(.post, "/v1/jobs/bulk", key: api.acme, json: lines, headers: [.contentType: "application/jsonl"])
+            #expect(bulk.status == .accepted)
+            let a = try await api.queue.counts(lane: "mock/a").ready
+            let b = try await api.queue.counts(lane: "mock/b").ready
+            #expect(a + b == 1_000)
+            #expect(b > 50 && b < 160, "10% of 1,000 went to b: \(b)")  // binomial: 100 ± 3 sd is 70-130
+            let one = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"model": "split", "request": {}}"#)
+            let id = try #require(one.body["id"] as? String)
+            let read = try await api.request(.get, "/v1/jobs/\(id)", key: api.acme)
+            #expect(read.body["route"] as? String == "split")
+            #expect(["mock/a", "mock/b"].contains(read.body["lane"] as? String ?? ""))
+            let unknown = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"model": "nope", "request": {}}"#)
+            #expect(unknown.status == .badRequest)
+            #expect((unknown.body["error"] as? [String: String])?["param"] == "model")
+        }
+    }
+}
