@@ -119,7 +119,7 @@ let package = Package(
         // Starts real redis-server processes for the tests.
         .target(
             name: "SluiceTestSupport",
-            dependencies: ["SluiceRedis"],
+            dependencies: ["SluiceRedis", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
@@ -134,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceProvidersTests",
-            dependencies: ["SluiceProviders", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["SluiceProviders", "SluiceMock", "SluiceTestSupport"]
         ),
         .testTarget(
             name: "SluiceWorkerTests",

@@ -19,17 +19,12 @@ struct EndToEndBench {
         let queue = JobQueue(redis: redis)
         let line = Array(#"{"lane":"\#(lane)","request":{"model":"fake-model","messages":[{"role":"user","content":"Say hello in five words."}],"max_tokens":16}}"#.utf8)
         let perRequest = 10_000
-        var body = Data()
-        for _ in 0..<perRequest {
-            body.append(contentsOf: line)
-            body.append(10)
-        }
-        let chunk = body
+        let chunk = HTTPBench.jsonLines(line, count: perRequest)
         let started = ContinuousClock.now
         var submittedAt = started
         try await SluiceClient.with(url: url, apiKey: apiKey, maxConnections: 4) { api in
             for _ in 0..<max(1, jobs / perRequest) {
-                _ = try await api.call(.POST, "/v1/jobs/bulk", body: chunk, contentType: "application/jsonl", parse: false)
+                _ = try await HTTPBench.post(api, chunk)
             }
             submittedAt = ContinuousClock.now
         }

@@ -32,13 +32,7 @@ struct HTTPBench {
 
     /// POSTs `bulkJobs` jobs as JSONL, `linesPerRequest` a request, two requests in flight.
     func bulkIngestion(_ api: SluiceClient) async throws -> Double {
-        var lines = Data()
-        lines.reserveCapacity((Self.line.count + 1) * linesPerRequest)
-        for _ in 0..<linesPerRequest {
-            lines.append(contentsOf: Self.line)
-            lines.append(10)
-        }
-        let body = lines
+        let body = Self.jsonLines(Self.line, count: linesPerRequest)
         let requests = max(1, bulkJobs / linesPerRequest)
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Int.self) { group in
@@ -56,6 +50,17 @@ struct HTTPBench {
             }
         }
         return Double(requests * linesPerRequest) / (ContinuousClock.now - started).seconds
+    }
+
+    /// A JSONL body: `line`, `count` times.
+    static func jsonLines(_ line: [UInt8], count: Int) -> Data {
+        var body = Data()
+        body.reserveCapacity((line.count + 1) * count)
+        for _ in 0..<count {
+            body.append(contentsOf: line)
+            body.append(10)
+        }
+        return body
     }
 
     /// POSTs one bulk; returns how many jobs it accepted, read from the answer's leading

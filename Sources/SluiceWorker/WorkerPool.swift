@@ -26,8 +26,6 @@ public final class WorkerPool: Service, Sendable {
     let logger: Logger
     let environment: [String: String]
     let stopping = Atomic<Bool>(false)
-    /// The lanes being served now (for status and tests).
-    public let serving = Mutex<[String]>([])
 
     public init(
         queue: JobQueue, lanes: Lanes, grace: Duration = .seconds(30), logger: Logger,
@@ -91,7 +89,6 @@ public final class WorkerPool: Service, Sendable {
                     }
                 }
                 for lane in found where started.insert(lane.lane).inserted {
-                    serving.withLock { $0.append(lane.lane) }
                     logger.info("workers: serving lane \(lane.lane) → \(lane.provider.name) \(lane.provider.baseURL)\(lane.path)")
                     let worker = LaneWorker(lane: lane, queue: queue, client: client, logger: logger, environment: environment)
                     group.addTask { await worker.run(stopping: { self.stopping.load(ordering: .relaxed) }) }

@@ -35,7 +35,7 @@ struct Up: AsyncParsableCommand {
                 url = embedded!.url
             }
             do {
-                try await serve(configuration: configuration, redisURL: url, embedded: embedded != nil, maintenance: true, workers: true)
+                try await serve(configuration: configuration, redisURL: url, embedded: embedded != nil, allInOne: true)
             } catch {
                 await embedded?.stop()
                 throw error
@@ -60,16 +60,15 @@ struct Serve: AsyncParsableCommand {
                     exitCode: 2,
                     message: "sluice serve needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs an embedded Redis instead")
             }
-            try await serve(configuration: configuration, redisURL: url, embedded: false, maintenance: false, workers: false)
+            try await serve(configuration: configuration, redisURL: url, embedded: false, allInOne: false)
         }
     }
 }
 
 /// Connects to Redis and the database, creates the first admin key if there is none, and runs
-/// the HTTP API (and, for `up`, queue maintenance) until SIGTERM or SIGINT.
-private func serve(
-    configuration: SluiceConfiguration, redisURL: String, embedded: Bool, maintenance: Bool, workers: Bool
-) async throws {
+/// the HTTP API until SIGTERM or SIGINT; `allInOne` (`sluice up`) adds queue maintenance, the
+/// workers and, when configured, the mock provider.
+private func serve(configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool) async throws {
     var logger = Logger(label: "sluice")
     logger.logLevel = .info
     let redis = try await RedisClient.connect(
@@ -96,15 +95,15 @@ private func serve(
     let host = configuration.server.host
     let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).
-        say("sluice: HTTP API on http://\(host):\(port)\(maintenance ? "; queue maintenance running" : "")\(workers ? "; workers for \(configuration.providers.count) provider(s)" : "")")
+        say("sluice: HTTP API on http://\(host):\(port)\(allInOne ? "; queue maintenance and workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application)]
-    if maintenance { services.append(.init(service: QueueMaintenance(queue: queue, logger: logger))) }
-    if workers {
+    if allInOne {
+        services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))
     }
-    if workers, let mockPort = configuration.mockProviderPort {
+    if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()
         mock.latency = .fixed(.milliseconds(20))
         // The demo's provider is a convenience: if its port is taken, say so and run without it.
@@ -113,7 +112,7 @@ private func serve(
                 service: DemoMock(port: mockPort, application: MockProvider(configuration: mock).application(port: mockPort, logger: logger) { port in
                     say("sluice: mock provider on http://127.0.0.1:\(port)")
                 }),
-                successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore))
+                successTerminationBehavior: .ignore))
     }
     var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
     groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]

@@ -1,5 +1,5 @@
 import Foundation
-import Hummingbird
+import SluiceTestSupport
 import Testing
 
 @testable import SluiceMock
@@ -7,25 +7,12 @@ import Testing
 
 /// Calls the mock provider over real HTTP on loopback.
 @Suite struct LiveCallTests {
-    func withMockServer(_ configure: (inout MockConfiguration) -> Void, _ body: (String) async throws -> Void) async throws {
-        var configuration = MockConfiguration()
-        configure(&configuration)
-        let mock = MockProvider(configuration: configuration)
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = mock.application(port: 0) { port in continuation.yield(port) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
-            var ports = stream.makeAsyncIterator()
-            let port = await ports.next()!
-            try await body("http://127.0.0.1:\(port)")
-            group.cancelAll()
-        }
-    }
-
     @Test func aCallToTheMockIsClassifiedWithItsUsageAndLimits() async throws {
         let http = ProviderClient.makeHTTPClient()
         defer { Task { try? await http.shutdown() } }
-        try await withMockServer({ $0.requestsPerMinute = 1 }) { base in
+        var limited = MockConfiguration()
+        limited.requestsPerMinute = 1
+        try await withMockProvider(limited) { _, base in
             let client = ProviderClient(http: http)
             let settings = ProviderSettings(name: "mock", kind: .openai, baseURL: base + "/v1", timeout: .seconds(5))
             let request = try ProviderAdapter.request(settings, path: "/chat/completions", body: Array(#"{"model": "m", "max_tokens": 7}"#.utf8))
@@ -48,7 +35,9 @@ import Testing
     @Test func resetsAndRefusedConnectionsAreRetryable() async throws {
         let http = ProviderClient.makeHTTPClient()
         defer { Task { try? await http.shutdown() } }
-        try await withMockServer({ $0.resetRate = 1 }) { base in
+        var resetting = MockConfiguration()
+        resetting.resetRate = 1
+        try await withMockProvider(resetting) { _, base in
             let settings = ProviderSettings(name: "mock", kind: .anthropic, baseURL: base, timeout: .seconds(5))
             let result = await ProviderClient(http: http).call(try ProviderAdapter.request(settings, path: "/v1/messages", body: Array("{}".utf8)))
             guard case .retryable = result.outcome else {

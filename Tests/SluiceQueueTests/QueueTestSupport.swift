@@ -100,12 +100,3 @@ func structuralProblems(queue: JobQueue, lane: String, jobs: [JobID]) async thro
     if readyCount != liveReady { problems.append("meta ready=\(readyCount) but \(liveReady) queued jobs are listed") }
     return problems
 }
-
-extension Sequence {
-    /// `map` with an async transform, in order.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var results: [T] = []
-        for element in self { results.append(try await transform(element)) }
-        return results
-    }
-}

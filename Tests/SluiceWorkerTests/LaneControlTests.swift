@@ -98,11 +98,3 @@ import Testing
         }
     }
 }
-
-extension Array {
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var all: [T] = []
-        for element in self { all.append(try await transform(element)) }
-        return all
-    }
-}

@@ -11,24 +11,6 @@ import SluiceTestSupport
 import SluiceWorker
 import Testing
 
-/// A mock provider on a loopback port for the length of `body`.
-func withMockProvider<T: Sendable>(_ configuration: MockConfiguration, _ body: (MockProvider, String) async throws -> T) async throws -> T {
-    let mock = MockProvider(configuration: configuration)
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let app = mock.application(port: 0) { port in continuation.yield(port) }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            try await app.runService()
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()!
-        let result = try await body(mock, "http://127.0.0.1:\(port)/v1")
-        group.cancelAll()
-        return result
-    }
-}
-
 /// Runs a worker pool for `lanes` until `body` returns, then stops it (SIGTERM's path).
 func withWorkers<T: Sendable>(
     _ queue: JobQueue, _ lanes: [WorkerLane], grace: Duration = .seconds(5), _ body: () async throws -> T
@@ -54,7 +36,7 @@ func withWorkers<T: Sendable>(
 
 func lane(_ name: String, _ base: String, limits: SluiceConfiguration.Limits = .init(), concurrency: Int = 32) -> WorkerLane {
     WorkerLane(
-        lane: name, provider: ProviderSettings(name: name, kind: .openai, baseURL: base, timeout: .seconds(30)),
+        lane: name, provider: ProviderSettings(name: name, kind: .openai, baseURL: base + "/v1", timeout: .seconds(30)),
         path: "/chat/completions", limits: limits, concurrency: concurrency)
 }
 
@@ -111,7 +93,7 @@ func finished(_ queue: JobQueue, _ ids: [JobID], timeout: Duration = .seconds(60
                 #expect(mock.stats().rateLimited >= 1)
                 // The first 429 paused the provider for every call: the rest waited a second.
                 #expect(ContinuousClock.now - started >= .seconds(1))
-                let released = try await ids.asyncFlatMap { try await queue.timeline($0) ?? [] }
+                let released = try await ids.asyncMap { try await queue.timeline($0) ?? [] }.flatMap { $0 }
                 #expect(released.contains { $0.info?.contains("rate limited, provider paused") == true })
             }
         }
@@ -164,13 +146,5 @@ func finished(_ queue: JobQueue, _ ids: [JobID], timeout: Duration = .seconds(60
             #expect(jobs.first?.state == .failed)
             #expect(jobs.first?.error?.contains("SLUICE_TEST_NO_SUCH_VARIABLE") == true)
         }
-    }
-}
-
-extension Array {
-    func asyncFlatMap<T>(_ transform: (Element) async throws -> [T]) async rethrows -> [T] {
-        var all: [T] = []
-        for element in self { all += try await transform(element) }
-        return all
     }
 }
