@@ -56,6 +56,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// The path of the call, relative to the base URL (default: the kind's main endpoint).
         public var path: String?
         public var limits = Limits()
+        /// The circuit breaker of each of the provider's lanes (per worker process): it opens
+        /// after `breakerFailures` retryable failures in a row, for `breakerOpenFor`, then lets
+        /// one probe call through at a time.
+        public var breakerFailures = 10
+        public var breakerOpenFor: Duration = .seconds(30)
 
         public init(name: String, kind: String, baseURL: String, limits: Limits = Limits()) {
             self.name = name
@@ -254,6 +259,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
             provider.limits.tokensPerMinute = try limitSection.int("tpm", in: 1...10_000_000_000)
             provider.limits.concurrency = try limitSection.int("concurrency", in: 1...100_000)
             try limitSection.finish()
+        }
+        if let breaker = try section.mapping("breaker") {
+            var breakerSection = Reader(breaker, path: path + ".breaker")
+            provider.breakerFailures = try breakerSection.int("failures", in: 1...1_000_000) ?? provider.breakerFailures
+            provider.breakerOpenFor = try breakerSection.duration("open_for") ?? provider.breakerOpenFor
+            try breakerSection.finish()
         }
         try section.finish()
         return provider

@@ -249,12 +249,35 @@ public struct SluiceAPI: Sendable {
                 "concurrency": provider.limits.concurrency ?? NSNull(),
             ] as [String: Any]
             entry["paused_until"] = try await limiter.pausedUntil().map { Double($0.value) / 1000 } ?? NSNull()
-            entry["in_flight"] = provider.limits.concurrency == nil ? NSNull() : try await limiter.inFlight()
+            let health = LaneHealth(redis: queue.redis)
+            if let announced = try await health.announced(provider: name) {
+                entry["announced"] = [
+                    "requests_remaining": announced.requestsRemaining ?? NSNull(),
+                    "requests_limit": announced.requestsLimit ?? NSNull(),
+                    "tokens_remaining": announced.tokensRemaining ?? NSNull(),
+                    "tokens_limit": announced.tokensLimit ?? NSNull(), "at": Double(announced.at.value) / 1000,
+                ] as [String: Any]
+            } else {
+                entry["announced"] = NSNull()
+            }
             var served: [[String: Any]] = []
+            var leased = 0
             for lane in lanes where lane == name || lane.hasPrefix(name + "/") {
                 let counts = try await queue.counts(lane: lane)
-                served.append(["lane": lane, "ready": counts.ready, "leased": counts.leased, "delayed": counts.delayed])
+                leased += counts.leased
+                var state: [String: Any] = ["lane": lane, "ready": counts.ready, "leased": counts.leased, "delayed": counts.delayed]
+                if let breaker = try await health.breaker(lane: lane) {
+                    state["breaker"] = [
+                        "state": breaker.state, "until": breaker.until.map { Double($0.value) / 1000 } ?? NSNull(),
+                        "reason": breaker.reason,
+                    ] as [String: Any]
+                } else {
+                    state["breaker"] = ["state": "closed", "until": NSNull(), "reason": ""] as [String: Any]
+                }
+                served.append(state)
             }
+            // With a concurrency limit, the limiter's slots; otherwise the lanes' leased jobs.
+            entry["in_flight"] = provider.limits.concurrency == nil ? leased : try await limiter.inFlight()
             entry["lanes"] = served
             data.append(entry)
         }

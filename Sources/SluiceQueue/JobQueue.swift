@@ -253,6 +253,39 @@ public final class JobQueue: Sendable {
         return try Self.reportOutcome(reply, script: "release")
     }
 
+    /// Which jobs `divert` moves: ones the caller has leased (those that cannot move wait
+    /// `wait`, their attempt not counted), or queued ones whose deadline falls within `within`.
+    public enum Diversion: Sendable {
+        case leased([LeasedJob], wait: Duration)
+        case deadlineWithin(Duration, limit: Int)
+    }
+
+    /// Moves jobs of `lane`, which is out, to the next lane of their route (`routes`: every route
+    /// `lane` is in, by name, with its target lanes in order). A job moves only along its own
+    /// route, to a lane it has not left before; it keeps its id. Returns how many moved and how
+    /// many could not.
+    public func divert(
+        lane: String, _ which: Diversion, routes: [String: [String]], why: String
+    ) async throws -> (moved: Int, kept: Int) {
+        var arguments: [any RedisArgument] = [cap, lane, why]
+        switch which {
+        case .leased(let jobs, let wait):
+            guard !jobs.isEmpty else { return (0, 0) }
+            arguments += ["leased", wait.milliseconds, resultTTL, jobs.count]
+            for job in jobs { arguments += [job.id.rawValue, job.token] }
+        case .deadlineWithin(let within, let limit):
+            arguments += ["deadline", within.milliseconds, resultTTL, limit]
+        }
+        let triples = routes.sorted { $0.key < $1.key }.flatMap { route, lanes in lanes.map { (route, $0) } }
+        arguments.append(triples.count)
+        for (route, target) in triples { arguments += [route, target, LaneTag(lane: target).rawValue] }
+        let reply = try await redis.run(scripts.divert, keys: [KeyLayout.prefix(lane: lane)], arguments: arguments)
+        guard let parts = reply.array, parts.count == 2, let moved = parts[0].int, let kept = parts[1].int else {
+            throw QueueError.unexpectedReply(script: "divert", "\(reply)")
+        }
+        return (moved, kept)
+    }
+
     static func reportOutcome(_ reply: RedisValue, script: String) throws -> ReportOutcome {
         guard let parts = reply.array, parts.count == 2, let ok = parts[0].int, let state = parts[1].string else {
             throw QueueError.unexpectedReply(script: script, "\(reply)")

@@ -7,7 +7,7 @@ import SluiceCore
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `sluice:{T}:job:<id>` | hash | the job: lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel, log (the timeline: lines `<ms> <state>[ <info>]`) |
+/// | `sluice:{T}:job:<id>` | hash | the job (T is the tag in its id: the lane that created it; a job moved to a fallback lane stays here, and `at` names the tag of its lane now, `left` the lanes it left): lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel, log (the timeline: lines `<ms> <state>[ <info>]`) |
 /// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
 /// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
@@ -28,6 +28,8 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:rpm`, `:tpm` | string | GCRA theoretical arrival times (ms) of the provider's RPM and TPM limits |
 /// | `sluice:{p:<provider>}:slots` | zset | calls in flight, one slot each, score = the slot's expiry (ms) |
 /// | `sluice:{p:<provider>}:pause` | string | when a 429's pause ends (ms), for every worker |
+/// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
+/// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
 ///
 /// The two `sluice:keys:` keys are global, outside every lane's slot: the scripts that create
 /// and finish jobs update `sluice:keys:open`, which a Redis Cluster would not allow across
@@ -70,6 +72,9 @@ public struct KeyLayout: Sendable, Hashable {
     public static func delayed(lane: String) -> String { laneKey(lane, "delayed") }
     public static func deadlines(lane: String) -> String { laneKey(lane, "deadlines") }
     public static func meta(lane: String) -> String { laneKey(lane, "meta") }
+
+    /// A lane's circuit breaker as a worker last reported it: "<state> <until ms> <reason>".
+    public static func breaker(lane: String) -> String { "sluice:breaker:" + lane }
 
     /// The prefix of a provider's limit keys (one slot per provider).
     public static func providerPrefix(_ provider: String) -> String { "sluice:{p:\(provider)}:" }

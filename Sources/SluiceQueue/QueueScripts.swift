@@ -18,6 +18,7 @@ struct QueueScripts: Sendable {
     let trimIndex: RedisScript
     let admit: RedisScript
     let release: RedisScript
+    let divert: RedisScript
     let limitAcquire: RedisScript
     let limitRelease: RedisScript
     let limitPause: RedisScript
@@ -44,6 +45,7 @@ struct QueueScripts: Sendable {
         laneStats = try Self.load("lane-stats")
         list = try Self.load("list")
         trimIndex = try Self.load("trim-index")
+        divert = try Self.load("divert")
         admit = try Self.load("admit")
         release = try Self.load("release")
         limitAcquire = try Self.load("limit-acquire")

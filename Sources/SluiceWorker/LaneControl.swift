@@ -39,11 +39,15 @@ struct LaneControl: Sendable {
         }
     }
 
-    mutating func succeeded(latency: Duration? = nil) {
+    /// A success. Returns whether it closed the breaker (the probe passed).
+    @discardableResult
+    mutating func succeeded(latency: Duration? = nil) -> Bool {
         if let latency { roundTrip = roundTrip * 0.9 + latency * 0.1 }
         failuresInARow = 0
+        let wasClosed = breaker == .closed
         breaker = .closed
         limit = min(Double(ceiling), limit + 1 / max(1, limit))
+        return !wasClosed
     }
 
     /// A 429 with no retry-after and no limit headers: the provider has a limit it does not say.
@@ -53,20 +57,33 @@ struct LaneControl: Sendable {
         limit = max(1, limit * decrease)
     }
 
-    /// A retryable failure (5xx, timeout, reset): counts toward opening the breaker.
-    mutating func failed(now: ContinuousClock.Instant) {
+    /// A retryable failure (5xx, timeout, reset): counts toward opening the breaker. Returns
+    /// whether the breaker opened (or opened again, after a failed probe).
+    @discardableResult
+    mutating func failed(now: ContinuousClock.Instant) -> Bool {
         failuresInARow += 1
         switch breaker {
         case .closed where failuresInARow >= threshold, .halfOpen, .open:
             breaker = .open(until: now + openFor)
+            return true
         case .closed:
-            break
+            return false
         }
     }
 
-    /// Called when a call starts while open past its time: the probe.
-    mutating func probing(now: ContinuousClock.Instant) {
-        if case .open(let until) = breaker, now >= until { breaker = .halfOpen }
+    /// Called when a call starts while open past its time: the probe. Returns whether the
+    /// breaker went half-open here.
+    @discardableResult
+    mutating func probing(now: ContinuousClock.Instant) -> Bool {
+        guard case .open(let until) = breaker, now >= until else { return false }
+        breaker = .halfOpen
+        return true
+    }
+
+    /// How long the breaker stays open from `now`; nil when it lets calls through.
+    func openFor(now: ContinuousClock.Instant) -> Duration? {
+        guard case .open(let until) = breaker, now < until else { return nil }
+        return until - now
     }
 
     var breakerName: String {

@@ -13,13 +13,31 @@ public struct WorkerLane: Sendable {
     public var path: String
     public var limits: SluiceConfiguration.Limits
     public var concurrency: Int
+    /// The model of a `provider/model` lane: a routed job's request gets it as its `model`.
+    public var model: String?
+    /// The routes this lane is a target of, by name, with all their target lanes in order: a job
+    /// of one of them moves to the next (the fallback) when this lane is out.
+    public var routes: [String: [String]]
+    /// For the same routes, the API their requests are written in: their first target's kind.
+    /// A routed job for a lane of another kind is translated (see `Translation`).
+    public var routeFormats: [String: ProviderKind]
+    /// The circuit breaker opens after this many retryable failures in a row…
+    public var breakerFailures = 10
+    /// …for this long; then one probe call at a time until one succeeds.
+    public var breakerOpenFor: Duration = .seconds(30)
 
-    public init(lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int) {
+    public init(
+        lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int,
+        model: String? = nil, routes: [String: [String]] = [:], routeFormats: [String: ProviderKind] = [:]
+    ) {
         self.lane = lane
         self.provider = provider
         self.path = path
         self.limits = limits
         self.concurrency = concurrency
+        self.model = model
+        self.routes = routes
+        self.routeFormats = routeFormats
     }
 
     /// The lane as the configuration describes it; nil when no configured provider serves it.
@@ -30,9 +48,20 @@ public struct WorkerLane: Sendable {
         let settings = ProviderSettings(
             name: provider.name, kind: kind, baseURL: provider.baseURL, apiKeyEnvironment: provider.apiKeyEnvironment,
             timeout: provider.timeout)
-        return WorkerLane(
+        var routes: [String: [String]] = [:]
+        var formats: [String: ProviderKind] = [:]
+        for (name, route) in configuration.routes where route.targets.contains(where: { $0.lane == lane }) {
+            routes[name] = route.targets.map(\.lane)
+            let first = configuration.provider(forLane: route.targets[0].lane).flatMap { ProviderKind(rawValue: $0.provider.kind) }
+            formats[name] = first ?? kind
+        }
+        var worker = WorkerLane(
             lane: lane, provider: settings, path: provider.path ?? ProviderAdapter.defaultPath(kind, model: model),
-            limits: provider.limits, concurrency: concurrency)
+            limits: provider.limits, concurrency: concurrency, model: model, routes: routes.filter { $0.value.count > 1 },
+            routeFormats: formats)
+        worker.breakerFailures = provider.breakerFailures
+        worker.breakerOpenFor = provider.breakerOpenFor
+        return worker
     }
 }
 
@@ -40,11 +69,16 @@ public struct WorkerLane: Sendable {
 /// provider for each, and reports: complete on success (with usage), release on a 429 (the
 /// provider is paused for every worker, and the attempt does not count), fail otherwise
 /// (retryable or not, as the classifier says).
+///
+/// When the lane is out, jobs submitted through a route move to the route's next lane (the
+/// fallback): all of them while the breaker is open, and those whose deadline would pass while
+/// the provider's limits hold them back.
 final class LaneWorker: Sendable {
     let lane: WorkerLane
     let queue: JobQueue
     let client: ProviderClient
     let limiter: ProviderLimiter
+    let health: LaneHealth
     let logger: Logger
     let environment: [String: String]
     private let running = Mutex(0)
@@ -60,8 +94,14 @@ final class LaneWorker: Sendable {
         self.logger = logger
         self.environment = environment
         limiter = ProviderLimiter(redis: queue.redis, provider: lane.provider.name, limits: lane.limits)
-        control = Mutex(LaneControl(ceiling: lane.concurrency))
+        health = LaneHealth(redis: queue.redis)
+        control = Mutex(LaneControl(ceiling: lane.concurrency, threshold: lane.breakerFailures, openFor: lane.breakerOpenFor))
     }
+
+    /// When the last announced limits were recorded for `/v1/providers` (at most once a second).
+    private let lastAnnounced = Mutex<ContinuousClock.Instant?>(nil)
+    /// When jobs were last looked at for missing their deadline behind the limits.
+    private let lastDeadlineLook = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Leases and runs jobs until `stopping()` says so; then waits for the calls in flight. The
     /// caller cancels the task after the grace period: calls still running give their jobs back.
@@ -70,9 +110,14 @@ final class LaneWorker: Sendable {
         await withDiscardingTaskGroup { group in
             while !stopping() && !Task.isCancelled {
                 let now = ContinuousClock.now
-                let allowed = control.withLock { control in
-                    control.probing(now: now)
-                    return control.allowed(now: now)
+                let (allowed, halfOpened, openFor) = control.withLock { control in
+                    let halfOpened = control.probing(now: now)
+                    return (control.allowed(now: now), halfOpened, control.openFor(now: now))
+                }
+                if halfOpened { await reportBreaker("half-open", for: nil, reason: "probing") }
+                if let openFor, !lane.routes.isEmpty {
+                    await divertWhileOpen(openFor: openFor)
+                    continue
                 }
                 let free = allowed - running.withLock { $0 }
                 if free <= 0 {
@@ -85,6 +130,7 @@ final class LaneWorker: Sendable {
                     switch try await limiter.acquire(want: min(free, 32), tokens: tokens) {
                     case .success(let granted): grant = granted
                     case .failure(let refusal):
+                        await divertPastDeadlines(refusal)
                         try? await Task.sleep(for: min(refusal.wait, .seconds(1)))
                         continue
                     }
@@ -117,9 +163,14 @@ final class LaneWorker: Sendable {
     /// One job: the call, with heartbeats while it runs, then its report.
     func call(_ job: LeasedJob, slot: [String], estimated: Int) async {
         let request: ProviderRequest
+        // A job submitted through a route is written for the route's first target: it gets this
+        // lane's model, and is translated when this lane's API differs.
+        let written = Self.route(of: job.metadata).flatMap { lane.routeFormats[$0] }
         do {
+            var body = job.payload
+            if let written { body = try Translation.request(body, from: written, to: lane.provider.kind, model: lane.model) }
             request = try ProviderAdapter.request(
-                lane.provider, path: lane.path, body: job.payload, idempotencyKey: job.id.rawValue, environment: environment)
+                lane.provider, path: lane.path, body: body, idempotencyKey: job.id.rawValue, environment: environment)
         } catch {
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(error)", retryable: false) }
             try? await limiter.release(slots: slot)
@@ -146,7 +197,10 @@ final class LaneWorker: Sendable {
         }
         switch result.outcome {
         case .success(let usage):
-            control.withLock { $0.succeeded(latency: result.latency) }
+            if control.withLock({ $0.succeeded(latency: result.latency) }) {
+                await reportBreaker(nil, for: nil, reason: "")
+            }
+            if let response = result.response { await noteAnnounced(response) }
             // A window with nothing left: hold off until it resets, before the provider says 429.
             if let response = result.response, Self.saysExhausted(response), let pause = RateLimitInfo(headers: response.headerPairs).pause {
                 _ = try? await limiter.pause(for: pause)
@@ -155,10 +209,14 @@ final class LaneWorker: Sendable {
                 used = usage.input + usage.output
                 estimate.withLock { $0 = $0 * 0.9 + Double(used) * 0.1 }
             }
+            let body = result.response?.body ?? []
+            let answer =
+                if let written, written != lane.provider.kind {
+                    Translation.response(body, provider: lane.provider.kind, client: written)
+                } else { body }
             await report {
                 try await self.queue.complete(
-                    job.id, token: job.token, result: result.response?.body ?? [], info: info,
-                    usage: usage.map { ($0.input, $0.output) })
+                    job.id, token: job.token, result: answer, info: info, usage: usage.map { ($0.input, $0.output) })
             }
         case .rateLimited(let limits, let message) where limits.pause == nil && limits.requests == nil && limits.tokens == nil:
             // A limit nobody announced: slow down here (AIMD) instead of pausing everyone.
@@ -176,12 +234,94 @@ final class LaneWorker: Sendable {
                     job.id, token: job.token, why: "\(info): rate limited, provider paused \(Int(pause / .milliseconds(1))) ms: \(message.prefix(200))")
             }
         case .retryable(let why):
-            control.withLock { $0.failed(now: .now) }
+            if control.withLock({ $0.failed(now: .now) }) {
+                await reportBreaker("open", for: lane.breakerOpenFor, reason: "\(info): \(why.prefix(200))")
+            }
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: true) }
         case .contextLength(let why), .fatal(let why):
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: false) }
         }
         try? await limiter.release(slots: slot, tokenDelta: used - estimated)
+    }
+
+    // MARK: - When the lane is out
+
+    /// The breaker is open: jobs with a fallback move to it; the others wait until the breaker
+    /// lets a probe through (their attempts not counted).
+    private func divertWhileOpen(openFor: Duration) async {
+        do {
+            let jobs = try await queue.lease(lane: lane.lane, count: 64, duration: .seconds(30))
+            if jobs.isEmpty {
+                try? await Task.sleep(for: min(openFor, .milliseconds(200)))
+                return
+            }
+            let (moved, kept) = try await queue.divert(
+                lane: lane.lane, .leased(jobs, wait: max(openFor, .milliseconds(100))), routes: lane.routes,
+                why: "circuit breaker open")
+            if moved > 0 { logger.info("lane \(lane.lane): breaker open; \(moved) jobs moved to their fallback, \(kept) wait") }
+        } catch {
+            logger.warning("lane \(lane.lane): moving jobs to their fallback failed: \(error)")
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// The provider's limits hold calls back (a 429's pause, or RPM/TPM spacing): queued jobs
+    /// whose deadline would pass first move to their fallback. The wait counts the backlog ahead
+    /// at the configured RPM. At most twice a second per worker.
+    private func divertPastDeadlines(_ refusal: ProviderLimiter.Refusal) async {
+        guard !lane.routes.isEmpty, refusal.reason != "concurrency" else { return }
+        let now = ContinuousClock.now
+        let due = lastDeadlineLook.withLock { last in
+            if let last, now - last < .milliseconds(500) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        do {
+            var within = refusal.wait
+            if let rpm = lane.limits.requestsPerMinute, rpm > 0 {
+                let ready = try await queue.counts(lane: lane.lane).ready
+                within += .seconds(60) * Double(ready) / Double(rpm)
+            }
+            let (moved, _) = try await queue.divert(
+                lane: lane.lane, .deadlineWithin(within, limit: 1000), routes: lane.routes,
+                why: "\(refusal.reason) limit: would start only after its deadline")
+            if moved > 0 { logger.info("lane \(lane.lane): \(moved) jobs moved to their fallback before their deadlines") }
+        } catch {
+            logger.warning("lane \(lane.lane): moving jobs past their deadline failed: \(error)")
+        }
+    }
+
+    /// The route a job was submitted through: the `route` of its envelope.
+    static func route(of metadata: [UInt8]) -> String? {
+        guard !metadata.isEmpty, metadata.count < 1 << 20,
+            let envelope = try? JSONSerialization.jsonObject(with: Data(metadata)) as? [String: Any]
+        else { return nil }
+        return envelope["route"] as? String
+    }
+
+    private func reportBreaker(_ state: String?, for open: Duration?, reason: String) async {
+        if let state { logger.warning("lane \(lane.lane): circuit breaker \(state)\(reason.isEmpty ? "" : ": " + reason)") }
+        else { logger.info("lane \(lane.lane): circuit breaker closed") }
+        let until = open.map { UnixMillis(UnixMillis.current().value + $0.milliseconds) }
+        try? await health.report(lane: lane.lane, breaker: state, until: until, reason: reason)
+    }
+
+    /// Keeps the rate-limit figures the provider announces, for `/v1/providers` (once a second).
+    private func noteAnnounced(_ response: ProviderResponse) async {
+        let now = ContinuousClock.now
+        let due = lastAnnounced.withLock { last in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let info = RateLimitInfo(headers: response.headerPairs)
+        guard info.requests != nil || info.tokens != nil else { return }
+        let announced = LaneHealth.Announced(
+            requestsRemaining: info.requests?.remaining, requestsLimit: info.requests?.limit,
+            tokensRemaining: info.tokens?.remaining, tokensLimit: info.tokens?.limit, at: .current())
+        try? await health.report(provider: lane.provider.name, announced: announced)
     }
 
     /// Whether an answer says one of its limit windows is used up (a cheap look at the values

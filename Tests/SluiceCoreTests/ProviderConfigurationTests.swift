@@ -8,8 +8,12 @@ import Testing
             providers:
               openai: { kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY,
                         limits: { rpm: 500, tpm: 200000, concurrency: 64 } }
-              local:  { kind: openai, base_url: "http://127.0.0.1:9001/v1", timeout: 30s, path: /completions }
+              local:  { kind: openai, base_url: "http://127.0.0.1:9001/v1", timeout: 30s, path: /completions,
+                        breaker: { failures: 4, open_for: 5s } }
             """)
+        #expect(configuration.providers["local"]?.breakerFailures == 4)
+        #expect(configuration.providers["local"]?.breakerOpenFor == .seconds(5))
+        #expect(configuration.providers["openai"]?.breakerFailures == 10, "the default")
         let openAI = try #require(configuration.providers["openai"])
         #expect(openAI.limits == .init(requestsPerMinute: 500, tokensPerMinute: 200_000, concurrency: 64))
         #expect(openAI.apiKeyEnvironment == "OPENAI_API_KEY")
@@ -29,6 +33,19 @@ import Testing
         #expect(throws: ConfigurationError(key: "providers.x.limits.rpn", problem: "is not a known setting")) {
             try SluiceConfiguration.load(yaml: "providers: { x: { kind: openai, base_url: 'http://a', limits: { rpn: 5 } } }")
         }
+        #expect(throws: ConfigurationError(key: "providers.x.breaker.failures", problem: "must be a whole number within 1...1000000")) {
+            try SluiceConfiguration.load(yaml: "providers: { x: { kind: openai, base_url: 'http://a', breaker: { failures: 0 } } }")
+        }
+    }
+
+    /// The shipped config's demo route: a fallback from the OpenAI-shaped demo to the same mock
+    /// spoken to as Anthropic, which a worker lane knows as its route and the request's API.
+    @Test func theShippedDemoRouteFallsBackAcrossKinds() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/sluice.yaml")
+        let configuration = try SluiceConfiguration.load(yaml: try String(contentsOf: url, encoding: .utf8))
+        let route = try #require(configuration.routes["demo-smart"])
+        #expect(route.targets.map(\.lane) == ["demo/gpt-4o-mini", "demo-claude/claude-3-5-haiku"])
+        #expect(configuration.provider(forLane: "demo-claude/claude-3-5-haiku")?.provider.kind == "anthropic")
     }
 
     @Test func theShippedPoolDefinitionParsesAndBadOnesNameTheKey() throws {

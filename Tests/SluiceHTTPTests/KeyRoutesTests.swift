@@ -94,6 +94,13 @@ import Testing
             let limiter = ProviderLimiter(redis: api.queue.redis, provider: "mock", limits: .init(concurrency: 4))
             try await limiter.pause(for: .seconds(30))
             _ = try await limiter.acquire(want: 1, tokens: 1)  // refused while paused: nothing taken
+            // What workers report: a lane's breaker, and the limits the provider last announced.
+            let health = LaneHealth(redis: api.queue.redis)
+            let until = UnixMillis(UnixMillis.current().value + 30_000)
+            try await health.report(lane: "mock/gpt-4o-mini", breaker: "open", until: until, reason: "mock HTTP 500 in 3 ms")
+            try await health.report(
+                provider: "mock",
+                announced: .init(requestsRemaining: 12, requestsLimit: 60, tokensRemaining: nil, tokensLimit: nil, at: .current()))
             #expect(try await api.request(.get, "/v1/providers", key: api.acme).status == .forbidden)
             let response = try await api.request(.get, "/v1/providers", key: api.admin)
             #expect(response.status == .ok)
@@ -105,6 +112,17 @@ import Testing
             #expect(mock["in_flight"] as? Int == 0)
             let lanes = try #require(mock["lanes"] as? [[String: Any]])
             #expect(lanes.count == 1 && lanes[0]["lane"] as? String == "mock/gpt-4o-mini" && lanes[0]["ready"] as? Int == 1)
+            let breaker = try #require(lanes[0]["breaker"] as? [String: Any])
+            #expect(breaker["state"] as? String == "open" && breaker["reason"] as? String == "mock HTTP 500 in 3 ms")
+            #expect(breaker["until"] as? Double == Double(until.value) / 1000)
+            let announced = try #require(mock["announced"] as? [String: Any])
+            #expect(announced["requests_remaining"] as? Int == 12 && announced["requests_limit"] as? Int == 60)
+            #expect(announced["tokens_remaining"] is NSNull)
+            // Closed again: the entry goes, and the lane says closed.
+            try await health.report(lane: "mock/gpt-4o-mini", breaker: nil)
+            let after = try await api.request(.get, "/v1/providers", key: api.admin)
+            let lane = try #require(((after.body["data"] as? [[String: Any]])?.first?["lanes"] as? [[String: Any]])?.first)
+            #expect((lane["breaker"] as? [String: Any])?["state"] as? String == "closed")
         }
     }
 }

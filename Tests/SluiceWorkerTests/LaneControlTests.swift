@@ -66,8 +66,10 @@ import Testing
                 let succeeded = late.succeeded - early.succeeded
                 print("hidden limit 20: first 2 s \(early.rateLimited) 429s of \(early.received); next 2 s \(limited) of \(requests), \(succeeded) succeeded")
                 #expect(Double(limited) < Double(requests) * 0.1, "\(limited) 429s of \(requests) after the first seconds")
-                // 20 at once at 20 ms is at most ~2,000 calls in 2 s; a loaded debug build gets 1,000-1,400.
-                #expect(succeeded > 600, "\(succeeded) calls in 2 s")
+                // 20 at once at 20 ms is at most ~2,000 calls in 2 s; a debug build alone gets
+                // 1,000-1,400, and under the whole parallel test run as few as ~570. Collapsed to a
+                // handful at once it would be ~100-300: that is what this guards against.
+                #expect(succeeded > 350, "\(succeeded) calls in 2 s")
                 #expect(late.peakConcurrency <= 20)
             }
         }

@@ -1,7 +1,7 @@
 --[[
   cancel: cancels a job.
 
-  KEYS[1]  the job's lane prefix
+  KEYS[1]  the job's home prefix (from its id)
   ARGV[1]  event stream cap
   ARGV[2]  job id
   ARGV[3]  result TTL, milliseconds
@@ -13,10 +13,11 @@
 ]]
 --!include common.lua
 local prefix, cap, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane', 'deadline')
+local jobKey = jobKey(id)
+local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane', 'deadline', 'at')
 local state, tenant, lane = f[1], f[2], f[3]
 if not state then return {'not_found', ''} end
+prefix = lanePrefix(prefix, f[5])
 local now = nowMillis()
 if state == 'queued' then
   tombstone(prefix, lane)

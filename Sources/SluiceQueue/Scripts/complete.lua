@@ -2,7 +2,7 @@
   complete: records the results of leased jobs, each compare-and-set on its lease token.
   Many reports go in one call (the queue coalesces concurrent completes: group commit).
 
-  KEYS[1]  the jobs' lane prefix (all jobs of one call share it)
+  KEYS[1]  the jobs' home prefix (all jobs of one call share it: their ids' tag)
   ARGV[1]  event stream cap
   ARGV[2]  result TTL, milliseconds (0 keeps the job hash forever)
   ARGV[3]  n, the number of reports
@@ -24,8 +24,8 @@ local byLane, laneOrder = {}, {} -- lane -> {succeeded = ids, cancelled = ids, g
 for i = 0, n - 1 do
   local b = 4 + i * 5
   local id, token, result, info, usage = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key')
+  local jobKey = jobKey(id)
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key', 'at')
   if f[1] ~= 'leased' or f[2] ~= token then
     out[#out + 1] = 0
     out[#out + 1] = f[1] or ''
@@ -33,7 +33,7 @@ for i = 0, n - 1 do
     local lane = f[4]
     local group = byLane[lane]
     if not group then
-      group = {succeeded = {}, cancelled = {}, groups = {}, released = 0}
+      group = {succeeded = {}, cancelled = {}, groups = {}, released = 0, prefix = lanePrefix(prefix, f[8])}
       byLane[lane] = group
       laneOrder[#laneOrder + 1] = lane
     end
@@ -46,7 +46,7 @@ for i = 0, n - 1 do
         'log', (f[6] or '') .. logLine(nowText, state, info))
     end
     if usage ~= '' then redis.call('HSET', jobKey, 'usage', usage) end
-    if f[5] then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
+    if f[5] then redis.call('ZREM', laneKey(group.prefix, lane, 'deadlines'), id) end
     if f[7] then finishedBy[f[7]] = (finishedBy[f[7]] or 0) + 1 end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
     local leaseGroupId = leaseGroup(token)
@@ -68,15 +68,15 @@ for _, lane in ipairs(laneOrder) do
   local group = byLane[lane]
   -- Released from their lease groups, one SREM per group; groups left empty leave the leased set.
   for leaseGroupId, members in pairs(group.groups) do
-    local key = groupKey(prefix, lane, leaseGroupId)
+    local key = groupKey(group.prefix, lane, leaseGroupId)
     for i = 1, #members, 1000 do redis.call('SREM', key, unpack(members, i, math.min(i + 999, #members))) end
     if redis.call('EXISTS', key) == 0 then
-      redis.call('ZREM', laneKey(prefix, lane, 'leased'), leaseGroupId)
+      redis.call('ZREM', laneKey(group.prefix, lane, 'leased'), leaseGroupId)
     end
   end
-  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -group.released)
-  if #group.succeeded > 0 then emit(prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
-  if #group.cancelled > 0 then emit(prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
+  redis.call('HINCRBY', laneKey(group.prefix, lane, 'meta'), 'leased', -group.released)
+  if #group.succeeded > 0 then emit(group.prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
+  if #group.cancelled > 0 then emit(group.prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
 end
 for submitter, count in pairs(finishedBy) do redis.call('HINCRBY', OPEN_JOBS, submitter, -count) end
 if #done > 0 then redis.call('PUBLISH', prefix .. 'done', table.concat(done, ',')) end

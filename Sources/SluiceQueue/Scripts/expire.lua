@@ -18,10 +18,12 @@ local ids = redis.call('ZRANGEBYSCORE', deadlines, '-inf', now, 'LIMIT', 0, limi
 local expired = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', deadlines, id)
-  local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'tenant')
+  local jobKey = jobKey(id)
+  local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane')
   local state = f[1]
-  if state == 'queued' or state == 'delayed' or state == 'retry_wait' then
+  if f[3] ~= lane then
+    state = nil -- moved to a fallback lane, whose own deadline entry it has
+  elseif state == 'queued' or state == 'delayed' or state == 'retry_wait' then
     if state == 'queued' then
       tombstone(prefix, lane)
     else

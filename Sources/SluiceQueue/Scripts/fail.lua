@@ -1,7 +1,7 @@
 --[[
   fail: records a failed attempt of a leased job, compare-and-set on the lease token.
 
-  KEYS[1]  the job's lane prefix
+  KEYS[1]  the job's home prefix (from its id)
   ARGV[1]  event stream cap
   ARGV[2]  job id
   ARGV[3]  lease token
@@ -18,9 +18,10 @@
 --!include common.lua
 local prefix, cap, id, token, err = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retryable, backoff, ttl = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7]
-local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'attempts', 'max_attempts', 'deadline')
+local jobKey = jobKey(id)
+local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'attempts', 'max_attempts', 'deadline', 'at')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
+prefix = lanePrefix(prefix, f[8])
 local lane, now = f[4], nowMillis()
 release(prefix, lane, id, token)
 redis.call('HSET', jobKey, 'error', err)

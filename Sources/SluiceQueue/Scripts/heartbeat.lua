@@ -2,7 +2,7 @@
   heartbeat: extends the lease of a job, if the caller still holds it, and with it the lease of
   every job of the same lease call that is still held (they share one deadline).
 
-  KEYS[1]  the job's lane prefix
+  KEYS[1]  the job's home prefix (from its id)
   ARGV[1]  job id
   ARGV[2]  lease token
   ARGV[3]  new lease duration from now, milliseconds
@@ -12,10 +12,10 @@
 ]]
 --!include common.lua
 local prefix, id, token, leaseMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane')
+local jobKey = jobKey(id)
+local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'at')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
 local untilMs = nowMillis() + leaseMs
 -- The whole lease call is extended: one worker holds all of its jobs.
-redis.call('ZADD', laneKey(prefix, f[4], 'leased'), 'XX', untilMs, leaseGroup(token))
+redis.call('ZADD', laneKey(lanePrefix(prefix, f[5]), f[4], 'leased'), 'XX', untilMs, leaseGroup(token))
 return {1, f[3] == '1' and 1 or 0, untilMs}

@@ -17,8 +17,8 @@ local oldest = nil
 for _, tenant in ipairs(redis.call('ZRANGE', laneKey(prefix, lane, 'rr'), 0, -1)) do
   for _, class in ipairs(redis.call('ZRANGE', classesKey(prefix, lane, tenant), 0, -1)) do
     for _, id in ipairs(redis.call('LRANGE', readyList(prefix, lane, tenant, class), 0, 10)) do
-      local f = redis.call('HMGET', prefix .. 'job:' .. id, 'state', 'created')
-      if f[1] == 'queued' then
+      local f = redis.call('HMGET', jobKey(id), 'state', 'created', 'lane')
+      if f[1] == 'queued' and f[3] == lane then
         local created = tonumber(f[2])
         if not oldest or created < oldest then oldest = created end
         break

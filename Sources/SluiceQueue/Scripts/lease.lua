@@ -35,9 +35,9 @@ local popLimit = n * 4 + 1000 -- bounds the tombstones one call discards
 -- deadline passed before the expirer saw it.
 local function take(id, tenant)
   popped = popped + 1
-  local jobKey = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'attempts', 'payload', 'meta', 'log')
-  if f[1] ~= 'queued' then return end
+  local jobKey = jobKey(id)
+  local f = redis.call('HMGET', jobKey, 'state', 'deadline', 'attempts', 'payload', 'meta', 'log', 'lane')
+  if f[1] ~= 'queued' or f[7] ~= lane then return end -- a tombstone (also: a job moved to a fallback lane)
   taken = taken + 1
   if f[2] and tonumber(f[2]) <= now then
     finish(prefix, lane, jobKey, id, 'expired', now, ttl, f[2])

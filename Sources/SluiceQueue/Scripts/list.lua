@@ -29,7 +29,7 @@ while found < limit and examined < budget do
     examined = examined + 1
     lastExamined = id
     bound = '(' .. id
-    local state = redis.call('HGET', prefix .. 'job:' .. id, 'state')
+    local state = redis.call('HGET', jobKey(id), 'state')
     if not state then
       gone[#gone + 1] = id
     elseif wanted == '' or state == wanted then

@@ -17,7 +17,7 @@ local ids = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
 local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', delayed, id)
-  local jobKey = prefix .. 'job:' .. id
+  local jobKey = jobKey(id)
   local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'prio')
   if f[1] == 'delayed' or f[1] == 'retry_wait' then
     redis.call('HSET', jobKey, 'state', 'queued')

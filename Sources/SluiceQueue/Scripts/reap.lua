@@ -26,7 +26,7 @@ for _, group in ipairs(groups) do
   local ids = redis.call('SMEMBERS', members)
   redis.call('DEL', members)
   for _, id in ipairs(ids) do
-    local jobKey = prefix .. 'job:' .. id
+    local jobKey = jobKey(id)
     local f = redis.call('HMGET', jobKey, 'state', 'attempts', 'max_attempts', 'tenant', 'prio',
       'cancel', 'deadline', 'token')
     -- Still leased under this group: its deadline was found in the past just now.

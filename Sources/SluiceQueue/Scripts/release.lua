@@ -2,7 +2,7 @@
   release: gives a leased job back without using up its attempt: the provider said 429, or the
   worker is shutting down. (A failed call is `fail`, which does count.)
 
-  KEYS[1]  the job's lane prefix
+  KEYS[1]  the job's home prefix (from its id)
   ARGV[1]  event stream cap
   ARGV[2]  job id
   ARGV[3]  lease token
@@ -16,9 +16,10 @@
 --!include common.lua
 local prefix, cap, id, token = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local delay, why, ttl = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local jobKey = prefix .. 'job:' .. id
-local f = redis.call('HMGET', jobKey, 'state', 'token', 'lane', 'tenant', 'prio', 'attempts', 'deadline', 'cancel')
+local jobKey = jobKey(id)
+local f = redis.call('HMGET', jobKey, 'state', 'token', 'lane', 'tenant', 'prio', 'attempts', 'deadline', 'cancel', 'at')
 if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
+prefix = lanePrefix(prefix, f[9])
 local lane, now = f[3], nowMillis()
 release(prefix, lane, id, token)
 if f[8] == '1' then

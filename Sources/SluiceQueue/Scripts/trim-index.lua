@@ -19,7 +19,7 @@ for _, tenant in ipairs(redis.call('SRANDMEMBER', tenants, sample)) do
   local index = laneKey(prefix, lane, 'index:' .. tenant)
   local gone = {}
   for _, id in ipairs(redis.call('ZRANGE', index, '-', '+', 'BYLEX', 'LIMIT', 0, limit)) do
-    if redis.call('EXISTS', prefix .. 'job:' .. id) == 0 then gone[#gone + 1] = id end
+    if redis.call('EXISTS', jobKey(id)) == 0 then gone[#gone + 1] = id end
   end
   for i = 1, #gone, 1000 do redis.call('ZREM', index, unpack(gone, i, math.min(i + 999, #gone))) end
   dropped = dropped + #gone

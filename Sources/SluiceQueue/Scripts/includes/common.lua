@@ -26,6 +26,16 @@ end
 -- Integers as exact decimal strings (tostring would print large doubles in exponent form).
 local function fmt(n) return string.format('%.0f', n) end
 
+-- A job's hash, found from its id alone: the id carries the tag of the lane that created it (its
+-- home). A job moved to a fallback lane keeps its id and its hash at home; its `at` field holds
+-- the tag of the lane it is in now, whose structures (lists, sets, events) it uses from then on.
+local function jobKey(id) return 'sluice:{' .. string.sub(id, 5, 12) .. '}:job:' .. id end
+-- The key prefix of the lane a job is in: its home's, unless it was moved (`at`).
+local function lanePrefix(home, at)
+  if at and at ~= '' then return 'sluice:{' .. at .. '}:' end
+  return home
+end
+
 local function laneKey(prefix, lane, suffix) return prefix .. 'lane:' .. lane .. ':' .. suffix end
 local function readyList(prefix, lane, tenant, class) return laneKey(prefix, lane, 'ready:' .. tenant .. ':' .. class) end
 local function classesKey(prefix, lane, tenant) return laneKey(prefix, lane, 'classes:' .. tenant) end
