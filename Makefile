@@ -5,7 +5,10 @@ SWIFT      ?= swift
 APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release run test bench clean
+.PHONY: deps venv build release run test bench clean
+
+VENV       := .build-py/venv
+PY_PKGS    := openai anthropic standardwebhooks
 
 ## deps: install the Debian packages Sluice needs, only those missing; apt-get update only if needed.
 deps:
@@ -17,6 +20,16 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all present ($(APT_PKGS))"; fi
+
+## venv: a Python venv with the official SDKs, the clients of the end-to-end tests (Tests/e2e).
+## Debian's python3 needs python3-venv for it; installed when missing.
+venv: $(VENV)/.ready
+$(VENV)/.ready:
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; }
+	rm -rf $(VENV) && python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_PKGS)
+	touch $@
 
 build: deps
 	$(SWIFT) build
@@ -33,7 +46,7 @@ run: deps
 ## test: the whole suite, against real redis-server processes the harness starts itself. The
 ## multi-process worker tests (three `sluice work` processes for 66 s, kill -9 in a batch) run on
 ## their own afterwards: alongside them, a 2-core machine is too loaded for the timing checks.
-test: deps
+test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip WorkerProcessTests
 	$(SWIFT) test --skip-build --filter WorkerProcessTests
@@ -47,4 +60,4 @@ bench: deps
 	bench/workers.sh
 
 clean:
-	rm -rf .build var
+	rm -rf .build .build-py var

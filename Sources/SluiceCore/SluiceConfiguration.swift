@@ -10,6 +10,10 @@ public struct SluiceConfiguration: Sendable, Hashable {
     public struct Server: Sendable, Hashable {
         public var host = "127.0.0.1"
         public var port = 8080
+        /// How long the synchronous facade (`/v1/chat/completions`, …) waits for a job by
+        /// default, and the most a client may ask for with `X-Sluice-Wait`.
+        public var facadeWait: Duration = .seconds(60)
+        public var facadeMaxWait: Duration = .seconds(600)
     }
 
     /// Which Redis to use, and how to talk to it.
@@ -143,6 +147,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
             var section = Reader(server, path: "server")
             configuration.server.host = try section.string("host") ?? configuration.server.host
             configuration.server.port = try section.int("port", in: 0...65535) ?? configuration.server.port
+            configuration.server.facadeWait = try section.duration("facade_wait") ?? configuration.server.facadeWait
+            configuration.server.facadeMaxWait = try section.duration("facade_max_wait") ?? configuration.server.facadeMaxWait
+            guard configuration.server.facadeWait <= configuration.server.facadeMaxWait else {
+                throw ConfigurationError(key: "server.facade_wait", problem: "must not be above server.facade_max_wait")
+            }
             try section.finish()
         }
         if let redis = try reader.mapping("redis") {

@@ -16,6 +16,8 @@ public struct APIError: HTTPResponseError, Sendable {
     public var param: String?
     /// Extra headers (Retry-After for 429 and 503).
     public var headers: HTTPFields = [:]
+    /// The job the error is about, when the client can still follow it (`job_id` in the body).
+    public var jobID: String?
 
     public init(_ status: HTTPResponse.Status, type: String, message: String, param: String? = nil) {
         self.status = status
@@ -33,6 +35,7 @@ public struct APIError: HTTPResponseError, Sendable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var error: [String: String] = ["type": type, "message": message]
         if let param { error["param"] = param }
+        if let jobID { error["job_id"] = jobID }
         let body = try JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])
         var fields = headers
         fields[.contentType] = "application/json"

@@ -1,8 +1,9 @@
+import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceStore
 
-/// Requires `Authorization: Bearer <key>` and puts the key in the context.
+/// Requires `Authorization: Bearer <key>` (or `x-api-key: <key>`) and puts the key in the context.
 ///
 /// A key found valid is remembered for `cacheFor` (default 10 s), so that a busy client does not
 /// cost a SQLite read per request; a revocation therefore takes effect within that time.
@@ -10,17 +11,23 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = SluiceRequestContext
     let keys: APIKeyStore
     let cache: AuthCache
+    static let anthropicKey = HTTPField.Name("x-api-key")!
 
     func handle(
         _ request: Request, context: SluiceRequestContext,
         next: (Request, SluiceRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        // Bearer, or Anthropic's x-api-key (so that the anthropic SDK works unchanged).
+        let presented: String
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+            presented = String(header.dropFirst("Bearer ".count))
+        } else if let header = request.headers[Self.anthropicKey], !header.isEmpty {
+            presented = header
+        } else {
             var error = APIError(.unauthorized, type: "authentication", message: "send Authorization: Bearer <API key>")
             error.headers[.wwwAuthenticate] = "Bearer"
             throw error
         }
-        let presented = String(header.dropFirst("Bearer ".count))
         let key: APIKey
         if let cached = cache.lookup(presented) {
             key = cached

@@ -32,12 +32,18 @@ public struct SluiceAPI: Sendable {
     public let providers: [String: SluiceConfiguration.Provider]
     /// The configured routes: a submit naming only a `model` goes through one.
     public let routes: [String: SluiceConfiguration.Route]
+    /// How long the synchronous facade waits for a job by default, and at most.
+    public let facadeWait: Duration
+    public let facadeMaxWait: Duration
     let cache = AuthCache()
 
     public init(
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
-        providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:]
+        providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
+        facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600)
     ) {
+        self.facadeWait = facadeWait
+        self.facadeMaxWait = facadeMaxWait
         self.providers = providers
         self.routes = routes
         self.queue = queue
@@ -68,6 +74,7 @@ public struct SluiceAPI: Sendable {
         v1.get("queues") { _, context in try await self.queues(context) }
         v1.get("providers") { _, context in try await self.providerStates(context) }
         addKeyRoutes(to: v1)
+        addFacadeRoutes(to: v1)
         return router
     }
 
@@ -300,7 +307,7 @@ public struct SluiceAPI: Sendable {
 
     /// Applies the key's limits to a request of `count` jobs: 429 with Retry-After when over the
     /// rate or the cap, 422 when the request alone is larger than the key's burst.
-    private func admit(_ key: APIKey, count: Int) async throws {
+    func admit(_ key: APIKey, count: Int) async throws {
         switch try await queue.admit(key: key.id, count: count, limits: key.limits) {
         case .admitted:
             return

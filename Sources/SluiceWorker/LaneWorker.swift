@@ -165,12 +165,15 @@ final class LaneWorker: Sendable {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
-        let written = Self.route(of: job.metadata).flatMap { lane.routeFormats[$0] }
+        let shape = Self.shape(job.metadata, formats: lane.routeFormats)
+        let written = shape.written
         do {
             var body = job.payload
             if let written { body = try Translation.request(body, from: written, to: lane.provider.kind, model: lane.model) }
+            // An embeddings call through the facade goes to the provider's embeddings endpoint.
+            let path = shape.embeddings && lane.provider.kind == .openai ? "/embeddings" : lane.path
             request = try ProviderAdapter.request(
-                lane.provider, path: lane.path, body: body, idempotencyKey: job.id.rawValue, environment: environment)
+                lane.provider, path: path, body: body, idempotencyKey: job.id.rawValue, environment: environment)
         } catch {
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(error)", retryable: false) }
             try? await limiter.release(slots: slot)
@@ -292,12 +295,26 @@ final class LaneWorker: Sendable {
         }
     }
 
-    /// The route a job was submitted through: the `route` of its envelope.
-    static func route(of metadata: [UInt8]) -> String? {
+    /// What a job's envelope says about its call.
+    struct CallShape: Sendable, Hashable {
+        /// The API its request is written in, when it may need the lane's model or a
+        /// translation: the envelope's `format` (the synchronous facade says which), else its
+        /// route's. nil for a job submitted to its lane directly: sent as it is.
+        var written: ProviderKind?
+        /// An embeddings request (`"endpoint": "embeddings"`, from the facade).
+        var embeddings = false
+    }
+
+    static func shape(_ metadata: [UInt8], formats: [String: ProviderKind]) -> CallShape {
+        // Most jobs have no envelope, or one without these fields: no JSON parse for them.
         guard !metadata.isEmpty, metadata.count < 1 << 20,
+            metadata.firstRange(of: Array(#""route""#.utf8)) != nil || metadata.firstRange(of: Array(#""format""#.utf8)) != nil,
             let envelope = try? JSONSerialization.jsonObject(with: Data(metadata)) as? [String: Any]
-        else { return nil }
-        return envelope["route"] as? String
+        else { return CallShape() }
+        let format = (envelope["format"] as? String).flatMap(ProviderKind.init(rawValue:))
+        return CallShape(
+            written: format ?? (envelope["route"] as? String).flatMap { formats[$0] },
+            embeddings: envelope["endpoint"] as? String == "embeddings")
     }
 
     private func reportBreaker(_ state: String?, for open: Duration?, reason: String) async {

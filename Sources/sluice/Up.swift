@@ -91,7 +91,9 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
-    let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes)
+    let api = SluiceAPI(
+        queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
+        facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait)
     let host = configuration.server.host
     let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).

@@ -39,12 +39,13 @@ struct RunningSluice {
     }
 }
 
-func withRunningSluice(_ body: (RunningSluice) async throws -> Void) async throws {
+func withRunningSluice(config: String = "", _ body: (RunningSluice) async throws -> Void) async throws {
     let work = NSTemporaryDirectory() + "sluice-cli-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: work) }
     let log = work + "/up.log"
-    try "server: { port: 0 }\ndatabase: \(work)/sluice.sqlite\n".write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
+    try ("server: { port: 0 }\ndatabase: \(work)/sluice.sqlite\n" + config)
+        .write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
     let up = try ChildProcess.spawn(
         try sluiceBinary(), arguments: ["up", "--config", work + "/sluice.yaml", "--data-directory", work + "/redis"],
         outputPath: log)

@@ -30,14 +30,30 @@ func runSluice(
     try await runProgram(try sluiceBinary(), arguments, in: work, environment: environment)
 }
 
-/// Runs a program to completion (20 s at most), its output in a file under `work`.
+/// Runs a program to completion (`timeout` at most), its output in a file under `work`.
 func runProgram(
-    _ path: String, _ arguments: [String], in work: String, environment: [String: String]? = nil
+    _ path: String, _ arguments: [String], in work: String, environment: [String: String]? = nil,
+    timeout: Duration = .seconds(20)
 ) async throws -> (status: Int32?, output: String) {
     let output = work + "/run-\(UUID().uuidString).log"
     let child = try ChildProcess.spawn(path, arguments: arguments, outputPath: output, environment: environment)
-    let status = await child.waitForExit(timeout: .seconds(20))
+    let status = await child.waitForExit(timeout: timeout)
+    if status == nil { child.signal(SIGKILL) }
     return (status, contents(of: output))
+}
+
+/// The package's root folder.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardizedFileURL.path
+
+/// Runs one of the end-to-end Python scripts of Tests/e2e with the venv `make venv` builds
+/// (the official SDKs: openai, anthropic, standardwebhooks).
+func runPython(_ script: String, _ arguments: [String], in work: String, timeout: Duration = .seconds(120)) async throws -> (status: Int32?, output: String) {
+    let python = packageRoot + "/.build-py/venv/bin/python"
+    guard FileManager.default.isExecutableFile(atPath: python) else {
+        Issue.record("no Python venv at \(python): run `make venv` (make test does)")
+        return (nil, "")
+    }
+    return try await runProgram(python, [packageRoot + "/Tests/e2e/" + script] + arguments, in: work, timeout: timeout)
 }
 
 @Suite struct UpCommandTests {

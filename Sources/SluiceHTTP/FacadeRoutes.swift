@@ -1,0 +1,126 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceCore
+import SluiceQueue
+
+/// The synchronous facade: `POST /v1/chat/completions`, `/v1/embeddings` (OpenAI's shapes) and
+/// `/v1/messages` (Anthropic's). Each request becomes a job of top priority, and the answer is
+/// the job's result once it has run, so an app can point its SDK at Sluice and let the queue
+/// absorb the provider's 429s.
+///
+/// - The request's `model` names a route, or a `provider/model` lane. Either way the provider
+///   gets the lane's model, and a provider of the other API is spoken to in its own (the worker
+///   translates chat completions ⇄ messages both ways).
+/// - The wait is bounded: `facadeWait` by default, or `X-Sluice-Wait` seconds (up to
+///   `facadeMaxWait`). Past it: 504 `timeout`, with the job's id in the body (`job_id`) and in
+///   `X-Sluice-Job`, to poll later. With an `Idempotency-Key`, a retry of the same request waits
+///   on the same job.
+/// - `stream: true` is refused with a 400: a queued call cannot stream.
+extension SluiceAPI {
+    enum FacadeEndpoint: Sendable {
+        case chat, embeddings, messages
+
+        /// The API its bodies are written in (the job's `format`).
+        var format: String { self == .messages ? "anthropic" : "openai" }
+        var path: String {
+            switch self {
+            case .chat: "/v1/chat/completions"
+            case .embeddings: "/v1/embeddings"
+            case .messages: "/v1/messages"
+            }
+        }
+    }
+
+    func addFacadeRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.post("chat/completions") { request, context in try await self.facade(.chat, request, context) }
+        group.post("embeddings") { request, context in try await self.facade(.embeddings, request, context) }
+        group.post("messages") { request, context in try await self.facade(.messages, request, context) }
+    }
+
+    func facade(_ endpoint: FacadeEndpoint, _ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let wait = try facadeWait(request)
+        let body = Array(buffer: try await request.body.collect(upTo: context.maxUploadSize))
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw APIError.invalid("the body must be a JSON object")
+        }
+        if object["stream"] as? Bool == true {
+            throw APIError.invalid(
+                "stream: true is not supported: Sluice queues the call and answers when it is done; send stream: false (or use POST /v1/jobs)",
+                param: "stream")
+        }
+        guard let model = object["model"] as? String, !model.isEmpty else {
+            throw APIError.invalid("'model' is required: a route, or provider/model", param: "model")
+        }
+        var envelope: [String: String] = ["format": endpoint.format]
+        if endpoint == .embeddings { envelope["endpoint"] = "embeddings" }
+        let lane: String
+        if let route = routes[model] {
+            var random = SystemRandomNumberGenerator()
+            lane = route.pick(using: &random)
+            envelope["route"] = route.name
+        } else if let slash = model.firstIndex(of: "/"), providers[String(model[..<slash])] != nil {
+            lane = model
+        } else {
+            throw APIError(
+                .notFound, type: "model_not_found",
+                message: "no route or provider serves model '\(model)'; name a configured route, or provider/model", param: "model")
+        }
+        if endpoint == .embeddings, let provider = providers[String(lane.split(separator: "/")[0])], provider.kind == "anthropic" {
+            throw APIError.invalid("model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "model")
+        }
+        let metadata = try JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let spec = JobSpec(
+            lane: lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
+            idempotencyKey: idempotencyKey.map { "facade:" + $0 }, metadata: Array(metadata))
+        try await admit(key, count: 1)
+        let id = try await queue.enqueue(spec, submitter: key.id).id
+        let job = try await waiter.wait(for: id, timeout: wait)
+        guard let job else { throw APIError.notFound }
+        return try facadeAnswer(job, waited: wait)
+    }
+
+    /// How long to wait: `X-Sluice-Wait` seconds, or the default.
+    private func facadeWait(_ request: Request) throws -> Duration {
+        guard let text = request.headers[HTTPField.Name("X-Sluice-Wait")!] else { return facadeWait }
+        guard let seconds = Double(text), seconds > 0, Duration.seconds(seconds) <= facadeMaxWait else {
+            throw APIError.invalid(
+                "X-Sluice-Wait must be a number of seconds above 0 and at most \(facadeMaxWait.components.seconds)",
+                param: "X-Sluice-Wait")
+        }
+        return .seconds(seconds)
+    }
+
+    /// The job's result as the provider's answer; an error that says what became of the job
+    /// otherwise.
+    private func facadeAnswer(_ job: Job, waited: Duration) throws -> Response {
+        let jobHeader = HTTPField.Name("X-Sluice-Job")!
+        func failure(_ status: HTTPResponse.Status, _ type: String, _ message: String) -> APIError {
+            var error = APIError(status, type: type, message: message)
+            error.jobID = job.id.rawValue
+            error.headers[jobHeader] = job.id.rawValue
+            return error
+        }
+        switch job.state {
+        case .succeeded:
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", jobHeader: job.id.rawValue],
+                body: .init(byteBuffer: ByteBuffer(bytes: job.result ?? [])))
+        case .failed:
+            throw failure(.badRequest, "provider_error", "the provider refused the request: \(job.error ?? "no detail")")
+        case .dead:
+            throw failure(.badGateway, "provider_error", "the provider failed on every attempt: \(job.error ?? "no detail")")
+        case .cancelled:
+            throw failure(.conflict, "cancelled", "job \(job.id) was cancelled")
+        case .expired:
+            throw failure(.gatewayTimeout, "expired", "job \(job.id) passed its deadline before it ran")
+        default:
+            let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+            throw failure(
+                .gatewayTimeout, "timeout",
+                "job \(job.id) did not finish within \(seconds) s; it is still \(job.state.rawValue): poll GET /v1/jobs/\(job.id)")
+        }
+    }
+}

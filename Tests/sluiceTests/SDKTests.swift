@@ -1,0 +1,32 @@
+import Foundation
+import SluiceMock
+import SluiceTestSupport
+import Testing
+
+/// The official Python SDKs against a real `sluice up` (its embedded Redis, its workers) and our
+/// mock provider, run as a server.
+@Suite struct SDKTests {
+    /// The config: an OpenAI-compatible mock, the same mock spoken to as Anthropic, a route
+    /// across both, and a provider nothing answers.
+    static func config(mock base: String) -> String {
+        """
+        providers:
+          mock: { kind: openai, base_url: "\(base)/v1" }
+          mock-claude: { kind: anthropic, base_url: "\(base)" }
+          nowhere: { kind: openai, base_url: "http://127.0.0.1:9/v1", timeout: 2s }
+        routes:
+          smart: [mock/gpt-4o-mini, mock-claude/claude-3-5-haiku]
+
+        """
+    }
+
+    @Test func theSynchronousFacadeWorksWithTheOpenAIAndAnthropicSDKs() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            try await withRunningSluice(config: Self.config(mock: base)) { sluice in
+                let (status, output) = try await runPython("facade.py", [sluice.url, sluice.adminKey], in: sluice.work)
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("facade: all checks passed"), "\(output)")
+            }
+        }
+    }
+}
