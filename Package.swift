@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -92,6 +92,17 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // Webhooks: Standard Webhooks signing, deliveries in Redis, retries, the SSRF guard.
+        .target(
+            name: "SluiceWebhooks",
+            dependencies: [
+                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
         .target(
             name: "SluiceClient",
@@ -101,6 +112,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
+                "SluiceWebhooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,6 +136,10 @@ let package = Package(
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
+        .testTarget(
+            name: "SluiceWebhooksTests",
+            dependencies: ["SluiceWebhooks", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [

@@ -75,6 +75,19 @@ public struct SluiceConfiguration: Sendable, Hashable {
     }
 
     public var server = Server()
+
+    /// How webhooks are sent (see SluiceWebhooks).
+    public struct Webhooks: Sendable, Hashable {
+        /// The delay before each attempt; nil: the Standard Webhooks schedule.
+        public var schedule: [Duration]?
+        public var jitter = 0.1
+        public var timeout: Duration = .seconds(15)
+        /// CIDRs the SSRF guard lets through (loopback for a local receiver, say).
+        public var allowCIDRs: [String] = []
+        public var concurrency = 32
+    }
+
+    public var webhooks = Webhooks()
     public var redis = Redis()
     /// By name. A lane is `provider` or `provider/model`; its jobs go to that provider.
     public var providers: [String: Provider] = [:]
@@ -183,6 +196,33 @@ public struct SluiceConfiguration: Sendable, Hashable {
             }
             try section.finish()
             configuration.queue = q
+        }
+        if let webhooks = try reader.mapping("webhooks") {
+            var section = Reader(webhooks, path: "webhooks")
+            if let list = try section.list("schedule") {
+                var schedule: [Duration] = []
+                for (index, entry) in list.enumerated() {
+                    let text = (entry as? String) ?? (entry as? Int).map(String.init) ?? ""
+                    guard let delay = Duration(parsing: text) else {
+                        throw ConfigurationError(key: "webhooks.schedule[\(index)]", problem: "must be a duration such as 0s, 5s, 5m or 2h")
+                    }
+                    schedule.append(delay)
+                }
+                guard !schedule.isEmpty else { throw ConfigurationError(key: "webhooks.schedule", problem: "must list at least one attempt") }
+                configuration.webhooks.schedule = schedule
+            }
+            configuration.webhooks.jitter = try section.double("jitter", in: 0...1) ?? configuration.webhooks.jitter
+            configuration.webhooks.timeout = try section.duration("timeout") ?? configuration.webhooks.timeout
+            configuration.webhooks.concurrency = try section.int("concurrency", in: 1...10_000) ?? configuration.webhooks.concurrency
+            if let list = try section.list("allow_cidrs") {
+                configuration.webhooks.allowCIDRs = try list.enumerated().map { (index, entry) throws(ConfigurationError) in
+                    guard let text = entry as? String else {
+                        throw ConfigurationError(key: "webhooks.allow_cidrs[\(index)]", problem: "must be a CIDR such as 127.0.0.0/8")
+                    }
+                    return text
+                }
+            }
+            try section.finish()
         }
         if let mock = try reader.mapping("mock_provider") {
             var section = Reader(mock, path: "mock_provider")
@@ -380,6 +420,12 @@ private struct Reader {
         guard let value = value(key) else { return nil }
         guard let mapping = value as? [String: Any] else { throw ConfigurationError(key: name(key), problem: "must be a mapping") }
         return mapping
+    }
+
+    mutating func list(_ key: String) throws(ConfigurationError) -> [Any]? {
+        guard let value = value(key) else { return nil }
+        guard let list = value as? [Any] else { throw ConfigurationError(key: name(key), problem: "must be a list") }
+        return list
     }
 
     mutating func string(_ key: String) throws(ConfigurationError) -> String? {

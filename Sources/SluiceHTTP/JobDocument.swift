@@ -3,8 +3,8 @@ import SluiceCore
 import SluiceQueue
 
 /// The JSON a client sees for a job (`GET /v1/jobs/{id}`). Times are Unix seconds.
-enum JobDocument {
-    static func render(_ job: Job) -> [String: Any] {
+public enum JobDocument {
+    public static func render(_ job: Job) -> [String: Any] {
         var document: [String: Any] = [
             "id": job.id.rawValue, "object": "job", "status": job.state.rawValue, "lane": job.lane,
             "priority": job.priority, "attempts": job.attempts, "max_attempts": job.maxAttempts,

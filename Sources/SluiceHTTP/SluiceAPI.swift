@@ -6,6 +6,7 @@ import SluiceCore
 import SluiceQueue
 import SluiceRedis
 import SluiceStore
+import SluiceWebhooks
 
 /// The HTTP API: the routes, behind key authentication, with JSON errors.
 ///
@@ -35,13 +36,21 @@ public struct SluiceAPI: Sendable {
     /// How long the synchronous facade waits for a job by default, and at most.
     public let facadeWait: Duration
     public let facadeMaxWait: Duration
+    /// Webhook deliveries and secrets, and the SSRF guard for callback URLs.
+    public let webhooks: WebhookStore
+    public let addressGuard: AddressGuard
     let cache = AuthCache()
+    /// Keys known to have a webhook secret (published to Redis), so a submit with a callback
+    /// costs no SQLite read after the first.
+    let secretsKnown = KnownSecrets()
 
     public init(
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
         providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
-        facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600)
+        facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard()
     ) {
+        webhooks = WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL)
+        self.addressGuard = addressGuard
         self.facadeWait = facadeWait
         self.facadeMaxWait = facadeMaxWait
         self.providers = providers
@@ -75,6 +84,7 @@ public struct SluiceAPI: Sendable {
         v1.get("providers") { _, context in try await self.providerStates(context) }
         addKeyRoutes(to: v1)
         addFacadeRoutes(to: v1)
+        addWebhookRoutes(to: v1)
         return router
     }
 
@@ -98,6 +108,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: routes)
+        try await checkCallbacks([job.spec], key: key)
         try await admit(key, count: 1)
         let result = try await queue.enqueue(job.spec, submitter: key.id)
         let state: JobState
@@ -131,6 +142,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
             body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: routes)
+        try await checkCallbacks(bulk.specs, key: key)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)
         return Response(
@@ -337,7 +349,7 @@ public struct SluiceAPI: Sendable {
     }
 
     /// The job, if the key may see it; 404 otherwise (another tenant's job is not found).
-    private func owned(_ id: JobID, by key: APIKey) async throws -> Job {
+    func owned(_ id: JobID, by key: APIKey) async throws -> Job {
         guard let job = try await queue.get(id), job.tenant == key.tenant || key.scopes.contains(.admin) else {
             throw APIError.notFound
         }

@@ -48,6 +48,14 @@ public final class SluiceDatabase: Sendable {
                 table.add(column: "max_queued", .integer)
             }
         }
+        migrator.registerMigration("v3: webhook secrets") { db in
+            try db.create(table: "webhook_secrets") { table in
+                table.primaryKey("key_id", .integer).references("api_keys")
+                table.column("current", .text).notNull()
+                table.column("previous", .text)
+                table.column("previous_until", .integer)
+            }
+        }
         return migrator
     }
 }

@@ -9,6 +9,7 @@ import SluiceQueue
 import SluiceRedis
 import SluiceStore
 import SluiceWorker
+import SluiceWebhooks
 import UnixSignals
 
 /// `sluice up`: everything that exists so far, in one process.
@@ -91,9 +92,16 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
+    let webhookSettings = try WebhookSettings(configuration.webhooks)
     let api = SluiceAPI(
         queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
-        facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait)
+        facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
+        addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs))
+    // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
+    for record in try await keys.allWebhookSecrets() {
+        try await api.webhooks.publishSecrets(
+            key: record.keyID, current: record.current, previous: record.previous, previousUntil: record.previousUntil)
+    }
     let host = configuration.server.host
     let application = api.application(host: host, port: configuration.server.port, logger: logger) { port in
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).
@@ -104,6 +112,10 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     if allInOne {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))
+        services.append(
+            .init(
+                service: WebhookService(
+                    queue: queue, store: api.webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()

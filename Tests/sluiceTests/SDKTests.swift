@@ -16,6 +16,7 @@ import Testing
           nowhere: { kind: openai, base_url: "http://127.0.0.1:9/v1", timeout: 2s }
         routes:
           smart: [mock/gpt-4o-mini, mock-claude/claude-3-5-haiku]
+        webhooks: { schedule: [0s, 1s, 1s, 1s, 1s, 1s], jitter: 0, allow_cidrs: [127.0.0.0/8] }
 
         """
     }
@@ -26,6 +27,18 @@ import Testing
                 let (status, output) = try await runPython("facade.py", [sluice.url, sluice.adminKey], in: sluice.work)
                 #expect(status == 0, "\(output)")
                 #expect(output.contains("facade: all checks passed"), "\(output)")
+            }
+        }
+    }
+
+    /// Signed webhooks, verified by the `standardwebhooks` package in a receiver that is down,
+    /// then up; rotation, 410, replay, dead-lettering and the SSRF guard.
+    @Test func webhooksArriveSignedThroughAnOutageAndRetriesKeepTheirId() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            try await withRunningSluice(config: Self.config(mock: base)) { sluice in
+                let (status, output) = try await runPython("webhooks.py", [sluice.url, sluice.adminKey], in: sluice.work)
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("webhooks: all checks passed"), "\(output)")
             }
         }
     }

@@ -1,0 +1,200 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The SSRF guard for webhook URLs: a host is resolved, and every address it resolves to must be
+/// public. Private (RFC 1918, unique-local), loopback, link-local (which holds the cloud metadata
+/// address 169.254.169.254), carrier-grade NAT, multicast, unspecified and reserved ranges are
+/// refused, over IPv4 and IPv6 (IPv4-mapped and NAT64 addresses are judged by their IPv4 part),
+/// unless an allowed CIDR (config `webhooks.allow_cidrs`) covers them. The caller connects to
+/// the address that was checked, so a second DNS answer (rebinding) cannot slip past.
+public struct AddressGuard: Sendable {
+    public let allowed: [CIDR]
+
+    public init(allowed: [CIDR] = []) { self.allowed = allowed }
+
+    public enum Refusal: Error, Sendable, Hashable, CustomStringConvertible {
+        case badURL(String)
+        case unresolvable(String)
+        case forbidden(host: String, address: String, range: String)
+
+        public var description: String {
+            switch self {
+            case .badURL(let why): "not a usable webhook URL: \(why)"
+            case .unresolvable(let host): "the host '\(host)' does not resolve"
+            case .forbidden(let host, let address, let range):
+                "the host '\(host)' resolves to \(address), which is \(range): webhooks may not go there"
+            }
+        }
+    }
+
+    /// The checked target: the URL's host, and the address to connect to.
+    public struct Target: Sendable, Hashable {
+        public var host: String
+        public var address: String
+    }
+
+    /// Resolves the URL's host and checks every address. Returns the first (to connect to).
+    public func check(_ url: String) async throws(Refusal) -> Target {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let rawHost = components.host, !rawHost.isEmpty
+        else { throw .badURL("must be an http(s) URL with a host") }
+        let host = rawHost.hasPrefix("[") ? String(rawHost.dropFirst().dropLast()) : rawHost
+        let addresses = await Self.resolve(host)
+        guard !addresses.isEmpty else { throw .unresolvable(host) }
+        for address in addresses {
+            if allowed.contains(where: { $0.contains(address) }) { continue }
+            if let range = Self.forbiddenRange(address) {
+                throw .forbidden(host: host, address: address.description, range: range)
+            }
+        }
+        return Target(host: host, address: addresses[0].description)
+    }
+
+    /// The name of the forbidden range `address` falls in; nil when it is public.
+    public static func forbiddenRange(_ address: IPAddress) -> String? {
+        switch address {
+        case .v4(let bytes): return forbiddenV4(bytes)
+        case .v6(let bytes):
+            // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96).
+            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+                return forbiddenV4(Array(bytes[12..<16])).map { $0 + " (IPv4-mapped)" }
+            }
+            if bytes[0..<12].allSatisfy({ $0 == 0 }) {
+                if bytes[12..<15].allSatisfy({ $0 == 0 }) && bytes[15] <= 1 { return bytes[15] == 1 ? "loopback" : "unspecified" }
+                return forbiddenV4(Array(bytes[12..<16])).map { $0 + " (IPv4-compatible)" }
+            }
+            if bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xFF && bytes[3] == 0x9B && bytes[4..<12].allSatisfy({ $0 == 0 }) {
+                return forbiddenV4(Array(bytes[12..<16])).map { $0 + " (NAT64)" }
+            }
+            if bytes[0] & 0xFE == 0xFC { return "unique-local (private)" }
+            if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return "link-local" }
+            if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0xC0 { return "site-local (deprecated, private)" }
+            if bytes[0] == 0xFF { return "multicast" }
+            if bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0D && bytes[3] == 0xB8 { return "documentation (reserved)" }
+            return nil
+        }
+    }
+
+    static func forbiddenV4(_ b: [UInt8]) -> String? {
+        switch (b[0], b[1]) {
+        case (0, _): return "unspecified (0.0.0.0/8)"
+        case (10, _): return "private (10.0.0.0/8)"
+        case (100, 64...127): return "carrier-grade NAT (100.64.0.0/10)"
+        case (127, _): return "loopback (127.0.0.0/8)"
+        case (169, 254): return "link-local, where cloud metadata lives (169.254.0.0/16)"
+        case (172, 16...31): return "private (172.16.0.0/12)"
+        case (192, 0) where b[2] == 0: return "reserved (192.0.0.0/24)"
+        case (192, 168): return "private (192.168.0.0/16)"
+        case (198, 18...19): return "benchmarking (198.18.0.0/15)"
+        case (224...239, _): return "multicast (224.0.0.0/4)"
+        case (240...255, _): return "reserved (240.0.0.0/4)"
+        default: return nil
+        }
+    }
+
+    /// Every address `host` resolves to (getaddrinfo, off the cooperative pool: it blocks).
+    static func resolve(_ host: String) async -> [IPAddress] {
+        if let literal = IPAddress(host) { return [literal] }
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var hints = addrinfo()
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                var result: UnsafeMutablePointer<addrinfo>? = nil
+                guard getaddrinfo(host, nil, &hints, &result) == 0 else {
+                    continuation.resume(returning: [])
+                    return
+                }
+                defer { freeaddrinfo(result) }
+                var addresses: [IPAddress] = []
+                var entry = result
+                while let info = entry?.pointee {
+                    if info.ai_family == AF_INET, let raw = info.ai_addr {
+                        raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                            var address = pointer.pointee.sin_addr
+                            addresses.append(.v4(withUnsafeBytes(of: &address) { Array($0) }))
+                        }
+                    } else if info.ai_family == AF_INET6, let raw = info.ai_addr {
+                        raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                            var address = pointer.pointee.sin6_addr
+                            addresses.append(.v6(withUnsafeBytes(of: &address) { Array($0) }))
+                        }
+                    }
+                    entry = info.ai_next
+                }
+                var seen = Set<IPAddress>()
+                continuation.resume(returning: addresses.filter { seen.insert($0).inserted })
+            }
+        }
+    }
+}
+
+/// An IPv4 or IPv6 address, as bytes.
+public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
+    case v4([UInt8])
+    case v6([UInt8])
+
+    /// Parses a literal address (no brackets); nil when it is not one.
+    public init?(_ text: String) {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            self = .v4(withUnsafeBytes(of: &v4) { Array($0) })
+            return
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+            return
+        }
+        return nil
+    }
+
+    var bytes: [UInt8] {
+        switch self {
+        case .v4(let bytes), .v6(let bytes): bytes
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .v4(let b): return b.map(String.init).joined(separator: ".")
+        case .v6(var b):
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            _ = inet_ntop(AF_INET6, &b, &buffer, socklen_t(buffer.count))
+            return String(cString: buffer)
+        }
+    }
+}
+
+/// An address range, `a.b.c.d/n` or `x::/n`.
+public struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    public let base: IPAddress
+    public let bits: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let base = IPAddress(String(parts[0])) else { return nil }
+        let width = base.bytes.count * 8
+        let bits = parts.count == 2 ? Int(parts[1]) : width
+        guard let bits, (0...width).contains(bits) else { return nil }
+        self.base = base
+        self.bits = bits
+    }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        let a = base.bytes, b = address.bytes
+        guard a.count == b.count else { return false }
+        var left = bits
+        for index in 0..<a.count where left > 0 {
+            let take = min(8, left)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
+            if a[index] & mask != b[index] & mask { return false }
+            left -= take
+        }
+        return true
+    }
+
+    public var description: String { "\(base)/\(bits)" }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import SluiceCore
+import SluiceRedis
+
+/// Webhook deliveries in Redis, so that any process can send them and none is lost.
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `sluice:wh:d:<id>` | hash | a delivery: job, url, key (the submitter's key id), type, body, status, attempts, created, next_at, last_code, last_error, log (a line per attempt: `<ms> <code or error>`) |
+/// | `sluice:wh:due` | zset | pending deliveries, score = when the next attempt is due (ms); a claimed one is pushed a lease ahead |
+/// | `sluice:wh:job:<job id>` | list | the deliveries of one job |
+/// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
+/// | `sluice:wh:disabled` | set | endpoint URLs that answered 410 Gone |
+/// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
+///
+/// A delivery's id is `msg_` + its job's id: the webhook-id every attempt of it carries, and what
+/// makes creating it twice (a replayed event) a no-op.
+public struct WebhookStore: Sendable {
+    public let redis: RedisClient
+    /// How long a finished delivery (and a job's list) is kept.
+    public let retention: Duration
+
+    public init(redis: RedisClient, retention: Duration = .seconds(7 * 86_400)) {
+        self.redis = redis
+        self.retention = retention
+    }
+
+    static let due = "sluice:wh:due"
+    static let dead = "sluice:wh:dead"
+    static let disabled = "sluice:wh:disabled"
+    static let secrets = "sluice:wh:secrets"
+    static func delivery(_ id: String) -> String { "sluice:wh:d:" + id }
+    static func job(_ id: String) -> String { "sluice:wh:job:" + id }
+
+    public static func deliveryID(job: JobID) -> String { "msg_" + job.rawValue }
+
+    /// One delivery, as read back.
+    public struct Delivery: Sendable, Hashable {
+        public var id: String
+        public var job: String
+        public var url: String
+        public var key: Int64?
+        public var type: String
+        public var body: [UInt8]
+        /// pending, delivered, dead, or disabled (the endpoint answered 410).
+        public var status: String
+        public var attempts: Int
+        public var createdAt: UnixMillis
+        public var nextAt: UnixMillis?
+        public var lastCode: Int?
+        public var lastError: String?
+        /// One entry per attempt: when, and the status code or the error.
+        public var log: [(at: UnixMillis, outcome: String)]
+
+        public static func == (lhs: Delivery, rhs: Delivery) -> Bool { lhs.id == rhs.id && lhs.attempts == rhs.attempts && lhs.status == rhs.status }
+        public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+    }
+
+    private static let createScript = RedisScript(
+        name: "webhook-create",
+        source: """
+            if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            redis.call('HSET', KEYS[1], 'id', ARGV[1], 'job', ARGV[2], 'url', ARGV[3], 'key', ARGV[4], 'type', ARGV[5],
+              'body', ARGV[6], 'status', 'pending', 'attempts', 0, 'created', now, 'next_at', now)
+            redis.call('ZADD', KEYS[2], now, ARGV[1])
+            redis.call('RPUSH', KEYS[3], ARGV[1])
+            redis.call('PEXPIRE', KEYS[3], ARGV[7])
+            return 1
+            """)
+
+    /// Creates a delivery, due now; false when it already exists.
+    @discardableResult
+    public func create(job: JobID, url: String, key: Int64?, type: String, body: [UInt8]) async throws -> Bool {
+        let id = Self.deliveryID(job: job)
+        let reply = try await redis.run(
+            Self.createScript, keys: [Self.delivery(id), Self.due, Self.job(job.rawValue)],
+            arguments: [id, job.rawValue, url, key.map(String.init) ?? "", type, body, retention.milliseconds])
+        return reply.int == 1
+    }
+
+    private static let claimScript = RedisScript(
+        name: "webhook-claim",
+        source: """
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+            for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end
+            return ids
+            """)
+
+    /// Takes up to `count` due deliveries for `lease` (another sender takes them after that, if
+    /// this one vanished).
+    public func claim(count: Int, lease: Duration = .seconds(60)) async throws -> [String] {
+        let reply = try await redis.run(Self.claimScript, keys: [Self.due], arguments: [lease.milliseconds, count])
+        return (reply.array ?? []).compactMap(\.string)
+    }
+
+    public func delivery(_ id: String) async throws -> Delivery? {
+        let reply = try await redis.send("HGETALL", Self.delivery(id))
+        guard let flat = reply.array, !flat.isEmpty else { return nil }
+        var fields: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            if let name = flat[index].string { fields[name] = flat[index + 1].bytes ?? [] }
+        }
+        func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
+        func int(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
+        let log: [(at: UnixMillis, outcome: String)] = (text("log") ?? "").split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, let at = Int64(parts[0]) else { return nil }
+            return (UnixMillis(at), String(parts[1]))
+        }
+        return Delivery(
+            id: id, job: text("job") ?? "", url: text("url") ?? "", key: text("key").flatMap { Int64($0) },
+            type: text("type") ?? "", body: fields["body"] ?? [], status: text("status") ?? "pending", attempts: int("attempts") ?? 0,
+            createdAt: UnixMillis(Int64(int("created") ?? 0)), nextAt: int("next_at").map { UnixMillis(Int64($0)) },
+            lastCode: int("last_code"), lastError: text("last_error").flatMap { $0.isEmpty ? nil : $0 }, log: log)
+    }
+
+    /// The deliveries of a job, oldest first.
+    public func deliveries(job: String) async throws -> [Delivery] {
+        let ids = (try await redis.send("LRANGE", Self.job(job), 0, -1).array ?? []).compactMap(\.string)
+        var out: [Delivery] = []
+        for id in ids { if let delivery = try await delivery(id) { out.append(delivery) } }
+        return out
+    }
+
+    private static let recordScript = RedisScript(
+        name: "webhook-record",
+        source: """
+            -- KEYS: delivery, due, dead; ARGV: status, next_at (ms, '' = none), code ('' = none),
+            -- error, retention ms, id
+            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            local status, nextAt, code, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+            local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+            local outcome = code ~= '' and code or err
+            redis.call('HSET', KEYS[1], 'status', status, 'last_code', code, 'last_error', err,
+              'log', (redis.call('HGET', KEYS[1], 'log') or '') .. now .. ' ' .. string.gsub(string.sub(outcome, 1, 200), '\\n', ' ') .. '\\n')
+            if status == 'pending' then
+              redis.call('HSET', KEYS[1], 'next_at', nextAt)
+              redis.call('ZADD', KEYS[2], nextAt, ARGV[6])
+            else
+              redis.call('HDEL', KEYS[1], 'next_at')
+              redis.call('ZREM', KEYS[2], ARGV[6])
+              redis.call('PEXPIRE', KEYS[1], ARGV[5])
+              if status == 'dead' then redis.call('RPUSH', KEYS[3], ARGV[6]) end
+            end
+            return attempts
+            """)
+
+    /// Records an attempt's outcome: `pending` again with its next time, or finished (`delivered`,
+    /// `dead`, `disabled`).
+    public func record(_ id: String, status: String, next: UnixMillis? = nil, code: Int?, error: String = "") async throws {
+        _ = try await redis.run(
+            Self.recordScript, keys: [Self.delivery(id), Self.due, Self.dead],
+            arguments: [status, next.map { String($0.value) } ?? "", code.map(String.init) ?? "", error, retention.milliseconds, id])
+    }
+
+    private static let retryScript = RedisScript(
+        name: "webhook-retry",
+        source: """
+            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', now, 'attempts', 0)
+            redis.call('PERSIST', KEYS[1])
+            redis.call('ZADD', KEYS[2], now, ARGV[1])
+            redis.call('LREM', KEYS[3], 0, ARGV[1])
+            return 1
+            """)
+
+    /// Replays a delivery: pending again, due now, with a fresh schedule (and the same
+    /// webhook-id). False when it is unknown.
+    public func retry(_ id: String) async throws -> Bool {
+        try await redis.run(Self.retryScript, keys: [Self.delivery(id), Self.due, Self.dead], arguments: [id]).int == 1
+    }
+
+    public func isDisabled(url: String) async throws -> Bool {
+        try await redis.send("SISMEMBER", Self.disabled, url).int == 1
+    }
+
+    public func disable(url: String) async throws {
+        _ = try await redis.send("SADD", Self.disabled, url)
+    }
+
+    public func enable(url: String) async throws {
+        _ = try await redis.send("SREM", Self.disabled, url)
+    }
+
+    // MARK: - Secrets
+
+    /// The webhook secrets of an API key, current first (two during a rotation).
+    public func secrets(key: Int64) async throws -> [WebhookSecret] {
+        guard let text = try await redis.send("HGET", Self.secrets, String(key)).string else { return [] }
+        let parts = text.split(separator: " ").map(String.init)
+        var out = parts.first.flatMap(WebhookSecret.init).map { [$0] } ?? []
+        if parts.count == 3, let until = Int64(parts[2]), until > UnixMillis.current().value, let previous = WebhookSecret(parts[1]) {
+            out.append(previous)
+        }
+        return out
+    }
+
+    /// Publishes a key's secrets for every sender (the durable copy is in SQLite).
+    public func publishSecrets(key: Int64, current: String, previous: String?, previousUntil: UnixMillis?) async throws {
+        var value = current
+        if let previous, let previousUntil { value += " \(previous) \(previousUntil.value)" }
+        _ = try await redis.send("HSET", Self.secrets, String(key), value)
+    }
+}
