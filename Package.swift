@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport",
+                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
