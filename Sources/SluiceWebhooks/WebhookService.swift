@@ -7,6 +7,7 @@ import ServiceLifecycle
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
+import Synchronization
 
 /// How webhooks are sent.
 public struct WebhookSettings: Sendable, Hashable {
@@ -49,6 +50,8 @@ public final class WebhookService: Service, Sendable {
     let guardian: AddressGuard
     let render: @Sendable (Job) -> [String: Any]
     let logger: Logger
+    /// Deliveries being sent now, by this process.
+    let sending = Atomic<Int>(0)
 
     /// `render` makes the job's JSON (`data` of the payload): the same as `GET /v1/jobs/{id}`.
     public init(
@@ -110,6 +113,7 @@ public final class WebhookService: Service, Sendable {
             "XREADGROUP", "GROUP", Self.group, "dispatcher", "COUNT", 500, "STREAMS", stream, start)
         guard let streams = reply.array, let first = streams.first?.array, first.count == 2, let entries = first[1].array else { return 0 }
         var done: [String] = []
+        var finished: [(id: JobID, type: String)] = []
         for entry in entries {
             guard let parts = entry.array, parts.count == 2, let entryID = parts[0].string else { continue }
             let fields = parts[1].array ?? []
@@ -118,32 +122,33 @@ public final class WebhookService: Service, Sendable {
                 if let name = fields[index].string { values[name] = fields[index + 1].string }
             }
             if let to = values["to"], Self.terminal.contains(to), let jobs = values["jobs"] {
-                for raw in jobs.split(separator: ",") {
-                    if let id = JobID(String(raw)) { try await deliverIfWanted(id, type: "job." + to) }
-                }
+                finished += jobs.split(separator: ",").compactMap { JobID(String($0)) }.map { ($0, "job." + to) }
             }
             done.append(entryID)
         }
+        try await deliverIfWanted(finished)
         if !done.isEmpty {
             _ = try await queue.redis.send(RedisCommand("XACK", [stream, Self.group] + done.map { $0 as any RedisArgument }))
         }
         return done.count
     }
 
-    /// Creates the job's delivery if it has a callback URL.
-    private func deliverIfWanted(_ id: JobID, type: String) async throws {
-        // Most jobs have no callback: one field read decides.
-        guard let meta = try await queue.redis.send("HGET", KeyLayout.job(id), "meta").bytes,
-            meta.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
-            let envelope = try? JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any],
-            let url = envelope["callback_url"] as? String, let job = try await queue.get(id)
-        else { return }
-        let payload: [String: Any] = [
-            "type": type, "timestamp": Self.iso8601(Date()), "data": render(job),
-        ]
-        let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-        let key = try await queue.redis.send("HGET", KeyLayout.job(id), "key").string.flatMap { Int64($0) }
-        try await store.create(job: id, url: url, key: key, type: type, body: Array(body))
+    /// Creates a delivery for each of these finished jobs that has a callback URL. Most have
+    /// none: one pipelined read of every job's envelope decides, and only those with a callback
+    /// are read whole.
+    private func deliverIfWanted(_ finished: [(id: JobID, type: String)]) async throws {
+        guard !finished.isEmpty else { return }
+        let envelopes = try await queue.redis.pipeline(finished.map { RedisCommand("HMGET", KeyLayout.job($0.id), "meta", "key") })
+        for ((id, type), reply) in zip(finished, envelopes) {
+            guard let fields = reply.array, fields.count == 2, let meta = fields[0].bytes,
+                meta.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
+                let envelope = try? JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any],
+                let url = envelope["callback_url"] as? String, let job = try await queue.get(id)
+            else { continue }
+            let payload: [String: Any] = ["type": type, "timestamp": Self.iso8601(Date()), "data": render(job)]
+            let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+            try await store.create(job: id, url: url, key: fields[1].string.flatMap { Int64($0) }, type: type, body: Array(body))
+        }
     }
 
     static func iso8601(_ date: Date) -> String {
@@ -155,10 +160,9 @@ public final class WebhookService: Service, Sendable {
     // MARK: - Sending
 
     private func sendLoop() async {
-        let running = RunningCount()
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                let free = settings.concurrency - running.value
+                let free = settings.concurrency - sending.load(ordering: .relaxed)
                 guard free > 0 else {
                     try? await Task.sleep(for: .milliseconds(20))
                     continue
@@ -174,10 +178,10 @@ public final class WebhookService: Service, Sendable {
                     continue
                 }
                 for id in ids {
-                    running.add(1)
+                    sending.add(1, ordering: .relaxed)
                     group.addTask {
                         await self.attempt(id)
-                        running.add(-1)
+                        self.sending.subtract(1, ordering: .relaxed)
                     }
                 }
             }
@@ -267,14 +271,6 @@ public final class WebhookService: Service, Sendable {
             return .failed("\(error)")
         }
     }
-}
-
-/// A count shared by the send tasks.
-final class RunningCount: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.withLock { count } }
-    func add(_ delta: Int) { lock.withLock { count += delta } }
 }
 
 extension WebhookSettings {

@@ -56,12 +56,17 @@ public struct WebhookStore: Sendable {
         public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     }
 
-    private static let createScript = RedisScript(
+    /// A delivery script, with `now` (Redis TIME, ms) defined for it.
+    private static func script(name: String, source: String) -> RedisScript {
+        RedisScript(
+            name: name,
+            source: "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" + source)
+    }
+
+    private static let createScript = Self.script(
         name: "webhook-create",
         source: """
             if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
             redis.call('HSET', KEYS[1], 'id', ARGV[1], 'job', ARGV[2], 'url', ARGV[3], 'key', ARGV[4], 'type', ARGV[5],
               'body', ARGV[6], 'status', 'pending', 'attempts', 0, 'created', now, 'next_at', now)
             redis.call('ZADD', KEYS[2], now, ARGV[1])
@@ -80,11 +85,9 @@ public struct WebhookStore: Sendable {
         return reply.int == 1
     }
 
-    private static let claimScript = RedisScript(
+    private static let claimScript = Self.script(
         name: "webhook-claim",
         source: """
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
             local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
             for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end
             return ids
@@ -126,14 +129,12 @@ public struct WebhookStore: Sendable {
         return out
     }
 
-    private static let recordScript = RedisScript(
+    private static let recordScript = Self.script(
         name: "webhook-record",
         source: """
             -- KEYS: delivery, due, dead; ARGV: status, next_at (ms, '' = none), code ('' = none),
             -- error, retention ms, id
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
             local status, nextAt, code, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
             local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
             local outcome = code ~= '' and code or err
@@ -159,12 +160,10 @@ public struct WebhookStore: Sendable {
             arguments: [status, next.map { String($0.value) } ?? "", code.map(String.init) ?? "", error, retention.milliseconds, id])
     }
 
-    private static let retryScript = RedisScript(
+    private static let retryScript = Self.script(
         name: "webhook-retry",
         source: """
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
             redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', now, 'attempts', 0)
             redis.call('PERSIST', KEYS[1])
             redis.call('ZADD', KEYS[2], now, ARGV[1])

@@ -98,10 +98,10 @@ final class LaneWorker: Sendable {
         control = Mutex(LaneControl(ceiling: lane.concurrency, threshold: lane.breakerFailures, openFor: lane.breakerOpenFor))
     }
 
-    /// When the last announced limits were recorded for `/v1/providers` (at most once a second).
-    private let lastAnnounced = Mutex<ContinuousClock.Instant?>(nil)
-    /// When jobs were last looked at for missing their deadline behind the limits.
-    private let lastDeadlineLook = Mutex<ContinuousClock.Instant?>(nil)
+    /// Announced limits are recorded for `/v1/providers` at most once a second…
+    private let announcing = Throttle(every: .seconds(1))
+    /// …and queued jobs are looked at for missing their deadline at most twice a second.
+    private let deadlineLooks = Throttle(every: .milliseconds(500))
 
     /// Leases and runs jobs until `stopping()` says so; then waits for the calls in flight. The
     /// caller cancels the task after the grace period: calls still running give their jobs back.
@@ -273,13 +273,7 @@ final class LaneWorker: Sendable {
     /// at the configured RPM. At most twice a second per worker.
     private func divertPastDeadlines(_ refusal: ProviderLimiter.Refusal) async {
         guard !lane.routes.isEmpty, refusal.reason != "concurrency" else { return }
-        let now = ContinuousClock.now
-        let due = lastDeadlineLook.withLock { last in
-            if let last, now - last < .milliseconds(500) { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
+        guard deadlineLooks.due() else { return }
         do {
             var within = refusal.wait
             if let rpm = lane.limits.requestsPerMinute, rpm > 0 {
@@ -326,13 +320,7 @@ final class LaneWorker: Sendable {
 
     /// Keeps the rate-limit figures the provider announces, for `/v1/providers` (once a second).
     private func noteAnnounced(_ response: ProviderResponse) async {
-        let now = ContinuousClock.now
-        let due = lastAnnounced.withLock { last in
-            if let last, now - last < .seconds(1) { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
+        guard announcing.due() else { return }
         let info = RateLimitInfo(headers: response.headerPairs)
         guard info.requests != nil || info.tokens != nil else { return }
         let announced = LaneHealth.Announced(
@@ -361,6 +349,23 @@ final class LaneWorker: Sendable {
                 logger.warning("lane \(lane.lane): report failed (\(error)); retrying")
                 try? await Task.sleep(for: .milliseconds(100 * (attempt + 1)))
             }
+        }
+    }
+}
+
+/// Lets something happen at most once per `every` (across the tasks that ask).
+final class Throttle: Sendable {
+    let every: Duration
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(every: Duration) { self.every = every }
+
+    /// Whether it may happen now; if so, the next time is `every` from now.
+    func due(now: ContinuousClock.Instant = .now) -> Bool {
+        last.withLock { last in
+            if let last, now - last < every { return false }
+            last = now
+            return true
         }
     }
 }

@@ -21,9 +21,8 @@ for _, id in ipairs(ids) do
   local jobKey = jobKey(id)
   local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane')
   local state = f[1]
-  if f[3] ~= lane then
-    state = nil -- moved to a fallback lane, whose own deadline entry it has
-  elseif state == 'queued' or state == 'delayed' or state == 'retry_wait' then
+  -- (A job moved to a fallback lane is that lane's to expire: it has a deadline entry there.)
+  if f[3] == lane and (state == 'queued' or state == 'delayed' or state == 'retry_wait') then
     if state == 'queued' then
       tombstone(prefix, lane)
     else
