@@ -46,11 +46,14 @@ let package = Package(
             ],
             resources: [.copy("Scripts")]
         ),
-        // SQLite (WAL) through GRDB: API keys and tenants; later the archive and the ledgers.
+        // SQLite (WAL) through GRDB: API keys and tenants, the archive (drained from the queue's
+        // event streams), the usage ledger, batches and their files.
         .target(
             name: "SluiceStore",
             dependencies: [
-                "SluiceCore",
+                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -135,7 +138,7 @@ let package = Package(
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceWebhooksTests",
             dependencies: ["SluiceWebhooks", .product(name: "Crypto", package: "swift-crypto")]

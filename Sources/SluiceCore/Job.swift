@@ -126,6 +126,8 @@ public struct Job: Sendable, Hashable {
     /// Tokens the successful call used, when the provider said: input, output.
     public var usageInput: Int?
     public var usageOutput: Int?
+    /// The id of the API key that submitted it, when one did.
+    public var submitter: Int64?
 
     public init(
         id: JobID, lane: String, tenant: String, priority: Int, state: JobState, payload: [UInt8],

@@ -31,6 +31,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var resultTTL: Duration = .seconds(7 * 86_400)
         public var idempotencyTTL: Duration = .seconds(86_400)
         public var eventStreamCap = 100_000
+        /// The hard cap, whatever the consumer groups have read.
+        public var eventStreamMax = 2_000_000
         public var maintenanceInterval: Duration = .milliseconds(500)
         public var maxAttempts = 3
         public var retry = RetryPolicy.default
@@ -65,6 +67,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// one probe call through at a time.
         public var breakerFailures = 10
         public var breakerOpenFor: Duration = .seconds(30)
+        /// Models the provider serves by their bare name: a request (a batch line, a facade call)
+        /// naming one of them goes to lane `provider/model`.
+        public var models: [String] = []
 
         public init(name: String, kind: String, baseURL: String, limits: Limits = Limits()) {
             self.name = name
@@ -135,6 +140,34 @@ public struct SluiceConfiguration: Sendable, Hashable {
     /// `sluice up` also serves the mock provider on this loopback port (nil: it does not), so that
     /// a fresh install shows the whole path working with no provider keys.
     public var mockProviderPort: Int?
+    /// What a model costs, in US dollars per million tokens, for the usage ledger.
+    public struct Price: Sendable, Hashable {
+        public var input: Double
+        public var output: Double
+        public init(input: Double, output: Double) {
+            self.input = input
+            self.output = output
+        }
+
+        /// The price of `model` in `prices`: its own entry, or the longest entry its name starts with.
+        public static func of(_ model: String, in prices: [String: Price]) -> Price? {
+            if let exact = prices[model] { return exact }
+            return prices.filter { model.hasPrefix($0.key) }.max { $0.key.count < $1.key.count }?.value
+        }
+    }
+    /// By model name; a model without an exact entry takes the longest entry its name starts
+    /// with (so `gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`).
+    public var prices: [String: Price] = [:]
+    /// The batch APIs (`/v1/batches`, `/v1/messages/batches`).
+    public struct Batches: Sendable, Hashable {
+        /// The most requests in one batch (OpenAI's limit).
+        public var maxRequests = 50_000
+        /// The largest file `/v1/files` takes.
+        public var maxFileBytes = 200 << 20
+        /// The priority of a batch's jobs: below interactive work, so a batch fills the gaps.
+        public var priority = -50
+    }
+    public var batches = Batches()
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
@@ -183,6 +216,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
             q.resultTTL = try section.duration("result_ttl") ?? q.resultTTL
             q.idempotencyTTL = try section.duration("idempotency_ttl") ?? q.idempotencyTTL
             q.eventStreamCap = try section.int("event_stream_cap", in: 100...100_000_000) ?? q.eventStreamCap
+            q.eventStreamMax = try section.int("event_stream_max", in: 100...1_000_000_000) ?? max(q.eventStreamMax, q.eventStreamCap)
             q.maintenanceInterval = try section.duration("maintenance_interval") ?? q.maintenanceInterval
             q.maxAttempts = try section.int("max_attempts", in: 1...1000) ?? q.maxAttempts
             if let retry = try section.mapping("retry") {
@@ -196,6 +230,25 @@ public struct SluiceConfiguration: Sendable, Hashable {
             }
             try section.finish()
             configuration.queue = q
+        }
+        if let prices = try reader.mapping("prices") {
+            for (model, value) in prices {
+                guard let price = value as? [String: Any] else {
+                    throw ConfigurationError(key: "prices.\(model)", problem: "must be {input, output}: US dollars per million tokens")
+                }
+                var section = Reader(price, path: "prices.\(model)")
+                let input = try section.double("input", in: 0...1_000_000) ?? 0
+                let output = try section.double("output", in: 0...1_000_000) ?? 0
+                try section.finish()
+                configuration.prices[model] = Price(input: input, output: output)
+            }
+        }
+        if let batches = try reader.mapping("batches") {
+            var section = Reader(batches, path: "batches")
+            configuration.batches.maxRequests = try section.int("max_requests", in: 1...10_000_000) ?? configuration.batches.maxRequests
+            configuration.batches.maxFileBytes = try section.int("max_file_bytes", in: 1...(4 << 30)) ?? configuration.batches.maxFileBytes
+            configuration.batches.priority = try section.int("priority", in: -100...100) ?? configuration.batches.priority
+            try section.finish()
         }
         if let webhooks = try reader.mapping("webhooks") {
             var section = Reader(webhooks, path: "webhooks")
@@ -302,6 +355,14 @@ public struct SluiceConfiguration: Sendable, Hashable {
         provider.apiKeyEnvironment = try section.string("api_key_env")
         provider.timeout = try section.duration("timeout") ?? provider.timeout
         provider.path = try section.string("path")
+        if let models = try section.list("models") {
+            provider.models = try models.enumerated().map { (index, model) throws(ConfigurationError) in
+                guard let name = model as? String, !name.isEmpty, !name.contains(where: \.isWhitespace) else {
+                    throw ConfigurationError(key: "\(path).models[\(index)]", problem: "must be a model name")
+                }
+                return name
+            }
+        }
         if let limits = try section.mapping("limits") {
             var limitSection = Reader(limits, path: path + ".limits")
             provider.limits.requestsPerMinute = try limitSection.int("rpm", in: 1...100_000_000)
@@ -318,6 +379,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         try section.finish()
         return provider
     }
+
+    /// The price of `model`: its own entry, or the longest entry its name starts with.
+    public func price(of model: String) -> Price? { Price.of(model, in: prices) }
 
     /// The provider and model of a lane (`provider` or `provider/model`); nil when no configured
     /// provider has the lane's first part as its name.

@@ -39,6 +39,8 @@ public struct SluiceAPI: Sendable {
     /// Webhook deliveries and secrets, and the SSRF guard for callback URLs.
     public let webhooks: WebhookStore
     public let addressGuard: AddressGuard
+    /// Finished jobs once they have left Redis, and the usage ledger.
+    public let archive: ArchiveStore
     let cache = AuthCache()
     /// Keys known to have a webhook secret (published to Redis), so a submit with a callback
     /// costs no SQLite read after the first.
@@ -50,6 +52,7 @@ public struct SluiceAPI: Sendable {
         facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard()
     ) {
         webhooks = WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL)
+        archive = ArchiveStore(database: keys.database)
         self.addressGuard = addressGuard
         self.facadeWait = facadeWait
         self.facadeMaxWait = facadeMaxWait
@@ -85,6 +88,7 @@ public struct SluiceAPI: Sendable {
         addKeyRoutes(to: v1)
         addFacadeRoutes(to: v1)
         addWebhookRoutes(to: v1)
+        addUsageRoutes(to: v1)
         return router
     }
 
@@ -159,13 +163,27 @@ public struct SluiceAPI: Sendable {
                 throw APIError.invalid("'wait' must be a number of seconds from 0 to 60", param: "wait")
             }
             // Check ownership before waiting, so that nobody long-polls another tenant's job.
+            guard try await queue.get(id) != nil else { return try await archived(id, by: key).document }
             _ = try await owned(id, by: key)
             job = try await waiter.wait(for: id, timeout: .milliseconds(Int64(seconds * 1000)))
         } else {
             job = try await queue.get(id)
         }
-        guard let job, job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
+        guard let job else { return try await archived(id, by: key).document }
+        guard job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
         return try Self.json(JobDocument.render(job))
+    }
+
+    /// A job that has left Redis (its result TTL passed), from the archive: the JSON it was
+    /// served as, and its timeline. 404 when it is not archived either, or is another tenant's.
+    func archived(_ id: JobID, by key: APIKey) async throws -> (document: Response, events: [UInt8], state: String) {
+        guard let record = try await archive.job(id.rawValue), record.tenant == key.tenant || key.scopes.contains(.admin) else {
+            throw APIError.notFound
+        }
+        let state = (try? JSONSerialization.jsonObject(with: Data(record.document)) as? [String: Any])?["status"] as? String
+        let response = Response(
+            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: record.document)))
+        return (response, record.events, state ?? "")
     }
 
     func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -212,19 +230,24 @@ public struct SluiceAPI: Sendable {
     func events(_ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.read)
         let id = try jobID(context)
+        guard try await queue.get(id) != nil else {
+            let events = try await archived(id, by: key).events
+            let data = (try? JSONSerialization.jsonObject(with: Data(events))) ?? []
+            return try Self.json(["object": "list", "job": id.rawValue, "data": data])
+        }
         _ = try await owned(id, by: key)
         guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
-        let data = timeline.map { entry -> [String: Any] in
-            var event: [String: Any] = ["at": Double(entry.at.value) / 1000, "status": entry.state.rawValue]
-            if let info = entry.info { event["info"] = info }
-            return event
-        }
+        let data = timeline.map(\.document)
         return try Self.json(["object": "list", "job": id.rawValue, "data": data])
     }
 
     func cancel(_ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let id = try jobID(context)
+        guard try await queue.get(id) != nil else {
+            let state = try await archived(id, by: key).state
+            throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state)")
+        }
         _ = try await owned(id, by: key)
         switch try await queue.cancel(id) {
         case .notFound: throw APIError.notFound

@@ -79,9 +79,12 @@ extension SluiceAPI {
         guard let raw = request.uri.queryParameters["job"], let id = JobID(String(raw)) else {
             throw APIError.invalid("'job' must be a job id", param: "job")
         }
-        _ = try await owned(id, by: key)
-        let deliveries = try await webhooks.deliveries(job: id.rawValue)
-        return try Self.json(["object": "list", "data": deliveries.map(Self.render)])
+        if try await queue.get(id) == nil { _ = try await archived(id, by: key) } else { _ = try await owned(id, by: key) }
+        let live = try await webhooks.deliveries(job: id.rawValue)
+        // Deliveries that have left Redis are in the archive's delivery log.
+        let known = Set(live.map(\.id))
+        let archived = try await archive.deliveries(subject: id.rawValue).filter { !known.contains($0.id) }
+        return try Self.json(["object": "list", "data": live.map(Self.render) + archived.map(Self.render)])
     }
 
     /// `POST /v1/webhooks/deliveries/{id}/retry`: sends it again now, with a fresh schedule and
@@ -97,6 +100,21 @@ extension SluiceAPI {
             throw APIError(.notFound, type: "not_found", message: "no such delivery")
         }
         return try Self.json(Self.render(again), status: .accepted)
+    }
+
+    static func render(_ delivery: ArchivedDelivery) -> [String: Any] {
+        [
+            "id": delivery.id, "object": "webhook_delivery", "job": delivery.subject, "url": delivery.url, "type": delivery.type,
+            "status": delivery.status, "attempts": delivery.attempts,
+            "created_at": delivery.createdAt.map { $0.value / 1000 as Any } ?? NSNull(), "next_attempt_at": NSNull(),
+            "last_status_code": delivery.lastCode ?? NSNull(), "last_error": delivery.lastError ?? NSNull(),
+            "log": delivery.log.split(separator: "\n").compactMap { line -> [String: Any]? in
+                let parts = line.split(separator: " ", maxSplits: 1)
+                guard parts.count == 2, let at = Double(parts[0]) else { return nil }
+                return ["at": at / 1000, "outcome": String(parts[1])]
+            },
+            "archived": true,
+        ]
     }
 
     static func render(_ delivery: WebhookStore.Delivery) -> [String: Any] {

@@ -35,7 +35,8 @@ public final class JobQueue: Sendable {
         }
     }
 
-    private var cap: Int { configuration.eventStreamCap }
+    /// The hard cap the scripts append with; maintenance trims to `eventStreamCap` (trim-events.lua).
+    private var cap: Int { configuration.eventStreamMax }
     private var resultTTL: Int64 { configuration.resultTTL.milliseconds }
 
     // MARK: - Enqueue
@@ -63,7 +64,7 @@ public final class JobQueue: Sendable {
     static func enqueue(
         _ specs: [JobSpec], submitter: Int64?, redis: RedisClient, scripts: QueueScripts, configuration: QueueConfiguration
     ) async throws -> [EnqueueResult] {
-        let cap = configuration.eventStreamCap
+        let cap = configuration.eventStreamMax
         for (index, spec) in specs.enumerated() {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
@@ -217,7 +218,7 @@ public final class JobQueue: Sendable {
         reports: [CompleteReport]
     ) async throws -> [ReportOutcome] {
         var arguments: [any RedisArgument] = [
-            configuration.eventStreamCap, configuration.resultTTL.milliseconds, reports.count,
+            configuration.eventStreamMax, configuration.resultTTL.milliseconds, reports.count,
         ]
         arguments.reserveCapacity(3 + reports.count * 5)
         for report in reports { arguments += [report.id.rawValue, report.token, report.result, report.info, report.usage] }
@@ -340,6 +341,7 @@ public final class JobQueue: Sendable {
             job.usageInput = Int(usage[0])
             job.usageOutput = Int(usage[1])
         }
+        job.submitter = text("key").flatMap { Int64($0) }
         return job
     }
 
@@ -520,6 +522,7 @@ public final class JobQueue: Sendable {
         }
         let trimmed = try await redis.run(scripts.trimIndex, keys: keys, arguments: [lane, 100, 50])
         report.indexTrimmed = trimmed.int ?? 0
+        report.eventsTrimmed = try await redis.run(scripts.trimEvents, keys: keys, arguments: [configuration.eventStreamCap]).int ?? 0
         return report
     }
 

@@ -79,6 +79,10 @@ public struct KeyLayout: Sendable, Hashable {
     /// The prefix of a provider's limit keys (one slot per provider).
     public static func providerPrefix(_ provider: String) -> String { "sluice:{p:\(provider)}:" }
 
+    /// Each webhook delivery that reached a final status (written by the webhook sender, drained
+    /// by the archiver).
+    public static let webhookFinished = "sluice:wh:finished"
+
     /// Per API key, its jobs not yet finished.
     public static let openJobs = "sluice:keys:open"
     /// An API key's submit token bucket.

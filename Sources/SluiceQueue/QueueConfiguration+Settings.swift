@@ -6,6 +6,7 @@ extension QueueConfiguration {
         self.init(
             leaseDuration: configuration.leaseDuration, retryPolicy: configuration.retry,
             resultTTL: configuration.resultTTL, idempotencyTTL: configuration.idempotencyTTL,
-            eventStreamCap: configuration.eventStreamCap, maintenanceInterval: configuration.maintenanceInterval)
+            eventStreamCap: configuration.eventStreamCap, eventStreamMax: configuration.eventStreamMax,
+            maintenanceInterval: configuration.maintenanceInterval)
     }
 }

@@ -11,8 +11,12 @@ public struct QueueConfiguration: Sendable, Hashable {
     public var resultTTL: Duration
     /// How long an idempotency key maps to its job.
     public var idempotencyTTL: Duration
-    /// The approximate cap on each lane's event stream (`XADD MAXLEN ~`).
+    /// The size maintenance trims each lane's event stream to, never dropping an entry a
+    /// consumer group (the archiver, the webhooks) has not read and acknowledged.
     public var eventStreamCap: Int
+    /// The hard cap on each lane's event stream (`XADD MAXLEN ~`), whatever consumers have
+    /// read: a guard against a consumer group that nobody reads any more.
+    public var eventStreamMax: Int
     /// How often the maintenance service reaps, promotes and expires.
     public var maintenanceInterval: Duration
     /// The most jobs one maintenance script moves per call (it loops until the work is done).
@@ -25,7 +29,7 @@ public struct QueueConfiguration: Sendable, Hashable {
     public init(
         leaseDuration: Duration = .seconds(60), retryPolicy: RetryPolicy = .default,
         resultTTL: Duration = .seconds(7 * 86_400), idempotencyTTL: Duration = .seconds(86_400),
-        eventStreamCap: Int = 100_000, maintenanceInterval: Duration = .milliseconds(500),
+        eventStreamCap: Int = 100_000, eventStreamMax: Int = 2_000_000, maintenanceInterval: Duration = .milliseconds(500),
         maintenanceBatch: Int = 1_000, enqueueChunk: Int = 500, completeBatch: Int = 256
     ) {
         self.leaseDuration = leaseDuration
@@ -33,6 +37,7 @@ public struct QueueConfiguration: Sendable, Hashable {
         self.resultTTL = resultTTL
         self.idempotencyTTL = idempotencyTTL
         self.eventStreamCap = eventStreamCap
+        self.eventStreamMax = max(eventStreamMax, eventStreamCap)
         self.maintenanceInterval = maintenanceInterval
         self.maintenanceBatch = maintenanceBatch
         self.enqueueChunk = enqueueChunk

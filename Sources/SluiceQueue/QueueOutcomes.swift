@@ -51,6 +51,8 @@ public struct MaintenanceReport: Sendable, Hashable {
     public var expired = 0
     /// Listing-index entries of expired jobs dropped (housekeeping, not a job transition).
     public var indexTrimmed = 0
+    /// Event-stream entries every consumer group had read, dropped (housekeeping).
+    public var eventsTrimmed = 0
 
     public init() {}
 
@@ -64,6 +66,7 @@ public struct MaintenanceReport: Sendable, Hashable {
         sum.promoted += rhs.promoted
         sum.expired += rhs.expired
         sum.indexTrimmed += rhs.indexTrimmed
+        sum.eventsTrimmed += rhs.eventsTrimmed
         return sum
     }
 }
@@ -131,6 +134,13 @@ public struct TimelineEntry: Sendable, Hashable {
         self.at = at
         self.state = state
         self.info = info
+    }
+
+    /// The entry as `GET /v1/jobs/{id}/events` shows it: `{at (Unix seconds), status, info?}`.
+    public var document: [String: Any] {
+        var event: [String: Any] = ["at": Double(at.value) / 1000, "status": state.rawValue]
+        if let info { event["info"] = info }
+        return event
     }
 }
 

@@ -16,6 +16,7 @@ struct QueueScripts: Sendable {
     let laneStats: RedisScript
     let list: RedisScript
     let trimIndex: RedisScript
+    let trimEvents: RedisScript
     let admit: RedisScript
     let release: RedisScript
     let divert: RedisScript
@@ -45,6 +46,7 @@ struct QueueScripts: Sendable {
         laneStats = try Self.load("lane-stats")
         list = try Self.load("list")
         trimIndex = try Self.load("trim-index")
+        trimEvents = try Self.load("trim-events")
         divert = try Self.load("divert")
         admit = try Self.load("admit")
         release = try Self.load("release")

@@ -56,6 +56,52 @@ public final class SluiceDatabase: Sendable {
                 table.column("previous_until", .integer)
             }
         }
+        migrator.registerMigration("v4: archive, usage, files, batches") { db in
+            // Finished jobs, each as the JSON GET /v1/jobs/{id} served and its timeline.
+            try db.execute(
+                sql: """
+                    CREATE TABLE archived_jobs (
+                      id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_id INTEGER, lane TEXT NOT NULL, state TEXT NOT NULL,
+                      created_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, batch TEXT, custom_id TEXT, model TEXT,
+                      input_tokens INTEGER, output_tokens INTEGER, cost REAL, document BLOB NOT NULL, events BLOB NOT NULL
+                    );
+                    CREATE INDEX archived_jobs_batch ON archived_jobs (batch) WHERE batch IS NOT NULL;
+                    CREATE INDEX archived_jobs_tenant ON archived_jobs (tenant, finished_at);
+                    -- The usage ledger: per hour, tenant, key and model.
+                    CREATE TABLE usage (
+                      hour INTEGER NOT NULL, tenant TEXT NOT NULL, key_id INTEGER NOT NULL, model TEXT NOT NULL,
+                      requests INTEGER NOT NULL, succeeded INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+                      output_tokens INTEGER NOT NULL, cost REAL NOT NULL,
+                      PRIMARY KEY (hour, tenant, key_id, model)
+                    );
+                    CREATE TABLE webhook_deliveries (
+                      id TEXT PRIMARY KEY, subject TEXT NOT NULL, url TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+                      attempts INTEGER NOT NULL, created_at INTEGER, finished_at INTEGER, last_code INTEGER, last_error TEXT,
+                      log TEXT NOT NULL
+                    );
+                    CREATE INDEX webhook_deliveries_subject ON webhook_deliveries (subject);
+                    CREATE TABLE files (
+                      id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_id INTEGER, purpose TEXT NOT NULL, filename TEXT NOT NULL,
+                      bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, content BLOB NOT NULL, deleted_at INTEGER
+                    );
+                    CREATE TABLE batches (
+                      id TEXT PRIMARY KEY, api TEXT NOT NULL, tenant TEXT NOT NULL, key_id INTEGER, endpoint TEXT NOT NULL,
+                      status TEXT NOT NULL, input_file_id TEXT, output_file_id TEXT, error_file_id TEXT,
+                      completion_window TEXT NOT NULL, metadata TEXT, errors TEXT, callback_url TEXT,
+                      total INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+                      cancelled INTEGER NOT NULL DEFAULT 0, expired INTEGER NOT NULL DEFAULT 0,
+                      created_at INTEGER NOT NULL, in_progress_at INTEGER, expires_at INTEGER, finalizing_at INTEGER,
+                      completed_at INTEGER, failed_at INTEGER, expired_at INTEGER, cancelling_at INTEGER, cancelled_at INTEGER
+                    );
+                    CREATE INDEX batches_tenant ON batches (tenant, api, id);
+                    CREATE INDEX batches_open ON batches (status) WHERE status IN ('validating', 'in_progress', 'cancelling', 'finalizing');
+                    -- A batch's requests: its line numbers, custom ids and the jobs they became.
+                    CREATE TABLE batch_requests (
+                      batch TEXT NOT NULL, line INTEGER NOT NULL, custom_id TEXT NOT NULL, job_id TEXT,
+                      PRIMARY KEY (batch, line)
+                    );
+                    """)
+        }
         return migrator
     }
 }

@@ -77,60 +77,11 @@ public final class WebhookService: Service, Sendable {
 
     // MARK: - Events → deliveries
 
-    static let group = "webhooks"
-    static let terminal: Set<String> = ["succeeded", "failed", "dead", "cancelled", "expired"]
-
     private func dispatchLoop() async {
-        var prepared: Set<String> = []
-        // First what was read before and not acknowledged (a crash between the two), then new.
-        var pendingFirst = true
-        while !Task.isCancelled {
-            do {
-                var handled = 0
-                let tags = Set(try await queue.lanes().map { KeyLayout.events(lane: $0) })
-                for stream in tags {
-                    if prepared.insert(stream).inserted {
-                        do { _ = try await queue.redis.send("XGROUP", "CREATE", stream, Self.group, "0", "MKSTREAM") } catch {
-                            guard "\(error)".contains("BUSYGROUP") else { throw error }
-                        }
-                    }
-                    handled += try await dispatch(stream: stream, from: pendingFirst ? "0" : ">")
-                }
-                pendingFirst = false
-                if handled == 0 { try await Task.sleep(for: .milliseconds(100)) }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning("webhooks: reading events failed: \(error); retrying in 1 s")
-                try? await Task.sleep(for: .seconds(1))
-            }
+        let feed = FinishedJobFeed(queue: queue, group: "webhooks", consumer: "dispatcher")
+        await feed.run(logger: logger) { finished in
+            try await self.deliverIfWanted(finished.map { ($0.id, "job." + $0.state.rawValue) })
         }
-    }
-
-    /// Reads one batch of a stream; returns the entries handled.
-    private func dispatch(stream: String, from start: String) async throws -> Int {
-        let reply = try await queue.redis.send(
-            "XREADGROUP", "GROUP", Self.group, "dispatcher", "COUNT", 500, "STREAMS", stream, start)
-        guard let streams = reply.array, let first = streams.first?.array, first.count == 2, let entries = first[1].array else { return 0 }
-        var done: [String] = []
-        var finished: [(id: JobID, type: String)] = []
-        for entry in entries {
-            guard let parts = entry.array, parts.count == 2, let entryID = parts[0].string else { continue }
-            let fields = parts[1].array ?? []
-            var values: [String: String] = [:]
-            for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                if let name = fields[index].string { values[name] = fields[index + 1].string }
-            }
-            if let to = values["to"], Self.terminal.contains(to), let jobs = values["jobs"] {
-                finished += jobs.split(separator: ",").compactMap { JobID(String($0)) }.map { ($0, "job." + to) }
-            }
-            done.append(entryID)
-        }
-        try await deliverIfWanted(finished)
-        if !done.isEmpty {
-            _ = try await queue.redis.send(RedisCommand("XACK", [stream, Self.group] + done.map { $0 as any RedisArgument }))
-        }
-        return done.count
     }
 
     /// Creates a delivery for each of these finished jobs that has a callback URL. Most have

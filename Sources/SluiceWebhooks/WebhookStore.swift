@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 import SluiceRedis
 
 /// Webhook deliveries in Redis, so that any process can send them and none is lost.
@@ -11,6 +12,7 @@ import SluiceRedis
 /// | `sluice:wh:job:<job id>` | list | the deliveries of one job |
 /// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
 /// | `sluice:wh:disabled` | set | endpoint URLs that answered 410 Gone |
+/// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
 /// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
 ///
 /// A delivery's id is `msg_` + its job's id: the webhook-id every attempt of it carries, and what
@@ -29,10 +31,14 @@ public struct WebhookStore: Sendable {
     static let dead = "sluice:wh:dead"
     static let disabled = "sluice:wh:disabled"
     static let secrets = "sluice:wh:secrets"
+    /// Every delivery that reached a final status (delivered, dead, disabled), for the archive.
+    public static let finished = KeyLayout.webhookFinished
     static func delivery(_ id: String) -> String { "sluice:wh:d:" + id }
     static func job(_ id: String) -> String { "sluice:wh:job:" + id }
 
-    public static func deliveryID(job: JobID) -> String { "msg_" + job.rawValue }
+    public static func deliveryID(job: JobID) -> String { deliveryID(subject: job.rawValue) }
+    /// The delivery id of a job or a batch (its id).
+    public static func deliveryID(subject: String) -> String { "msg_" + subject }
 
     /// One delivery, as read back.
     public struct Delivery: Sendable, Hashable {
@@ -78,10 +84,17 @@ public struct WebhookStore: Sendable {
     /// Creates a delivery, due now; false when it already exists.
     @discardableResult
     public func create(job: JobID, url: String, key: Int64?, type: String, body: [UInt8]) async throws -> Bool {
-        let id = Self.deliveryID(job: job)
+        try await create(subject: job.rawValue, url: url, key: key, type: type, body: body)
+    }
+
+    /// Creates the delivery of a job or a batch (`subject`, its id), due now; false when it
+    /// already exists.
+    @discardableResult
+    public func create(subject: String, url: String, key: Int64?, type: String, body: [UInt8]) async throws -> Bool {
+        let id = Self.deliveryID(subject: subject)
         let reply = try await redis.run(
-            Self.createScript, keys: [Self.delivery(id), Self.due, Self.job(job.rawValue)],
-            arguments: [id, job.rawValue, url, key.map(String.init) ?? "", type, body, retention.milliseconds])
+            Self.createScript, keys: [Self.delivery(id), Self.due, Self.job(subject)],
+            arguments: [id, subject, url, key.map(String.init) ?? "", type, body, retention.milliseconds])
         return reply.int == 1
     }
 
@@ -132,7 +145,7 @@ public struct WebhookStore: Sendable {
     private static let recordScript = Self.script(
         name: "webhook-record",
         source: """
-            -- KEYS: delivery, due, dead; ARGV: status, next_at (ms, '' = none), code ('' = none),
+            -- KEYS: delivery, due, dead, finished; ARGV: status, next_at (ms, '' = none), code ('' = none),
             -- error, retention ms, id
             if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
             local status, nextAt, code, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -148,6 +161,10 @@ public struct WebhookStore: Sendable {
               redis.call('ZREM', KEYS[2], ARGV[6])
               redis.call('PEXPIRE', KEYS[1], ARGV[5])
               if status == 'dead' then redis.call('RPUSH', KEYS[3], ARGV[6]) end
+              local f = redis.call('HMGET', KEYS[1], 'job', 'url', 'type', 'created', 'log')
+              redis.call('XADD', KEYS[4], 'MAXLEN', '~', 1000000, '*', 'id', ARGV[6], 'job', f[1] or '', 'url', f[2] or '',
+                'type', f[3] or '', 'status', status, 'attempts', attempts, 'created', f[4] or '', 'finished', now, 'code', code,
+                'error', err, 'log', f[5] or '')
             end
             return attempts
             """)
@@ -156,7 +173,7 @@ public struct WebhookStore: Sendable {
     /// `dead`, `disabled`).
     public func record(_ id: String, status: String, next: UnixMillis? = nil, code: Int?, error: String = "") async throws {
         _ = try await redis.run(
-            Self.recordScript, keys: [Self.delivery(id), Self.due, Self.dead],
+            Self.recordScript, keys: [Self.delivery(id), Self.due, Self.dead, Self.finished],
             arguments: [status, next.map { String($0.value) } ?? "", code.map(String.init) ?? "", error, retention.milliseconds, id])
     }
 

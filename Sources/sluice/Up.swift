@@ -116,6 +116,8 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
             .init(
                 service: WebhookService(
                     queue: queue, store: api.webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
+        services.append(
+            .init(service: Archiver(queue: queue, store: api.archive, prices: configuration.prices, logger: logger, render: JobDocument.render)))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()

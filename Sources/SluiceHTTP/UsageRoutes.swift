@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+import SluiceCore
+import SluiceStore
+
+/// `GET /v1/usage?from=&to=&group_by=model|key|tenant[&tenant=]` (scope read): the usage ledger.
+///
+/// - `from` and `to` are Unix seconds or ISO 8601 dates (`2026-11-01`) or date-times; `to` is
+///   exclusive and defaults to now, `from` to 30 days before `to`. The ledger is kept per hour,
+///   so `from` is rounded down to its hour.
+/// - A key sees its own tenant's usage; an admin key sees every tenant's, or one with `tenant=`.
+/// - Each row: the group (`model`, `key` as its prefix, or `tenant`), requests (finished jobs),
+///   succeeded, input and output tokens, and `cost_usd` from the configured prices.
+extension SluiceAPI {
+    func addUsageRoutes(to v1: RouterGroup<SluiceRequestContext>) {
+        v1.get("usage") { request, context in try await self.usage(request, context) }
+    }
+
+    private func usage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let query = request.uri.queryParameters
+        let known: Set<String> = ["from", "to", "group_by", "tenant"]
+        if let unknown = query.first(where: { !known.contains(String($0.key)) }) {
+            throw APIError.invalid("unknown query parameter '\(unknown.key)'", param: String(unknown.key))
+        }
+        let to = try query["to"].map { try Self.instant(String($0), param: "to") } ?? UnixMillis.current()
+        let from = try query["from"].map { try Self.instant(String($0), param: "from") } ?? UnixMillis(to.value - 30 * 86_400_000)
+        guard from < to else { throw APIError.invalid("'from' must be before 'to'", param: "from") }
+        let groupText = query["group_by"].map(String.init) ?? "model"
+        guard let grouping = ArchiveStore.UsageGrouping(rawValue: groupText) else {
+            throw APIError.invalid("'group_by' must be model, key or tenant", param: "group_by")
+        }
+        var tenant: String? = key.tenant
+        if key.scopes.contains(.admin) {
+            tenant = query["tenant"].map(String.init)
+        } else if let asked = query["tenant"], String(asked) != key.tenant {
+            throw APIError(.forbidden, type: "permission", message: "another tenant's usage needs the admin scope", param: "tenant")
+        }
+        let rows = try await archive.usage(from: from, to: to, grouping: grouping, tenant: tenant)
+        var prefixes: [String: String] = [:]
+        if grouping == .key {
+            for apiKey in try keys.list() { prefixes[String(apiKey.id)] = apiKey.prefix }
+        }
+        func entry(_ name: String?, _ requests: Int, _ succeeded: Int, _ input: Int, _ output: Int, _ cost: Double) -> [String: Any] {
+            var entry: [String: Any] = [
+                "requests": requests, "succeeded": succeeded, "input_tokens": input, "output_tokens": output,
+                "cost_usd": (cost * 1_000_000).rounded() / 1_000_000,
+            ]
+            if let name { entry[grouping.rawValue] = grouping == .key ? (prefixes[name] ?? (name == "0" ? "none" : name)) : name }
+            return entry
+        }
+        let data = rows.map { entry($0.group, $0.requests, $0.succeeded, $0.inputTokens, $0.outputTokens, $0.cost) }
+        let total = entry(
+            nil, rows.reduce(0) { $0 + $1.requests }, rows.reduce(0) { $0 + $1.succeeded }, rows.reduce(0) { $0 + $1.inputTokens },
+            rows.reduce(0) { $0 + $1.outputTokens }, rows.reduce(0) { $0 + $1.cost })
+        return try Self.json([
+            "object": "usage", "from": from.value / 1000, "to": to.value / 1000, "group_by": grouping.rawValue,
+            "tenant": tenant ?? NSNull(), "data": data, "total": total,
+        ])
+    }
+
+    /// Unix seconds, or an ISO 8601 date or date-time.
+    static func instant(_ text: String, param: String) throws -> UnixMillis {
+        if let seconds = Double(text), seconds >= 0 { return UnixMillis(Int64(seconds * 1000)) }
+        let full = ISO8601DateFormatter()
+        if let date = full.date(from: text) { return UnixMillis(Int64(date.timeIntervalSince1970 * 1000)) }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        if let date = day.date(from: text) { return UnixMillis(Int64(date.timeIntervalSince1970 * 1000)) }
+        throw APIError.invalid("'\(param)' must be Unix seconds or an ISO 8601 date (2026-11-01) or date-time", param: param)
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import GRDB
+import SluiceCore
+
+/// A finished job as the archive keeps it.
+public struct ArchivedJob: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    public var keyID: Int64?
+    public var lane: String
+    public var state: String
+    public var createdAt: UnixMillis
+    public var finishedAt: UnixMillis
+    /// The batch it belongs to, and its `custom_id` there.
+    public var batch: String?
+    public var customID: String?
+    /// The model the usage ledger books it under.
+    public var model: String
+    public var inputTokens: Int?
+    public var outputTokens: Int?
+    /// US dollars, from the configured prices (0 when the model has none).
+    public var cost: Double
+    /// The JSON `GET /v1/jobs/{id}` served, and the `data` of its `/events`.
+    public var document: [UInt8]
+    public var events: [UInt8]
+
+    public init(
+        id: String, tenant: String, keyID: Int64?, lane: String, state: String, createdAt: UnixMillis, finishedAt: UnixMillis,
+        batch: String?, customID: String?, model: String, inputTokens: Int?, outputTokens: Int?, cost: Double,
+        document: [UInt8], events: [UInt8]
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.keyID = keyID
+        self.lane = lane
+        self.state = state
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+        self.batch = batch
+        self.customID = customID
+        self.model = model
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.cost = cost
+        self.document = document
+        self.events = events
+    }
+}
+
+/// One row of a usage report.
+public struct UsageRow: Sendable, Hashable {
+    /// The model, or the key's id (as text), or the tenant: what the report is grouped by.
+    public var group: String
+    public var requests: Int
+    public var succeeded: Int
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var cost: Double
+}
+
+/// A webhook delivery that reached a final status, as the archive keeps it.
+public struct ArchivedDelivery: Sendable, Hashable {
+    public var id: String
+    public var subject: String
+    public var url: String
+    public var type: String
+    public var status: String
+    public var attempts: Int
+    public var createdAt: UnixMillis?
+    public var finishedAt: UnixMillis?
+    public var lastCode: Int?
+    public var lastError: String?
+    /// One line per attempt: `<ms> <status code or error>`.
+    public var log: String
+
+    public init(
+        id: String, subject: String, url: String, type: String, status: String, attempts: Int, createdAt: UnixMillis?,
+        finishedAt: UnixMillis?, lastCode: Int?, lastError: String?, log: String
+    ) {
+        self.id = id
+        self.subject = subject
+        self.url = url
+        self.type = type
+        self.status = status
+        self.attempts = attempts
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+        self.lastCode = lastCode
+        self.lastError = lastError
+        self.log = log
+    }
+}
+
+/// The archive of finished jobs, the usage ledger and the webhook delivery log, in SQLite.
+///
+/// The archiver is its one writer. Archiving is idempotent: a job already archived is skipped,
+/// and only a newly archived job is booked in the ledger and counted in its batch, in the same
+/// transaction, so an event read twice books nothing twice.
+public struct ArchiveStore: Sendable {
+    public let database: SluiceDatabase
+
+    public init(database: SluiceDatabase) { self.database = database }
+
+    /// Archives `jobs`; returns how many were new.
+    @discardableResult
+    public func archive(_ jobs: [ArchivedJob]) async throws -> Int {
+        guard !jobs.isEmpty else { return 0 }
+        return try await database.pool.write { db in
+            var added = 0
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO archived_jobs (id, tenant, key_id, lane, state, created_at, finished_at, batch,
+                      custom_id, model, input_tokens, output_tokens, cost, document, events)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            let book = try db.cachedStatement(
+                sql: """
+                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost)
+                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                    ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
+                      requests = requests + 1, succeeded = succeeded + excluded.succeeded,
+                      input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+                      cost = cost + excluded.cost
+                    """)
+            for job in jobs {
+                try insert.execute(arguments: [
+                    job.id, job.tenant, job.keyID, job.lane, job.state, job.createdAt.value, job.finishedAt.value, job.batch,
+                    job.customID, job.model, job.inputTokens, job.outputTokens, job.cost, Data(job.document), Data(job.events),
+                ])
+                guard db.changesCount > 0 else { continue }
+                added += 1
+                let hour = job.finishedAt.value / 3_600_000 * 3_600_000
+                try book.execute(arguments: [
+                    hour, job.tenant, job.keyID ?? 0, job.model, job.state == "succeeded" ? 1 : 0, job.inputTokens ?? 0,
+                    job.outputTokens ?? 0, job.cost,
+                ])
+                if let batch = job.batch {
+                    let column = Self.batchCounter(job.state)
+                    try db.execute(sql: "UPDATE batches SET \(column) = \(column) + 1 WHERE id = ?", arguments: [batch])
+                }
+            }
+            return added
+        }
+    }
+
+    /// The batch counter a job's final state adds to.
+    static func batchCounter(_ state: String) -> String {
+        switch state {
+        case "succeeded": "succeeded"
+        case "cancelled": "cancelled"
+        case "expired": "expired"
+        default: "failed"  // failed, dead
+        }
+    }
+
+    /// An archived job: its tenant, its document and its timeline.
+    public func job(_ id: String) async throws -> (tenant: String, document: [UInt8], events: [UInt8])? {
+        try await database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT tenant, document, events FROM archived_jobs WHERE id = ?", arguments: [id]).map {
+                (tenant: $0["tenant"], document: Array($0["document"] as Data), events: Array($0["events"] as Data))
+            }
+        }
+    }
+
+    /// A batch's archived jobs, by their ids: state and document.
+    public func batchJobs(_ batch: String) async throws -> [String: (state: String, document: [UInt8])] {
+        try await database.pool.read { db in
+            var out: [String: (state: String, document: [UInt8])] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, state, document FROM archived_jobs WHERE batch = ?", arguments: [batch])
+            while let row = try rows.next() { out[row["id"]] = (row["state"], Array(row["document"] as Data)) }
+            return out
+        }
+    }
+
+    public enum UsageGrouping: String, Sendable, CaseIterable {
+        case model, key, tenant
+    }
+
+    /// Usage between `from` (inclusive) and `to` (exclusive), per `grouping`, of `tenant` (nil:
+    /// every tenant). The ledger is kept per hour, so the bounds are rounded down to the hour.
+    public func usage(from: UnixMillis, to: UnixMillis, grouping: UsageGrouping, tenant: String?) async throws -> [UsageRow] {
+        let column = switch grouping {
+        case .model: "model"
+        case .key: "CAST(key_id AS TEXT)"
+        case .tenant: "tenant"
+        }
+        let hourFrom = from.value / 3_600_000 * 3_600_000
+        return try await database.pool.read { db in
+            var sql = """
+                SELECT \(column) AS grp, SUM(requests) AS requests, SUM(succeeded) AS succeeded, SUM(input_tokens) AS input_tokens,
+                  SUM(output_tokens) AS output_tokens, SUM(cost) AS cost
+                FROM usage WHERE hour >= ? AND hour < ?
+                """
+            var arguments: StatementArguments = [hourFrom, to.value]
+            if let tenant {
+                sql += " AND tenant = ?"
+                arguments += [tenant]
+            }
+            sql += " GROUP BY grp ORDER BY grp"
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
+                UsageRow(
+                    group: $0["grp"], requests: $0["requests"], succeeded: $0["succeeded"], inputTokens: $0["input_tokens"],
+                    outputTokens: $0["output_tokens"], cost: $0["cost"])
+            }
+        }
+    }
+
+    /// Records deliveries that reached a final status (a replayed one replaces its record).
+    public func archive(deliveries: [ArchivedDelivery]) async throws {
+        guard !deliveries.isEmpty else { return }
+        try await database.pool.write { db in
+            for delivery in deliveries {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO webhook_deliveries (id, subject, url, type, status, attempts, created_at, finished_at,
+                          last_code, last_error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        delivery.id, delivery.subject, delivery.url, delivery.type, delivery.status, delivery.attempts,
+                        delivery.createdAt?.value, delivery.finishedAt?.value, delivery.lastCode, delivery.lastError, delivery.log,
+                    ])
+            }
+        }
+    }
+
+    /// The archived deliveries of a job or batch.
+    public func deliveries(subject: String) async throws -> [ArchivedDelivery] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM webhook_deliveries WHERE subject = ? ORDER BY id", arguments: [subject]).map {
+                ArchivedDelivery(
+                    id: $0["id"], subject: $0["subject"], url: $0["url"], type: $0["type"], status: $0["status"],
+                    attempts: $0["attempts"], createdAt: ($0["created_at"] as Int64?).map(UnixMillis.init),
+                    finishedAt: ($0["finished_at"] as Int64?).map(UnixMillis.init), lastCode: $0["last_code"],
+                    lastError: $0["last_error"], log: $0["log"])
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import Synchronization
+
+/// The archiver (`sluice up` runs one; a deployment runs one per database): it drains the
+/// lanes' event streams into SQLite through the consumer group `archive`, writing every finished
+/// job (its document, result and usage) to the archive, booking it in the usage ledger and
+/// counting it in its batch; and it drains the finished webhook deliveries into the delivery log.
+///
+/// An entry is acknowledged once its jobs are written, so a restart resumes where it stopped
+/// and skips nothing (maintenance never trims an entry the group has not acknowledged), and an
+/// entry read twice books nothing twice (`ArchiveStore.archive` skips known ids).
+public final class Archiver: Service, Sendable {
+    let queue: JobQueue
+    let store: ArchiveStore
+    let prices: [String: SluiceConfiguration.Price]
+    let render: @Sendable (Job) -> [String: Any]
+    let logger: Logger
+    /// Jobs archived by this process, and finished jobs whose hash was gone before they could be.
+    public let archived = Atomic<Int>(0)
+    public let missed = Atomic<Int>(0)
+
+    /// `render` makes the job's JSON: the same as `GET /v1/jobs/{id}`, which the archive then
+    /// serves once the job has left Redis.
+    public init(
+        queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], logger: Logger,
+        render: @escaping @Sendable (Job) -> [String: Any]
+    ) {
+        self.queue = queue
+        self.store = store
+        self.prices = prices
+        self.render = render
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                let feed = FinishedJobFeed(queue: self.queue, group: "archive", consumer: "archiver")
+                await feed.run(logger: self.logger) { finished in try await self.archive(finished.map(\.id)) }
+            }
+            group.addTask { await self.deliveryLoop() }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+
+    /// Reads these finished jobs from Redis (concurrently, so the reads are pipelined) and
+    /// writes them to the archive in one transaction.
+    func archive(_ ids: [JobID]) async throws {
+        let unique = Array(Set(ids))
+        let read = try await withThrowingTaskGroup(of: (Job, [TimelineEntry])?.self) { group in
+            for id in unique {
+                group.addTask {
+                    async let job = self.queue.get(id)
+                    async let timeline = self.queue.timeline(id)
+                    guard let job = try await job, job.state.isTerminal else { return nil }
+                    return (job, try await timeline ?? [])
+                }
+            }
+            var read: [(Job, [TimelineEntry])] = []
+            for try await entry in group { if let entry { read.append(entry) } }
+            return read
+        }
+        if read.count < unique.count {
+            missed.add(unique.count - read.count, ordering: .relaxed)
+            logger.warning("archive: \(unique.count - read.count) finished jobs were gone from Redis before they were archived")
+        }
+        let records = try read.map { try record(job: $0.0, timeline: $0.1) }
+        let added = try await store.archive(records)
+        archived.add(added, ordering: .relaxed)
+    }
+
+    /// The archive's record of a finished job.
+    func record(job: Job, timeline: [TimelineEntry]) throws -> ArchivedJob {
+        let envelope = (try? JSONSerialization.jsonObject(with: Data(job.metadata))) as? [String: Any] ?? [:]
+        let model = Self.model(of: job)
+        var cost = 0.0
+        if let price = SluiceConfiguration.Price.of(model, in: prices) {
+            cost = (Double(job.usageInput ?? 0) * price.input + Double(job.usageOutput ?? 0) * price.output) / 1_000_000
+        }
+        // The same serialisation as the API's, so that the archive serves the same JSON.
+        let document = try JSONSerialization.data(withJSONObject: render(job), options: [.sortedKeys])
+        let events = try JSONSerialization.data(withJSONObject: timeline.map(\.document))
+        return ArchivedJob(
+            id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
+            createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope["batch"] as? String,
+            customID: envelope["custom_id"] as? String, model: model, inputTokens: job.usageInput, outputTokens: job.usageOutput,
+            cost: cost, document: Array(document), events: Array(events))
+    }
+
+    /// The model a job is booked under: its lane's (`provider/model`), else the request's
+    /// `model`, else the lane.
+    static func model(of job: Job) -> String {
+        if let slash = job.lane.firstIndex(of: "/") { return String(job.lane[job.lane.index(after: slash)...]) }
+        if let request = (try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any],
+            let model = request["model"] as? String, !model.isEmpty
+        {
+            return model
+        }
+        return job.lane
+    }
+
+    // MARK: - Webhook deliveries
+
+    private func deliveryLoop() async {
+        let stream = KeyLayout.webhookFinished
+        var pendingFirst = true
+        var prepared = false
+        while !Task.isCancelled {
+            do {
+                if !prepared {
+                    do { _ = try await queue.redis.send("XGROUP", "CREATE", stream, "archive", "0", "MKSTREAM") } catch {
+                        guard "\(error)".contains("BUSYGROUP") else { throw error }
+                    }
+                    prepared = true
+                }
+                let reply = try await queue.redis.send(
+                    "XREADGROUP", "GROUP", "archive", "archiver", "COUNT", 500, "STREAMS", stream, pendingFirst ? "0" : ">")
+                let entries = reply.array?.first?.array?.last?.array ?? []
+                if entries.isEmpty {
+                    if pendingFirst { pendingFirst = false } else { try await Task.sleep(for: .milliseconds(200)) }
+                    continue
+                }
+                var ids: [String] = []
+                var deliveries: [ArchivedDelivery] = []
+                for entry in entries {
+                    guard let parts = entry.array, parts.count == 2, let entryID = parts[0].string else { continue }
+                    ids.append(entryID)
+                    let flat = parts[1].array ?? []
+                    var fields: [String: String] = [:]
+                    for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                        if let name = flat[index].string { fields[name] = flat[index + 1].string ?? "" }
+                    }
+                    guard let id = fields["id"] else { continue }
+                    deliveries.append(
+                        ArchivedDelivery(
+                            id: id, subject: fields["job"] ?? "", url: fields["url"] ?? "", type: fields["type"] ?? "",
+                            status: fields["status"] ?? "", attempts: Int(fields["attempts"] ?? "") ?? 0,
+                            createdAt: fields["created"].flatMap { Int64($0) }.map(UnixMillis.init),
+                            finishedAt: fields["finished"].flatMap { Int64($0) }.map(UnixMillis.init),
+                            lastCode: fields["code"].flatMap { Int($0) }, lastError: fields["error"].flatMap { $0.isEmpty ? nil : $0 },
+                            log: fields["log"] ?? ""))
+                }
+                try await store.archive(deliveries: deliveries)
+                _ = try await queue.redis.send(RedisCommand("XACK", [stream, "archive"] + ids.map { $0 as any RedisArgument }))
+                // Acknowledged entries are dropped (the stream is only the archive's feed).
+                _ = try await queue.redis.send(RedisCommand("XDEL", [stream] + ids.map { $0 as any RedisArgument }))
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("archive: reading webhook deliveries failed: \(error); retrying in 1 s")
+                pendingFirst = true
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
