@@ -58,11 +58,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The batch APIs' engine (OpenAI /v1/batches, Anthropic /v1/messages/batches): checking,
+        // queueing, cancelling, and building results from the archive.
+        .target(
+            name: "SluiceBatch",
+            dependencies: [
+                "SluiceCore", "SluiceQueue", "SluiceStore", "SluiceWebhooks",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The HTTP API (Hummingbird): routes, auth, the one place errors become HTTP statuses.
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks", "SluiceBatch",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -115,7 +125,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
-                "SluiceWebhooks",
+                "SluiceWebhooks", "SluiceBatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -9,7 +9,8 @@ import SluiceQueue
 /// the job's result once it has run, so an app can point its SDK at Sluice and let the queue
 /// absorb the provider's 429s.
 ///
-/// - The request's `model` names a route, or a `provider/model` lane. Either way the provider
+/// - The request's `model` names a route, a `provider/model` lane, or a model a provider lists
+///   (`ModelDirectory`). Either way the provider
 ///   gets the lane's model, and a provider of the other API is spoken to in its own (the worker
 ///   translates chat completions ⇄ messages both ways).
 /// - The wait is bounded: `facadeWait` by default, or `X-Sluice-Wait` seconds (up to
@@ -55,18 +56,11 @@ extension SluiceAPI {
         }
         var envelope: [String: String] = ["format": endpoint.format]
         if endpoint == .embeddings { envelope["endpoint"] = "embeddings" }
-        let lane: String
-        if let route = routes[model] {
-            var random = SystemRandomNumberGenerator()
-            lane = route.pick(using: &random)
-            envelope["route"] = route.name
-        } else if let slash = model.firstIndex(of: "/"), providers[String(model[..<slash])] != nil {
-            lane = model
-        } else {
-            throw APIError(
-                .notFound, type: "model_not_found",
-                message: "no route or provider serves model '\(model)'; name a configured route, or provider/model", param: "model")
+        guard let resolution = ModelDirectory(providers: providers, routes: routes).resolve(model) else {
+            throw APIError(.notFound, type: "model_not_found", message: ModelDirectory.unknown(model), param: "model")
         }
+        let lane = resolution.lane
+        if let route = resolution.route { envelope["route"] = route }
         if endpoint == .embeddings, let provider = providers[String(lane.split(separator: "/")[0])], provider.kind == "anthropic" {
             throw APIError.invalid("model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "model")
         }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import SluiceBatch
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
@@ -41,6 +42,9 @@ public struct SluiceAPI: Sendable {
     public let addressGuard: AddressGuard
     /// Finished jobs once they have left Redis, and the usage ledger.
     public let archive: ArchiveStore
+    /// The batch APIs' engine (nil: this process serves no batches), and the largest upload.
+    public let batches: BatchService?
+    public let maxFileBytes: Int
     let cache = AuthCache()
     /// Keys known to have a webhook secret (published to Redis), so a submit with a callback
     /// costs no SQLite read after the first.
@@ -49,8 +53,11 @@ public struct SluiceAPI: Sendable {
     public init(
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
         providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
-        facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard()
+        facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard(),
+        batches: BatchService? = nil, maxFileBytes: Int = 200 << 20
     ) {
+        self.batches = batches
+        self.maxFileBytes = maxFileBytes
         webhooks = WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL)
         archive = ArchiveStore(database: keys.database)
         self.addressGuard = addressGuard
@@ -89,6 +96,7 @@ public struct SluiceAPI: Sendable {
         addFacadeRoutes(to: v1)
         addWebhookRoutes(to: v1)
         addUsageRoutes(to: v1)
+        addBatchRoutes(to: v1)
         return router
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceBatch
 import SluiceCore
 import SluiceHTTP
 import SluiceMock
@@ -93,10 +94,15 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
     let webhookSettings = try WebhookSettings(configuration.webhooks)
+    let batches = BatchService(
+        queue: queue, database: database, webhooks: WebhookStore(redis: redis, retention: configuration.queue.resultTTL),
+        directory: ModelDirectory(providers: configuration.providers, routes: configuration.routes),
+        settings: BatchSettings(configuration), logger: logger)
     let api = SluiceAPI(
         queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
         facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
-        addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs))
+        addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches,
+        maxFileBytes: configuration.batches.maxFileBytes)
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
         try await api.webhooks.publishSecrets(
@@ -118,6 +124,7 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
                     queue: queue, store: api.webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
         services.append(
             .init(service: Archiver(queue: queue, store: api.archive, prices: configuration.prices, logger: logger, render: JobDocument.render)))
+        services.append(.init(service: batches))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()

@@ -11,12 +11,14 @@ import Testing
     static func config(mock base: String) -> String {
         """
         providers:
-          mock: { kind: openai, base_url: "\(base)/v1" }
-          mock-claude: { kind: anthropic, base_url: "\(base)" }
-          nowhere: { kind: openai, base_url: "http://127.0.0.1:9/v1", timeout: 2s }
+          mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini, text-embedding-3-small] }
+          mock-claude: { kind: anthropic, base_url: "\(base)", models: [claude-3-5-haiku] }
+          nowhere: { kind: openai, base_url: "http://127.0.0.1:9/v1", timeout: 2s, models: [stuck-model] }
         routes:
           smart: [mock/gpt-4o-mini, mock-claude/claude-3-5-haiku]
         webhooks: { schedule: [0s, 1s, 1s, 1s, 1s, 1s], jitter: 0, allow_cidrs: [127.0.0.0/8] }
+        prices:
+          gpt-4o-mini: { input: 0.15, output: 0.6 }
 
         """
     }
@@ -27,6 +29,18 @@ import Testing
                 let (status, output) = try await runPython("facade.py", [sluice.url, sluice.adminKey], in: sluice.work)
                 #expect(status == 0, "\(output)")
                 #expect(output.contains("facade: all checks passed"), "\(output)")
+            }
+        }
+    }
+
+    /// The OpenAI Batch API (a 1,000-request batch across providers) and Anthropic's Message
+    /// Batches, with the official SDKs; validation, cancelling, listing, the batch webhook, usage.
+    @Test func theBatchAPIsWorkWithTheOpenAIAndAnthropicSDKs() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            try await withRunningSluice(config: Self.config(mock: base)) { sluice in
+                let (status, output) = try await runPython("batches.py", [sluice.url, sluice.adminKey], in: sluice.work)
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("batches: all checks passed"), "\(output)")
             }
         }
     }

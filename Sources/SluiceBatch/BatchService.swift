@@ -1,0 +1,452 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluiceQueue
+import SluiceStore
+import SluiceWebhooks
+
+/// How batches are run.
+public struct BatchSettings: Sendable, Hashable {
+    /// The most requests in one batch.
+    public var maxRequests = 50_000
+    /// The priority of batch jobs (below interactive work).
+    public var priority = -50
+    /// Attempts per request.
+    public var maxAttempts = 3
+    /// How often the service looks for batches whose requests have all finished.
+    public var pollInterval: Duration = .milliseconds(250)
+
+    public init() {}
+
+    /// From the configuration's `batches` and `queue` sections.
+    public init(_ configuration: SluiceConfiguration) {
+        maxRequests = configuration.batches.maxRequests
+        priority = configuration.batches.priority
+        maxAttempts = configuration.queue.maxAttempts
+    }
+}
+
+/// Why a batch request was refused: a 4xx for the client.
+public struct BatchError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case invalid, notFound, conflict }
+    public var kind: Kind
+    public var message: String
+    public var param: String?
+
+    public init(_ kind: Kind, _ message: String, param: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.param = param
+    }
+
+    public var description: String { message }
+}
+
+/// The batch APIs' engine, shared by OpenAI's `/v1/batches` and Anthropic's
+/// `/v1/messages/batches`.
+///
+/// - **Submitting.** Each request is checked first (OpenAI: every line of the input file, and a
+///   bad line fails the batch with `errors` naming it; Anthropic: the request is refused). A
+///   valid batch is recorded as `validating`, each request becomes a job (priority
+///   `settings.priority`, deadline the end of the completion window, idempotency key
+///   `batch:<id>:<line>`) on the lane that serves its `model` (`ModelDirectory`), and the batch
+///   is `in_progress`. A crash in between is resumed by `run()`: the idempotency keys make the
+///   second submission create nothing twice.
+/// - **Counting.** The archiver counts each job in its batch as it archives it.
+/// - **Ending.** `run()` finalizes each batch whose requests have all ended: it builds the
+///   output (and error) file from the archive, and the batch is `completed` (`expired` if some
+///   requests passed the window, `cancelled` after a cancel). A batch with a `callback_url`
+///   then gets a webhook: `batch.completed` (or `batch.expired`, `batch.cancelled`), with the
+///   batch object as `data`.
+public final class BatchService: Service, Sendable {
+    public let queue: JobQueue
+    public let store: BatchStore
+    public let archive: ArchiveStore
+    public let webhooks: WebhookStore
+    public let directory: ModelDirectory
+    public let settings: BatchSettings
+    let logger: Logger
+
+    public init(
+        queue: JobQueue, database: SluiceDatabase, webhooks: WebhookStore, directory: ModelDirectory, settings: BatchSettings = BatchSettings(),
+        logger: Logger
+    ) {
+        self.queue = queue
+        store = BatchStore(database: database)
+        archive = ArchiveStore(database: database)
+        self.webhooks = webhooks
+        self.directory = directory
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// A new id: `prefix` and 24 random letters and digits.
+    public static func newID(_ prefix: String) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var random = SystemRandomNumberGenerator()
+        return prefix + String((0..<24).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] })
+    }
+
+    // MARK: - Requests
+
+    /// One request of a batch, checked.
+    struct Request {
+        var line: Int
+        var customID: String
+        var body: [UInt8]
+        var lane: String
+        var route: String?
+    }
+
+    /// One problem with one line of an input file, as OpenAI reports it.
+    struct LineError {
+        var code: String
+        var message: String
+        var param: String?
+        var line: Int?
+
+        var document: [String: Any] {
+            ["code": code, "message": message, "param": param ?? NSNull(), "line": line ?? NSNull()]
+        }
+    }
+
+    static let openAIEndpoints = ["/v1/chat/completions", "/v1/embeddings"]
+
+    /// Checks every line of an OpenAI batch input file.
+    func checkOpenAI(_ content: [UInt8], endpoint: String) -> (requests: [Request], errors: [LineError]) {
+        var requests: [Request] = []
+        var errors: [LineError] = []
+        var seen: Set<String> = []
+        var number = 0
+        for raw in content.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            number += 1
+            let line = raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            func fail(_ code: String, _ message: String, param: String? = nil) {
+                if errors.count < 100 { errors.append(LineError(code: code, message: message, param: param, line: number)) }
+            }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+                fail("invalid_json_line", "line \(number) is not a JSON object")
+                continue
+            }
+            guard let customID = object["custom_id"] as? String, !customID.isEmpty else {
+                fail("missing_required_parameter", "line \(number) has no custom_id (a non-empty string)", param: "custom_id")
+                continue
+            }
+            guard seen.insert(customID).inserted else {
+                fail("duplicate_custom_id", "line \(number): custom_id '\(customID)' is used by an earlier line", param: "custom_id")
+                continue
+            }
+            guard (object["method"] as? String)?.uppercased() == "POST" else {
+                fail("invalid_method", "line \(number): method must be POST", param: "method")
+                continue
+            }
+            guard let url = object["url"] as? String, url == endpoint else {
+                fail(
+                    "mismatched_endpoint", "line \(number): url must be the batch's endpoint \(endpoint), not \(object["url"].map { "\($0)" } ?? "missing")",
+                    param: "url")
+                continue
+            }
+            guard let body = object["body"] as? [String: Any] else {
+                fail("missing_required_parameter", "line \(number) has no body (a JSON object)", param: "body")
+                continue
+            }
+            if body["stream"] as? Bool == true {
+                fail("invalid_request", "line \(number): stream is not supported in a batch", param: "body.stream")
+                continue
+            }
+            guard let model = body["model"] as? String, !model.isEmpty else {
+                fail("missing_required_parameter", "line \(number): body has no model", param: "body.model")
+                continue
+            }
+            guard let resolution = directory.resolve(model) else {
+                fail("model_not_found", "line \(number): " + ModelDirectory.unknown(model), param: "body.model")
+                continue
+            }
+            if endpoint == "/v1/embeddings" && resolution.kind == "anthropic" {
+                fail("model_not_found", "line \(number): model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "body.model")
+                continue
+            }
+            guard let bytes = try? JSONSerialization.data(withJSONObject: body) else { continue }
+            requests.append(Request(line: number, customID: customID, body: Array(bytes), lane: resolution.lane, route: resolution.route))
+        }
+        if requests.isEmpty && errors.isEmpty {
+            errors.append(LineError(code: "empty_file", message: "the input file has no requests", param: nil, line: nil))
+        }
+        if requests.count + errors.count > settings.maxRequests {
+            errors.insert(
+                LineError(code: "too_many_requests", message: "a batch holds at most \(settings.maxRequests) requests", param: nil, line: nil),
+                at: 0)
+        }
+        return (requests, errors)
+    }
+
+    /// Checks the requests of an Anthropic Message Batch; throws at the first bad one.
+    func checkAnthropic(_ list: [Any]) throws(BatchError) -> [Request] {
+        guard !list.isEmpty else { throw BatchError(.invalid, "requests: must hold at least one request", param: "requests") }
+        guard list.count <= settings.maxRequests else {
+            throw BatchError(.invalid, "requests: a batch holds at most \(settings.maxRequests) requests", param: "requests")
+        }
+        var requests: [Request] = []
+        var seen: Set<String> = []
+        for (index, item) in list.enumerated() {
+            let at = "requests[\(index)]"
+            guard let object = item as? [String: Any] else { throw BatchError(.invalid, "\(at): must be an object", param: at) }
+            guard let customID = object["custom_id"] as? String, (1...64).contains(customID.count),
+                customID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+            else {
+                throw BatchError(.invalid, "\(at).custom_id: must be 1-64 letters, digits, _ or -", param: "\(at).custom_id")
+            }
+            guard seen.insert(customID).inserted else {
+                throw BatchError(.invalid, "\(at).custom_id: '\(customID)' is used by an earlier request", param: "\(at).custom_id")
+            }
+            guard let params = object["params"] as? [String: Any] else {
+                throw BatchError(.invalid, "\(at).params: must be an object (a Messages request)", param: "\(at).params")
+            }
+            guard let model = params["model"] as? String, !model.isEmpty else {
+                throw BatchError(.invalid, "\(at).params.model: is required", param: "\(at).params.model")
+            }
+            guard params["max_tokens"] is Int else {
+                throw BatchError(.invalid, "\(at).params.max_tokens: is required (a whole number)", param: "\(at).params.max_tokens")
+            }
+            guard params["messages"] is [Any] else {
+                throw BatchError(.invalid, "\(at).params.messages: is required (a list)", param: "\(at).params.messages")
+            }
+            if params["stream"] as? Bool == true {
+                throw BatchError(.invalid, "\(at).params.stream: streaming is not supported in a batch", param: "\(at).params.stream")
+            }
+            guard let resolution = directory.resolve(model) else {
+                throw BatchError(.invalid, "\(at).params.model: " + ModelDirectory.unknown(model), param: "\(at).params.model")
+            }
+            let body = (try? JSONSerialization.data(withJSONObject: params)).map(Array.init) ?? []
+            requests.append(Request(line: index + 1, customID: customID, body: body, lane: resolution.lane, route: resolution.route))
+        }
+        return requests
+    }
+
+    // MARK: - Submitting
+
+    /// Creates an OpenAI batch from an uploaded input file. A file with bad lines makes a
+    /// `failed` batch whose `errors` name them (as OpenAI does); the call itself succeeds.
+    public func submitOpenAI(
+        key: APIKey, inputFileID: String, endpoint: String, completionWindow: String, metadata: [String: String]?, callbackURL: String?
+    ) async throws -> BatchRecord {
+        guard Self.openAIEndpoints.contains(endpoint) else {
+            throw BatchError(.invalid, "endpoint must be one of \(Self.openAIEndpoints.joined(separator: ", "))", param: "endpoint")
+        }
+        guard let window = Duration(parsing: completionWindow), window >= .seconds(60) else {
+            throw BatchError(.invalid, "completion_window must be a duration such as 24h", param: "completion_window")
+        }
+        guard let file = try await store.file(inputFileID), file.tenant == key.tenant else {
+            throw BatchError(.notFound, "no such file: \(inputFileID)", param: "input_file_id")
+        }
+        guard file.purpose == "batch" else {
+            throw BatchError(.invalid, "the input file's purpose must be 'batch', not '\(file.purpose)'", param: "input_file_id")
+        }
+        let content = try await store.content(inputFileID) ?? []
+        let now = UnixMillis.current()
+        var batch = BatchRecord(
+            id: Self.newID("batch_"), api: "openai", tenant: key.tenant, keyID: key.id, endpoint: endpoint, status: "validating",
+            completionWindow: completionWindow, createdAt: now)
+        batch.inputFileID = inputFileID
+        batch.expiresAt = now + window
+        batch.callbackURL = callbackURL
+        if let metadata, let text = try? JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys]) {
+            batch.metadata = String(decoding: text, as: UTF8.self)
+        }
+        let (requests, errors) = checkOpenAI(content, endpoint: endpoint)
+        if !errors.isEmpty {
+            batch.status = "failed"
+            batch.failedAt = now
+            let text = try JSONSerialization.data(withJSONObject: ["object": "list", "data": errors.map(\.document)], options: [.sortedKeys])
+            batch.errors = String(decoding: text, as: UTF8.self)
+            try await store.create(batch)
+            await announceEnd(batch)
+            return batch
+        }
+        batch.total = requests.count
+        try await store.create(batch)
+        return try await start(batch, requests)
+    }
+
+    /// Creates an Anthropic Message Batch from its requests (kept as a file, so that a crash
+    /// before they are all queued can be resumed).
+    public func submitAnthropic(key: APIKey, body: [UInt8], callbackURL: String?) async throws -> BatchRecord {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            throw BatchError(.invalid, "the body must be a JSON object")
+        }
+        guard let list = object["requests"] as? [Any] else {
+            throw BatchError(.invalid, "requests: is required (a list of {custom_id, params})", param: "requests")
+        }
+        let requests = try checkAnthropic(list)
+        let now = UnixMillis.current()
+        let input = StoredFile(
+            id: Self.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: "message_batch_input", filename: "requests.json",
+            bytes: body.count, createdAt: now)
+        try await store.createFile(input, content: body)
+        var batch = BatchRecord(
+            id: Self.newID("msgbatch_"), api: "anthropic", tenant: key.tenant, keyID: key.id, endpoint: "/v1/messages",
+            status: "validating", completionWindow: "24h", createdAt: now)
+        batch.inputFileID = input.id
+        batch.expiresAt = now + .seconds(86_400)
+        batch.callbackURL = callbackURL
+        batch.total = requests.count
+        try await store.create(batch)
+        return try await start(batch, requests)
+    }
+
+    /// Queues a validated batch's requests and marks it in progress.
+    func start(_ batch: BatchRecord, _ requests: [Request]) async throws -> BatchRecord {
+        var chunkStart = 0
+        while chunkStart < requests.count {
+            let chunk = requests[chunkStart..<min(chunkStart + 5_000, requests.count)]
+            let specs = chunk.map { request -> JobSpec in
+                var envelope: [String: String] = [
+                    "batch": batch.id, "custom_id": request.customID, "format": batch.api == "anthropic" ? "anthropic" : "openai",
+                ]
+                if batch.endpoint == "/v1/embeddings" { envelope["endpoint"] = "embeddings" }
+                if let route = request.route { envelope["route"] = route }
+                let metadata = (try? JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])).map(Array.init) ?? []
+                return JobSpec(
+                    lane: request.lane, tenant: batch.tenant, priority: settings.priority, payload: request.body,
+                    idempotencyKey: "batch:\(batch.id):\(request.line)", deadline: batch.expiresAt, maxAttempts: settings.maxAttempts,
+                    metadata: metadata)
+            }
+            let results = try await queue.enqueue(specs, submitter: batch.keyID)
+            try await store.addRequests(
+                batch.id, zip(chunk, results).map { BatchRequest(line: $0.line, customID: $0.customID, jobID: $1.id.rawValue) })
+            chunkStart += chunk.count
+        }
+        try await store.transition(batch.id, to: "in_progress", from: ["validating"], stamp: "in_progress_at")
+        return try await store.batch(batch.id) ?? batch
+    }
+
+    // MARK: - Cancelling
+
+    /// Cancels a batch: it is `cancelling` while its queued requests are cancelled and its
+    /// running ones finish, then `cancelled` (with the results of those that finished).
+    public func cancel(_ id: String, key: APIKey) async throws -> BatchRecord {
+        guard let batch = try await store.batch(id), batch.tenant == key.tenant || key.scopes.contains(.admin) else {
+            throw BatchError(.notFound, "no such batch: \(id)")
+        }
+        guard ["validating", "in_progress"].contains(batch.status) else {
+            if batch.status == "cancelling" || batch.status == "cancelled" { return batch }
+            throw BatchError(.conflict, "the batch is \(batch.status); only a batch in progress can be cancelled")
+        }
+        try await store.transition(id, to: "cancelling", from: ["validating", "in_progress"], stamp: "cancelling_at")
+        let requests = try await store.requests(id)
+        let archived = try await archive.batchJobs(id)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for request in requests {
+                guard let raw = request.jobID, archived[raw] == nil, let job = JobID(raw) else { continue }
+                if running >= 256 {
+                    try await group.next()
+                    running -= 1
+                }
+                group.addTask { _ = try await self.queue.cancel(job) }
+                running += 1
+            }
+            try await group.waitForAll()
+        }
+        return try await store.batch(id) ?? batch
+    }
+
+    // MARK: - Finalizing
+
+    public func run() async throws {
+        while !Task.isCancelled {
+            do {
+                for batch in try await store.openBatches() { try await advance(batch) }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("batches: \(error)")
+            }
+            do { try await Task.sleep(for: settings.pollInterval) } catch { return }
+            if Task.isShuttingDownGracefully { return }
+        }
+    }
+
+    /// Moves one open batch on when it can: resumes an interrupted submission, or finalizes a
+    /// batch whose requests have all ended.
+    func advance(_ batch: BatchRecord) async throws {
+        switch batch.status {
+        case "validating" where UnixMillis.current().value - batch.createdAt.value > 30_000:
+            // A submission interrupted after the batch was recorded: queue its requests again
+            // (idempotently) from its input.
+            guard let input = batch.inputFileID, let content = try await store.content(input) else { return }
+            let requests: [Request]
+            if batch.api == "anthropic" {
+                let list = ((try? JSONSerialization.jsonObject(with: Data(content))) as? [String: Any])?["requests"] as? [Any] ?? []
+                requests = (try? checkAnthropic(list)) ?? []
+            } else {
+                requests = checkOpenAI(content, endpoint: batch.endpoint).requests
+            }
+            logger.info("batches: resuming the submission of \(batch.id) (\(requests.count) requests)")
+            _ = try await start(batch, requests)
+        case "in_progress", "cancelling", "finalizing":
+            if batch.finished >= batch.total { try await finalize(batch) }
+        default:
+            break
+        }
+    }
+
+    /// Builds a batch's results from the archive and ends it.
+    func finalize(_ batch: BatchRecord) async throws {
+        if batch.status != "finalizing" {
+            try await store.transition(batch.id, to: "finalizing", from: [batch.status], stamp: "finalizing_at")
+        }
+        let requests = try await store.requests(batch.id)
+        let archived = try await archive.batchJobs(batch.id)
+        var columns: [String: DatabaseValue] = [:]
+        let now = UnixMillis.current()
+        if batch.api == "anthropic" {
+            let results = BatchOutput.anthropicResults(requests: requests, archived: archived)
+            let file = StoredFile(
+                id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "message_batch_results",
+                filename: "\(batch.id)_results.jsonl", bytes: results.count, createdAt: now)
+            try await store.createFile(file, content: results)
+            columns["output_file_id"] = file.id.databaseValue
+        } else {
+            let (output, errors) = BatchOutput.openAI(requests: requests, archived: archived)
+            if !output.isEmpty {
+                let file = StoredFile(
+                    id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "batch_output",
+                    filename: "\(batch.id)_output.jsonl", bytes: output.count, createdAt: now)
+                try await store.createFile(file, content: output)
+                columns["output_file_id"] = file.id.databaseValue
+            }
+            if !errors.isEmpty {
+                let file = StoredFile(
+                    id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "batch_output",
+                    filename: "\(batch.id)_error.jsonl", bytes: errors.count, createdAt: now)
+                try await store.createFile(file, content: errors)
+                columns["error_file_id"] = file.id.databaseValue
+            }
+        }
+        let (status, stamp) =
+            batch.status == "cancelling" || batch.cancellingAt != nil
+            ? ("cancelled", "cancelled_at") : batch.expired > 0 ? ("expired", "expired_at") : ("completed", "completed_at")
+        guard try await store.transition(batch.id, to: status, from: ["finalizing"], stamp: stamp, set: columns) else { return }
+        if let ended = try await store.batch(batch.id) {
+            logger.info("batches: \(ended.id) \(status): \(ended.succeeded) succeeded, \(ended.failed) failed, \(ended.expired) expired, \(ended.cancelled) cancelled")
+            await announceEnd(ended)
+        }
+    }
+
+    /// The batch's webhook, when it has a callback URL.
+    func announceEnd(_ batch: BatchRecord) async {
+        guard let url = batch.callbackURL else { return }
+        let type = "batch." + batch.status
+        let data = batch.api == "anthropic" ? BatchDocument.anthropic(batch, base: nil) : BatchDocument.openAI(batch)
+        let payload: [String: Any] = ["type": type, "timestamp": BatchDocument.rfc3339(.current()), "data": data]
+        do {
+            let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+            try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: Array(body))
+        } catch {
+            logger.warning("batches: the webhook of \(batch.id) could not be queued: \(error)")
+        }
+    }
+}

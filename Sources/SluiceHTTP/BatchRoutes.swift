@@ -1,0 +1,269 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceBatch
+import SluiceCore
+import SluiceStore
+
+/// The batch APIs, compatible with the official SDKs (only their base URL pointed at Sluice):
+///
+/// - OpenAI files: `POST /v1/files` (multipart: `file`, `purpose=batch`), `GET /v1/files`,
+///   `GET /v1/files/{id}`, `GET /v1/files/{id}/content`, `DELETE /v1/files/{id}`.
+/// - OpenAI batches: `POST /v1/batches` `{input_file_id, endpoint, completion_window, metadata}`
+///   (and Sluice's `callback_url`), `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`,
+///   `GET /v1/batches?after=&limit=`.
+/// - Anthropic Message Batches: `POST /v1/messages/batches` `{requests: [{custom_id, params}]}`,
+///   `GET /v1/messages/batches[/{id}]`, `POST …/{id}/cancel`, `GET …/{id}/results` (JSONL),
+///   `DELETE …/{id}`.
+///
+/// Every file and batch belongs to its key's tenant; another tenant's is 404.
+extension SluiceAPI {
+    func addBatchRoutes(to v1: RouterGroup<SluiceRequestContext>) {
+        v1.post("files") { request, context in try await self.uploadFile(request, context) }
+        v1.get("files") { request, context in try await self.listFiles(request, context) }
+        v1.get("files/:id") { _, context in try Self.json(Self.fileObject(try await self.ownedFile(context))) }
+        v1.get("files/:id/content") { _, context in try await self.fileContent(context) }
+        v1.delete("files/:id") { _, context in try await self.deleteFile(context) }
+        v1.post("batches") { request, context in try await self.createBatch(request, context) }
+        v1.get("batches") { request, context in try await self.listBatches(request, context, api: "openai") }
+        v1.get("batches/:id") { request, context in try await self.showBatch(request, context, api: "openai") }
+        v1.post("batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: "openai") }
+        v1.post("messages/batches") { request, context in try await self.createMessageBatch(request, context) }
+        v1.get("messages/batches") { request, context in try await self.listBatches(request, context, api: "anthropic") }
+        v1.get("messages/batches/:id") { request, context in try await self.showBatch(request, context, api: "anthropic") }
+        v1.post("messages/batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: "anthropic") }
+        v1.get("messages/batches/:id/results") { _, context in try await self.messageBatchResults(context) }
+        v1.delete("messages/batches/:id") { _, context in try await self.deleteMessageBatch(context) }
+    }
+
+    private var batchService: BatchService {
+        get throws {
+            guard let batches else {
+                throw APIError(.serviceUnavailable, type: "unavailable", message: "batches are not served by this process")
+            }
+            return batches
+        }
+    }
+
+    /// Runs a batch call, turning its refusals into 4xx.
+    private func batchCall<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as BatchError {
+            switch error.kind {
+            case .invalid: throw APIError.invalid(error.message, param: error.param)
+            case .notFound: throw APIError(.notFound, type: "not_found", message: error.message, param: error.param)
+            case .conflict: throw APIError(.conflict, type: "conflict", message: error.message, param: error.param)
+            }
+        }
+    }
+
+    // MARK: - Files
+
+    private func uploadFile(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let service = try batchService
+        guard let boundary = request.headers[.contentType].flatMap(Multipart.boundary(contentType:)) else {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send multipart/form-data with 'file' and 'purpose'")
+        }
+        let body: [UInt8]
+        do { body = Array(buffer: try await request.body.collect(upTo: maxFileBytes + 64 << 10)) } catch {
+            throw APIError(.contentTooLarge, type: "too_large", message: "a file may hold at most \(maxFileBytes) bytes", param: "file")
+        }
+        guard let form = Multipart(body, boundary: boundary) else {
+            throw APIError.invalid("the multipart body is not well formed")
+        }
+        guard let purposePart = form.part("purpose") else { throw APIError.invalid("'purpose' is required: batch", param: "purpose") }
+        let purpose = String(decoding: purposePart.content, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard purpose == "batch" else { throw APIError.invalid("purpose must be 'batch'", param: "purpose") }
+        guard let file = form.part("file"), !file.content.isEmpty else {
+            throw APIError.invalid("'file' is required, and must not be empty", param: "file")
+        }
+        guard file.content.count <= maxFileBytes else {
+            throw APIError(.contentTooLarge, type: "too_large", message: "a file may hold at most \(maxFileBytes) bytes", param: "file")
+        }
+        guard String(validating: file.content, as: UTF8.self) != nil else {
+            throw APIError.invalid("a batch file must be UTF-8 JSONL", param: "file")
+        }
+        let stored = StoredFile(
+            id: BatchService.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: purpose,
+            filename: file.filename ?? "upload.jsonl", bytes: file.content.count, createdAt: .current())
+        try await service.store.createFile(stored, content: Array(file.content))
+        return try Self.json(Self.fileObject(stored))
+    }
+
+    private func listFiles(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let query = request.uri.queryParameters
+        let limit = try Self.limit(query["limit"].map(String.init), max: 10_000)
+        let files = try await batchService.store.files(
+            tenant: key.tenant, purpose: query["purpose"].map(String.init), after: query["after"].map(String.init), limit: limit + 1)
+        return try Self.json(Self.page(files.prefix(limit).map(Self.fileObject), hasMore: files.count > limit))
+    }
+
+    private func ownedFile(_ context: SluiceRequestContext) async throws -> StoredFile {
+        let key = try context.require(.read)
+        guard let id = context.parameters.get("id"), let file = try await batchService.store.file(id),
+            file.tenant == key.tenant || key.scopes.contains(.admin)
+        else { throw APIError(.notFound, type: "not_found", message: "no such file") }
+        return file
+    }
+
+    private func fileContent(_ context: SluiceRequestContext) async throws -> Response {
+        let file = try await ownedFile(context)
+        guard let content = try await batchService.store.content(file.id) else {
+            throw APIError(.notFound, type: "not_found", message: "no such file")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: content)))
+    }
+
+    private func deleteFile(_ context: SluiceRequestContext) async throws -> Response {
+        _ = try context.require(.submit)
+        let file = try await ownedFile(context)
+        _ = try await batchService.store.deleteFile(file.id)
+        return try Self.json(["id": file.id, "object": "file", "deleted": true])
+    }
+
+    static func fileObject(_ file: StoredFile) -> [String: Any] {
+        [
+            "id": file.id, "object": "file", "bytes": file.bytes, "created_at": file.createdAt.value / 1000, "filename": file.filename,
+            "purpose": file.purpose, "status": "processed", "status_details": NSNull(), "expires_at": NSNull(),
+        ]
+    }
+
+    // MARK: - Batches
+
+    private func createBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let service = try batchService
+        let object = try await jsonObject(request, context)
+        let known: Set<String> = ["input_file_id", "endpoint", "completion_window", "metadata", "callback_url"]
+        if let unknown = object.keys.first(where: { !known.contains($0) }) {
+            throw APIError.invalid("unknown parameter '\(unknown)'", param: unknown)
+        }
+        guard let input = object["input_file_id"] as? String else { throw APIError.invalid("'input_file_id' is required", param: "input_file_id") }
+        guard let endpoint = object["endpoint"] as? String else { throw APIError.invalid("'endpoint' is required", param: "endpoint") }
+        guard let window = object["completion_window"] as? String else {
+            throw APIError.invalid("'completion_window' is required (24h)", param: "completion_window")
+        }
+        var metadata: [String: String]?
+        if let raw = object["metadata"], !(raw is NSNull) {
+            guard let map = raw as? [String: String], map.count <= 16 else {
+                throw APIError.invalid("'metadata' must be an object of at most 16 string values", param: "metadata")
+            }
+            metadata = map
+        }
+        let callback = try await checkBatchCallback(object["callback_url"], key: key)
+        let batch = try await batchCall {
+            try await service.submitOpenAI(
+                key: key, inputFileID: input, endpoint: endpoint, completionWindow: window, metadata: metadata, callbackURL: callback)
+        }
+        return try Self.json(BatchDocument.openAI(batch))
+    }
+
+    private func createMessageBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let service = try batchService
+        let body = try await request.body.collect(upTo: maxFileBytes)
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
+        let callback = try await checkBatchCallback(object?["callback_url"], key: key)
+        let batch = try await batchCall { try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback) }
+        return try Self.json(BatchDocument.anthropic(batch, base: Self.base(request)))
+    }
+
+    /// A batch's `callback_url`, checked as a job's is.
+    private func checkBatchCallback(_ value: Any?, key: APIKey) async throws -> String? {
+        guard let value, !(value is NSNull) else { return nil }
+        guard let url = value as? String else { throw APIError.invalid("'callback_url' must be a URL", param: "callback_url") }
+        do { _ = try await addressGuard.check(url) } catch {
+            throw APIError(.unprocessableContent, type: "invalid_callback_url", message: "callback_url refused: \(error)", param: "callback_url")
+        }
+        _ = try await ensureSecret(for: key.id)
+        return url
+    }
+
+    private func ownedBatch(_ context: SluiceRequestContext, api: String) async throws -> BatchRecord {
+        let key = try context.require(.read)
+        guard let id = context.parameters.get("id"), let batch = try await batchService.store.batch(id), batch.api == api,
+            batch.tenant == key.tenant || key.scopes.contains(.admin)
+        else { throw APIError(.notFound, type: "not_found", message: "no such batch") }
+        return batch
+    }
+
+    private func render(_ batch: BatchRecord, _ request: Request) -> [String: Any] {
+        batch.api == "anthropic" ? BatchDocument.anthropic(batch, base: Self.base(request)) : BatchDocument.openAI(batch)
+    }
+
+    private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+        try Self.json(render(try await ownedBatch(context, api: api), request))
+    }
+
+    private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+        let key = try context.require(.submit)
+        let batch = try await ownedBatch(context, api: api)
+        let service = try batchService
+        let cancelled = try await batchCall { try await service.cancel(batch.id, key: key) }
+        return try Self.json(render(cancelled, request))
+    }
+
+    private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+        let key = try context.require(.read)
+        let query = request.uri.queryParameters
+        let limit = try Self.limit(query["limit"].map(String.init), max: 1_000)
+        let after = query[api == "anthropic" ? "after_id" : "after"].map(String.init)
+        let before = api == "anthropic" ? query["before_id"].map(String.init) : nil
+        let batches = try await batchService.store.batches(tenant: key.tenant, api: api, after: after, before: before, limit: limit + 1)
+        return try Self.json(Self.page(batches.prefix(limit).map { render($0, request) }, hasMore: batches.count > limit))
+    }
+
+    private func messageBatchResults(_ context: SluiceRequestContext) async throws -> Response {
+        let batch = try await ownedBatch(context, api: "anthropic")
+        guard let file = batch.outputFileID, let content = try await batchService.store.content(file) else {
+            throw APIError(.notFound, type: "not_found", message: "the batch has not ended yet; its results are not ready")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/binary"], body: .init(byteBuffer: ByteBuffer(bytes: content)))
+    }
+
+    private func deleteMessageBatch(_ context: SluiceRequestContext) async throws -> Response {
+        _ = try context.require(.submit)
+        let batch = try await ownedBatch(context, api: "anthropic")
+        guard !batch.isOpen else {
+            throw APIError(.conflict, type: "conflict", message: "a batch must end (or be cancelled) before it is deleted")
+        }
+        try await batchService.store.transition(batch.id, to: "deleted", stamp: nil)
+        return try Self.json(["id": batch.id, "type": "message_batch_deleted"])
+    }
+
+    // MARK: - Helpers
+
+    private func jsonObject(_ request: Request, _ context: SluiceRequestContext) async throws -> [String: Any] {
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
+            throw APIError.invalid("the body must be a JSON object")
+        }
+        return object
+    }
+
+    /// A list page as both APIs write it.
+    static func page(_ data: [[String: Any]], hasMore: Bool) -> [String: Any] {
+        [
+            "object": "list", "data": data, "has_more": hasMore, "first_id": data.first?["id"] ?? NSNull(),
+            "last_id": data.last?["id"] ?? NSNull(),
+        ]
+    }
+
+    static func limit(_ text: String?, max: Int) throws -> Int {
+        guard let text else { return 20 }
+        guard let limit = Int(text), (1...max).contains(limit) else {
+            throw APIError.invalid("'limit' must be a whole number from 1 to \(max)", param: "limit")
+        }
+        return limit
+    }
+
+    /// The scheme and host the client used (for Anthropic's absolute `results_url`).
+    static func base(_ request: Request) -> String? {
+        guard let host = request.head.authority else { return nil }
+        let scheme = request.headers[HTTPField.Name("X-Forwarded-Proto")!] ?? "http"
+        return scheme + "://" + host
+    }
+}
