@@ -45,6 +45,18 @@ import Testing
         }
     }
 
+    /// The archive: a job past its result TTL is served from SQLite with the same JSON; its
+    /// timeline and its webhook delivery too; the usage ledger over HTTP.
+    @Test func finishedJobsOutliveTheirResultTTLInTheArchiveAndUsageIsBooked() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            try await withRunningSluice(config: Self.config(mock: base) + "queue: { result_ttl: 2s }\n") { sluice in
+                let (status, output) = try await runPython("archive.py", [sluice.url, sluice.adminKey], in: sluice.work)
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("archive: all checks passed"), "\(output)")
+            }
+        }
+    }
+
     /// Signed webhooks, verified by the `standardwebhooks` package in a receiver that is down,
     /// then up; rotation, 410, replay, dead-lettering and the SSRF guard.
     @Test func webhooksArriveSignedThroughAnOutageAndRetriesKeepTheirId() async throws {
