@@ -148,6 +148,10 @@ let package = Package(
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(
+            name: "SluiceBatchTests",
+            dependencies: ["SluiceBatch", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
+        ),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceWebhooksTests",

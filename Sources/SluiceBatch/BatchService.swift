@@ -235,7 +235,7 @@ public final class BatchService: Service, Sendable {
         guard Self.openAIEndpoints.contains(endpoint) else {
             throw BatchError(.invalid, "endpoint must be one of \(Self.openAIEndpoints.joined(separator: ", "))", param: "endpoint")
         }
-        guard let window = Duration(parsing: completionWindow), window >= .seconds(60) else {
+        guard let window = Duration(parsing: completionWindow), window >= .seconds(1) else {
             throw BatchError(.invalid, "completion_window must be a duration such as 24h", param: "completion_window")
         }
         guard let file = try await store.file(inputFileID), file.tenant == key.tenant else {

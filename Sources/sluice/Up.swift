@@ -54,6 +54,11 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigurationOptions
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Also run the archiver, the webhook sender and the batch finalizer. Run exactly one web process per database with them; start the others with --no-background.")
+    var background = true
+
     func run() async throws {
         try await CommandFailure.wrap {
             let configuration = try options.load()
@@ -62,15 +67,18 @@ struct Serve: AsyncParsableCommand {
                     exitCode: 2,
                     message: "sluice serve needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs an embedded Redis instead")
             }
-            try await serve(configuration: configuration, redisURL: url, embedded: false, allInOne: false)
+            try await serve(configuration: configuration, redisURL: url, embedded: false, allInOne: false, background: background)
         }
     }
 }
 
 /// Connects to Redis and the database, creates the first admin key if there is none, and runs
-/// the HTTP API until SIGTERM or SIGINT; `allInOne` (`sluice up`) adds queue maintenance, the
-/// workers and, when configured, the mock provider.
-private func serve(configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool) async throws {
+/// the HTTP API until SIGTERM or SIGINT; `background` adds the archiver, the webhook sender and
+/// the batch finalizer; `allInOne` (`sluice up`) adds those, queue maintenance, the workers and,
+/// when configured, the mock provider.
+private func serve(
+    configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool, background: Bool = true
+) async throws {
     var logger = Logger(label: "sluice")
     logger.logLevel = .info
     let redis = try await RedisClient.connect(
@@ -118,6 +126,9 @@ private func serve(configuration: SluiceConfiguration, redisURL: String, embedde
     if allInOne {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))
+    }
+    if allInOne || background {
+        // The database's one writer: the archive, the batches it finishes, and the webhooks.
         services.append(
             .init(
                 service: WebhookService(
