@@ -15,6 +15,40 @@ import Testing
         #expect(configuration.provider(forLane: "demo")?.provider.baseURL == "http://127.0.0.1:9100/v1")
     }
 
+    @Test func pricesBatchesModelsAndTheEventStreamCapsParse() throws {
+        let configuration = try SluiceConfiguration.load(
+            yaml: """
+                queue: { event_stream_cap: 1000, event_stream_max: 50000 }
+                providers:
+                  p: { kind: openai, base_url: "http://x/v1", models: [m1, m2] }
+                  c: { kind: anthropic, base_url: "http://y", models: [m2] }
+                routes: { r: [p/m1] }
+                prices: { gpt-4o: { input: 2.5, output: 10 }, gpt-4o-mini: { input: 0.15, output: 0.6 } }
+                batches: { max_requests: 10, priority: -20 }
+                """)
+        #expect(configuration.queue.eventStreamCap == 1000)
+        #expect(configuration.queue.eventStreamMax == 50000)
+        #expect(configuration.batches.maxRequests == 10)
+        #expect(configuration.batches.priority == -20)
+        // The longest prefix prices a dated model name.
+        #expect(configuration.price(of: "gpt-4o-mini-2024-07-18") == .init(input: 0.15, output: 0.6))
+        #expect(configuration.price(of: "gpt-4o-2024-08-06") == .init(input: 2.5, output: 10))
+        #expect(configuration.price(of: "llama") == nil)
+        let directory = ModelDirectory(providers: configuration.providers, routes: configuration.routes)
+        #expect(directory.resolve("r")?.lane == "p/m1")
+        #expect(directory.resolve("r")?.route == "r")
+        #expect(directory.resolve("c/anything")?.kind == "anthropic")
+        #expect(directory.resolve("m1")?.lane == "p/m1")
+        #expect(directory.resolve("m2")?.lane == "c/m2")  // both list it: the first by name
+        #expect(directory.resolve("nope") == nil)
+        #expect(throws: ConfigurationError(key: "prices.x.input", problem: "must be a number within 0.0...1000000.0")) {
+            try SluiceConfiguration.load(yaml: "prices: { x: { input: -1 } }")
+        }
+        #expect(throws: ConfigurationError(key: "providers.p.models[0]", problem: "must be a model name")) {
+            try SluiceConfiguration.load(yaml: "providers: { p: { kind: openai, base_url: \"http://x\", models: [\"a b\"] } }")
+        }
+    }
+
     @Test func environmentOverridesTheFile() throws {
         let configuration = try SluiceConfiguration.load(
             yaml: "redis: { url: redis://file:6379 }\nserver: { port: 8080 }",
