@@ -414,8 +414,17 @@ public struct WorkerPoolDefinition: Sendable, Hashable {
     public var concurrency = 64
     public var grace: Duration = .seconds(30)
     public var maintenance = true
+    /// How `sluice autoscale` sizes the pool (`autoscale:`); `slotsPerWorker` is `concurrency`.
+    public var autoscale = ScalingSettings()
 
     public init() {}
+
+    /// The autoscaling settings, with the pool's concurrency as each worker's slots.
+    public var scaling: ScalingSettings {
+        var settings = autoscale
+        settings.slotsPerWorker = concurrency
+        return settings
+    }
 
     public static func load(yaml: String, file: String) throws(ConfigurationError) -> WorkerPoolDefinition {
         var definition = WorkerPoolDefinition()
@@ -443,6 +452,26 @@ public struct WorkerPoolDefinition: Sendable, Hashable {
         definition.concurrency = try reader.int("concurrency", in: 1...100_000) ?? definition.concurrency
         definition.grace = try reader.duration("grace") ?? definition.grace
         definition.maintenance = try reader.bool("maintenance") ?? definition.maintenance
+        if let autoscale = try reader.mapping("autoscale") {
+            var section = Reader(autoscale, path: "\(file).autoscale")
+            var settings = definition.autoscale
+            settings.minWorkers = try section.int("min", in: 0...10_000) ?? settings.minWorkers
+            settings.maxWorkers = try section.int("max", in: 1...10_000) ?? settings.maxWorkers
+            settings.drainWithin = try section.duration("drain_within").map(\.seconds) ?? settings.drainWithin
+            settings.defaultServiceTime = try section.duration("default_service_time").map(\.seconds) ?? settings.defaultServiceTime
+            settings.upCooldown = try section.duration("up_cooldown").map(\.seconds) ?? settings.upCooldown
+            settings.downCooldown = try section.duration("down_cooldown").map(\.seconds) ?? settings.downCooldown
+            settings.hysteresis = try section.double("hysteresis", in: 0...0.9) ?? settings.hysteresis
+            settings.scaleToZeroAfter = try section.duration("scale_to_zero_after").map(\.seconds)
+            try section.finish()
+            guard settings.maxWorkers >= settings.minWorkers else {
+                throw ConfigurationError(key: "\(file).autoscale.max", problem: "must be at least autoscale.min")
+            }
+            guard settings.drainWithin > 0 else {
+                throw ConfigurationError(key: "\(file).autoscale.drain_within", problem: "must be above 0")
+            }
+            definition.autoscale = settings
+        }
         try reader.finish()
         return definition
     }

@@ -182,16 +182,15 @@ public struct SluiceAPI: Sendable {
         return try Self.json(JobDocument.render(job))
     }
 
-    /// A job that has left Redis (its result TTL passed), from the archive: the JSON it was
-    /// served as, and its timeline. 404 when it is not archived either, or is another tenant's.
-    func archived(_ id: JobID, by key: APIKey) async throws -> (document: Response, events: [UInt8], state: String) {
-        guard let record = try await archive.job(id.rawValue), record.tenant == key.tenant || key.scopes.contains(.admin) else {
+    /// A job that has left Redis (its result TTL passed), from the archive: rendered from its
+    /// hash as Redis held it, so the JSON is what it was. 404 when it is not archived either,
+    /// or is another tenant's.
+    func archived(_ id: JobID, by key: APIKey) async throws -> (document: Response, events: [[String: Any]], state: String) {
+        guard let archived = try await archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin) else {
             throw APIError.notFound
         }
-        let state = (try? JSONSerialization.jsonObject(with: Data(record.document)) as? [String: Any])?["status"] as? String
-        let response = Response(
-            status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: record.document)))
-        return (response, record.events, state ?? "")
+        let job = try archived.record.job()
+        return (try Self.json(JobDocument.render(job)), (archived.record.timeline() ?? []).map(\.document), job.state.rawValue)
     }
 
     func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -239,9 +238,7 @@ public struct SluiceAPI: Sendable {
         let key = try context.require(.read)
         let id = try jobID(context)
         guard try await queue.get(id) != nil else {
-            let events = try await archived(id, by: key).events
-            let data = (try? JSONSerialization.jsonObject(with: Data(events))) ?? []
-            return try Self.json(["object": "list", "job": id.rawValue, "data": data])
+            return try Self.json(["object": "list", "job": id.rawValue, "data": try await archived(id, by: key).events])
         }
         _ = try await owned(id, by: key)
         guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }

@@ -317,32 +317,7 @@ public final class JobQueue: Sendable {
 
     /// Reads a job; nil when it is unknown (or its result TTL has passed).
     public func get(_ id: JobID) async throws -> Job? {
-        let reply = try await redis.send("HGETALL", KeyLayout.job(id))
-        guard let flat = reply.array else { throw QueueError.unexpectedReply(script: "HGETALL", "\(reply)") }
-        guard !flat.isEmpty else { return nil }
-        var fields: [String: [UInt8]] = [:]
-        for index in stride(from: 0, to: flat.count - 1, by: 2) {
-            if let name = flat[index].string { fields[name] = flat[index + 1].bytes ?? [] }
-        }
-        func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
-        func int(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
-        func millis(_ name: String) -> UnixMillis? { text(name).flatMap { Int64($0) }.map(UnixMillis.init) }
-        guard let state = text("state").flatMap(JobState.init(rawValue:)) else {
-            throw QueueError.unexpectedReply(script: "HGETALL", "job \(id) has no valid state")
-        }
-        var job = Job(
-            id: id, lane: text("lane") ?? "", tenant: text("tenant") ?? "", priority: int("prio") ?? 0,
-            state: state, payload: fields["payload"] ?? [], attempts: int("attempts") ?? 0,
-            maxAttempts: int("max_attempts") ?? 1, idempotencyKey: text("idem"), metadata: fields["meta"] ?? [],
-            createdAt: millis("created") ?? UnixMillis(0), notBefore: millis("not_before"),
-            deadline: millis("deadline"), leasedAt: millis("leased_at"), finishedAt: millis("finished"),
-            result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
-        if let usage = text("usage")?.split(separator: " "), usage.count == 2 {
-            job.usageInput = Int(usage[0])
-            job.usageOutput = Int(usage[1])
-        }
-        job.submitter = text("key").flatMap { Int64($0) }
-        return job
+        try JobRecord(id: id, reply: try await redis.send("HGETALL", KeyLayout.job(id)))?.job()
     }
 
     /// Whether API key `key` may submit `count` jobs now under `limits`; when it may, the rate
@@ -377,17 +352,10 @@ public final class JobQueue: Sendable {
     /// job is unknown (or its result TTL has passed).
     public func timeline(_ id: JobID) async throws -> [TimelineEntry]? {
         let reply = try await redis.send("HMGET", KeyLayout.job(id), "created", "not_before", "log")
-        guard let fields = reply.array, fields.count == 3 else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
-        guard let created = fields[0].string.flatMap({ Int64($0) }) else { return nil }
-        let notBefore = fields[1].string.flatMap { Int64($0) }
-        var entries = [TimelineEntry(at: UnixMillis(created), state: (notBefore ?? 0) > created ? .delayed : .queued)]
-        // Lines "<ms> <state>[ <info>]", written by the scripts (includes/common.lua).
-        for line in (fields[2].string ?? "").split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 2)
-            guard parts.count >= 2, let at = Int64(parts[0]), let state = JobState(rawValue: String(parts[1])) else { continue }
-            entries.append(TimelineEntry(at: UnixMillis(at), state: state, info: parts.count == 3 ? String(parts[2]) : nil))
-        }
-        return entries
+        guard let values = reply.array, values.count == 3 else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
+        var fields: [String: [UInt8]] = [:]
+        for (name, value) in zip(["created", "not_before", "log"], values) { if let bytes = value.bytes { fields[name] = bytes } }
+        return JobRecord(id: id, fields: fields).timeline()
     }
 
     /// A page of `tenant`'s jobs, newest first: in `lane` or in every lane, in `state` or any,

@@ -15,7 +15,7 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:lease:<group>` | set | the jobs a lease group still holds; a job's token is `<group>.<k>` |
 /// | `sluice:{T}:lane:<lane>:delayed` | zset | delayed and retry-waiting jobs, score = due time (ms) |
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
-/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens (lease groups), ready and leased (live jobs in each) |
+/// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens (lease groups), ready and leased (live jobs in each); for the autoscaler and /metrics: `n:<state>` (jobs that entered each state), `n:arrived`, `n:served` (calls ended), `service_ms` and `service_n` (time the succeeded calls took) |
 /// | `sluice:{T}:lane:<lane>:index:<tenant>` | zset | the listing index: every job of the tenant in the lane, all score 0, so ids sort lexically, that is by creation time |
 /// | `sluice:{T}:lane:<lane>:tenants` | set | the tenants with a listing index in the lane (for trimming) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |

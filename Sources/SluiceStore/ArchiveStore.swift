@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SluiceCore
+import SluiceQueue
 
 /// A finished job as the archive keeps it.
 public struct ArchivedJob: Sendable, Hashable {
@@ -20,14 +21,12 @@ public struct ArchivedJob: Sendable, Hashable {
     public var outputTokens: Int?
     /// US dollars, from the configured prices (0 when the model has none).
     public var cost: Double
-    /// The JSON `GET /v1/jobs/{id}` served, and the `data` of its `/events`.
-    public var document: [UInt8]
-    public var events: [UInt8]
+    /// The job's hash as Redis held it (`JobRecord.encoded`).
+    public var record: [UInt8]
 
     public init(
         id: String, tenant: String, keyID: Int64?, lane: String, state: String, createdAt: UnixMillis, finishedAt: UnixMillis,
-        batch: String?, customID: String?, model: String, inputTokens: Int?, outputTokens: Int?, cost: Double,
-        document: [UInt8], events: [UInt8]
+        batch: String?, customID: String?, model: String, inputTokens: Int?, outputTokens: Int?, cost: Double, record: [UInt8]
     ) {
         self.id = id
         self.tenant = tenant
@@ -42,8 +41,7 @@ public struct ArchivedJob: Sendable, Hashable {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.cost = cost
-        self.document = document
-        self.events = events
+        self.record = record
     }
 }
 
@@ -110,8 +108,8 @@ public struct ArchiveStore: Sendable {
             let insert = try db.cachedStatement(
                 sql: """
                     INSERT OR IGNORE INTO archived_jobs (id, tenant, key_id, lane, state, created_at, finished_at, batch,
-                      custom_id, model, input_tokens, output_tokens, cost, document, events)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      custom_id, model, input_tokens, output_tokens, cost, record)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             let book = try db.cachedStatement(
                 sql: """
@@ -125,7 +123,7 @@ public struct ArchiveStore: Sendable {
             for job in jobs {
                 try insert.execute(arguments: [
                     job.id, job.tenant, job.keyID, job.lane, job.state, job.createdAt.value, job.finishedAt.value, job.batch,
-                    job.customID, job.model, job.inputTokens, job.outputTokens, job.cost, Data(job.document), Data(job.events),
+                    job.customID, job.model, job.inputTokens, job.outputTokens, job.cost, Data(job.record),
                 ])
                 guard db.changesCount > 0 else { continue }
                 added += 1
@@ -153,21 +151,26 @@ public struct ArchiveStore: Sendable {
         }
     }
 
-    /// An archived job: its tenant, its document and its timeline.
-    public func job(_ id: String) async throws -> (tenant: String, document: [UInt8], events: [UInt8])? {
+    /// An archived job: its tenant, and its hash as Redis held it.
+    public func job(_ id: JobID) async throws -> (tenant: String, record: JobRecord)? {
         try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT tenant, document, events FROM archived_jobs WHERE id = ?", arguments: [id]).map {
-                (tenant: $0["tenant"], document: Array($0["document"] as Data), events: Array($0["events"] as Data))
+            try Row.fetchOne(db, sql: "SELECT tenant, record FROM archived_jobs WHERE id = ?", arguments: [id.rawValue]).flatMap { row in
+                JobRecord(id: id, encoded: Array(row["record"] as Data)).map { (tenant: row["tenant"], record: $0) }
             }
         }
     }
 
-    /// A batch's archived jobs, by their ids: state and document.
-    public func batchJobs(_ batch: String) async throws -> [String: (state: String, document: [UInt8])] {
+    /// A batch's archived jobs, by their ids.
+    public func batchJobs(_ batch: String) async throws -> [String: Job] {
         try await database.pool.read { db in
-            var out: [String: (state: String, document: [UInt8])] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, state, document FROM archived_jobs WHERE batch = ?", arguments: [batch])
-            while let row = try rows.next() { out[row["id"]] = (row["state"], Array(row["document"] as Data)) }
+            var out: [String: Job] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, record FROM archived_jobs WHERE batch = ?", arguments: [batch])
+            while let row = try rows.next() {
+                guard let id = JobID(row["id"] as String), let record = JobRecord(id: id, encoded: Array(row["record"] as Data)),
+                    let job = try? record.job()
+                else { continue }
+                out[id.rawValue] = job
+            }
             return out
         }
     }

@@ -18,22 +18,15 @@ public final class Archiver: Service, Sendable {
     let queue: JobQueue
     let store: ArchiveStore
     let prices: [String: SluiceConfiguration.Price]
-    let render: @Sendable (Job) -> [String: Any]
     let logger: Logger
     /// Jobs archived by this process, and finished jobs whose hash was gone before they could be.
     public let archived = Atomic<Int>(0)
     public let missed = Atomic<Int>(0)
 
-    /// `render` makes the job's JSON: the same as `GET /v1/jobs/{id}`, which the archive then
-    /// serves once the job has left Redis.
-    public init(
-        queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], logger: Logger,
-        render: @escaping @Sendable (Job) -> [String: Any]
-    ) {
+    public init(queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], logger: Logger) {
         self.queue = queue
         self.store = store
         self.prices = prices
-        self.render = render
         self.logger = logger
     }
 
@@ -49,56 +42,54 @@ public final class Archiver: Service, Sendable {
         }
     }
 
-    /// Reads these finished jobs from Redis (concurrently, so the reads are pipelined) and
-    /// writes them to the archive in one transaction.
+    /// Reads these finished jobs' hashes from Redis in one pipeline and writes them to the
+    /// archive in one transaction. The hash is kept as it is (no JSON is decoded or written
+    /// here): the API renders an archived job from it as it renders a live one.
     func archive(_ ids: [JobID]) async throws {
         let unique = Array(Set(ids))
-        let read = try await withThrowingTaskGroup(of: (Job, [TimelineEntry])?.self) { group in
-            for id in unique {
-                group.addTask {
-                    async let job = self.queue.get(id)
-                    async let timeline = self.queue.timeline(id)
-                    guard let job = try await job, job.state.isTerminal else { return nil }
-                    return (job, try await timeline ?? [])
-                }
-            }
-            var read: [(Job, [TimelineEntry])] = []
-            for try await entry in group { if let entry { read.append(entry) } }
-            return read
+        var records: [ArchivedJob] = []
+        records.reserveCapacity(unique.count)
+        for case let record? in try await queue.records(unique) {
+            guard let job = try? record.job(), job.state.isTerminal else { continue }
+            records.append(archived(job, record))
         }
-        if read.count < unique.count {
-            missed.add(unique.count - read.count, ordering: .relaxed)
-            logger.warning("archive: \(unique.count - read.count) finished jobs were gone from Redis before they were archived")
+        if records.count < unique.count {
+            missed.add(unique.count - records.count, ordering: .relaxed)
+            logger.warning("archive: \(unique.count - records.count) finished jobs were gone from Redis before they were archived")
         }
-        let records = try read.map { try record(job: $0.0, timeline: $0.1) }
         let added = try await store.archive(records)
         archived.add(added, ordering: .relaxed)
     }
 
-    /// The archive's record of a finished job.
-    func record(job: Job, timeline: [TimelineEntry]) throws -> ArchivedJob {
-        let envelope = (try? JSONSerialization.jsonObject(with: Data(job.metadata))) as? [String: Any] ?? [:]
+    /// The archive's row of a finished job.
+    func archived(_ job: Job, _ record: JobRecord) -> ArchivedJob {
+        var batch: String?
+        var customID: String?
+        // Only a batch's jobs carry "batch" in their envelope; the others skip the decoding.
+        if job.metadata.firstRange(of: Array(#""batch""#.utf8)) != nil,
+            let envelope = (try? JSONSerialization.jsonObject(with: Data(job.metadata))) as? [String: Any]
+        {
+            batch = envelope["batch"] as? String
+            customID = envelope["custom_id"] as? String
+        }
         let model = Self.model(of: job)
         var cost = 0.0
         if let price = SluiceConfiguration.Price.of(model, in: prices) {
             cost = (Double(job.usageInput ?? 0) * price.input + Double(job.usageOutput ?? 0) * price.output) / 1_000_000
         }
-        // The same serialisation as the API's, so that the archive serves the same JSON.
-        let document = try JSONSerialization.data(withJSONObject: render(job), options: [.sortedKeys])
-        let events = try JSONSerialization.data(withJSONObject: timeline.map(\.document))
         return ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
-            createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope["batch"] as? String,
-            customID: envelope["custom_id"] as? String, model: model, inputTokens: job.usageInput, outputTokens: job.usageOutput,
-            cost: cost, document: Array(document), events: Array(events))
+            createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: batch, customID: customID, model: model,
+            inputTokens: job.usageInput, outputTokens: job.usageOutput, cost: cost, record: record.encoded)
     }
 
     /// The model a job is booked under: its lane's (`provider/model`), else the request's
     /// `model`, else the lane.
     static func model(of job: Job) -> String {
         if let slash = job.lane.firstIndex(of: "/") { return String(job.lane[job.lane.index(after: slash)...]) }
-        if let request = (try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any],
-            let model = request["model"] as? String, !model.isEmpty
+        let peeked = job.payload.withUnsafeBufferPointer { JSONPeek.token(after: #""model""#, in: $0).map(Array.init) }
+        if let token = peeked, token.count > 2, token.first == UInt8(ascii: "\""),
+            let model = (try? JSONSerialization.jsonObject(with: Data(token), options: .fragmentsAllowed)) as? String, !model.isEmpty
         {
             return model
         }

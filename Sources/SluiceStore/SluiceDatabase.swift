@@ -57,13 +57,14 @@ public final class SluiceDatabase: Sendable {
             }
         }
         migrator.registerMigration("v4: archive, usage, files, batches") { db in
-            // Finished jobs, each as the JSON GET /v1/jobs/{id} served and its timeline.
+            // Finished jobs: a few columns to find and book them by, and the job's hash as Redis
+            // held it (JobRecord.encoded), from which the API renders it as it did from Redis.
             try db.execute(
                 sql: """
                     CREATE TABLE archived_jobs (
                       id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_id INTEGER, lane TEXT NOT NULL, state TEXT NOT NULL,
                       created_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, batch TEXT, custom_id TEXT, model TEXT,
-                      input_tokens INTEGER, output_tokens INTEGER, cost REAL, document BLOB NOT NULL, events BLOB NOT NULL
+                      input_tokens INTEGER, output_tokens INTEGER, cost REAL, record BLOB NOT NULL
                     );
                     CREATE INDEX archived_jobs_batch ON archived_jobs (batch) WHERE batch IS NOT NULL;
                     CREATE INDEX archived_jobs_tenant ON archived_jobs (tenant, finished_at);

@@ -134,7 +134,7 @@ private func serve(
                 service: WebhookService(
                     queue: queue, store: api.webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
         services.append(
-            .init(service: Archiver(queue: queue, store: api.archive, prices: configuration.prices, logger: logger, render: JobDocument.render)))
+            .init(service: Archiver(queue: queue, store: api.archive, prices: configuration.prices, logger: logger)))
         services.append(.init(service: batches))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {

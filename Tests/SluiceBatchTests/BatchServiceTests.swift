@@ -86,7 +86,7 @@ import Testing
             #expect(batch.status == "in_progress")
             #expect(batch.total == 5)
             let logger = Logger(label: "test")
-            let archiver = Archiver(queue: service.queue, store: service.archive, logger: logger) { ["id": $0.id.rawValue, "status": $0.state.rawValue] }
+            let archiver = Archiver(queue: service.queue, store: service.archive, logger: logger)
             let tasks = [
                 Task { try await QueueMaintenance(queue: service.queue, logger: logger).run() },
                 Task { try await archiver.run() },
@@ -142,14 +142,19 @@ import Testing
     @Test func outputLinesFollowOpenAIsShapes() throws {
         #expect(BatchOutput.statusCode(in: "attempt 1: HTTP 400: bad model") == 400)
         #expect(BatchOutput.statusCode(in: "connection refused") == nil)
-        let succeeded = Array(#"{"result":{"object":"chat.completion"},"status":"succeeded"}"#.utf8)
-        let failed = Array(#"{"error":"mock 12ms: HTTP 422: no","status":"failed"}"#.utf8)
+        func job(_ id: String, _ state: JobState, result: String? = nil, error: String? = nil) -> Job {
+            Job(
+                id: JobID.generate(lane: LaneTag(lane: "l"), unixMillis: 1), lane: "l", tenant: "t", priority: 0, state: state,
+                payload: [], attempts: 1, maxAttempts: 3, idempotencyKey: nil, metadata: [], createdAt: UnixMillis(0), notBefore: nil,
+                deadline: nil, leasedAt: nil, finishedAt: nil, result: result.map { Array($0.utf8) }, error: error, cancelRequested: false)
+        }
         let requests = [
             BatchRequest(line: 1, customID: "a", jobID: "j1"), BatchRequest(line: 2, customID: "b", jobID: "j2"),
             BatchRequest(line: 3, customID: "c", jobID: "j3"),
         ]
-        let archived: [String: (state: String, document: [UInt8])] = [
-            "j1": ("succeeded", succeeded), "j2": ("failed", failed), "j3": ("cancelled", Array("{}".utf8)),
+        let archived: [String: Job] = [
+            "j1": job("j1", .succeeded, result: #"{"object":"chat.completion"}"#), "j2": job("j2", .failed, error: "mock 12ms: HTTP 422: no"),
+            "j3": job("j3", .cancelled),
         ]
         let (output, errors) = BatchOutput.openAI(requests: requests, archived: archived)
         let out = try #require(try JSONSerialization.jsonObject(with: Data(output.split(separator: UInt8(ascii: "\n"))[0])) as? [String: Any])

@@ -94,7 +94,7 @@ import Testing
         try await withRedis { _, redis in
             let blockedDone = Atomic<Bool>(false)
             async let popped = {
-                let value = try await redis.blocking(RedisCommand("BLPOP", "jobs", 5), timeout: .seconds(5))
+                let value = try await redis.blocking(RedisCommand("BLPOP", "jobs", 30), timeout: .seconds(30))
                 blockedDone.store(true, ordering: .sequentiallyConsistent)
                 return value
             }()

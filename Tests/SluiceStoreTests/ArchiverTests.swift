@@ -13,10 +13,6 @@ import Testing
         try SluiceDatabase(path: NSTemporaryDirectory() + "sluice-tests/" + UUID().uuidString + "/archive.sqlite")
     }
 
-    static func render(_ job: Job) -> [String: Any] {
-        ["id": job.id.rawValue, "status": job.state.rawValue, "result": job.result.map { String(decoding: $0, as: UTF8.self) } ?? ""]
-    }
-
     /// Runs `count` jobs of `lane` to success, each with usage 10 in / 5 out; returns their ids.
     static func finish(_ queue: JobQueue, lane: String, count: Int, payload: String, submitter: Int64? = 7, metadata: String = "") async throws -> [JobID] {
         let specs = (0..<count).map { _ in
@@ -42,14 +38,18 @@ import Testing
             let logger = Logger(label: "test")
             // 300 jobs finish while no archiver runs; an archiver starts, then is stopped.
             let first = try await Self.finish(queue, lane: "openai/gpt-4o-mini", count: 300, payload: #"{"model":"x"}"#)
-            let archiver = Archiver(queue: queue, store: archive, prices: prices, logger: logger, render: Self.render)
+            let archiver = Archiver(queue: queue, store: archive, prices: prices, logger: logger)
             let run = Task { try await archiver.run() }
             #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 300 })
             run.cancel()
             _ = await run.result
             // 200 more finish while it is down (one tenant-less key), and a second archiver resumes.
             let second = try await Self.finish(queue, lane: "openai/gpt-4o-mini", count: 200, payload: "{}", submitter: nil)
-            let again = Archiver(queue: queue, store: archive, prices: prices, logger: logger, render: Self.render)
+            // Archived records are the hashes exactly: a job read live equals the one decoded.
+            let live = try #require(try await queue.get(second[0]))
+            let record = try #require(try await queue.records([second[0]]).first ?? nil)
+            #expect(try JobRecord(id: second[0], encoded: record.encoded)?.job() == live)
+            let again = Archiver(queue: queue, store: archive, prices: prices, logger: logger)
             let rerun = Task { try await again.run() }
             #expect(await eventually { again.archived.load(ordering: .relaxed) == 200 })
             // Nothing archived twice: the second archiver archived exactly the 200 new ones.
@@ -58,13 +58,14 @@ import Testing
             rerun.cancel()
             _ = await rerun.result
             for id in first + second {
-                let record = try #require(try await archive.job(id.rawValue))
-                #expect(record.tenant == "acme")
-                let document = try #require(try JSONSerialization.jsonObject(with: Data(record.document)) as? [String: Any])
-                #expect(document["status"] as? String == "succeeded")
-                #expect(document["result"] as? String == "ok \(id)")
-                let events = try #require(try JSONSerialization.jsonObject(with: Data(record.events)) as? [[String: Any]])
-                #expect(events.map { $0["status"] as? String } == ["queued", "leased", "succeeded"])
+                let archived = try #require(try await archive.job(id))
+                #expect(archived.tenant == "acme")
+                // The job reads back from the archive as it read from Redis.
+                let job = try archived.record.job()
+                #expect(job.state == .succeeded)
+                #expect(job.result == Array("ok \(id)".utf8))
+                #expect(job.usageInput == 10 && job.usageOutput == 5)
+                #expect(archived.record.timeline()?.map(\.state) == [.queued, .leased, .succeeded])
             }
             // The ledger: 500 requests of gpt-4o-mini, 5,000 in and 2,500 out; $0.15 and $0.6 per million.
             let now = UnixMillis.current()
@@ -96,7 +97,7 @@ import Testing
             #expect(try await redis.send("XLEN", stream).int == before)
             // Once the archiver has read and acknowledged everything, maintenance trims.
             let archive = ArchiveStore(database: try Self.database())
-            let archiver = Archiver(queue: queue, store: archive, logger: Logger(label: "test"), render: Self.render)
+            let archiver = Archiver(queue: queue, store: archive, logger: Logger(label: "test"))
             let run = Task { try await archiver.run() }
             #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 400 })
             run.cancel()

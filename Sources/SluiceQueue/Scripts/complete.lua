@@ -25,7 +25,7 @@ for i = 0, n - 1 do
   local b = 4 + i * 5
   local id, token, result, info, usage = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local jobKey = jobKey(id)
-  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key', 'at')
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key', 'at', 'leased_at')
   if f[1] ~= 'leased' or f[2] ~= token then
     out[#out + 1] = 0
     out[#out + 1] = f[1] or ''
@@ -33,7 +33,7 @@ for i = 0, n - 1 do
     local lane = f[4]
     local group = byLane[lane]
     if not group then
-      group = {succeeded = {}, cancelled = {}, groups = {}, released = 0, prefix = lanePrefix(prefix, f[8])}
+      group = {succeeded = {}, cancelled = {}, groups = {}, released = 0, serviceMs = 0, prefix = lanePrefix(prefix, f[8])}
       byLane[lane] = group
       laneOrder[#laneOrder + 1] = lane
     end
@@ -57,6 +57,7 @@ for i = 0, n - 1 do
     end
     members[#members + 1] = id
     group.released = group.released + 1
+    if f[9] then group.serviceMs = group.serviceMs + (now - tonumber(f[9])) end
     local ids = group[state]
     ids[#ids + 1] = id
     done[#done + 1] = id
@@ -75,6 +76,9 @@ for _, lane in ipairs(laneOrder) do
     end
   end
   redis.call('HINCRBY', laneKey(group.prefix, lane, 'meta'), 'leased', -group.released)
+  -- The time the calls took (for the autoscaler's mean service time).
+  redis.call('HINCRBY', laneKey(group.prefix, lane, 'meta'), 'service_ms', group.serviceMs)
+  redis.call('HINCRBY', laneKey(group.prefix, lane, 'meta'), 'service_n', group.released)
   if #group.succeeded > 0 then emit(group.prefix, cap, table.concat(group.succeeded, ','), lane, 'leased', 'succeeded', now) end
   if #group.cancelled > 0 then emit(group.prefix, cap, table.concat(group.cancelled, ','), lane, 'leased', 'cancelled', now) end
 end

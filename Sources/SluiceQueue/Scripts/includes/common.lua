@@ -41,8 +41,16 @@ local function readyList(prefix, lane, tenant, class) return laneKey(prefix, lan
 local function classesKey(prefix, lane, tenant) return laneKey(prefix, lane, 'classes:' .. tenant) end
 
 -- Appends one transition of one or more jobs (ids joined by commas) to the lane's capped
--- event stream: one entry per script call and transition, not one per job.
+-- event stream: one entry per script call and transition, not one per job. It also counts the
+-- transition in the lane's meta hash (the autoscaler's and /metrics' signals, read without
+-- scanning): `n:<state>` jobs that entered each state, `n:arrived` jobs created, `n:served`
+-- calls that ended (left `leased`).
 local function emit(prefix, cap, ids, lane, from, to, now, info)
+  local _, commas = string.gsub(ids, ',', '')
+  local meta = prefix .. 'lane:' .. lane .. ':meta'
+  if from ~= to then redis.call('HINCRBY', meta, 'n:' .. to, commas + 1) end
+  if from == '' then redis.call('HINCRBY', meta, 'n:arrived', commas + 1) end
+  if from == 'leased' and to ~= 'leased' then redis.call('HINCRBY', meta, 'n:served', commas + 1) end
   if info then
     redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', cap, '*',
       'jobs', ids, 'lane', lane, 'from', from, 'to', to, 't', now, 'info', info)
