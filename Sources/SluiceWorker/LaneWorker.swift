@@ -79,6 +79,7 @@ final class LaneWorker: Sendable {
     let client: ProviderClient
     let limiter: ProviderLimiter
     let health: LaneHealth
+    let stats: ProviderStats
     let logger: Logger
     let environment: [String: String]
     private let running = Mutex(0)
@@ -87,7 +88,10 @@ final class LaneWorker: Sendable {
     /// Adaptive concurrency and the circuit breaker.
     let control: Mutex<LaneControl>
 
-    init(lane: WorkerLane, queue: JobQueue, client: ProviderClient, logger: Logger, environment: [String: String]) {
+    init(
+        lane: WorkerLane, queue: JobQueue, client: ProviderClient, stats: ProviderStats, logger: Logger, environment: [String: String]
+    ) {
+        self.stats = stats
         self.lane = lane
         self.queue = queue
         self.client = client
@@ -188,6 +192,11 @@ final class LaneWorker: Sendable {
         }
         let result = await client.call(request)
         heartbeats.cancel()
+        if result.response != nil || !Task.isCancelled {
+            var rateLimited = false
+            if case .rateLimited = result.outcome { rateLimited = true }
+            stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
+        }
         let milliseconds = Int(result.latency / .milliseconds(1))
         let status = result.response.map { "HTTP \($0.status)" } ?? "no answer"
         let info = "\(lane.provider.name) \(status) in \(milliseconds) ms"

@@ -26,6 +26,8 @@ public final class WorkerPool: Service, Sendable {
     let logger: Logger
     let environment: [String: String]
     let stopping = Atomic<Bool>(false)
+    /// Call latencies and 429s, written to Redis once a second for /metrics.
+    let stats: ProviderStats
 
     public init(
         queue: JobQueue, lanes: Lanes, grace: Duration = .seconds(30), logger: Logger,
@@ -36,6 +38,7 @@ public final class WorkerPool: Service, Sendable {
         self.grace = grace
         self.logger = logger
         self.environment = environment
+        stats = ProviderStats(redis: queue.redis)
     }
 
     public func run() async throws {
@@ -51,6 +54,12 @@ public final class WorkerPool: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 let lanesDone = Task { await self.serveLanes(client: client) }
                 group.addTask { await lanesDone.value }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        try? await self.stats.flush()
+                    }
+                }
                 // The grace period starts when stopping does; then calls still running are cancelled.
                 group.addTask {
                     while !self.stopping.load(ordering: .relaxed) {
@@ -63,6 +72,7 @@ public final class WorkerPool: Service, Sendable {
                 await group.next()
                 group.cancelAll()
             }
+            try? await self.stats.flush()
         } onGracefulShutdown: {
             self.logger.info("workers: stopping; calls in flight get \(self.grace) to finish")
             self.stopping.store(true, ordering: .relaxed)
@@ -90,7 +100,7 @@ public final class WorkerPool: Service, Sendable {
                 }
                 for lane in found where started.insert(lane.lane).inserted {
                     logger.info("workers: serving lane \(lane.lane) → \(lane.provider.name) \(lane.provider.baseURL)\(lane.path)")
-                    let worker = LaneWorker(lane: lane, queue: queue, client: client, logger: logger, environment: environment)
+                    let worker = LaneWorker(lane: lane, queue: queue, client: client, stats: stats, logger: logger, environment: environment)
                     group.addTask { await worker.run(stopping: { self.stopping.load(ordering: .relaxed) }) }
                 }
                 if case .named = lanes { break }
