@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import Synchronization
+
+/// A pool the autoscaler sizes: its name (the file's base name) and its definition.
+public struct ScaledPool: Sendable {
+    public var name: String
+    public var definition: WorkerPoolDefinition
+
+    public init(name: String, definition: WorkerPoolDefinition) {
+        self.name = name
+        self.definition = definition
+    }
+
+    /// The pools of `workers/*.yaml` in `directory`, by name.
+    public static func load(directory: String) throws -> [ScaledPool] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return try files.filter { $0.hasSuffix(".yaml") }.sorted().map { file in
+            let path = directory + "/" + file
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            return ScaledPool(name: String(file.dropLast(5)), definition: try WorkerPoolDefinition.load(yaml: text, file: path))
+        }
+    }
+}
+
+/// A pool's scaling decision, as `/v1/scaling` and `/metrics` show it.
+public struct PoolDecision: Sendable {
+    public var pool: String
+    public var desired: Int
+    /// Worker processes running now, as the supervisor last reported (nil: none reports).
+    public var workers: Int?
+    public var wanted: Int
+    public var reason: String
+    public var at: UnixMillis
+    /// `scaler`: the supervisor's decision (it acts on it); `monitor`: this process's own,
+    /// computed the same way, when no supervisor has reported within 5 s.
+    public var source: String
+    public var lanes: [LaneSignals]
+
+    public var document: [String: Any] {
+        [
+            "object": "scaling_decision", "pool": pool, "desired": desired, "workers": workers ?? NSNull(), "wanted": wanted,
+            "reason": reason, "at": Double(at.value) / 1000, "source": source,
+            "lanes": lanes.map { lane -> [String: Any] in
+                [
+                    "lane": lane.lane, "ready": lane.ready, "leased": lane.leased, "delayed": lane.delayed,
+                    "oldest_ready_age_seconds": lane.oldestReadyAge ?? NSNull(), "arrival_rate": lane.arrivalRate,
+                    "completion_rate": lane.completionRate, "service_time_seconds": lane.serviceTime ?? NSNull(),
+                    "rpm_headroom": lane.rpmHeadroom ?? NSNull(), "rpm_limit": lane.rpmLimit ?? NSNull(),
+                    "concurrency_limit": lane.concurrencyLimit ?? NSNull(),
+                ]
+            },
+        ]
+    }
+}
+
+/// Where the supervisor publishes its decisions, for the web role.
+enum ScalingKeys {
+    static func decision(_ pool: String) -> String { "sluice:scaling:pool:" + pool }
+    static let events = "sluice:scaling:events"
+    static func lock(_ pool: String) -> String { "sluice:scaling:lock:" + pool }
+}
+
+/// Samples the lanes once a second and decides, for every pool, how many workers it should
+/// have (`ScalingPolicy`). The supervisor acts on its decisions; the web role shows them (its
+/// own, or the supervisor's when one reports).
+public final class ScalingMonitor: Service, Sendable {
+    public let queue: JobQueue
+    public let sampler: LaneSampler
+    let providers: [String: SluiceConfiguration.Provider]
+    let pools: [ScaledPool]
+    let logger: Logger
+    private let states = Mutex<[String: ScalingState]>([:])
+    private let latest = Mutex<(samples: [LaneSample], decisions: [PoolDecision])>(([], []))
+
+    public init(queue: JobQueue, providers: [String: SluiceConfiguration.Provider], pools: [ScaledPool], logger: Logger) {
+        self.queue = queue
+        sampler = LaneSampler(queue: queue)
+        self.providers = providers
+        self.pools = pools
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do { _ = try await tick() } catch is CancellationError { return } catch {
+                logger.warning("scaling: sampling failed: \(error)")
+            }
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+
+    /// The latest samples and decisions.
+    public var snapshot: (samples: [LaneSample], decisions: [PoolDecision]) { latest.withLock { $0 } }
+
+    /// Samples once and decides every pool. `current` overrides a pool's size (the supervisor
+    /// passes the workers it runs); otherwise the size is the last decision's.
+    @discardableResult
+    public func tick(current: [String: Int] = [:], now: Double = ProcessInfo.processInfo.systemUptime) async throws -> [PoolDecision] {
+        let providers = self.providers
+        let samples = try await sampler.sample { lane in
+            let provider = providers[String(lane.split(separator: "/", maxSplits: 1).first ?? "")]
+            return (provider?.limits.requestsPerMinute, provider?.limits.concurrency)
+        }
+        var decisions: [PoolDecision] = []
+        for pool in pools {
+            let lanes = samples.map(\.signals).filter { signals in
+                guard providers[String(signals.lane.split(separator: "/", maxSplits: 1).first ?? "")] != nil else { return false }
+                return pool.definition.lanes.map { $0.contains(signals.lane) } ?? true
+            }
+            var decision = states.withLock { states -> ScalingDecision in
+                var state = states[pool.name] ?? ScalingState(current: pool.definition.autoscale.minWorkers)
+                if let running = current[pool.name] { state.current = running }
+                let decision = ScalingPolicy.decide(lanes: lanes, settings: pool.definition.scaling, state: state, now: now)
+                states[pool.name] = decision.state
+                return decision
+            }
+            var reported = PoolDecision(
+                pool: pool.name, desired: decision.desired, workers: current[pool.name], wanted: decision.wanted, reason: decision.reason,
+                at: .current(), source: current[pool.name] == nil ? "monitor" : "scaler", lanes: lanes)
+            if current[pool.name] == nil, let published = try await published(pool.name) {
+                reported.desired = published.desired
+                reported.workers = published.workers
+                reported.reason = published.reason
+                reported.at = published.at
+                reported.source = "scaler"
+                decision.desired = published.desired
+            }
+            decisions.append(reported)
+        }
+        latest.withLock { $0 = (samples, decisions) }
+        return decisions
+    }
+
+    /// The decision a supervisor published within the last 5 s.
+    func published(_ pool: String) async throws -> (desired: Int, workers: Int, reason: String, at: UnixMillis)? {
+        let reply = try await queue.redis.send("HMGET", ScalingKeys.decision(pool), "desired", "workers", "reason", "at")
+        guard let values = reply.array, values.count == 4, let desired = values[0].string.flatMap({ Int($0) }),
+            let workers = values[1].string.flatMap({ Int($0) }), let at = values[3].string.flatMap({ Int64($0) }),
+            UnixMillis.current().value - at < 5_000
+        else { return nil }
+        return (desired, workers, values[2].string ?? "", UnixMillis(at))
+    }
+}
