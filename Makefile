@@ -44,12 +44,14 @@ run: deps
 	.build/release/sluice up
 
 ## test: the whole suite, against real redis-server processes the harness starts itself. The
-## multi-process worker tests (three `sluice work` processes for 66 s, kill -9 in a batch) run on
-## their own afterwards: alongside them, a 2-core machine is too loaded for the timing checks.
+## multi-process tests (three `sluice work` processes for 66 s, kill -9 in a batch; the autoscaler
+## running up to four workers through a burst) run on their own afterwards: alongside them, a
+## 2-core machine is too loaded for the timing checks.
 test: deps venv
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip WorkerProcessTests
+	$(SWIFT) test --skip-build --skip WorkerProcessTests --skip AutoscaleTests
 	$(SWIFT) test --skip-build --filter WorkerProcessTests
+	$(SWIFT) test --skip-build --filter AutoscaleTests
 
 ## bench: release build, then the queue, HTTP and workers benchmarks (jobs/s, latency
 ## percentiles, memory, and ratios to redis-benchmark, arq and nginx measured in the same run).

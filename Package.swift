@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -68,12 +69,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Autoscaling: the monitor (lane signals → the policy's decisions), the local supervisor
+        // of `sluice work` processes, the leader lock.
+        .target(
+            name: "SluiceScaler",
+            dependencies: [
+                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The HTTP API (Hummingbird): routes, auth, the one place errors become HTTP statuses.
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks", "SluiceBatch",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks", "SluiceBatch", "SluiceScaler",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -125,7 +137,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
-                "SluiceWebhooks", "SluiceBatch",
+                "SluiceWebhooks", "SluiceBatch", "SluiceScaler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

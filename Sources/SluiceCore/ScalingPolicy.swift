@@ -135,9 +135,9 @@ public enum ScalingPolicy {
             if lane.ready > 0 {
                 text = "\(lane.lane): backlog \(format(lane.ready)), drain in \(Int(settings.drainWithin)) s"
                     + (lane.arrivalRate >= 0.01 ? " plus \(format(lane.arrivalRate)) jobs/s" : "")
-                    + " at \(format(service)) s a call needs \(workers(slots, settings)) workers"
+                    + " at \(format(service)) s a call needs \(count(workers(slots, settings)))"
             } else {
-                text = "\(lane.lane): \(format(lane.arrivalRate)) jobs/s at \(format(service)) s a call, \(lane.leased) running, needs \(workers(slots, settings)) workers"
+                text = "\(lane.lane): \(format(lane.arrivalRate)) jobs/s at \(format(service)) s a call, \(lane.leased) running, needs \(count(workers(slots, settings)))"
             }
             if let cap = lane.capacitySlots, cap.slots < slots {
                 slots = cap.slots
@@ -189,6 +189,8 @@ public enum ScalingPolicy {
         state.current = desired
         return ScalingDecision(desired: desired, wanted: wanted, reason: reason, state: state)
     }
+
+    private static func count(_ workers: Int) -> String { workers == 1 ? "1 worker" : "\(format(workers)) workers" }
 
     private static func workers(_ slots: Double, _ settings: ScalingSettings) -> Int {
         max(1, Int((slots / Double(max(1, settings.slotsPerWorker))).rounded(.up)))

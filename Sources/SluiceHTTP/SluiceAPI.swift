@@ -6,6 +6,7 @@ import SluiceBatch
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
+import SluiceScaler
 import SluiceStore
 import SluiceWebhooks
 
@@ -45,6 +46,9 @@ public struct SluiceAPI: Sendable {
     /// The batch APIs' engine (nil: this process serves no batches), and the largest upload.
     public let batches: BatchService?
     public let maxFileBytes: Int
+    /// The autoscaler's signals and decisions, for `/v1/scaling` and `/metrics` (nil: not served).
+    public let scaling: ScalingMonitor?
+    let metrics = SluiceMetrics()
     let cache = AuthCache()
     /// Keys known to have a webhook secret (published to Redis), so a submit with a callback
     /// costs no SQLite read after the first.
@@ -54,8 +58,9 @@ public struct SluiceAPI: Sendable {
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
         providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
         facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard(),
-        batches: BatchService? = nil, maxFileBytes: Int = 200 << 20
+        batches: BatchService? = nil, maxFileBytes: Int = 200 << 20, scaling: ScalingMonitor? = nil
     ) {
+        self.scaling = scaling
         self.batches = batches
         self.maxFileBytes = maxFileBytes
         webhooks = WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL)
@@ -78,6 +83,7 @@ public struct SluiceAPI: Sendable {
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await self.ready() }
+        router.get("/metrics") { _, _ in try await self.metricsResponse() }
         router.get("/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -97,6 +103,7 @@ public struct SluiceAPI: Sendable {
         addWebhookRoutes(to: v1)
         addUsageRoutes(to: v1)
         addBatchRoutes(to: v1)
+        addScalingRoutes(to: v1)
         return router
     }
 

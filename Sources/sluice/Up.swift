@@ -8,6 +8,7 @@ import SluiceHTTP
 import SluiceMock
 import SluiceQueue
 import SluiceRedis
+import SluiceScaler
 import SluiceStore
 import SluiceWorker
 import SluiceWebhooks
@@ -106,11 +107,15 @@ private func serve(
         queue: queue, database: database, webhooks: WebhookStore(redis: redis, retention: configuration.queue.resultTTL),
         directory: ModelDirectory(providers: configuration.providers, routes: configuration.routes),
         settings: BatchSettings(configuration), logger: logger)
+    // The pools of workers/*.yaml (or one default pool), for /v1/scaling and /metrics.
+    var pools = (try? ScaledPool.load(directory: "workers")) ?? []
+    if pools.isEmpty { pools = [ScaledPool(name: "default", definition: WorkerPoolDefinition())] }
+    let scaling = ScalingMonitor(queue: queue, providers: configuration.providers, pools: pools, logger: logger)
     let api = SluiceAPI(
         queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
         facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
         addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches,
-        maxFileBytes: configuration.batches.maxFileBytes)
+        maxFileBytes: configuration.batches.maxFileBytes, scaling: scaling)
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
         try await api.webhooks.publishSecrets(
@@ -122,7 +127,7 @@ private func serve(
         say("sluice: HTTP API on http://\(host):\(port)\(allInOne ? "; queue maintenance and workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application)]
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application), .init(service: scaling)]
     if allInOne {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))

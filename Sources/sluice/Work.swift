@@ -26,6 +26,8 @@ struct Work: AsyncParsableCommand {
     @Option(help: "How long calls in flight may finish after SIGTERM, e.g. 30s (default 30s).") var grace: String?
     @Flag(inversion: .prefixedNo, help: "Also run queue maintenance (reaper, promoter, expirer) here (default: on).")
     var maintenance: Bool?
+    @Option(help: "Stop (gracefully) when this process is no longer our parent: `sluice autoscale` passes its pid, so no worker outlives it.")
+    var parentPid: Int32?
 
     func run() async throws {
         try await CommandFailure.wrap {
@@ -77,10 +79,30 @@ struct Work: AsyncParsableCommand {
             let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
             var services: [any Service] = [WorkerPool(queue: queue, lanes: chosen, grace: definition.grace, logger: logger)]
             if definition.maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
+            if let parentPid { services.append(ParentWatch(parent: parentPid)) }
             say("sluice work: ready (pid \(getpid())). SIGTERM stops.")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             say("sluice work: stopped")
+        }
+    }
+}
+
+/// Sends this process SIGTERM (a graceful stop) once `parent` is no longer its parent: the
+/// supervisor died, even by SIGKILL, and the process was handed to init.
+struct ParentWatch: Service {
+    let parent: Int32
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if getppid() != parent {
+                say("sluice work: the supervisor (pid \(parent)) is gone; stopping")
+                kill(getpid(), SIGTERM)
+                // Returning now would cancel the group instead of stopping it gracefully.
+                try? await gracefulShutdown()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(500))
         }
     }
 }

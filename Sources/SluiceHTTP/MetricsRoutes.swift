@@ -1,0 +1,132 @@
+import Foundation
+import Hummingbird
+import Prometheus
+import SluiceCore
+import SluiceQueue
+import SluiceScaler
+import Synchronization
+
+/// `GET /metrics` (Prometheus exposition, no key: scrape it from inside the network) and
+/// `GET /v1/scaling[/{pool}]` (scope read): the autoscaler's signals and decisions.
+///
+/// The figures come from the scaling monitor's latest sample (once a second, from Redis), so
+/// every web process shows the same numbers, whichever process did the work:
+/// - `sluice_queue_depth{lane}` (ready), `sluice_queue_leased{lane}`, `sluice_queue_delayed{lane}`,
+///   `sluice_queue_oldest_age_seconds{lane}`;
+/// - `sluice_jobs_total{lane,state}`: jobs that entered each state;
+/// - `sluice_lane_arrival_rate{lane}`, `sluice_lane_completion_rate{lane}` (jobs/s, EWMA),
+///   `sluice_lane_service_time_seconds{lane}`;
+/// - `sluice_desired_workers{pool}`, `sluice_workers{pool}` (as the supervisor reports);
+/// - `sluice_provider_latency_seconds{provider}` (a histogram of every worker's calls),
+///   `sluice_provider_rate_limited_total{provider}` (429s), `sluice_provider_calls_total{provider}`.
+public final class SluiceMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    /// The counters' last totals, to add only the growth.
+    private let seen = Mutex<[String: Int]>([:])
+
+    public init() {}
+
+    /// Sets every metric from a snapshot, and renders the exposition.
+    func render(samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderStats.Snapshot)]) -> [UInt8] {
+        for sample in samples {
+            let lane = [("lane", sample.signals.lane)]
+            registry.makeGauge(name: "sluice_queue_depth", labels: lane, help: "Jobs ready to run").set(Double(sample.signals.ready))
+            registry.makeGauge(name: "sluice_queue_leased", labels: lane, help: "Jobs running (leased)").set(Double(sample.signals.leased))
+            registry.makeGauge(name: "sluice_queue_delayed", labels: lane, help: "Jobs delayed or waiting to retry")
+                .set(Double(sample.signals.delayed))
+            registry.makeGauge(name: "sluice_queue_oldest_age_seconds", labels: lane, help: "Age of the oldest ready job")
+                .set(sample.signals.oldestReadyAge ?? 0)
+            registry.makeGauge(name: "sluice_lane_arrival_rate", labels: lane, help: "Jobs arriving per second (EWMA)")
+                .set(sample.signals.arrivalRate)
+            registry.makeGauge(name: "sluice_lane_completion_rate", labels: lane, help: "Calls ending per second (EWMA)")
+                .set(sample.signals.completionRate)
+            registry.makeGauge(name: "sluice_lane_service_time_seconds", labels: lane, help: "Mean time a call takes (EWMA)")
+                .set(sample.signals.serviceTime ?? 0)
+            for (state, total) in sample.totals {
+                grow(
+                    registry.makeCounter(name: "sluice_jobs_total", labels: [("lane", sample.signals.lane), ("state", state)], help: "Jobs that entered each state"),
+                    key: "jobs \(sample.signals.lane) \(state)", to: total)
+            }
+        }
+        for decision in decisions {
+            let pool = [("pool", decision.pool)]
+            registry.makeGauge(name: "sluice_desired_workers", labels: pool, help: "Worker processes the scaling policy wants")
+                .set(Double(decision.desired))
+            registry.makeGauge(name: "sluice_workers", labels: pool, help: "Worker processes running (as the supervisor reports)")
+                .set(Double(decision.workers ?? 0))
+        }
+        for (provider, stats) in providers {
+            grow(
+                registry.makeCounter(name: "sluice_provider_rate_limited_total", labels: [("provider", provider)], help: "429 answers"),
+                key: "429 \(provider)", to: stats.rateLimited)
+            grow(
+                registry.makeCounter(name: "sluice_provider_calls_total", labels: [("provider", provider)], help: "Provider calls"),
+                key: "calls \(provider)", to: stats.count)
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8_192)
+        registry.emit(into: &buffer)
+        // The latency histogram is kept in Redis by every worker process (ProviderStats), so its
+        // buckets are written out as they stand, in the same exposition format.
+        if !providers.isEmpty {
+            var text = "# HELP sluice_provider_latency_seconds Provider call latency, every worker's calls\n"
+            text += "# TYPE sluice_provider_latency_seconds histogram\n"
+            for (provider, stats) in providers {
+                for bucket in stats.cumulative {
+                    text += "sluice_provider_latency_seconds_bucket{provider=\"\(provider)\",le=\"\(bucket.le)\"} \(bucket.count)\n"
+                }
+                text += "sluice_provider_latency_seconds_sum{provider=\"\(provider)\"} \(stats.sumSeconds)\n"
+                text += "sluice_provider_latency_seconds_count{provider=\"\(provider)\"} \(stats.count)\n"
+            }
+            buffer += Array(text.utf8)
+        }
+        return buffer
+    }
+
+    /// Adds to `counter` what `key`'s total grew by since the last scrape.
+    private func grow(_ counter: Counter, key: String, to total: Int) {
+        let growth = seen.withLock { seen -> Int in
+            defer { seen[key] = total }
+            return max(0, total - (seen[key] ?? 0))
+        }
+        if growth > 0 { counter.increment(by: Int64(growth)) }
+    }
+}
+
+extension SluiceAPI {
+    func addScalingRoutes(to v1: RouterGroup<SluiceRequestContext>) {
+        v1.get("scaling") { _, context in
+            _ = try context.require(.read)
+            return try Self.json(["object": "list", "data": try await self.decisions().map(\.document)])
+        }
+        v1.get("scaling/:pool") { _, context in
+            _ = try context.require(.read)
+            let name = context.parameters.get("pool") ?? ""
+            guard let decision = try await self.decisions().first(where: { $0.pool == name }) else {
+                throw APIError(.notFound, type: "not_found", message: "no pool named '\(name)' (workers/\(name).yaml)")
+            }
+            return try Self.json(decision.document)
+        }
+    }
+
+    /// The monitor's latest decisions, or a fresh sample when it has none yet.
+    func decisions() async throws -> [PoolDecision] {
+        guard let scaling else { throw APIError(.serviceUnavailable, type: "unavailable", message: "this process runs no scaling monitor") }
+        let latest = scaling.snapshot.decisions
+        return latest.isEmpty ? try await scaling.tick() : latest
+    }
+
+    func metricsResponse() async throws -> Response {
+        guard let scaling else { throw APIError(.serviceUnavailable, type: "unavailable", message: "this process runs no scaling monitor") }
+        var snapshot = scaling.snapshot
+        if snapshot.samples.isEmpty && snapshot.decisions.isEmpty {
+            _ = try await scaling.tick()
+            snapshot = scaling.snapshot
+        }
+        var providerStats: [(String, ProviderStats.Snapshot)] = []
+        for name in providers.keys.sorted() { providerStats.append((name, try await ProviderStats.read(queue.redis, provider: name))) }
+        let body = metrics.render(samples: snapshot.samples, decisions: snapshot.decisions, providers: providerStats)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
