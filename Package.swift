@@ -159,7 +159,7 @@ let package = Package(
             dependencies: ["SluiceRedis", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Tests/SluiceTestSupport"
         ),
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")]),
         .testTarget(
             name: "SluiceBatchTests",
             dependencies: ["SluiceBatch", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
@@ -172,8 +172,9 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks",
+                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),

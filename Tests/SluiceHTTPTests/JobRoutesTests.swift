@@ -5,7 +5,9 @@ import HummingbirdTesting
 import SluiceCore
 import SluiceHTTP
 import SluiceQueue
+import Logging
 import SluiceRedis
+import SluiceScaler
 import SluiceStore
 import SluiceTestSupport
 import SluiceWebhooks
@@ -24,6 +26,8 @@ struct Fixture {
     let admin: String
     /// The routes the server runs, as "METHOD /path/:capture".
     let routes: [String]
+    /// The scaling monitor behind /v1/scaling and /metrics (not running: tests call `tick`).
+    let scaling: ScalingMonitor
 
     func request(
         _ method: HTTPRequest.Method, _ uri: String, key: String?, json: String? = nil, headers: HTTPFields = [:]
@@ -57,9 +61,12 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         ])]
         // Callbacks to loopback are let through (the SSRF guard refuses them otherwise; and a public
         // name would need DNS, which CI does not have).
+        let scaling = ScalingMonitor(
+            queue: queue, providers: providers, pools: [ScaledPool(name: "default", definition: WorkerPoolDefinition())],
+            logger: Logger(label: "test"))
         let api = SluiceAPI(
             queue: queue, waiter: waiter, keys: keys, providers: providers, routes: modelRoutes,
-            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]))
+            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -67,7 +74,7 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
             try await body(
                 Fixture(
                     queue: queue, server: server, client: client, acme: acme, acmeReader: reader, globex: globex, admin: admin,
-                    routes: routes))
+                    routes: routes, scaling: scaling))
         }
     }
 }
