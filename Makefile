@@ -5,7 +5,7 @@ SWIFT      ?= swift
 APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv build release run test bench clean
+.PHONY: deps venv build release run test bench bench-autoscale clean
 
 VENV       := .build-py/venv
 PY_PKGS    := openai anthropic standardwebhooks
@@ -52,6 +52,11 @@ test: deps venv
 	$(SWIFT) test --skip-build --skip WorkerProcessTests --skip AutoscaleTests
 	$(SWIFT) test --skip-build --filter WorkerProcessTests
 	$(SWIFT) test --skip-build --filter AutoscaleTests
+
+## bench-autoscale: release build, then a spike against `sluice autoscale`; plots the queue depth
+## and the desired and running workers to bench/autoscale.png.
+bench-autoscale: deps
+	bench/autoscale.sh
 
 ## bench: release build, then the queue, HTTP and workers benchmarks (jobs/s, latency
 ## percentiles, memory, and ratios to redis-benchmark, arq and nginx measured in the same run).

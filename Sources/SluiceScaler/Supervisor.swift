@@ -107,7 +107,8 @@ public final class Supervisor: Service, Sendable {
         _ = try await monitor.queue.redis.pipeline([
             RedisCommand(
                 "HSET", ScalingKeys.decision(pool.name), "desired", decision.desired, "workers", running, "wanted", decision.wanted,
-                "reason", decision.reason, "at", String(UnixMillis.current().value), "leader", lock.holder),
+                "reason", decision.reason, "at", String(UnixMillis.current().value), "leader", lock.holder,
+                "ready", decision.lanes.reduce(0) { $0 + $1.ready }, "leased", decision.lanes.reduce(0) { $0 + $1.leased }),
             RedisCommand("PEXPIRE", ScalingKeys.decision(pool.name), 30_000),
         ])
     }
