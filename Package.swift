@@ -160,6 +160,7 @@ let package = Package(
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "SluiceScalerTests", dependencies: ["SluiceScaler", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceBatchTests",
             dependencies: ["SluiceBatch", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
