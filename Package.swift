@@ -194,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "SluiceMockTests",
             dependencies: [
-                "SluiceMock", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "SluiceMock", "SluiceTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

@@ -30,13 +30,7 @@ struct Autoscale: AsyncParsableCommand {
             guard let url = configuration.redis.url else {
                 throw CommandFailure(exitCode: 2, message: "sluice autoscale needs redis.url (or SLUICE_REDIS_URL), shared with its workers")
             }
-            guard let text = try? String(contentsOfFile: pool, encoding: .utf8) else {
-                throw CommandFailure(exitCode: 2, message: "cannot read the pool definition \(pool)")
-            }
-            let definition: WorkerPoolDefinition
-            do { definition = try WorkerPoolDefinition.load(yaml: text, file: pool) } catch {
-                throw CommandFailure(exitCode: 2, message: "\(error)")
-            }
+            let definition = try loadPoolDefinition(pool)
             let name = URL(fileURLWithPath: pool).deletingPathExtension().lastPathComponent
             var logger = Logger(label: "sluice")
             logger.logLevel = .info

@@ -60,3 +60,13 @@ struct CommandFailure: Error, CustomStringConvertible {
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
+
+/// Reads a pool definition (workers/*.yaml); a CLI failure (exit 2) naming what is wrong.
+func loadPoolDefinition(_ path: String) throws -> WorkerPoolDefinition {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CommandFailure(exitCode: 2, message: "cannot read the pool definition \(path)")
+    }
+    do { return try WorkerPoolDefinition.load(yaml: text, file: path) } catch {
+        throw CommandFailure(exitCode: 2, message: "\(error)")
+    }
+}

@@ -36,14 +36,7 @@ struct Work: AsyncParsableCommand {
                 throw CommandFailure(exitCode: 2, message: "sluice work needs redis.url (or SLUICE_REDIS_URL); `sluice up` runs workers with an embedded Redis")
             }
             var definition = WorkerPoolDefinition()
-            if let pool {
-                guard let text = try? String(contentsOfFile: pool, encoding: .utf8) else {
-                    throw CommandFailure(exitCode: 2, message: "cannot read the pool definition \(pool)")
-                }
-                do { definition = try WorkerPoolDefinition.load(yaml: text, file: pool) } catch {
-                    throw CommandFailure(exitCode: 2, message: "\(error)")
-                }
-            }
+            if let pool { definition = try loadPoolDefinition(pool) }
             if let lanes { definition.lanes = lanes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             if let concurrency {
                 guard (1...100_000).contains(concurrency) else {

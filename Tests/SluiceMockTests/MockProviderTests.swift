@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import SluiceTestSupport
 import Testing
 
 @testable import SluiceMock
@@ -129,7 +130,8 @@ func object(_ response: TestResponse) -> [String: Any] {
         }
         try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.milliseconds(400)) }) { mock, client in
             async let first = postConcurrently(client, "/v1/chat/completions")
-            try await Task.sleep(for: .milliseconds(100))
+            // The second goes once the first is in flight (a fixed pause is too short on a loaded machine).
+            #expect(await eventually(timeout: .seconds(5)) { mock.stats().peakConcurrency == 1 })
             let second = try await client.post("/v1/chat/completions")
             #expect(second.status == .tooManyRequests)
             #expect(second.headers[.retryAfter] == nil, "a hidden limit announces nothing")
