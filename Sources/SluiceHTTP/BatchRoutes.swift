@@ -184,7 +184,7 @@ extension SluiceAPI {
     private func ownedBatch(_ context: SluiceRequestContext, api: String) async throws -> BatchRecord {
         let key = try context.require(.read)
         guard let id = context.parameters.get("id"), let batch = try await batchService.store.batch(id), batch.api == api,
-            batch.tenant == key.tenant || key.scopes.contains(.admin)
+            batch.status != "deleted", batch.tenant == key.tenant || key.scopes.contains(.admin)
         else { throw APIError(.notFound, type: "not_found", message: "no such batch") }
         return batch
     }

@@ -53,6 +53,7 @@ public final class Supervisor: Service, Sendable {
         var workers: [Worker] = []
         var crashes = 0
         var restartAt: ContinuousClock.Instant?
+        var lastCrash: ContinuousClock.Instant?
         var lastDesired: Int?
     }
 
@@ -126,6 +127,9 @@ public final class Supervisor: Service, Sendable {
                 return true
             }
             if !crashed.isEmpty {
+                // Crashes a minute apart start the backoff over; crashes in a row double it.
+                if let last = state.lastCrash, ContinuousClock.now - last > .seconds(60) { state.crashes = 0 }
+                state.lastCrash = .now
                 state.crashes += 1
                 let backoff = min(30.0, pow(2, Double(state.crashes - 1)))
                 state.restartAt = .now + .seconds(backoff)
@@ -163,7 +167,6 @@ public final class Supervisor: Service, Sendable {
                     state.workers[index].drainingSince = .now
                 }
             }
-            if live.count >= desired && state.workers.allSatisfy({ !$0.process.hasExited }) { state.crashes = 0 }
         }
     }
 

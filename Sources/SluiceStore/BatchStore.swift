@@ -189,7 +189,7 @@ public struct BatchStore: Sendable {
     /// newer than it, still newest first).
     public func batches(tenant: String, api: String, after: String?, before: String? = nil, limit: Int) async throws -> [BatchRecord] {
         try await database.pool.read { db in
-            var sql = "SELECT * FROM batches WHERE tenant = ? AND api = ?"
+            var sql = "SELECT * FROM batches WHERE tenant = ? AND api = ? AND status != 'deleted'"
             var arguments: StatementArguments = [tenant, api]
             if let after {
                 sql += " AND (created_at, id) < (SELECT created_at, id FROM batches WHERE id = ?)"

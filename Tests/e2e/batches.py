@@ -206,6 +206,13 @@ stuck_batch = wait_for(lambda: an.messages.batches.retrieve(stuck_batch.id), lam
 outcomes = [r.result.type for r in an.messages.batches.results(stuck_batch.id)]
 check(stuck_batch.request_counts.succeeded == 0 and len(outcomes) == 5 and set(outcomes) <= {"canceled", "errored"},
       f"the cancelled message batch ended; its results say canceled: {outcomes}")
+deleted = an.messages.batches.delete(stuck_batch.id)
+check(deleted.id == stuck_batch.id and deleted.type == "message_batch_deleted", "messages.batches.delete, once ended")
+try:
+    an.messages.batches.retrieve(stuck_batch.id)
+    check(False, "a deleted message batch is gone")
+except anthropic.NotFoundError:
+    check(True, "a deleted message batch is gone (404)")
 
 # --- The usage ledger: the 1,000-request batch is booked under its models, priced.
 usage = api("GET", "/v1/usage?group_by=model")
