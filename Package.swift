@@ -77,7 +77,8 @@ let package = Package(
                 "SluiceCore", "SluiceRedis", "SluiceQueue",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            resources: [.copy("Scripts")]
         ),
         // The HTTP API (Hummingbird): routes, auth, the one place errors become HTTP statuses.
         .target(
@@ -126,7 +127,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            resources: [.copy("Scripts")]
         ),
         // The HTTP API's client, as the CLI's submit/batch/status/wait/cancel/queues use it.
         .target(

@@ -55,21 +55,5 @@ struct QueueScripts: Sendable {
         limitPause = try Self.load("limit-pause")
     }
 
-    static func load(_ name: String) throws -> RedisScript {
-        guard let directory = Bundle.module.url(forResource: "Scripts", withExtension: nil) else {
-            throw CocoaError(.fileNoSuchFile)
-        }
-        let source = try String(contentsOf: directory.appendingPathComponent("\(name).lua"), encoding: .utf8)
-        var expanded = [String]()
-        for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("--!include ") {
-                let include = line.dropFirst("--!include ".count).trimmingCharacters(in: .whitespaces)
-                expanded.append(
-                    try String(contentsOf: directory.appendingPathComponent("includes/\(include)"), encoding: .utf8))
-            } else {
-                expanded.append(String(line))
-            }
-        }
-        return RedisScript(name: name, source: expanded.joined(separator: "\n"))
-    }
+    static func load(_ name: String) throws -> RedisScript { try RedisScript.load(name, bundle: Bundle.module) }
 }

@@ -16,27 +16,21 @@ public struct LeaderLock: Sendable {
         self.ttl = ttl
     }
 
-    private static let acquireScript = RedisScript(
-        name: "leader-acquire",
-        source: """
-            local current = redis.call('GET', KEYS[1])
-            if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-            if current then return 0 end
-            redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-            return 1
-            """)
-
-    private static let releaseScript = RedisScript(
-        name: "leader-release",
-        source: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+    private static let scripts: (acquire: RedisScript, release: RedisScript) = {
+        do {
+            return (try RedisScript.load("leader-acquire", bundle: Bundle.module), try RedisScript.load("leader-release", bundle: Bundle.module))
+        } catch {
+            fatalError("SluiceScaler's Lua scripts are missing from its bundle: \(error)")
+        }
+    }()
 
     /// Takes the lock, or renews it if this holder has it; false when another holds it.
     public func acquire() async throws -> Bool {
-        try await redis.run(Self.acquireScript, keys: [key], arguments: [holder, ttl.milliseconds]).int == 1
+        try await redis.run(Self.scripts.acquire, keys: [key], arguments: [holder, ttl.milliseconds]).int == 1
     }
 
     /// Gives the lock up, if this holder has it.
     public func release() async throws {
-        _ = try await redis.run(Self.releaseScript, keys: [key], arguments: [holder])
+        _ = try await redis.run(Self.scripts.release, keys: [key], arguments: [holder])
     }
 }

@@ -62,24 +62,17 @@ public struct WebhookStore: Sendable {
         public func hash(into hasher: inout Hasher) { hasher.combine(id) }
     }
 
-    /// A delivery script, with `now` (Redis TIME, ms) defined for it.
-    private static func script(name: String, source: String) -> RedisScript {
-        RedisScript(
-            name: name,
-            source: "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" + source)
-    }
-
-    private static let createScript = Self.script(
-        name: "webhook-create",
-        source: """
-            if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-            redis.call('HSET', KEYS[1], 'id', ARGV[1], 'job', ARGV[2], 'url', ARGV[3], 'key', ARGV[4], 'type', ARGV[5],
-              'body', ARGV[6], 'status', 'pending', 'attempts', 0, 'created', now, 'next_at', now)
-            redis.call('ZADD', KEYS[2], now, ARGV[1])
-            redis.call('RPUSH', KEYS[3], ARGV[1])
-            redis.call('PEXPIRE', KEYS[3], ARGV[7])
-            return 1
-            """)
+    /// The delivery scripts (Scripts/webhook-*.lua, each with `now` from Redis TIME).
+    private static let scripts: (create: RedisScript, claim: RedisScript, record: RedisScript, retry: RedisScript) = {
+        do {
+            return (
+                try RedisScript.load("webhook-create", bundle: Bundle.module), try RedisScript.load("webhook-claim", bundle: Bundle.module),
+                try RedisScript.load("webhook-record", bundle: Bundle.module), try RedisScript.load("webhook-retry", bundle: Bundle.module)
+            )
+        } catch {
+            fatalError("SluiceWebhooks' Lua scripts are missing from its bundle: \(error)")
+        }
+    }()
 
     /// Creates a delivery, due now; false when it already exists.
     @discardableResult
@@ -93,23 +86,15 @@ public struct WebhookStore: Sendable {
     public func create(subject: String, url: String, key: Int64?, type: String, body: [UInt8]) async throws -> Bool {
         let id = Self.deliveryID(subject: subject)
         let reply = try await redis.run(
-            Self.createScript, keys: [Self.delivery(id), Self.due, Self.job(subject)],
+            Self.scripts.create, keys: [Self.delivery(id), Self.due, Self.job(subject)],
             arguments: [id, subject, url, key.map(String.init) ?? "", type, body, retention.milliseconds])
         return reply.int == 1
     }
 
-    private static let claimScript = Self.script(
-        name: "webhook-claim",
-        source: """
-            local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-            for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id) end
-            return ids
-            """)
-
     /// Takes up to `count` due deliveries for `lease` (another sender takes them after that, if
     /// this one vanished).
     public func claim(count: Int, lease: Duration = .seconds(60)) async throws -> [String] {
-        let reply = try await redis.run(Self.claimScript, keys: [Self.due], arguments: [lease.milliseconds, count])
+        let reply = try await redis.run(Self.scripts.claim, keys: [Self.due], arguments: [lease.milliseconds, count])
         return (reply.array ?? []).compactMap(\.string)
     }
 
@@ -142,56 +127,18 @@ public struct WebhookStore: Sendable {
         return out
     }
 
-    private static let recordScript = Self.script(
-        name: "webhook-record",
-        source: """
-            -- KEYS: delivery, due, dead, finished; ARGV: status, next_at (ms, '' = none), code ('' = none),
-            -- error, retention ms, id
-            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-            local status, nextAt, code, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-            local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-            local outcome = code ~= '' and code or err
-            redis.call('HSET', KEYS[1], 'status', status, 'last_code', code, 'last_error', err,
-              'log', (redis.call('HGET', KEYS[1], 'log') or '') .. now .. ' ' .. string.gsub(string.sub(outcome, 1, 200), '\\n', ' ') .. '\\n')
-            if status == 'pending' then
-              redis.call('HSET', KEYS[1], 'next_at', nextAt)
-              redis.call('ZADD', KEYS[2], nextAt, ARGV[6])
-            else
-              redis.call('HDEL', KEYS[1], 'next_at')
-              redis.call('ZREM', KEYS[2], ARGV[6])
-              redis.call('PEXPIRE', KEYS[1], ARGV[5])
-              if status == 'dead' then redis.call('RPUSH', KEYS[3], ARGV[6]) end
-              local f = redis.call('HMGET', KEYS[1], 'job', 'url', 'type', 'created', 'log')
-              redis.call('XADD', KEYS[4], 'MAXLEN', '~', 1000000, '*', 'id', ARGV[6], 'job', f[1] or '', 'url', f[2] or '',
-                'type', f[3] or '', 'status', status, 'attempts', attempts, 'created', f[4] or '', 'finished', now, 'code', code,
-                'error', err, 'log', f[5] or '')
-            end
-            return attempts
-            """)
-
     /// Records an attempt's outcome: `pending` again with its next time, or finished (`delivered`,
     /// `dead`, `disabled`).
     public func record(_ id: String, status: String, next: UnixMillis? = nil, code: Int?, error: String = "") async throws {
         _ = try await redis.run(
-            Self.recordScript, keys: [Self.delivery(id), Self.due, Self.dead, Self.finished],
+            Self.scripts.record, keys: [Self.delivery(id), Self.due, Self.dead, Self.finished],
             arguments: [status, next.map { String($0.value) } ?? "", code.map(String.init) ?? "", error, retention.milliseconds, id])
     }
-
-    private static let retryScript = Self.script(
-        name: "webhook-retry",
-        source: """
-            if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-            redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', now, 'attempts', 0)
-            redis.call('PERSIST', KEYS[1])
-            redis.call('ZADD', KEYS[2], now, ARGV[1])
-            redis.call('LREM', KEYS[3], 0, ARGV[1])
-            return 1
-            """)
 
     /// Replays a delivery: pending again, due now, with a fresh schedule (and the same
     /// webhook-id). False when it is unknown.
     public func retry(_ id: String) async throws -> Bool {
-        try await redis.run(Self.retryScript, keys: [Self.delivery(id), Self.due, Self.dead], arguments: [id]).int == 1
+        try await redis.run(Self.scripts.retry, keys: [Self.delivery(id), Self.due, Self.dead], arguments: [id]).int == 1
     }
 
     public func isDisabled(url: String) async throws -> Bool {
