@@ -6,58 +6,6 @@ import SluiceQueue
 import SluiceRedis
 import Synchronization
 
-/// A pool the autoscaler sizes: its name (the file's base name) and its definition.
-public struct ScaledPool: Sendable {
-    public var name: String
-    public var definition: WorkerPoolDefinition
-
-    public init(name: String, definition: WorkerPoolDefinition) {
-        self.name = name
-        self.definition = definition
-    }
-
-    /// The pools of `workers/*.yaml` in `directory`, by name.
-    public static func load(directory: String) throws -> [ScaledPool] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return try files.filter { $0.hasSuffix(".yaml") }.sorted().map { file in
-            let path = directory + "/" + file
-            let text = try String(contentsOfFile: path, encoding: .utf8)
-            return ScaledPool(name: String(file.dropLast(5)), definition: try WorkerPoolDefinition.load(yaml: text, file: path))
-        }
-    }
-}
-
-/// A pool's scaling decision, as `/v1/scaling` and `/metrics` show it.
-public struct PoolDecision: Sendable {
-    public var pool: String
-    public var desired: Int
-    /// Worker processes running now, as the supervisor last reported (nil: none reports).
-    public var workers: Int?
-    public var wanted: Int
-    public var reason: String
-    public var at: UnixMillis
-    /// `scaler`: the supervisor's decision (it acts on it); `monitor`: this process's own,
-    /// computed the same way, when no supervisor has reported within 5 s.
-    public var source: String
-    public var lanes: [LaneSignals]
-
-    public var document: [String: Any] {
-        [
-            "object": "scaling_decision", "pool": pool, "desired": desired, "workers": workers ?? NSNull(), "wanted": wanted,
-            "reason": reason, "at": Double(at.value) / 1000, "source": source,
-            "lanes": lanes.map { lane -> [String: Any] in
-                [
-                    "lane": lane.lane, "ready": lane.ready, "leased": lane.leased, "delayed": lane.delayed,
-                    "oldest_ready_age_seconds": lane.oldestReadyAge ?? NSNull(), "arrival_rate": lane.arrivalRate,
-                    "completion_rate": lane.completionRate, "service_time_seconds": lane.serviceTime ?? NSNull(),
-                    "rpm_headroom": lane.rpmHeadroom ?? NSNull(), "rpm_limit": lane.rpmLimit ?? NSNull(),
-                    "concurrency_limit": lane.concurrencyLimit ?? NSNull(),
-                ]
-            },
-        ]
-    }
-}
-
 /// Where the supervisor publishes its decisions, for the web role.
 enum ScalingKeys {
     static func decision(_ pool: String) -> String { "sluice:scaling:pool:" + pool }

@@ -11,7 +11,7 @@ import Yams
 
     /// The metric names `/metrics` emits, read from its source.
     static func emittedMetrics() throws -> Set<String> {
-        let source = try text("Sources/SluiceHTTP/MetricsRoutes.swift")
+        let source = try text("Sources/SluiceHTTP/SluiceMetrics.swift")
         let pattern = try NSRegularExpression(pattern: #"sluice_[a-z_]+"#)
         let names = pattern.matches(in: source, range: NSRange(source.startIndex..., in: source)).compactMap { Range($0.range, in: source).map { String(source[$0]) } }
         return Set(names)
