@@ -429,24 +429,38 @@ public final class BatchService: Service, Sendable {
         let (status, stamp) =
             batch.status == "cancelling" || batch.cancellingAt != nil
             ? ("cancelled", "cancelled_at") : batch.expired > 0 ? ("expired", "expired_at") : ("completed", "completed_at")
-        guard try await store.transition(batch.id, to: status, from: ["finalizing"], stamp: stamp, set: columns) else { return }
-        if let ended = try await store.batch(batch.id) {
-            logger.info("batches: \(ended.id) \(status): \(ended.succeeded) succeeded, \(ended.failed) failed, \(ended.expired) expired, \(ended.cancelled) cancelled")
-            await announceEnd(ended)
+        // The webhook is queued before the batch ends, so that a failure to queue it leaves the
+        // batch finalizing, to be finalized (and announced) again; queueing it twice creates one
+        // delivery (its id is the batch's).
+        var ended = try await store.batch(batch.id) ?? batch
+        ended.status = status
+        ended.finalizingAt = ended.finalizingAt ?? now
+        ended.outputFileID = columns["output_file_id"].flatMap { String.fromDatabaseValue($0) }
+        ended.errorFileID = columns["error_file_id"].flatMap { String.fromDatabaseValue($0) }
+        switch status {
+        case "cancelled": ended.cancelledAt = now
+        case "expired": ended.expiredAt = now
+        default: ended.completedAt = now
+        }
+        try await announce(ended)
+        guard try await store.transition(batch.id, to: status, from: ["finalizing"], stamp: stamp, now: now, set: columns) else { return }
+        logger.info("batches: \(ended.id) \(status): \(ended.succeeded) succeeded, \(ended.failed) failed, \(ended.expired) expired, \(ended.cancelled) cancelled")
+    }
+
+    /// Queues the batch's webhook, when it has a callback URL; logs a failure instead of throwing.
+    func announceEnd(_ batch: BatchRecord) async {
+        do { try await announce(batch) } catch {
+            logger.warning("batches: the webhook of \(batch.id) could not be queued: \(error)")
         }
     }
 
-    /// The batch's webhook, when it has a callback URL.
-    func announceEnd(_ batch: BatchRecord) async {
+    /// Queues the batch's webhook, when it has a callback URL.
+    func announce(_ batch: BatchRecord) async throws {
         guard let url = batch.callbackURL else { return }
         let type = "batch." + batch.status
         let data = batch.api == "anthropic" ? BatchDocument.anthropic(batch, base: nil) : BatchDocument.openAI(batch)
         let payload: [String: Any] = ["type": type, "timestamp": BatchDocument.rfc3339(.current()), "data": data]
-        do {
-            let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-            try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: Array(body))
-        } catch {
-            logger.warning("batches: the webhook of \(batch.id) could not be queued: \(error)")
-        }
+        let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+        try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: Array(body))
     }
 }

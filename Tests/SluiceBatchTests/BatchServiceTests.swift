@@ -109,6 +109,48 @@ import Testing
         }
     }
 
+    /// A batch's webhook is queued before the batch ends: when queueing it fails, the batch stays
+    /// finalizing and is finalized and announced on a later round.
+    @Test func aBatchEndsOnlyOnceItsWebhookIsQueued() async throws {
+        try await withRedis { _, redis in
+            let database = try SluiceDatabase(path: NSTemporaryDirectory() + "sluice-tests/" + UUID().uuidString + "/b.sqlite")
+            let logger = Logger(label: "test")
+            let healthy = BatchService(
+                queue: JobQueue(redis: redis), database: database, webhooks: WebhookStore(redis: redis), directory: Self.directory(),
+                logger: logger)
+            // The same service, whose webhook store's Redis has gone away.
+            let broken: BatchService = try await withRedis { _, other in
+                BatchService(
+                    queue: JobQueue(redis: redis), database: database, webhooks: WebhookStore(redis: other), directory: Self.directory(),
+                    logger: logger)
+            }
+            let file = StoredFile(id: "file-hook", tenant: "acme", keyID: 1, purpose: "batch", filename: "in.jsonl", bytes: 0, createdAt: .current())
+            try await healthy.store.createFile(file, content: Array(Self.line("r0").utf8))
+            let batch = try await healthy.submitOpenAI(
+                key: Self.key, inputFileID: file.id, endpoint: "/v1/chat/completions", completionWindow: "1s", metadata: nil,
+                callbackURL: "http://127.0.0.1:9/hook")
+            let tasks = [
+                Task { try await QueueMaintenance(queue: healthy.queue, logger: logger).run() },
+                Task { try await Archiver(queue: healthy.queue, store: healthy.archive, logger: logger).run() },
+            ]
+            defer { for task in tasks { task.cancel() } }
+            #expect(try await eventually(timeout: .seconds(15)) { try await healthy.store.batch(batch.id)?.expired == 1 })
+            for _ in 0..<3 {
+                try? await broken.advance(try #require(try await broken.store.batch(batch.id)))
+            }
+            #expect(try await healthy.store.batch(batch.id)?.status == "finalizing")
+            try await healthy.advance(try #require(try await healthy.store.batch(batch.id)))
+            let ended = try #require(try await healthy.store.batch(batch.id))
+            #expect(ended.status == "expired")
+            let delivery = try #require(try await healthy.webhooks.delivery(WebhookStore.deliveryID(subject: batch.id)))
+            #expect(delivery.type == "batch.expired")
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any])
+            let data = try #require(body["data"] as? [String: Any])
+            #expect(data["status"] as? String == "expired")
+            #expect(data["error_file_id"] as? String == ended.errorFileID)
+        }
+    }
+
     /// A submission interrupted after the batch was recorded is resumed from its input, and
     /// queueing its requests twice creates each job once.
     @Test func anInterruptedSubmissionIsResumedWithoutDuplicates() async throws {
