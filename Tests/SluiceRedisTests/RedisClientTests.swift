@@ -66,9 +66,10 @@ import Testing
             let trips = redis.roundTrips - before
             #expect(try await redis.send("GET", "hits").int == 1000)
             // 1,000 callers, a handful of writes: far from one round trip each. (Usually under 20;
-            // a loaded 2-core machine hands the callers over more slowly, so the bound is 10x
-            // coalescing, not the best case.)
-            #expect(trips <= 100, "1000 concurrent commands took \(trips) round trips")
+            // a loaded 2-core machine hands the callers over more slowly: 132 was seen under the
+            // whole parallel suite. The bound is 4x coalescing, which one command per trip
+            // would still fail by far.)
+            #expect(trips <= 250, "1000 concurrent commands took \(trips) round trips")
         }
     }
 
