@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "SluiceHTTP",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks", "SluiceBatch", "SluiceScaler",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceWebhooks", "SluiceBatch", "SluiceScaler", "SluiceWorker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -116,7 +116,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            resources: [.copy("Scripts")]
         ),
         // Webhooks: Standard Webhooks signing, deliveries in Redis, retries, the SSRF guard.
         .target(
@@ -175,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler",
+                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler", "SluiceWorker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -402,29 +402,22 @@ public final class BatchService: Service, Sendable {
         let archived = try await archive.batchJobs(batch.id)
         var columns: [String: DatabaseValue] = [:]
         let now = UnixMillis.current()
-        if batch.api == "anthropic" {
-            let results = BatchOutput.anthropicResults(requests: requests, archived: archived)
+        /// Stores one result file of the batch; its id goes in `column`.
+        func keep(_ content: [UInt8], purpose: String, suffix: String, column: String) async throws {
             let file = StoredFile(
-                id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "message_batch_results",
-                filename: "\(batch.id)_results.jsonl", bytes: results.count, createdAt: now)
-            try await store.createFile(file, content: results)
-            columns["output_file_id"] = file.id.databaseValue
+                id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: purpose,
+                filename: "\(batch.id)_\(suffix).jsonl", bytes: content.count, createdAt: now)
+            try await store.createFile(file, content: content)
+            columns[column] = file.id.databaseValue
+        }
+        if batch.api == "anthropic" {
+            try await keep(
+                BatchOutput.anthropicResults(requests: requests, archived: archived), purpose: "message_batch_results", suffix: "results",
+                column: "output_file_id")
         } else {
             let (output, errors) = BatchOutput.openAI(requests: requests, archived: archived)
-            if !output.isEmpty {
-                let file = StoredFile(
-                    id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "batch_output",
-                    filename: "\(batch.id)_output.jsonl", bytes: output.count, createdAt: now)
-                try await store.createFile(file, content: output)
-                columns["output_file_id"] = file.id.databaseValue
-            }
-            if !errors.isEmpty {
-                let file = StoredFile(
-                    id: Self.newID("file-"), tenant: batch.tenant, keyID: batch.keyID, purpose: "batch_output",
-                    filename: "\(batch.id)_error.jsonl", bytes: errors.count, createdAt: now)
-                try await store.createFile(file, content: errors)
-                columns["error_file_id"] = file.id.databaseValue
-            }
+            if !output.isEmpty { try await keep(output, purpose: "batch_output", suffix: "output", column: "output_file_id") }
+            if !errors.isEmpty { try await keep(errors, purpose: "batch_output", suffix: "error", column: "error_file_id") }
         }
         let (status, stamp) =
             batch.status == "cancelling" || batch.cancellingAt != nil

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SluiceQueue
+import SluiceWorker
 import SluiceScaler
 
 /// `GET /v1/scaling[/{pool}]` (scope read): the autoscaler's decisions with their lanes' signals;

@@ -5,6 +5,7 @@ import Logging
 import SluiceBatch
 import SluiceCore
 import SluiceQueue
+import SluiceWorker
 import SluiceRedis
 import SluiceScaler
 import SluiceStore
@@ -178,8 +179,7 @@ public struct SluiceAPI: Sendable {
                 throw APIError.invalid("'wait' must be a number of seconds from 0 to 60", param: "wait")
             }
             // Check ownership before waiting, so that nobody long-polls another tenant's job.
-            guard try await queue.get(id) != nil else { return try await archived(id, by: key).document }
-            _ = try await owned(id, by: key)
+            guard try await live(id, by: key) != nil else { return try await archived(id, by: key).document }
             job = try await waiter.wait(for: id, timeout: .milliseconds(Int64(seconds * 1000)))
         } else {
             job = try await queue.get(id)
@@ -244,10 +244,9 @@ public struct SluiceAPI: Sendable {
     func events(_ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.read)
         let id = try jobID(context)
-        guard try await queue.get(id) != nil else {
+        guard try await live(id, by: key) != nil else {
             return try Self.json(["object": "list", "job": id.rawValue, "data": try await archived(id, by: key).events])
         }
-        _ = try await owned(id, by: key)
         guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
         let data = timeline.map(\.document)
         return try Self.json(["object": "list", "job": id.rawValue, "data": data])
@@ -256,11 +255,10 @@ public struct SluiceAPI: Sendable {
     func cancel(_ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let id = try jobID(context)
-        guard try await queue.get(id) != nil else {
+        guard try await live(id, by: key) != nil else {
             let state = try await archived(id, by: key).state
             throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state)")
         }
-        _ = try await owned(id, by: key)
         switch try await queue.cancel(id) {
         case .notFound: throw APIError.notFound
         case .alreadyFinished(let state):
@@ -383,11 +381,11 @@ public struct SluiceAPI: Sendable {
         return id
     }
 
-    /// The job, if the key may see it; 404 otherwise (another tenant's job is not found).
-    func owned(_ id: JobID, by key: APIKey) async throws -> Job {
-        guard let job = try await queue.get(id), job.tenant == key.tenant || key.scopes.contains(.admin) else {
-            throw APIError.notFound
-        }
+    /// The job as Redis holds it, if the key may see it; nil when it is not in Redis (it may be
+    /// archived: see `archived`); 404 when it is another tenant's.
+    func live(_ id: JobID, by key: APIKey) async throws -> Job? {
+        guard let job = try await queue.get(id) else { return nil }
+        guard job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
         return job
     }
 

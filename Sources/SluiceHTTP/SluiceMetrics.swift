@@ -3,6 +3,7 @@ import Hummingbird
 import Prometheus
 import SluiceCore
 import SluiceQueue
+import SluiceWorker
 import SluiceScaler
 import Synchronization
 

@@ -79,7 +79,7 @@ extension SluiceAPI {
         guard let raw = request.uri.queryParameters["job"], let id = JobID(String(raw)) else {
             throw APIError.invalid("'job' must be a job id", param: "job")
         }
-        if try await queue.get(id) == nil { _ = try await archived(id, by: key) } else { _ = try await owned(id, by: key) }
+        if try await live(id, by: key) == nil { _ = try await archived(id, by: key) }
         let live = try await webhooks.deliveries(job: id.rawValue)
         // Deliveries that have left Redis are in the archive's delivery log.
         let known = Set(live.map(\.id))
@@ -94,7 +94,7 @@ extension SluiceAPI {
         guard let id = context.parameters.get("id"), id.hasPrefix("msg_"), let job = JobID(String(id.dropFirst(4))),
             let delivery = try await webhooks.delivery(id)
         else { throw APIError(.notFound, type: "not_found", message: "no such delivery") }
-        _ = try await owned(job, by: key)
+        if try await live(job, by: key) == nil { _ = try await archived(job, by: key) }
         try await webhooks.enable(url: delivery.url)
         guard try await webhooks.retry(id), let again = try await webhooks.delivery(id) else {
             throw APIError(.notFound, type: "not_found", message: "no such delivery")

@@ -19,7 +19,7 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:index:<tenant>` | zset | the listing index: every job of the tenant in the lane, all score 0, so ids sort lexically, that is by creation time |
 /// | `sluice:{T}:lane:<lane>:tenants` | set | the tenants with a listing index in the lane (for trimming) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
-/// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (capped, `MAXLEN ~`) |
+/// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (hard cap `event_stream_max`; maintenance trims to `event_stream_cap`, never past what a consumer group has not acknowledged) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
 /// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
 /// | `sluice:keys:open` | hash | per API key id, its jobs not yet finished (kept by the enqueue and finishing scripts) |
@@ -28,6 +28,7 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:rpm`, `:tpm` | string | GCRA theoretical arrival times (ms) of the provider's RPM and TPM limits |
 /// | `sluice:{p:<provider>}:slots` | zset | calls in flight, one slot each, score = the slot's expiry (ms) |
 /// | `sluice:{p:<provider>}:pause` | string | when a 429's pause ends (ms), for every worker |
+/// | `sluice:{p:<provider>}:stats` | hash | every worker's calls: latency histogram (`le:<bound>`), sum_ms, count, 429 |
 /// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
 /// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
 ///
@@ -82,6 +83,14 @@ public struct KeyLayout: Sendable, Hashable {
     /// Each webhook delivery that reached a final status (written by the webhook sender, drained
     /// by the archiver).
     public static let webhookFinished = "sluice:wh:finished"
+
+    /// A pool's latest scaling decision, as its supervisor published it (hash: desired, workers,
+    /// wanted, reason, at, leader, ready, leased; expires when no supervisor renews it).
+    public static func scalingDecision(pool: String) -> String { "sluice:scaling:pool:" + pool }
+    /// Each change of a pool's decision (stream: pool, from, to, reason).
+    public static let scalingEvents = "sluice:scaling:events"
+    /// The leader lock of a pool's supervisors (string: the holder).
+    public static func scalingLock(pool: String) -> String { "sluice:scaling:lock:" + pool }
 
     /// Per API key, its jobs not yet finished.
     public static let openJobs = "sluice:keys:open"

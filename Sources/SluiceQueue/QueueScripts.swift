@@ -20,9 +20,6 @@ struct QueueScripts: Sendable {
     let admit: RedisScript
     let release: RedisScript
     let divert: RedisScript
-    let limitAcquire: RedisScript
-    let limitRelease: RedisScript
-    let limitPause: RedisScript
 
     static let shared: QueueScripts = {
         do {
@@ -50,9 +47,6 @@ struct QueueScripts: Sendable {
         divert = try Self.load("divert")
         admit = try Self.load("admit")
         release = try Self.load("release")
-        limitAcquire = try Self.load("limit-acquire")
-        limitRelease = try Self.load("limit-release")
-        limitPause = try Self.load("limit-pause")
     }
 
     static func load(_ name: String) throws -> RedisScript { try RedisScript.load(name, bundle: Bundle.module) }

@@ -6,13 +6,6 @@ import SluiceQueue
 import SluiceRedis
 import Synchronization
 
-/// Where the supervisor publishes its decisions, for the web role.
-enum ScalingKeys {
-    static func decision(_ pool: String) -> String { "sluice:scaling:pool:" + pool }
-    static let events = "sluice:scaling:events"
-    static func lock(_ pool: String) -> String { "sluice:scaling:lock:" + pool }
-}
-
 /// Samples the lanes once a second and decides, for every pool, how many workers it should
 /// have (`ScalingPolicy`). The supervisor acts on its decisions; the web role shows them (its
 /// own, or the supervisor's when one reports).
@@ -86,7 +79,7 @@ public final class ScalingMonitor: Service, Sendable {
 
     /// The decision a supervisor published within the last 5 s.
     func published(_ pool: String) async throws -> (desired: Int, workers: Int, reason: String, at: UnixMillis)? {
-        let reply = try await queue.redis.send("HMGET", ScalingKeys.decision(pool), "desired", "workers", "reason", "at")
+        let reply = try await queue.redis.send("HMGET", KeyLayout.scalingDecision(pool: pool), "desired", "workers", "reason", "at")
         guard let values = reply.array, values.count == 4, let desired = values[0].string.flatMap({ Int($0) }),
             let workers = values[1].string.flatMap({ Int($0) }), let at = values[3].string.flatMap({ Int64($0) }),
             UnixMillis.current().value - at < 5_000

@@ -58,16 +58,14 @@ public final class Supervisor: Service, Sendable {
     }
 
     private let processes = Mutex(Processes())
-    /// Workers running and not draining; and restarts after a crash so far (for tests).
+    /// Workers running and not draining.
     public var running: Int { processes.withLock { $0.workers.filter { $0.drainingSince == nil }.count } }
-    public var pids: [pid_t] { processes.withLock { $0.workers.map(\.process.pid) } }
-    public let restarts = Atomic<Int>(0)
 
     public init(monitor: ScalingMonitor, pool: ScaledPool, settings: Settings, logger: Logger) {
         self.monitor = monitor
         self.pool = pool
         self.settings = settings
-        lock = LeaderLock(redis: monitor.queue.redis, key: ScalingKeys.lock(pool.name))
+        lock = LeaderLock(redis: monitor.queue.redis, key: KeyLayout.scalingLock(pool: pool.name))
         self.logger = logger
     }
 
@@ -101,16 +99,16 @@ public final class Supervisor: Service, Sendable {
         if changed {
             logger.info("autoscale \(pool.name): \(live) → \(decision.desired) workers: \(decision.reason)")
             _ = try? await monitor.queue.redis.send(
-                "XADD", ScalingKeys.events, "MAXLEN", "~", 10_000, "*", "pool", pool.name, "from", live, "to", decision.desired,
+                "XADD", KeyLayout.scalingEvents, "MAXLEN", "~", 10_000, "*", "pool", pool.name, "from", live, "to", decision.desired,
                 "reason", decision.reason)
         }
         adjust(to: decision.desired)
         _ = try await monitor.queue.redis.pipeline([
             RedisCommand(
-                "HSET", ScalingKeys.decision(pool.name), "desired", decision.desired, "workers", running, "wanted", decision.wanted,
+                "HSET", KeyLayout.scalingDecision(pool: pool.name), "desired", decision.desired, "workers", running, "wanted", decision.wanted,
                 "reason", decision.reason, "at", String(UnixMillis.current().value), "leader", lock.holder,
                 "ready", decision.lanes.reduce(0) { $0 + $1.ready }, "leased", decision.lanes.reduce(0) { $0 + $1.leased }),
-            RedisCommand("PEXPIRE", ScalingKeys.decision(pool.name), 30_000),
+            RedisCommand("PEXPIRE", KeyLayout.scalingDecision(pool: pool.name), 30_000),
         ])
     }
 
@@ -145,7 +143,6 @@ public final class Supervisor: Service, Sendable {
             let live = state.workers.indices.filter { state.workers[$0].drainingSince == nil }
             if live.count < desired {
                 if let restartAt = state.restartAt, ContinuousClock.now < restartAt { return }
-                if state.restartAt != nil { restarts.add(1, ordering: .relaxed) }
                 state.restartAt = nil
                 for _ in live.count..<desired {
                     do {

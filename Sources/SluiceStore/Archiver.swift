@@ -19,9 +19,8 @@ public final class Archiver: Service, Sendable {
     let store: ArchiveStore
     let prices: [String: SluiceConfiguration.Price]
     let logger: Logger
-    /// Jobs archived by this process, and finished jobs whose hash was gone before they could be.
+    /// Jobs archived by this process.
     public let archived = Atomic<Int>(0)
-    public let missed = Atomic<Int>(0)
 
     public init(queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], logger: Logger) {
         self.queue = queue
@@ -54,7 +53,6 @@ public final class Archiver: Service, Sendable {
             records.append(archived(job, record))
         }
         if records.count < unique.count {
-            missed.add(unique.count - records.count, ordering: .relaxed)
             logger.warning("archive: \(unique.count - records.count) finished jobs were gone from Redis before they were archived")
         }
         let added = try await store.archive(records)
@@ -98,56 +96,24 @@ public final class Archiver: Service, Sendable {
 
     // MARK: - Webhook deliveries
 
+    /// Drains the finished webhook deliveries (`sluice:wh:finished`) into the delivery log. The
+    /// stream is only the archive's feed: written entries are deleted.
     private func deliveryLoop() async {
-        let stream = KeyLayout.webhookFinished
-        var pendingFirst = true
-        var prepared = false
-        while !Task.isCancelled {
-            do {
-                if !prepared {
-                    do { _ = try await queue.redis.send("XGROUP", "CREATE", stream, "archive", "0", "MKSTREAM") } catch {
-                        guard "\(error)".contains("BUSYGROUP") else { throw error }
-                    }
-                    prepared = true
-                }
-                let reply = try await queue.redis.send(
-                    "XREADGROUP", "GROUP", "archive", "archiver", "COUNT", 500, "STREAMS", stream, pendingFirst ? "0" : ">")
-                let entries = reply.array?.first?.array?.last?.array ?? []
-                if entries.isEmpty {
-                    if pendingFirst { pendingFirst = false } else { try await Task.sleep(for: .milliseconds(200)) }
-                    continue
-                }
-                var ids: [String] = []
-                var deliveries: [ArchivedDelivery] = []
-                for entry in entries {
-                    guard let parts = entry.array, parts.count == 2, let entryID = parts[0].string else { continue }
-                    ids.append(entryID)
-                    let flat = parts[1].array ?? []
-                    var fields: [String: String] = [:]
-                    for index in stride(from: 0, to: flat.count - 1, by: 2) {
-                        if let name = flat[index].string { fields[name] = flat[index + 1].string ?? "" }
-                    }
-                    guard let id = fields["id"] else { continue }
-                    deliveries.append(
-                        ArchivedDelivery(
-                            id: id, subject: fields["job"] ?? "", url: fields["url"] ?? "", type: fields["type"] ?? "",
-                            status: fields["status"] ?? "", attempts: Int(fields["attempts"] ?? "") ?? 0,
-                            createdAt: fields["created"].flatMap { Int64($0) }.map(UnixMillis.init),
-                            finishedAt: fields["finished"].flatMap { Int64($0) }.map(UnixMillis.init),
-                            lastCode: fields["code"].flatMap { Int($0) }, lastError: fields["error"].flatMap { $0.isEmpty ? nil : $0 },
-                            log: fields["log"] ?? ""))
-                }
-                try await store.archive(deliveries: deliveries)
-                _ = try await queue.redis.send(RedisCommand("XACK", [stream, "archive"] + ids.map { $0 as any RedisArgument }))
-                // Acknowledged entries are dropped (the stream is only the archive's feed).
-                _ = try await queue.redis.send(RedisCommand("XDEL", [stream] + ids.map { $0 as any RedisArgument }))
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning("archive: reading webhook deliveries failed: \(error); retrying in 1 s")
-                pendingFirst = true
-                try? await Task.sleep(for: .seconds(1))
+        let consumer = StreamConsumer(redis: queue.redis, group: "archive", consumer: "archiver")
+        await consumer.run(logger: logger, idle: .milliseconds(200), streams: { [KeyLayout.webhookFinished] }) { stream, entries in
+            let deliveries = entries.compactMap { entry -> ArchivedDelivery? in
+                let fields = entry.fields
+                guard let id = fields["id"] else { return nil }
+                return ArchivedDelivery(
+                    id: id, subject: fields["job"] ?? "", url: fields["url"] ?? "", type: fields["type"] ?? "",
+                    status: fields["status"] ?? "", attempts: Int(fields["attempts"] ?? "") ?? 0,
+                    createdAt: fields["created"].flatMap { Int64($0) }.map(UnixMillis.init),
+                    finishedAt: fields["finished"].flatMap { Int64($0) }.map(UnixMillis.init),
+                    lastCode: fields["code"].flatMap { Int($0) }, lastError: fields["error"].flatMap { $0.isEmpty ? nil : $0 },
+                    log: fields["log"] ?? "")
             }
+            try await self.store.archive(deliveries: deliveries)
+            _ = try await self.queue.redis.send(RedisCommand("XDEL", [stream] + entries.map { $0.id as any RedisArgument }))
         }
     }
 }

@@ -89,16 +89,27 @@ public final class WebhookService: Service, Sendable {
     /// are read whole.
     private func deliverIfWanted(_ finished: [(id: JobID, type: String)]) async throws {
         guard !finished.isEmpty else { return }
-        let envelopes = try await queue.redis.pipeline(finished.map { RedisCommand("HMGET", KeyLayout.job($0.id), "meta", "key") })
+        let envelopes = try await queue.redis.pipeline(finished.map { RedisCommand("HGET", KeyLayout.job($0.id), "meta") })
+        var wanted: [(id: JobID, type: String, url: String)] = []
         for ((id, type), reply) in zip(finished, envelopes) {
-            guard let fields = reply.array, fields.count == 2, let meta = fields[0].bytes,
-                meta.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
+            guard let meta = reply.bytes, meta.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
                 let envelope = try? JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any],
-                let url = envelope["callback_url"] as? String, let job = try await queue.get(id)
+                let url = envelope["callback_url"] as? String
             else { continue }
-            let payload: [String: Any] = ["type": type, "timestamp": Self.iso8601(Date()), "data": render(job)]
-            let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-            try await store.create(job: id, url: url, key: fields[1].string.flatMap { Int64($0) }, type: type, body: Array(body))
+            wanted.append((id, type, url))
+        }
+        guard !wanted.isEmpty else { return }
+        // The jobs with a callback, read whole in one pipeline; their deliveries created
+        // concurrently, so that the client pipelines those scripts too.
+        let records = try await queue.records(wanted.map(\.id))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for ((id, type, url), record) in zip(wanted, records) {
+                guard let job = try record?.job() else { continue }
+                let payload: [String: Any] = ["type": type, "timestamp": Self.iso8601(Date()), "data": render(job)]
+                let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+                group.addTask { try await self.store.create(job: id, url: url, key: job.submitter, type: type, body: Array(body)) }
+            }
+            try await group.waitForAll()
         }
     }
 

@@ -32,10 +32,8 @@ struct Autoscale: AsyncParsableCommand {
             }
             let definition = try loadPoolDefinition(pool)
             let name = URL(fileURLWithPath: pool).deletingPathExtension().lastPathComponent
-            var logger = Logger(label: "sluice")
-            logger.logLevel = .info
-            let redis = try await RedisClient.connect(
-                configuration: RedisConfiguration(url: url, settings: configuration.redis), connections: configuration.redis.connections)
+            let logger = roleLogger()
+            let redis = try await connectRedis(url, configuration)
             defer { redis.close() }
             let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
             let scaled = ScaledPool(name: name, definition: definition)

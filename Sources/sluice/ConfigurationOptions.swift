@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SluiceCore
 import SluiceRedis
 
@@ -69,4 +70,17 @@ func loadPoolDefinition(_ path: String) throws -> WorkerPoolDefinition {
     do { return try WorkerPoolDefinition.load(yaml: text, file: path) } catch {
         throw CommandFailure(exitCode: 2, message: "\(error)")
     }
+}
+
+/// The logger every role logs with.
+func roleLogger() -> Logger {
+    var logger = Logger(label: "sluice")
+    logger.logLevel = .info
+    return logger
+}
+
+/// Connects to the Redis at `url` with the configured settings; the caller closes it.
+func connectRedis(_ url: String, _ configuration: SluiceConfiguration) async throws -> RedisClient {
+    try await RedisClient.connect(
+        configuration: RedisConfiguration(url: url, settings: configuration.redis), connections: configuration.redis.connections)
 }

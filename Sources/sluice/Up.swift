@@ -80,11 +80,8 @@ struct Serve: AsyncParsableCommand {
 private func serve(
     configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool, background: Bool = true
 ) async throws {
-    var logger = Logger(label: "sluice")
-    logger.logLevel = .info
-    let redis = try await RedisClient.connect(
-        configuration: RedisConfiguration(url: redisURL, settings: configuration.redis),
-        connections: configuration.redis.connections)
+    let logger = roleLogger()
+    let redis = try await connectRedis(redisURL, configuration)
     defer { redis.close() }
     say("sluice: redis \(embedded ? "embedded at" : "at") \(redis.configuration)")
     for finding in try await RedisRequirements.check(redis) where finding.severity != .ok {

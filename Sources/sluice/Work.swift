@@ -64,38 +64,17 @@ struct Work: AsyncParsableCommand {
                 }
                 chosen = .named(named)
             }
-            var logger = Logger(label: "sluice")
-            logger.logLevel = .info
-            let redis = try await RedisClient.connect(
-                configuration: RedisConfiguration(url: url, settings: configuration.redis), connections: configuration.redis.connections)
+            let logger = roleLogger()
+            let redis = try await connectRedis(url, configuration)
             defer { redis.close() }
             let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
             var services: [any Service] = [WorkerPool(queue: queue, lanes: chosen, grace: definition.grace, logger: logger)]
             if definition.maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
-            if let parentPid { services.append(ParentWatch(parent: parentPid)) }
+            if let parentPid { services.append(ParentWatch(parent: parentPid, logger: logger)) }
             say("sluice work: ready (pid \(getpid())). SIGTERM stops.")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             say("sluice work: stopped")
-        }
-    }
-}
-
-/// Sends this process SIGTERM (a graceful stop) once `parent` is no longer its parent: the
-/// supervisor died, even by SIGKILL, and the process was handed to init.
-struct ParentWatch: Service {
-    let parent: Int32
-
-    func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if getppid() != parent {
-                say("sluice work: the supervisor (pid \(parent)) is gone; stopping")
-                kill(getpid(), SIGTERM)
-                // Returning now would cancel the group instead of stopping it gracefully.
-                try? await gracefulShutdown()
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(500))
         }
     }
 }

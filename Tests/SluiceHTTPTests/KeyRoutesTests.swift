@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
+import SluiceWorker
 import Testing
 
 @Suite struct KeyRoutesTests {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import SluiceCore
 import SluiceQueue
+import SluiceWorker
 import SluiceRedis
 import Testing
 

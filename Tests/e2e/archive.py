@@ -7,30 +7,16 @@ loopback). Exits non-zero, naming the check, at the first failure.
 """
 import json
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from e2e_support import check, request, serve
 
 base, admin = sys.argv[1], sys.argv[2]
 
 
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
 def call(method, path, body=None, key=admin):
-    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    return request(base, key, method, path, body)
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -43,9 +29,7 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+hook = f"http://127.0.0.1:{serve(Receiver)}/hook"
 
 # A key of another tenant, to check that the archive keeps tenants apart.
 status, body = call("POST", "/v1/keys", {"tenant": "other", "scopes": ["submit", "read"]})

@@ -11,14 +11,14 @@ Exits non-zero, naming the check, at the first failure.
 import io
 import json
 import sys
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import anthropic
 import openai
 from standardwebhooks.webhooks import Webhook
+
+from e2e_support import check, request, serve
 
 base, key = sys.argv[1], sys.argv[2]
 prefix = "_".join(key.split("_")[:2])
@@ -26,17 +26,10 @@ oa = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=60
 an = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0, timeout=60)
 
 
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
 def api(method, path):
-    request = urllib.request.Request(base + path, method=method, headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
+    status, body = request(base, key, method, path)
+    check(status == 200, f"{method} {path}: {status}")
+    return json.loads(body)
 
 
 def wait_for(fetch, done, timeout=120):
@@ -74,9 +67,7 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-hook = f"http://127.0.0.1:{server.server_address[1]}/batch-hook"
+hook = f"http://127.0.0.1:{serve(Receiver)}/batch-hook"
 
 # --- OpenAI: 1,000 requests, most to the OpenAI mock by bare model name, some through a route,
 # and some to a model only the Anthropic provider serves (translated both ways).

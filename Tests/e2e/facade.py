@@ -13,16 +13,11 @@ import urllib.request
 import anthropic
 import openai
 
+from e2e_support import check
+
 base, key = sys.argv[1], sys.argv[2]
 oa = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=30)
 an = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0, timeout=30)
-
-
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
 
 
 # OpenAI chat through a route, and through provider/model.

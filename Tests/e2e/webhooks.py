@@ -9,41 +9,19 @@ import json
 import socket
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
+
+from e2e_support import check, eventually, request
 
 base, key = sys.argv[1], sys.argv[2]
 prefix = "_".join(key.split("_")[:2])
 
 
-def check(condition, what):
-    if not condition:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
 def api(method, path, body=None):
-    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
-def eventually(condition, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
+    status, raw = request(base, key, method, path, body)
+    return status, json.loads(raw)
 
 
 secret = api("GET", f"/v1/keys/{prefix}/webhook-secret")[1]["secret"]

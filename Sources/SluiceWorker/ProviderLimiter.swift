@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 import SluiceRedis
 
 /// One provider's limits, kept in Redis so that every worker process shares them: RPM and TPM as
@@ -15,7 +16,7 @@ public struct ProviderLimiter: Sendable {
     /// calls into the provider's 60 s window.
     public let margin: Double
     let holder: String
-    let scripts = QueueScripts.shared
+    let scripts = ProviderLimiter.loadedScripts
 
     public init(
         redis: RedisClient, provider: String, limits: SluiceConfiguration.Limits, slotLease: Duration = .seconds(660),
@@ -30,6 +31,18 @@ public struct ProviderLimiter: Sendable {
     }
 
     var prefix: String { KeyLayout.providerPrefix(provider) }
+
+    /// The limiter's scripts (Scripts/limit-*.lua).
+    static let loadedScripts: (limitAcquire: RedisScript, limitRelease: RedisScript, limitPause: RedisScript) = {
+        do {
+            return (
+                try RedisScript.load("limit-acquire", bundle: Bundle.module), try RedisScript.load("limit-release", bundle: Bundle.module),
+                try RedisScript.load("limit-pause", bundle: Bundle.module)
+            )
+        } catch {
+            fatalError("SluiceWorker's Lua scripts are missing from its bundle: \(error)")
+        }
+    }()
 
     /// Permits granted now: `count` calls may start, each holding its slot (when there is a
     /// concurrency limit) until `release`.

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceQueue
+import SluiceWorker
 import SluiceRedis
 import SluiceTestSupport
 import Testing
@@ -69,7 +70,7 @@ import Testing
         try await withRedis { _, redis in
             let limiter = ProviderLimiter(redis: redis, provider: "p", limits: .init(tokensPerMinute: 6_000))
             let other = ProviderLimiter(redis: redis, provider: "p", limits: .init(tokensPerMinute: 6_000))
-            try await limiter.pause(for: .milliseconds(1500))
+            try await limiter.pause(for: .seconds(3))  // long enough for a loaded machine to check it twice
             guard case .failure(let paused) = try await other.acquire(want: 1, tokens: 10) else {
                 Issue.record("a paused provider granted a permit")
                 return

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceQueue
 import SluiceRedis
 
 /// What workers tell the rest of the cluster about lanes and providers, for `GET /v1/providers`:
