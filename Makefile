@@ -48,7 +48,7 @@ run: deps
 ## four `sluice up` processes; three `sluice work` processes for 66 s, kill -9 in a batch; the
 ## autoscaler running up to four workers through a burst. Alongside the parallel suite, a 2-core
 ## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency).
-HEAVY := SDKTests WorkerProcessTests AutoscaleTests
+HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests
 test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
