@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceWebhooksTests",
-            dependencies: ["SluiceWebhooks", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SluiceWebhooks", "SluiceQueue", "SluiceRedis", "SluiceTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SluiceHTTPTests",

@@ -95,6 +95,14 @@ extension SluiceAPI {
             let delivery = try await webhooks.delivery(id)
         else { throw APIError(.notFound, type: "not_found", message: "no such delivery") }
         if try await live(job, by: key) == nil { _ = try await archived(job, by: key) }
+        // Replays are limited per key, so that one tenant cannot keep re-queueing deliveries.
+        if let wait = try await webhooks.admitReplay(key: key.id, perMinute: WebhookStore.replaysPerMinute) {
+            var error = APIError(
+                .tooManyRequests, type: "rate_limited",
+                message: "this key may replay \(WebhookStore.replaysPerMinute) deliveries a minute; retry after \(wait.milliseconds) ms")
+            error.headers[.retryAfter] = String((wait.milliseconds + 999) / 1000)
+            throw error
+        }
         try await webhooks.enable(url: delivery.url)
         guard try await webhooks.retry(id), let again = try await webhooks.delivery(id) else {
             throw APIError(.notFound, type: "not_found", message: "no such delivery")

@@ -25,6 +25,15 @@ public struct WebhookSettings: Sendable, Hashable {
     public var allowCIDRs: [CIDR] = []
     /// Deliveries sent at once, per process.
     public var concurrency = 32
+    /// Deliveries of one key (the key that submitted the job) sent at once, per process; nil is a
+    /// quarter of `concurrency` (at least 1). One tenant's slow or black-holed receivers hold at
+    /// most this many send slots, so the others always have the rest.
+    public var perKeyConcurrency: Int?
+    /// How many due deliveries the sender looks at to choose among, each round.
+    public var lookahead = 512
+
+    /// `perKeyConcurrency`, or its default.
+    public var perKeyLimit: Int { max(1, perKeyConcurrency ?? concurrency / 4) }
 
     public init() {}
 }
@@ -43,6 +52,10 @@ public struct WebhookSettings: Sendable, Hashable {
 ///   status) waits for the next slot of the schedule, or for a longer Retry-After; past the last
 ///   slot it is dead-lettered. Redirects are not followed. Every attempt carries the same
 ///   `webhook-id`, and a fresh `webhook-timestamp` and signature.
+/// - **Fair across tenants.** The sender looks at the due deliveries, takes them round-robin
+///   across the keys that submitted them, and never sends more than `perKeyLimit` of one key's at
+///   once; when it may have more due than it looks at, it pushes the deliveries of keys at their
+///   cap a second back, so that other keys' deliveries behind them come forward.
 public final class WebhookService: Service, Sendable {
     let queue: JobQueue
     let store: WebhookStore
@@ -52,6 +65,8 @@ public final class WebhookService: Service, Sendable {
     let logger: Logger
     /// Deliveries being sent now, by this process.
     let sending = Atomic<Int>(0)
+    /// Of those, how many per submitting key.
+    let sendingPerKey = Mutex<[Int64?: Int]>([:])
 
     /// `render` makes the job's JSON (`data` of the payload): the same as `GET /v1/jobs/{id}`.
     public init(
@@ -129,25 +144,67 @@ public final class WebhookService: Service, Sendable {
                     try? await Task.sleep(for: .milliseconds(20))
                     continue
                 }
-                let ids: [String]
-                do { ids = try await store.claim(count: free) } catch {
+                let taken: [(id: String, key: Int64?)]
+                do {
+                    let due = try await store.due(limit: settings.lookahead)
+                    let busy = sendingPerKey.withLock { $0 }
+                    let plan = Self.plan(due, free: free, perKey: settings.perKeyLimit, busy: busy, seenAll: due.count < settings.lookahead)
+                    let ids = Set(try await store.claim(plan.take.map(\.id), deferring: plan.deferring))
+                    taken = plan.take.filter { ids.contains($0.id) }
+                } catch {
                     logger.warning("webhooks: claiming deliveries failed: \(error)")
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
-                if ids.isEmpty {
+                if taken.isEmpty {
                     try? await Task.sleep(for: .milliseconds(50))
                     continue
                 }
-                for id in ids {
+                for (id, key) in taken {
                     sending.add(1, ordering: .relaxed)
+                    sendingPerKey.withLock { $0[key, default: 0] += 1 }
                     group.addTask {
                         await self.attempt(id)
+                        self.sendingPerKey.withLock { counts in
+                            counts[key, default: 1] -= 1
+                            if counts[key] == 0 { counts[key] = nil }
+                        }
                         self.sending.subtract(1, ordering: .relaxed)
                     }
                 }
             }
         }
+    }
+
+    /// Which of the due deliveries (oldest first, with their keys) to send now: round-robin across
+    /// keys, at most `free` in all and at most `perKey` of one key's counting the `busy` ones
+    /// already being sent. When the due list may not be everything (`seenAll` false), the rest of
+    /// the keys at their cap are deferred, so the next look sees past them.
+    static func plan(
+        _ due: [(id: String, key: Int64?)], free: Int, perKey: Int, busy: [Int64?: Int], seenAll: Bool
+    ) -> (take: [(id: String, key: Int64?)], deferring: [String]) {
+        var order: [Int64?] = []
+        var byKey: [Int64?: [String]] = [:]
+        for (id, key) in due {
+            if byKey[key] == nil { order.append(key) }
+            byKey[key, default: []].append(id)
+        }
+        var room = Dictionary(uniqueKeysWithValues: order.map { ($0, max(0, perKey - busy[$0, default: 0])) })
+        var next = Dictionary(uniqueKeysWithValues: order.map { ($0, 0) })
+        var take: [(id: String, key: Int64?)] = []
+        var progressed = true
+        while take.count < free && progressed {
+            progressed = false
+            for key in order where take.count < free && room[key]! > 0 && next[key]! < byKey[key]!.count {
+                take.append((byKey[key]![next[key]!], key))
+                next[key]! += 1
+                room[key]! -= 1
+                progressed = true
+            }
+        }
+        guard !seenAll else { return (take, []) }
+        let deferring = order.filter { room[$0]! == 0 }.flatMap { byKey[$0]![next[$0]!...] }
+        return (take, deferring)
     }
 
     /// One attempt of one delivery, and its record.

@@ -14,6 +14,7 @@ import SluiceRedis
 /// | `sluice:wh:disabled` | set | endpoint URLs that answered 410 Gone |
 /// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
 /// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
+/// | `sluice:wh:replays:<key id>` | string | replays asked for by one key in the current minute |
 ///
 /// A delivery's id is `msg_` + its job's id: the webhook-id every attempt of it carries, and what
 /// makes creating it twice (a replayed event) a no-op.
@@ -63,11 +64,12 @@ public struct WebhookStore: Sendable {
     }
 
     /// The delivery scripts (Scripts/webhook-*.lua, each with `now` from Redis TIME).
-    private static let scripts: (create: RedisScript, claim: RedisScript, record: RedisScript, retry: RedisScript) = {
+    private static let scripts: (create: RedisScript, claim: RedisScript, record: RedisScript, retry: RedisScript, due: RedisScript) = {
         do {
             return (
                 try RedisScript.load("webhook-create", bundle: Bundle.module), try RedisScript.load("webhook-claim", bundle: Bundle.module),
-                try RedisScript.load("webhook-record", bundle: Bundle.module), try RedisScript.load("webhook-retry", bundle: Bundle.module)
+                try RedisScript.load("webhook-record", bundle: Bundle.module), try RedisScript.load("webhook-retry", bundle: Bundle.module),
+                try RedisScript.load("webhook-due", bundle: Bundle.module)
             )
         } catch {
             fatalError("SluiceWebhooks' Lua scripts are missing from its bundle: \(error)")
@@ -91,11 +93,42 @@ public struct WebhookStore: Sendable {
         return reply.int == 1
     }
 
-    /// Takes up to `count` due deliveries for `lease` (another sender takes them after that, if
-    /// this one vanished).
-    public func claim(count: Int, lease: Duration = .seconds(60)) async throws -> [String] {
-        let reply = try await redis.run(Self.scripts.claim, keys: [Self.due], arguments: [lease.milliseconds, count])
+    /// Up to `limit` due deliveries, oldest first, each with the key that submitted it; nothing
+    /// is taken (see `claim`).
+    public func due(limit: Int) async throws -> [(id: String, key: Int64?)] {
+        let reply = try await redis.run(Self.scripts.due, keys: [Self.due], arguments: [max(1, limit)])
+        let ids = (reply.array ?? []).compactMap(\.string)
+        guard !ids.isEmpty else { return [] }
+        let keys = try await redis.pipeline(ids.map { RedisCommand("HGET", Self.delivery($0), "key") })
+        return zip(ids, keys).map { id, key in (id, key.string.flatMap { Int64($0) }) }
+    }
+
+    /// Takes `ids` for `lease` (another sender takes them after that, if this one vanished), and
+    /// pushes `deferring` `deferral` ahead; only those still due. Returns the ids taken.
+    public func claim(
+        _ ids: [String], deferring: [String] = [], lease: Duration = .seconds(60), deferral: Duration = .seconds(1)
+    ) async throws -> [String] {
+        guard !ids.isEmpty || !deferring.isEmpty else { return [] }
+        let arguments: [any RedisArgument] =
+            [lease.milliseconds, deferral.milliseconds, ids.count] + (ids + deferring).map { $0 as any RedisArgument }
+        let reply = try await redis.run(Self.scripts.claim, keys: [Self.due], arguments: arguments)
         return (reply.array ?? []).compactMap(\.string)
+    }
+
+    /// How many deliveries one key may replay a minute.
+    public static let replaysPerMinute = 60
+
+    /// Counts a replay asked for by `key` against its allowance of `perMinute` a minute
+    /// (cluster-wide, a fixed window). Returns nil when allowed, else how long until the next
+    /// window opens.
+    public func admitReplay(key: Int64, perMinute: Int) async throws -> Duration? {
+        let counter = "sluice:wh:replays:\(key)"
+        // Pipelined: the expiry is set (once, NX) in the same write as the count.
+        let replies = try await redis.pipeline([
+            RedisCommand("INCR", counter), RedisCommand("PEXPIRE", counter, 60_000, "NX"), RedisCommand("PTTL", counter),
+        ])
+        guard let count = replies[0].int, count > perMinute else { return nil }
+        return .milliseconds(max(1, replies[2].int ?? 60_000))
     }
 
     public func delivery(_ id: String) async throws -> Delivery? {

@@ -13,9 +13,54 @@ import Testing
             let address = IPAddress(text)!
             #expect(AddressGuard.forbiddenRange(address) != nil, "\(text) must be refused")
         }
-        for text in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "100.128.0.1"] {
+        for text in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2606:4700::1111", "100.128.0.1", "64:ff9b::8.8.8.8", "2001:4860::8888"] {
             #expect(AddressGuard.forbiddenRange(IPAddress(text)!) == nil, "\(text) is public")
         }
+    }
+
+    /// IPv6 forms that tunnel or translate to IPv4 are refused whatever they embed; the
+    /// well-known NAT64 prefix is judged by its IPv4 part.
+    @Test func tunnelledAndTranslatedFormsAreRefused() {
+        for text in [
+            "2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:808:808::1",  // 6to4, private or not
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::1",  // Teredo
+            "64:ff9b:1::a00:1", "64:ff9b:1:ffff::8.8.8.8",  // local-use NAT64
+            "::ffff:0:10.0.0.1", "::ffff:0:8.8.8.8",  // IPv4-translated (SIIT)
+            "::ffff:127.0.0.1", "::ffff:8.8.8.8",  // IPv4-mapped
+            "::10.0.0.1", "::8.8.8.8",  // IPv4-compatible
+            "64:ff9b::127.0.0.1", "64:ff9b::192.168.1.1", "64:ff9b::169.254.169.254",  // well-known NAT64 of private
+            "192.0.2.1", "198.51.100.7", "203.0.113.9", "192.88.99.1", "100::1",
+        ] {
+            #expect(AddressGuard.forbiddenRange(IPAddress(text)!) != nil, "\(text) must be refused")
+        }
+    }
+
+    /// A refusal says the address is not allowed, never which address the name resolved to.
+    @Test func aRefusalDoesNotNameTheResolvedAddress() async throws {
+        for url in ["http://localhost:8080/hook", "http://[2002:a00:1::1]/x", "http://[64:ff9b:1::a00:1]/", "http://10.1.2.3/"] {
+            do {
+                _ = try await AddressGuard().check(url)
+                Issue.record("\(url) must be refused")
+            } catch {
+                let text = "\(error)"
+                #expect(text.contains("not allowed"), "\(text)")
+                for leak in ["127.0.0.1", "::1", "2002:", "64:ff9b", "loopback", "private", "6to4", "NAT64"] where !url.contains(leak) {
+                    #expect(!text.contains(leak), "\(text) names \(leak)")
+                }
+                #expect(!String(reflecting: error).contains("127.0.0.1"))
+            }
+        }
+    }
+
+    /// `allow_cidrs` lets through what it covers, including the IPv6 forms of an allowed IPv4.
+    @Test func allowedRangesCoverTheEmbeddedForms() async throws {
+        let guard10 = AddressGuard(allowed: [CIDR("10.0.0.0/8")!, CIDR("2002::/16")!])
+        for url in ["http://10.1.1.1/", "http://[::ffff:10.1.1.1]/", "http://[64:ff9b::10.1.1.1]/", "http://[2002:a00:1::1]/"] {
+            _ = try await guard10.check(url)
+        }
+        await #expect(throws: AddressGuard.Refusal.self) { try await guard10.check("http://[::ffff:11.1.1.1]/") }
+        await #expect(throws: AddressGuard.Refusal.self) { try await guard10.check("http://[64:ff9b:1::a01:101]/") }
+        await #expect(throws: AddressGuard.Refusal.self) { try await guard10.check("http://[2001::a01:101]/") }
     }
 
     @Test func theCheckResolvesNamesAndHonoursAllowedRanges() async throws {
