@@ -67,6 +67,10 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// one probe call through at a time.
         public var breakerFailures = 10
         public var breakerOpenFor: Duration = .seconds(30)
+        /// The longest a provider's `retry-after` (or a window's reset) pauses its lanes
+        /// (`max_pause`, 1 s to 24 h). A provider asking for longer is paused this long and
+        /// its lanes' breakers open: the breaker's probing takes over from there.
+        public var maxPause: Duration = .seconds(600)
         /// Models the provider serves by their bare name: a request (a batch line, a facade call)
         /// naming one of them goes to lane `provider/model`.
         public var models: [String] = []
@@ -355,6 +359,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
         provider.apiKeyEnvironment = try section.string("api_key_env")
         provider.timeout = try section.duration("timeout") ?? provider.timeout
         provider.path = try section.string("path")
+        if let maxPause = try section.duration("max_pause") {
+            guard (Duration.seconds(1)...Duration.seconds(86_400)).contains(maxPause) else {
+                throw ConfigurationError(key: path + ".max_pause", problem: "must be between 1s and 24h")
+            }
+            provider.maxPause = maxPause
+        }
         if let models = try section.list("models") {
             provider.models = try models.enumerated().map { (index, model) throws(ConfigurationError) in
                 guard let name = model as? String, !name.isEmpty, !name.contains(where: \.isWhitespace) else {

@@ -173,18 +173,20 @@ public enum ProviderAdapter {
 
     /// The tokens of a successful answer: OpenAI's `usage.prompt_tokens`/`completion_tokens`,
     /// Anthropic's `usage.input_tokens`/`output_tokens`, TGI's `details.generated_tokens`.
+    /// Each count is clamped into `0...Bounded.maxTokens` (and their sums saturate), whatever
+    /// the provider says: a count near `Int64.max` cannot overflow a sum here or downstream.
     public static func usage(_ body: [UInt8]) -> Usage? {
         // Peeked at, not decoded: a success body can be large, and this runs for every call.
         body.withUnsafeBufferPointer { bytes -> Usage? in
-            if let input = JSONPeek.int(after: "\"prompt_tokens\"", in: bytes) {
-                return Usage(input: input, output: JSONPeek.int(after: "\"completion_tokens\"", in: bytes) ?? 0)
+            func count(_ key: StaticString) -> Int? { JSONPeek.int(after: key, in: bytes).map(Bounded.tokens) }
+            if let input = count("\"prompt_tokens\"") {
+                return Usage(input: input, output: count("\"completion_tokens\"") ?? 0)
             }
-            if let input = JSONPeek.int(after: "\"input_tokens\"", in: bytes) {
-                let cached = (JSONPeek.int(after: "\"cache_creation_input_tokens\"", in: bytes) ?? 0)
-                    + (JSONPeek.int(after: "\"cache_read_input_tokens\"", in: bytes) ?? 0)
-                return Usage(input: input + cached, output: JSONPeek.int(after: "\"output_tokens\"", in: bytes) ?? 0)
+            if let input = count("\"input_tokens\"") {
+                let cached = Bounded.add(count("\"cache_creation_input_tokens\"") ?? 0, count("\"cache_read_input_tokens\"") ?? 0)
+                return Usage(input: Bounded.tokens(Bounded.add(input, cached)), output: count("\"output_tokens\"") ?? 0)
             }
-            if let generated = JSONPeek.int(after: "\"generated_tokens\"", in: bytes) {
+            if let generated = count("\"generated_tokens\"") {
                 return Usage(input: 0, output: generated)
             }
             return nil

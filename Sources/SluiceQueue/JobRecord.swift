@@ -42,8 +42,9 @@ public struct JobRecord: Sendable, Hashable {
             deadline: millis("deadline"), leasedAt: millis("leased_at"), finishedAt: millis("finished"),
             result: fields["result"], error: text("error"), cancelRequested: text("cancel") == "1")
         if let usage = text("usage")?.split(separator: " "), usage.count == 2 {
-            job.usageInput = Int(usage[0])
-            job.usageOutput = Int(usage[1])
+            // Written by a worker from a provider's answer: clamped again, whatever is there.
+            job.usageInput = Int(usage[0]).map(Bounded.tokens)
+            job.usageOutput = Int(usage[1]).map(Bounded.tokens)
         }
         job.submitter = text("key").flatMap { Int64($0) }
         return job

@@ -71,14 +71,19 @@ public final class Archiver: Service, Sendable {
             customID = envelope["custom_id"] as? String
         }
         let model = Self.model(of: job)
+        // Token counts within 0...Bounded.maxTokens (10^12): the ledger's sums of them stay far
+        // from Int64.max, and the cost is finite.
+        let input = job.usageInput.map(Bounded.tokens)
+        let output = job.usageOutput.map(Bounded.tokens)
         var cost = 0.0
         if let price = SluiceConfiguration.Price.of(model, in: prices) {
-            cost = (Double(job.usageInput ?? 0) * price.input + Double(job.usageOutput ?? 0) * price.output) / 1_000_000
+            cost = (Double(input ?? 0) * price.input + Double(output ?? 0) * price.output) / 1_000_000
+            if !cost.isFinite { cost = 0 }
         }
         return ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
             createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: batch, customID: customID, model: model,
-            inputTokens: job.usageInput, outputTokens: job.usageOutput, cost: cost, record: record.encoded)
+            inputTokens: input, outputTokens: output, cost: cost, record: record.encoded)
     }
 
     /// The model a job is booked under: its lane's (`provider/model`), else the request's

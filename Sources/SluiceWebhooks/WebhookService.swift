@@ -257,6 +257,9 @@ public final class WebhookService: Service, Sendable {
         case refused(String)
     }
 
+    /// The longest a receiver's `Retry-After` delays the next attempt.
+    static let maxRetryAfter: Duration = .seconds(86_400)
+
     /// POSTs the delivery to the address its host was checked to resolve to.
     private func send(_ delivery: WebhookStore.Delivery) async -> Outcome {
         let target: AddressGuard.Target
@@ -284,7 +287,14 @@ public final class WebhookService: Service, Sendable {
         do {
             let response = try await client.execute(request, timeout: .seconds(Int64(settings.timeout.components.seconds)))
             _ = try? await response.body.collect(upTo: 64 << 10)
-            let retryAfter = response.headers.first(name: "retry-after").flatMap { Double($0) }.map { Duration.seconds($0) }
+            // The receiver's Retry-After (seconds), clamped into 0...24 h; NaN or no number is ignored.
+            let header = response.headers.first(name: "retry-after")
+            let retryAfter = header.flatMap { Bounded.clampedSeconds($0, cap: Self.maxRetryAfter) }
+            if let header, retryAfter == nil || retryAfter == Self.maxRetryAfter {
+                logger.notice(
+                    "webhook retry-after ignored or clamped",
+                    metadata: ["delivery": "\(delivery.id)", "value": "\(header.prefix(40))", "cap_s": "\(Self.maxRetryAfter.components.seconds)"])
+            }
             return .status(Int(response.status.code), retryAfter: retryAfter)
         } catch {
             return .failed("\(error)")

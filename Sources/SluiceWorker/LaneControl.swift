@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 
 /// A lane's local controls, per worker process: adaptive concurrency (AIMD) for limits the
 /// provider does not announce, and a circuit breaker for a provider that keeps failing.
@@ -33,7 +34,9 @@ struct LaneControl: Sendable {
     /// How many calls may be in flight now, given the breaker.
     func allowed(now: ContinuousClock.Instant) -> Int {
         switch breaker {
-        case .closed: return max(1, Int(limit))
+        // `limit` stays within 1...ceiling (both set here, never from outside): the conversion
+        // cannot trap, but goes through the bounded one all the same.
+        case .closed: return Bounded.int(limit.rounded(.down), in: 1...max(1, ceiling)) ?? 1
         case .open(let until): return now >= until ? 1 : 0
         case .halfOpen: return 1
         }
@@ -69,6 +72,16 @@ struct LaneControl: Sendable {
         case .closed:
             return false
         }
+    }
+
+    /// Opens the breaker now for `duration` (a provider asked for a pause past `max_pause`: the
+    /// breaker takes over from the pause). Returns whether it was not open already.
+    @discardableResult
+    mutating func open(now: ContinuousClock.Instant, for duration: Duration) -> Bool {
+        let wasOpen: Bool
+        if case .open = breaker { wasOpen = true } else { wasOpen = false }
+        breaker = .open(until: now + duration)
+        return !wasOpen
     }
 
     /// Called when a call starts while open past its time: the probe. Returns whether the

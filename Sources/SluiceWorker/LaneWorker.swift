@@ -25,6 +25,9 @@ public struct WorkerLane: Sendable {
     public var breakerFailures = 10
     /// …for this long; then one probe call at a time until one succeeds.
     public var breakerOpenFor: Duration = .seconds(30)
+    /// The longest a provider's retry-after pauses the lane (the provider's `max_pause`); past
+    /// it the breaker opens.
+    public var maxPause: Duration = .seconds(600)
 
     public init(
         lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int,
@@ -61,6 +64,7 @@ public struct WorkerLane: Sendable {
             routeFormats: formats)
         worker.breakerFailures = provider.breakerFailures
         worker.breakerOpenFor = provider.breakerOpenFor
+        worker.maxPause = provider.maxPause
         return worker
     }
 }
@@ -129,7 +133,7 @@ final class LaneWorker: Sendable {
                     continue
                 }
                 do {
-                    let tokens = Int(estimate.withLock { $0 })
+                    let tokens = Bounded.int(estimate.withLock { $0 }.rounded(), in: 0...Bounded.maxTokens) ?? 500
                     let grant: ProviderLimiter.Grant
                     switch try await limiter.acquire(want: min(free, 32), tokens: tokens) {
                     case .success(let granted): grant = granted
@@ -152,7 +156,7 @@ final class LaneWorker: Sendable {
                     for (index, job) in jobs.enumerated() {
                         let slot = index < grant.slots.count ? [grant.slots[index]] : []
                         group.addTask {
-                            await self.call(job, slot: slot, estimated: tokens)
+                            await self.call(job, slot: slot, estimated: tokens, generation: grant.generation)
                             self.running.withLock { $0 -= 1 }
                         }
                     }
@@ -164,8 +168,12 @@ final class LaneWorker: Sendable {
         }
     }
 
-    /// One job: the call, with heartbeats while it runs, then its report.
-    func call(_ job: LeasedJob, slot: [String], estimated: Int) async {
+    /// The calls in flight at which a slow start after a pause is over.
+    var ceiling: Int { lane.limits.concurrency ?? lane.concurrency }
+
+    /// One job: the call, with heartbeats while it runs, then its report. `generation` is the
+    /// limiter's pause generation the call started in (its grant's).
+    func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
@@ -197,10 +205,11 @@ final class LaneWorker: Sendable {
             if case .rateLimited = result.outcome { rateLimited = true }
             stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
         }
-        let milliseconds = Int(result.latency / .milliseconds(1))
+        let milliseconds = Bounded.milliseconds(result.latency)
         let status = result.response.map { "HTTP \($0.status)" } ?? "no answer"
         let info = "\(lane.provider.name) \(status) in \(milliseconds) ms"
         var used = estimated
+        var succeeded = false
         if Task.isCancelled {
             // Shutting down past the grace period: the job goes back, its attempt not counted.
             await report { try await self.queue.release(job.id, token: job.token, why: "worker stopped: \(info)") }
@@ -209,16 +218,19 @@ final class LaneWorker: Sendable {
         }
         switch result.outcome {
         case .success(let usage):
+            succeeded = true
             if control.withLock({ $0.succeeded(latency: result.latency) }) {
                 await reportBreaker(nil, for: nil, reason: "")
             }
             if let response = result.response { await noteAnnounced(response) }
             // A window with nothing left: hold off until it resets, before the provider says 429.
-            if let response = result.response, Self.saysExhausted(response), let pause = RateLimitInfo(headers: response.headerPairs).pause {
-                _ = try? await limiter.pause(for: pause)
+            if let response = result.response, Self.saysExhausted(response) {
+                let limits = RateLimitInfo(headers: response.headerPairs)
+                logAdjusted(limits)
+                if let pause = limits.pause { _ = try? await limiter.pause(for: min(pause, lane.maxPause)) }
             }
             if let usage {
-                used = usage.input + usage.output
+                used = Bounded.add(usage.input, usage.output)  // each within 0...Bounded.maxTokens
                 estimate.withLock { $0 = $0 * 0.9 + Double(used) * 0.1 }
             }
             let body = result.response?.body ?? []
@@ -238,12 +250,24 @@ final class LaneWorker: Sendable {
                     job.id, token: job.token, delay: .milliseconds(100), why: "\(info): rate limited (no limit announced): \(message.prefix(200))")
             }
         case .rateLimited(let limits, let message):
-            let pause = limits.pause ?? .seconds(1)
-            _ = try? await limiter.pause(for: pause)
-            logger.info("lane \(lane.lane): 429 from \(lane.provider.name); paused \(pause) for every worker")
+            logAdjusted(limits)
+            let asked = limits.pause ?? .seconds(1)
+            // A peer cannot stall the lane for ever: the pause is at most max_pause, and a
+            // provider asking for longer opens the breaker (routed jobs move to their fallback;
+            // then the breaker's probing, and the limiter's, take over).
+            let pause = min(asked, lane.maxPause)
+            _ = try? await limiter.pause(for: pause, gentle: true, generation: generation)
+            logger.info(
+                "provider paused", metadata: ["lane": "\(lane.lane)", "provider": "\(lane.provider.name)", "pause_ms": "\(pause.milliseconds)"])
+            if asked > lane.maxPause {
+                control.withLock { _ = $0.open(now: .now, for: pause) }
+                await reportBreaker(
+                    "open", for: pause,
+                    reason: "\(info): retry-after of \(Bounded.milliseconds(asked)) ms is past max_pause (\(lane.maxPause.milliseconds) ms)")
+            }
             await report {
                 try await self.queue.release(
-                    job.id, token: job.token, why: "\(info): rate limited, provider paused \(Int(pause / .milliseconds(1))) ms: \(message.prefix(200))")
+                    job.id, token: job.token, why: "\(info): rate limited, provider paused \(pause.milliseconds) ms: \(message.prefix(200))")
             }
         case .retryable(let why):
             if control.withLock({ $0.failed(now: .now) }) {
@@ -253,7 +277,21 @@ final class LaneWorker: Sendable {
         case .contextLength(let why), .fatal(let why):
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: false) }
         }
-        try? await limiter.release(slots: slot, tokenDelta: used - estimated)
+        try? await limiter.release(
+            slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: succeeded, generation: generation, ceiling: ceiling)
+    }
+
+    /// Logs the rate-limit headers of an answer that were clamped or ignored (their values are
+    /// the provider's figures, never secrets).
+    private func logAdjusted(_ limits: RateLimitInfo) {
+        for adjustment in limits.adjusted {
+            logger.notice(
+                "provider header out of range",
+                metadata: [
+                    "lane": "\(lane.lane)", "provider": "\(lane.provider.name)", "header": "\(adjustment.header)",
+                    "value": "\(adjustment.value)", "action": "\(adjustment.action)",
+                ])
+        }
     }
 
     // MARK: - When the lane is out
@@ -331,6 +369,7 @@ final class LaneWorker: Sendable {
     private func noteAnnounced(_ response: ProviderResponse) async {
         guard announcing.due() else { return }
         let info = RateLimitInfo(headers: response.headerPairs)
+        logAdjusted(info)
         guard info.requests != nil || info.tokens != nil else { return }
         let announced = LaneHealth.Announced(
             requestsRemaining: info.requests?.remaining, requestsLimit: info.requests?.limit,

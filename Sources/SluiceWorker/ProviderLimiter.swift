@@ -6,6 +6,11 @@ import SluiceRedis
 /// One provider's limits, kept in Redis so that every worker process shares them: RPM and TPM as
 /// GCRA (Redis TIME as the clock), a cap on calls in flight as leased slots, and a pause that a
 /// 429 sets for everyone. Scripts: limit-acquire.lua, limit-release.lua, limit-pause.lua.
+///
+/// After a 429's pause the provider is resumed gently, across the cluster: one probe call, and
+/// only once it succeeds a slow start (1, 2, 4, … calls in flight up to the ceiling); a 429
+/// during the ramp halves it. So a provider that keeps answering 429 sees about one call per
+/// pause, not every worker's concurrency.
 public struct ProviderLimiter: Sendable {
     public let redis: RedisClient
     public let provider: String
@@ -45,10 +50,14 @@ public struct ProviderLimiter: Sendable {
     }()
 
     /// Permits granted now: `count` calls may start, each holding its slot (when there is a
-    /// concurrency limit) until `release`.
+    /// concurrency limit, or the provider is resuming from a pause) until `release`.
     public struct Grant: Sendable, Hashable {
         public var count: Int
         public var slots: [String]
+        /// While the provider resumes from a pause, the pause generation the calls start in
+        /// ("" otherwise): given back to `pause` and `release`, so that only calls started
+        /// since the last pause steer the probe and the ramp.
+        public var generation: String = ""
     }
 
     /// Asks for up to `want` permits, for calls of about `tokens` tokens each. Returns a grant,
@@ -63,35 +72,72 @@ public struct ProviderLimiter: Sendable {
         guard let parts = reply.array, parts.count >= 3, let granted = parts[0].int, let wait = parts[1].int else {
             throw QueueError.unexpectedReply(script: "limit-acquire", "\(reply)")
         }
-        if granted > 0 { return .success(Grant(count: granted, slots: parts.dropFirst(3).compactMap(\.string))) }
-        return .failure(Refusal(wait: .milliseconds(Int64(max(1, wait))), reason: parts[2].string ?? ""))
+        if granted > 0 {
+            return .success(Grant(count: granted, slots: parts.dropFirst(3).compactMap(\.string), generation: parts[2].string ?? ""))
+        }
+        // The wait is at most a pause's length (capped by max_pause), but bounded here too.
+        let millis = Int64(Bounded.clamp(wait, to: 1...Int(Bounded.maxMillis)))
+        return .failure(Refusal(wait: .milliseconds(millis), reason: parts[2].string ?? ""))
     }
 
     /// Why no permit now, and for how long.
     public struct Refusal: Error, Sendable, Hashable {
         public var wait: Duration
-        /// 'paused', 'concurrency', 'rpm' or 'tpm'.
+        /// 'paused', 'concurrency', 'ramp' (resuming after a pause: the probe or the slow start's
+    /// window is in flight), 'rpm' or 'tpm'.
         public var reason: String
     }
 
     /// Frees `slots`, corrects TPM by `tokenDelta` (used minus estimated), and gives back the
-    /// RPM spacing of `unused` permits (granted, but there was no job to run).
-    public func release(slots: [String], tokenDelta: Int = 0, unused: Int = 0) async throws {
+    /// RPM spacing of `unused` permits (granted, but there was no job to run). A call that
+    /// `succeeded`, started in `generation`, ends the probe and widens the ramp after a pause
+    /// (which ends at `ceiling` calls in flight).
+    public func release(
+        slots: [String], tokenDelta: Int = 0, unused: Int = 0, succeeded: Bool = false, generation: String = "", ceiling: Int = 1
+    ) async throws {
         let tokens = tokenDelta != 0 && limits.tokensPerMinute != nil
         let requests = unused > 0 && limits.requestsPerMinute != nil
-        guard !slots.isEmpty || tokens || requests else { return }
+        let resuming = succeeded && !generation.isEmpty  // a success that steers the ramp
+        guard !slots.isEmpty || tokens || requests || resuming else { return }
         let arguments: [any RedisArgument] = [
             limits.tokensPerMinute.map(String.init) ?? "", tokenDelta, String(margin),
-            limits.requestsPerMinute.map(String.init) ?? "", unused,
+            limits.requestsPerMinute.map(String.init) ?? "", unused, resuming ? "1" : "0", generation, max(1, ceiling),
         ]
         _ = try await redis.run(scripts.limitRelease, keys: [prefix], arguments: arguments + slots.map { $0 as any RedisArgument })
     }
 
-    /// Pauses the provider for every worker for `duration` (unless a longer pause runs).
+    /// Pauses the provider for every worker for `duration` (unless a longer pause runs), at
+    /// most `Bounded.maxPeerWait`. With `gentle` (a 429), the provider is resumed with a probe
+    /// and a slow start; `generation` is that of the call that saw the 429 (its grant's).
     @discardableResult
-    public func pause(for duration: Duration) async throws -> UnixMillis {
-        let reply = try await redis.run(scripts.limitPause, keys: [prefix], arguments: [max(1, duration.milliseconds)])
+    public func pause(for duration: Duration, gentle: Bool = false, generation: String = "") async throws -> UnixMillis {
+        let millis = Bounded.clamp(Bounded.milliseconds(duration), to: 1...Bounded.milliseconds(Bounded.maxPeerWait))
+        let reply = try await redis.run(
+            scripts.limitPause, keys: [prefix], arguments: [millis, generation, gentle ? "1" : "0", Self.resumeStateKeep.milliseconds])
         return UnixMillis(Int64(reply.int ?? 0))
+    }
+
+    /// How long the probe and ramp state outlives the pause that set it: a provider left alone
+    /// this long is called at full speed again.
+    static let resumeStateKeep: Duration = .seconds(600)
+
+    /// How the provider is resuming from a pause: waiting on its probe (one call in flight),
+    /// then with at most `window` calls in flight (slow start).
+    public struct Resuming: Sendable, Hashable {
+        public var probe: Bool
+        public var window: Int
+
+        public init(probe: Bool, window: Int) {
+            self.probe = probe
+            self.window = window
+        }
+    }
+
+    /// Whether the provider is resuming from a pause now; nil at full speed.
+    public func resuming() async throws -> Resuming? {
+        let replies = try await redis.pipeline([RedisCommand("GET", prefix + "ramp"), RedisCommand("EXISTS", prefix + "probe")])
+        guard replies.count == 2, let ramp = replies[0].string.flatMap({ Int($0) }) else { return nil }
+        return Resuming(probe: replies[1].int == 1, window: ramp)
     }
 
     /// When the current pause ends, if one runs.

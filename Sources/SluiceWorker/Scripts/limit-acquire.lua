@@ -11,8 +11,16 @@
   ARGV[7]  holder, a prefix for the slot ids (process-unique)
   ARGV[8]  safety margin, a fraction by which the rates are slowed (clock and network jitter)
 
-  Returns  {granted, wait ms, reason, slot ids…}: granted > 0 with its slot ids, or 0 with how
-           long to wait and why ('paused', 'concurrency', 'rpm', 'tpm').
+  Returns  {granted, 0, generation, slot ids…}: granted > 0 with the pause generation the calls
+           start in while the provider resumes from a pause (see limit-pause; '' otherwise) and
+           their slot ids, or {0, wait ms, reason} with how
+           long to wait and why ('paused', 'concurrency', 'ramp', 'rpm', 'tpm').
+
+  Resuming after a 429's pause (keys 'ramp' and 'probe', set by limit-pause): while 'probe'
+  exists, one call in flight across the cluster (the probe); once a call of the current
+  generation succeeds (limit-release), at most 'ramp' calls in flight, 'ramp' growing by one per
+  success (slow start: 1, 2, 4, …) until it reaches the ceiling and the keys go. The window is
+  counted with the same leased slots as the concurrency limit, so it holds across processes.
 
   RPM and TPM are GCRA with no burst tolerance: a theoretical arrival time (TAT) per limit, Redis
   TIME as the clock, and a call allowed only once the TAT has come. So calls are spaced at least
@@ -31,10 +39,21 @@ local pause = tonumber(redis.call('GET', prefix .. 'pause') or '0')
 if pause > now then return {0, math.ceil(pause - now), 'paused'} end
 
 local slots = prefix .. 'slots'
+local ramp = tonumber(redis.call('GET', prefix .. 'ramp') or '')
+local window
+if ramp then
+  window = ramp
+  if redis.call('EXISTS', prefix .. 'probe') == 1 then window = 1 end
+  if not concurrency or window < concurrency then concurrency = window else window = nil end
+end
 if concurrency then
   redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
   local free = concurrency - redis.call('ZCARD', slots)
-  if free <= 0 then return {0, 5, 'concurrency'} end
+  if free <= 0 then
+    -- Waiting on a probe or a ramp's window: its calls take a round trip to come back.
+    if window then return {0, 20, 'ramp'} end
+    return {0, 5, 'concurrency'}
+  end
   want = math.min(want, free)
 end
 local rpmTat, tpmTat
@@ -56,7 +75,8 @@ if tpm then
   local tat = math.max(tpmTat, now) + tokens * want * 60000 / tpm * margin
   redis.call('SET', prefix .. 'tpm', string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 60000)
 end
-local out = {want, 0, ''}
+-- The generation only while resuming: only then do the calls' successes and 429s steer the ramp.
+local out = {want, 0, ramp and (redis.call('GET', prefix .. 'generation') or '0') or ''}
 if concurrency then
   local first = redis.call('INCRBY', prefix .. 'slot-counter', want) - want
   for i = 1, want do
