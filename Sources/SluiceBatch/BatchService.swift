@@ -229,14 +229,19 @@ public final class BatchService: Service, Sendable {
 
     /// Creates an OpenAI batch from an uploaded input file. A file with bad lines makes a
     /// `failed` batch whose `errors` name them (as OpenAI does); the call itself succeeds.
+    ///
+    /// `admission` is asked before anything is recorded, with the lanes the requests go to and
+    /// their count: the caller applies the key's lanes, rate and cap as it does to a submit, and
+    /// throws to refuse the whole batch.
     public func submitOpenAI(
-        key: APIKey, inputFileID: String, endpoint: String, completionWindow: String, metadata: [String: String]?, callbackURL: String?
+        key: APIKey, inputFileID: String, endpoint: String, completionWindow: String, metadata: [String: String]?, callbackURL: String?,
+        admission: Admission = { _, _ in }
     ) async throws -> BatchRecord {
         guard Self.openAIEndpoints.contains(endpoint) else {
             throw BatchError(.invalid, "endpoint must be one of \(Self.openAIEndpoints.joined(separator: ", "))", param: "endpoint")
         }
-        guard let window = Duration(parsing: completionWindow), window >= .seconds(1) else {
-            throw BatchError(.invalid, "completion_window must be a duration such as 24h", param: "completion_window")
+        guard let window = Duration(parsing: completionWindow), window >= .seconds(1), window <= Self.maxCompletionWindow else {
+            throw BatchError(.invalid, "completion_window must be a duration such as 24h, at most 30d", param: "completion_window")
         }
         guard let file = try await store.file(inputFileID), file.tenant == key.tenant else {
             throw BatchError(.notFound, "no such file: \(inputFileID)", param: "input_file_id")
@@ -265,14 +270,23 @@ public final class BatchService: Service, Sendable {
             await announceEnd(batch)
             return batch
         }
+        try await admission(Set(requests.map(\.lane)), requests.count)
         batch.total = requests.count
         try await store.create(batch)
         return try await start(batch, requests)
     }
 
+    /// Applies a key's admission to a batch's lanes and count of requests; throws to refuse it.
+    public typealias Admission = @Sendable (_ lanes: Set<String>, _ count: Int) async throws -> Void
+
+    /// The longest completion window a batch may ask for.
+    public static let maxCompletionWindow: Duration = .seconds(30 * 86_400)
+
     /// Creates an Anthropic Message Batch from its requests (kept as a file, so that a crash
     /// before they are all queued can be resumed).
-    public func submitAnthropic(key: APIKey, body: [UInt8], callbackURL: String?) async throws -> BatchRecord {
+    public func submitAnthropic(
+        key: APIKey, body: [UInt8], callbackURL: String?, admission: Admission = { _, _ in }
+    ) async throws -> BatchRecord {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             throw BatchError(.invalid, "the body must be a JSON object")
         }
@@ -280,6 +294,7 @@ public final class BatchService: Service, Sendable {
             throw BatchError(.invalid, "requests: is required (a list of {custom_id, params})", param: "requests")
         }
         let requests = try checkAnthropic(list)
+        try await admission(Set(requests.map(\.lane)), requests.count)
         let now = UnixMillis.current()
         let input = StoredFile(
             id: Self.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: "message_batch_input", filename: "requests.json",

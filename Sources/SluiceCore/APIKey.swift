@@ -1,3 +1,5 @@
+import Foundation
+
 /// What an API key may do.
 public enum Scope: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
     /// Submit jobs and batches.
@@ -54,27 +56,66 @@ public struct KeyLimits: Sendable, Hashable, Codable {
     public var submitBurst: Int?
     /// The most jobs the key may have queued, delayed or running at once.
     public var maxQueued: Int?
+    /// The highest priority the key may give a job; nil is 0 (the default priority). Admin keys
+    /// are not held to it.
+    public var maxPriority: Int?
+    /// The lanes the key may submit to: a provider (`openai`: all its lanes) or a lane
+    /// (`openai/gpt-4o-mini`); nil is every configured lane.
+    public var lanes: [String]?
 
-    public init(submitRate: Double? = nil, submitBurst: Int? = nil, maxQueued: Int? = nil) {
+    public init(
+        submitRate: Double? = nil, submitBurst: Int? = nil, maxQueued: Int? = nil, maxPriority: Int? = nil,
+        lanes: [String]? = nil
+    ) {
         self.submitRate = submitRate
         self.submitBurst = submitBurst
         self.maxQueued = maxQueued
+        self.maxPriority = maxPriority
+        self.lanes = lanes
     }
 
-    public var isEmpty: Bool { submitRate == nil && maxQueued == nil }
+    /// The largest rate or burst a key may be given (jobs per second, jobs).
+    public static let maxRate = 1_000_000_000
+
+    public var isEmpty: Bool { submitRate == nil && maxQueued == nil && maxPriority == nil && lanes == nil }
+
+    /// Whether `lane` is one of `allowed`: the lane itself, or a lane of a provider listed.
+    public static func allows(_ allowed: [String], lane: String) -> Bool {
+        allowed.contains { lane == $0 || (lane.hasPrefix($0) && lane.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: "/")) }
+    }
+
+    /// `lanes` as stored: comma-separated.
+    public var lanesText: String? { lanes?.joined(separator: ",") }
+
+    /// Lanes from their stored or typed form (`openai, local/qwen`).
+    public static func lanes(from text: String?) -> [String]? {
+        guard let text else { return nil }
+        return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     /// The burst in force: the one set, or one second of the rate; nil without a rate.
     public var effectiveBurst: Int? {
         guard let submitRate else { return nil }
-        return submitBurst ?? max(1, Int(submitRate.rounded(.up)))
+        return submitBurst ?? max(1, Bounded.int(submitRate.rounded(.up), in: 1...Self.maxRate) ?? 1)
     }
 
     /// Names the first value out of range; nil when all are fine.
     public var problem: (field: String, reason: String)? {
-        if let submitRate, !(submitRate > 0 && submitRate.isFinite) { return ("submit_rate", "must be a positive number of jobs per second") }
-        if let submitBurst, submitBurst < 1 { return ("submit_burst", "must be at least 1") }
+        if let submitRate, !(submitRate > 0 && submitRate <= Double(Self.maxRate)) {
+            return ("submit_rate", "must be a positive number of jobs per second, at most \(Self.maxRate)")
+        }
+        if let submitBurst, !(1...Self.maxRate).contains(submitBurst) { return ("submit_burst", "must be from 1 to \(Self.maxRate)") }
         if submitBurst != nil && submitRate == nil { return ("submit_burst", "needs submit_rate") }
-        if let maxQueued, maxQueued < 1 { return ("max_queued", "must be at least 1") }
+        if let maxQueued, !(1...1_000_000_000_000).contains(maxQueued) { return ("max_queued", "must be from 1 to 10^12") }
+        if let maxPriority, !JobSpec.priorityRange.contains(maxPriority) {
+            return ("max_priority", "must be within \(JobSpec.priorityRange)")
+        }
+        if let lanes {
+            if lanes.isEmpty || lanes.count > 100 { return ("lanes", "must name 1-100 lanes or providers") }
+            if let bad = lanes.first(where: { $0.isEmpty || $0.utf8.count > 200 || $0.contains(",") || $0.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) }) {
+                return ("lanes", "'\(bad.prefix(80))' is not a lane or provider name")
+            }
+        }
         return nil
     }
 }

@@ -86,7 +86,8 @@ public struct UnixMillis: Sendable, Hashable, Comparable, Codable, CustomStringC
     public var value: Int64
     public init(_ value: Int64) { self.value = value }
     public static func < (lhs: UnixMillis, rhs: UnixMillis) -> Bool { lhs.value < rhs.value }
-    public static func + (lhs: UnixMillis, rhs: Duration) -> UnixMillis { UnixMillis(lhs.value + rhs.milliseconds) }
+    /// Saturating: a time plus a duration from outside can never trap.
+    public static func + (lhs: UnixMillis, rhs: Duration) -> UnixMillis { UnixMillis(Bounded.add(lhs.value, rhs.milliseconds)) }
 
     /// The wall clock now. Queue scripts take their time from Redis `TIME` instead; this stamps
     /// ids and records kept outside Redis.

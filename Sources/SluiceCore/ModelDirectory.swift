@@ -29,6 +29,8 @@ public struct ModelDirectory: Sendable {
             return Resolution(lane: lane, route: route.name, kind: kind(of: lane))
         }
         if let slash = model.firstIndex(of: "/"), let provider = providers[String(model[..<slash])] {
+            // The model part reaches a URL path: a name like `../../admin` is no model.
+            guard Self.modelProblem(String(model[model.index(after: slash)...])) == nil else { return nil }
             return Resolution(lane: model, route: nil, kind: provider.kind)
         }
         if let provider = providers.values.sorted(by: { $0.name < $1.name }).first(where: { $0.models.contains(model) }) {
@@ -39,6 +41,57 @@ public struct ModelDirectory: Sendable {
 
     private func kind(of lane: String) -> String {
         providers[String(lane.split(separator: "/", maxSplits: 1)[0])]?.kind ?? "openai"
+    }
+
+    /// Why `lane`, named directly by a client (`provider` or `provider/model`), cannot be served;
+    /// nil when a configured provider serves it and its model name is safe to put in a URL. Only
+    /// such lanes are queued: a job for a lane nobody serves would wait for ever, and its lane
+    /// would cost maintenance and listing work from then on.
+    public func laneProblem(_ lane: String) -> String? {
+        let parts = lane.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let provider = String(parts[0])
+        guard providers[provider] != nil else {
+            let known = providers.keys.sorted().joined(separator: ", ")
+            return "no provider named '\(Self.printable(provider))' is configured"
+                + (known.isEmpty ? "" : " (the providers are \(known))")
+        }
+        if parts.count == 2, let problem = Self.modelProblem(String(parts[1])) { return problem }
+        return nil
+    }
+
+    /// The longest model name accepted in a lane.
+    public static let maxModelLength = 200
+
+    /// Why `model` is not a name a provider's URL may carry; nil when it is fine: 1-200 bytes of
+    /// letters, digits and `-._:@+=` in `/`-separated segments, none empty, `.` or `..` (so a
+    /// lane's model can never climb out of the provider's path, carry a query or a control byte).
+    public static func modelProblem(_ model: String) -> String? {
+        guard !model.isEmpty, model.utf8.count <= maxModelLength else {
+            return "the model name must be 1-\(maxModelLength) characters"
+        }
+        for segment in model.split(separator: "/", omittingEmptySubsequences: false) {
+            guard !segment.isEmpty, segment != ".", segment != ".." else {
+                return "the model name '\(printable(model))' has an empty, '.' or '..' path segment"
+            }
+            let allowed = segment.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    true
+                default: "-._:@+=".utf8.contains(byte)
+                }
+            }
+            guard allowed else {
+                return "the model name '\(printable(model))' may hold only letters, digits, '/' and -._:@+="
+            }
+        }
+        return nil
+    }
+
+    /// A name as it may be echoed in an error: control bytes replaced, at most 80 characters.
+    static func printable(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        return cleaned.count > 80 ? String(cleaned.prefix(80)) + "…" : cleaned
     }
 
     /// What to say when a model resolves to nothing.

@@ -77,9 +77,6 @@ extension Duration {
         return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 
-    /// Whole milliseconds, rounded down.
-    public var milliseconds: Int64 {
-        let parts = components
-        return parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000
-    }
+    /// Whole milliseconds, rounded down; saturating at ±Int64.max (never traps).
+    public var milliseconds: Int64 { Bounded.milliseconds(self) }
 }

@@ -14,6 +14,14 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// default, and the most a client may ask for with `X-Sluice-Wait`.
         public var facadeWait: Duration = .seconds(60)
         public var facadeMaxWait: Duration = .seconds(600)
+        /// `metrics_key: required`: `GET /metrics` needs a key with the read (or admin) scope.
+        /// The default (`none`) serves it to anyone who can reach the port.
+        public var metricsKeyRequired = false
+        /// A connection that sends nothing (no request, or a request body stalled) for this long
+        /// is closed; a request being answered (a long-poll) is never cut.
+        public var idleTimeout: Duration = .seconds(30)
+        /// The most long-polls and facade waits one key may have parked at once (429 past it).
+        public var maxWaitsPerKey = 256
     }
 
     /// Which Redis to use, and how to talk to it.
@@ -199,8 +207,19 @@ public struct SluiceConfiguration: Sendable, Hashable {
             configuration.server.port = try section.int("port", in: 0...65535) ?? configuration.server.port
             configuration.server.facadeWait = try section.duration("facade_wait") ?? configuration.server.facadeWait
             configuration.server.facadeMaxWait = try section.duration("facade_max_wait") ?? configuration.server.facadeMaxWait
+            configuration.server.idleTimeout = try section.duration("idle_timeout") ?? configuration.server.idleTimeout
+            guard configuration.server.idleTimeout >= .seconds(1), configuration.server.idleTimeout <= .seconds(3600) else {
+                throw ConfigurationError(key: "server.idle_timeout", problem: "must be from 1s to 1h")
+            }
+            configuration.server.maxWaitsPerKey = try section.int("max_waits_per_key", in: 1...100_000) ?? configuration.server.maxWaitsPerKey
             guard configuration.server.facadeWait <= configuration.server.facadeMaxWait else {
                 throw ConfigurationError(key: "server.facade_wait", problem: "must not be above server.facade_max_wait")
+            }
+            switch try section.string("metrics_key") {
+            case nil, "none": configuration.server.metricsKeyRequired = false
+            case "required": configuration.server.metricsKeyRequired = true
+            case let other?:
+                throw ConfigurationError(key: "server.metrics_key", problem: "must be 'required' or 'none', not '\(other)'")
             }
             try section.finish()
         }

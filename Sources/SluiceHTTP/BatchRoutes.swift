@@ -61,16 +61,20 @@ extension SluiceAPI {
     private func uploadFile(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let service = try batchService
-        guard let boundary = request.headers[.contentType].flatMap(Multipart.boundary(contentType:)) else {
+        // The boundary is checked (at most 70 bytes, RFC 2046) before any byte of the body is read.
+        let named: String?
+        do throws(Multipart.Problem) { named = try Multipart.boundary(contentType: request.headers[.contentType] ?? "") } catch {
+            throw APIError.invalid(error.message, param: "Content-Type")
+        }
+        guard let boundary = named else {
             throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send multipart/form-data with 'file' and 'purpose'")
         }
-        let body: [UInt8]
-        do { body = Array(buffer: try await request.body.collect(upTo: maxFileBytes + 64 << 10)) } catch {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: maxFileBytes + 64 << 10) } catch {
             throw APIError(.contentTooLarge, type: "too_large", message: "a file may hold at most \(maxFileBytes) bytes", param: "file")
         }
-        guard let form = Multipart(body, boundary: boundary) else {
-            throw APIError.invalid("the multipart body is not well formed")
-        }
+        let form: Multipart
+        do throws(Multipart.Problem) { form = try Multipart(body, boundary: boundary) } catch { throw APIError.invalid(error.message) }
         guard let purposePart = form.part("purpose") else { throw APIError.invalid("'purpose' is required: batch", param: "purpose") }
         let purpose = String(decoding: purposePart.content, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard purpose == "batch" else { throw APIError.invalid("purpose must be 'batch'", param: "purpose") }
@@ -155,7 +159,8 @@ extension SluiceAPI {
         let callback = try await checkBatchCallback(object["callback_url"], key: key)
         let batch = try await batchCall {
             try await service.submitOpenAI(
-                key: key, inputFileID: input, endpoint: endpoint, completionWindow: window, metadata: metadata, callbackURL: callback)
+                key: key, inputFileID: input, endpoint: endpoint, completionWindow: window, metadata: metadata, callbackURL: callback,
+                admission: batchAdmission(key))
         }
         return try Self.json(BatchDocument.openAI(batch))
     }
@@ -166,8 +171,18 @@ extension SluiceAPI {
         let body = try await request.body.collect(upTo: maxFileBytes)
         let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
         let callback = try await checkBatchCallback(object?["callback_url"], key: key)
-        let batch = try await batchCall { try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback) }
+        let batch = try await batchCall {
+            try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback, admission: batchAdmission(key))
+        }
         return try Self.json(BatchDocument.anthropic(batch, base: Self.base(request)))
+    }
+
+    /// A batch is admitted as a submit of as many jobs is: the key's lanes, submit rate and cap.
+    private func batchAdmission(_ key: APIKey) -> BatchService.Admission {
+        { lanes, count in
+            for lane in lanes.sorted() { try self.checkLane(lane, key: key, place: "") }
+            try await self.admit(key, count: count)
+        }
     }
 
     /// A batch's `callback_url`, checked as a job's is.

@@ -69,9 +69,10 @@ extension SluiceAPI {
         let spec = JobSpec(
             lane: lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
             idempotencyKey: idempotencyKey.map { "facade:" + $0 }, metadata: Array(metadata))
+        try checkJobs([spec], key: key, ownPriority: true)
         try await admit(key, count: 1)
         let id = try await queue.enqueue(spec, submitter: key.id).id
-        let job = try await waiter.wait(for: id, timeout: wait)
+        let job = try await parked(key) { try await waiter.wait(for: id, timeout: wait) }
         guard let job else { throw APIError.notFound }
         return try facadeAnswer(job, waited: wait)
     }
@@ -79,12 +80,12 @@ extension SluiceAPI {
     /// How long to wait: `X-Sluice-Wait` seconds, or the default.
     private func facadeWait(_ request: Request) throws -> Duration {
         guard let text = request.headers[HTTPField.Name("X-Sluice-Wait")!] else { return facadeWait }
-        guard let seconds = Double(text), seconds > 0, Duration.seconds(seconds) <= facadeMaxWait else {
+        guard let seconds = Double(text), let wait = Bounded.duration(seconds: seconds, in: .milliseconds(1)...facadeMaxWait) else {
             throw APIError.invalid(
                 "X-Sluice-Wait must be a number of seconds above 0 and at most \(facadeMaxWait.components.seconds)",
                 param: "X-Sluice-Wait")
         }
-        return .seconds(seconds)
+        return wait
     }
 
     /// The job's result as the provider's answer; an error that says what became of the job
@@ -111,7 +112,7 @@ extension SluiceAPI {
         case .expired:
             throw failure(.gatewayTimeout, "expired", "job \(job.id) passed its deadline before it ran")
         default:
-            let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+            let seconds = Bounded.seconds(waited)
             throw failure(
                 .gatewayTimeout, "timeout",
                 "job \(job.id) did not finish within \(seconds) s; it is still \(job.state.rawValue): poll GET /v1/jobs/\(job.id)")

@@ -1,3 +1,5 @@
+import SluiceCore
+
 /// A strict JSON reader over bytes, for the submit path: it checks a whole document (RFC 8259:
 /// grammar, string escapes, UTF-8, a nesting limit) and reports where each value lies, so that a
 /// job's `request` and `metadata` are stored exactly as the client sent them, without being
@@ -353,10 +355,9 @@ struct JSONScanner: ~Copyable {
 
     /// A whole number, if the number token is one (as 5, -3, 5.0 or 1e3), within ±1e15.
     static func wholeNumber(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard range.count <= 64 else { return nil }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        if let value = Int(text), abs(value) < 1_000_000_000_000_000 { return value }
-        guard let value = Double(text), value == value.rounded(), abs(value) < 1e15 else { return nil }
-        return Int(value)
+        return Bounded.int(text, in: -999_999_999_999_999...999_999_999_999_999)
     }
 
     private static func hex4(_ bytes: UnsafeBufferPointer<UInt8>, _ index: Int) -> UInt32 {

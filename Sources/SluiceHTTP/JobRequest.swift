@@ -88,6 +88,14 @@ struct JobRequest {
             }
             return number
         }
+        /// A time in Unix seconds (a whole number), within 1970...9999.
+        func time(_ which: Field) throws(APIError) -> UnixMillis? {
+            guard let seconds = try int(which) else { return nil }
+            guard let millis = Bounded.unixMillis(seconds: seconds) else {
+                throw .invalid("'\(which.name)' must be a time in Unix seconds, from 0 to \(Int64(Bounded.maxUnixSeconds))", param: "\(which.name)")
+            }
+            return UnixMillis(millis)
+        }
         func raw(_ value: JSONScanner.Value) -> ArraySlice<UInt8> { ArraySlice(UnsafeBufferPointer(rebasing: bytes[value.range])) }
 
         let lane: String
@@ -134,8 +142,8 @@ struct JobRequest {
         spec = JobSpec(
             lane: lane, tenant: tenant, priority: try int(.priority) ?? 0, payload: Array(raw(request)),
             idempotencyKey: idempotencyKey ?? fieldKey,
-            notBefore: try int(.notBefore).map { UnixMillis(Int64($0) * 1000) },
-            deadline: try int(.deadline).map { UnixMillis(Int64($0) * 1000) },
+            notBefore: try time(.notBefore),
+            deadline: try time(.deadline),
             maxAttempts: try int(.maxAttempts) ?? 3, metadata: envelope)
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }

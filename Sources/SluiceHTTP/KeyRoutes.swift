@@ -14,7 +14,8 @@ import SluiceStore
 ///   removes it, one left out stays.
 /// - `DELETE /v1/keys/{prefix}`: revokes it (kept, marked revoked); 404 if there is none.
 ///
-/// Limits: `{"submit_rate": jobs/s, "submit_burst": jobs, "max_queued": jobs}`.
+/// Limits: `{"submit_rate": jobs/s, "submit_burst": jobs, "max_queued": jobs, "max_priority": n,
+/// "lanes": ["provider", "provider/model"]}`.
 extension SluiceAPI {
     func addKeyRoutes(to v1: RouterGroup<SluiceRequestContext>) {
         v1.post("keys") { request, context in try await self.createKey(request, context) }
@@ -97,6 +98,8 @@ extension SluiceAPI {
         limits["submit_rate"] = key.limits.submitRate ?? NSNull()
         limits["submit_burst"] = key.limits.effectiveBurst ?? NSNull()
         limits["max_queued"] = key.limits.maxQueued ?? NSNull()
+        limits["max_priority"] = key.limits.maxPriority ?? NSNull()
+        limits["lanes"] = key.limits.lanes ?? NSNull()
         document["limits"] = limits
         document["last_used_at"] = key.lastUsedAt.map { $0.value / 1000 } ?? NSNull()
         document["revoked_at"] = key.revokedAt.map { $0.value / 1000 } ?? NSNull()
@@ -107,7 +110,7 @@ extension SluiceAPI {
     static func limits(_ value: Any?, over current: KeyLimits) throws -> KeyLimits {
         guard let value else { return current }
         guard let object = value as? [String: Any] else { throw APIError.invalid("'limits' must be an object", param: "limits") }
-        let known: Set<String> = ["submit_rate", "submit_burst", "max_queued"]
+        let known: Set<String> = ["submit_rate", "submit_burst", "max_queued", "max_priority", "lanes"]
         if let unknown = object.keys.filter({ !known.contains($0) }).sorted().first {
             throw APIError.invalid("unknown field 'limits.\(unknown)'", param: "limits.\(unknown)")
         }
@@ -124,16 +127,26 @@ extension SluiceAPI {
             case .none: return .none
             case .some(nil): return .some(nil)
             case .some(let value?):
-                guard value == value.rounded(), abs(value) < 1e15 else {
+                guard let whole = Bounded.int(value, in: -999_999_999_999_999...999_999_999_999_999) else {
                     throw APIError.invalid("'limits.\(field)' must be a whole number", param: "limits.\(field)")
                 }
-                return .some(Int(value))
+                return .some(whole)
             }
         }
         var limits = current
         if case .some(let rate) = try number("submit_rate") { limits.submitRate = rate }
         if case .some(let burst) = try whole("submit_burst") { limits.submitBurst = burst }
         if case .some(let cap) = try whole("max_queued") { limits.maxQueued = cap }
+        if case .some(let most) = try whole("max_priority") { limits.maxPriority = most }
+        if let lanes = object["lanes"] {
+            if lanes is NSNull {
+                limits.lanes = nil
+            } else if let names = lanes as? [String] {
+                limits.lanes = names
+            } else {
+                throw APIError.invalid("'limits.lanes' must be a list of lane or provider names, or null", param: "limits.lanes")
+            }
+        }
         if let problem = limits.problem { throw APIError.invalid("limits.\(problem.field) \(problem.reason)", param: "limits.\(problem.field)") }
         return limits
     }

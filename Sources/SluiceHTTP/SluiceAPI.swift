@@ -50,17 +50,27 @@ public struct SluiceAPI: Sendable {
     /// The autoscaler's signals and decisions, for `/v1/scaling` and `/metrics` (nil: not served).
     public let scaling: ScalingMonitor?
     let metrics = SluiceMetrics()
+    /// `server.metrics_key: required`: `/metrics` needs a key with the read (or admin) scope.
+    public var metricsKeyRequired = false
     let cache = AuthCache()
     /// Keys known to have a webhook secret (published to Redis), so a submit with a callback
     /// costs no SQLite read after the first.
     let secretsKnown = KnownSecrets()
+    /// The most long-polls and facade waits one key may have parked at once.
+    public let maxParkedPerKey: Int
+    let parkedWaits = ParkedWaits()
+    /// How long a connection may send nothing before it is closed (not while it is answered).
+    public let idleTimeout: Duration
 
     public init(
         queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, bulkMaxLines: Int = 50_000, bulkMaxBytes: Int = 100 << 20,
         providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
         facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard(),
-        batches: BatchService? = nil, maxFileBytes: Int = 200 << 20, scaling: ScalingMonitor? = nil
+        batches: BatchService? = nil, maxFileBytes: Int = 200 << 20, scaling: ScalingMonitor? = nil,
+        maxParkedPerKey: Int = 256, idleTimeout: Duration = .seconds(30)
     ) {
+        self.idleTimeout = idleTimeout
+        self.maxParkedPerKey = max(1, maxParkedPerKey)
         self.scaling = scaling
         self.batches = batches
         self.maxFileBytes = maxFileBytes
@@ -84,7 +94,14 @@ public struct SluiceAPI: Sendable {
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try Self.json(["status": "ok"]) }
         router.get("/readyz") { _, _ in try await self.ready() }
-        router.get("/metrics") { _, _ in try await self.metricsResponse() }
+        if metricsKeyRequired {
+            router.group("metrics").add(middleware: AuthMiddleware(keys: keys, cache: cache)).get { _, context in
+                _ = try context.require(.read)
+                return try await self.metricsResponse()
+            }
+        } else {
+            router.get("/metrics") { _, _ in try await self.metricsResponse() }
+        }
         router.get("/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -114,7 +131,10 @@ public struct SluiceAPI: Sendable {
     ) -> some ApplicationProtocol {
         // Port 0 asks the kernel for a free port; onRunning is told the one bound.
         Application(
-            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
+            router: router(), server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [EarlyAnswerHandler()], idleTimeout: .milliseconds(Bounded.milliseconds(idleTimeout)))),
+            configuration: .init(address: .hostname(host, port: port), serverName: "sluice"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
     }
 
@@ -128,6 +148,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: routes)
+        try checkJobs([job.spec], key: key)
         try await checkCallbacks([job.spec], key: key)
         try await admit(key, count: 1)
         let result = try await queue.enqueue(job.spec, submitter: key.id)
@@ -162,6 +183,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
             body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: routes)
+        try checkJobs(bulk.specs, key: key)
         try await checkCallbacks(bulk.specs, key: key)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)
@@ -175,12 +197,12 @@ public struct SluiceAPI: Sendable {
         let id = try jobID(context)
         let job: Job?
         if let waitText = request.uri.queryParameters["wait"] {
-            guard let seconds = Double(waitText), seconds >= 0, seconds <= 60 else {
+            guard let seconds = Double(waitText), let timeout = Bounded.duration(seconds: seconds, in: .zero...(.seconds(60))) else {
                 throw APIError.invalid("'wait' must be a number of seconds from 0 to 60", param: "wait")
             }
             // Check ownership before waiting, so that nobody long-polls another tenant's job.
             guard try await live(id, by: key) != nil else { return try await archived(id, by: key).document }
-            job = try await waiter.wait(for: id, timeout: .milliseconds(Int64(seconds * 1000)))
+            job = try await parked(key) { try await waiter.wait(for: id, timeout: timeout) }
         } else {
             job = try await queue.get(id)
         }
@@ -336,16 +358,18 @@ public struct SluiceAPI: Sendable {
         return try Self.json(["object": "list", "data": data])
     }
 
+    /// Ready when Redis and the database answer. Without a key, so it names only which one does
+    /// not answer, never the error's text (paths, addresses, library messages).
     func ready() async throws -> Response {
-        do {
-            _ = try await queue.redis.send("PING")
-            _ = try keys.database.journalMode()
-            return try Self.json(["status": "ready"])
-        } catch {
-            var response = try Self.json(["status": "unavailable", "reason": "\(error)"], status: .serviceUnavailable)
-            response.headers[.retryAfter] = "1"
-            return response
+        var failing: String?
+        do { _ = try await queue.redis.send("PING") } catch { failing = "redis" }
+        if failing == nil {
+            do { _ = try keys.database.journalMode() } catch { failing = "database" }
         }
+        guard let failing else { return try Self.json(["status": "ready"]) }
+        var response = try Self.json(["status": "unavailable", "reason": "\(failing) does not answer"], status: .serviceUnavailable)
+        response.headers[.retryAfter] = "1"
+        return response
     }
 
     // MARK: - Helpers

@@ -61,12 +61,18 @@ extension SluiceAPI {
 
     /// Unix seconds, or an ISO 8601 date or date-time.
     static func instant(_ text: String, param: String) throws -> UnixMillis {
-        if let seconds = Double(text), seconds >= 0 { return UnixMillis(Int64(seconds * 1000)) }
-        let full = ISO8601DateFormatter()
-        if let date = full.date(from: text) { return UnixMillis(Int64(date.timeIntervalSince1970 * 1000)) }
-        let day = ISO8601DateFormatter()
-        day.formatOptions = [.withFullDate]
-        if let date = day.date(from: text) { return UnixMillis(Int64(date.timeIntervalSince1970 * 1000)) }
-        throw APIError.invalid("'\(param)' must be Unix seconds or an ISO 8601 date (2026-11-01) or date-time", param: param)
+        let problem = APIError.invalid(
+            "'\(param)' must be Unix seconds (0 to \(Int64(Bounded.maxUnixSeconds))) or an ISO 8601 date (2026-11-01) or date-time",
+            param: param)
+        guard text.utf8.count <= 64 else { throw problem }
+        var seconds = Double(text)
+        if seconds == nil {
+            let full = ISO8601DateFormatter()
+            let day = ISO8601DateFormatter()
+            day.formatOptions = [.withFullDate]
+            seconds = (full.date(from: text) ?? day.date(from: text))?.timeIntervalSince1970
+        }
+        guard let seconds, let millis = Bounded.unixMillis(seconds: seconds) else { throw problem }
+        return UnixMillis(millis)
     }
 }

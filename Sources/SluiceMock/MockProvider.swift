@@ -337,13 +337,17 @@ struct RequestSummary {
     var model = #""mock-model""#
     var maxTokens = 16
     var promptTokens: Int
+    /// The most `max_tokens` the mock counts.
+    static let maxTokens = 1_000_000_000
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) {
         promptTokens = max(1, bytes.count / 4)
         if let token = JSONPeek.token(after: "\"model\"", in: bytes), token.first == UInt8(ascii: "\"") {
             model = String(decoding: token, as: UTF8.self)
         }
-        if let value = JSONPeek.int(after: "\"max_tokens\"", in: bytes) { maxTokens = max(0, value) }
+        // Clamped: a client's max_tokens of Int.max must not overflow the cost sum (the mock runs
+        // inside `sluice up`, so it is held to the same standard as Sluice).
+        if let value = JSONPeek.int(after: "\"max_tokens\"", in: bytes) { maxTokens = Bounded.clamp(value, to: 0...Self.maxTokens) }
     }
 
 }

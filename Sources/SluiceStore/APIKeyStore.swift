@@ -42,12 +42,13 @@ public struct APIKeyStore: Sendable {
             let hash = Array(SHA256.hash(data: Array(secret.utf8)))
             try db.execute(
                 sql: """
-                    INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at, submit_rate, submit_burst, max_queued)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at, submit_rate, submit_burst, max_queued,
+                      max_priority, lanes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     prefix, Data(hash), tenant, Scope.format(scopes), now.value, limits.submitRate, limits.submitBurst,
-                    limits.maxQueued,
+                    limits.maxQueued, limits.maxPriority, limits.lanesText,
                 ])
             let key = APIKey(
                 id: db.lastInsertedRowID, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now,
@@ -132,14 +133,17 @@ public struct APIKeyStore: Sendable {
         }
     }
 
-    /// Sets the limits of the key with this display prefix (replacing all three). Returns the
+    /// Sets the limits of the key with this display prefix (replacing them all). Returns the
     /// key as it is now, or nil when no such key exists.
     public func setLimits(prefix: String, _ limits: KeyLimits) throws -> APIKey? {
         if let problem = limits.problem { throw StoreError.invalid(field: problem.field, reason: problem.reason) }
         return try database.pool.write { db in
             try db.execute(
-                sql: "UPDATE api_keys SET submit_rate = ?, submit_burst = ?, max_queued = ? WHERE prefix = ?",
-                arguments: [limits.submitRate, limits.submitBurst, limits.maxQueued, prefix])
+                sql: """
+                    UPDATE api_keys SET submit_rate = ?, submit_burst = ?, max_queued = ?, max_priority = ?, lanes = ?
+                    WHERE prefix = ?
+                    """,
+                arguments: [limits.submitRate, limits.submitBurst, limits.maxQueued, limits.maxPriority, limits.lanesText, prefix])
             return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
                 .map(Self.key(from:))
         }
@@ -177,7 +181,9 @@ public struct APIKeyStore: Sendable {
             id: row["id"], prefix: row["prefix"], tenant: row["tenant"], scopes: scopes,
             createdAt: UnixMillis(row["created_at"]), lastUsedAt: lastUsed.map(UnixMillis.init),
             revokedAt: revoked.map(UnixMillis.init),
-            limits: KeyLimits(submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"]))
+            limits: KeyLimits(
+                submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"],
+                maxPriority: row["max_priority"], lanes: KeyLimits.lanes(from: row["lanes"])))
     }
 
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

@@ -12,14 +12,30 @@ public final class SluiceDatabase: Sendable {
     public let path: String
 
     /// Opens (creating if needed, with its directory) the database at `path` and migrates it.
+    /// The file is its owner's only (0600), and so are its `-wal` and `-shm` (SQLite gives them
+    /// the database file's mode); a directory created for it is 0700. It holds key hashes,
+    /// webhook secrets and every archived payload.
     public init(path: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        Self.restrict(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
         self.path = path
         try Self.migrator.migrate(pool)
+    }
+
+    /// Creates the database file 0600 if it is missing, and takes group and other access away
+    /// from an existing one and its `-wal` and `-shm` (made by an older version, or another umask).
+    static func restrict(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
+        for file in [path, path + "-wal", path + "-shm"] {
+            var info = stat()
+            if stat(file, &info) == 0, info.st_mode & 0o077 != 0 { _ = chmod(file, info.st_mode & 0o700) }
+        }
     }
 
     /// The journal mode SQLite reports (`wal`).
@@ -102,6 +118,12 @@ public final class SluiceDatabase: Sendable {
                       PRIMARY KEY (batch, line)
                     );
                     """)
+        }
+        migrator.registerMigration("v5: per-key max priority and lanes") { db in
+            try db.alter(table: "api_keys") { table in
+                table.add(column: "max_priority", .integer)
+                table.add(column: "lanes", .text)
+            }
         }
         return migrator
     }

@@ -18,6 +18,8 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Submit rate limit, jobs per second (a token bucket).") var rate: Double?
         @Option(help: "The bucket's size, in jobs (default: one second of the rate).") var burst: Int?
         @Option(help: "The most unfinished jobs the key may have at once.") var maxQueued: Int?
+        @Option(help: "The highest job priority the key may use (default 0; admin keys are not held to it).") var maxPriority: Int?
+        @Option(help: "Comma-separated lanes or providers the key may submit to (default: every configured lane).") var lanes: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -27,7 +29,9 @@ struct Keys: AsyncParsableCommand {
                     throw CommandFailure(exitCode: 2, message: "--scopes: \(error)")
                 }
                 let store = try openStore(options)
-                let limits = KeyLimits(submitRate: rate, submitBurst: burst, maxQueued: maxQueued)
+                let limits = KeyLimits(
+                    submitRate: rate, submitBurst: burst, maxQueued: maxQueued, maxPriority: maxPriority,
+                    lanes: KeyLimits.lanes(from: lanes))
                 let (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
                 if json {
                     say(jsonLine(["key": secret, "prefix": key.prefix, "tenant": key.tenant, "scopes": Scope.format(key.scopes)]))
@@ -77,6 +81,8 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Submit rate, jobs per second, or none.") var rate: String?
         @Option(help: "Bucket size in jobs, or none.") var burst: String?
         @Option(help: "Cap on unfinished jobs, or none.") var maxQueued: String?
+        @Option(help: "Highest job priority, or none (0).") var maxPriority: String?
+        @Option(help: "Comma-separated lanes or providers, or none (every lane).") var lanes: String?
 
         func run() async throws {
             try await CommandFailure.wrap {
@@ -87,6 +93,8 @@ struct Keys: AsyncParsableCommand {
                 if let rate { limits.submitRate = try Self.value(rate, "--rate", Double.init) }
                 if let burst { limits.submitBurst = try Self.value(burst, "--burst") { Int($0) } }
                 if let maxQueued { limits.maxQueued = try Self.value(maxQueued, "--max-queued") { Int($0) } }
+                if let maxPriority { limits.maxPriority = try Self.value(maxPriority, "--max-priority") { Int($0) } }
+                if let lanes { limits.lanes = lanes == "none" ? nil : KeyLimits.lanes(from: lanes) }
                 guard let key = try storeCall({ try store.setLimits(prefix: prefix, limits) }) else {
                     throw CommandFailure(exitCode: 1, message: "no key with prefix \(prefix)")
                 }
@@ -138,6 +146,8 @@ private func describe(_ limits: KeyLimits) -> String {
     var parts: [String] = []
     if let rate = limits.submitRate { parts.append("rate \(rate)/s burst \(limits.effectiveBurst ?? 1)") }
     if let cap = limits.maxQueued { parts.append("max queued \(cap)") }
+    if let most = limits.maxPriority { parts.append("max priority \(most)") }
+    if let lanes = limits.lanes { parts.append("lanes \(lanes.joined(separator: ","))") }
     return parts.isEmpty ? "none" : parts.joined(separator: ", ")
 }
 

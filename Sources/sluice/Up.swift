@@ -26,8 +26,13 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         try await CommandFailure.wrap {
+            // Everything `sluice up` creates (var/, the database and its -wal/-shm, the redis
+            // directory, AOF and log) is its owner's only: they hold every tenant's payloads.
+            umask(0o077)
             let configuration = try options.load()
-            // The embedded default: a private redis-server on a unix socket, AOF on.
+            // The embedded default: a private redis-server on a unix socket, AOF on. A server left
+            // running by a `sluice up` that died (kill -9) is stopped, flushing its AOF, and
+            // replaced; see RedisServerProcess.
             var embedded: RedisServerProcess?
             let url: String
             if let configured = configuration.redis.url {
@@ -108,11 +113,13 @@ private func serve(
     var pools = (try? ScaledPool.load(directory: "workers")) ?? []
     if pools.isEmpty { pools = [ScaledPool(name: "default", definition: WorkerPoolDefinition())] }
     let scaling = ScalingMonitor(queue: queue, providers: configuration.providers, pools: pools, logger: logger)
-    let api = SluiceAPI(
+    var api = SluiceAPI(
         queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
         facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
         addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches,
-        maxFileBytes: configuration.batches.maxFileBytes, scaling: scaling)
+        maxFileBytes: configuration.batches.maxFileBytes, scaling: scaling,
+        maxParkedPerKey: configuration.server.maxWaitsPerKey, idleTimeout: configuration.server.idleTimeout)
+    api.metricsKeyRequired = configuration.server.metricsKeyRequired
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
         try await api.webhooks.publishSecrets(

@@ -42,7 +42,7 @@ struct Fixture {
     }
 }
 
-func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
+func withAPI(maxParkedPerKey: Int = 256, _ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
     try await withRedis { server, redis in
         let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -50,12 +50,17 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
         let queue = JobQueue(redis: redis)
         let waiter = JobWaiter(queue: queue)
         defer { waiter.close() }
-        let acme = try keys.create(tenant: "acme", scopes: [.submit, .read]).secret
+        // acme may use priorities up to 10; globex has the default max_priority (0).
+        let acme = try keys.create(tenant: "acme", scopes: [.submit, .read], limits: KeyLimits(maxPriority: 10)).secret
         let reader = try keys.create(tenant: "acme", scopes: [.read]).secret
         let globex = try keys.create(tenant: "globex", scopes: [.submit, .read]).secret
         let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
-        let providers = ["mock": SluiceConfiguration.Provider(
+        // Only configured providers' lanes are accepted: the tests' lanes are these providers'.
+        var providers = ["mock": SluiceConfiguration.Provider(
             name: "mock", kind: "openai", baseURL: "http://127.0.0.1:9/v1", limits: .init(requestsPerMinute: 60, concurrency: 4))]
+        for name in ["demo", "bulk", "other", "openai"] {
+            providers[name] = SluiceConfiguration.Provider(name: name, kind: "openai", baseURL: "http://127.0.0.1:9/v1")
+        }
         let modelRoutes = ["split": SluiceConfiguration.Route(name: "split", targets: [
             .init(provider: "mock", model: "a", weight: 90), .init(provider: "mock", model: "b", weight: 10),
         ])]
@@ -66,7 +71,7 @@ func withAPI(_ body: @escaping @Sendable (Fixture) async throws -> Void) async t
             logger: Logger(label: "test"))
         let api = SluiceAPI(
             queue: queue, waiter: waiter, keys: keys, providers: providers, routes: modelRoutes,
-            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling)
+            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling, maxParkedPerKey: maxParkedPerKey)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))

@@ -105,7 +105,7 @@ import Testing
             #expect(try await api.request(.get, "/v1/providers", key: api.acme).status == .forbidden)
             let response = try await api.request(.get, "/v1/providers", key: api.admin)
             #expect(response.status == .ok)
-            let mock = try #require((response.body["data"] as? [[String: Any]])?.first)
+            let mock = try #require((response.body["data"] as? [[String: Any]])?.first { $0["provider"] as? String == "mock" })
             #expect(mock["provider"] as? String == "mock")
             #expect((mock["limits"] as? [String: Any])?["rpm"] as? Int == 60)
             let paused = try #require(mock["paused_until"] as? Double)
@@ -122,7 +122,7 @@ import Testing
             // Closed again: the entry goes, and the lane says closed.
             try await health.report(lane: "mock/gpt-4o-mini", breaker: nil)
             let after = try await api.request(.get, "/v1/providers", key: api.admin)
-            let lane = try #require(((after.body["data"] as? [[String: Any]])?.first?["lanes"] as? [[String: Any]])?.first)
+            let lane = try #require(((after.body["data"] as? [[String: Any]])?.first { $0["provider"] as? String == "mock" }?["lanes"] as? [[String: Any]])?.first)
             #expect((lane["breaker"] as? [String: Any])?["state"] as? String == "closed")
         }
     }

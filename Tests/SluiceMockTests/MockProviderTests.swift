@@ -118,6 +118,20 @@ func object(_ response: TestResponse) -> [String: Any] {
         }
     }
 
+    @Test func hostileMaxTokensAreClampedNotOverflowed() async throws {
+        // The mock runs inside `sluice up`: a client's max_tokens of Int64.max once overflowed its
+        // cost sum and took the whole process down.
+        try await withMock({ $0.tokensPerMinute = 1_000_000 }) { _, client in
+            for value in ["9223372036854775807", "-9223372036854775808", "1e300", "99999999999999999999"] {
+                let response = try await client.post("/v1/chat/completions", #"{"model": "m", "max_tokens": \#(value)}"#)
+                #expect([.ok, .tooManyRequests].contains(response.status), "max_tokens \(value)")
+            }
+            let limited = try await client.post("/v1/chat/completions", #"{"model": "m", "max_tokens": 9223372036854775807}"#)
+            #expect(limited.status == .tooManyRequests)
+            #expect(try await client.post("/v1/chat/completions").status == .ok)
+        }
+    }
+
     @Test func concurrencyLimitsVisibleAndHidden() async throws {
         try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.milliseconds(400)) }) { mock, client in
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
