@@ -6,7 +6,16 @@ import Synchronization
 ///
 /// It listens on a loopback port or a unix socket under `directory`, with
 /// `maxmemory-policy noeviction`, `hash-max-listpack-value 1024` and, when `appendOnly` is set,
-/// AOF persistence (`appendfsync everysec`).
+/// AOF persistence (`appendfsync everysec`). Its directory is the owner's only (0700), and the
+/// server runs under umask 077, so its AOF, socket, pidfile and log are the owner's only too.
+///
+/// Crash containment: the server writes `redis.pid` (its own pid) and this process writes
+/// `redis.owner` (the pid that started it) in `directory`. A start on a unix socket finds a server
+/// left behind by a starter that died (a `kill -9`'d `sluice up`): a live process that is really a
+/// `redis-server` working in this very directory (`/proc/<pid>/cmdline` and `/proc/<pid>/cwd`)
+/// and whose parent is no longer the pid that started it. It stops that server with SIGTERM, which
+/// makes redis flush its AOF and exit, and then starts afresh on the same data. A server whose
+/// starter is still its parent (another running `sluice up`) is never touched: the start is refused.
 public final class RedisServerProcess: Sendable {
     /// How the private server is reached.
     public enum Listen: Sendable, Hashable {
@@ -40,7 +49,10 @@ public final class RedisServerProcess: Sendable {
         directory: String, listen: Listen = .loopback(port: nil), appendOnly: Bool = false,
         extraArguments: [String] = []
     ) async throws -> RedisServerProcess {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // An existing directory keeps its mode otherwise: the AOF in it holds every job's payload.
+        _ = chmod(directory, 0o700)
         guard case .loopback(let requested) = listen else {
             let server = RedisServerProcess(
                 directory: directory, listen: listen, port: nil, appendOnly: appendOnly, extraArguments: extraArguments)
@@ -96,18 +108,18 @@ public final class RedisServerProcess: Sendable {
         try await launch()
     }
 
+    /// redis-server's own pidfile (written at start, removed at a clean exit).
+    private var pidfilePath: String { "\(directory)/redis.pid" }
+    /// The pid of the process that started the server in this directory.
+    private var ownerPath: String { "\(directory)/redis.owner" }
+
     private func launch() async throws {
-        // Two servers on one directory would share (and corrupt) one AOF: refuse, and say who is there.
-        if port == nil, let running = try? await RedisClient.connect(url: url, connections: 1) {
-            let info = (try? await running.send("INFO", "server").string) ?? ""
-            running.close()
-            let pid = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }
-                .map { String($0.dropFirst("process_id:".count)) } ?? "?"
-            throw RedisError.connectionFailed(
-                "a redis-server (pid \(pid)) already serves \(url), perhaps left by an earlier run; stop it, or point redis.url at it")
-        }
+        // Two servers on one directory would share (and corrupt) one AOF. One left by a starter
+        // that died is stopped (it flushes its AOF) and replaced; a live one is refused.
+        if port == nil { try await replaceLeftoverServer() }
         var arguments = [
             "--dir", directory, "--daemonize", "no", "--save", "", "--maxmemory-policy", "noeviction",
+            "--pidfile", pidfilePath,
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
             "--logfile", "\(directory)/redis.log", "--protected-mode", "yes",
             // Job hashes with payloads up to 1 KB stay listpack-encoded: about half the memory.
@@ -119,7 +131,10 @@ public final class RedisServerProcess: Sendable {
             arguments += ["--port", "0", "--unixsocket", "\(directory)/redis.sock", "--unixsocketperm", "700"]
         }
         arguments += extraArguments
-        let child = try ChildProcess.spawn("redis-server", arguments: arguments)
+        // umask 077 (through sh, as posix_spawn cannot set one): the AOF, log and pidfile are 0600.
+        let child = try ChildProcess.spawn(
+            "sh", arguments: ["-c", #"umask 077 && exec redis-server "$@""#, "redis-server"] + arguments)
+        try? "\(getpid())\n".write(toFile: ownerPath, atomically: true, encoding: .utf8)
         process.withLock { $0 = child }
         var configuration = clientConfiguration
         configuration.connectTimeout = .milliseconds(200)
@@ -156,6 +171,46 @@ public final class RedisServerProcess: Sendable {
                 : "redis-server at \(url) did not answer within 10 s")
     }
 
+    /// Finds a redis-server already running on this directory (named by the pidfile, or answering
+    /// on the socket). If its starter is gone, stops it gracefully (SIGTERM: redis flushes its AOF)
+    /// and returns once it has exited; if its starter still runs it, or it cannot be shown to be a
+    /// redis-server of this directory, throws.
+    private func replaceLeftoverServer() async throws {
+        var candidates: [pid_t] = []
+        if let text = try? String(contentsOfFile: pidfilePath, encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
+        {
+            candidates.append(pid)
+        }
+        var answering: String?
+        if let running = try? await RedisClient.connect(url: url, connections: 1) {
+            let info = (try? await running.send("INFO", "server").string) ?? ""
+            running.close()
+            let pid = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }
+                .map { String($0.dropFirst("process_id:".count)).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "?"
+            answering = pid
+            if let number = pid_t(pid), number > 1, !candidates.contains(number) { candidates.append(number) }
+        }
+        let owner = (try? String(contentsOfFile: ownerPath, encoding: .utf8))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        var replaced = false
+        for pid in candidates where LeftoverProcess.isRedisServer(pid, workingIn: directory) {
+            let parent = LeftoverProcess.parent(of: pid)
+            // Still the child of whoever started it (owner unknown: of anything but init): in use.
+            if let parent, parent == owner || (owner == nil && parent != 1) {
+                throw RedisError.connectionFailed(
+                    "a redis-server (pid \(pid)) already serves \(url) for a running process (pid \(parent)); stop that, or point redis.url elsewhere")
+            }
+            try await LeftoverProcess.stop(pid)
+            replaced = true
+        }
+        if let answering, !replaced {
+            throw RedisError.connectionFailed(
+                "a redis-server (pid \(answering)) already serves \(url), and it is not one this directory's pidfile names; stop it, or point redis.url at it")
+        }
+        if replaced { try? FileManager.default.removeItem(atPath: "\(directory)/redis.sock") }
+    }
+
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
     public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -174,5 +229,61 @@ public final class RedisServerProcess: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// What `/proc` says about a process that is not our child: whether it is a redis-server working
+/// in a given directory, who its parent is, and a graceful stop that waits for it to exit.
+enum LeftoverProcess {
+    /// Whether `pid` is alive, runs redis-server (its title, `redis-server unixsocket:…`, as
+    /// redis sets it) and has `directory` as its working directory (redis-server changes into
+    /// its `--dir`). Both must hold before Sluice signals a process it did not start.
+    static func isRedisServer(_ pid: pid_t, workingIn directory: String) -> Bool {
+        guard pid > 1, isAlive(pid),
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            let title = String(decoding: cmdline, as: UTF8.self).split(whereSeparator: { $0 == "\0" || $0 == " " }).first,
+            title.split(separator: "/").last == "redis-server",
+            let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd")
+        else { return false }
+        return realPath(cwd) == realPath(directory)
+    }
+
+    /// The parent pid (`/proc/<pid>/stat`, the field after the parenthesised name).
+    static func parent(of pid: pid_t) -> pid_t? {
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat").map({ String(decoding: $0, as: UTF8.self) }),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// Alive and not a zombie.
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat").map({ String(decoding: $0, as: UTF8.self) }),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    /// SIGTERM (redis flushes its AOF and exits), waiting up to a minute; then SIGKILL (with
+    /// `appendfsync everysec`, at most the last second of writes can be lost).
+    static func stop(_ pid: pid_t) async throws {
+        kill(pid, SIGTERM)
+        for phase in 0..<2 {
+            let deadline = ContinuousClock.now + (phase == 0 ? .seconds(60) : .seconds(10))
+            while ContinuousClock.now < deadline {
+                if !isAlive(pid) { return }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            kill(pid, SIGKILL)
+        }
+        throw RedisError.connectionFailed("the redis-server left behind (pid \(pid)) would not stop")
+    }
+
+    private static func realPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }
