@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -89,6 +92,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ],
             resources: [.copy("Resources/openapi.json")]
         ),
@@ -155,6 +161,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/SluiceBench"
+        ),
+        // The fuzz targets (`make fuzz`; Tests/Fuzz/README.md): one program running any of them
+        // under libFuzzer when built for fuzzing, and replaying inputs otherwise. CFuzzDriver only
+        // declares libFuzzer's driver, which the fuzz build links from the toolchain.
+        .target(name: "CFuzzDriver", path: "Tests/Fuzz/Sources/CFuzzDriver"),
+        .executableTarget(
+            name: "SluiceFuzz",
+            dependencies: [
+                "CFuzzDriver", "SluiceCore", "SluiceHTTP", "SluiceBatch", "SluiceProviders", "SluiceQueue", "SluiceRedis", "SluiceStore",
+                "SluiceWebhooks", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Fuzz/Sources/SluiceFuzz"
         ),
         // Starts real redis-server processes for the tests.
         .target(

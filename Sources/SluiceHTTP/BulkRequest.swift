@@ -22,6 +22,9 @@ struct BulkRequest {
         _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int,
         routes: [String: SluiceConfiguration.Route]
     ) throws(APIError) -> [JobSpec] {
+        func tooMany(_ count: String) -> APIError {
+            APIError(.contentTooLarge, type: "request_too_large", message: "\(count) jobs; at most \(maxLines) per request")
+        }
         // Each job as (its line or element number, its byte range).
         var jobs: [(line: Int, range: Range<Int>)] = []
         if jsonLines {
@@ -32,7 +35,11 @@ struct BulkRequest {
                 var stop = start
                 while stop < bytes.count && bytes[stop] != UInt8(ascii: "\n") { stop += 1 }
                 let blank = (start..<stop).allSatisfy { bytes[$0] == UInt8(ascii: " ") || bytes[$0] == UInt8(ascii: "\r") || bytes[$0] == UInt8(ascii: "\t") }
-                if !blank { jobs.append((line, start..<stop)) }
+                if !blank {
+                    // Refused as soon as the cap is passed: the rest of the body is not indexed.
+                    guard jobs.count < maxLines else { throw tooMany("more than \(maxLines)") }
+                    jobs.append((line, start..<stop))
+                }
                 start = stop + 1
             }
         } else {
@@ -49,9 +56,7 @@ struct BulkRequest {
             }
         }
         guard !jobs.isEmpty else { throw .invalid("the bulk holds no jobs") }
-        guard jobs.count <= maxLines else {
-            throw APIError(.contentTooLarge, type: "request_too_large", message: "\(jobs.count) jobs; at most \(maxLines) per request")
-        }
+        guard jobs.count <= maxLines else { throw tooMany("\(jobs.count)") }
         var specs: [JobSpec] = []
         specs.reserveCapacity(jobs.count)
         for (line, range) in jobs {

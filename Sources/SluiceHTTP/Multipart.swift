@@ -1,76 +1,169 @@
-import Foundation
+import MultipartKit
+import NIOCore
 
-/// A `multipart/form-data` body, split into its parts (RFC 7578): enough for `/v1/files`.
+/// A `multipart/form-data` body (RFC 7578), split into its parts: enough for `/v1/files`.
+///
+/// The bytes are read by multipart-kit's streaming parser, which looks at each byte once: a
+/// boundary search never restarts further back than the byte it is on, because a boundary is
+/// checked here first to be at most 70 characters of RFC 2046's set (no CR or LF, so no partial
+/// match can overlap another). A hostile body therefore costs time linear in its size, and an
+/// over-long boundary is refused from the header alone, before any byte of the body is read.
 struct Multipart {
     struct Part {
         var name: String
         var filename: String?
-        var content: ArraySlice<UInt8>
+        var content: [UInt8]
     }
+
+    /// Why a body cannot be taken as multipart/form-data; `message` is what the 400 says.
+    enum Problem: Error, Equatable {
+        case noBoundary
+        case boundaryTooLong(Int)
+        case boundaryCharacters
+        case malformed
+        case unterminated
+        case tooManyParts
+
+        var message: String {
+            switch self {
+            case .noBoundary: "the multipart Content-Type names no boundary"
+            case .boundaryTooLong(let length):
+                "the multipart boundary is \(length) bytes; RFC 2046 allows at most \(Multipart.maxBoundaryLength)"
+            case .boundaryCharacters: "the multipart boundary may hold only letters, digits, spaces and '()+_,-./:=? (RFC 2046)"
+            case .malformed: "the multipart body is not well formed"
+            case .unterminated: "the multipart body has no closing boundary (--boundary--)"
+            case .tooManyParts: "the multipart body has more than \(Multipart.maxParts) parts"
+            }
+        }
+    }
+
+    /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
+    static let maxBoundaryLength = 70
+    /// `/v1/files` takes two fields; a body of thousands of empty parts is refused.
+    static let maxParts = 32
 
     var parts: [Part] = []
 
-    /// The boundary named by a Content-Type header, nil when it is not multipart/form-data.
-    static func boundary(contentType: String) -> String? {
-        guard contentType.lowercased().hasPrefix("multipart/form-data") else { return nil }
-        for parameter in contentType.split(separator: ";").dropFirst() {
-            let pair = parameter.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            if pair.count == 2, pair[0].lowercased() == "boundary" {
-                return String(pair[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-            }
+    /// The boundary named by a Content-Type header: nil when it is not multipart/form-data,
+    /// thrown when it is but its boundary is missing, too long or not of RFC 2046's characters.
+    static func boundary(contentType: String) throws(Problem) -> String? {
+        let pieces = parameters(contentType)
+        guard let type = pieces.first?.name, type.lowercased() == "multipart/form-data" else { return nil }
+        guard let boundary = pieces.dropFirst().first(where: { $0.name.lowercased() == "boundary" })?.value, !boundary.isEmpty else {
+            throw .noBoundary
         }
-        return nil
+        guard boundary.utf8.count <= maxBoundaryLength else { throw .boundaryTooLong(boundary.utf8.count) }
+        guard boundary.utf8.allSatisfy(isBoundaryCharacter), boundary.utf8.last != UInt8(ascii: " ") else {
+            throw .boundaryCharacters
+        }
+        return boundary
     }
 
-    /// Splits `body` at `boundary`; nil when it is not well formed.
-    init?(_ body: [UInt8], boundary: String) {
-        let delimiter = Array(("--" + boundary).utf8)
-        let separator = Array("\r\n\r\n".utf8)
-        var position = 0
-        guard let first = Self.find(delimiter, in: body, from: 0) else { return nil }
-        position = first + delimiter.count
-        while true {
-            // After a delimiter: "--" ends the body; else a CRLF, the part's headers and content.
-            if body[position...].starts(with: Array("--".utf8)) { return }
-            guard body[position...].starts(with: Array("\r\n".utf8)) else { return nil }
-            position += 2
-            guard let headersEnd = Self.find(separator, in: body, from: position) else { return nil }
-            let headers = String(decoding: body[position..<headersEnd], as: UTF8.self)
-            let contentStart = headersEnd + separator.count
-            guard let next = Self.find(Array("\r\n".utf8) + delimiter, in: body, from: contentStart) else { return nil }
-            var name: String?
-            var filename: String?
-            for line in headers.split(separator: "\r\n") where line.lowercased().hasPrefix("content-disposition:") {
-                name = Self.parameter("name", in: String(line))
-                filename = Self.parameter("filename", in: String(line))
+    /// Splits `body` at `boundary` (one that `boundary(contentType:)` accepted).
+    init(_ body: [UInt8], boundary: String) throws(Problem) {
+        try self.init(ByteBuffer(bytes: body), boundary: boundary)
+    }
+
+    /// Splits `body` at `boundary` (one that `boundary(contentType:)` accepted).
+    init(_ body: ByteBuffer, boundary: String) throws(Problem) {
+        guard !boundary.isEmpty else { throw .noBoundary }
+        guard boundary.utf8.count <= Self.maxBoundaryLength else { throw .boundaryTooLong(boundary.utf8.count) }
+        guard boundary.utf8.allSatisfy(Self.isBoundaryCharacter) else { throw .boundaryCharacters }
+
+        let parser = MultipartParser(boundary: boundary)
+        var parts: [Part] = []
+        var headers: [(name: String, value: String)] = []
+        var content: [UInt8] = []
+        var count = 0
+        parser.onHeader = { name, value in headers.append((name, value)) }
+        parser.onBody = { buffer in content.append(contentsOf: buffer.readableBytesView) }
+        parser.onPartComplete = {
+            defer {
+                headers = []
+                content = []
             }
-            if let name { parts.append(Part(name: name, filename: filename, content: body[contentStart..<next])) }
-            position = next + 2 + delimiter.count
+            count += 1
+            guard count <= Self.maxParts else { return }
+            // A part without a name (no Content-Disposition) is no form field: skipped.
+            guard let disposition = headers.first(where: { $0.name.lowercased() == "content-disposition" })?.value else { return }
+            let fields = Self.parameters(disposition).dropFirst()
+            guard let name = fields.first(where: { $0.name.lowercased() == "name" })?.value else { return }
+            let filename = fields.first(where: { $0.name.lowercased() == "filename" })?.value
+            parts.append(Part(name: name, filename: filename, content: content))
         }
+        do { try parser.execute(body) } catch { throw .malformed }
+        if count > Self.maxParts { throw .tooManyParts }
+
+        // multipart-kit accepts a body that simply stops; the closing delimiter is required here.
+        // Its parser ignores whatever follows the closing delimiter (the epilogue) and in every
+        // other state reacts to a NUL, CR, NUL probe (body bytes, a part's end, or a syntax
+        // error), so a silent probe after a finished part means the body was closed properly.
+        var closed = true
+        parser.onHeader = { _, _ in closed = false }
+        parser.onBody = { _ in closed = false }
+        parser.onPartComplete = { closed = false }
+        do { try parser.execute([0x00, 0x0D, 0x00]) } catch { closed = false }
+        guard closed, count > 0 else { throw .unterminated }
+        guard !parts.isEmpty else { throw .malformed }
+        self.parts = parts
     }
 
     func part(_ name: String) -> Part? { parts.first { $0.name == name } }
 
-    private static func parameter(_ name: String, in header: String) -> String? {
-        for piece in header.split(separator: ";").dropFirst() {
-            let pair = piece.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-            if pair.count == 2, pair[0].lowercased() == name {
-                return String(pair[1]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+    /// `value; name=token; name="quoted; string"` as (name, value) pairs, the first being the
+    /// value itself (with an empty name swapped in: `(value, "")`). Quoted strings keep
+    /// semicolons and take backslash escapes.
+    static func parameters(_ header: String) -> [(name: String, value: String)] {
+        var result: [(name: String, value: String)] = []
+        var piece: [UInt8] = []
+        var quoted = false
+        var escaped = false
+        var pieces: [[UInt8]] = []
+        for byte in header.utf8 {
+            if escaped {
+                piece.append(byte)
+                escaped = false
+            } else if quoted && byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else if byte == UInt8(ascii: "\"") {
+                quoted.toggle()
+                piece.append(byte)
+            } else if byte == UInt8(ascii: ";") && !quoted {
+                pieces.append(piece)
+                piece = []
+            } else {
+                piece.append(byte)
             }
         }
-        return nil
+        pieces.append(piece)
+        for (index, bytes) in pieces.enumerated() {
+            let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces
+            if index == 0 {
+                result.append((text, ""))
+                continue
+            }
+            guard let equals = text.firstIndex(of: "=") else { continue }
+            let name = String(text[..<equals]).trimmingSpaces
+            var value = String(text[text.index(after: equals)...]).trimmingSpaces
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            result.append((name, value))
+        }
+        return result
     }
 
-    /// The index of `needle` in `haystack` at or after `start`.
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
-        let first = needle[0]
-        var index = start
-        let last = haystack.count - needle.count
-        while index <= last {
-            if haystack[index] == first && haystack[index..<index + needle.count].elementsEqual(needle) { return index }
-            index += 1
+    /// bchars of RFC 2046: letters, digits, space and '()+_,-./:=?
+    private static func isBoundaryCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): true
+        default: "'()+_,-./:=? ".utf8.contains(byte)
         }
-        return nil
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
 }

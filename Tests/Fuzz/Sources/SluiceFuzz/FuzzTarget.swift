@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceProviders
+import SluiceQueue
+import SluiceRedis
+import SluiceStore
+import SluiceWebhooks
+
+// The parsers are modules' internals, reached as tests reach them: the fuzz build is a debug
+// build, whose modules are compiled for testing. A release build has no targets.
+#if DEBUG
+    @testable import SluiceBatch
+    @testable import SluiceHTTP
+#endif
+
+/// One fuzz target: a parser of outside input, run on one input. It must return for every
+/// input; a trap, a crash or a broken invariant (a `precondition` here) is a finding.
+struct FuzzTarget: Sendable {
+    let name: String
+    let run: @Sendable (UnsafeBufferPointer<UInt8>) -> Void
+
+    static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
+}
+
+#if !DEBUG
+    extension FuzzTarget {
+        static let all: [FuzzTarget] = []
+    }
+#else
+extension FuzzTarget {
+    static let all: [FuzzTarget] = [
+        FuzzTarget(name: "json", run: json),
+        FuzzTarget(name: "job", run: job),
+        FuzzTarget(name: "bulk", run: bulk),
+        FuzzTarget(name: "multipart", run: multipart),
+        FuzzTarget(name: "ratelimit", run: rateLimit),
+        FuzzTarget(name: "duration", run: duration),
+        FuzzTarget(name: "batchline", run: batchLine),
+        FuzzTarget(name: "config", run: configuration),
+    ]
+
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    // MARK: - SluiceHTTP
+
+    /// The submit path's JSON scanner: a document, an array's elements, and every member, string
+    /// and whole number within, each range inside the input.
+    static func json(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var scanner = JSONScanner(bytes)
+        if let value = try? scanner.document() { walk(bytes, value, depth: 0) }
+        var array = JSONScanner(bytes)
+        if let elements = try? array.arrayElements() {
+            for element in elements { precondition(element.range.upperBound <= bytes.count) }
+        }
+    }
+
+    private static func walk(_ bytes: UnsafeBufferPointer<UInt8>, _ value: JSONScanner.Value, depth: Int) {
+        precondition(value.range.lowerBound >= 0 && value.range.upperBound <= bytes.count && !value.range.isEmpty)
+        precondition(depth <= JSONScanner.maxDepth + 1)
+        switch value.kind {
+        case .object:
+            var scanner = JSONScanner(bytes, range: value.range)
+            var members: [(Range<Int>, JSONScanner.Value)] = []
+            do { try scanner.objectMembers { key, member in members.append((key, member)) } } catch {
+                preconditionFailure("an object the document accepted was refused: \(error)")
+            }
+            for (key, member) in members {
+                _ = JSONScanner.decodeString(bytes, key)
+                walk(bytes, member, depth: depth + 1)
+            }
+        case .array:
+            var scanner = JSONScanner(bytes, range: value.range)
+            guard let elements = try? scanner.arrayElements() else { preconditionFailure("an array the document accepted was refused") }
+            for element in elements { walk(bytes, element, depth: depth + 1) }
+        case .string: _ = JSONScanner.decodeString(bytes, value.range)
+        case .number: _ = JSONScanner.wholeNumber(bytes, value.range)
+        case .bool, .null: break
+        }
+    }
+
+    static let routes = [
+        "split": SluiceConfiguration.Route(
+            name: "split", targets: [.init(provider: "mock", model: "a", weight: 90), .init(provider: "mock", model: "b", weight: 10)])
+    ]
+
+    /// `POST /v1/jobs`: a refusal is an APIError, never a trap.
+    static func job(_ bytes: UnsafeBufferPointer<UInt8>) {
+        _ = try? JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: "fuzz", idempotencyKey: nil, routes: routes)
+    }
+
+    /// `POST /v1/jobs/bulk`, as JSONL and as a JSON array, with a small line cap.
+    static func bulk(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let body = Array(bytes)
+        for jsonLines in [true, false] {
+            if let bulk = try? BulkRequest(body: body, jsonLines: jsonLines, tenant: "fuzz", maxLines: 16, routes: routes) {
+                precondition(!bulk.specs.isEmpty && bulk.specs.count <= 16)
+            }
+        }
+    }
+
+    /// `POST /v1/files`: the first line is the Content-Type's boundary, the rest the body.
+    static func multipart(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+        let boundaryText = String(decoding: UnsafeBufferPointer(rebasing: bytes[..<newline]), as: UTF8.self)
+        let body = Array(bytes[min(newline + 1, bytes.count)...])
+        guard let boundary = try? Multipart.boundary(contentType: "multipart/form-data; boundary=" + boundaryText) else { return }
+        precondition(boundary.utf8.count <= Multipart.maxBoundaryLength)
+        if let form = try? Multipart(body, boundary: boundary) {
+            precondition(!form.parts.isEmpty && form.parts.count <= Multipart.maxParts)
+            precondition(form.parts.reduce(0) { $0 + $1.content.count } <= body.count)
+        }
+    }
+
+    // MARK: - SluiceProviders
+
+    /// A provider's answer headers (`name: value` a line): whatever they say, the waits and
+    /// limits read from them stay within their bounds.
+    static func rateLimit(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let headers = text(bytes).split(separator: "\n").map { line -> (name: String, value: String) in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]).trimmingCharacters(in: .whitespaces) : "")
+        }
+        let info = RateLimitInfo(headers: headers, now: Date(timeIntervalSince1970: 1_750_000_000))
+        if let wait = info.retryAfter { precondition(wait >= .zero && wait <= Bounded.maxPeerWait) }
+        for window in [info.requests, info.tokens].compactMap({ $0 }) {
+            if let reset = window.reset { precondition(reset >= .zero) }
+        }
+        for header in headers { _ = RateLimitInfo.goDuration(header.value) }
+    }
+
+    // MARK: - SluiceCore
+
+    /// Durations and the bounded conversions of foreign numbers: never a trap, always in range.
+    static func duration(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let string = text(bytes)
+        if let parsed = Duration(parsing: string) { precondition(parsed >= .zero && parsed <= .milliseconds(Bounded.maxMillis)) }
+        if let value = Bounded.int(string, in: -1_000...1_000) { precondition((-1_000...1_000).contains(value)) }
+        if let value = Bounded.clampedInt(string, to: 0...86_400) { precondition((0...86_400).contains(value)) }
+        if let value = Bounded.duration(string, in: .zero ... .seconds(3_600)) { precondition(value >= .zero && value <= .seconds(3_600)) }
+        if let value = Bounded.clampedSeconds(string) { precondition(value >= .zero && value <= Bounded.maxPeerWait) }
+        // The same bytes as doubles (NaN, infinities, huge and tiny values among them).
+        var index = 0
+        while index + 8 <= bytes.count {
+            var bits: UInt64 = 0
+            for offset in 0..<8 { bits |= UInt64(bytes[index + offset]) << (8 * UInt64(offset)) }
+            let double = Double(bitPattern: bits)
+            if let value = Bounded.int(double, in: Int.min...Int.max) { _ = value }
+            _ = Bounded.duration(seconds: double, in: .zero ... .seconds(86_400))
+            _ = Bounded.clampedDuration(seconds: double, to: .zero ... .seconds(86_400))
+            _ = Bounded.unixMillis(seconds: double)
+            index += 8
+        }
+    }
+
+    /// `config/sluice.yaml` and the worker pools' files: a ConfigurationError, never a trap.
+    static func configuration(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let yaml = text(bytes)
+        _ = try? SluiceConfiguration.load(yaml: yaml, environment: [:])
+        _ = try? WorkerPoolDefinition.load(yaml: yaml, file: "fuzz.yaml")
+    }
+
+    // MARK: - SluiceBatch
+
+    /// A batch service that only checks input (its Redis is never reached).
+    static let batches: BatchService = {
+        let redis = RedisClient(configuration: try! RedisConfiguration(url: "redis://127.0.0.1:1"), connections: 1)
+        let path = NSTemporaryDirectory() + "sluice-fuzz-\(getpid()).sqlite"
+        let providers = ["mock": SluiceConfiguration.Provider(name: "mock", kind: "openai", baseURL: "http://127.0.0.1:9/v1")]
+        return BatchService(
+            queue: JobQueue(redis: redis), database: try! SluiceDatabase(path: path), webhooks: WebhookStore(redis: redis),
+            directory: ModelDirectory(providers: providers, routes: routes), logger: Logger(label: "fuzz"))
+    }()
+
+    /// An OpenAI batch input file (every line checked) and an Anthropic batch's `requests`.
+    static func batchLine(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let content = Array(bytes)
+        for endpoint in ["/v1/chat/completions", "/v1/embeddings"] {
+            let checked = batches.checkOpenAI(content, endpoint: endpoint)
+            precondition(checked.errors.count <= 101)
+        }
+        if let list = (try? JSONSerialization.jsonObject(with: Data(content))) as? [Any] {
+            _ = try? batches.checkAnthropic(list)
+        }
+    }
+}
+#endif
