@@ -162,7 +162,7 @@ let package = Package(
             ],
             path: "Sources/SluiceBench"
         ),
-        // The fuzz targets (`make fuzz`; Tests/Fuzz/README.md): one program running any of them
+        // The fuzz targets (`make fuzz`; the README's Fuzzing): one program running any of them
         // under libFuzzer when built for fuzzing, and replaying inputs otherwise. CFuzzDriver only
         // declares libFuzzer's driver, which the fuzz build links from the toolchain.
         .target(name: "CFuzzDriver", path: "Tests/Fuzz/Sources/CFuzzDriver"),
