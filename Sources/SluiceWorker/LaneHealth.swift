@@ -29,7 +29,7 @@ public struct LaneHealth: Sendable {
         }
         let value = "\(state) \(until?.value ?? 0) \(reason)"
         // Kept a while past the open period: a worker that half-opens it reports again.
-        let keep = max(60_000, (until?.value ?? 0) - UnixMillis.current().value + 60_000)
+        let keep = max(60_000, Bounded.add(Bounded.add(until?.value ?? 0, -UnixMillis.current().value), 60_000))
         _ = try await redis.send("SET", key, value, "PX", keep)
     }
 

@@ -123,8 +123,13 @@ final class LaneWorker: Sendable {
                     return (control.allowed(now: now), halfOpened, control.openFor(now: now))
                 }
                 if halfOpened { await reportBreaker("half-open", for: nil, reason: "probing") }
-                if let openFor, !lane.routes.isEmpty {
-                    await divertWhileOpen(openFor: openFor)
+                if let openFor {
+                    if lane.routes.isEmpty {
+                        // Nothing to move: wait for the probe's time (a max_pause can be long).
+                        try? await Task.sleep(for: min(openFor, .milliseconds(200)))
+                    } else {
+                        await divertWhileOpen(openFor: openFor)
+                    }
                     continue
                 }
                 let free = allowed - running.withLock { $0 }
