@@ -66,7 +66,7 @@ public struct SluiceClient: Sendable {
     /// A job; with `wait`, long-polls up to that many seconds (at most 60) for it to finish.
     public func job(_ id: String, wait: Int? = nil) async throws(ClientError) -> [String: Any] {
         let query = wait.map { "?wait=\($0)" } ?? ""
-        return try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))\(query)", timeout: .seconds(Int64(wait ?? 0) + 30)).body
+        return try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))\(query)", timeout: .seconds(Int64(min(max(wait ?? 0, 0), 60)) + 30)).body
     }
 
     public func cancel(_ id: String) async throws(ClientError) -> [String: Any] {

@@ -360,7 +360,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         return Route(name: name, targets: targets)
     }
 
-    static let providerKinds = ["openai", "anthropic", "huggingface"]
+    /// `external`: a lane whose jobs are taken by workers of your own (through the queue's
+    /// Swift API), not by Sluice's: it has no base URL, and `sluice work` / `sluice up` leave it alone.
+    static let providerKinds = ["openai", "anthropic", "huggingface", "external"]
 
     private static func provider(_ name: String, _ mapping: [String: Any]) throws(ConfigurationError) -> Provider {
         let path = "providers.\(name)"
@@ -371,9 +373,15 @@ public struct SluiceConfiguration: Sendable, Hashable {
         guard let kind = try section.string("kind"), providerKinds.contains(kind) else {
             throw ConfigurationError(key: path + ".kind", problem: "must be one of \(providerKinds.joined(separator: ", "))")
         }
-        guard let base = try section.string("base_url"), let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""),
-            url.host != nil
-        else { throw ConfigurationError(key: path + ".base_url", problem: "must be an http(s) URL") }
+        let base: String
+        if kind == "external", section.peek("base_url") == nil {
+            base = ""
+        } else {
+            guard let text = try section.string("base_url"), let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""),
+                url.host != nil
+            else { throw ConfigurationError(key: path + ".base_url", problem: "must be an http(s) URL") }
+            base = text
+        }
         var provider = Provider(name: name, kind: kind, baseURL: base)
         provider.apiKeyEnvironment = try section.string("api_key_env")
         provider.timeout = try section.duration("timeout") ?? provider.timeout
@@ -531,6 +539,12 @@ private struct Reader {
     }
 
     private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// Whether `key` is set, without marking it read.
+    func peek(_ key: String) -> Any? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        return value
+    }
 
     private mutating func value(_ key: String) -> Any? {
         used.insert(key)

@@ -45,7 +45,8 @@ public struct MockConfiguration: Sendable, Hashable {
                 let u1 = Double.random(in: Double.ulpOfOne..<1, using: &random)
                 let u2 = Double.random(in: 0..<1, using: &random)
                 let normal = (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-                return .microseconds(Int64(median * exp(sigma * normal) * 1000))
+                // A wide configured spread can draw a value past any duration: clamped to an hour.
+                return Bounded.clampedDuration(seconds: median * exp(sigma * normal) / 1000, to: .zero...(.seconds(3600))) ?? p50
             }
         }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import SluiceClient
+import SluiceCore
 
 /// Where the API is and which key to use: flags, else `SLUICE_URL` and `SLUICE_API_KEY`.
 struct ClientOptions: ParsableArguments {
@@ -191,7 +192,12 @@ struct Wait: AsyncParsableCommand {
 /// Long-polls until the job is finished (or `timeout` passes), prints it, and throws the exit
 /// code for a job that did not succeed.
 func waitAndReport(_ api: SluiceClient, id: String, timeout: Double?, json: Bool) async throws {
-    let giveUp = timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
+    let giveUp = try timeout.map { seconds in
+        guard let duration = Bounded.duration(seconds: seconds, in: .zero...(.seconds(366 * 86_400))) else {
+            throw CommandFailure(exitCode: 2, message: "--timeout must be a number of seconds from 0 to one year")
+        }
+        return ContinuousClock.now + duration
+    }
     var job: [String: Any] = [:]
     while true {
         var seconds = 60
