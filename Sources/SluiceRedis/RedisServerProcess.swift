@@ -33,6 +33,8 @@ public final class RedisServerProcess: Sendable {
     public let url: String
     private let port: Int?
     private let process: Mutex<ChildProcess?>
+    /// Releases the thread that spawned the server (see `spawnTied`), once the server is stopped.
+    private let keeper: Mutex<DispatchSemaphore?> = Mutex(nil)
 
     private init(directory: String, listen: Listen, port: Int?, appendOnly: Bool, extraArguments: [String]) {
         self.directory = directory
@@ -93,6 +95,7 @@ public final class RedisServerProcess: Sendable {
     public func stop() async {
         guard let child = process.withLock({ $0.take() }) else { return }
         await child.stop()
+        releaseKeeper()
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -100,6 +103,7 @@ public final class RedisServerProcess: Sendable {
         guard let child = process.withLock({ $0.take() }) else { return }
         child.signal(SIGKILL)
         _ = await child.waitForExit(timeout: .seconds(5))
+        releaseKeeper()
     }
 
     /// Starts the server again on the same address and directory (after `stop` or `kill`).
@@ -132,10 +136,46 @@ public final class RedisServerProcess: Sendable {
         }
         arguments += extraArguments
         // umask 077 (through sh, as posix_spawn cannot set one): the AOF, log and pidfile are 0600.
-        let child = try ChildProcess.spawn(
-            "sh", arguments: ["-c", #"umask 077 && exec redis-server "$@""#, "redis-server"] + arguments)
+        let child = try await spawnTied(["-c", #"umask 077 && exec redis-server "$@""#, "redis-server"] + arguments)
         try? "\(getpid())\n".write(toFile: ownerPath, atomically: true, encoding: .utf8)
         process.withLock { $0 = child }
+        do { try await awaitReady(child) } catch {
+            _ = process.withLock { $0.take() }
+            releaseKeeper()
+            throw error
+        }
+    }
+
+    /// Starts `sh arguments` with, on Linux, a parent-death signal (`setpriv --pdeathsig TERM`):
+    /// when this process dies, even by SIGKILL, the kernel sends the server SIGTERM, and redis
+    /// flushes its AOF and exits. The kernel ties that signal to the *thread* that spawned, not the
+    /// process, and the concurrency pool retires idle threads, so the spawn is done from a thread
+    /// of our own that waits, blocked, until `stop` or `kill` releases it. Without setpriv the
+    /// server is started plainly (a later start still replaces a leftover one).
+    private func spawnTied(_ arguments: [String]) async throws -> ChildProcess {
+        guard let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return try ChildProcess.spawn("sh", arguments: arguments)
+        }
+        let release = DispatchSemaphore(value: 0)
+        let spawned: Result<ChildProcess, any Error> = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let result = Result { try ChildProcess.spawn(setpriv, arguments: ["--pdeathsig", "TERM", "sh"] + arguments) }
+                continuation.resume(returning: result)
+                if case .success = result { release.wait() }
+            }
+        }
+        let child = try spawned.get()
+        keeper.withLock { $0 = release }
+        return child
+    }
+
+    private func releaseKeeper() {
+        keeper.withLock { $0.take() }?.signal()
+    }
+
+    /// Returns once the just-started server answers and has loaded its data; throws if it exits
+    /// or does not answer in time.
+    private func awaitReady(_ child: ChildProcess) async throws {
         var configuration = clientConfiguration
         configuration.connectTimeout = .milliseconds(200)
         // 10 s to answer; a server that answers and is loading a large AOF gets 10 minutes.

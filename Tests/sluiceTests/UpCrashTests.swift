@@ -67,11 +67,11 @@ func redisPid(socket: String) async throws -> pid_t {
 }
 
 @Suite(.serialized) struct UpCrashTests {
-    /// `sluice up` killed with -9 leaves its redis-server behind; the next `sluice up` on the same
-    /// directory stops that server (which flushes its AOF) and starts its own, with the job still
-    /// there. Everything under var/ is the owner's only, /metrics wants a key when configured so,
-    /// and once the second stops no redis-server is left.
-    @Test func upAfterKill9ReplacesItsOrphanedRedisWithTheDataIntact() async throws {
+    /// `sluice up` killed with -9 takes its redis-server along (SIGTERM by its parent-death
+    /// signal: the AOF is flushed); the next `sluice up` on the same directory just starts, with
+    /// the job still there. Everything under var/ is the owner's only, /metrics wants a key when
+    /// configured so, and once the second stops no redis-server is left.
+    @Test func upKilledWith9TakesItsRedisAlongAndRestartsWithTheDataIntact() async throws {
         let work = NSTemporaryDirectory() + "sluice-crash-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -109,15 +109,15 @@ func redisPid(socket: String) async throws -> pid_t {
         #expect(try httpCall("GET", url + "/metrics").status == 401)
         #expect(try httpCall("GET", url + "/metrics", bearer: adminKey).status == 200)
 
-        // kill -9: the redis-server outlives it.
+        // kill -9: the redis-server is told (its parent-death signal, SIGTERM), flushes and exits.
         let orphan = try await redisPid(socket: socket)
         first.signal(SIGKILL)
         _ = await first.waitForExit(timeout: .seconds(10))
-        #expect(isRunning(orphan), "the embedded redis-server died with sluice up: nothing to replace")
+        #expect(await eventually(timeout: .seconds(10)) { !isRunning(orphan) }, "the redis-server outlived a kill -9 of sluice up")
 
-        // The second start replaces it and finds the job.
+        // The second start finds the job.
         let (second, url2) = try await startUp(work: work, log: work + "/up2.log")
-        #expect(!isRunning(orphan), "the orphaned redis-server is still running")
+        #expect(!isRunning(orphan))
         let fresh = try await redisPid(socket: socket)
         #expect(fresh != orphan)
         let read = try httpCall("GET", url2 + "/v1/jobs/" + id, bearer: adminKey)
@@ -128,6 +128,40 @@ func redisPid(socket: String) async throws -> pid_t {
         second.signal(SIGTERM)
         #expect(await second.waitForExit(timeout: .seconds(20)) == 0, "\(contents(of: work + "/up2.log"))")
         #expect(!isRunning(fresh), "a redis-server outlived sluice up")
+    }
+
+    /// A redis-server left on the directory by a starter that is gone (here a shell that started
+    /// it in the background and exited) is stopped gracefully, its AOF flushed, and replaced.
+    @Test func aLeftoverRedisWhoseStarterIsGoneIsReplacedWithItsData() async throws {
+        let work = NSTemporaryDirectory() + "sluice-left-" + UUID().uuidString
+        let directory = work + "/var/redis"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try "server: { port: 0 }\ndatabase: \(work)/var/sluice.sqlite\n".write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
+        let (status, started) = try await runProgram(
+            "/bin/sh",
+            ["-c", "redis-server --dir '\(directory)' --port 0 --unixsocket '\(directory)/redis.sock' --pidfile '\(directory)/redis.pid' "
+                + "--appendonly yes --save '' --daemonize no >/dev/null 2>&1 & echo $!"], in: work)
+        #expect(status == 0)
+        let leftover = try #require(pid_t(started.trimmingCharacters(in: .whitespacesAndNewlines)), "\(started)")
+        #expect(await eventually { (try? await redisPid(socket: directory + "/redis.sock")) == leftover })
+        try "999999\n".write(toFile: directory + "/redis.owner", atomically: true, encoding: .utf8)  // a starter long gone
+        let redis = try await RedisClient.connect(url: "unix://\(directory)/redis.sock", connections: 1)
+        _ = try await redis.send("SET", "marker", "kept")
+        redis.close()
+
+        let (up, url) = try await startUp(work: work, log: work + "/up.log")
+        defer { up.signal(SIGKILL) }
+        #expect(!isRunning(leftover), "the leftover redis-server still runs")
+        let fresh = try await redisPid(socket: directory + "/redis.sock")
+        #expect(fresh != leftover)
+        let check = try await RedisClient.connect(url: "unix://\(directory)/redis.sock", connections: 1)
+        #expect(try await check.send("GET", "marker").string == "kept", "the leftover's data was lost")
+        check.close()
+        #expect(try httpCall("GET", url + "/healthz").status == 200)
+        up.signal(SIGTERM)
+        #expect(await up.waitForExit(timeout: .seconds(20)) == 0)
+        #expect(!isRunning(fresh))
     }
 
     /// A second `sluice up` on a directory whose server a running `sluice up` owns is refused, and
