@@ -8,11 +8,13 @@ demo job still succeeds.
 Usage: hostile.py BASE_URL ADMIN_KEY PROVIDER_PORT [--only NAME,NAME] [--list]
 
 Run by Tests/sluiceTests/HostileInputTests.swift, whose config this script expects:
+- server: { idle_timeout: 3s, max_waits_per_key: 4 };
 - `mock_provider` on some port and a provider `demo` (kind openai) pointing at it, with model
   gpt-4o-mini (the batch lines name it);
 - providers served by the hostile provider this script runs on PROVIDER_PORT (loopback):
-  `hostile` (base_url http://127.0.0.1:PORT/hostile/v1): 200 with retry-after-ms 1e300,
-      x-ratelimit-reset-requests 9999999999999h (nothing remaining) and usage near Int64.max;
+  `hostile` (base_url http://127.0.0.1:PORT/hostile/v1, max_pause 2s, breaker open_for 2s):
+      200 with retry-after-ms 1e300, x-ratelimit-reset-requests 9999999999999h (nothing
+      remaining) and usage near Int64.max;
   `hostile-usage` (…/usage/v1): 200 with usage token counts near Int64.max, nothing else;
   `hostile-429` (…/only429/v1): only 429 with Retry-After: 2;
   `hf` (kind huggingface, …/hf): records the paths it is called on;
@@ -506,74 +508,144 @@ def lane_hf_path_traversal():
     expect(len(provider_calls("/hf")) == before, "the hf provider was called for a refused lane")
 
 
+def strings_in(value):
+    """Every string in a JSON document (keys and values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings_in(v)
+
+
 @check
 def unknown_lanes_not_listed():
     answer = call("GET", "/v1/queues", ADMIN)
-    expect(answer.status == 200, f"GET /v1/queues: {answer}")
-    text = answer.body.decode("utf-8", "replace")
-    listed = [lane for lane in ["nosuch/x1", "demo/../../admin", "hf/../../api/x"] if json.dumps(lane)[1:-1] in text]
+    expect(answer.status == 200 and answer.json() is not None, f"GET /v1/queues: {answer}")
+    seen = set(strings_in(answer.json()))
+    listed = [lane for lane in ["nosuch/x1", "demo/../../admin", "hf/../../api/x"] if lane in seen]
     expect(not listed, f"lanes nobody serves are listed in /v1/queues: {listed}")
 
 
 @check
 def priority_above_key_max():
-    """A key's max_priority defaults to 0: a tenant's priority-100 job is refused (400 naming
-    priority) or held to the key's maximum."""
+    """A key's max_priority defaults to 0: a tenant's priority-100 job is refused with 403
+    naming priority (what JobAdmission does: a permission, not a malformed request). Raised
+    to 10 by an admin, 10 is accepted and 11 refused; an absurd max_priority is a 400."""
     answer = submit(KEYS["a"], {"lane": "demo", "request": CHAT, "priority": 100})
-    if answer.status == 202:
-        job = call("GET", f"/v1/jobs/{answer.json()['id']}", KEYS["a"]).json() or {}
-        expect(job.get("priority", 100) <= 0, f"priority 100 from a key without max_priority was kept: {job.get('priority')}")
-    else:
-        expect_error(answer, {400}, "priority", "priority 100 from a key without max_priority")
+    error = expect_error(answer, {403}, "priority", "priority 100 from a key without max_priority")
+    expect("max_priority" in error["message"], f"the refusal does not say max_priority: {answer}")
+    key = f"/v1/keys/{prefix_of(KEYS['a'])}"
+    expect_error(call("PATCH", key, ADMIN, {"limits": {"max_priority": INT64_MIN}}), {400}, "max_priority",
+                 f"PATCH max_priority {INT64_MIN}")
+    raised = call("PATCH", key, ADMIN, {"limits": {"max_priority": 10}})
+    expect(raised.status == 200, f"PATCH max_priority 10: {raised}")
+    try:
+        ten = submit(KEYS["a"], {"lane": "demo", "request": CHAT, "priority": 10})
+        expect(ten.status == 202, f"priority 10 under max_priority 10: {ten}")
+        expect_error(submit(KEYS["a"], {"lane": "demo", "request": CHAT, "priority": 11}), {403}, "priority",
+                     "priority 11 under max_priority 10")
+    finally:
+        call("PATCH", key, ADMIN, {"limits": {"max_priority": None}})
+
+
+@check
+def query_numbers_out_of_range():
+    """Numbers in query strings and key limits: a 400 naming the parameter, never a trap."""
+    failures = []
+    job = submitted(KEYS["a"], {"lane": "demo", "request": CHAT})
+    for path, field in [("/v1/jobs?limit=99999999999999999999", "limit"), ("/v1/files?limit=1e300", "limit"),
+                        (f"/v1/batches?limit={INT64_MIN}", "limit"), ("/v1/messages/batches?limit=1e300", "limit"),
+                        (f"/v1/jobs/{job}?wait=inf", "wait"), (f"/v1/jobs/{job}?wait=nan", "wait"),
+                        (f"/v1/jobs/{job}?wait=1e300", "wait"), (f"/v1/usage?from={INT64_MIN}", "from")]:
+        try:
+            expect_error(call("GET", path, KEYS["a"]), {400}, field, f"GET {path}")
+        except Failure as failure:
+            failures.append(str(failure))
+    key = f"/v1/keys/{prefix_of(KEYS['b'])}"
+    for limits, field in [({"submit_rate": 1e300}, "submit_rate"), ({"submit_rate": 1, "submit_burst": INT64_MAX}, "submit_burst"),
+                          ({"max_queued": INT64_MIN}, "max_queued")]:
+        try:
+            expect_error(call("PATCH", key, ADMIN, {"limits": limits}), {400}, field, f"PATCH limits {limits}")
+        except Failure as failure:
+            failures.append(str(failure))
+    call("PATCH", key, ADMIN, {"limits": {"submit_rate": None, "submit_burst": None, "max_queued": None}})
+    expect(not failures, "; ".join(failures))
+
+
+SSRF_FORMS = [
+    # Private 10.0.0.1 inside IPv6 forms: 6to4, Teredo, local-use NAT64, IPv4-translated.
+    "http://[2002:a00:1::]/", "http://[2001:0:a00:1::]/", "http://[64:ff9b:1::a00:1]/", "http://[::ffff:0:a00:1]/",
+    # The plain address, and names that resolve to it (inet_aton forms), whose address the
+    # client never wrote.
+    "http://10.0.0.1/", "http://10.1/", "http://0x0a000001/", "http://167772161/",
+]
+
+
+def address_shown(message, url):
+    """The address forms `message` shows beyond the host as the client wrote it (echoing the
+    client's own text reveals nothing; the address it resolves to, or embeds, would)."""
+    host = url.split("//", 1)[1].split("/", 1)[0].strip("[]")
+    rest = message.lower().replace(host.lower(), "")
+    forms = {"10.0.0.1", "a00:1", "0a00:0001"}
+    try:
+        address = ipaddress.ip_address(host)
+        forms |= {address.compressed, address.exploded}
+    except ValueError:
+        pass
+    return sorted(form for form in forms if form.lower() in rest)
 
 
 @check
 def ssrf_forms_refused_without_the_address():
     failures = []
-    for url in ["http://[2002:a00:1::]/", "http://[2001:0:a00:1::]/", "http://[64:ff9b:1::a00:1]/",
-                "http://[::ffff:0:a00:1]/", "http://10.0.0.1/"]:
-        literal = url.split("//", 1)[1].split("/", 1)[0].strip("[]")
-        address = ipaddress.ip_address(literal)
-        forms = {literal, address.compressed, address.exploded, "10.0.0.1", "a00:1"}
+    for url in SSRF_FORMS:
         answer = submit(KEYS["a"], {"lane": "demo", "request": CHAT, "callback_url": url})
         try:
             error = expect_error(answer, {400, 403, 422}, "callback_url", f"callback_url {url}")
-            shown = [form for form in forms if form.lower() in error["message"].lower()]
+            shown = address_shown(error["message"], url)
             expect(not shown, f"callback_url {url}: the message shows the address ({shown}): {error['message']!r}")
         except Failure as failure:
             failures.append(str(failure))
     # A batch's callback_url goes through the same guard.
     file_id = upload(KEYS["a"], BATCH_LINES)
-    answer = call("POST", "/v1/batches", KEYS["a"], {"input_file_id": file_id, "endpoint": "/v1/chat/completions",
-                                                     "completion_window": "24h", "callback_url": "http://[2002:a00:1::]/"})
-    try:
-        error = expect_error(answer, {400, 403, 422}, "callback_url", "a batch's callback_url http://[2002:a00:1::]/")
-        expect("2002" not in error["message"], f"a batch's callback_url: the message shows the address: {error['message']!r}")
-    except Failure as failure:
-        failures.append(str(failure))
+    for url in ["http://[2002:a00:1::]/", "http://10.1/"]:
+        answer = call("POST", "/v1/batches", KEYS["a"], {"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                                                         "completion_window": "24h", "callback_url": url})
+        try:
+            error = expect_error(answer, {400, 403, 422}, "callback_url", f"a batch's callback_url {url}")
+            shown = address_shown(error["message"], url)
+            expect(not shown, f"a batch's callback_url {url}: the message shows the address ({shown}): {error['message']!r}")
+        except Failure as failure:
+            failures.append(str(failure))
     expect(not failures, "; ".join(failures))
 
 
 @check
 def hostile_provider_headers_survived():
     """200s with retry-after-ms 1e300, a reset of 9999999999999h with nothing remaining and usage
-    near Int64.max: the first job succeeds, the others end or wait, sluice stays up, and
+    near Int64.max: the first job succeeds; the pause they ask for is capped (max_pause 2s in
+    this config, then the breaker probes), so the jobs behind it end too; sluice stays up and
     /v1/providers still renders the provider."""
-    first = submitted(KEYS["peer"], {"lane": "hostile/gpt-x", "request": dict(CHAT, model="gpt-x"), "max_attempts": 2})
+    job = {"lane": "hostile/gpt-x", "request": dict(CHAT, model="gpt-x"), "max_attempts": 5}
+    first = submitted(KEYS["peer"], job)
     ok, state = wait_for_state(KEYS["peer"], first, TERMINAL, timeout=15)
     expect(healthy(), "sluice stopped answering /healthz after the hostile provider's first answer")
     expect(ok and state == "succeeded", f"the hostile provider's first job: {state} (expected succeeded)")
-    others = [submitted(KEYS["peer"], {"lane": "hostile/gpt-x", "request": dict(CHAT, model="gpt-x"), "max_attempts": 2})
-              for _ in range(2)]
-    time.sleep(3)
+    others = [submitted(KEYS["peer"], job) for _ in range(2)]
+    states = {}
+    for other in others:
+        states[other] = wait_for_state(KEYS["peer"], other, TERMINAL, timeout=20)[1]
     expect(healthy(), "sluice stopped answering /healthz after more jobs to the hostile provider")
-    states = [job_state(KEYS["peer"], job) for job in others]
-    expect(all(s in TERMINAL | {"queued", "delayed", "retry_wait", "leased"} for s in states),
-           f"jobs behind the hostile provider are unreadable: {states}")
     answer = call("GET", "/v1/providers", ADMIN)
     expect(answer.status == 200 and answer.json() is not None, f"GET /v1/providers after the hostile answers: {answer}")
-    for job in others:
-        call("POST", f"/v1/jobs/{job}/cancel", KEYS["peer"])
+    for other in others:
+        call("POST", f"/v1/jobs/{other}/cancel", KEYS["peer"])
+    expect(all(s in TERMINAL for s in states.values()),
+           f"jobs behind a provider asking for a 1e300 ms pause did not end within 20 s with max_pause 2s: {states}")
 
 
 @check
@@ -645,6 +717,83 @@ def hostile_webhook_receiver_survived():
             problems.append(f"{path}: next_attempt_at {next_at} is not a sane time")
     expect(not problems, "; ".join(problems))
     print(f"    (receiver calls: { {p: len(hook_calls(p)) for p in jobs} })")
+
+
+@check
+def idle_connections_time_out():
+    """A connection that sends nothing, or stalls inside a request body, is closed (idle_timeout
+    3s in this config), so idle sockets cannot pile up."""
+    problems = []
+    for what, opening in [("a silent connection", b""),
+                          ("a stalled body", (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEYS['b']}\r\n"
+                                              f"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"lane\"").encode())]:
+        sock = socket.create_connection((HOST, PORT), timeout=15)
+        started = time.time()
+        try:
+            if opening:
+                sock.sendall(opening)
+            closed = False
+            while time.time() - started < 12:
+                try:
+                    if not sock.recv(65536):
+                        closed = True
+                        break
+                except (socket.timeout, ConnectionResetError):
+                    closed = True
+                    break
+        finally:
+            sock.close()
+        elapsed = time.time() - started
+        if not closed or elapsed > 10:
+            problems.append(f"{what} was still open after {elapsed:.1f} s")
+    expect(not problems, "; ".join(problems))
+
+
+@check
+def parked_waits_capped_per_key():
+    """Long-polls are capped per key (max_waits_per_key 4 in this config): a fifth gets a prompt
+    429 with a JSON error, while another tenant's long-poll still works."""
+    later = int(time.time()) + 120
+    job = submitted(KEYS["b"], {"lane": "demo", "request": CHAT, "not_before": later})
+    mine = submitted(KEYS["a"], {"lane": "demo", "request": CHAT, "not_before": later})
+    results = []
+
+    def poll(key, job_id):
+        results.append((key, call("GET", f"/v1/jobs/{job_id}?wait=4", key, timeout=15)))
+    threads = [threading.Thread(target=poll, args=(KEYS["b"], job)) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # the four are parked
+        fifth = call("GET", f"/v1/jobs/{job}?wait=4", KEYS["b"], timeout=15)
+        other = threading.Thread(target=poll, args=(KEYS["a"], mine))
+        other.start()
+        for thread in threads + [other]:
+            thread.join(20)
+    finally:
+        for job_id, key in [(job, KEYS["b"]), (mine, KEYS["a"])]:
+            call("POST", f"/v1/jobs/{job_id}/cancel", key)
+    expect_error(fifth, {429}, None, "a fifth parked long-poll of one key")
+    expect(fifth.seconds < 2, f"the fifth long-poll was refused only after {fifth.seconds:.1f} s")
+    parked = [a for k, a in results if k == KEYS["b"]]
+    expect(len(parked) == 4 and all(a.status == 200 for a in parked), f"the four parked long-polls: {[str(a) for a in parked]}")
+    others = [a for k, a in results if k == KEYS["a"]]
+    expect(len(others) == 1 and others[0].status == 200, f"another tenant's long-poll meanwhile: {[str(a) for a in others]}")
+
+
+@check
+def batches_go_through_admission():
+    """A batch is admitted like a submit of as many jobs: over the key's max_queued, refused."""
+    key = f"/v1/keys/{prefix_of(KEYS['b'])}"
+    file_id = upload(KEYS["b"], BATCH_LINES)  # two lines
+    capped = call("PATCH", key, ADMIN, {"limits": {"max_queued": 1}})
+    expect(capped.status == 200, f"PATCH max_queued 1: {capped}")
+    try:
+        answer = call("POST", "/v1/batches", KEYS["b"], {"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                                                         "completion_window": "24h"})
+        expect_error(answer, {403, 422, 429}, None, "a two-line batch from a key with max_queued 1")
+    finally:
+        call("PATCH", key, ADMIN, {"limits": {"max_queued": None}})
 
 
 # Cross-tenant reads: tenant A's job (with a delivered webhook), file and batch; tenant B asks.
@@ -755,7 +904,13 @@ def tenant_b_lists_show_nothing_of_a():
 
 @check
 def tenant_b_usage_excludes_a():
+    """Tenant B's usage holds only B's own finished jobs (at most as many as B has), never A's
+    rows, whatever the grouping; asking for A's is refused."""
     fixture()
+    jobs = (call("GET", "/v1/jobs?limit=100", KEYS["b"]).json() or {}).get("data", [])
+    finished = sum(1 for job in jobs if job.get("status") in TERMINAL)
+    a_requests = ((call("GET", "/v1/usage", KEYS["a"]).json() or {}).get("total") or {}).get("requests", 0)
+    expect(a_requests >= 1, "tenant A's usage is empty: nothing to compare with")
     problems = []
     for group in ["model", "key", "tenant"]:
         answer = call("GET", f"/v1/usage?group_by={group}", KEYS["b"])
@@ -763,14 +918,33 @@ def tenant_b_usage_excludes_a():
         if answer.status != 200:
             problems.append(f"group_by={group}: {answer}")
             continue
-        if document.get("total", {}).get("requests", 0) != 0:
-            problems.append(f"group_by={group}: tenant B (no finished jobs) sees requests: {document.get('total')}")
+        requests = document.get("total", {}).get("requests", 0)
+        if requests > finished:
+            problems.append(f"group_by={group}: tenant B sees {requests} requests but has {finished} finished jobs "
+                            f"(tenant A has {a_requests}): {document.get('total')}")
         if b"hostile-a" in answer.body or prefix_of(KEYS["a"]).encode() in answer.body:
             problems.append(f"group_by={group}: tenant A appears: {answer}")
+        if group == "tenant" and any(row.get("tenant") != "hostile-b" for row in document.get("data", [])):
+            problems.append(f"group_by=tenant: rows of other tenants: {document.get('data')}")
     answer = call("GET", "/v1/usage?tenant=hostile-a", KEYS["b"])
     if answer.status not in (403, 404):
         problems.append(f"/v1/usage?tenant=hostile-a by tenant B: {answer}")
     expect(not problems, "; ".join(problems))
+
+
+@check
+def webhook_replays_limited_per_key():
+    """Replays are limited per key: a burst of 70 replays of one delivery gets 429s, with JSON
+    errors, before the 70th (and the receiver is not flooded past the limit)."""
+    job = fixture()["job"]
+    statuses = []
+    for _ in range(70):
+        answer = call("POST", f"/v1/webhooks/deliveries/msg_{job}/retry", KEYS["a"], timeout=5)
+        statuses.append(answer.status)
+        if answer.status == 429:
+            expect_error(answer, {429}, None, "a replay over the key's limit")
+            break
+    expect(429 in statuses, f"70 replays of one delivery were all accepted: {sorted(set(statuses))}")
 
 
 # Finally: still up, still working.
