@@ -5,7 +5,7 @@ SWIFT      ?= swift
 APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv build release run test bench bench-autoscale clean
+.PHONY: deps venv build release run test fuzz bench bench-autoscale clean
 
 VENV       := .build-py/venv
 PY_PKGS    := openai anthropic standardwebhooks
@@ -53,6 +53,38 @@ test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
 	$(foreach suite,$(HEAVY),$(SWIFT) test --skip-build --filter $(suite) &&) true
+	$(MAKE) fuzz FUZZ_SECONDS=5 FUZZ_TARGETS="$(FUZZ_TEST_TARGETS)"
+
+## fuzz: the parsers' libFuzzer targets (Tests/Fuzz), FUZZ_SECONDS each (default 60), one after
+## another, in their own build folder (.build-fuzz: every module instrumented, FUZZING defined,
+## the toolchain's libFuzzer linked). Each starts from its committed corpus, Tests/Fuzz/corpus/<target>
+## (crash inputs found before among them, so a regression fails at once), adds what it finds
+## to .build-fuzz/corpus/<target>, and writes a crashing input to .build-fuzz/crashes/. Fails if
+## any target crashed. `make test` ends with a 5-second pass of each (FUZZ_TEST_TARGETS).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json job bulk multipart ratelimit duration batchline config
+# make test's pass leaves out config until the configuration reader stops trapping on a mapping
+# key that is not a scalar (a Yams force-unwrap; inputs in Tests/Fuzz/pending/config).
+FUZZ_TEST_TARGETS := json job bulk multipart ratelimit duration batchline
+FUZZ_BUILD   := .build-fuzz
+# libFuzzer without its main: SwiftPM renames an executable's main, and SluiceFuzz's own main
+# starts libFuzzer (Tests/Fuzz/Sources/SluiceFuzz/main.swift).
+FUZZ_LIB      = $(firstword $(wildcard $(dir $(realpath $(shell command -v swiftc)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-$(shell uname -m).a))
+fuzz: deps
+	@test -n "$(FUZZ_LIB)" || { echo "fuzz: no libclang_rt.fuzzer_no_main in the Swift toolchain"; exit 1; }
+	$(SWIFT) build --build-path $(FUZZ_BUILD) --product SluiceFuzz \
+	  -Xswiftc -Xfrontend -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xlinker $(FUZZ_LIB) -Xlinker -lstdc++
+	@mkdir -p $(FUZZ_BUILD)/crashes; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/SluiceFuzz $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t Tests/Fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	    || { failed="$$failed $$t"; tail -40 $(FUZZ_BUILD)/$$t.log; }; \
+	  grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)" $(FUZZ_BUILD)/$$t.log | tr '\n' ' '; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed (inputs in $(FUZZ_BUILD)/crashes)"; exit 1; fi
 
 ## bench-autoscale: release build, then a spike against `sluice autoscale`; plots the queue depth
 ## and the desired and running workers to bench/autoscale.png.
@@ -68,4 +100,4 @@ bench: deps
 	bench/workers.sh
 
 clean:
-	rm -rf .build .build-py var
+	rm -rf .build .build-py .build-fuzz var

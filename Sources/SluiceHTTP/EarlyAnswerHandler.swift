@@ -22,8 +22,14 @@ final class EarlyAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// How long the rest of a body is read and dropped after an early answer.
     let linger: TimeAmount
-    /// A request's head has arrived and its end has not.
-    private var requestOpen = false
+    /// Requests whose head, and whose end, have arrived; responses begun. Responses go in the
+    /// order of their requests, so the one begun is early when its request's end has not come
+    /// (a pipelined request's head behind a whole one does not make the first answer early).
+    private var heads = 0
+    private var ends = 0
+    private var responses = 0
+    /// The latest request's end has not arrived.
+    private var requestOpen: Bool { ends < heads }
     /// The response being written answers early: the connection closes after it.
     private var answeringEarly = false
     /// The output is shut and the rest of the body is being dropped until this fires.
@@ -40,14 +46,13 @@ final class EarlyAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .body = unwrapInboundIn(data) { return }
             lingering.cancel()
             self.lingering = nil
-            requestOpen = false
             context.close(promise: nil)
             return
         }
         switch unwrapInboundIn(data) {
-        case .head: requestOpen = true
+        case .head: heads += 1
         case .body: break
-        case .end: requestOpen = false
+        case .end: ends += 1
         }
         context.fireChannelRead(data)
     }
@@ -60,7 +65,13 @@ final class EarlyAnswerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(var head) where requestOpen && head.status.kind != .informational:
+        case .head(var head) where head.status.kind != .informational:
+            responses += 1
+            // This response's request is the `responses`-th; early when its end has not come.
+            guard ends < responses else {
+                context.write(data, promise: promise)
+                return
+            }
             answeringEarly = true
             head.headerFields[.connection] = "close"
             context.write(wrapOutboundOut(.head(head)), promise: promise)

@@ -70,6 +70,9 @@ struct Multipart {
         guard boundary.utf8.count <= Self.maxBoundaryLength else { throw .boundaryTooLong(boundary.utf8.count) }
         guard boundary.utf8.allSatisfy(Self.isBoundaryCharacter) else { throw .boundaryCharacters }
 
+        let trap = body.withUnsafeReadableBytes { Self.reachesHeaderNameTrap($0, boundary: Array("\r\n--\(boundary)".utf8)) }
+        guard !trap else { throw .malformed }
+
         let parser = MultipartParser(boundary: boundary)
         var parts: [Part] = []
         var headers: [(name: String, value: String)] = []
@@ -109,6 +112,60 @@ struct Multipart {
     }
 
     func part(_ name: String) -> Part? { parts.first { $0.name == name } }
+
+    /// Whether multipart-kit's parser (4.7.1) would meet a byte of 0x80 or more in a part's
+    /// header name: it looks header-name bytes up in a 128-entry table, so such a byte traps and
+    /// takes the whole process down (found by `make fuzz`). This walks the body once with the
+    /// parser's own states (its preamble match, body, delimiter and header states) and stops at
+    /// the first such byte. Where the parser would throw instead, the answer does not matter:
+    /// the body is refused as malformed either way.
+    static func reachesHeaderNameTrap(_ body: UnsafeRawBufferPointer, boundary delimiter: [UInt8]) -> Bool {
+        enum State { case preamble(Int), preHeaders(Bool), name(Bool), value, postValue, postHeaders, body, delimiter(Int) }
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        var state = State.preamble(0)
+        for byte in body {
+            switch state {
+            case .preamble(var index):
+                // As the parser does: a first byte of "--" may skip the delimiter's CRLF.
+                if index == 0, byte == delimiter[2] {
+                    index = 3
+                } else if byte == delimiter[index] {
+                    index += 1
+                } else if index > 0, byte == delimiter[0] {
+                    index = 1
+                } else {
+                    index = 0
+                }
+                state = index >= delimiter.count ? .preHeaders(false) : .preamble(index)
+            case .preHeaders(let sawCR):
+                if !sawCR, byte == cr { state = .preHeaders(true) } else if sawCR, byte == lf { state = .name(true) } else { return false }
+            case .name(let empty):
+                if byte >= 0x80 { return true }
+                if byte == UInt8(ascii: ":"), !empty { state = .value } else if byte == cr, empty { state = .postHeaders } else { state = .name(false) }
+            case .value:
+                if byte == cr { state = .postValue }
+            case .postValue:
+                guard byte == lf else { return false }
+                state = .name(true)
+            case .postHeaders:
+                guard byte == lf else { return false }
+                state = .body
+            case .body:
+                if byte == cr { state = .delimiter(1) }
+            case .delimiter(let index):
+                if index >= delimiter.count {
+                    // After a whole delimiter: CR starts the next part's headers, "-" the end.
+                    guard byte == cr else { return false }
+                    state = .preHeaders(true)
+                } else if byte == delimiter[index] {
+                    state = .delimiter(index + 1)
+                } else {
+                    state = byte == cr ? .delimiter(1) : .body
+                }
+            }
+        }
+        return false
+    }
 
     /// `value; name=token; name="quoted; string"` as (name, value) pairs, the first being the
     /// value itself (with an empty name swapped in: `(value, "")`). Quoted strings keep

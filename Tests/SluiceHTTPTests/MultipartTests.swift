@@ -76,6 +76,24 @@ import Testing
         #expect(throws: Multipart.Problem.unterminated) { try Multipart(head + filler, boundary: boundary) }
     }
 
+    /// Found by `make fuzz` (Tests/Fuzz/corpus/multipart/crash-header-name-high-byte): multipart-kit
+    /// 4.7.1 traps on a byte of 0x80 or more in a part's header name, which took the whole
+    /// process down. Such a body is refused as malformed before the parser sees it.
+    @Test func aNonASCIIByteInAHeaderNameIsRefusedNotATrap() throws {
+        let found = Array(
+            "--abc123\r\nContent-Disposition: form-\u{0}x\r\n\u{8D}\r\nbatch\r\n--abc123--".utf8)
+        #expect(throws: Multipart.Problem.malformed) { try Multipart(found, boundary: "abc123") }
+        for name in ["\u{E9}t\u{E9}", "X-\u{FF}", "\u{80}"] {
+            let body = "--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--b\r\n\(name): v\r\n\r\ny\r\n--b--"
+            #expect(throws: Multipart.Problem.malformed) { try Multipart(Array(body.utf8), boundary: "b") }
+        }
+        // Non-ASCII elsewhere is fine: in a header's value (a UTF-8 filename) and in content.
+        let body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d\u{E9}j\u{E0}.jsonl\"\r\n\r\n\u{E9}: \u{FF}\r\n--b--"
+        let form = try Multipart(Array(body.utf8), boundary: "b")
+        #expect(form.part("file")?.filename == "d\u{E9}j\u{E0}.jsonl")
+        #expect(form.part("file")?.content == Array("\u{E9}: \u{FF}".utf8))
+    }
+
     @Test func tooManyPartsAreRefused() {
         let part = "--p\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n"
         let body = String(repeating: part, count: Multipart.maxParts + 1) + "--p--"
