@@ -323,6 +323,8 @@ public struct SluiceAPI: Sendable {
                 "concurrency": provider.limits.concurrency ?? NSNull(),
             ] as [String: Any]
             entry["paused_until"] = try await limiter.pausedUntil().map { Double($0.value) / 1000 } ?? NSNull()
+            // After a 429's pause: one probe, then a window growing to the ceiling (null: full speed).
+            entry["resuming"] = try await limiter.resuming().map { ["probe": $0.probe, "window": $0.window] as [String: Any] } ?? NSNull()
             let health = LaneHealth(redis: queue.redis)
             if let announced = try await health.announced(provider: name) {
                 entry["announced"] = [

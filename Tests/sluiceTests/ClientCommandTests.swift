@@ -39,7 +39,7 @@ struct RunningSluice {
     }
 }
 
-func withRunningSluice(config: String = "", _ body: (RunningSluice) async throws -> Void) async throws {
+func withRunningSluice(config: String = "", server: String = "", _ body: (RunningSluice) async throws -> Void) async throws {
     let work = NSTemporaryDirectory() + "sluice-cli-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: work) }
@@ -47,7 +47,7 @@ func withRunningSluice(config: String = "", _ body: (RunningSluice) async throws
     // Lanes the tests complete by hand: external providers (no built-in workers), since only
     // configured providers' lanes are accepted.
     let lanes = "providers:\n" + ["demo", "w", "b", "bw"].map { "  \($0): { kind: external }\n" }.joined()
-    try ("server: { port: 0 }\ndatabase: \(work)/sluice.sqlite\n" + (config.contains("providers:") ? "" : lanes) + config)
+    try ("server: { port: 0\(server.isEmpty ? "" : ", " + server) }\ndatabase: \(work)/sluice.sqlite\n" + (config.contains("providers:") ? "" : lanes) + config)
         .write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
     let up = try ChildProcess.spawn(
         try sluiceBinary(), arguments: ["up", "--config", work + "/sluice.yaml", "--data-directory", work + "/redis"],
