@@ -193,11 +193,15 @@ public enum ScalingPolicy {
     private static func count(_ workers: Int) -> String { workers == 1 ? "1 worker" : "\(format(workers)) workers" }
 
     private static func workers(_ slots: Double, _ settings: ScalingSettings) -> Int {
-        max(1, Int((slots / Double(max(1, settings.slotsPerWorker))).rounded(.up)))
+        guard !slots.isNaN else { return 1 }
+        // The signals come from counters a peer can inflate: a non-finite or huge figure is held
+        // to a million workers (the settings' max applies after) rather than trapping.
+        return max(1, Bounded.int((slots / Double(max(1, settings.slotsPerWorker))).rounded(.up), in: 1...1_000_000) ?? 1_000_000)
     }
 
     static func format(_ value: Double) -> String {
-        if value >= 100 { return format(Int(value.rounded())) }
+        guard value.isFinite else { return "\(value)" }
+        if value >= 100 { return format(Bounded.int(value.rounded(), in: 0...Int.max) ?? Int.max) }
         return String(format: value < 10 ? "%.2g" : "%.0f", value)
     }
 

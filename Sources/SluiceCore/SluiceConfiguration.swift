@@ -186,13 +186,47 @@ public struct SluiceConfiguration: Sendable, Hashable {
     /// The built-in defaults, as if the file were empty.
     public init() {}
 
+    /// YAML text as Foundation values, after checking what `Yams.load` cannot survive: it
+    /// force-unwraps every mapping key as a string, so a key that is a sequence or a mapping
+    /// (`{[a]: b}`, `? {port: 1}`) would trap. Found by the config fuzz target.
+    static func loadYAML(_ yaml: String, file: String?) throws -> Any? {
+        guard let node = try Yams.compose(yaml: yaml) else { return nil }
+        if let path = nonScalarKey(in: node, path: "", depth: 0) {
+            throw ConfigurationError(
+                key: (file.map { "\($0): " } ?? "") + (path.isEmpty ? "(top level)" : path),
+                problem: "has a mapping key that is not a plain name (a list, a mapping or an alias)")
+        }
+        return try Yams.load(yaml: yaml)
+    }
+
+    /// The path of the first mapping whose key is not a scalar, or that nests past 64 levels.
+    private static func nonScalarKey(in node: Node, path: String, depth: Int) -> String? {
+        guard depth < 64 else { return path }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                guard case .scalar(let name) = key else { return path }
+                let inner = path.isEmpty ? name.string : path + "." + name.string
+                if let found = nonScalarKey(in: value, path: inner, depth: depth + 1) { return found }
+            }
+            return nil
+        case .sequence(let sequence):
+            for (index, item) in sequence.enumerated() {
+                if let found = nonScalarKey(in: item, path: path + "[\(index)]", depth: depth + 1) { return found }
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
     /// Parses YAML text, then applies `SLUICE_REDIS_URL`, `SLUICE_DB` and `SLUICE_PORT` from
     /// `environment`. Throws `ConfigurationError` naming the key that is wrong.
     public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigurationError) -> SluiceConfiguration {
         var configuration = SluiceConfiguration()
         let root: [String: Any]
         do {
-            guard let loaded = try Yams.load(yaml: yaml) else { return try configuration.applying(environment) }
+            guard let loaded = try loadYAML(yaml, file: nil) else { return try configuration.applying(environment) }
             guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "(top level)", problem: "must be a mapping") }
             root = mapping
         } catch let error as ConfigurationError {
@@ -467,7 +501,7 @@ public struct WorkerPoolDefinition: Sendable, Hashable {
         var definition = WorkerPoolDefinition()
         let root: [String: Any]
         do {
-            guard let loaded = try Yams.load(yaml: yaml) else { return definition }
+            guard let loaded = try SluiceConfiguration.loadYAML(yaml, file: file) else { return definition }
             guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "\(file): (top level)", problem: "must be a mapping") }
             root = mapping
         } catch let error as ConfigurationError {

@@ -94,7 +94,7 @@ public final class WorkerPool: Service, Sendable {
                         if let worker = WorkerLane.configured(lane, in: configuration, concurrency: concurrency) {
                             found.append(worker)
                         } else if unserved.insert(lane).inserted {
-                            logger.info("workers: lane \(lane) has no configured provider; not served")
+                            logger.info("workers: lane \(lane) has no provider these workers call (none configured, or kind external); not served")
                         }
                     }
                 }

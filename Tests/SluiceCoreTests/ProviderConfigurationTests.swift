@@ -23,8 +23,15 @@ import Testing
         #expect(configuration.provider(forLane: "unknown/model") == nil)
     }
 
+    @Test func anExternalProviderNeedsNoBaseURLAndGetsNoWorkers() throws {
+        let configuration = try SluiceConfiguration.load(yaml: "providers: { gpu: { kind: external } }")
+        #expect(configuration.providers["gpu"]?.kind == "external" && configuration.providers["gpu"]?.baseURL == "")
+        #expect(ModelDirectory(providers: configuration.providers, routes: [:]).laneProblem("gpu/my-model") == nil)
+        #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "providers: { gpu: { kind: external, base_url: 'ftp://x' } }") }
+    }
+
     @Test func badProvidersNameTheKey() {
-        #expect(throws: ConfigurationError(key: "providers.x.kind", problem: "must be one of openai, anthropic, huggingface")) {
+        #expect(throws: ConfigurationError(key: "providers.x.kind", problem: "must be one of openai, anthropic, huggingface, external")) {
             try SluiceConfiguration.load(yaml: "providers: { x: { kind: cohere, base_url: 'http://a' } }")
         }
         #expect(throws: ConfigurationError(key: "providers.x.base_url", problem: "must be an http(s) URL")) {
