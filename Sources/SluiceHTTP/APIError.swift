@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOHTTP1
 import SluiceQueue
 import SluiceRedis
 
@@ -62,6 +63,9 @@ public struct APIError: HTTPResponseError, Sendable {
             return APIError(error.status, type: type, message: message)
         case QueueError.invalidSpec(_, .invalid(let field, let reason)):
             return .invalid("\(field) \(reason)", param: field)
+        case is HTTPParserError:
+            // A client that stopped mid-body (or sent a broken request): its fault, not ours.
+            return APIError(.badRequest, type: "invalid_request", message: "the request was cut off or malformed")
         case let error as RedisError where error.isConnectionError:
             var unavailable = APIError(.serviceUnavailable, type: "unavailable", message: "the queue is unreachable; retry shortly")
             unavailable.headers[.retryAfter] = "1"
@@ -81,6 +85,9 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let apiError = APIError.from(error)
             if apiError.status == .internalServerError {
                 context.logger.error("unexpected error on \(request.method) \(request.uri.path): \(error)")
+            } else if error is HTTPParserError {
+                // A client can cause this at will: not an error of ours, so not at error level.
+                context.logger.debug("request cut off", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             }
             return try apiError.response(from: request, context: context)
         }

@@ -84,7 +84,12 @@ struct JobRequest {
         func int(_ which: Field) throws(APIError) -> Int? {
             guard let value = field(which), value.kind != .null else { return nil }
             guard value.kind == .number, let number = JSONScanner.wholeNumber(bytes, value.range) else {
-                throw .invalid("'\(which.name)' must be a whole number", param: "\(which.name)")
+                let range = switch which {
+                case .priority: "from \(JobSpec.priorityRange.lowerBound) to \(JobSpec.priorityRange.upperBound)"
+                case .maxAttempts: "from 1 to 1000"
+                default: "of Unix seconds from 0 to \(Int64(Bounded.maxUnixSeconds))"
+                }
+                throw .invalid("'\(which.name)' must be a whole number \(range)", param: "\(which.name)")
             }
             return number
         }

@@ -260,7 +260,7 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
             let response = try await api.request(.post, "/v1/jobs/bulk", key: api.acme, json: body, headers: [.contentType: "application/jsonl"])
             #expect(response.status == .badRequest)
             let error = try #require(response.body["error"] as? [String: String])
-            #expect(error["message"] == "line 2: 'priority' must be a whole number")
+            #expect(error["message"] == "line 2: 'priority' must be a whole number from -100 to 100")
             #expect(error["param"] == "line 2: priority")
             let notJSON = try await api.request(
                 .post, "/v1/jobs/bulk", key: api.acme, json: "{\"lane\": \"bulk\", \"request\": {}}\n{oops",
