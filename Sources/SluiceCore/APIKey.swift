@@ -79,9 +79,13 @@ public struct KeyLimits: Sendable, Hashable, Codable {
 
     public var isEmpty: Bool { submitRate == nil && maxQueued == nil && maxPriority == nil && lanes == nil }
 
-    /// Whether `lane` is one of `allowed`: the lane itself, or a lane of a provider listed.
+    /// Whether `lane` is one of `allowed`: the lane itself, or a lane of a provider listed (an
+    /// entry with a model, `hf/org/model`, allows that lane exactly, not `hf/org/model/x`).
     public static func allows(_ allowed: [String], lane: String) -> Bool {
-        allowed.contains { lane == $0 || (lane.hasPrefix($0) && lane.utf8.dropFirst($0.utf8.count).first == UInt8(ascii: "/")) }
+        allowed.contains { entry in
+            lane == entry
+                || (!entry.contains("/") && lane.hasPrefix(entry) && lane.utf8.dropFirst(entry.utf8.count).first == UInt8(ascii: "/"))
+        }
     }
 
     /// `lanes` as stored: comma-separated.

@@ -22,6 +22,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var idleTimeout: Duration = .seconds(30)
         /// The most long-polls and facade waits one key may have parked at once (429 past it).
         public var maxWaitsPerKey = 256
+        /// The most lanes per provider for models the configuration does not name (429 past it).
+        public var maxLanesPerProvider = 100
     }
 
     /// Which Redis to use, and how to talk to it.
@@ -246,6 +248,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
                 throw ConfigurationError(key: "server.idle_timeout", problem: "must be from 1s to 1h")
             }
             configuration.server.maxWaitsPerKey = try section.int("max_waits_per_key", in: 1...100_000) ?? configuration.server.maxWaitsPerKey
+            configuration.server.maxLanesPerProvider =
+                try section.int("max_lanes_per_provider", in: 0...100_000) ?? configuration.server.maxLanesPerProvider
             guard configuration.server.facadeWait <= configuration.server.facadeMaxWait else {
                 throw ConfigurationError(key: "server.facade_wait", problem: "must not be above server.facade_max_wait")
             }
@@ -368,7 +372,10 @@ public struct SluiceConfiguration: Sendable, Hashable {
             var target: Route.Target
             if let text = entry as? String {
                 let parts = text.split(separator: "/", maxSplits: 1)
-                target = Route.Target(provider: String(parts[0]), model: parts.count > 1 ? String(parts[1]) : nil, weight: 0)
+                guard let first = parts.first else {
+                    throw ConfigurationError(key: at, problem: "must name a provider (\"provider/model\")")
+                }
+                target = Route.Target(provider: String(first), model: parts.count > 1 ? String(parts[1]) : nil, weight: 0)
             } else if let mapping = entry as? [String: Any] {
                 var section = Reader(mapping, path: at)
                 guard let provider = try section.string("provider") else { throw ConfigurationError(key: at + ".provider", problem: "is required") }
@@ -383,6 +390,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
             }
             guard providers[target.provider] != nil else {
                 throw ConfigurationError(key: at, problem: "names provider '\(target.provider)', which is not under providers")
+            }
+            if let model = target.model, let problem = ModelDirectory.modelProblem(model) {
+                throw ConfigurationError(key: at, problem: problem)
             }
             targets.append(target)
         }
@@ -428,8 +438,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
         }
         if let models = try section.list("models") {
             provider.models = try models.enumerated().map { (index, model) throws(ConfigurationError) in
-                guard let name = model as? String, !name.isEmpty, !name.contains(where: \.isWhitespace) else {
-                    throw ConfigurationError(key: "\(path).models[\(index)]", problem: "must be a model name")
+                guard let name = model as? String, ModelDirectory.modelProblem(name) == nil else {
+                    throw ConfigurationError(key: "\(path).models[\(index)]", problem: "must be a model name (letters, digits, '/' and -._:@+=)")
                 }
                 return name
             }

@@ -181,6 +181,8 @@ extension SluiceAPI {
     private func batchAdmission(_ key: APIKey) -> BatchService.Admission {
         { lanes, count in
             for lane in lanes.sorted() { try self.checkLane(lane, key: key, place: "") }
+            let adHoc = lanes.filter { !self.configuredLanes.contains($0) }
+            if !adHoc.isEmpty { try await self.checkAdHocLanes(Dictionary(uniqueKeysWithValues: adHoc.map { ($0, "") })) }
             try await self.admit(key, count: count)
         }
     }

@@ -69,10 +69,14 @@ extension SluiceAPI {
         let spec = JobSpec(
             lane: lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
             idempotencyKey: idempotencyKey.map { "facade:" + $0 }, metadata: Array(metadata))
-        try checkJobs([spec], key: key, ownPriority: true)
-        try await admit(key, count: 1)
-        let id = try await queue.enqueue(spec, submitter: key.id).id
-        let job = try await parked(key) { try await waiter.wait(for: id, timeout: wait) }
+        try await checkJobs([spec], key: key, ownPriority: true)
+        // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
+        // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
+        let job = try await parked(key) {
+            try await admit(key, count: 1)
+            let id = try await queue.enqueue(spec, submitter: key.id).id
+            return try await waiter.wait(for: id, timeout: wait)
+        }
         guard let job else { throw APIError.notFound }
         return try facadeAnswer(job, waited: wait)
     }

@@ -13,13 +13,27 @@ extension SluiceAPI {
     /// that lane or priority. A bulk's error names the line (`jobs[i]`).
     /// The facade's own top priority is not the client's choice: it skips the priority check
     /// (`ownPriority`).
-    func checkJobs(_ specs: [JobSpec], key: APIKey, ownPriority: Bool = false) throws {
+    ///
+    /// Lanes the configuration does not name (`provider/any-model`) are capped per provider
+    /// (`maxAdHocLanes`): every lane gets a worker and costs maintenance for good, so a bulk of
+    /// 50,000 made-up model names must not become 50,000 lanes.
+    func checkJobs(_ specs: [JobSpec], key: APIKey, ownPriority: Bool = false) async throws {
         let directory = ModelDirectory(providers: providers, routes: routes)
         let admin = key.scopes.contains(.admin)
         var checked: Set<String> = []
+        var adHoc: [String: String] = [:]  // a lane the configuration does not name -> where it was first seen
         for (index, spec) in specs.enumerated() {
             let place = specs.count > 1 ? "jobs[\(index)]: " : ""
-            if checked.insert(spec.lane).inserted { try checkLane(spec.lane, key: key, place: place, directory: directory) }
+            if checked.insert(spec.lane).inserted {
+                try checkLane(spec.lane, key: key, place: place, directory: directory)
+                // A route's job may move to any of its targets: a key limited to some lanes must be allowed them all.
+                if !admin, key.limits.lanes != nil, let route = Self.routeName(of: spec.metadata).flatMap({ routes[$0] }) {
+                    for target in route.targets where target.lane != spec.lane {
+                        try checkLane(target.lane, key: key, place: place + "route '\(route.name)': ", directory: directory)
+                    }
+                }
+                if !configuredLanes.contains(spec.lane) { adHoc[spec.lane] = place }
+            }
             let most = key.limits.maxPriority ?? 0
             if !admin, !ownPriority, spec.priority > most {
                 throw APIError(
@@ -27,6 +41,55 @@ extension SluiceAPI {
                     message: place + "priority \(spec.priority) is above this key's max_priority of \(most)", param: "priority")
             }
         }
+        if !adHoc.isEmpty { try await checkAdHocLanes(adHoc) }
+    }
+
+    /// Lanes named by the configuration: each provider, route targets, and the models providers list.
+    static func configuredLanes(providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route]) -> Set<String> {
+        var lanes = Set(providers.keys)
+        for provider in providers.values { for model in provider.models { lanes.insert(provider.name + "/" + model) } }
+        for route in routes.values { for target in route.targets { lanes.insert(target.lane) } }
+        return lanes
+    }
+
+    /// Refuses lanes that would take a provider past `maxAdHocLanes` lanes the configuration
+    /// does not name (the lanes already in Redis count, read at most once a second).
+    func checkAdHocLanes(_ lanes: [String: String]) async throws {
+        var known = knownLanes.cached()
+        if lanes.keys.contains(where: { !(known?.contains($0) ?? false) }) {
+            known = Set(try await queue.lanes())
+            knownLanes.store(known!)
+        }
+        let fresh = lanes.keys.filter { !known!.contains($0) }
+        guard !fresh.isEmpty else { return }
+        func provider(_ lane: String) -> Substring { lane.split(separator: "/", maxSplits: 1).first ?? Substring(lane) }
+        var counts: [Substring: Int] = [:]
+        for lane in known! where !configuredLanes.contains(lane) { counts[provider(lane), default: 0] += 1 }
+        for lane in fresh.sorted() {
+            let name = provider(lane)
+            counts[name, default: 0] += 1
+            if counts[name, default: 0] > maxAdHocLanes {
+                var error = APIError(
+                    .tooManyRequests, type: "too_many_lanes",
+                    message: (lanes[lane] ?? "") + "provider '\(name)' already has \(maxAdHocLanes) lanes for models the configuration does not list; "
+                        + "use one of its lanes, list the model in the provider's models, or route it", param: "lane")
+                error.headers[.retryAfter] = "60"
+                throw error
+            }
+        }
+    }
+
+    /// The route a job's envelope names: JobRequest, the facade and batches all write it last
+    /// (`…,"route":"name"}`), after anything the client's metadata holds.
+    static func routeName(of metadata: [UInt8]) -> String? {
+        let marker = Array(#""route":""#.utf8)
+        guard metadata.count > marker.count + 2, metadata.last == UInt8(ascii: "}"),
+            metadata[metadata.count - 2] == UInt8(ascii: "\""),
+            let start = metadata.lastRange(of: marker)?.upperBound
+        else { return nil }
+        let name = metadata[start..<(metadata.count - 2)]
+        guard !name.contains(UInt8(ascii: "\"")), !name.contains(UInt8(ascii: "\\")) else { return nil }
+        return String(decoding: name, as: UTF8.self)
     }
 
     /// Checks one lane: a configured provider serves it, its model name is safe, and the key may
@@ -73,4 +136,18 @@ extension SluiceAPI {
 /// Waits parked per key (long-polls and facade calls), shared by every copy of the API value.
 final class ParkedWaits: Sendable {
     let counts = Mutex<[Int64: Int]>([:])
+}
+
+/// The lanes Redis knows, as read at most once a second (for the ad-hoc lane cap).
+final class KnownLanes: Sendable {
+    private let state = Mutex<(lanes: Set<String>, at: ContinuousClock.Instant)?>(nil)
+
+    func cached() -> Set<String>? {
+        state.withLock { state in
+            guard let state, ContinuousClock.now - state.at < .seconds(1) else { return nil }
+            return state.lanes
+        }
+    }
+
+    func store(_ lanes: Set<String>) { state.withLock { $0 = (lanes, ContinuousClock.now) } }
 }

@@ -59,6 +59,11 @@ public struct SluiceAPI: Sendable {
     /// The most long-polls and facade waits one key may have parked at once.
     public let maxParkedPerKey: Int
     let parkedWaits = ParkedWaits()
+    /// The most lanes per provider for models the configuration does not name.
+    public let maxAdHocLanes: Int
+    /// Lanes the configuration names (never capped), and the lanes Redis knows.
+    let configuredLanes: Set<String>
+    let knownLanes = KnownLanes()
     /// How long a connection may send nothing before it is closed (not while it is answered).
     public let idleTimeout: Duration
 
@@ -67,8 +72,10 @@ public struct SluiceAPI: Sendable {
         providers: [String: SluiceConfiguration.Provider] = [:], routes: [String: SluiceConfiguration.Route] = [:],
         facadeWait: Duration = .seconds(60), facadeMaxWait: Duration = .seconds(600), addressGuard: AddressGuard = AddressGuard(),
         batches: BatchService? = nil, maxFileBytes: Int = 200 << 20, scaling: ScalingMonitor? = nil,
-        maxParkedPerKey: Int = 256, idleTimeout: Duration = .seconds(30)
+        maxParkedPerKey: Int = 256, idleTimeout: Duration = .seconds(30), maxAdHocLanes: Int = 100
     ) {
+        self.maxAdHocLanes = max(0, maxAdHocLanes)
+        configuredLanes = Self.configuredLanes(providers: providers, routes: routes)
         self.idleTimeout = idleTimeout
         self.maxParkedPerKey = max(1, maxParkedPerKey)
         self.scaling = scaling
@@ -148,7 +155,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: routes)
-        try checkJobs([job.spec], key: key)
+        try await checkJobs([job.spec], key: key)
         try await checkCallbacks([job.spec], key: key)
         try await admit(key, count: 1)
         let result = try await queue.enqueue(job.spec, submitter: key.id)
@@ -183,7 +190,7 @@ public struct SluiceAPI: Sendable {
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
             body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: routes)
-        try checkJobs(bulk.specs, key: key)
+        try await checkJobs(bulk.specs, key: key)
         try await checkCallbacks(bulk.specs, key: key)
         try await admit(key, count: bulk.specs.count)
         let results = try await queue.enqueue(bulk.specs, submitter: key.id)

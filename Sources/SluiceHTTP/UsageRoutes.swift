@@ -51,8 +51,9 @@ extension SluiceAPI {
         }
         let data = rows.map { entry($0.group, $0.requests, $0.succeeded, $0.inputTokens, $0.outputTokens, $0.cost) }
         let total = entry(
-            nil, rows.reduce(0) { $0 + $1.requests }, rows.reduce(0) { $0 + $1.succeeded }, rows.reduce(0) { $0 + $1.inputTokens },
-            rows.reduce(0) { $0 + $1.outputTokens }, rows.reduce(0) { $0 + $1.cost })
+            nil, rows.reduce(0) { Bounded.add($0, $1.requests) }, rows.reduce(0) { Bounded.add($0, $1.succeeded) },
+            rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
+            rows.reduce(0) { $0 + $1.cost })
         return try Self.json([
             "object": "usage", "from": from.value / 1000, "to": to.value / 1000, "group_by": grouping.rawValue,
             "tenant": tenant ?? NSNull(), "data": data, "total": total,

@@ -31,7 +31,9 @@ public struct ArchiveStore: Sendable {
                     VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
                     ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
                       requests = requests + 1, succeeded = succeeded + excluded.succeeded,
-                      input_tokens = input_tokens + excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens,
+                      -- held at 10^18: an overflowing sum would turn the column into a float
+                      input_tokens = MIN(input_tokens + excluded.input_tokens, 1000000000000000000),
+                      output_tokens = MIN(output_tokens + excluded.output_tokens, 1000000000000000000),
                       cost = cost + excluded.cost
                     """)
             for job in jobs {

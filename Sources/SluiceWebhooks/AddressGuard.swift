@@ -210,8 +210,8 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     public let bits: Int
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let base = IPAddress(String(parts[0])) else { return nil }
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, let base = IPAddress(String(first)) else { return nil }
         let width = base.bytes.count * 8
         let bits = parts.count == 2 ? Int(parts[1]) : width
         guard let bits, (0...width).contains(bits) else { return nil }

@@ -57,6 +57,9 @@ public struct WebhookSettings: Sendable, Hashable {
 ///   once; when it may have more due than it looks at, it pushes the deliveries of keys at their
 ///   cap a second back, so that other keys' deliveries behind them come forward.
 public final class WebhookService: Service, Sendable {
+    /// A callback URL's host alone, for logs: its path and query may carry the receiver's token.
+    static func host(of url: String) -> String { URLComponents(string: url)?.host ?? "?" }
+
     let queue: JobQueue
     let store: WebhookStore
     let settings: WebhookSettings
@@ -222,7 +225,7 @@ public final class WebhookService: Service, Sendable {
             case .status(410, _):
                 try await store.disable(url: delivery.url)
                 try await store.record(id, status: "disabled", code: 410, error: "410 Gone: the endpoint is disabled")
-                logger.info("webhooks: \(delivery.url) answered 410; the endpoint is disabled")
+                logger.info("webhooks: an endpoint answered 410 and is disabled", metadata: ["host": "\(Self.host(of: delivery.url))", "delivery": "\(delivery.id)"])
             case .refused(let why):
                 try await store.record(id, status: "dead", code: nil, error: why)
                 logger.warning("webhooks: delivery \(id) refused: \(why)")
@@ -241,7 +244,9 @@ public final class WebhookService: Service, Sendable {
         let next = delivery.attempts + 1  // the index of the next attempt in the schedule
         guard next < settings.schedule.count else {
             try await store.record(delivery.id, status: "dead", code: code, error: error + "; retries used up")
-            logger.warning("webhooks: delivery \(delivery.id) to \(delivery.url) dead-lettered after \(next) attempts: \(error)")
+            logger.warning(
+                "webhooks: delivery dead-lettered",
+                metadata: ["delivery": "\(delivery.id)", "host": "\(Self.host(of: delivery.url))", "attempts": "\(next)", "error": "\(error)"])
             return
         }
         let planned = settings.schedule[next]

@@ -48,6 +48,8 @@ public struct WorkerLane: Sendable {
         guard let (provider, model) = configuration.provider(forLane: lane), let kind = ProviderKind(rawValue: provider.kind) else {
             return nil
         }
+        // A lane queued before lanes were checked at submit (`hf/../../api/x`) is never called.
+        if let model, ModelDirectory.modelProblem(model) != nil { return nil }
         let settings = ProviderSettings(
             name: provider.name, kind: kind, baseURL: provider.baseURL, apiKeyEnvironment: provider.apiKeyEnvironment,
             timeout: provider.timeout)

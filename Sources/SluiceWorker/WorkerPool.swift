@@ -99,7 +99,9 @@ public final class WorkerPool: Service, Sendable {
                     }
                 }
                 for lane in found where started.insert(lane.lane).inserted {
-                    logger.info("workers: serving lane \(lane.lane) → \(lane.provider.name) \(lane.provider.baseURL)\(lane.path)")
+                    // The host alone: a base URL may carry user:password.
+                    let host = URLComponents(string: lane.provider.baseURL)?.host ?? "?"
+                    logger.info("workers: serving lane \(lane.lane) → \(lane.provider.name) \(host)\(lane.path)")
                     let worker = LaneWorker(lane: lane, queue: queue, client: client, stats: stats, logger: logger, environment: environment)
                     group.addTask { await worker.run(stopping: { self.stopping.load(ordering: .relaxed) }) }
                 }

@@ -118,7 +118,8 @@ private func serve(
         facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
         addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches,
         maxFileBytes: configuration.batches.maxFileBytes, scaling: scaling,
-        maxParkedPerKey: configuration.server.maxWaitsPerKey, idleTimeout: configuration.server.idleTimeout)
+        maxParkedPerKey: configuration.server.maxWaitsPerKey, idleTimeout: configuration.server.idleTimeout,
+        maxAdHocLanes: configuration.server.maxLanesPerProvider)
     api.metricsKeyRequired = configuration.server.metricsKeyRequired
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {

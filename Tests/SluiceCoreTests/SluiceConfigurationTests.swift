@@ -44,7 +44,7 @@ import Testing
         #expect(throws: ConfigurationError(key: "prices.x.input", problem: "must be a number within 0.0...1000000.0")) {
             try SluiceConfiguration.load(yaml: "prices: { x: { input: -1 } }")
         }
-        #expect(throws: ConfigurationError(key: "providers.p.models[0]", problem: "must be a model name")) {
+        #expect(throws: ConfigurationError(key: "providers.p.models[0]", problem: "must be a model name (letters, digits, '/' and -._:@+=)")) {
             try SluiceConfiguration.load(yaml: "providers: { p: { kind: openai, base_url: \"http://x\", models: [\"a b\"] } }")
         }
     }

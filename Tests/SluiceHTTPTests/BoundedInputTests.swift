@@ -148,6 +148,72 @@ import Testing
         }
     }
 
+    @Test func madeUpModelsCannotMultiplyLanes() async throws {
+        try await withAPI(maxAdHocLanes: 5) { api in
+            // One bulk naming 50 made-up models of one provider: refused whole, no lane created.
+            let lines = (0..<50).map { #"{"lane": "mock/made-up-\#($0)", "request": {}}"# }.joined(separator: ",")
+            let bulk = try await api.request(.post, "/v1/jobs/bulk", key: api.acme, json: "[\(lines)]")
+            #expect(bulk.status == .tooManyRequests)
+            #expect((bulk.body["error"] as? [String: String])?["type"] == "too_many_lanes")
+            #expect(try await api.queue.lanes().filter { $0.hasPrefix("mock/made-up") }.isEmpty)
+            // Up to the cap they go in; past it, one at a time, the next is refused too.
+            for index in 0..<5 {
+                #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "mock/m\#(index)", "request": {}}"#).status == .accepted)
+            }
+            try await Task.sleep(for: .milliseconds(1100))  // past the known-lanes cache
+            let sixth = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "mock/m5", "request": {}}"#)
+            #expect(sixth.status == .tooManyRequests)
+            // A lane that exists, a provider's own lane and a route's targets are never capped.
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "mock/m0", "request": {}}"#).status == .accepted)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"lane": "mock", "request": {}}"#).status == .accepted)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"model": "split", "request": {}}"#).status == .accepted)
+        }
+    }
+
+    @Test func aKeyLimitedToSomeLanesMustBeAllowedEveryTargetOfARoute() async throws {
+        try await withAPI { api in
+            let prefix = String(api.globex.split(separator: "_").prefix(2).joined(separator: "_"))
+            // Route "split" goes to mock/a or mock/b: allowed only mock/a, the key may not use it
+            // (the job could run on, or fall back to, mock/b).
+            _ = try await api.request(.patch, "/v1/keys/\(prefix)", key: api.admin, json: #"{"limits": {"lanes": ["mock/a"]}}"#)
+            for _ in 0..<4 {
+                let routed = try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"model": "split", "request": {}}"#)
+                #expect(routed.status == .forbidden)
+            }
+            // A lane with a model allows exactly it, not a longer path under it.
+            #expect(try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"lane": "mock/a", "request": {}}"#).status == .accepted)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"lane": "mock/a/x", "request": {}}"#).status == .forbidden)
+            _ = try await api.request(.patch, "/v1/keys/\(prefix)", key: api.admin, json: #"{"limits": {"lanes": ["mock"]}}"#)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.globex, json: #"{"model": "split", "request": {}}"#).status == .accepted)
+        }
+    }
+
+    @Test func aFacadeCallOverTheParkedCapQueuesNothing() async throws {
+        try await withAPI(maxParkedPerKey: 1) { api in
+            // One facade call parks (nothing runs its job); the next is 429 with no job queued.
+            func call() async throws -> Int {
+                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/chat/completions")!)
+                request.httpMethod = "POST"
+                request.setValue("Bearer \(api.acme)", forHTTPHeaderField: "Authorization")
+                request.setValue("2", forHTTPHeaderField: "X-Sluice-Wait")
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+                request.httpBody = Data(#"{"model": "mock/gpt-4o-mini", "messages": []}"#.utf8)
+                let (_, response) = try await URLSession.shared.data(for: request)
+                return (response as? HTTPURLResponse)?.statusCode ?? 0
+            }
+            async let first = call()
+            try await Task.sleep(for: .milliseconds(700))
+            for _ in 0..<3 {
+                let refused = try await api.request(
+                    .post, "/v1/chat/completions", key: api.acme, json: #"{"model": "mock/gpt-4o-mini", "messages": []}"#,
+                    headers: [HTTPField.Name("X-Sluice-Wait")!: "2"])
+                #expect(refused.status == .tooManyRequests)
+            }
+            #expect(try await first == 504)  // its job never ran: the wait ran out
+            #expect(try await api.queue.counts(lane: "mock/gpt-4o-mini").ready == 1)
+        }
+    }
+
     @Test func parkedWaitsAreCappedPerKey() async throws {
         try await withAPI(maxParkedPerKey: 2) { api in
             let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)

@@ -42,7 +42,9 @@ struct Fixture {
     }
 }
 
-func withAPI(maxParkedPerKey: Int = 256, _ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
+func withAPI(
+    maxParkedPerKey: Int = 256, maxAdHocLanes: Int = 100, _ body: @escaping @Sendable (Fixture) async throws -> Void
+) async throws {
     try await withRedis { server, redis in
         let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -71,7 +73,8 @@ func withAPI(maxParkedPerKey: Int = 256, _ body: @escaping @Sendable (Fixture) a
             logger: Logger(label: "test"))
         let api = SluiceAPI(
             queue: queue, waiter: waiter, keys: keys, providers: providers, routes: modelRoutes,
-            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling, maxParkedPerKey: maxParkedPerKey)
+            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling, maxParkedPerKey: maxParkedPerKey,
+            maxAdHocLanes: maxAdHocLanes)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
