@@ -31,10 +31,11 @@ import Testing
             let before = try #require(granted(try await one.acquire(want: 32, tokens: 1)))
             #expect(before.count == 32 && before.slots.isEmpty && before.generation.isEmpty, "full speed before any 429")
 
-            try await one.pause(for: .milliseconds(100), gentle: true)
+            // A second long: under the whole suite on 2 cores, 100 ms could pass before the next call.
+            try await one.pause(for: .seconds(1), gentle: true)
             #expect(try await one.resuming() == .init(probe: true, window: 1))
             #expect(refused(try await two.acquire(want: 32, tokens: 1)) == "paused")
-            try await Task.sleep(for: .milliseconds(150))
+            try await Task.sleep(for: .milliseconds(1100))
 
             let probe = try #require(granted(try await one.acquire(want: 32, tokens: 1)))
             #expect(probe.count == 1 && probe.slots.count == 1 && !probe.generation.isEmpty)
@@ -54,12 +55,12 @@ import Testing
             #expect(four.count == 4)
 
             // A 429 in the ramp: the window halves, once for the burst, and a probe comes first.
-            try await one.pause(for: .milliseconds(100), gentle: true, generation: four.generation)
-            try await one.pause(for: .milliseconds(100), gentle: true, generation: four.generation)
+            try await one.pause(for: .seconds(1), gentle: true, generation: four.generation)
+            try await one.pause(for: .seconds(1), gentle: true, generation: four.generation)
             #expect(try await one.resuming() == .init(probe: true, window: 2))
             for slot in four.slots { try await one.release(slots: [slot], succeeded: true, generation: four.generation, ceiling: 16) }
             #expect(try await one.resuming() == .init(probe: true, window: 2), "a call from before the pause is not the probe")
-            try await Task.sleep(for: .milliseconds(150))
+            try await Task.sleep(for: .milliseconds(1100))
             let again = try #require(granted(try await two.acquire(want: 32, tokens: 1)))
             #expect(again.count == 1)
             try await two.release(slots: again.slots, succeeded: true, generation: again.generation, ceiling: 16)
