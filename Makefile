@@ -72,16 +72,17 @@ fuzz: deps
 	@test -n "$(FUZZ_LIB)" || { echo "fuzz: no libclang_rt.fuzzer_no_main in the Swift toolchain"; exit 1; }
 	$(SWIFT) build --build-path $(FUZZ_BUILD) --product SluiceFuzz \
 	  -Xswiftc -Xfrontend -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xlinker $(FUZZ_LIB) -Xlinker -lstdc++
-	@mkdir -p $(FUZZ_BUILD)/crashes; failed=""; \
+	@mkdir -p $(FUZZ_BUILD)/crashes; failed=""; passed=0; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 	  SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/SluiceFuzz $$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
 	    $(FUZZ_BUILD)/corpus/$$t Tests/Fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 \
-	    || { failed="$$failed $$t"; tail -40 $(FUZZ_BUILD)/$$t.log; }; \
+	    && passed=$$((passed + 1)) || { failed="$$failed $$t"; tail -40 $(FUZZ_BUILD)/$$t.log; }; \
 	  grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)" $(FUZZ_BUILD)/$$t.log | tr '\n' ' '; echo; \
 	done; \
+	echo "fuzz: $$passed passed, $$(echo $$failed | wc -w) failed"; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashed:$$failed (inputs in $(FUZZ_BUILD)/crashes)"; exit 1; fi
 
 ## bench-autoscale: release build, then a spike against `sluice autoscale`; plots the queue depth
