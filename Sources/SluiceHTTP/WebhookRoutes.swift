@@ -103,7 +103,7 @@ extension SluiceAPI {
             error.headers[.retryAfter] = String((wait.milliseconds + 999) / 1000)
             throw error
         }
-        try await webhooks.enable(url: delivery.url)
+        try await webhooks.enable(url: delivery.url, key: delivery.key)
         guard try await webhooks.retry(id), let again = try await webhooks.delivery(id) else {
             throw APIError(.notFound, type: "not_found", message: "no such delivery")
         }

@@ -214,7 +214,7 @@ public final class WebhookService: Service, Sendable {
     func attempt(_ id: String) async {
         do {
             guard let delivery = try await store.delivery(id), delivery.status == "pending" else { return }
-            if try await store.isDisabled(url: delivery.url) {
+            if try await store.isDisabled(url: delivery.url, key: delivery.key) {
                 try await store.record(id, status: "disabled", code: nil, error: "the endpoint is disabled (it answered 410 Gone)")
                 return
             }
@@ -223,7 +223,7 @@ public final class WebhookService: Service, Sendable {
             case .status(let code, _) where (200..<300).contains(code):
                 try await store.record(id, status: "delivered", code: code)
             case .status(410, _):
-                try await store.disable(url: delivery.url)
+                try await store.disable(url: delivery.url, key: delivery.key)
                 try await store.record(id, status: "disabled", code: 410, error: "410 Gone: the endpoint is disabled")
                 logger.info("webhooks: an endpoint answered 410 and is disabled", metadata: ["host": "\(Self.host(of: delivery.url))", "delivery": "\(delivery.id)"])
             case .refused(let why):

@@ -11,7 +11,7 @@ import SluiceRedis
 /// | `sluice:wh:due` | zset | pending deliveries, score = when the next attempt is due (ms); a claimed one is pushed a lease ahead |
 /// | `sluice:wh:job:<job id>` | list | the deliveries of one job |
 /// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
-/// | `sluice:wh:disabled` | set | endpoint URLs that answered 410 Gone |
+/// | `sluice:wh:disabled` | set | `<key id> <url>` of endpoints that answered 410 Gone, per submitting key |
 /// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
 /// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
 /// | `sluice:wh:replays:<key id>` | string | replays asked for by one key in the current minute |
@@ -174,17 +174,21 @@ public struct WebhookStore: Sendable {
         try await redis.run(Self.scripts.retry, keys: [Self.delivery(id), Self.due, Self.dead], arguments: [id]).int == 1
     }
 
-    public func isDisabled(url: String) async throws -> Bool {
-        try await redis.send("SISMEMBER", Self.disabled, url).int == 1
+    /// Per submitting key: one tenant's replay must not enable an endpoint that told another
+    /// tenant's deliveries to stop.
+    public func isDisabled(url: String, key: Int64?) async throws -> Bool {
+        try await redis.send("SISMEMBER", Self.disabled, Self.endpoint(url, key: key)).int == 1
     }
 
-    public func disable(url: String) async throws {
-        _ = try await redis.send("SADD", Self.disabled, url)
+    public func disable(url: String, key: Int64?) async throws {
+        _ = try await redis.send("SADD", Self.disabled, Self.endpoint(url, key: key))
     }
 
-    public func enable(url: String) async throws {
-        _ = try await redis.send("SREM", Self.disabled, url)
+    public func enable(url: String, key: Int64?) async throws {
+        _ = try await redis.send("SREM", Self.disabled, Self.endpoint(url, key: key))
     }
+
+    static func endpoint(_ url: String, key: Int64?) -> String { "\(key ?? 0) \(url)" }
 
     // MARK: - Secrets
 
