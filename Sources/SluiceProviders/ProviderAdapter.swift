@@ -195,15 +195,34 @@ public enum ProviderAdapter {
 
     /// The error message of an error body: OpenAI's `error.message`, Anthropic's
     /// `error.message`, Hugging Face's `error` (a string).
+    /// The provider's own words about an error, for the job's `error` (which the tenant reads):
+    /// at most 1,000 characters, and with anything shaped like a credential masked, since some
+    /// servers echo the key they were sent ("Incorrect API key provided: sk-…").
     static func errorText(_ body: [UInt8]) -> String? {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.isEmpty ? nil : text
+            return text.isEmpty ? nil : redacted(text)
         }
-        if let error = object["error"] as? [String: Any] { return error["message"] as? String ?? error["type"] as? String }
-        if let error = object["error"] as? String { return error }
-        return object["message"] as? String
+        let text: String?
+        if let error = object["error"] as? [String: Any] {
+            text = error["message"] as? String ?? error["type"] as? String
+        } else if let error = object["error"] as? String {
+            text = error
+        } else {
+            text = object["message"] as? String
+        }
+        return text.map { redacted(String($0.prefix(1000))) }
     }
+
+    /// `text` with bearer tokens and OpenAI, Anthropic, Hugging Face and Sluice keys masked.
+    static func redacted(_ text: String) -> String {
+        let range = NSRange(text.startIndex..., in: text)
+        return secretShape.stringByReplacingMatches(in: text, range: range, withTemplate: "[redacted]")
+    }
+
+    // A constant pattern, checked by the tests: it cannot fail to compile at run time.
+    nonisolated(unsafe) static let secretShape = try! NSRegularExpression(
+        pattern: #"(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|sluice_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{8,})"#)
 
     static func isContextLength(_ message: String, body: [UInt8]) -> Bool {
         if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],

@@ -28,6 +28,20 @@ enum Samples {
 }
 
 @Suite struct ClassifierTests {
+    @Test func aKeyEchoedInAProviderErrorIsMaskedBeforeTheTenantSeesIt() {
+        let echoed = #"{"error":{"message":"Incorrect API key provided: sk-proj-AbCdEf1234567890. Also tried Bearer eyJhbGciOiJIUzI1NiJ9.x and hf_abcdefghijkl","type":"invalid_request_error"}}"#
+        guard case .fatal(let message) = ProviderAdapter.classify(response(401, echoed)) else {
+            Issue.record("a 401 is fatal")
+            return
+        }
+        #expect(!message.contains("sk-proj") && !message.contains("eyJhbGci") && !message.contains("hf_abc"), "\(message)")
+        #expect(message.contains("Incorrect API key provided: [redacted]"), "\(message)")
+        // A huge message is cut to 1,000 characters.
+        let long = #"{"error":{"message":""# + String(repeating: "x", count: 100_000) + #""}}"#
+        guard case .retryable(let text) = ProviderAdapter.classify(response(500, long)) else { return }
+        #expect(text.count < 1100)
+    }
+
     @Test func successesCarryTheirUsageInEachDialect() {
         #expect(ProviderAdapter.classify(response(200, Samples.openAIChat)) == .success(Usage(input: 19, output: 10)))
         // Anthropic: cache reads and writes are input too.
