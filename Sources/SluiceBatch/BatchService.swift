@@ -270,10 +270,21 @@ public final class BatchService: Service, Sendable {
             await announceEnd(batch)
             return batch
         }
-        try await admission(Set(requests.map(\.lane)), requests.count)
+        try await admission(lanes(of: requests), requests.count)
         batch.total = requests.count
         try await store.create(batch)
         return try await start(batch, requests)
+    }
+
+    /// The lanes a batch's requests may run on: their own, and every target of a route they
+    /// name (a routed job may move to any of them).
+    func lanes(of requests: [Request]) -> Set<String> {
+        var lanes = Set<String>()
+        for request in requests {
+            lanes.insert(request.lane)
+            if let route = request.route.flatMap({ directory.routes[$0] }) { lanes.formUnion(route.targets.map(\.lane)) }
+        }
+        return lanes
     }
 
     /// Applies a key's admission to a batch's lanes and count of requests; throws to refuse it.
@@ -294,7 +305,7 @@ public final class BatchService: Service, Sendable {
             throw BatchError(.invalid, "requests: is required (a list of {custom_id, params})", param: "requests")
         }
         let requests = try checkAnthropic(list)
-        try await admission(Set(requests.map(\.lane)), requests.count)
+        try await admission(lanes(of: requests), requests.count)
         let now = UnixMillis.current()
         let input = StoredFile(
             id: Self.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: "message_batch_input", filename: "requests.json",
