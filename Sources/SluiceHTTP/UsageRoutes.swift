@@ -65,7 +65,8 @@ extension SluiceAPI {
         let problem = APIError.invalid(
             "'\(param)' must be Unix seconds (0 to \(Int64(Bounded.maxUnixSeconds))) or an ISO 8601 date (2026-11-01) or date-time",
             param: param)
-        guard text.utf8.count <= 64 else { throw problem }
+        // Printable ASCII only: Foundation's date formatters trap on some non-ASCII text.
+        guard text.utf8.count <= 64, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { throw problem }
         var seconds = Double(text)
         if seconds == nil {
             let full = ISO8601DateFormatter()

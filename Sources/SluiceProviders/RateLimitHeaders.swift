@@ -184,7 +184,16 @@ public struct RateLimitInfo: Sendable, Hashable {
         return total.isNaN ? nil : total
     }
 
+    /// Whether `text` may be handed to Foundation's date formatters: printable ASCII, at most 64
+    /// bytes. Foundation's DateFormatter traps ("Incorrect range CFRange") on some non-ASCII
+    /// text, which a provider's header can carry (the ratelimit fuzz target found
+    /// `Wed, 21\u{7B0}ct 2015 07:28:00 GMT`).
+    static func formattable(_ text: String) -> Bool {
+        text.utf8.count <= 64 && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+
     static func rfc3339(_ text: String) -> Date? {
+        guard formattable(text) else { return nil }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         if let date = formatter.date(from: text) { return date }
@@ -193,6 +202,7 @@ public struct RateLimitInfo: Sendable, Hashable {
     }
 
     static func httpDate(_ text: String) -> Date? {
+        guard formattable(text) else { return nil }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")

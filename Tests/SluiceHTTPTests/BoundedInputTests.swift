@@ -69,7 +69,10 @@ import Testing
 
     @Test func hostileUsagePeriodsAre400() async throws {
         try await withAPI { api in
-            for query in ["from=1e300", "to=inf", "to=99999999999999999999", "from=nan", "from=-1", "to=0x1p80"] {
+            for query in [
+                "from=1e300", "to=inf", "to=99999999999999999999", "from=nan", "from=-1", "to=0x1p80",
+                "from=2015-10-21T07%DE%B0:28:00Z", "from=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%95-06-15",
+            ] {
                 let response = try await api.request(.get, "/v1/usage?\(query)", key: api.acme)
                 #expect(response.status == .badRequest, "\(query)")
                 let param = String(query.prefix { $0 != "=" })

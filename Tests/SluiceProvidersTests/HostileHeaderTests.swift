@@ -33,6 +33,16 @@ import Testing
         #expect(info([("retry-after", "soon")]).retryAfter == nil)
     }
 
+    /// Found by `make test`'s ratelimit fuzz pass (Tests/Fuzz/corpus/ratelimit/crash-non-ascii-http-date):
+    /// Foundation's DateFormatter trapped on a date with a non-ASCII character in it.
+    @Test func nonASCIIDatesAreIgnoredNotHandedToFoundation() {
+        for text in ["Wed, 21\u{7B0}ct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 GMT\u{10FFFF}", "２０２５-06-15T12:00:30Z"] {
+            #expect(info([("retry-after", text)]).retryAfter == nil, "\(text)")
+            #expect(info([("anthropic-ratelimit-requests-reset", text), ("anthropic-ratelimit-requests-remaining", "0")]).requests?.reset == nil)
+        }
+        #expect(info([("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]).retryAfter == .zero)  // a real date in the past: no wait
+    }
+
     @Test func farDatesAreClamped() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(info([("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")], now: now).retryAfter == day)
