@@ -47,8 +47,9 @@ run: deps
 ## multi-process tests run on their own afterwards, one group at a time: the official SDKs driving
 ## four `sluice up` processes; three `sluice work` processes for 66 s, kill -9 in a batch; the
 ## autoscaler running up to four workers through a burst. Alongside the parallel suite, a 2-core
-## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency).
-HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests
+## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency). So are
+## the suites that time a provider's pauses and probes, idle connections, and a kill -9 of sluice up.
+HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests
 test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))

@@ -198,14 +198,14 @@ import Testing
                 var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/chat/completions")!)
                 request.httpMethod = "POST"
                 request.setValue("Bearer \(api.acme)", forHTTPHeaderField: "Authorization")
-                request.setValue("2", forHTTPHeaderField: "X-Sluice-Wait")
+                request.setValue("8", forHTTPHeaderField: "X-Sluice-Wait")
                 request.setValue("application/json", forHTTPHeaderField: "Content-Type")
                 request.httpBody = Data(#"{"model": "mock/gpt-4o-mini", "messages": []}"#.utf8)
                 let (_, response) = try await URLSession.shared.data(for: request)
                 return (response as? HTTPURLResponse)?.statusCode ?? 0
             }
             async let first = call()
-            try await Task.sleep(for: .milliseconds(700))
+            try await Task.sleep(for: .seconds(2))
             for _ in 0..<3 {
                 let refused = try await api.request(
                     .post, "/v1/chat/completions", key: api.acme, json: #"{"model": "mock/gpt-4o-mini", "messages": []}"#,
@@ -223,14 +223,14 @@ import Testing
             // Two long-polls park (nothing runs the job), each on a connection of its own (the test
             // client has one); the third is refused at once, for this key only.
             func longPoll() async throws -> Int {
-                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/jobs/\(id)?wait=3")!)
+                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/jobs/\(id)?wait=8")!)
                 request.setValue("Bearer \(api.acme)", forHTTPHeaderField: "Authorization")
                 let (_, response) = try await URLSession.shared.data(for: request)
                 return (response as? HTTPURLResponse)?.statusCode ?? 0
             }
             async let first = longPoll()
             async let second = longPoll()
-            try await Task.sleep(for: .milliseconds(1000))
+            try await Task.sleep(for: .seconds(2))
             let third = try await api.request(.get, "/v1/jobs/\(id)?wait=3", key: api.acme)
             #expect(third.status == .tooManyRequests)
             #expect((third.body["error"] as? [String: String])?["type"] == "too_many_waits")
