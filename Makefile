@@ -48,8 +48,9 @@ run: deps
 ## four `sluice up` processes; three `sluice work` processes for 66 s, kill -9 in a batch; the
 ## autoscaler running up to four workers through a burst. Alongside the parallel suite, a 2-core
 ## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency). So are
-## the suites that time a provider's pauses and probes, idle connections, and a kill -9 of sluice up.
-HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests
+## the suites that time a provider's pauses, probes and RPM spacing, idle connections, and a kill -9
+## of sluice up.
+HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests
 test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
