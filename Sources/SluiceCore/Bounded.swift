@@ -24,7 +24,7 @@ public enum Bounded {
         else { return nil }
         // Both bounds are checked in Double, where Int.max rounds up to 2^63: guard the edge.
         guard value < 9_223_372_036_854_775_807.0, value >= -9_223_372_036_854_775_808.0 else { return nil }
-        let whole = Int(value)
+        let whole = Int(value)  // safe: finite, whole, and within -2^63 ..< 2^63 (checked above)
         return range.contains(whole) ? whole : nil
     }
 
@@ -45,7 +45,7 @@ public enum Bounded {
         guard let value = Double(String(text)), !value.isNaN else { return nil }
         if value >= Double(range.upperBound) { return range.upperBound }
         if value <= Double(range.lowerBound) { return range.lowerBound }
-        return Int(value.rounded(.down))
+        return Int(value.rounded(.down))  // safe: not NaN and strictly inside an Int range (checked above)
     }
 
     /// `value` moved into `range`.
@@ -128,7 +128,7 @@ public enum Bounded {
     /// Unix milliseconds from whole Unix seconds, within year 1970..9999.
     public static func unixMillis(seconds: Int) -> Int64? {
         guard seconds >= 0, Double(seconds) <= maxUnixSeconds else { return nil }
-        return Int64(seconds) * 1000
+        return Int64(seconds) * 1000  // safe: 0...maxUnixSeconds, so the product stays far below Int64.max
     }
 
     /// The last second of year 9999.
