@@ -172,8 +172,11 @@ except openai.NotFoundError:
 requests = [{"custom_id": f"m{i}", "params": {"model": "claude-3-5-haiku" if i % 4 else "gpt-4o-mini", "max_tokens": 32,
                                               "messages": [{"role": "user", "content": f"message {i}"}]}} for i in range(20)]
 mb = an.messages.batches.create(requests=requests)
-check(mb.id.startswith("msgbatch_") and mb.processing_status == "in_progress" and mb.request_counts.processing == 20,
-      "messages.batches.create: in_progress, 20 processing")
+# The answer is the batch as it is when it is read back, and the mock is fast enough that some of
+# its 20 requests may already have succeeded by then.
+check(mb.id.startswith("msgbatch_") and mb.processing_status in ("in_progress", "ended")
+      and mb.request_counts.processing + mb.request_counts.succeeded == 20,
+      f"messages.batches.create: {mb.processing_status}, 20 requests ({mb.request_counts.processing} processing)")
 mb = wait_for(lambda: an.messages.batches.retrieve(mb.id), lambda b: b.processing_status == "ended", timeout=60)
 check(mb.processing_status == "ended" and mb.request_counts.succeeded == 20 and mb.ended_at and mb.results_url,
       "the message batch ended: 20 succeeded, ended_at and results_url set")
