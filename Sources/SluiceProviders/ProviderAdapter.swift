@@ -1,16 +1,6 @@
 import Foundation
 import SluiceCore
 
-/// The providers Sluice can call.
-public enum ProviderKind: String, Sendable, Hashable, CaseIterable {
-    /// OpenAI, and any OpenAI-compatible server (vLLM, Ollama, llama.cpp, TGI/TEI): bearer auth.
-    case openai
-    /// Anthropic: `x-api-key` and `anthropic-version`.
-    case anthropic
-    /// Hugging Face Inference: bearer auth.
-    case huggingface
-}
-
 /// One provider as configured: where it is, how to authenticate, how long to wait.
 public struct ProviderSettings: Sendable, Hashable {
     public var name: String

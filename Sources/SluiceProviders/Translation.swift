@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 
 /// Rewrites a request written for one provider's API so that another serves it, and its answer
 /// back: for routes whose targets are of different kinds (an OpenAI-shaped job that falls back

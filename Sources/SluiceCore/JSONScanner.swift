@@ -1,45 +1,54 @@
-import SluiceCore
-
 /// A strict JSON reader over bytes, for the submit path: it checks a whole document (RFC 8259:
 /// grammar, string escapes, UTF-8, a nesting limit) and reports where each value lies, so that a
 /// job's `request` and `metadata` are stored exactly as the client sent them, without being
-/// decoded into Foundation objects and encoded again.
-struct JSONScanner: ~Copyable {
-    enum Kind: Sendable { case object, array, string, number, bool, null }
+/// decoded into Foundation objects and encoded again. It lives in SluiceCore so that the job
+/// envelope, the provider's `usage` and the HTTP submit path share it; it is `@inlinable`
+/// because single and bulk submit call it per job from another module (no generic or call
+/// overhead across the module boundary).
+public struct JSONScanner: ~Copyable {
+    public enum Kind: Sendable { case object, array, string, number, bool, null }
 
     /// A value: its kind and its bytes (for a string, quotes included).
-    struct Value: Sendable {
-        var kind: Kind
-        var range: Range<Int>
+    public struct Value: Sendable {
+        public var kind: Kind
+        public var range: Range<Int>
+        @inlinable public init(kind: Kind, range: Range<Int>) {
+            self.kind = kind
+            self.range = range
+        }
     }
 
     /// Why a document is not valid JSON, and where (a byte offset).
-    struct Failure: Error {
-        var offset: Int
-        var reason: String
+    public struct Failure: Error {
+        public var offset: Int
+        public var reason: String
+        @usableFromInline init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
     }
 
-    static let maxDepth = 64
+    public static let maxDepth = 64
 
     /// One of two errors: the document's, or the visitor's.
-    enum Either<First: Error, Second: Error>: Error {
+    public enum Either<First: Error, Second: Error>: Error {
         case first(First)
         case second(Second)
     }
 
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private var index: Int
-    private let end: Int
+    @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
+    @usableFromInline var index: Int
+    @usableFromInline let end: Int
 
     /// A scanner of `bytes[range]`.
-    init(_ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>? = nil) {
+    @inlinable public init(_ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>? = nil) {
         self.bytes = bytes
         index = range?.lowerBound ?? 0
         end = range?.upperBound ?? bytes.count
     }
 
     /// The one value the range holds (whitespace around it allowed, nothing else).
-    mutating func document() throws(Failure) -> Value {
+    @inlinable public mutating func document() throws(Failure) -> Value {
         skipWhitespace()
         let value = try self.value(depth: 0)
         skipWhitespace()
@@ -50,7 +59,7 @@ struct JSONScanner: ~Copyable {
     /// Calls `visit` with each member of the object the range holds, in order: the key's token
     /// (quotes included; `decodeString` gives its text) and the value. Fails when the range is
     /// not exactly one valid JSON object.
-    mutating func objectMembers<E: Error>(
+    @inlinable public mutating func objectMembers<E: Error>(
         _ visit: (_ key: Range<Int>, _ value: Value) throws(E) -> Void
     ) throws(Either<Failure, E>) {
         skipWhitespace()
@@ -92,7 +101,7 @@ struct JSONScanner: ~Copyable {
 
     /// Whether the string token at `range` (quotes included) spells `name` exactly. Compares
     /// bytes, so a key needs no String of its own; a key written with escapes is decoded first.
-    static func stringToken(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, equals name: StaticString) -> Bool {
+    @inlinable public static func stringToken(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, equals name: StaticString) -> Bool {
         let count = range.count - 2
         let start = range.lowerBound + 1
         if count == name.utf8CodeUnitCount {
@@ -108,7 +117,7 @@ struct JSONScanner: ~Copyable {
     }
 
     /// The elements of the array the range holds. Fails when it is not exactly one valid array.
-    mutating func arrayElements() throws(Failure) -> [Value] {
+    @inlinable public mutating func arrayElements() throws(Failure) -> [Value] {
         skipWhitespace()
         guard index < end, bytes[index] == UInt8(ascii: "[") else {
             _ = try document()
@@ -137,7 +146,7 @@ struct JSONScanner: ~Copyable {
 
     // MARK: - Values
 
-    private mutating func value(depth: Int) throws(Failure) -> Value {
+    @inlinable mutating func value(depth: Int) throws(Failure) -> Value {
         guard index < end else { throw Failure(offset: index, reason: "expected a value") }
         let start = index
         switch bytes[index] {
@@ -164,7 +173,7 @@ struct JSONScanner: ~Copyable {
         }
     }
 
-    private mutating func container(close: UInt8, depth: Int, members: Bool) throws(Failure) {
+    @inlinable mutating func container(close: UInt8, depth: Int, members: Bool) throws(Failure) {
         guard depth < Self.maxDepth else { throw Failure(offset: index, reason: "nested deeper than \(Self.maxDepth) levels") }
         index += 1
         skipWhitespace()
@@ -194,7 +203,7 @@ struct JSONScanner: ~Copyable {
     }
 
     /// A string token (quotes included): escapes checked, control characters refused, UTF-8 checked.
-    private mutating func string() throws(Failure) -> Range<Int> {
+    @inlinable mutating func string() throws(Failure) -> Range<Int> {
         let start = index
         index += 1
         while index < end {
@@ -228,7 +237,7 @@ struct JSONScanner: ~Copyable {
     }
 
     /// One multi-byte UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF).
-    private mutating func utf8Sequence() throws(Failure) {
+    @inlinable mutating func utf8Sequence() throws(Failure) {
         let lead = bytes[index]
         let count: Int
         var low: UInt8 = 0x80
@@ -252,7 +261,7 @@ struct JSONScanner: ~Copyable {
         index += count
     }
 
-    private mutating func number() throws(Failure) {
+    @inlinable mutating func number() throws(Failure) {
         let start = index
         if index < end, bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < end, Self.isDigit(bytes[index]) else { throw Failure(offset: start, reason: "expected a value") }
@@ -274,7 +283,7 @@ struct JSONScanner: ~Copyable {
         }
     }
 
-    private mutating func literal(_ word: StaticString) throws(Failure) {
+    @inlinable mutating func literal(_ word: StaticString) throws(Failure) {
         let count = word.utf8CodeUnitCount
         guard index + count <= end else { throw Failure(offset: index, reason: "expected a value") }
         for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
@@ -283,14 +292,14 @@ struct JSONScanner: ~Copyable {
         index += count
     }
 
-    private mutating func expect(_ byte: UInt8) throws(Failure) {
+    @inlinable mutating func expect(_ byte: UInt8) throws(Failure) {
         guard index < end, bytes[index] == byte else {
             throw Failure(offset: index, reason: "expected '\(Character(Unicode.Scalar(byte)))'")
         }
         index += 1
     }
 
-    private mutating func skipWhitespace() {
+    @inlinable mutating func skipWhitespace() {
         while index < end {
             switch bytes[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
@@ -302,7 +311,7 @@ struct JSONScanner: ~Copyable {
     // MARK: - Decoding
 
     /// The text of a string token (quotes included), escapes resolved. The token was checked.
-    static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+    @inlinable public static func decodeString(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         let inner = (range.lowerBound + 1)..<(range.upperBound - 1)
         guard bytes[inner].contains(UInt8(ascii: "\\")) else {
             return String(decoding: UnsafeBufferPointer(rebasing: bytes[inner]), as: UTF8.self)
@@ -354,17 +363,17 @@ struct JSONScanner: ~Copyable {
     }
 
     /// A whole number, if the number token is one (as 5, -3, 5.0 or 1e3), within ±1e15.
-    static func wholeNumber(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+    @inlinable public static func wholeNumber(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
         guard range.count <= 64 else { return nil }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         return Bounded.int(text, in: -999_999_999_999_999...999_999_999_999_999)
     }
 
-    private static func hex4(_ bytes: UnsafeBufferPointer<UInt8>, _ index: Int) -> UInt32 {
+    @inlinable static func hex4(_ bytes: UnsafeBufferPointer<UInt8>, _ index: Int) -> UInt32 {
         (0..<4).reduce(0) { $0 << 4 | UInt32(hexValue(bytes[index + $1]) ?? 0) }
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    @inlinable static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
@@ -373,5 +382,5 @@ struct JSONScanner: ~Copyable {
         }
     }
 
-    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    @inlinable static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }
