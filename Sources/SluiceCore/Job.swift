@@ -22,8 +22,11 @@ public struct JobSpec: Sendable, Hashable {
     public var deadline: UnixMillis?
     /// How many attempts (leases) the job may use before it is dead.
     public var maxAttempts: Int
-    /// Opaque client metadata, returned with the job.
+    /// The job's envelope in its stored form (`JobEnvelope.encoded`; see `envelope`).
     public var metadata: [UInt8]
+    /// The route it was submitted through, kept as a field of its own in the job's hash for the
+    /// fallback script (also in the envelope; `envelope`'s setter keeps the two the same).
+    public var route: String? = nil
 
     /// A job for `lane`; everything but the payload has a default. Call `validate()` (the queue does)
     /// before trusting it.
