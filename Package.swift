@@ -62,6 +62,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The archiver: a service draining the event streams in Redis into the durable store.
+        .target(
+            name: "SluiceArchive",
+            dependencies: [
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The batch APIs' engine (OpenAI /v1/batches, Anthropic /v1/messages/batches): checking,
         // queueing, cancelling, and building results from the archive.
         .target(
@@ -147,7 +156,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
-                "SluiceWebhooks", "SluiceBatch", "SluiceScaler",
+                "SluiceWebhooks", "SluiceBatch", "SluiceScaler", "SluiceArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -185,9 +194,13 @@ let package = Package(
         .testTarget(name: "SluiceScalerTests", dependencies: ["SluiceScaler", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceBatchTests",
-            dependencies: ["SluiceBatch", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
+            dependencies: ["SluiceBatch", "SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
         ),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]),
+        .testTarget(
+            name: "SluiceArchiveTests",
+            dependencies: ["SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]
+        ),
         .testTarget(
             name: "SluiceWebhooksTests",
             dependencies: ["SluiceWebhooks", "SluiceQueue", "SluiceRedis", "SluiceTestSupport", .product(name: "Crypto", package: "swift-crypto")]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceArchive
 import SluiceBatch
 import SluiceCore
 import SluiceHTTP
@@ -105,25 +106,24 @@ private func serve(
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
     let webhookSettings = try WebhookSettings(configuration.webhooks)
+    let webhooks = WebhookStore(redis: redis, retention: configuration.queue.resultTTL)
+    let archive = ArchiveStore(database: database)
     let batches = BatchService(
-        queue: queue, database: database, webhooks: WebhookStore(redis: redis, retention: configuration.queue.resultTTL),
+        queue: queue, database: database, webhooks: webhooks,
         directory: ModelDirectory(providers: configuration.providers, routes: configuration.routes),
         settings: BatchSettings(configuration), logger: logger)
     // The pools of workers/*.yaml (or one default pool), for /v1/scaling and /metrics.
     var pools = (try? ScaledPool.load(directory: "workers")) ?? []
     if pools.isEmpty { pools = [ScaledPool(name: "default", definition: WorkerPoolDefinition())] }
     let scaling = ScalingMonitor(queue: queue, providers: configuration.providers, pools: pools, logger: logger)
-    var api = SluiceAPI(
-        queue: queue, waiter: waiter, keys: keys, providers: configuration.providers, routes: configuration.routes,
-        facadeWait: configuration.server.facadeWait, facadeMaxWait: configuration.server.facadeMaxWait,
-        addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches,
-        maxFileBytes: configuration.batches.maxFileBytes, scaling: scaling,
-        maxParkedPerKey: configuration.server.maxWaitsPerKey, idleTimeout: configuration.server.idleTimeout,
-        maxAdHocLanes: configuration.server.maxLanesPerProvider)
-    api.metricsKeyRequired = configuration.server.metricsKeyRequired
+    let api = SluiceAPI(
+        services: .init(
+            queue: queue, waiter: waiter, keys: keys, archive: archive, webhooks: webhooks,
+            addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches, scaling: scaling),
+        settings: .init(configuration))
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
-        try await api.webhooks.publishSecrets(
+        try await webhooks.publishSecrets(
             key: record.keyID, current: record.current, previous: record.previous, previousUntil: record.previousUntil)
     }
     let host = configuration.server.host
@@ -142,9 +142,9 @@ private func serve(
         services.append(
             .init(
                 service: WebhookService(
-                    queue: queue, store: api.webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
+                    queue: queue, store: webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
         services.append(
-            .init(service: Archiver(queue: queue, store: api.archive, prices: configuration.prices, logger: logger)))
+            .init(service: Archiver(queue: queue, store: archive, prices: configuration.prices, logger: logger)))
         services.append(.init(service: batches))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceArchive
 import SluiceCore
 import SluiceQueue
 import SluiceRedis

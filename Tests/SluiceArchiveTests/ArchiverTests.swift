@@ -3,6 +3,7 @@ import Logging
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
+import SluiceArchive
 import SluiceStore
 import SluiceTestSupport
 import Testing

@@ -4,6 +4,7 @@ import ServiceLifecycle
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
+import SluiceStore
 import Synchronization
 
 /// The archiver (`sluice up` runs one; a deployment runs one per database): it drains the
