@@ -38,6 +38,8 @@ let package = Package(
             dependencies: [
                 "CHiredis", "SluiceCore",
                 .product(name: "Logging", package: "swift-log"),
+                // Insecure.SHA1: the name Redis gives a script (EVALSHA).
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The job lifecycle on Redis; every multi-key transition is one Lua script.

@@ -84,6 +84,16 @@ import Testing
         }
     }
 
+    @Test func scriptSHA1IsTheOneRedisGivesOnScriptLoad() async throws {
+        try await withRedis { _, redis in
+            for source in ["return 1", "return redis.call('GET', KEYS[1]) -- é, ünïcode", String(repeating: "-- padding\n", count: 500) + "return 2"] {
+                let script = RedisScript(name: "probe", source: source)
+                let loaded = try await redis.send("SCRIPT", "LOAD", source)
+                #expect(loaded.string == script.sha1)
+            }
+        }
+    }
+
     @Test func scriptErrorsAreThrownNotSwallowed() async throws {
         try await withRedis { _, redis in
             let script = RedisScript(name: "boom", source: "return redis.error_reply('boom')")

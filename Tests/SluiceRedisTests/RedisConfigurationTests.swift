@@ -41,11 +41,11 @@ import Testing
         #expect(!command.description.contains("topsecret"))
     }
 
-    @Test func sha1MatchesKnownDigests() {
-        #expect(SHA1.hexDigest([]) == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
-        #expect(SHA1.hexDigest(Array("abc".utf8)) == "a9993e364706816aba3e25717850c26c9cd0d89d")
+    @Test func scriptSHA1MatchesKnownDigests() {
+        #expect(RedisScript(name: "empty", source: "").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+        #expect(RedisScript(name: "abc", source: "abc").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
         #expect(
-            SHA1.hexDigest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+            RedisScript(name: "long", source: "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").sha1
                 == "84983e441c3bd26ebaae4aa1f95129e5e54670f1")
     }
 }
