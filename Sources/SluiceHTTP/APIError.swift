@@ -34,13 +34,29 @@ public struct APIError: HTTPResponseError, Sendable {
     static let notFound = APIError(.notFound, type: "not_found", message: "no such job")
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var error: [String: String] = ["type": type, "message": message]
-        if let param { error["param"] = param }
-        if let jobID { error["job_id"] = jobID }
-        let body = try JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = try encoder.encode(Body(error: .init(type: type, message: message, param: param, jobID: jobID)))
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// `{"error": {"type", "message", "param"?, "job_id"?}}`.
+    struct Body: Encodable {
+        struct Detail: Encodable {
+            let type: String
+            let message: String
+            let param: String?
+            let jobID: String?
+
+            enum CodingKeys: String, CodingKey {
+                case type, message, param
+                case jobID = "job_id"
+            }
+        }
+
+        let error: Detail
     }
 
     /// The API's view of any error thrown below it.
@@ -84,7 +100,8 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             let apiError = APIError.from(error)
             if apiError.status == .internalServerError {
-                context.logger.error("unexpected error on \(request.method) \(request.uri.path): \(error)")
+                context.logger.error(
+                    "unexpected error", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
             } else if error is HTTPParserError {
                 // A client can cause this at will: not an error of ours, so not at error level.
                 context.logger.debug("request cut off", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])

@@ -41,7 +41,7 @@ struct AuthMiddleware: RouterMiddleware {
         if cache.shouldRecordUse(of: key) {
             // Last-used is bookkeeping: a failed write must not fail the request.
             do { try await keys.recordUseAsync(id: key.id) } catch {
-                context.logger.warning("could not record the use of key \(key.prefix): \(error)")
+                context.logger.warning("could not record a key's use", metadata: ["key": "\(key.prefix)", "error": "\(error)"])
             }
         }
         var context = context

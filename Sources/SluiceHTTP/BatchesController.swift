@@ -17,11 +17,103 @@ import SluiceStore
 ///   `DELETE …/{id}`.
 ///
 /// Every file and batch belongs to its key's tenant; another tenant's is 404.
-extension SluiceAPI {
-    func addBatchRoutes(to v1: RouterGroup<SluiceRequestContext>) {
+struct BatchesController: Sendable {
+    /// Nil: this process serves no batches (503).
+    let batches: BatchService?
+    /// A batch is admitted as a submit of as many jobs is.
+    let admission: Admission
+    let callbacks: Callbacks
+    /// The largest file upload.
+    let maxFileBytes: Int
+
+    /// `POST /v1/batches` (OpenAI's shape, and Sluice's `callback_url`).
+    struct CreateBatch: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["input_file_id", "endpoint", "completion_window", "metadata", "callback_url"]
+        let inputFileID: String
+        let endpoint: String
+        let completionWindow: String
+        let metadata: [String: String]?
+        let callbackURL: String?
+
+        enum CodingKeys: String, CodingKey {
+            case endpoint, metadata
+            case inputFileID = "input_file_id", completionWindow = "completion_window", callbackURL = "callback_url"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder, noun: "parameter")
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            inputFileID = try container.decode(String.self, forKey: .inputFileID)
+            endpoint = try container.decode(String.self, forKey: .endpoint)
+            completionWindow = try container.decode(String.self, forKey: .completionWindow)
+            metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
+            if let metadata, metadata.count > 16 {
+                throw APIError.invalid("'metadata' must be an object of at most 16 string values", param: "metadata")
+            }
+            callbackURL = try container.decodeIfPresent(String.self, forKey: .callbackURL)
+        }
+    }
+
+    /// `POST /v1/messages/batches`: only Sluice's `callback_url` is read here; the batch service
+    /// reads the rest of the body (Anthropic's shape).
+    struct MessageBatchCallback: Decodable {
+        let callbackURL: String?
+
+        enum CodingKeys: String, CodingKey { case callbackURL = "callback_url" }
+    }
+
+    /// An uploaded file, as OpenAI's files API shows it.
+    struct FileObject: ResponseEncodable {
+        let id: String
+        var object = "file"
+        let bytes: Int
+        let createdAt: Int64
+        let filename: String
+        let purpose: String
+        var status = "processed"
+        @ExplicitNull var statusDetails: String? = nil
+        @ExplicitNull var expiresAt: Int64? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case id, object, bytes, filename, purpose, status
+            case createdAt = "created_at", statusDetails = "status_details", expiresAt = "expires_at"
+        }
+
+        init(_ file: StoredFile) {
+            id = file.id
+            bytes = file.bytes
+            createdAt = file.createdAt.value / 1000
+            filename = file.filename
+            purpose = file.purpose
+        }
+    }
+
+    /// A list page as both APIs write it.
+    struct Page<Element: Encodable & Sendable>: ResponseEncodable {
+        var object = "list"
+        let data: [Element]
+        let hasMore: Bool
+        @ExplicitNull var firstID: String?
+        @ExplicitNull var lastID: String?
+
+        enum CodingKeys: String, CodingKey {
+            case object, data
+            case hasMore = "has_more", firstID = "first_id", lastID = "last_id"
+        }
+    }
+
+    /// `{"id", "object": "file", "deleted": true}` (OpenAI) or `{"id", "type": "message_batch_deleted"}` (Anthropic).
+    struct Deleted: ResponseEncodable {
+        let id: String
+        var object: String?
+        var deleted: Bool?
+        var type: String?
+    }
+
+    func addRoutes(to v1: RouterGroup<SluiceRequestContext>) {
         v1.post("files") { request, context in try await self.uploadFile(request, context) }
         v1.get("files") { request, context in try await self.listFiles(request, context) }
-        v1.get("files/:id") { _, context in try Self.json(Self.fileObject(try await self.ownedFile(context))) }
+        v1.get("files/:id") { _, context in FileObject(try await self.ownedFile(context)) }
         v1.get("files/:id/content") { _, context in try await self.fileContent(context) }
         v1.delete("files/:id") { _, context in try await self.deleteFile(context) }
         v1.post("batches") { request, context in try await self.createBatch(request, context) }
@@ -58,7 +150,7 @@ extension SluiceAPI {
 
     // MARK: - Files
 
-    private func uploadFile(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    private func uploadFile(_ request: Request, _ context: SluiceRequestContext) async throws -> FileObject {
         let key = try context.require(.submit)
         let service = try batchService
         // The boundary is checked (at most 70 bytes, RFC 2046) before any byte of the body is read.
@@ -91,16 +183,17 @@ extension SluiceAPI {
             id: BatchService.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: purpose,
             filename: file.filename ?? "upload.jsonl", bytes: file.content.count, createdAt: .current())
         try await service.store.createFile(stored, content: Array(file.content))
-        return try Self.json(Self.fileObject(stored))
+        return FileObject(stored)
     }
 
-    private func listFiles(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    private func listFiles(_ request: Request, _ context: SluiceRequestContext) async throws -> Page<FileObject> {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
         let limit = try Self.limit(query["limit"].map(String.init), max: 10_000)
         let files = try await batchService.store.files(
             tenant: key.tenant, purpose: query["purpose"].map(String.init), after: query["after"].map(String.init), limit: limit + 1)
-        return try Self.json(Self.page(files.prefix(limit).map(Self.fileObject), hasMore: files.count > limit))
+        let data = files.prefix(limit).map(FileObject.init)
+        return Page(data: data, hasMore: files.count > limit, firstID: data.first?.id, lastID: data.last?.id)
     }
 
     private func ownedFile(_ context: SluiceRequestContext) async throws -> StoredFile {
@@ -120,18 +213,11 @@ extension SluiceAPI {
             status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: content)))
     }
 
-    private func deleteFile(_ context: SluiceRequestContext) async throws -> Response {
+    private func deleteFile(_ context: SluiceRequestContext) async throws -> Deleted {
         _ = try context.require(.submit)
         let file = try await ownedFile(context)
         _ = try await batchService.store.deleteFile(file.id)
-        return try Self.json(["id": file.id, "object": "file", "deleted": true])
-    }
-
-    static func fileObject(_ file: StoredFile) -> [String: Any] {
-        [
-            "id": file.id, "object": "file", "bytes": file.bytes, "created_at": file.createdAt.value / 1000, "filename": file.filename,
-            "purpose": file.purpose, "status": "processed", "status_details": NSNull(), "expires_at": NSNull(),
-        ]
+        return Deleted(id: file.id, object: "file", deleted: true)
     }
 
     // MARK: - Batches
@@ -139,63 +225,43 @@ extension SluiceAPI {
     private func createBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let service = try batchService
-        let object = try await jsonObject(request, context)
-        let known: Set<String> = ["input_file_id", "endpoint", "completion_window", "metadata", "callback_url"]
-        if let unknown = object.keys.first(where: { !known.contains($0) }) {
-            throw APIError.invalid("unknown parameter '\(unknown)'", param: unknown)
-        }
-        guard let input = object["input_file_id"] as? String else { throw APIError.invalid("'input_file_id' is required", param: "input_file_id") }
-        guard let endpoint = object["endpoint"] as? String else { throw APIError.invalid("'endpoint' is required", param: "endpoint") }
-        guard let window = object["completion_window"] as? String else {
-            throw APIError.invalid("'completion_window' is required (24h)", param: "completion_window")
-        }
-        var metadata: [String: String]?
-        if let raw = object["metadata"], !(raw is NSNull) {
-            guard let map = raw as? [String: String], map.count <= 16 else {
-                throw APIError.invalid("'metadata' must be an object of at most 16 string values", param: "metadata")
-            }
-            metadata = map
-        }
-        let callback = try await checkBatchCallback(object["callback_url"], key: key)
+        let body = try await request.decode(as: CreateBatch.self, context: context)
+        let callback = try await callbacks.check(batchCallback: body.callbackURL, key: key)
         let batch = try await batchCall {
             try await service.submitOpenAI(
-                key: key, inputFileID: input, endpoint: endpoint, completionWindow: window, metadata: metadata, callbackURL: callback,
+                key: key, inputFileID: body.inputFileID, endpoint: body.endpoint, completionWindow: body.completionWindow,
+                metadata: body.metadata, callbackURL: callback,
                 admission: batchAdmission(key))
         }
-        return try Self.json(BatchDocument.openAI(batch))
+        return try Response.json(BatchDocument.openAI(batch))
     }
 
     private func createMessageBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let service = try batchService
         let body = try await request.body.collect(upTo: maxFileBytes)
-        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any]
-        let callback = try await checkBatchCallback(object?["callback_url"], key: key)
+        // A body that is not a JSON object is the batch service's to refuse; a callback_url that
+        // is there must be a URL.
+        let named: String?
+        do { named = try APIJSON.decode(MessageBatchCallback.self, from: Data(buffer: body)).callbackURL } catch let error as APIError
+        where error.param == "callback_url" {
+            throw APIError.invalid("'callback_url' must be a URL", param: "callback_url")
+        } catch { named = nil }
+        let callback = try await callbacks.check(batchCallback: named, key: key)
         let batch = try await batchCall {
             try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback, admission: batchAdmission(key))
         }
-        return try Self.json(BatchDocument.anthropic(batch, base: Self.base(request)))
+        return try Response.json(BatchDocument.anthropic(batch, base: Self.base(request)))
     }
 
     /// A batch is admitted as a submit of as many jobs is: the key's lanes, submit rate and cap.
     private func batchAdmission(_ key: APIKey) -> BatchService.Admission {
         { lanes, count in
-            for lane in lanes.sorted() { try self.checkLane(lane, key: key, place: "") }
-            let adHoc = lanes.filter { !self.configuredLanes.contains($0) }
-            if !adHoc.isEmpty { try await self.checkAdHocLanes(Dictionary(uniqueKeysWithValues: adHoc.map { ($0, "") })) }
-            try await self.admit(key, count: count)
+            for lane in lanes.sorted() { try admission.checkLane(lane, key: key, place: "") }
+            let adHoc = lanes.filter { !admission.configuredLanes.contains($0) }
+            if !adHoc.isEmpty { try await admission.checkAdHocLanes(Dictionary(uniqueKeysWithValues: adHoc.map { ($0, "") })) }
+            try await admission.admit(key, count: count)
         }
-    }
-
-    /// A batch's `callback_url`, checked as a job's is.
-    private func checkBatchCallback(_ value: Any?, key: APIKey) async throws -> String? {
-        guard let value, !(value is NSNull) else { return nil }
-        guard let url = value as? String else { throw APIError.invalid("'callback_url' must be a URL", param: "callback_url") }
-        do { _ = try await addressGuard.check(url) } catch {
-            throw APIError(.unprocessableContent, type: "invalid_callback_url", message: "callback_url refused: \(error)", param: "callback_url")
-        }
-        _ = try await ensureSecret(for: key.id)
-        return url
     }
 
     private func ownedBatch(_ context: SluiceRequestContext, api: String) async throws -> BatchRecord {
@@ -211,7 +277,7 @@ extension SluiceAPI {
     }
 
     private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
-        try Self.json(render(try await ownedBatch(context, api: api), request))
+        try Response.json(render(try await ownedBatch(context, api: api), request))
     }
 
     private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
@@ -219,7 +285,7 @@ extension SluiceAPI {
         let batch = try await ownedBatch(context, api: api)
         let service = try batchService
         let cancelled = try await batchCall { try await service.cancel(batch.id, key: key) }
-        return try Self.json(render(cancelled, request))
+        return try Response.json(render(cancelled, request))
     }
 
     private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
@@ -229,7 +295,12 @@ extension SluiceAPI {
         let after = query[api == "anthropic" ? "after_id" : "after"].map(String.init)
         let before = api == "anthropic" ? query["before_id"].map(String.init) : nil
         let batches = try await batchService.store.batches(tenant: key.tenant, api: api, after: after, before: before, limit: limit + 1)
-        return try Self.json(Self.page(batches.prefix(limit).map { render($0, request) }, hasMore: batches.count > limit))
+        // The batch objects are SluiceBatch's documents (BatchDocument), still Foundation objects.
+        let data = batches.prefix(limit).map { render($0, request) }
+        var page: [String: Any] = ["object": "list", "data": data, "has_more": batches.count > limit]
+        page["first_id"] = data.first?["id"] ?? NSNull()
+        page["last_id"] = data.last?["id"] ?? NSNull()
+        return try Response.json(page)
     }
 
     private func messageBatchResults(_ context: SluiceRequestContext) async throws -> Response {
@@ -241,33 +312,17 @@ extension SluiceAPI {
             status: .ok, headers: [.contentType: "application/binary"], body: .init(byteBuffer: ByteBuffer(bytes: content)))
     }
 
-    private func deleteMessageBatch(_ context: SluiceRequestContext) async throws -> Response {
+    private func deleteMessageBatch(_ context: SluiceRequestContext) async throws -> Deleted {
         _ = try context.require(.submit)
         let batch = try await ownedBatch(context, api: "anthropic")
         guard !batch.isOpen else {
             throw APIError(.conflict, type: "conflict", message: "a batch must end (or be cancelled) before it is deleted")
         }
         try await batchService.store.transition(batch.id, to: "deleted", stamp: nil)
-        return try Self.json(["id": batch.id, "type": "message_batch_deleted"])
+        return Deleted(id: batch.id, type: "message_batch_deleted")
     }
 
     // MARK: - Helpers
-
-    private func jsonObject(_ request: Request, _ context: SluiceRequestContext) async throws -> [String: Any] {
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
-            throw APIError.invalid("the body must be a JSON object")
-        }
-        return object
-    }
-
-    /// A list page as both APIs write it.
-    static func page(_ data: [[String: Any]], hasMore: Bool) -> [String: Any] {
-        [
-            "object": "list", "data": data, "has_more": hasMore, "first_id": data.first?["id"] ?? NSNull(),
-            "last_id": data.last?["id"] ?? NSNull(),
-        ]
-    }
 
     static func limit(_ text: String?, max: Int) throws -> Int {
         guard let text else { return 20 }

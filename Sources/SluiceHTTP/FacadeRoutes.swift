@@ -18,7 +18,7 @@ import SluiceQueue
 ///   `X-Sluice-Job`, to poll later. With an `Idempotency-Key`, a retry of the same request waits
 ///   on the same job.
 /// - `stream: true` is refused with a 400: a queued call cannot stream.
-extension SluiceAPI {
+extension FacadeController {
     enum FacadeEndpoint: Sendable {
         case chat, embeddings, messages
 
@@ -33,7 +33,7 @@ extension SluiceAPI {
         }
     }
 
-    func addFacadeRoutes(to group: RouterGroup<SluiceRequestContext>) {
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
         group.post("chat/completions") { request, context in try await self.facade(.chat, request, context) }
         group.post("embeddings") { request, context in try await self.facade(.embeddings, request, context) }
         group.post("messages") { request, context in try await self.facade(.messages, request, context) }
@@ -69,11 +69,11 @@ extension SluiceAPI {
         let spec = JobSpec(
             lane: lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
             idempotencyKey: idempotencyKey.map { "facade:" + $0 }, metadata: Array(metadata))
-        try await checkJobs([spec], key: key, ownPriority: true)
+        try await admission.checkJobs([spec], key: key, ownPriority: true)
         // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
-        let job = try await parked(key) {
-            try await admit(key, count: 1)
+        let job = try await admission.parked(key) {
+            try await admission.admit(key, count: 1)
             let id = try await queue.enqueue(spec, submitter: key.id).id
             return try await waiter.wait(for: id, timeout: wait)
         }

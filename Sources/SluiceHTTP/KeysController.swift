@@ -1,7 +1,6 @@
-import Foundation
-import HTTPTypes
 import Hummingbird
 import SluiceCore
+import SluiceQueue
 import SluiceStore
 
 /// `/v1/keys`, for admin keys: create, list, read, change the limits of, and revoke API keys.
@@ -16,63 +15,194 @@ import SluiceStore
 ///
 /// Limits: `{"submit_rate": jobs/s, "submit_burst": jobs, "max_queued": jobs, "max_priority": n,
 /// "lanes": ["provider", "provider/model"]}`.
-extension SluiceAPI {
-    func addKeyRoutes(to v1: RouterGroup<SluiceRequestContext>) {
-        v1.post("keys") { request, context in try await self.createKey(request, context) }
-        v1.get("keys") { request, context in try await self.listKeys(request, context) }
-        v1.get("keys/:prefix") { _, context in try await self.keyDocument(try self.namedKey(context)) }
-        v1.patch("keys/:prefix") { request, context in try await self.updateKey(request, context) }
-        v1.delete("keys/:prefix") { _, context in try await self.revokeKey(context) }
+struct KeysController: Sendable {
+    let keys: APIKeyStore
+    /// For each key's `open_jobs`.
+    let queue: JobQueue
+    /// The authentication cache, told of a change to a key so that it is in force at once here.
+    let cache: AuthCache
+
+    // MARK: - Bodies
+
+    /// `POST /v1/keys`.
+    struct Create: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["tenant", "scopes", "limits"]
+        let tenant: String
+        let scopes: [String]
+        let limits: LimitsPatch?
+
+        enum CodingKeys: String, CodingKey { case tenant, scopes, limits }
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder)
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            tenant = try container.decode(String.self, forKey: .tenant)
+            scopes = try container.decode([String].self, forKey: .scopes)
+            limits = try container.decodeIfPresent(LimitsPatch.self, forKey: .limits)
+        }
     }
 
-    func createKey(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
-        _ = try context.require(.admin)
-        let object = try await Self.jsonObject(request, context, fields: ["tenant", "scopes", "limits"])
-        guard let tenant = object["tenant"] as? String else { throw APIError.invalid("'tenant' must be a string", param: "tenant") }
-        guard let names = object["scopes"] as? [String] else {
-            throw APIError.invalid("'scopes' must be an array of \"submit\", \"read\", \"admin\"", param: "scopes")
+    /// `PATCH /v1/keys/{prefix}`.
+    struct Update: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["limits"]
+        let limits: LimitsPatch?
+
+        enum CodingKeys: String, CodingKey { case limits }
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder)
+            limits = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(LimitsPatch.self, forKey: .limits)
         }
+    }
+
+    /// A request's `limits`: each limit left out (unchanged), null (removed) or given.
+    struct LimitsPatch: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["submit_rate", "submit_burst", "max_queued", "max_priority", "lanes"]
+        let submitRate: Patch<Double>
+        let submitBurst: Patch<Double>
+        let maxQueued: Patch<Double>
+        let maxPriority: Patch<Double>
+        let lanes: Patch<[String]>
+
+        enum CodingKeys: String, CodingKey {
+            case submitRate = "submit_rate", submitBurst = "submit_burst", maxQueued = "max_queued", maxPriority = "max_priority"
+            case lanes
+        }
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder, prefix: "limits.")
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            submitRate = try Patch(container, .submitRate)
+            submitBurst = try Patch(container, .submitBurst)
+            maxQueued = try Patch(container, .maxQueued)
+            maxPriority = try Patch(container, .maxPriority)
+            lanes = try Patch(container, .lanes)
+        }
+
+        /// These limits applied over `current`: 400 naming the limit that is not a whole number
+        /// where one is needed, or that the limits together do not allow.
+        func applied(over current: KeyLimits) throws -> KeyLimits {
+            func whole(_ patch: Patch<Double>, _ field: String) throws -> Patch<Int> {
+                guard case .set(let value) = patch else { return patch.isRemoved ? .removed : .unchanged }
+                guard let whole = Bounded.int(value, in: -999_999_999_999_999...999_999_999_999_999) else {
+                    throw APIError.invalid("'limits.\(field)' must be a whole number", param: "limits.\(field)")
+                }
+                return .set(whole)
+            }
+            var limits = current
+            limits.submitRate = submitRate.applied(to: current.submitRate)
+            limits.submitBurst = try whole(submitBurst, "submit_burst").applied(to: current.submitBurst)
+            limits.maxQueued = try whole(maxQueued, "max_queued").applied(to: current.maxQueued)
+            limits.maxPriority = try whole(maxPriority, "max_priority").applied(to: current.maxPriority)
+            limits.lanes = lanes.applied(to: current.lanes)
+            if let problem = limits.problem {
+                throw APIError.invalid("limits.\(problem.field) \(problem.reason)", param: "limits.\(problem.field)")
+            }
+            return limits
+        }
+    }
+
+    /// A key's record as the API shows it (never its secret, but once, on creation, in `key`).
+    struct KeyDocument: ResponseEncodable {
+        struct Limits: Encodable {
+            @ExplicitNull var submitRate: Double?
+            @ExplicitNull var submitBurst: Int?
+            @ExplicitNull var maxQueued: Int?
+            @ExplicitNull var maxPriority: Int?
+            @ExplicitNull var lanes: [String]?
+
+            enum CodingKeys: String, CodingKey {
+                case submitRate = "submit_rate", submitBurst = "submit_burst", maxQueued = "max_queued", maxPriority = "max_priority"
+                case lanes
+            }
+        }
+
+        var object = "api_key"
+        let prefix: String
+        let tenant: String
+        let scopes: [String]
+        let createdAt: Int64
+        let openJobs: Int
+        let status: String
+        let limits: Limits
+        @ExplicitNull var lastUsedAt: Int64?
+        @ExplicitNull var revokedAt: Int64?
+        /// The secret, on creation only (left out otherwise).
+        var key: String?
+
+        enum CodingKeys: String, CodingKey {
+            case object, prefix, tenant, scopes, status, limits, key
+            case createdAt = "created_at", openJobs = "open_jobs", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
+        }
+
+        init(_ key: APIKey, openJobs: Int, secret: String? = nil) {
+            prefix = key.prefix
+            tenant = key.tenant
+            scopes = key.scopes.sorted().map(\.rawValue)
+            createdAt = key.createdAt.value / 1000
+            self.openJobs = openJobs
+            status = key.isRevoked ? "revoked" : "active"
+            limits = Limits(
+                submitRate: key.limits.submitRate, submitBurst: key.limits.effectiveBurst, maxQueued: key.limits.maxQueued,
+                maxPriority: key.limits.maxPriority, lanes: key.limits.lanes)
+            lastUsedAt = key.lastUsedAt.map { $0.value / 1000 }
+            revokedAt = key.revokedAt.map { $0.value / 1000 }
+            self.key = secret
+        }
+    }
+
+    // MARK: - Routes
+
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.post("keys", use: create)
+        group.get("keys", use: list)
+        group.get("keys/:prefix") { _, context in try await document(try namedKey(context)) }
+        group.patch("keys/:prefix", use: update)
+        group.delete("keys/:prefix", use: revoke)
+    }
+
+    @Sendable func create(_ request: Request, _ context: SluiceRequestContext) async throws -> EditedResponse<KeyDocument> {
+        _ = try context.require(.admin)
+        let body = try await request.decode(as: Create.self, context: context)
         let scopes: Set<Scope>
-        do { scopes = try Scope.parseList(names.joined(separator: ",")) } catch {
+        do { scopes = try Scope.parseList(body.scopes.joined(separator: ",")) } catch {
             throw APIError.invalid("\(error)", param: "scopes")
         }
-        let limits = try Self.limits(object["limits"], over: KeyLimits())
+        let limits = try body.limits?.applied(over: KeyLimits()) ?? KeyLimits()
         let created: (secret: String, key: APIKey)
-        do { created = try keys.create(tenant: tenant, scopes: scopes, limits: limits) } catch StoreError.invalid(let field, let reason) {
+        do { created = try keys.create(tenant: body.tenant, scopes: scopes, limits: limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: field)
         }
-        var document = try await render(created.key)
-        document["key"] = created.secret
-        return try Self.json(document, status: .created)
+        return EditedResponse(status: .created, response: try await document(created.key, secret: created.secret))
     }
 
-    func listKeys(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, _ context: SluiceRequestContext) async throws -> ListDocument<KeyDocument> {
         _ = try context.require(.admin)
         let tenant = request.uri.queryParameters["tenant"].map(String.init)
-        var data: [[String: Any]] = []
-        for key in try keys.list(tenant: tenant) { data.append(try await render(key)) }
-        return try Self.json(["object": "list", "data": data])
+        var data: [KeyDocument] = []
+        for key in try keys.list(tenant: tenant) { data.append(try await document(key)) }
+        return ListDocument(data: data)
     }
 
-    func updateKey(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    @Sendable func update(_ request: Request, _ context: SluiceRequestContext) async throws -> KeyDocument {
         let key = try namedKey(context)
-        let object = try await Self.jsonObject(request, context, fields: ["limits"])
-        let limits = try Self.limits(object["limits"], over: key.limits)
+        let body = try await request.decode(as: Update.self, context: context)
+        let limits = try body.limits?.applied(over: key.limits) ?? key.limits
         let updated: APIKey?
         do { updated = try keys.setLimits(prefix: key.prefix, limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: "limits.\(field)")
         }
         guard let updated else { throw APIError.noSuchKey }
         cache.forget(prefix: key.prefix)  // in force at once here; other processes within the cache's 10 s
-        return try await keyDocument(updated)
+        return try await document(updated)
     }
 
-    func revokeKey(_ context: SluiceRequestContext) async throws -> Response {
+    @Sendable func revoke(_ request: Request, _ context: SluiceRequestContext) async throws -> KeyDocument {
         let key = try namedKey(context)
         try keys.revoke(prefix: key.prefix)
         cache.forget(prefix: key.prefix)
         guard let revoked = try keys.find(prefix: key.prefix) else { throw APIError.noSuchKey }
-        return try await keyDocument(revoked)
+        return try await document(revoked)
     }
 
     // MARK: - Helpers
@@ -86,84 +216,15 @@ extension SluiceAPI {
         return key
     }
 
-    private func keyDocument(_ key: APIKey) async throws -> Response { try Self.json(try await render(key)) }
-
-    private func render(_ key: APIKey) async throws -> [String: Any] {
-        var document: [String: Any] = [
-            "object": "api_key", "prefix": key.prefix, "tenant": key.tenant, "scopes": key.scopes.sorted().map(\.rawValue),
-            "created_at": key.createdAt.value / 1000, "open_jobs": try await queue.openJobs(key: key.id),
-            "status": key.isRevoked ? "revoked" : "active",
-        ]
-        var limits: [String: Any] = [:]
-        limits["submit_rate"] = key.limits.submitRate ?? NSNull()
-        limits["submit_burst"] = key.limits.effectiveBurst ?? NSNull()
-        limits["max_queued"] = key.limits.maxQueued ?? NSNull()
-        limits["max_priority"] = key.limits.maxPriority ?? NSNull()
-        limits["lanes"] = key.limits.lanes ?? NSNull()
-        document["limits"] = limits
-        document["last_used_at"] = key.lastUsedAt.map { $0.value / 1000 } ?? NSNull()
-        document["revoked_at"] = key.revokedAt.map { $0.value / 1000 } ?? NSNull()
-        return document
+    private func document(_ key: APIKey, secret: String? = nil) async throws -> KeyDocument {
+        KeyDocument(key, openJobs: try await queue.openJobs(key: key.id), secret: secret)
     }
+}
 
-    /// `value` (a request's `limits` object) applied over `current`.
-    static func limits(_ value: Any?, over current: KeyLimits) throws -> KeyLimits {
-        guard let value else { return current }
-        guard let object = value as? [String: Any] else { throw APIError.invalid("'limits' must be an object", param: "limits") }
-        let known: Set<String> = ["submit_rate", "submit_burst", "max_queued", "max_priority", "lanes"]
-        if let unknown = object.keys.filter({ !known.contains($0) }).sorted().first {
-            throw APIError.invalid("unknown field 'limits.\(unknown)'", param: "limits.\(unknown)")
-        }
-        func number(_ field: String) throws -> Double?? {
-            guard let raw = object[field] else { return .none }  // left out: unchanged
-            if raw is NSNull { return .some(nil) }  // null: removed
-            guard let number = raw as? NSNumber, type(of: number) != type(of: NSNumber(value: true)) else {
-                throw APIError.invalid("'limits.\(field)' must be a number or null", param: "limits.\(field)")
-            }
-            return .some(number.doubleValue)
-        }
-        func whole(_ field: String) throws -> Int?? {
-            switch try number(field) {
-            case .none: return .none
-            case .some(nil): return .some(nil)
-            case .some(let value?):
-                guard let whole = Bounded.int(value, in: -999_999_999_999_999...999_999_999_999_999) else {
-                    throw APIError.invalid("'limits.\(field)' must be a whole number", param: "limits.\(field)")
-                }
-                return .some(whole)
-            }
-        }
-        var limits = current
-        if case .some(let rate) = try number("submit_rate") { limits.submitRate = rate }
-        if case .some(let burst) = try whole("submit_burst") { limits.submitBurst = burst }
-        if case .some(let cap) = try whole("max_queued") { limits.maxQueued = cap }
-        if case .some(let most) = try whole("max_priority") { limits.maxPriority = most }
-        if let lanes = object["lanes"] {
-            if lanes is NSNull {
-                limits.lanes = nil
-            } else if let names = lanes as? [String] {
-                limits.lanes = names
-            } else {
-                throw APIError.invalid("'limits.lanes' must be a list of lane or provider names, or null", param: "limits.lanes")
-            }
-        }
-        if let problem = limits.problem { throw APIError.invalid("limits.\(problem.field) \(problem.reason)", param: "limits.\(problem.field)") }
-        return limits
-    }
-
-    /// A JSON object body (application/json, within the upload limit) with only `fields`.
-    static func jsonObject(_ request: Request, _ context: SluiceRequestContext, fields: Set<String>) async throws -> [String: Any] {
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
-            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
-        }
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] else {
-            throw APIError.invalid("the body must be a JSON object")
-        }
-        if let unknown = object.keys.filter({ !fields.contains($0) }).sorted().first {
-            throw APIError.invalid("unknown field '\(unknown)'", param: unknown)
-        }
-        return object
+extension Patch {
+    var isRemoved: Bool {
+        if case .removed = self { return true }
+        return false
     }
 }
 

@@ -1,24 +1,75 @@
-import Foundation
 import Hummingbird
-import SluiceQueue
-import SluiceWorker
+import SluiceCore
 import SluiceScaler
 
-/// `GET /v1/scaling[/{pool}]` (scope read): the autoscaler's decisions with their lanes' signals;
-/// and `GET /metrics` (no key), rendered by `SluiceMetrics`.
-extension SluiceAPI {
-    func addScalingRoutes(to v1: RouterGroup<SluiceRequestContext>) {
-        v1.get("scaling") { _, context in
-            _ = try context.require(.read)
-            return try Self.json(["object": "list", "data": try await self.decisions().map(\.document)])
+/// `GET /v1/scaling[/{pool}]` (scope read): the autoscaler's decisions with their lanes' signals.
+struct ScalingController: Sendable {
+    /// Nil: this process runs no scaling monitor (503).
+    let scaling: ScalingMonitor?
+
+    /// A pool's decision, as `PoolDecision` holds it; times in Unix seconds.
+    struct Decision: ResponseEncodable {
+        struct Lane: Encodable {
+            let lane: String
+            let ready: Int
+            let leased: Int
+            let delayed: Int
+            @ExplicitNull var oldestReadyAgeSeconds: Double?
+            let arrivalRate: Double
+            let completionRate: Double
+            @ExplicitNull var serviceTimeSeconds: Double?
+            @ExplicitNull var rpmHeadroom: Double?
+            @ExplicitNull var rpmLimit: Int?
+            @ExplicitNull var concurrencyLimit: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case lane, ready, leased, delayed
+                case oldestReadyAgeSeconds = "oldest_ready_age_seconds", arrivalRate = "arrival_rate"
+                case completionRate = "completion_rate", serviceTimeSeconds = "service_time_seconds"
+                case rpmHeadroom = "rpm_headroom", rpmLimit = "rpm_limit", concurrencyLimit = "concurrency_limit"
+            }
         }
-        v1.get("scaling/:pool") { _, context in
+
+        var object = "scaling_decision"
+        let pool: String
+        let desired: Int
+        @ExplicitNull var workers: Int?
+        let wanted: Int
+        let reason: String
+        let at: Double
+        let source: String
+        let lanes: [Lane]
+
+        init(_ decision: PoolDecision) {
+            pool = decision.pool
+            desired = decision.desired
+            workers = decision.workers
+            wanted = decision.wanted
+            reason = decision.reason
+            at = Double(decision.at.value) / 1000
+            source = decision.source
+            lanes = decision.lanes.map { lane in
+                Lane(
+                    lane: lane.lane, ready: lane.ready, leased: lane.leased, delayed: lane.delayed,
+                    oldestReadyAgeSeconds: lane.oldestReadyAge, arrivalRate: lane.arrivalRate, completionRate: lane.completionRate,
+                    serviceTimeSeconds: lane.serviceTime, rpmHeadroom: lane.rpmHeadroom, rpmLimit: lane.rpmLimit,
+                    concurrencyLimit: lane.concurrencyLimit)
+            }
+        }
+    }
+
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.get("scaling") { _, context in
+            _ = try context.require(.read)
+            return ListDocument(data: try await decisions().map(Decision.init))
+        }
+        group.get("scaling/:pool") { _, context in
             _ = try context.require(.read)
             let name = context.parameters.get("pool") ?? ""
-            guard let decision = try await self.decisions().first(where: { $0.pool == name }) else {
+            guard let decision = try await decisions().first(where: { $0.pool == name }) else {
                 throw APIError(.notFound, type: "not_found", message: "no pool named '\(name)' (workers/\(name).yaml)")
             }
-            return try Self.json(decision.document)
+            return Decision(decision)
         }
     }
 
@@ -27,19 +78,5 @@ extension SluiceAPI {
         guard let scaling else { throw APIError(.serviceUnavailable, type: "unavailable", message: "this process runs no scaling monitor") }
         let latest = scaling.snapshot.decisions
         return latest.isEmpty ? try await scaling.tick() : latest
-    }
-
-    func metricsResponse() async throws -> Response {
-        guard let scaling else { throw APIError(.serviceUnavailable, type: "unavailable", message: "this process runs no scaling monitor") }
-        var snapshot = scaling.snapshot
-        if snapshot.samples.isEmpty && snapshot.decisions.isEmpty {
-            _ = try await scaling.tick()
-            snapshot = scaling.snapshot
-        }
-        var providerStats: [(String, ProviderStats.Snapshot)] = []
-        for name in providers.keys.sorted() { providerStats.append((name, try await ProviderStats.read(queue.redis, provider: name))) }
-        let body = metrics.render(samples: snapshot.samples, decisions: snapshot.decisions, providers: providerStats)
-        return Response(
-            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

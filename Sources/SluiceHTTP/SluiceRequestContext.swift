@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import SluiceCore
 
@@ -14,6 +15,10 @@ public struct SluiceRequestContext: RequestContext {
 
     /// Request bodies above this are refused with 413.
     public var maxUploadSize: Int { 1 << 20 }
+
+    /// Codable bodies are read and written as the API's JSON (see `APIJSON`).
+    public var requestDecoder: APIJSON.Decoder { APIJSON.Decoder() }
+    public var responseEncoder: APIJSON.Encoder { APIJSON.Encoder() }
 
     /// The authenticated key, which must have `scope` (admin implies every scope).
     func require(_ scope: Scope) throws -> APIKey {

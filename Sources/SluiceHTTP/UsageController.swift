@@ -11,12 +11,52 @@ import SluiceStore
 /// - A key sees its own tenant's usage; an admin key sees every tenant's, or one with `tenant=`.
 /// - Each row: the group (`model`, `key` as its prefix, or `tenant`), requests (finished jobs),
 ///   succeeded, input and output tokens, and `cost_usd` from the configured prices.
-extension SluiceAPI {
-    func addUsageRoutes(to v1: RouterGroup<SluiceRequestContext>) {
-        v1.get("usage") { request, context in try await self.usage(request, context) }
+struct UsageController: Sendable {
+    let archive: ArchiveStore
+    let keys: APIKeyStore
+
+    struct Usage: ResponseEncodable {
+        /// One group's totals; `group` is written under the grouping's name (`model`, `key`,
+        /// `tenant`), and left out of the grand total.
+        struct Row: Encodable {
+            var group: (field: String, name: String)?
+            let requests: Int
+            let succeeded: Int
+            let inputTokens: Int
+            let outputTokens: Int
+            let costUSD: Double
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: AnyField.self)
+                if let group { try container.encode(group.name, forKey: AnyField(stringValue: group.field)) }
+                try container.encode(requests, forKey: AnyField(stringValue: "requests"))
+                try container.encode(succeeded, forKey: AnyField(stringValue: "succeeded"))
+                try container.encode(inputTokens, forKey: AnyField(stringValue: "input_tokens"))
+                try container.encode(outputTokens, forKey: AnyField(stringValue: "output_tokens"))
+                // Micro-dollars: a sum of fractions of a cent prints as the cents it is.
+                try container.encode((costUSD * 1_000_000).rounded() / 1_000_000, forKey: AnyField(stringValue: "cost_usd"))
+            }
+        }
+
+        var object = "usage"
+        let from: Int64
+        let to: Int64
+        let groupBy: String
+        @ExplicitNull var tenant: String?
+        let data: [Row]
+        let total: Row
+
+        enum CodingKeys: String, CodingKey {
+            case object, from, to, tenant, data, total
+            case groupBy = "group_by"
+        }
     }
 
-    private func usage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.get("usage", use: usage)
+    }
+
+    @Sendable func usage(_ request: Request, _ context: SluiceRequestContext) async throws -> Usage {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
         let known: Set<String> = ["from", "to", "group_by", "tenant"]
@@ -41,23 +81,17 @@ extension SluiceAPI {
         if grouping == .key {
             for apiKey in try keys.list() { prefixes[String(apiKey.id)] = apiKey.prefix }
         }
-        func entry(_ name: String?, _ requests: Int, _ succeeded: Int, _ input: Int, _ output: Int, _ cost: Double) -> [String: Any] {
-            var entry: [String: Any] = [
-                "requests": requests, "succeeded": succeeded, "input_tokens": input, "output_tokens": output,
-                "cost_usd": (cost * 1_000_000).rounded() / 1_000_000,
-            ]
-            if let name { entry[grouping.rawValue] = grouping == .key ? (prefixes[name] ?? (name == "0" ? "none" : name)) : name }
-            return entry
+        let data = rows.map { row in
+            Usage.Row(
+                group: (grouping.rawValue, grouping == .key ? (prefixes[row.group] ?? (row.group == "0" ? "none" : row.group)) : row.group),
+                requests: row.requests, succeeded: row.succeeded, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
+                costUSD: row.cost)
         }
-        let data = rows.map { entry($0.group, $0.requests, $0.succeeded, $0.inputTokens, $0.outputTokens, $0.cost) }
-        let total = entry(
-            nil, rows.reduce(0) { Bounded.add($0, $1.requests) }, rows.reduce(0) { Bounded.add($0, $1.succeeded) },
-            rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
-            rows.reduce(0) { $0 + $1.cost })
-        return try Self.json([
-            "object": "usage", "from": from.value / 1000, "to": to.value / 1000, "group_by": grouping.rawValue,
-            "tenant": tenant ?? NSNull(), "data": data, "total": total,
-        ])
+        let total = Usage.Row(
+            group: nil, requests: rows.reduce(0) { Bounded.add($0, $1.requests) }, succeeded: rows.reduce(0) { Bounded.add($0, $1.succeeded) },
+            inputTokens: rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, outputTokens: rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
+            costUSD: rows.reduce(0) { $0 + $1.cost })
+        return Usage(from: from.value / 1000, to: to.value / 1000, groupBy: grouping.rawValue, tenant: tenant, data: data, total: total)
     }
 
     /// Unix seconds, or an ISO 8601 date or date-time.

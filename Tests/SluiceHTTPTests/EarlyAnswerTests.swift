@@ -26,7 +26,7 @@ import Testing
             let queue = JobQueue(redis: redis)
             let waiter = JobWaiter(queue: queue)
             defer { waiter.close() }
-            let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys)
+            let api = SluiceAPI.testing(queue: queue, waiter: waiter, keys: keys)
             let app = api.application(host: "127.0.0.1", port: 0, logger: Logger(label: "test"))
             try await app.test(.live) { client in
                 try await body(try #require(client.port), secret)

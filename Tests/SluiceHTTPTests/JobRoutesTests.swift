@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import SluiceCore
 import SluiceHTTP
+import SluiceProcess
 import SluiceQueue
 import Logging
 import SluiceRedis
@@ -71,10 +72,14 @@ func withAPI(
         let scaling = ScalingMonitor(
             queue: queue, providers: providers, pools: [ScaledPool(name: "default", definition: WorkerPoolDefinition())],
             logger: Logger(label: "test"))
-        let api = SluiceAPI(
-            queue: queue, waiter: waiter, keys: keys, providers: providers, routes: modelRoutes,
-            addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling, maxParkedPerKey: maxParkedPerKey,
-            maxAdHocLanes: maxAdHocLanes)
+        var settings = SluiceAPI.Settings()
+        settings.providers = providers
+        settings.routes = modelRoutes
+        settings.maxParkedPerKey = maxParkedPerKey
+        settings.maxAdHocLanes = maxAdHocLanes
+        let api = SluiceAPI.testing(
+            queue: queue, waiter: waiter, keys: keys, addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling,
+            settings: settings)
         let router = api.router()
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -284,7 +289,9 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
             let queue = JobQueue(redis: redis)
             let waiter = JobWaiter(queue: queue)
             defer { waiter.close() }
-            let api = SluiceAPI(queue: queue, waiter: waiter, keys: keys, bulkMaxLines: 3)
+            var settings = SluiceAPI.Settings()
+            settings.bulkMaxLines = 3
+            let api = SluiceAPI.testing(queue: queue, waiter: waiter, keys: keys, settings: settings)
             let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             try await app.test(.live) { client in
                 let body = String(repeating: "{\"lane\": \"bulk\", \"request\": {}}\n", count: 4)

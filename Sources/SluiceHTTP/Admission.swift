@@ -1,0 +1,59 @@
+import HTTPTypes
+import SluiceCore
+import SluiceQueue
+
+/// What a key may put in the queue: its rate and cap (`admit`), and (JobAdmission.swift) the
+/// lanes and priorities it may use, the cap on lanes the configuration does not name, and its
+/// parked waits. Shared by every controller that queues jobs (jobs, facade, batches).
+struct Admission: Sendable {
+    let queue: JobQueue
+    /// The configured providers and routes: which lanes exist, and where a route may send a job.
+    let providers: [String: SluiceConfiguration.Provider]
+    let routes: [String: SluiceConfiguration.Route]
+    /// Lanes the configuration names (never capped), and the lanes Redis knows.
+    let configuredLanes: Set<String>
+    let knownLanes = KnownLanes()
+    /// The most long-polls and facade waits one key may have parked at once.
+    let maxParkedPerKey: Int
+    let parkedWaits = ParkedWaits()
+    /// The most lanes per provider for models the configuration does not name.
+    let maxAdHocLanes: Int
+
+    init(
+        queue: JobQueue, providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route],
+        maxParkedPerKey: Int, maxAdHocLanes: Int
+    ) {
+        self.queue = queue
+        self.providers = providers
+        self.routes = routes
+        configuredLanes = Self.configuredLanes(providers: providers, routes: routes)
+        self.maxParkedPerKey = max(1, maxParkedPerKey)
+        self.maxAdHocLanes = max(0, maxAdHocLanes)
+    }
+
+    /// Applies the key's limits to a request of `count` jobs: 429 with Retry-After when over the
+    /// rate or the cap, 422 when the request alone is larger than the key's burst.
+    func admit(_ key: APIKey, count: Int) async throws {
+        switch try await queue.admit(key: key.id, count: count, limits: key.limits) {
+        case .admitted:
+            return
+        case .rateLimited(let milliseconds):
+            var error = APIError(
+                .tooManyRequests, type: "rate_limited",
+                message: "over this key's submit rate of \(key.limits.submitRate ?? 0) jobs/s; retry after \(milliseconds) ms")
+            error.headers[.retryAfter] = String((milliseconds + 999) / 1000)
+            error.headers[HTTPField.Name("Retry-After-Ms")!] = String(milliseconds)
+            throw error
+        case .overBurst(let burst):
+            throw APIError(
+                .unprocessableContent, type: "over_burst",
+                message: "\(count) jobs in one request exceed this key's burst of \(burst); send at most \(burst) per request")
+        case .overCap(let open):
+            var error = APIError(
+                .tooManyRequests, type: "queue_cap",
+                message: "this key has \(open) unfinished jobs and a cap of \(key.limits.maxQueued ?? 0); \(count) more would exceed it")
+            error.headers[.retryAfter] = "1"
+            throw error
+        }
+    }
+}

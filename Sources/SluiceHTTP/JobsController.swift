@@ -1,0 +1,183 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceCore
+import SluiceQueue
+
+/// `/v1/jobs`: submit one job or a bulk of them, read, long-poll, list, follow and cancel.
+///
+/// - `POST /v1/jobs` (scope submit): enqueue; `Idempotency-Key` makes a resubmission return the
+///   first job. 202 with `{id, object, status, created_at, links}`.
+/// - `POST /v1/jobs/bulk` (scope submit): a JSON array or JSONL of jobs, all or nothing.
+/// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
+///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
+/// - `GET /v1/jobs?state=&lane=&limit=&cursor=` (scope read): the tenant's jobs, newest first;
+///   an admin key may add `tenant=` to list another tenant's.
+/// - `GET /v1/jobs/{id}/events` (scope read): the job's timeline.
+/// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
+///
+/// The two submits are the hot paths: their bodies are read by the strict byte scanner
+/// (JobRequest, BulkRequest) and their answers written as bytes (JobDocument), not Codable.
+struct JobsController: Sendable {
+    let queue: JobQueue
+    let waiter: JobWaiter
+    let lookup: JobLookup
+    let admission: Admission
+    let callbacks: Callbacks
+    /// The most jobs, and bytes, in one bulk submit.
+    let bulkMaxLines: Int
+    let bulkMaxBytes: Int
+
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.post("jobs", use: submit)
+        group.post("jobs/bulk", use: submitBulk)
+        group.get("jobs", use: list)
+        group.get("jobs/:id", use: get)
+        group.get("jobs/:id/events", use: events)
+        group.post("jobs/:id/cancel", use: cancel)
+    }
+
+    @Sendable func submit(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
+        }
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
+        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: admission.routes)
+        try await admission.checkJobs([job.spec], key: key)
+        try await callbacks.check([job.spec], key: key)
+        try await admission.admit(key, count: 1)
+        let result = try await queue.enqueue(job.spec, submitter: key.id)
+        let state: JobState
+        let createdAt: UnixMillis
+        if result.created {
+            // A new job: its status follows from the request, and it was created just now (no
+            // second round trip on the hot path; the stored time may differ by a clock skew).
+            createdAt = UnixMillis.current()
+            state = (job.spec.notBefore.map { $0 > createdAt } ?? false) ? .delayed : .queued
+        } else {
+            // An idempotent replay: the first job as it is now.
+            guard let stored = try await queue.get(result.id) else { throw APIError.notFound }
+            state = stored.state
+            createdAt = stored.createdAt
+        }
+        var response = Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.accepted(result.id, state: state, createdAt: createdAt))))
+        if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return response
+    }
+
+    @Sendable func submitBulk(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let type = request.headers[.contentType]?.lowercased() ?? "application/json"
+        let jsonLines = type.hasPrefix("application/jsonl") || type.hasPrefix("application/x-ndjson")
+            || type.hasPrefix("application/jsonlines")
+        guard jsonLines || type.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json (an array) or application/jsonl")
+        }
+        let body = try await request.body.collect(upTo: bulkMaxBytes)
+        let bulk = try BulkRequest(
+            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: admission.routes)
+        try await admission.checkJobs(bulk.specs, key: key)
+        try await callbacks.check(bulk.specs, key: key)
+        try await admission.admit(key, count: bulk.specs.count)
+        let results = try await queue.enqueue(bulk.specs, submitter: key.id)
+        return Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.bulkAccepted(results))))
+    }
+
+    @Sendable func get(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let id = try Self.jobID(context)
+        let job: Job?
+        if let waitText = request.uri.queryParameters["wait"] {
+            guard let seconds = Double(waitText), let timeout = Bounded.duration(seconds: seconds, in: .zero...(.seconds(60))) else {
+                throw APIError.invalid("'wait' must be a number of seconds from 0 to 60", param: "wait")
+            }
+            // Check ownership before waiting, so that nobody long-polls another tenant's job.
+            guard try await lookup.live(id, by: key) != nil else { return try await lookup.archived(id, by: key).document }
+            job = try await admission.parked(key) { try await waiter.wait(for: id, timeout: timeout) }
+        } else {
+            job = try await queue.get(id)
+        }
+        guard let job else { return try await lookup.archived(id, by: key).document }
+        guard job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
+        return try Response.json(JobDocument.render(job))
+    }
+
+    @Sendable func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let query = request.uri.queryParameters
+        let known: Set<String> = ["state", "lane", "limit", "cursor", "tenant"]
+        if let unknown = query.first(where: { !known.contains(String($0.key)) }) {
+            throw APIError.invalid("unknown query parameter '\(unknown.key)'", param: String(unknown.key))
+        }
+        var tenant = key.tenant
+        if let asked = query["tenant"].map(String.init), asked != key.tenant {
+            guard key.scopes.contains(.admin) else {
+                throw APIError(.forbidden, type: "permission", message: "listing another tenant's jobs needs the admin scope", param: "tenant")
+            }
+            tenant = asked
+        }
+        let state = try query["state"].map { text in
+            guard let state = JobState(rawValue: String(text)) else {
+                throw APIError.invalid(
+                    "'state' must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))", param: "state")
+            }
+            return state
+        }
+        var limit = 20
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...100).contains(value) else {
+                throw APIError.invalid("'limit' must be an integer from 1 to 100", param: "limit")
+            }
+            limit = value
+        }
+        let cursor = query["cursor"].map(String.init)
+        if let cursor, !JobID.isOrdering(cursor) {
+            throw APIError.invalid("'cursor' is not a cursor from an earlier page's next_cursor", param: "cursor")
+        }
+        let lane = query["lane"].map(String.init)
+        let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: limit, cursor: cursor)
+        var document: [String: Any] = [
+            "object": "list", "data": page.jobs.map(JobDocument.render), "has_more": page.nextCursor != nil,
+        ]
+        document["next_cursor"] = page.nextCursor ?? NSNull()
+        return try Response.json(document)
+    }
+
+    @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.read)
+        let id = try Self.jobID(context)
+        guard try await lookup.live(id, by: key) != nil else {
+            return try Response.json(["object": "list", "job": id.rawValue, "data": try await lookup.archived(id, by: key).events])
+        }
+        guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
+        return try Response.json(["object": "list", "job": id.rawValue, "data": timeline.map(\.document)])
+    }
+
+    @Sendable func cancel(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let id = try Self.jobID(context)
+        guard try await lookup.live(id, by: key) != nil else {
+            let state = try await lookup.archived(id, by: key).state
+            throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state)")
+        }
+        switch try await queue.cancel(id) {
+        case .notFound: throw APIError.notFound
+        case .alreadyFinished(let state):
+            throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state.rawValue)")
+        case .cancelled, .cancelRequested:
+            guard let job = try await queue.get(id) else { throw APIError.notFound }
+            return try Response.json(JobDocument.render(job))
+        }
+    }
+
+    private static func jobID(_ context: SluiceRequestContext) throws -> JobID {
+        guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw APIError.notFound }
+        return id
+    }
+}

@@ -1,0 +1,35 @@
+import Hummingbird
+import SluiceScaler
+
+/// `GET /metrics`: the Prometheus exposition (`SluiceMetrics`) of the scaling monitor's latest
+/// sample and the providers' call statistics. Without a key, unless `server.metrics_key:
+/// required`, which asks for a key with the read (or admin) scope (`auth` set).
+struct MetricsController: Sendable {
+    let scaling: ScalingMonitor?
+    let providers: ProvidersController
+    let auth: AuthMiddleware?
+    let metrics = SluiceMetrics()
+
+    func addRoutes(to router: Router<SluiceRequestContext>) {
+        if let auth {
+            router.group("metrics").add(middleware: auth).get { request, context in
+                _ = try context.require(.read)
+                return try await exposition(request, context)
+            }
+        } else {
+            router.get("/metrics", use: exposition)
+        }
+    }
+
+    @Sendable func exposition(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        guard let scaling else { throw APIError(.serviceUnavailable, type: "unavailable", message: "this process runs no scaling monitor") }
+        var snapshot = scaling.snapshot
+        if snapshot.samples.isEmpty && snapshot.decisions.isEmpty {
+            _ = try await scaling.tick()
+            snapshot = scaling.snapshot
+        }
+        let body = metrics.render(samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats())
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
