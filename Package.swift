@@ -42,6 +42,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Child processes: spawned with a clean signal mask; the private redis-server (tied to its
+        // starter by a parent-death signal); the pool of local worker processes the scaler runs.
+        // It needs SluiceRedis only to see that the redis-server it started answers.
+        .target(name: "SluiceProcess", dependencies: ["SluiceRedis"]),
         // The job lifecycle on Redis; every multi-key transition is one Lua script.
         .target(
             name: "SluiceQueue",
@@ -88,7 +92,7 @@ let package = Package(
         .target(
             name: "SluiceScaler",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -158,7 +162,7 @@ let package = Package(
             name: "sluice",
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceStore", "SluiceHTTP", "SluiceClient", "SluiceMock", "SluiceWorker",
-                "SluiceWebhooks", "SluiceBatch", "SluiceScaler", "SluiceArchive",
+                "SluiceWebhooks", "SluiceBatch", "SluiceScaler", "SluiceArchive", "SluiceProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,7 +173,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceBench",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceClient",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceClient", "SluiceProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/SluiceBench"
@@ -189,7 +193,7 @@ let package = Package(
         // Starts real redis-server processes for the tests.
         .target(
             name: "SluiceTestSupport",
-            dependencies: ["SluiceRedis", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["SluiceRedis", "SluiceProcess", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")]),
@@ -210,7 +214,7 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler", "SluiceWorker",
+                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceProcess", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler", "SluiceWorker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -236,11 +240,11 @@ let package = Package(
             ]
         ),
         // Runs the built `sluice` binary as a user would.
-        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceQueue", "SluiceCore", "SluiceTestSupport"]),
-        .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceTestSupport"]),
+        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceTestSupport"]),
+        .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceQueueTests",
-            dependencies: ["SluiceQueue", "SluiceCore", "SluiceRedis", "SluiceTestSupport"]
+            dependencies: ["SluiceQueue", "SluiceCore", "SluiceRedis", "SluiceProcess", "SluiceTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

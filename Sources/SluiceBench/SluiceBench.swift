@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SluiceCore
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import Synchronization

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceRedis
 import Synchronization
 
 /// A private `redis-server` run as a child process: for the tests, the benchmark, and the

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceCore
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import Synchronization

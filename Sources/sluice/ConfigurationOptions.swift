@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SluiceCore
+import SluiceProcess
 import SluiceRedis
 
 /// `--config`, shared by every command that reads the configuration.

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import SluiceTestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProcess
 import SluiceRedis
 
 /// Runs `body` against a private `redis-server` started for it on a unix socket in a directory

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceMock
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import SluiceTestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProcess
 import SluiceRedis
 import SluiceTestSupport
 import Testing
