@@ -7,6 +7,7 @@ import SluiceBatch
 import SluiceCore
 import SluiceHTTP
 import SluiceMock
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import SluiceScaler
