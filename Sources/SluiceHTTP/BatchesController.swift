@@ -21,7 +21,7 @@ struct BatchesController: Sendable {
     /// Nil: this process serves no batches (503).
     let batches: BatchService?
     /// A batch is admitted as a submit of as many jobs is.
-    let admission: Admission
+    let admission: KeyAdmission
     let callbacks: Callbacks
     /// The largest file upload.
     let maxFileBytes: Int

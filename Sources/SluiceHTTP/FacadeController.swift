@@ -8,7 +8,7 @@ struct FacadeController: Sendable {
     let queue: JobQueue
     let waiter: JobWaiter
     /// The key's lanes, priorities, rate and parked waits, as for any submit.
-    let admission: Admission
+    let admission: KeyAdmission
     /// The configured providers and routes, which a request's `model` names.
     let providers: [String: SluiceConfiguration.Provider]
     let routes: [String: SluiceConfiguration.Route]

@@ -7,7 +7,7 @@ import Synchronization
 /// provider serves (and, when the key names some, only those), and priorities up to the key's
 /// `max_priority`, so that one tenant cannot park jobs on a lane nobody serves or jump every
 /// other tenant's queue with a priority-100 flood.
-extension Admission {
+extension KeyAdmission {
     /// Checks every job of a submit (one, a bulk, a batch): 400 naming the lane when no
     /// configured provider serves it or its model name is unsafe, 403 when the key may not use
     /// that lane or priority. A bulk's error names the line (`jobs[i]`).

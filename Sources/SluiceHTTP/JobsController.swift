@@ -22,7 +22,7 @@ struct JobsController: Sendable {
     let queue: JobQueue
     let waiter: JobWaiter
     let lookup: JobLookup
-    let admission: Admission
+    let admission: KeyAdmission
     let callbacks: Callbacks
     /// The most jobs, and bytes, in one bulk submit.
     let bulkMaxLines: Int

@@ -111,7 +111,7 @@ public struct SluiceAPI: Sendable {
         router.add(middleware: APIErrorMiddleware())
         let cache = AuthCache()
         let auth = AuthMiddleware(keys: services.keys, cache: cache)
-        let admission = Admission(
+        let admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,
             maxAdHocLanes: settings.maxAdHocLanes)
         let lookup = JobLookup(queue: queue, archive: services.archive)

@@ -5,7 +5,7 @@ import SluiceQueue
 /// What a key may put in the queue: its rate and cap (`admit`), and (JobAdmission.swift) the
 /// lanes and priorities it may use, the cap on lanes the configuration does not name, and its
 /// parked waits. Shared by every controller that queues jobs (jobs, facade, batches).
-struct Admission: Sendable {
+struct KeyAdmission: Sendable {
     let queue: JobQueue
     /// The configured providers and routes: which lanes exist, and where a route may send a job.
     let providers: [String: SluiceConfiguration.Provider]
