@@ -327,17 +327,14 @@ public final class BatchService: Service, Sendable {
         var chunkStart = 0
         while chunkStart < requests.count {
             let chunk = requests[chunkStart..<min(chunkStart + 5_000, requests.count)]
+            let format: ProviderKind = batch.api == "anthropic" ? .anthropic : .openai
+            let endpoint: JobEnvelope.Endpoint? = batch.endpoint == "/v1/embeddings" ? .embeddings : nil
             let specs = chunk.map { request -> JobSpec in
-                var envelope: [String: String] = [
-                    "batch": batch.id, "custom_id": request.customID, "format": batch.api == "anthropic" ? "anthropic" : "openai",
-                ]
-                if batch.endpoint == "/v1/embeddings" { envelope["endpoint"] = "embeddings" }
-                if let route = request.route { envelope["route"] = route }
-                let metadata = (try? JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])).map(Array.init) ?? []
-                return JobSpec(
+                JobSpec(
                     lane: request.lane, tenant: batch.tenant, priority: settings.priority, payload: request.body,
                     idempotencyKey: "batch:\(batch.id):\(request.line)", deadline: batch.expiresAt, maxAttempts: settings.maxAttempts,
-                    metadata: metadata)
+                    envelope: JobEnvelope(
+                        batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route))
             }
             let results = try await queue.enqueue(specs, submitter: batch.keyID)
             try await store.addRequests(

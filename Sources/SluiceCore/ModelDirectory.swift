@@ -1,10 +1,15 @@
-/// Which lane serves a request's `model`, for the calls that name only a model (the synchronous
-/// facade, batch lines). In order:
+/// The one resolver from what a job names (a lane, a provider and model, or a model alone) to the
+/// lane that serves it, used by submit, bulk, the synchronous facade and batches alike.
+///
+/// A model alone resolves, in order:
 /// 1. a configured route of that name: one of its targets (by weight), with the route recorded
 ///    so the job can fall back along it;
 /// 2. `provider/model`, naming a configured provider: that lane;
 /// 3. a bare model listed in a provider's `models`: lane `provider/model` (the first provider,
 ///    by name, that lists it).
+///
+/// A lane, or a provider (and model), named directly is taken as named: whether a configured
+/// provider serves it is admission's question (`laneProblem`).
 public struct ModelDirectory: Sendable {
     public let providers: [String: SluiceConfiguration.Provider]
     public let routes: [String: SluiceConfiguration.Route]
@@ -22,6 +27,27 @@ public struct ModelDirectory: Sendable {
         public var kind: String
     }
 
+    /// What a job names as where it runs.
+    public enum Target: Sendable, Hashable {
+        /// `lane`: a lane, as named.
+        case lane(String)
+        /// `provider`, and maybe `model`: the lane `provider` or `provider/model`.
+        case provider(String, model: String?)
+        /// `model` alone: a route, `provider/model`, or a model a provider lists.
+        case model(String)
+    }
+
+    /// The lane `target` runs on, and the route it went through; nil for a model nothing serves.
+    public func lane(for target: Target) -> (lane: String, route: String?)? {
+        switch target {
+        case .lane(let lane): (lane, nil)
+        case .provider(let provider, let model?): (provider + "/" + model, nil)
+        case .provider(let provider, nil): (provider, nil)
+        case .model(let model): resolve(model).map { ($0.lane, $0.route) }
+        }
+    }
+
+    /// The lane that serves `model` alone, its route, and its provider's kind.
     public func resolve(_ model: String) -> Resolution? {
         if let route = routes[model] {
             var random = SystemRandomNumberGenerator()

@@ -7,20 +7,26 @@ import SluiceCore
 struct BulkRequest {
     var specs: [JobSpec]
 
+    /// With `routes` as the only way a model alone resolves.
     init(
         body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int, routes: [String: SluiceConfiguration.Route] = [:]
     ) throws(APIError) {
+        try self.init(
+            body: body, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, directory: ModelDirectory(providers: [:], routes: routes))
+    }
+
+    /// Each job's target resolved by `directory`, the one resolver.
+    init(body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory) throws(APIError) {
         let result: Result<[JobSpec], APIError> = body.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
-                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, routes: routes))
+                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, directory: directory))
             } catch { return .failure(error) }
         }
         specs = try result.get()
     }
 
     private static func specs(
-        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int,
-        routes: [String: SluiceConfiguration.Route]
+        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory
     ) throws(APIError) -> [JobSpec] {
         func tooMany(_ count: String) -> APIError {
             APIError(.contentTooLarge, type: "request_too_large", message: "\(count) jobs; at most \(maxLines) per request")
@@ -61,7 +67,7 @@ struct BulkRequest {
         specs.reserveCapacity(jobs.count)
         for (line, range) in jobs {
             do {
-                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil, routes: routes).spec)
+                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil, directory: directory).spec)
             } catch {
                 let message =
                     switch error.message {

@@ -1,36 +1,37 @@
 import Foundation
+import Hummingbird
 import SluiceCore
 import SluiceQueue
 
-/// The JSON a client sees for a job (`GET /v1/jobs/{id}`). Times are Unix seconds.
+/// The job's JSON answers. A job itself is `JobResource` (SluiceCore), written by its one
+/// encoder; this adds the HTTP responses around it and the submit path's 202 answers, written
+/// directly (the hot paths).
 public enum JobDocument {
+    /// `GET /v1/jobs/{id}` (and a cancel's answer): the job's resource.
+    static func response(_ job: Job) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobResource(job).encoded)))
+    }
+
+    /// `GET /v1/jobs`: `{"data": [job…], "has_more", "next_cursor", "object": "list"}`, each job
+    /// spliced from its resource.
+    static func list(_ jobs: [Job], nextCursor: String?) -> Response {
+        var bytes = Array(#"{"data":["#.utf8)
+        for (index, job) in jobs.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += JobResource(job).encoded
+        }
+        bytes += Array(#"],"has_more":\#(nextCursor != nil),"next_cursor":"#.utf8)
+        if let nextCursor { JSONObjectWriter.appendString(nextCursor, to: &bytes) } else { bytes += Array("null".utf8) }
+        bytes += Array(#","object":"list"}"#.utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The job's resource as Foundation objects, for callers that still embed it in a
+    /// `[String: Any]`; prefer `response` and `JobResource.encoded`.
     public static func render(_ job: Job) -> [String: Any] {
-        var document: [String: Any] = [
-            "id": job.id.rawValue, "object": "job", "status": job.state.rawValue, "lane": job.lane,
-            "priority": job.priority, "attempts": job.attempts, "max_attempts": job.maxAttempts,
-            "created_at": seconds(job.createdAt), "links": links(job.id),
-        ]
-        document["request"] = (try? JSONSerialization.jsonObject(with: Data(job.payload))) ?? NSNull()
-        if let notBefore = job.notBefore { document["not_before"] = seconds(notBefore) }
-        if let deadline = job.deadline { document["deadline"] = seconds(deadline) }
-        if let started = job.leasedAt { document["started_at"] = seconds(started) }
-        if let finished = job.finishedAt { document["finished_at"] = seconds(finished) }
-        if let result = job.result {
-            // A provider's JSON answer is returned as JSON; anything else as text.
-            document["result"] = (try? JSONSerialization.jsonObject(with: Data(result))) ?? String(decoding: result, as: UTF8.self)
-        }
-        if let error = job.error { document["error"] = error }
-        if let input = job.usageInput, let output = job.usageOutput {
-            document["usage"] = ["input_tokens": input, "output_tokens": output]
-        }
-        if job.cancelRequested && !job.state.isTerminal { document["cancel_requested"] = true }
-        if !job.metadata.isEmpty, let envelope = try? JSONSerialization.jsonObject(with: Data(job.metadata)) as? [String: Any] {
-            if let metadata = envelope["metadata"] { document["metadata"] = metadata }
-            if let callback = envelope["callback_url"] { document["callback_url"] = callback }
-            if let route = envelope["route"] { document["route"] = route }
-        }
-        if let key = job.idempotencyKey { document["idempotency_key"] = key }
-        return document
+        (try? JSONSerialization.jsonObject(with: Data(JobResource(job).encoded))) as? [String: Any] ?? [:]
     }
 
     /// The 202 answer to a submit, written directly (the hot path): the same JSON, keys sorted,
@@ -63,11 +64,9 @@ public enum JobDocument {
     private static let entryEnd = Array(#""}"#.utf8)
 
     static func links(_ id: JobID) -> [String: String] {
-        [
-            "self": "/v1/jobs/\(id.rawValue)", "cancel": "/v1/jobs/\(id.rawValue)/cancel",
-            "events": "/v1/jobs/\(id.rawValue)/events",
-        ]
+        let links = JobResource.links(id)
+        return ["self": links.path, "cancel": links.cancel, "events": links.events]
     }
 
-    static func seconds(_ time: UnixMillis) -> Int64 { time.value / 1000 }
+    static func seconds(_ time: UnixMillis) -> Int64 { JobResource.seconds(time) }
 }

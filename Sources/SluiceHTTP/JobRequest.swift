@@ -4,9 +4,15 @@ import SluiceCore
 /// A `POST /v1/jobs` body, parsed strictly: an unknown field is an error that names it, so a
 /// typo (`max_attempt`) never silently falls back to a default.
 ///
-/// `{"lane" | "provider" [+ "model"], "request": {…}, "priority", "not_before", "deadline",
-///   "max_attempts", "callback_url", "metadata": {…}, "idempotency_key"}`; times are Unix
-/// seconds. `request` and `metadata` are kept byte for byte as sent (checked, never re-encoded).
+/// `{"lane" | "provider" [+ "model"] | "model", "request": {…}, "priority", "not_before",
+///   "deadline", "max_attempts", "callback_url", "metadata": {…}, "idempotency_key"}`; times are
+/// Unix seconds. `request` and `metadata` are kept byte for byte as sent (checked, never
+/// re-encoded).
+///
+/// This is a hot path (single and bulk submit): it reads with the strict byte scanner
+/// (`JSONScanner`) and writes the job's envelope with its hand-written encoder, so a job costs
+/// no Foundation JSON round trip. Two steps: `Fields` parses (syntax and types), `spec` decides
+/// (where the job runs, what its envelope says, the defaults).
 struct JobRequest {
     /// The fields a job may have.
     enum Field: Int, CaseIterable {
@@ -35,30 +41,75 @@ struct JobRequest {
         }
     }
 
+    /// A job object's fields, parsed and of the right types; nothing decided yet.
+    struct Fields {
+        var target: ModelDirectory.Target
+        var request: [UInt8]
+        var priority: Int?
+        var notBefore: UnixMillis?
+        var deadline: UnixMillis?
+        var maxAttempts: Int?
+        var callbackURL: String?
+        var metadata: RawJSON?
+        var idempotencyKey: String?
+    }
+
     var spec: JobSpec
 
     /// From a whole body; `idempotencyKey` (the header) wins over the `idempotency_key` field.
-    init(
-        json: [UInt8], tenant: String, idempotencyKey: String?, routes: [String: SluiceConfiguration.Route] = [:]
-    ) throws(APIError) {
+    init(json: [UInt8], tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) {
         let result: Result<JobRequest, APIError> = json.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
                 return .success(
-                    try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey, routes: routes))
+                    try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey, directory: directory))
             } catch { return .failure(error) }
         }
         self = try result.get()
     }
 
-    /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
-    /// A `model` alone (no lane, no provider) names a route of `routes`: the job goes to one of
-    /// its targets, and the route is recorded on the job.
+    /// From a whole body, with `routes` as the only way a model alone resolves.
     init(
-        bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?,
-        routes: [String: SluiceConfiguration.Route] = [:]
+        json: [UInt8], tenant: String, idempotencyKey: String?, routes: [String: SluiceConfiguration.Route] = [:]
     ) throws(APIError) {
-        // The fields, found by comparing key bytes (no String, no dictionary per job).
-        var fields = [JSONScanner.Value?](repeating: nil, count: Field.allCases.count)
+        try self.init(json: json, tenant: tenant, idempotencyKey: idempotencyKey, directory: ModelDirectory(providers: [:], routes: routes))
+    }
+
+    /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
+    init(
+        bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?, directory: ModelDirectory
+    ) throws(APIError) {
+        spec = try Self.spec(Self.fields(bytes, range), tenant: tenant, idempotencyKey: idempotencyKey, directory: directory)
+    }
+
+    /// The policy: the lane the target resolves to (a model alone: `directory`, the one resolver;
+    /// a route is recorded on the job), the callback URL's scheme, the envelope, the defaults,
+    /// and the spec's own checks.
+    static func spec(_ fields: Fields, tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) -> JobSpec {
+        guard let (lane, route) = directory.lane(for: fields.target) else {
+            guard case .model(let name) = fields.target else { throw .invalid("no lane", param: "lane") }
+            throw .invalid(ModelDirectory.unknown(name) + "; or name the target with 'lane', or 'provider' (and 'model')", param: "model")
+        }
+        if let text = fields.callbackURL {
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url")
+            }
+        }
+        let spec = JobSpec(
+            lane: lane, tenant: tenant, priority: fields.priority ?? 0, payload: fields.request,
+            idempotencyKey: idempotencyKey ?? fields.idempotencyKey, notBefore: fields.notBefore, deadline: fields.deadline,
+            maxAttempts: fields.maxAttempts ?? 3,
+            envelope: JobEnvelope(callbackURL: fields.callbackURL, metadata: fields.metadata, route: route))
+        do { try spec.validate() } catch {
+            guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
+            throw .invalid("\(field) \(reason)", param: field)
+        }
+        return spec
+    }
+
+    /// The parsing: the object's members, found by comparing key bytes (no String, no
+    /// dictionary per job), each checked for its type.
+    static func fields(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(APIError) -> Fields {
+        var found = [JSONScanner.Value?](repeating: nil, count: Field.allCases.count)
         var scanner = JSONScanner(bytes, range: range)
         do {
             try scanner.objectMembers { (key, value) throws(APIError) in
@@ -66,7 +117,7 @@ struct JobRequest {
                     let name = JSONScanner.decodeString(bytes, key)
                     throw .invalid("unknown field '\(name)'", param: name)
                 }
-                fields[known.rawValue] = value  // a repeated member: the last one counts, as in most JSON readers
+                found[known.rawValue] = value  // a repeated member: the last one counts, as in most JSON readers
             }
         } catch {
             switch error {
@@ -75,14 +126,15 @@ struct JobRequest {
             case .second(let refusal): throw refusal
             }
         }
-        func field(_ which: Field) -> JSONScanner.Value? { fields[which.rawValue] }
+        func field(_ which: Field) -> JSONScanner.Value? { found[which.rawValue] }
+        func present(_ which: Field) -> JSONScanner.Value? { field(which).flatMap { $0.kind == .null ? nil : $0 } }
         func string(_ which: Field) throws(APIError) -> String? {
-            guard let value = field(which), value.kind != .null else { return nil }
+            guard let value = present(which) else { return nil }
             guard value.kind == .string else { throw .invalid("'\(which.name)' must be a string", param: "\(which.name)") }
             return JSONScanner.decodeString(bytes, value.range)
         }
         func int(_ which: Field) throws(APIError) -> Int? {
-            guard let value = field(which), value.kind != .null else { return nil }
+            guard let value = present(which) else { return nil }
             guard value.kind == .number, let number = JSONScanner.wholeNumber(bytes, value.range) else {
                 let range = switch which {
                 case .priority: "from \(JobSpec.priorityRange.lowerBound) to \(JobSpec.priorityRange.upperBound)"
@@ -101,58 +153,34 @@ struct JobRequest {
             }
             return UnixMillis(millis)
         }
-        func raw(_ value: JSONScanner.Value) -> ArraySlice<UInt8> { ArraySlice(UnsafeBufferPointer(rebasing: bytes[value.range])) }
+        func text(_ value: JSONScanner.Value) -> String { JSONScanner.decodeString(bytes, value.range) }
 
-        let lane: String
-        var route: SluiceConfiguration.Route? = nil
-        let target = (field(.lane), field(.provider), field(.model))
-        switch target {
-        case (nil, nil, let model?) where model.kind == .string && routes[JSONScanner.decodeString(bytes, model.range)] != nil:
-            let chosen = routes[JSONScanner.decodeString(bytes, model.range)]!
-            var random = SystemRandomNumberGenerator()
-            lane = chosen.pick(using: &random)
-            route = chosen
-        case (nil, nil, let model?) where model.kind == .string:
-            let name = JSONScanner.decodeString(bytes, model.range)
-            throw .invalid("no route named '\(name)'; name the target with 'lane', or 'provider' (and 'model')", param: "model")
-        case (let name?, nil, nil) where name.kind == .string: lane = JSONScanner.decodeString(bytes, name.range)
-        case (nil, let provider?, nil) where provider.kind == .string: lane = JSONScanner.decodeString(bytes, provider.range)
+        let target: ModelDirectory.Target
+        switch (field(.lane), field(.provider), field(.model)) {
+        case (nil, nil, let model?) where model.kind == .string: target = .model(text(model))
+        case (let name?, nil, nil) where name.kind == .string: target = .lane(text(name))
+        case (nil, let provider?, nil) where provider.kind == .string: target = .provider(text(provider), model: nil)
         case (nil, let provider?, let model?) where provider.kind == .string && model.kind == .string:
-            lane = JSONScanner.decodeString(bytes, provider.range) + "/" + JSONScanner.decodeString(bytes, model.range)
+            target = .provider(text(provider), model: text(model))
         case (nil, nil, _): throw .invalid("name the target: 'lane', or 'provider' (and 'model')", param: "lane")
         default: throw .invalid("give either 'lane' or 'provider' (and 'model'), as strings", param: "lane")
         }
         guard let request = field(.request), request.kind == .object else {
             throw .invalid("'request' must be a JSON object (the provider request body)", param: "request")
         }
-        // The envelope the job keeps beside its request: {"callback_url": …, "metadata": …}.
-        var envelope: [UInt8] = []
-        if let callback = field(.callbackURL), callback.kind != .null {
-            guard callback.kind == .string, let text = try string(.callbackURL), let url = URL(string: text),
-                ["http", "https"].contains(url.scheme ?? ""), url.host != nil
-            else { throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url") }
-            envelope += Array(#"{"callback_url":"#.utf8) + raw(callback)
+        var callbackURL: String?
+        if present(.callbackURL) != nil {
+            guard let url = try? string(.callbackURL) else { throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url") }
+            callbackURL = url
         }
-        if let metadata = field(.metadata), metadata.kind != .null {
-            guard metadata.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
-            envelope += Array((envelope.isEmpty ? #"{"metadata":"# : #","metadata":"#).utf8) + raw(metadata)
+        var metadata: RawJSON?
+        if let value = present(.metadata) {
+            guard value.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
+            metadata = RawJSON(unchecked: Array(bytes[value.range]))
         }
-        if let route {
-            // Route names come from the configuration: plain text, but escaped all the same.
-            let name = route.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            envelope += Array((envelope.isEmpty ? #"{"route":""# : #","route":""#).utf8) + Array(name.utf8) + [UInt8(ascii: "\"")]
-        }
-        if !envelope.isEmpty { envelope.append(UInt8(ascii: "}")) }
-        let fieldKey = try string(.idempotencyKey)
-        spec = JobSpec(
-            lane: lane, tenant: tenant, priority: try int(.priority) ?? 0, payload: Array(raw(request)),
-            idempotencyKey: idempotencyKey ?? fieldKey,
-            notBefore: try time(.notBefore),
-            deadline: try time(.deadline),
-            maxAttempts: try int(.maxAttempts) ?? 3, metadata: envelope)
-        do { try spec.validate() } catch {
-            guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
-            throw .invalid("\(field) \(reason)", param: field)
-        }
+        return Fields(
+            target: target, request: Array(bytes[request.range]), priority: try int(.priority), notBefore: try time(.notBefore),
+            deadline: try time(.deadline), maxAttempts: try int(.maxAttempts), callbackURL: callbackURL, metadata: metadata,
+            idempotencyKey: try string(.idempotencyKey))
     }
 }

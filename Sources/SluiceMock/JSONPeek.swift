@@ -1,10 +1,12 @@
-/// Finds one value in JSON text without decoding it: for hot paths that need a field or two of
-/// a large body (a provider's `usage`, a request's `model`).
-public enum JSONPeek {
+/// Finds one value in JSON text without decoding it: the mock provider's quick look at a
+/// request's `model` and `max_tokens`. The first occurrence anywhere counts, nested or not, which
+/// is good enough for a test double and wrong for anything else (Sluice itself reads top-level
+/// members with `JSONScanner`).
+enum JSONPeek {
     /// The value token after the first `key` (given with its quotes, as `"model"`) that is
     /// followed by a colon: a string token (with its quotes and escapes) or a bare number; nil
     /// when there is none. The first occurrence anywhere in the text counts, nested or not.
-    public static func token(after key: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> ArraySlice<UInt8>? {
+    static func token(after key: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> ArraySlice<UInt8>? {
         let needle = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
         guard bytes.count > needle.count else { return nil }
         var index = 0
@@ -35,7 +37,7 @@ public enum JSONPeek {
     }
 
     /// The whole number after `key`, if there is one.
-    public static func int(after key: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    static func int(after key: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         token(after: key, in: bytes).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
     }
 

@@ -162,24 +162,55 @@ public enum ProviderAdapter {
     }
 
     /// The tokens of a successful answer: OpenAI's `usage.prompt_tokens`/`completion_tokens`,
-    /// Anthropic's `usage.input_tokens`/`output_tokens`, TGI's `details.generated_tokens`.
-    /// Each count is clamped into `0...Bounded.maxTokens` (and their sums saturate), whatever
-    /// the provider says: a count near `Int64.max` cannot overflow a sum here or downstream.
+    /// Anthropic's `usage.input_tokens`/`output_tokens` (plus its cache counts), TGI's
+    /// `details.generated_tokens`; only the answer's own top-level `usage` (or `details`) counts,
+    /// never a like-named field nested in the content. Each count is clamped into
+    /// `0...Bounded.maxTokens` (and their sums saturate), whatever the provider says: a count
+    /// near `Int64.max` cannot overflow a sum here or downstream.
     public static func usage(_ body: [UInt8]) -> Usage? {
-        // Peeked at, not decoded: a success body can be large, and this runs for every call.
-        body.withUnsafeBufferPointer { bytes -> Usage? in
-            func count(_ key: StaticString) -> Int? { JSONPeek.int(after: key, in: bytes).map(Bounded.tokens) }
-            if let input = count("\"prompt_tokens\"") {
-                return Usage(input: input, output: count("\"completion_tokens\"") ?? 0)
+        // The strict scanner finds the top-level member (no decoding of the rest of a large
+        // body); only that small object is decoded.
+        guard let (name, object) = topLevelUsage(body) else { return nil }
+        if name == "details" {
+            guard let details = try? JSONDecoder().decode(ProviderUsage.Details.self, from: Data(object)),
+                let generated = details.generated_tokens?.value
+            else { return nil }
+            return Usage(input: 0, output: generated)
+        }
+        guard let usage = try? JSONDecoder().decode(ProviderUsage.self, from: Data(object)) else { return nil }
+        if let input = usage.prompt_tokens?.value {
+            return Usage(input: input, output: usage.completion_tokens?.value ?? 0)
+        }
+        if let input = usage.input_tokens?.value {
+            let cached = Bounded.add(usage.cache_creation_input_tokens?.value ?? 0, usage.cache_read_input_tokens?.value ?? 0)
+            return Usage(input: Bounded.tokens(Bounded.add(input, cached)), output: usage.output_tokens?.value ?? 0)
+        }
+        return nil
+    }
+
+    /// The answer's top-level `usage` object (or TGI's `details`), as bytes; for an answer that
+    /// is an array (TGI's `/generate` batch form), its first element's.
+    private static func topLevelUsage(_ body: [UInt8]) -> (name: String, object: [UInt8])? {
+        body.withUnsafeBufferPointer { bytes -> (String, [UInt8])? in
+            var range = 0..<bytes.count
+            var first = JSONScanner(bytes)
+            if let elements = try? first.arrayElements() {
+                guard let head = elements.first, head.kind == .object else { return nil }
+                range = head.range
             }
-            if let input = count("\"input_tokens\"") {
-                let cached = Bounded.add(count("\"cache_creation_input_tokens\"") ?? 0, count("\"cache_read_input_tokens\"") ?? 0)
-                return Usage(input: Bounded.tokens(Bounded.add(input, cached)), output: count("\"output_tokens\"") ?? 0)
+            var usage: [UInt8]?
+            var details: [UInt8]?
+            var scanner = JSONScanner(bytes, range: range)
+            _ = try? scanner.objectMembers { (key, value) throws(Never) in
+                guard value.kind == .object else { return }
+                if JSONScanner.stringToken(bytes, key, equals: "usage") {
+                    usage = Array(bytes[value.range])
+                } else if JSONScanner.stringToken(bytes, key, equals: "details") {
+                    details = Array(bytes[value.range])
+                }
             }
-            if let generated = count("\"generated_tokens\"") {
-                return Usage(input: 0, output: generated)
-            }
-            return nil
+            if let usage { return ("usage", usage) }
+            return details.map { ("details", $0) }
         }
     }
 
@@ -233,6 +264,38 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missingSecret(let provider, let variable): "provider \(provider): the environment variable \(variable) (its API key) is not set"
+        }
+    }
+}
+
+/// A provider answer's `usage` object, as OpenAI and Anthropic write it (the names are theirs),
+/// and TGI's `details`. Every count is optional and bounded.
+struct ProviderUsage: Decodable {
+    var prompt_tokens: TokenCount?
+    var completion_tokens: TokenCount?
+    var input_tokens: TokenCount?
+    var output_tokens: TokenCount?
+    var cache_creation_input_tokens: TokenCount?
+    var cache_read_input_tokens: TokenCount?
+
+    struct Details: Decodable {
+        var generated_tokens: TokenCount?
+    }
+
+    /// A token count from a provider, clamped into `0...Bounded.maxTokens`; a value that is not
+    /// a number (a string, a null) counts as absent, never as an error of the whole answer.
+    struct TokenCount: Decodable {
+        var value: Int?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let whole = try? container.decode(Int.self) {
+                value = Bounded.tokens(whole)
+            } else if let number = try? container.decode(Double.self), !number.isNaN {
+                value = number >= Double(Bounded.maxTokens) ? Bounded.maxTokens : Bounded.tokens(Int(max(number, 0).rounded(.down)))
+            } else {
+                value = nil
+            }
         }
     }
 }

@@ -64,23 +64,20 @@ public final class WebhookService: Service, Sendable {
     let store: WebhookStore
     let settings: WebhookSettings
     let guardian: AddressGuard
-    let render: @Sendable (Job) -> [String: Any]
     let logger: Logger
     /// Deliveries being sent now, by this process.
     let sending = Atomic<Int>(0)
     /// Of those, how many per submitting key.
     let sendingPerKey = Mutex<[Int64?: Int]>([:])
+    /// Rung when there may be a delivery to send: one was created here, or a send ended.
+    let work = AsyncDoorbell()
 
-    /// `render` makes the job's JSON (`data` of the payload): the same as `GET /v1/jobs/{id}`.
-    public init(
-        queue: JobQueue, store: WebhookStore, settings: WebhookSettings, logger: Logger,
-        render: @escaping @Sendable (Job) -> [String: Any]
-    ) {
+    /// A job's webhook carries its `JobResource` as `data`: the same JSON as `GET /v1/jobs/{id}`.
+    public init(queue: JobQueue, store: WebhookStore, settings: WebhookSettings, logger: Logger) {
         self.queue = queue
         self.store = store
         self.settings = settings
         guardian = AddressGuard(allowed: settings.allowCIDRs)
-        self.render = render
         self.logger = logger
     }
 
@@ -110,10 +107,7 @@ public final class WebhookService: Service, Sendable {
         let envelopes = try await queue.redis.pipeline(finished.map { RedisCommand("HGET", KeyLayout.job($0.id), "meta") })
         var wanted: [(id: JobID, type: String, url: String)] = []
         for ((id, type), reply) in zip(finished, envelopes) {
-            guard let meta = reply.bytes, meta.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
-                let envelope = try? JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any],
-                let url = envelope["callback_url"] as? String
-            else { continue }
+            guard let meta = reply.bytes, !meta.isEmpty, let url = JobEnvelope(decoding: meta).callbackURL else { continue }
             wanted.append((id, type, url))
         }
         guard !wanted.isEmpty else { return }
@@ -123,12 +117,22 @@ public final class WebhookService: Service, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for ((id, type, url), record) in zip(wanted, records) {
                 guard let job = try record?.job() else { continue }
-                let payload: [String: Any] = ["type": type, "timestamp": Self.iso8601(Date()), "data": render(job)]
-                let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-                group.addTask { try await self.store.create(job: id, url: url, key: job.submitter, type: type, body: Array(body)) }
+                let body = Self.payload(type: type, at: Date(), job: JobResource(job))
+                group.addTask { try await self.store.create(job: id, url: url, key: job.submitter, type: type, body: body) }
             }
             try await group.waitForAll()
         }
+        work.ring()  // the sender sends them now, not at its next look
+    }
+
+    /// A job's webhook body: `{"data": <the job's resource>, "timestamp", "type"}` (Standard
+    /// Webhooks' shape), the resource spliced as its one encoder wrote it.
+    static func payload(type: String, at date: Date, job: JobResource) -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: 512)
+        writer.raw("data", job.encoded)
+        writer.string("timestamp", iso8601(date))
+        writer.string("type", type)
+        return writer.finished()
     }
 
     static func iso8601(_ date: Date) -> String {
@@ -139,12 +143,19 @@ public final class WebhookService: Service, Sendable {
 
     // MARK: - Sending
 
+    /// The longest the sender waits without looking at the due deliveries: deliveries created
+    /// by another process (a replay, a batch's webhook, another dispatcher) are seen within it.
+    static let idleLook: Duration = .seconds(1)
+
+    /// Sends due deliveries, at most `concurrency` at once. It never polls fast: with every
+    /// slot busy it waits for a send to end; with nothing due it waits for this process's
+    /// dispatcher to create a delivery, or until the next one is due, or `idleLook`.
     private func sendLoop() async {
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 let free = settings.concurrency - sending.load(ordering: .relaxed)
                 guard free > 0 else {
-                    try? await Task.sleep(for: .milliseconds(20))
+                    await work.wait(upTo: Self.idleLook)  // rung when a send ends
                     continue
                 }
                 let taken: [(id: String, key: Int64?)]
@@ -155,12 +166,12 @@ public final class WebhookService: Service, Sendable {
                     let ids = Set(try await store.claim(plan.take.map(\.id), deferring: plan.deferring))
                     taken = plan.take.filter { ids.contains($0.id) }
                 } catch {
-                    logger.warning("webhooks: claiming deliveries failed: \(error)")
+                    logger.warning("webhooks: claiming deliveries failed", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
                 if taken.isEmpty {
-                    try? await Task.sleep(for: .milliseconds(50))
+                    await work.wait(upTo: await nextDueIn())
                     continue
                 }
                 for (id, key) in taken {
@@ -173,10 +184,21 @@ public final class WebhookService: Service, Sendable {
                             if counts[key] == 0 { counts[key] = nil }
                         }
                         self.sending.subtract(1, ordering: .relaxed)
+                        self.work.ring()  // a slot is free, and the key's cap has room
                     }
                 }
             }
         }
+    }
+
+    /// How long until the earliest pending delivery is due (a claimed one: when its claim runs
+    /// out), at most `idleLook`.
+    private func nextDueIn() async -> Duration {
+        guard let reply = try? await store.redis.send("ZRANGE", WebhookStore.due, 0, 0, "WITHSCORES").array, reply.count == 2,
+            let due = reply[1].string.flatMap({ Double($0) }).flatMap({ Bounded.int($0, in: 0...Int(Bounded.maxMillis)) })
+        else { return Self.idleLook }
+        let wait = Int64(due) - UnixMillis.current().value
+        return .milliseconds(Bounded.clamp(wait, to: 1...Self.idleLook.milliseconds))
     }
 
     /// Which of the due deliveries (oldest first, with their keys) to send now: round-robin across

@@ -353,16 +353,13 @@ final class LaneWorker: Sendable {
         var embeddings = false
     }
 
+    /// The call's shape from the job's envelope (`JobEnvelope`, its one decoder). Most jobs have
+    /// no envelope: nothing is read for them.
     static func shape(_ metadata: [UInt8], formats: [String: ProviderKind]) -> CallShape {
-        // Most jobs have no envelope, or one without these fields: no JSON parse for them.
-        guard !metadata.isEmpty, metadata.count < 1 << 20,
-            metadata.firstRange(of: Array(#""route""#.utf8)) != nil || metadata.firstRange(of: Array(#""format""#.utf8)) != nil,
-            let envelope = try? JSONSerialization.jsonObject(with: Data(metadata)) as? [String: Any]
-        else { return CallShape() }
-        let format = (envelope["format"] as? String).flatMap(ProviderKind.init(rawValue:))
+        guard !metadata.isEmpty else { return CallShape() }
+        let envelope = JobEnvelope(decoding: metadata)
         return CallShape(
-            written: format ?? (envelope["route"] as? String).flatMap { formats[$0] },
-            embeddings: envelope["endpoint"] as? String == "embeddings")
+            written: envelope.format ?? envelope.route.flatMap { formats[$0] }, embeddings: envelope.endpoint == .embeddings)
     }
 
     private func reportBreaker(_ state: String?, for open: Duration?, reason: String) async {

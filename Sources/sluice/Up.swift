@@ -143,7 +143,7 @@ private func serve(
         services.append(
             .init(
                 service: WebhookService(
-                    queue: queue, store: webhooks, settings: webhookSettings, logger: logger, render: JobDocument.render)))
+                    queue: queue, store: webhooks, settings: webhookSettings, logger: logger)))
         services.append(
             .init(service: Archiver(queue: queue, store: archive, prices: configuration.prices, logger: logger)))
         services.append(.init(service: batches))

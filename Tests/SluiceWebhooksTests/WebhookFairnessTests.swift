@@ -118,7 +118,7 @@ final class TestReceiver: Sendable {
             settings.lookahead = 16
             #expect(settings.perKeyLimit == 2)
             let service = WebhookService(
-                queue: JobQueue(redis: redis), store: store, settings: settings, logger: .init(label: "test"), render: { _ in [:] })
+                queue: JobQueue(redis: redis), store: store, settings: settings, logger: .init(label: "test"))
             let running = Task { try await service.run() }
             defer { running.cancel() }
 

@@ -25,7 +25,7 @@ import Testing
                 settings.jitter = 0
                 var logger = Logger(label: "test")
                 logger.logLevel = .critical
-                let service = WebhookService(queue: queue, store: store, settings: settings, logger: logger) { _ in [:] }
+                let service = WebhookService(queue: queue, store: store, settings: settings, logger: logger)
                 try await store.create(subject: "job_hostile", url: base + "/hook", key: 1, type: "job.succeeded", body: Array("{}".utf8))
                 let id = WebhookStore.deliveryID(subject: "job_hostile")
                 let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: logger)

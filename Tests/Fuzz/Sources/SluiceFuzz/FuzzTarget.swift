@@ -79,6 +79,7 @@ extension FuzzTarget {
         }
     }
 
+    static let directory = ModelDirectory(providers: [:], routes: routes)
     static let routes = [
         "split": SluiceConfiguration.Route(
             name: "split", targets: [.init(provider: "mock", model: "a", weight: 90), .init(provider: "mock", model: "b", weight: 10)])
@@ -86,7 +87,7 @@ extension FuzzTarget {
 
     /// `POST /v1/jobs`: a refusal is an APIError, never a trap.
     static func job(_ bytes: UnsafeBufferPointer<UInt8>) {
-        _ = try? JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: "fuzz", idempotencyKey: nil, routes: routes)
+        _ = try? JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: "fuzz", idempotencyKey: nil, directory: directory)
     }
 
     /// `POST /v1/jobs/bulk`, as JSONL and as a JSON array, with a small line cap.
