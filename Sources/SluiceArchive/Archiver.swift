@@ -62,15 +62,7 @@ public final class Archiver: Service, Sendable {
 
     /// The archive's row of a finished job.
     func archived(_ job: Job, _ record: JobRecord) -> ArchivedJob {
-        var batch: String?
-        var customID: String?
-        // Only a batch's jobs carry "batch" in their envelope; the others skip the decoding.
-        if job.metadata.firstRange(of: Array(#""batch""#.utf8)) != nil,
-            let envelope = (try? JSONSerialization.jsonObject(with: Data(job.metadata))) as? [String: Any]
-        {
-            batch = envelope["batch"] as? String
-            customID = envelope["custom_id"] as? String
-        }
+        let envelope = JobEnvelope(decoding: job.metadata)
         let model = Self.model(of: job)
         // Token counts within 0...Bounded.maxTokens (10^12): the ledger's sums of them stay far
         // from Int64.max, and the cost is finite.
@@ -83,20 +75,25 @@ public final class Archiver: Service, Sendable {
         }
         return ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
-            createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: batch, customID: customID, model: model,
+            createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope.batch, customID: envelope.customID, model: model,
             inputTokens: input, outputTokens: output, cost: cost, record: record.encoded)
     }
 
-    /// The model a job is booked under: its lane's (`provider/model`), else the request's
-    /// `model`, else the lane.
+    /// The model a job is booked under: its lane's (`provider/model`), else the request's own
+    /// top-level `model` (not one nested in a message), else the lane.
     static func model(of job: Job) -> String {
         if let slash = job.lane.firstIndex(of: "/") { return String(job.lane[job.lane.index(after: slash)...]) }
-        let peeked = job.payload.withUnsafeBufferPointer { JSONPeek.token(after: #""model""#, in: $0).map(Array.init) }
-        if let token = peeked, token.count > 2, token.first == UInt8(ascii: "\""),
-            let model = (try? JSONSerialization.jsonObject(with: Data(token), options: .fragmentsAllowed)) as? String, !model.isEmpty
-        {
-            return model
+        let model = job.payload.withUnsafeBufferPointer { bytes -> String? in
+            var found: String?
+            var scanner = JSONScanner(bytes)
+            _ = try? scanner.objectMembers { (key, value) throws(Never) in
+                if value.kind == .string, JSONScanner.stringToken(bytes, key, equals: "model") {
+                    found = JSONScanner.decodeString(bytes, value.range)
+                }
+            }
+            return found
         }
+        if let model, !model.isEmpty { return model }
         return job.lane
     }
 
