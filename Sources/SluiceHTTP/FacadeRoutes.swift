@@ -23,7 +23,7 @@ extension FacadeController {
         case chat, embeddings, messages
 
         /// The API its bodies are written in (the job's `format`).
-        var format: String { self == .messages ? "anthropic" : "openai" }
+        var format: ProviderKind { self == .messages ? .anthropic : .openai }
         var path: String {
             switch self {
             case .chat: "/v1/chat/completions"
@@ -43,32 +43,28 @@ extension FacadeController {
         let key = try context.require(.submit)
         let wait = try facadeWait(request)
         let body = Array(buffer: try await request.body.collect(upTo: context.maxUploadSize))
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        guard let call = try? JSONDecoder().decode(FacadeCall.self, from: Data(body)) else {
             throw APIError.invalid("the body must be a JSON object")
         }
-        if object["stream"] as? Bool == true {
+        if call.stream == true {
             throw APIError.invalid(
                 "stream: true is not supported: Sluice queues the call and answers when it is done; send stream: false (or use POST /v1/jobs)",
                 param: "stream")
         }
-        guard let model = object["model"] as? String, !model.isEmpty else {
+        guard let model = call.model, !model.isEmpty else {
             throw APIError.invalid("'model' is required: a route, or provider/model", param: "model")
         }
-        var envelope: [String: String] = ["format": endpoint.format]
-        if endpoint == .embeddings { envelope["endpoint"] = "embeddings" }
-        guard let resolution = ModelDirectory(providers: providers, routes: routes).resolve(model) else {
+        guard let resolution = admission.directory.resolve(model) else {
             throw APIError(.notFound, type: "model_not_found", message: ModelDirectory.unknown(model), param: "model")
         }
-        let lane = resolution.lane
-        if let route = resolution.route { envelope["route"] = route }
-        if endpoint == .embeddings, let provider = providers[String(lane.split(separator: "/")[0])], provider.kind == "anthropic" {
+        if endpoint == .embeddings, resolution.kind == ProviderKind.anthropic.rawValue {
             throw APIError.invalid("model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "model")
         }
-        let metadata = try JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys])
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let spec = JobSpec(
-            lane: lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
-            idempotencyKey: idempotencyKey.map { "facade:" + $0 }, metadata: Array(metadata))
+            lane: resolution.lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
+            idempotencyKey: idempotencyKey.map { "facade:" + $0 },
+            envelope: JobEnvelope(endpoint: endpoint == .embeddings ? .embeddings : nil, format: endpoint.format, route: resolution.route))
         try await admission.checkJobs([spec], key: key, ownPriority: true)
         // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
@@ -122,4 +118,20 @@ extension FacadeController {
                 "job \(job.id) did not finish within \(seconds) s; it is still \(job.state.rawValue): poll GET /v1/jobs/\(job.id)")
         }
     }
+}
+
+/// What the facade reads of a call's body (the rest goes to the provider as it is): the model
+/// that names the lane, and `stream`, which a queued call cannot honour. Anything else, of any
+/// type, is the provider's business.
+struct FacadeCall: Decodable {
+    var model: String?
+    var stream: Bool?
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        model = try? container.decodeIfPresent(String.self, forKey: .model)
+        stream = try? container.decodeIfPresent(Bool.self, forKey: .stream)
+    }
+
+    enum CodingKeys: String, CodingKey { case model, stream }
 }

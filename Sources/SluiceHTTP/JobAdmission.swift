@@ -27,7 +27,7 @@ extension KeyAdmission {
             if checked.insert(spec.lane).inserted {
                 try checkLane(spec.lane, key: key, place: place, directory: directory)
                 // A route's job may move to any of its targets: a key limited to some lanes must be allowed them all.
-                if !admin, key.limits.lanes != nil, let route = Self.routeName(of: spec.metadata).flatMap({ routes[$0] }) {
+                if !admin, key.limits.lanes != nil, let route = spec.route.flatMap({ routes[$0] }) {
                     for target in route.targets where target.lane != spec.lane {
                         try checkLane(target.lane, key: key, place: place + "route '\(route.name)': ", directory: directory)
                     }
@@ -79,18 +79,9 @@ extension KeyAdmission {
         }
     }
 
-    /// The route a job's envelope names: JobRequest, the facade and batches all write it last
-    /// (`…,"route":"name"}`), after anything the client's metadata holds.
-    static func routeName(of metadata: [UInt8]) -> String? {
-        let marker = Array(#""route":""#.utf8)
-        guard metadata.count > marker.count + 2, metadata.last == UInt8(ascii: "}"),
-            metadata[metadata.count - 2] == UInt8(ascii: "\""),
-            let start = metadata.lastRange(of: marker)?.upperBound
-        else { return nil }
-        let name = metadata[start..<(metadata.count - 2)]
-        guard !name.contains(UInt8(ascii: "\"")), !name.contains(UInt8(ascii: "\\")) else { return nil }
-        return String(decoding: name, as: UTF8.self)
-    }
+    /// The one resolver from a job's model, route or provider to its lane, over the configured
+    /// providers and routes.
+    var directory: ModelDirectory { ModelDirectory(providers: providers, routes: routes) }
 
     /// Checks one lane: a configured provider serves it, its model name is safe, and the key may
     /// use it.

@@ -6,7 +6,7 @@ import SluiceQueue
 /// The job's JSON answers. A job itself is `JobResource` (SluiceCore), written by its one
 /// encoder; this adds the HTTP responses around it and the submit path's 202 answers, written
 /// directly (the hot paths).
-public enum JobDocument {
+enum JobDocument {
     /// `GET /v1/jobs/{id}` (and a cancel's answer): the job's resource.
     static func response(_ job: Job) -> Response {
         Response(
@@ -26,12 +26,6 @@ public enum JobDocument {
         if let nextCursor { JSONObjectWriter.appendString(nextCursor, to: &bytes) } else { bytes += Array("null".utf8) }
         bytes += Array(#","object":"list"}"#.utf8)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
-    /// The job's resource as Foundation objects, for callers that still embed it in a
-    /// `[String: Any]`; prefer `response` and `JobResource.encoded`.
-    public static func render(_ job: Job) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(JobResource(job).encoded))) as? [String: Any] ?? [:]
     }
 
     /// The 202 answer to a submit, written directly (the hot path): the same JSON, keys sorted,

@@ -24,7 +24,7 @@ struct JobLookup: Sendable {
             throw APIError.notFound
         }
         let job = try archived.record.job()
-        return (try Response.json(JobDocument.render(job)), (archived.record.timeline() ?? []).map(\.document), job.state.rawValue)
+        return (JobDocument.response(job), (archived.record.timeline() ?? []).map(\.document), job.state.rawValue)
     }
 
     /// 404 unless the job, live or archived, is one the key may see.

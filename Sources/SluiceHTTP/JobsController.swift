@@ -44,7 +44,7 @@ struct JobsController: Sendable {
         }
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, routes: admission.routes)
+        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory)
         try await admission.checkJobs([job.spec], key: key)
         try await callbacks.check([job.spec], key: key)
         try await admission.admit(key, count: 1)
@@ -79,7 +79,7 @@ struct JobsController: Sendable {
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
-            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, routes: admission.routes)
+            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, directory: admission.directory)
         try await admission.checkJobs(bulk.specs, key: key)
         try await callbacks.check(bulk.specs, key: key)
         try await admission.admit(key, count: bulk.specs.count)
@@ -105,7 +105,7 @@ struct JobsController: Sendable {
         }
         guard let job else { return try await lookup.archived(id, by: key).document }
         guard job.tenant == key.tenant || key.scopes.contains(.admin) else { throw APIError.notFound }
-        return try Response.json(JobDocument.render(job))
+        return JobDocument.response(job)
     }
 
     @Sendable func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -142,11 +142,7 @@ struct JobsController: Sendable {
         }
         let lane = query["lane"].map(String.init)
         let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: limit, cursor: cursor)
-        var document: [String: Any] = [
-            "object": "list", "data": page.jobs.map(JobDocument.render), "has_more": page.nextCursor != nil,
-        ]
-        document["next_cursor"] = page.nextCursor ?? NSNull()
-        return try Response.json(document)
+        return JobDocument.list(page.jobs, nextCursor: page.nextCursor)
     }
 
     @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -172,7 +168,7 @@ struct JobsController: Sendable {
             throw APIError(.conflict, type: "conflict", message: "the job already finished: \(state.rawValue)")
         case .cancelled, .cancelRequested:
             guard let job = try await queue.get(id) else { throw APIError.notFound }
-            return try Response.json(JobDocument.render(job))
+            return JobDocument.response(job)
         }
     }
 
