@@ -107,6 +107,7 @@ if #leasedIds > 0 then
 end
 if turn then redis.call('HSET', meta, 'turn', turn) end
 if taken > 0 then redis.call('HINCRBY', meta, 'ready', -taken) end
+if got >= n and redis.call('EXISTS', rr) == 1 then signalReady(prefix, lane) end -- more left: wake another worker
 table.insert(out, 1, untilMs)
 table.insert(out, 1, group or '')
 return out

@@ -40,6 +40,11 @@ local function laneKey(prefix, lane, suffix) return prefix .. 'lane:' .. lane ..
 local function readyList(prefix, lane, tenant, class) return laneKey(prefix, lane, 'ready:' .. tenant .. ':' .. class) end
 local function classesKey(prefix, lane, tenant) return laneKey(prefix, lane, 'classes:' .. tenant) end
 
+-- Wakes the lane's idle workers (they block on BZPOPMIN of its `marker`, as BullMQ's do): called
+-- wherever a job becomes ready. One member, so the marker never grows; a stale one costs a
+-- worker one empty lease.
+local function signalReady(prefix, lane) redis.call('ZADD', laneKey(prefix, lane, 'marker'), 0, '0') end
+
 -- Appends one transition of one or more jobs (ids joined by commas) to the lane's capped
 -- event stream: one entry per script call and transition, not one per job. It also counts the
 -- transition in the lane's meta hash (the autoscaler's and /metrics' signals, read without
@@ -77,6 +82,7 @@ end
 -- the round robin (a newcomer takes the current turn, so it is served within one round).
 local function noteReady(prefix, lane, tenant, class)
   redis.call('ZADD', classesKey(prefix, lane, tenant), class, class)
+  signalReady(prefix, lane)
   local rr = laneKey(prefix, lane, 'rr')
   local current = redis.call('ZSCORE', rr, tenant)
   if not current then

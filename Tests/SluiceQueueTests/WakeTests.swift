@@ -1,0 +1,75 @@
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import Testing
+
+/// The per-lane wake-up: every way a job becomes ready sets the lane's marker, an idle worker
+/// blocked on it wakes at once, and the marker never holds more than one member.
+@Suite struct WakeTests {
+    @Test func aBlockedWaitWakesAsSoonAsAJobIsQueued() async throws {
+        try await withQueue { queue, _ in
+            // Nothing queued: the wait runs out.
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(200)) == false)
+            async let woken = queue.waitForReady(lane: "lane-a", timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(100))
+            let queued = ContinuousClock.now
+            _ = try await queue.enqueue(spec())
+            #expect(try await woken)
+            #expect(ContinuousClock.now - queued < .seconds(5), "woken by the enqueue, not by the timeout")
+            #expect(try await queue.lease(lane: "lane-a", count: 10).count == 1)
+        }
+    }
+
+    @Test func theMarkerHoldsOneMemberWhateverIsQueued() async throws {
+        try await withQueue { queue, _ in
+            _ = try await queue.enqueue((0..<50).map { spec(tenant: "t\($0 % 5)", priority: $0 % 3) })
+            for _ in 0..<10 { _ = try await queue.enqueue(spec()) }
+            #expect(try await queue.redis.send("ZCARD", KeyLayout.marker(lane: "lane-a")).int == 1)
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .seconds(1)))
+            #expect(try await queue.redis.send("EXISTS", KeyLayout.marker(lane: "lane-a")).int == 0)
+        }
+    }
+
+    @Test func promotedReleasedAndReapedJobsWakeTheLaneToo() async throws {
+        let configuration = QueueConfiguration(leaseDuration: .milliseconds(200), retryPolicy: .fixed(.milliseconds(1)))
+        try await withQueue(configuration) { queue, _ in
+            // Delayed, then promoted by maintenance.
+            _ = try await queue.enqueue(spec(notBefore: UnixMillis(UnixMillis.current().value + 100)))
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)) == false)
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(try await queue.maintain(lane: "lane-a").promoted == 1)
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)))
+            // Released by its worker.
+            let job = try #require(try await queue.lease(lane: "lane-a", count: 1).first)
+            _ = try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10))
+            _ = try await queue.release(job.id, token: job.token, why: "test")
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)))
+            // Its lease lost, then reaped.
+            _ = try #require(try await queue.lease(lane: "lane-a", count: 1).first)
+            _ = try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await queue.maintain(lane: "lane-a").requeued == 1)
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)))
+        }
+    }
+
+    @Test func aLeaseThatLeavesJobsBehindWakesAnotherWorker() async throws {
+        try await withQueue { queue, _ in
+            _ = try await queue.enqueue((0..<5).map { _ in spec() })
+            _ = try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10))
+            #expect(try await queue.lease(lane: "lane-a", count: 2).count == 2)
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)), "3 left: another worker is woken")
+            #expect(try await queue.lease(lane: "lane-a", count: 10).count == 3)
+            #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)) == false, "none left: nobody is woken")
+        }
+    }
+
+    @Test func wakeEndsABlockedWait() async throws {
+        try await withQueue { queue, _ in
+            async let woken = queue.waitForReady(lane: "lane-b", timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(100))
+            try await queue.wake(lane: "lane-b")
+            #expect(try await woken)
+        }
+    }
+}
