@@ -20,10 +20,7 @@ struct Callbacks: Sendable {
     func check(_ specs: [JobSpec], key: APIKey) async throws {
         var checked: Set<String> = []
         for (index, spec) in specs.enumerated() {
-            guard spec.metadata.firstRange(of: Array(#""callback_url""#.utf8)) != nil,
-                let envelope = try? JSONSerialization.jsonObject(with: Data(spec.metadata)) as? [String: Any],
-                let url = envelope["callback_url"] as? String, checked.insert(url).inserted
-            else { continue }
+            guard !spec.metadata.isEmpty, let url = spec.envelope.callbackURL, checked.insert(url).inserted else { continue }
             try await check(url, place: specs.count > 1 ? "jobs[\(index)]: " : "")
         }
         if !checked.isEmpty { _ = try await ensureSecret(for: key.id) }
