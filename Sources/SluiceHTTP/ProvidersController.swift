@@ -1,7 +1,6 @@
 import Hummingbird
 import SluiceCore
 import SluiceQueue
-import SluiceWorker
 
 /// `GET /v1/providers` (scope admin): each configured provider's limits, its pause, its calls in
 /// flight across the cluster, the limits it last announced, and its lanes with their depths and
@@ -76,51 +75,40 @@ struct ProvidersController: Sendable {
         }
     }
 
-    /// Every configured provider's state, by name.
+    /// Every configured provider's state, by name: the lanes listed, then one pipeline for all
+    /// providers (`ProviderStateReader`).
     func states() async throws -> [Provider] {
-        let lanes = try await queue.lanes()
-        let health = LaneHealth(redis: queue.redis)
-        var data: [Provider] = []
-        for name in providers.keys.sorted() {
+        let names = providers.keys.sorted()
+        let states = try await ProviderStateReader(redis: queue.redis).states(providers: names, lanes: try await queue.lanes())
+        return zip(names, states).map { name, state in
             let provider = providers[name]!
-            let limiter = ProviderLimiter(redis: queue.redis, provider: name, limits: provider.limits)
-            var served: [Provider.Lane] = []
-            var leased = 0
-            for lane in lanes where lane == name || lane.hasPrefix(name + "/") {
-                let counts = try await queue.counts(lane: lane)
-                leased += counts.leased
-                let breaker = try await health.breaker(lane: lane).map {
-                    Provider.Lane.Breaker(state: $0.state, until: $0.until.map { Double($0.value) / 1000 }, reason: $0.reason)
-                }
-                served.append(
-                    Provider.Lane(
-                        lane: lane, ready: counts.ready, leased: counts.leased, delayed: counts.delayed,
-                        breaker: breaker ?? .init(state: "closed", until: nil, reason: "")))
+            let lanes = state.lanes.map { lane in
+                Provider.Lane(
+                    lane: lane.lane, ready: lane.counts.ready, leased: lane.counts.leased, delayed: lane.counts.delayed,
+                    breaker: lane.breaker.map {
+                        .init(state: $0.state.rawValue, until: $0.until.map { Double($0.value) / 1000 }, reason: $0.reason)
+                    } ?? .init(state: ProviderState.Breaker.State.closed.rawValue, until: nil, reason: ""))
             }
-            let announced = try await health.announced(provider: name).map {
+            let announced = state.announced.map {
                 Provider.Announced(
                     requestsRemaining: $0.requestsRemaining, requestsLimit: $0.requestsLimit, tokensRemaining: $0.tokensRemaining,
                     tokensLimit: $0.tokensLimit, at: Double($0.at.value) / 1000)
             }
-            data.append(
-                Provider(
-                    provider: name, kind: provider.kind, baseURL: provider.baseURL,
-                    limits: .init(
-                        rpm: provider.limits.requestsPerMinute, tpm: provider.limits.tokensPerMinute,
-                        concurrency: provider.limits.concurrency),
-                    pausedUntil: try await limiter.pausedUntil().map { Double($0.value) / 1000 },
-                    resuming: try await limiter.resuming().map { .init(probe: $0.probe, window: $0.window) },
-                    announced: announced,
-                    inFlight: provider.limits.concurrency == nil ? leased : try await limiter.inFlight(),
-                    lanes: served))
+            return Provider(
+                provider: name, kind: provider.kind, baseURL: provider.baseURL,
+                limits: .init(
+                    rpm: provider.limits.requestsPerMinute, tpm: provider.limits.tokensPerMinute, concurrency: provider.limits.concurrency),
+                pausedUntil: state.pausedUntil.map { Double($0.value) / 1000 },
+                resuming: state.resuming.map { .init(probe: $0.probe, window: $0.window) },
+                announced: announced,
+                inFlight: provider.limits.concurrency == nil ? state.leased : state.slotsHeld,
+                lanes: lanes)
         }
-        return data
     }
 
-    /// Every configured provider's call statistics (for `/metrics`), by name.
-    func stats() async throws -> [(String, ProviderStats.Snapshot)] {
-        var stats: [(String, ProviderStats.Snapshot)] = []
-        for name in providers.keys.sorted() { stats.append((name, try await ProviderStats.read(queue.redis, provider: name))) }
-        return stats
+    /// Every configured provider's call statistics (for `/metrics`), by name, in one pipeline.
+    func stats() async throws -> [(String, ProviderCallStats)] {
+        let names = providers.keys.sorted()
+        return Array(zip(names, try await ProviderStateReader(redis: queue.redis).callStats(providers: names)))
     }
 }

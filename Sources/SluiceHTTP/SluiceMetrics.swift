@@ -3,7 +3,6 @@ import Hummingbird
 import Prometheus
 import SluiceCore
 import SluiceQueue
-import SluiceWorker
 import SluiceScaler
 import Synchronization
 
@@ -27,7 +26,7 @@ public final class SluiceMetrics: Sendable {
     public init() {}
 
     /// Sets every metric from a snapshot, and renders the exposition.
-    func render(samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderStats.Snapshot)]) -> [UInt8] {
+    func render(samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)]) -> [UInt8] {
         for sample in samples {
             let lane = [("lane", sample.signals.lane)]
             registry.makeGauge(name: "sluice_queue_depth", labels: lane, help: "Jobs ready to run").set(Double(sample.signals.ready))
@@ -66,7 +65,7 @@ public final class SluiceMetrics: Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8_192)
         registry.emit(into: &buffer)
-        // The latency histogram is kept in Redis by every worker process (ProviderStats), so its
+        // The latency histogram is kept in Redis by every worker process (ProviderCallStats), so its
         // buckets are written out as they stand, in the same exposition format.
         if !providers.isEmpty {
             var text = "# HELP sluice_provider_latency_seconds Provider call latency, every worker's calls\n"

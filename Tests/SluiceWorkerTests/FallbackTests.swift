@@ -74,8 +74,8 @@ private func routedJob(_ n: Int, deadline: UnixMillis? = nil) -> JobSpec {
                     let lanes = routeLanes(primary: primary, backup: backup)
                     let jobs = try await withWorkers(queue, lanes) {
                         let jobs = try await finished(queue, routed, timeout: .seconds(30))
-                        let breaker = try await LaneHealth(redis: redis).breaker(lane: "primary/gpt-4o-mini")
-                        #expect(breaker?.state == "open")
+                        let breaker = try await ProviderStateReader(redis: redis).breaker(lane: "primary/gpt-4o-mini")
+                        #expect(breaker?.state == .open)
                         #expect(breaker?.reason.contains("HTTP 500") == true)
                         return jobs
                     }

@@ -143,10 +143,10 @@ import Testing
                 let ids = try await queue.enqueue((0..<3).map { chatJob("stall", $0) }).map(\.id)
                 var worker = lane("stall", base, concurrency: 4)
                 worker.maxPause = .seconds(3)
-                let health = LaneHealth(redis: redis)
+                let health = ProviderStateReader(redis: redis)
                 let limiter = ProviderLimiter(redis: redis, provider: "stall", limits: .init())
                 try await withWorkers(queue, [worker]) {
-                    #expect(await eventually { (try? await health.breaker(lane: "stall"))?.state == "open" })
+                    #expect(await eventually { (try? await health.breaker(lane: "stall"))?.state == .open })
                     let breaker = try #require(try await health.breaker(lane: "stall"))
                     #expect(breaker.reason.contains("max_pause"), "\(breaker.reason)")
                     let until = try #require(try await limiter.pausedUntil())
