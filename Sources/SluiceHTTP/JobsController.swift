@@ -145,14 +145,32 @@ struct JobsController: Sendable {
         return JobDocument.list(page.jobs, nextCursor: page.nextCursor)
     }
 
-    @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    /// `GET /v1/jobs/{id}/events`: `{"object": "list", "job", "data": [{at, status, info?}…]}`.
+    struct Events: ResponseEncodable {
+        struct Event: Encodable {
+            /// Unix seconds, with milliseconds.
+            let at: Double
+            let status: String
+            /// Left out when the transition has no detail.
+            let info: String?
+        }
+
+        var object = "list"
+        let job: String
+        let data: [Event]
+
+        init(_ id: JobID, _ timeline: [TimelineEntry]) {
+            job = id.rawValue
+            data = timeline.map { Event(at: Double($0.at.value) / 1000, status: $0.state.rawValue, info: $0.info) }
+        }
+    }
+
+    @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Events {
         let key = try context.require(.read)
         let id = try Self.jobID(context)
-        guard try await lookup.live(id, by: key) != nil else {
-            return try Response.json(["object": "list", "job": id.rawValue, "data": try await lookup.archived(id, by: key).events])
-        }
+        guard try await lookup.live(id, by: key) != nil else { return Events(id, try await lookup.archived(id, by: key).events) }
         guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
-        return try Response.json(["object": "list", "job": id.rawValue, "data": timeline.map(\.document)])
+        return Events(id, timeline)
     }
 
     @Sendable func cancel(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
