@@ -7,7 +7,7 @@ import SluiceCore
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `sluice:{T}:job:<id>` | hash | the job (T is the tag in its id: the lane that created it; a job moved to a fallback lane stays here, and `at` names the tag of its lane now, `left` the lanes it left): lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta, token, leased_at, finished, result, error, cancel, log (the timeline: lines `<ms> <state>[ <info>]`) |
+/// | `sluice:{T}:job:<id>` | hash | the job (T is the tag in its id: the lane that created it; a job moved to a fallback lane stays here, and `at` names the tag of its lane now, `left` the lanes it left): lane, tenant, prio, state, payload, attempts, max_attempts, created, not_before, deadline, idem, meta (the job's envelope, `JobEnvelope`), route (the route it was submitted through, for divert.lua), token, leased_at, finished, result, error, cancel, log (the timeline: lines `<ms> <state>[ <info>]`) |
 /// | `sluice:{T}:lane:<lane>:ready:<tenant>:<class>` | list | a tenant's ready jobs of one priority class (class = 100 − priority), FIFO |
 /// | `sluice:{T}:lane:<lane>:classes:<tenant>` | zset | the classes the tenant has ready jobs in |
 /// | `sluice:{T}:lane:<lane>:rr` | zset | tenants with ready jobs, score best-class·2^44 + turn (fair share) |
@@ -33,21 +33,55 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
 /// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
 ///
-/// The two `sluice:keys:` keys are global, outside every lane's slot: the scripts that create
-/// and finish jobs update `sluice:keys:open`, which a Redis Cluster would not allow across
-/// slots. Moving to a cluster means keeping that count per lane slot (and summing).
+/// Redis Cluster: not ready yet. A lane's own keys share its slot, and each script is called with
+/// a lane's prefix as KEYS[1] (or with all its keys in KEYS), so a script is routed to the right
+/// node; the keys it derives from that prefix are in the same slot. These scripts touch keys
+/// outside that slot, which a cluster refuses (CROSSSLOT):
+/// - every script that ends a job or creates one, through `sluice:keys:open` (global): enqueue,
+///   complete, fail, release, cancel, expire, reap, lease (a job found past its deadline), divert
+///   (a cancelled job); and admit, whose two keys (`sluice:keys:bucket:<id>`, `sluice:keys:open`)
+///   are in two different slots;
+/// - divert, which moves a job into the fallback lane's slot and adds to `sluice:lanes` (global);
+/// - once a job was moved to a fallback lane (its hash stays at home, in the home lane's slot): the
+///   fallback lane's lease, promote, expire, reap and lane-stats read or write that hash, and
+///   complete, fail, release, cancel and heartbeat, called with the home prefix, write the
+///   fallback lane's structures;
+/// - the webhook scripts (`sluice:wh:*`, no hash tag): webhook-create, -record and -retry each
+///   touch three or four keys of different slots.
+/// Always in one slot: the limiter's scripts (one provider's `{p:<provider>}` keys), the leader
+/// lock's, webhook-due and -claim, list, trim-index and trim-events; the other job scripts too, as
+/// long as no job carries an API key id and none was diverted. What a cluster would need: the open-jobs count kept per lane slot (admit summing
+/// them, or a per-key count that lags), the bucket and count of a key under one tag
+/// (`sluice:{k:<id>}:…`); the fallback done in two steps, each in one slot (take the job out of
+/// its lane, then put it into the next; an idempotent hand-off, since it would no longer be
+/// atomic), with the hash moving to the new lane's slot; `sluice:lanes` added to from Swift only
+/// (as enqueue does); and the webhook keys under one tag (`sluice:{wh}:…`).
 ///
 /// A finished job's hash expires after the result TTL; every other structure forgets it at once,
 /// except its listing-index entry, which listing and maintenance drop once the hash is gone, and a job cancelled or expired while queued leaves its id in its ready list as a
 /// tombstone (LREM would be O(n)); the next lease to reach it discards it, unleased.
 public struct KeyLayout: Sendable, Hashable {
+    /// What every Sluice key starts with.
+    public static let root = "sluice:"
     /// The set of lane names, outside any lane's slot.
-    public static let lanes = "sluice:lanes"
+    public static let lanes = root + "lanes"
     /// The pattern of every lane's completion channel.
-    public static let donePattern = "sluice:*:done"
+    public static let donePattern = root + "*:done"
 
     /// The prefix of every key of the lane with this tag.
-    public static func prefix(_ tag: LaneTag) -> String { "sluice:{\(tag.rawValue)}:" }
+    public static func prefix(_ tag: LaneTag) -> String { root + "{" + tag.rawValue + "}:" }
+
+    /// Where a job id carries its home lane's tag, counted as Lua's `string.sub` counts (from 1,
+    /// both ends included): `job_`, then the tag's 8 hex digits (see `JobID`).
+    static let idTagCharacters = (first: 5, last: 12)
+
+    /// The values the job scripts' `includes/keys.lua` is filled in with when they are loaded
+    /// (`${name}` there), so that the Lua derives keys exactly as this type does and never spells
+    /// a key name of its own.
+    static let scriptConstants: [String: String] = [
+        "root": root, "lanes": lanes, "openJobs": openJobs,
+        "idTagFirst": String(idTagCharacters.first), "idTagLast": String(idTagCharacters.last),
+    ]
 
     /// The prefix of every key of `lane`.
     public static func prefix(lane: String) -> String { prefix(LaneTag(lane: lane)) }
@@ -78,27 +112,27 @@ public struct KeyLayout: Sendable, Hashable {
     public static func marker(lane: String) -> String { laneKey(lane, "marker") }
 
     /// A lane's circuit breaker as a worker last reported it: "<state> <until ms> <reason>".
-    public static func breaker(lane: String) -> String { "sluice:breaker:" + lane }
+    public static func breaker(lane: String) -> String { root + "breaker:" + lane }
 
     /// The prefix of a provider's limit keys (one slot per provider).
-    public static func providerPrefix(_ provider: String) -> String { "sluice:{p:\(provider)}:" }
+    public static func providerPrefix(_ provider: String) -> String { root + "{p:" + provider + "}:" }
 
     /// Each webhook delivery that reached a final status (written by the webhook sender, drained
     /// by the archiver).
-    public static let webhookFinished = "sluice:wh:finished"
+    public static let webhookFinished = root + "wh:finished"
 
     /// A pool's latest scaling decision, as its supervisor published it (hash: desired, workers,
     /// wanted, reason, at, leader, ready, leased; expires when no supervisor renews it).
-    public static func scalingDecision(pool: String) -> String { "sluice:scaling:pool:" + pool }
+    public static func scalingDecision(pool: String) -> String { root + "scaling:pool:" + pool }
     /// Each change of a pool's decision (stream: pool, from, to, reason).
-    public static let scalingEvents = "sluice:scaling:events"
+    public static let scalingEvents = root + "scaling:events"
     /// The leader lock of a pool's supervisors (string: the holder).
-    public static func scalingLock(pool: String) -> String { "sluice:scaling:lock:" + pool }
+    public static func scalingLock(pool: String) -> String { root + "scaling:lock:" + pool }
 
     /// Per API key, its jobs not yet finished.
-    public static let openJobs = "sluice:keys:open"
+    public static let openJobs = root + "keys:open"
     /// An API key's submit token bucket.
-    public static func submitBucket(key: Int64) -> String { "sluice:keys:bucket:\(key)" }
+    public static func submitBucket(key: Int64) -> String { root + "keys:bucket:" + String(key) }
 
     public static func idempotency(lane: String, tenant: String, key: String) -> String {
         prefix(lane: lane) + "idem:" + tenant + ":" + key

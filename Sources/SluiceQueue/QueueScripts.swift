@@ -2,7 +2,8 @@ import Foundation
 import SluiceRedis
 
 /// The queue's Lua scripts, read from the package's `Scripts/` resources. A line
-/// `--!include NAME` is replaced by `Scripts/includes/NAME` when a script is loaded.
+/// `--!include NAME` is replaced by `Scripts/includes/NAME` when a script is loaded, and the key
+/// layout's names (`${name}` in `includes/keys.lua`) are filled in from `KeyLayout`.
 struct QueueScripts: Sendable {
     let enqueue: RedisScript
     let lease: RedisScript
@@ -49,5 +50,7 @@ struct QueueScripts: Sendable {
         release = try Self.load("release")
     }
 
-    static func load(_ name: String) throws -> RedisScript { try RedisScript.load(name, bundle: Bundle.module) }
+    static func load(_ name: String) throws -> RedisScript {
+        try RedisScript.load(name, bundle: Bundle.module, constants: KeyLayout.scriptConstants)
+    }
 }

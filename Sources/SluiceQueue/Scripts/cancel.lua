@@ -25,14 +25,13 @@ elseif state == 'delayed' or state == 'retry_wait' then
   redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
 elseif state == 'leased' then
   if redis.call('HSETNX', jobKey, 'cancel', '1') == 1 then
-    emit(prefix, cap, id, lane, 'leased', 'leased', now, 'cancel requested')
-    appendLog(jobKey, now, 'leased', 'cancel requested')
+    transition{prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased', to = 'leased',
+      now = now, info = 'cancel requested'}
   end
   return {'cancel_requested', 'leased'}
 else
   return {'finished', state}
 end
-finish(prefix, lane, jobKey, id, 'cancelled', now, ttl, f[4])
-appendLog(jobKey, now, 'cancelled')
-emit(prefix, cap, id, lane, state, 'cancelled', now)
+finishJob{prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = state, to = 'cancelled', now = now,
+  ttl = ttl, deadline = f[4]}
 return {'cancelled', 'cancelled'}

@@ -2,7 +2,8 @@
   divert: moves jobs of a lane that is out (its breaker open, or its provider's limits exhausted
   past their deadlines) to the next lane of their route, the fallback.
 
-  A job can move only if it was submitted through a route (its metadata's "route") that has a
+  A job can move only if it was submitted through a route (its `route` field, set by enqueue;
+  a job enqueued before that field existed has it in its envelope, `meta`) that has a
   lane after this one it has not yet left (its `left` field): a route's targets are tried in the
   order the configuration lists them, each at most once. A moved job keeps its id, attempts,
   priority, deadline and its entry in the listing index of the lane it was submitted to (the
@@ -39,40 +40,48 @@ for i = 0, tonumber(ARGV[routesAt]) - 1 do
   routes[ARGV[b]] = route
 end
 
--- The lane a job goes to next: the first target of its route that is neither this lane nor one
--- it has left.
-local function nextLane(meta, left)
-  if not meta or meta == '' then return nil end
+-- The route of a job enqueued before the route had a field of its own: read from its envelope.
+-- (Only such jobs, still in Redis from an earlier version, take this path.)
+local function legacyRoute(meta)
+  if not meta or meta == '' or not string.find(meta, '"route"', 1, true) then return nil end
   local ok, decoded = pcall(cjson.decode, meta)
   if not ok or type(decoded) ~= 'table' or type(decoded.route) ~= 'string' then return nil end
-  local targets = routes[decoded.route]
+  return decoded.route
+end
+
+-- The lane a job goes to next: the first target of its route that is neither this lane nor one
+-- it has left.
+local function nextLane(f)
+  local route = f.route
+  if not route or route == '' then route = legacyRoute(f.meta) end
+  local targets = route and routes[route]
   if not targets then return nil end
   local seen = {}
-  for name in string.gmatch(left or '', '[^\n]+') do seen[name] = true end
+  for name in string.gmatch(f.left or '', '[^\n]+') do seen[name] = true end
   for _, target in ipairs(targets) do
-    if target.lane ~= lane and not seen[target.lane] then return target, decoded.route end
+    if target.lane ~= lane and not seen[target.lane] then return target, route end
   end
   return nil
 end
 
 -- Moves one job, already out of this lane's live structures, to `target`.
 local function move(id, jobKey, f, target, route, from)
-  local to = 'sluice:{' .. target.tag .. '}:'
+  local to = tagPrefix(target.tag)
   redis.call('HSET', jobKey, 'lane', target.lane, 'at', target.tag, 'state', 'queued',
     'left', (f.left or '') .. lane .. '\n')
   redis.call('HDEL', jobKey, 'token')
   pushReady(to, target.lane, id, f.tenant, f.prio, true)
   if f.deadline then redis.call('ZADD', laneKey(to, target.lane, 'deadlines'), f.deadline, id) end
-  redis.call('SADD', 'sluice:lanes', target.lane)
-  local info = 'moved from ' .. lane .. ' to ' .. target.lane .. ' (route ' .. route .. '): ' .. why
-  appendLog(jobKey, now, 'queued', info)
-  emit(to, cap, id, target.lane, from, 'queued', now, info)
+  redis.call('SADD', LANES, target.lane)
+  transition{prefix = to, cap = cap, lane = target.lane, key = jobKey, id = id, from = from, to = 'queued', now = now,
+    info = 'moved from ' .. lane .. ' to ' .. target.lane .. ' (route ' .. route .. '): ' .. why}
 end
 
 local function fields(jobKey)
-  local v = redis.call('HMGET', jobKey, 'state', 'token', 'lane', 'tenant', 'prio', 'deadline', 'meta', 'left', 'attempts', 'cancel')
+  local v = redis.call('HMGET', jobKey, 'state', 'token', 'lane', 'tenant', 'prio', 'deadline', 'meta', 'left', 'attempts', 'cancel',
+    'route')
   return {state = v[1], token = v[2], lane = v[3], tenant = v[4], prio = v[5], deadline = v[6], meta = v[7],
-    left = v[8], attempts = v[9], cancel = v[10]}
+    left = v[8], attempts = v[9], cancel = v[10], route = v[11]}
 end
 
 local moved, kept = 0, 0
@@ -86,11 +95,12 @@ if mode == 'leased' then
       release(prefix, lane, id, token)
       -- The lease that found it here does not count as an attempt.
       redis.call('HSET', jobKey, 'attempts', math.max(0, tonumber(f.attempts or '1') - 1))
-      local target, route = nextLane(f.meta, f.left)
+      local target, route = nextLane(f)
+      local change = {prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased', now = now,
+        info = why, ttl = ttl, deadline = f.deadline}
       if f.cancel == '1' then
-        finish(prefix, lane, jobKey, id, 'cancelled', now, ttl, f.deadline)
-        appendLog(jobKey, now, 'cancelled', why)
-        emit(prefix, cap, id, lane, 'leased', 'cancelled', now, why)
+        change.to = 'cancelled'
+        finishJob(change)
       elseif target then
         move(id, jobKey, f, target, route, 'leased')
         moved = moved + 1
@@ -99,8 +109,8 @@ if mode == 'leased' then
         redis.call('HSET', jobKey, 'state', 'retry_wait')
         redis.call('HDEL', jobKey, 'token')
         redis.call('ZADD', laneKey(prefix, lane, 'delayed'), now + wait, id)
-        appendLog(jobKey, now, 'retry_wait', why)
-        emit(prefix, cap, id, lane, 'leased', 'retry_wait', now, why)
+        change.to = 'retry_wait'
+        transition(change)
         kept = kept + 1
       end
     end
@@ -112,7 +122,7 @@ else
     local jobKey = jobKey(id)
     local f = fields(jobKey)
     if f.state == 'queued' and f.lane == lane then
-      local target, route = nextLane(f.meta, f.left)
+      local target, route = nextLane(f)
       if target then
         tombstone(prefix, lane)
         redis.call('ZREM', deadlines, id)

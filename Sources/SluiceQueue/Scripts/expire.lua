@@ -28,9 +28,9 @@ for _, id in ipairs(ids) do
     else
       redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
     end
-    finish(prefix, lane, jobKey, id, 'expired', now, ttl)
-    appendLog(jobKey, now, 'expired', 'deadline passed')
-    emit(prefix, cap, id, lane, state, 'expired', now, 'deadline passed')
+    -- (Its deadline entry is gone already.)
+    finishJob{prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = state, to = 'expired', now = now,
+      info = 'deadline passed', ttl = ttl}
     expired = expired + 1
   end
 end

@@ -35,14 +35,15 @@ elseif tonumber(f[5]) >= tonumber(f[6]) then
 else
   state = 'retry_wait'
 end
+local change = {prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased', to = state,
+  now = now, info = err, ttl = ttl, deadline = f[7]}
 if state == 'retry_wait' then
   redis.call('HSET', jobKey, 'state', 'retry_wait')
   redis.call('HDEL', jobKey, 'token')
   redis.call('ZADD', laneKey(prefix, lane, 'delayed'), now + backoff, id)
   if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
+  transition(change)
 else
-  finish(prefix, lane, jobKey, id, state, now, ttl, f[7])
+  finishJob(change)
 end
-appendLog(jobKey, now, state, err)
-emit(prefix, cap, id, lane, 'leased', state, now, err)
 return {1, state}

@@ -40,9 +40,8 @@ local function take(id, tenant)
   if f[1] ~= 'queued' or f[7] ~= lane then return end -- a tombstone (also: a job moved to a fallback lane)
   taken = taken + 1
   if f[2] and tonumber(f[2]) <= now then
-    finish(prefix, lane, jobKey, id, 'expired', now, ttl, f[2])
-    appendLog(jobKey, now, 'expired', 'deadline passed')
-    emit(prefix, cap, id, lane, 'queued', 'expired', now, 'deadline passed')
+    finishJob{prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'queued', to = 'expired',
+      now = now, info = 'deadline passed', ttl = ttl, deadline = f[2]}
     return
   end
   group = group or tostring(redis.call('HINCRBY', meta, 'tokens', 1))

@@ -22,6 +22,7 @@ for _, id in ipairs(ids) do
   if f[1] == 'delayed' or f[1] == 'retry_wait' then
     redis.call('HSET', jobKey, 'state', 'queued')
     pushReady(prefix, lane, id, f[2], f[3])
+    -- (The timeline says why; the event does not.)
     appendLog(jobKey, now, 'queued', f[1] == 'retry_wait' and 'retry due' or 'not_before reached')
     emit(prefix, cap, id, lane, f[1], 'queued', now)
     moved = moved + 1

@@ -32,24 +32,25 @@ for _, group in ipairs(groups) do
     -- Still leased under this group: its deadline was found in the past just now.
     if f[1] == 'leased' and f[8] and leaseGroup(f[8]) == group then
       redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'leased', -1)
+      -- (A leased job has no deadline entry: the lease took it out.)
+      local change = {prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased',
+        now = now, info = 'lease expired', ttl = ttl}
       if f[6] == '1' then
-        finish(prefix, lane, jobKey, id, 'cancelled', now, ttl)
-        appendLog(jobKey, now, 'cancelled', 'lease expired')
-        emit(prefix, cap, id, lane, 'leased', 'cancelled', now, 'lease expired')
+        change.to = 'cancelled'
+        finishJob(change)
         cancelled = cancelled + 1
       elseif tonumber(f[2]) >= tonumber(f[3]) then
         redis.call('HSET', jobKey, 'error', 'lease expired')
-        finish(prefix, lane, jobKey, id, 'dead', now, ttl)
-        appendLog(jobKey, now, 'dead', 'lease expired')
-        emit(prefix, cap, id, lane, 'leased', 'dead', now, 'lease expired')
+        change.to = 'dead'
+        finishJob(change)
         dead = dead + 1
       else
         redis.call('HSET', jobKey, 'state', 'queued', 'error', 'lease expired')
         redis.call('HDEL', jobKey, 'token')
         pushReady(prefix, lane, id, f[4], f[5], true)
         if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
-        appendLog(jobKey, now, 'queued', 'lease expired')
-        emit(prefix, cap, id, lane, 'leased', 'queued', now, 'lease expired')
+        change.to = 'queued'
+        transition(change)
         requeued = requeued + 1
       end
     end

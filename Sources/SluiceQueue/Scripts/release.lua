@@ -22,10 +22,11 @@ if f[1] ~= 'leased' or f[2] ~= token then return {0, f[1] or ''} end
 prefix = lanePrefix(prefix, f[9])
 local lane, now = f[3], nowMillis()
 release(prefix, lane, id, token)
+local change = {prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased', now = now,
+  info = why, ttl = ttl, deadline = f[7]}
 if f[8] == '1' then
-  finish(prefix, lane, jobKey, id, 'cancelled', now, ttl, f[7])
-  appendLog(jobKey, now, 'cancelled', why)
-  emit(prefix, cap, id, lane, 'leased', 'cancelled', now, why)
+  change.to = 'cancelled'
+  finishJob(change)
   return {1, 'cancelled'}
 end
 redis.call('HSET', jobKey, 'attempts', math.max(0, tonumber(f[6] or '1') - 1))
@@ -41,6 +42,6 @@ else
   pushReady(prefix, lane, id, f[4], f[5], true)
 end
 if f[7] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[7], id) end
-appendLog(jobKey, now, state, why)
-emit(prefix, cap, id, lane, 'leased', state, now, why)
+change.to = state
+transition(change)
 return {1, state}
