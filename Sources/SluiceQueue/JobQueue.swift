@@ -61,64 +61,22 @@ public final class JobQueue: Sendable {
         try await Self.enqueue(specs, submitter: submitter, redis: redis, scripts: scripts, configuration: configuration)
     }
 
+    /// Checks every spec, plans the calls (`EnqueuePlan`), and sends them pipelined.
     static func enqueue(
         _ specs: [JobSpec], submitter: Int64?, redis: RedisClient, scripts: QueueScripts, configuration: QueueConfiguration
     ) async throws -> [EnqueueResult] {
-        let cap = configuration.eventStreamMax
         for (index, spec) in specs.enumerated() {
             do { try spec.validate() } catch { throw QueueError.invalidSpec(index: index, error) }
         }
-        let now = UnixMillis.current()
+        guard !specs.isEmpty else { return [] }
         var random = SplitMix64()
-        var generated = [JobID?](repeating: nil, count: specs.count)
-        var commands: [RedisCommand] = []
-        var positions: [[Int]] = []  // the indexes into `specs` that each command carries
-        // Chunks hold one lane and one tenant, so that most jobs match the chunk's defaults and
-        // send only id and payload. Order is kept within each tenant, which is all FIFO promises.
-        var groups: [String: [Int]] = [:]
-        var lanes: Set<String> = []
-        for (index, spec) in specs.enumerated() {
-            groups[spec.lane + "\u{0}" + spec.tenant, default: []].append(index)
-            lanes.insert(spec.lane)
-        }
-        commands.append(RedisCommand("SADD", [KeyLayout.lanes] + lanes.map { $0 as any RedisArgument }))
-        positions.append([])
-        for indexes in groups.values {
-            let lane = specs[indexes[0]].lane
-            let tag = LaneTag(lane: lane)
-            for start in stride(from: 0, to: indexes.count, by: configuration.enqueueChunk) {
-                let chunk = Array(indexes[start..<min(start + configuration.enqueueChunk, indexes.count)])
-                // The chunk's defaults go once; a job that matches them sends only id and payload.
-                let first = specs[chunk[0]]
-                var arguments: [any RedisArgument] = [
-                    cap, lane, configuration.idempotencyTTL.milliseconds, chunk.count,
-                    first.tenant, first.priority, first.maxAttempts, submitter.map(String.init) ?? "",
-                ]
-                arguments.reserveCapacity(8 + chunk.count * 3)
-                for index in chunk {
-                    let spec = specs[index]
-                    let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
-                    generated[index] = id
-                    let plain =
-                        spec.tenant == first.tenant && spec.priority == first.priority
-                        && spec.maxAttempts == first.maxAttempts && spec.idempotencyKey == nil
-                        && spec.notBefore == nil && spec.deadline == nil && spec.metadata.isEmpty
-                    if plain {
-                        arguments += [id.rawValue, spec.payload, ""]
-                    } else {
-                        arguments += [
-                            id.rawValue, spec.payload, "1", spec.tenant, spec.priority, spec.idempotencyKey ?? "",
-                            spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
-                            spec.maxAttempts, spec.metadata,
-                        ]
-                    }
-                }
-                commands.append(scripts.enqueue.evalshaCommand(keys: [KeyLayout.prefix(tag)], arguments: arguments))
-                positions.append(chunk)
-            }
+        let plan = EnqueuePlan(specs, submitter: submitter, now: UnixMillis.current(), random: &random, configuration: configuration)
+        var commands = [RedisCommand("SADD", [KeyLayout.lanes] + plan.lanes.map { $0 as any RedisArgument })]
+        for call in plan.calls {
+            commands.append(scripts.enqueue.evalshaCommand(keys: [KeyLayout.prefix(call.tag)], arguments: call.arguments))
         }
         var replies = try await redis.pipeline(commands)
-        // A chunk that answered NOSCRIPT did not run; only those are sent again. (Others in the
+        // A call that answered NOSCRIPT did not run; only those are sent again. (Others in the
         // same pipeline may have run, once a concurrent caller loaded the script.)
         let missing = replies.indices.filter { replies[$0].errorMessage?.hasPrefix("NOSCRIPT") == true }
         if !missing.isEmpty {
@@ -126,25 +84,8 @@ public final class JobQueue: Sendable {
             let retried = try await redis.pipeline(missing.map { commands[$0] })
             for (index, reply) in zip(missing, retried) { replies[index] = reply }
         }
-        var results = [EnqueueResult?](repeating: nil, count: specs.count)
-        for (reply, chunk) in zip(replies, positions) where !chunk.isEmpty {
-            if let message = reply.errorMessage { throw RedisError.server(message) }
-            guard let flat = reply.array, flat.count == chunk.count * 2 else {
-                throw QueueError.unexpectedReply(script: "enqueue", "\(reply)")
-            }
-            for (offset, index) in chunk.enumerated() {
-                if flat[offset * 2 + 1] == .integer(1), let id = generated[index] {
-                    results[index] = EnqueueResult(id: id, created: true)
-                    continue
-                }
-                // An idempotent resubmission: the reply names the existing job.
-                guard let raw = flat[offset * 2].string, let id = JobID(raw) else {
-                    throw QueueError.unexpectedReply(script: "enqueue", "bad id \(flat[offset * 2])")
-                }
-                results[index] = EnqueueResult(id: id, created: false)
-            }
-        }
-        return results.map { $0! }
+        if let message = replies[0].errorMessage { throw RedisError.server(message) }
+        return try plan.results(Array(replies.dropFirst()))
     }
 
     // MARK: - Lease and the holder's reports
@@ -272,10 +213,10 @@ public final class JobQueue: Sendable {
         switch which {
         case .leased(let jobs, let wait):
             guard !jobs.isEmpty else { return (0, 0) }
-            arguments += ["leased", wait.milliseconds, resultTTL, jobs.count]
+            arguments += [DivertMode.leased.rawValue, wait.milliseconds, resultTTL, jobs.count]
             for job in jobs { arguments += [job.id.rawValue, job.token] }
         case .deadlineWithin(let within, let limit):
-            arguments += ["deadline", within.milliseconds, resultTTL, limit]
+            arguments += [DivertMode.deadline.rawValue, within.milliseconds, resultTTL, limit]
         }
         let triples = routes.sorted { $0.key < $1.key }.flatMap { route, lanes in lanes.map { (route, $0) } }
         arguments.append(triples.count)
@@ -304,14 +245,14 @@ public final class JobQueue: Sendable {
         guard let parts = reply.array, parts.count == 2, let outcome = parts[0].string else {
             throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
         }
-        switch outcome {
-        case "cancelled": return .cancelled
-        case "cancel_requested": return .cancelRequested
-        case "not_found": return .notFound
-        case "finished":
+        switch CancelReply(rawValue: outcome) {
+        case .cancelled: return .cancelled
+        case .cancelRequested: return .cancelRequested
+        case .notFound: return .notFound
+        case .finished:
             if let state = parts[1].string.flatMap(JobState.init(rawValue:)) { return .alreadyFinished(state) }
             fallthrough
-        default: throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
+        case nil: throw QueueError.unexpectedReply(script: "cancel", "\(reply)")
         }
     }
 
@@ -334,12 +275,12 @@ public final class JobQueue: Sendable {
             throw QueueError.unexpectedReply(script: "admit", "\(reply)")
         }
         let value = parts.count > 1 ? (parts[1].int ?? 0) : 0
-        switch outcome {
-        case "ok": return .admitted
-        case "rate_limited": return .rateLimited(retryAfterMilliseconds: value)
-        case "over_burst": return .overBurst(burst: value)
-        case "over_cap": return .overCap(open: value)
-        default: throw QueueError.unexpectedReply(script: "admit", "\(reply)")
+        switch AdmitReply(rawValue: outcome) {
+        case .ok: return .admitted
+        case .rateLimited: return .rateLimited(retryAfterMilliseconds: value)
+        case .overBurst: return .overBurst(burst: value)
+        case .overCap: return .overCap(open: value)
+        case nil: throw QueueError.unexpectedReply(script: "admit", "\(reply)")
         }
     }
 
@@ -499,5 +440,29 @@ public final class JobQueue: Sendable {
         var total = MaintenanceReport()
         for lane in try await lanes() { total = total + (try await maintain(lane: lane)) }
         return total
+    }
+}
+
+/// The words the scripts answer or are told with, named once on the Swift side (the Lua keeps
+/// its strings; each script's header lists them).
+extension JobQueue {
+    /// cancel.lua's outcome.
+    enum CancelReply: String {
+        case cancelled, finished
+        case cancelRequested = "cancel_requested"
+        case notFound = "not_found"
+    }
+
+    /// admit.lua's outcome.
+    enum AdmitReply: String {
+        case ok
+        case rateLimited = "rate_limited"
+        case overBurst = "over_burst"
+        case overCap = "over_cap"
+    }
+
+    /// divert.lua's ARGV[4]: which jobs it moves.
+    enum DivertMode: String {
+        case leased, deadline
     }
 }
