@@ -91,6 +91,13 @@ public struct SluiceConfiguration: Sendable, Hashable {
             self.baseURL = baseURL
             self.limits = limits
         }
+
+        /// The `kind` of a provider whose lanes are served by workers of your own: no base URL,
+        /// and Sluice's workers leave its lanes alone.
+        public static let externalKind = "external"
+
+        /// The API the provider speaks; nil for an `external` one (or a kind Sluice does not know).
+        public var api: ProviderKind? { ProviderKind(rawValue: kind) }
     }
 
     public var server = Server()
@@ -224,120 +231,21 @@ public struct SluiceConfiguration: Sendable, Hashable {
 
     /// Parses YAML text, then applies `SLUICE_REDIS_URL`, `SLUICE_DB` and `SLUICE_PORT` from
     /// `environment`. Throws `ConfigurationError` naming the key that is wrong.
+    ///
+    /// Each section is read by its own function below; the rules a section's values must keep
+    /// (`Server.check()`, `Queue.retryPolicy`, `Webhooks.schedule(parsing:)`, …) are pure
+    /// functions of the values, tested on their own.
     public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigurationError) -> SluiceConfiguration {
         var configuration = SluiceConfiguration()
-        let root: [String: Any]
-        do {
-            guard let loaded = try loadYAML(yaml, file: nil) else { return try configuration.applying(environment) }
-            guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "(top level)", problem: "must be a mapping") }
-            root = mapping
-        } catch let error as ConfigurationError {
-            throw error
-        } catch {
-            throw ConfigurationError(key: "(file)", problem: "is not valid YAML: \(error)")
-        }
+        guard let root = try rootMapping(yaml) else { return try configuration.applying(environment) }
         var reader = Reader(root, path: "")
-        if let server = try reader.mapping("server") {
-            var section = Reader(server, path: "server")
-            configuration.server.host = try section.string("host") ?? configuration.server.host
-            configuration.server.port = try section.int("port", in: 0...65535) ?? configuration.server.port
-            configuration.server.facadeWait = try section.duration("facade_wait") ?? configuration.server.facadeWait
-            configuration.server.facadeMaxWait = try section.duration("facade_max_wait") ?? configuration.server.facadeMaxWait
-            configuration.server.idleTimeout = try section.duration("idle_timeout") ?? configuration.server.idleTimeout
-            guard configuration.server.idleTimeout >= .seconds(1), configuration.server.idleTimeout <= .seconds(3600) else {
-                throw ConfigurationError(key: "server.idle_timeout", problem: "must be from 1s to 1h")
-            }
-            configuration.server.maxWaitsPerKey = try section.int("max_waits_per_key", in: 1...100_000) ?? configuration.server.maxWaitsPerKey
-            configuration.server.maxLanesPerProvider =
-                try section.int("max_lanes_per_provider", in: 0...100_000) ?? configuration.server.maxLanesPerProvider
-            guard configuration.server.facadeWait <= configuration.server.facadeMaxWait else {
-                throw ConfigurationError(key: "server.facade_wait", problem: "must not be above server.facade_max_wait")
-            }
-            switch try section.string("metrics_key") {
-            case nil, "none": configuration.server.metricsKeyRequired = false
-            case "required": configuration.server.metricsKeyRequired = true
-            case let other?:
-                throw ConfigurationError(key: "server.metrics_key", problem: "must be 'required' or 'none', not '\(other)'")
-            }
-            try section.finish()
-        }
-        if let redis = try reader.mapping("redis") {
-            var section = Reader(redis, path: "redis")
-            configuration.redis.url = try section.string("url")
-            configuration.redis.connections = try section.int("connections", in: 1...64) ?? configuration.redis.connections
-            configuration.redis.connectTimeout = try section.duration("connect_timeout") ?? configuration.redis.connectTimeout
-            configuration.redis.commandTimeout = try section.duration("command_timeout") ?? configuration.redis.commandTimeout
-            try section.finish()
-        }
+        if let server = try reader.mapping("server") { try readServer(server, into: &configuration.server) }
+        if let redis = try reader.mapping("redis") { try readRedis(redis, into: &configuration.redis) }
         configuration.database = try reader.string("database") ?? configuration.database
-        if let queue = try reader.mapping("queue") {
-            var section = Reader(queue, path: "queue")
-            var q = configuration.queue
-            q.leaseDuration = try section.duration("lease_duration") ?? q.leaseDuration
-            q.resultTTL = try section.duration("result_ttl") ?? q.resultTTL
-            q.idempotencyTTL = try section.duration("idempotency_ttl") ?? q.idempotencyTTL
-            q.eventStreamCap = try section.int("event_stream_cap", in: 100...100_000_000) ?? q.eventStreamCap
-            q.eventStreamMax = try section.int("event_stream_max", in: 100...1_000_000_000) ?? max(q.eventStreamMax, q.eventStreamCap)
-            q.maintenanceInterval = try section.duration("maintenance_interval") ?? q.maintenanceInterval
-            q.maxAttempts = try section.int("max_attempts", in: 1...1000) ?? q.maxAttempts
-            if let retry = try section.mapping("retry") {
-                var retrySection = Reader(retry, path: "queue.retry")
-                let base = try retrySection.duration("base") ?? q.retry.base
-                let max = try retrySection.duration("max") ?? q.retry.max
-                let jitter = try retrySection.double("jitter", in: 0...1) ?? q.retry.jitter
-                try retrySection.finish()
-                guard max >= base else { throw ConfigurationError(key: "queue.retry.max", problem: "must be at least queue.retry.base") }
-                q.retry = .exponential(base: base, max: max, jitter: jitter)
-            }
-            try section.finish()
-            configuration.queue = q
-        }
-        if let prices = try reader.mapping("prices") {
-            for (model, value) in prices {
-                guard let price = value as? [String: Any] else {
-                    throw ConfigurationError(key: "prices.\(model)", problem: "must be {input, output}: US dollars per million tokens")
-                }
-                var section = Reader(price, path: "prices.\(model)")
-                let input = try section.double("input", in: 0...1_000_000) ?? 0
-                let output = try section.double("output", in: 0...1_000_000) ?? 0
-                try section.finish()
-                configuration.prices[model] = Price(input: input, output: output)
-            }
-        }
-        if let batches = try reader.mapping("batches") {
-            var section = Reader(batches, path: "batches")
-            configuration.batches.maxRequests = try section.int("max_requests", in: 1...10_000_000) ?? configuration.batches.maxRequests
-            configuration.batches.maxFileBytes = try section.int("max_file_bytes", in: 1...(4 << 30)) ?? configuration.batches.maxFileBytes
-            configuration.batches.priority = try section.int("priority", in: -100...100) ?? configuration.batches.priority
-            try section.finish()
-        }
-        if let webhooks = try reader.mapping("webhooks") {
-            var section = Reader(webhooks, path: "webhooks")
-            if let list = try section.list("schedule") {
-                var schedule: [Duration] = []
-                for (index, entry) in list.enumerated() {
-                    let text = (entry as? String) ?? (entry as? Int).map(String.init) ?? ""
-                    guard let delay = Duration(parsing: text) else {
-                        throw ConfigurationError(key: "webhooks.schedule[\(index)]", problem: "must be a duration such as 0s, 5s, 5m or 2h")
-                    }
-                    schedule.append(delay)
-                }
-                guard !schedule.isEmpty else { throw ConfigurationError(key: "webhooks.schedule", problem: "must list at least one attempt") }
-                configuration.webhooks.schedule = schedule
-            }
-            configuration.webhooks.jitter = try section.double("jitter", in: 0...1) ?? configuration.webhooks.jitter
-            configuration.webhooks.timeout = try section.duration("timeout") ?? configuration.webhooks.timeout
-            configuration.webhooks.concurrency = try section.int("concurrency", in: 1...10_000) ?? configuration.webhooks.concurrency
-            if let list = try section.list("allow_cidrs") {
-                configuration.webhooks.allowCIDRs = try list.enumerated().map { (index, entry) throws(ConfigurationError) in
-                    guard let text = entry as? String else {
-                        throw ConfigurationError(key: "webhooks.allow_cidrs[\(index)]", problem: "must be a CIDR such as 127.0.0.0/8")
-                    }
-                    return text
-                }
-            }
-            try section.finish()
-        }
+        if let queue = try reader.mapping("queue") { try readQueue(queue, into: &configuration.queue) }
+        if let prices = try reader.mapping("prices") { configuration.prices = try readPrices(prices) }
+        if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
+        if let webhooks = try reader.mapping("webhooks") { try readWebhooks(webhooks, into: &configuration.webhooks) }
         if let mock = try reader.mapping("mock_provider") {
             var section = Reader(mock, path: "mock_provider")
             configuration.mockProviderPort = try section.int("port", in: 1...65535)
@@ -358,6 +266,105 @@ public struct SluiceConfiguration: Sendable, Hashable {
         }
         try reader.finish()
         return try configuration.applying(environment)
+    }
+
+    /// The file's top-level mapping; nil for an empty file.
+    private static func rootMapping(_ yaml: String) throws(ConfigurationError) -> [String: Any]? {
+        do {
+            guard let loaded = try loadYAML(yaml, file: nil) else { return nil }
+            guard let mapping = loaded as? [String: Any] else { throw ConfigurationError(key: "(top level)", problem: "must be a mapping") }
+            return mapping
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "(file)", problem: "is not valid YAML: \(error)")
+        }
+    }
+
+    private static func readServer(_ mapping: [String: Any], into server: inout Server) throws(ConfigurationError) {
+        var section = Reader(mapping, path: "server")
+        server.host = try section.string("host") ?? server.host
+        server.port = try section.int("port", in: 0...65535) ?? server.port
+        server.facadeWait = try section.duration("facade_wait") ?? server.facadeWait
+        server.facadeMaxWait = try section.duration("facade_max_wait") ?? server.facadeMaxWait
+        server.idleTimeout = try section.duration("idle_timeout") ?? server.idleTimeout
+        server.maxWaitsPerKey = try section.int("max_waits_per_key", in: 1...100_000) ?? server.maxWaitsPerKey
+        server.maxLanesPerProvider = try section.int("max_lanes_per_provider", in: 0...100_000) ?? server.maxLanesPerProvider
+        try server.check()
+        server.metricsKeyRequired = try Server.metricsKeyRequired(parsing: try section.string("metrics_key"))
+        try section.finish()
+    }
+
+    private static func readRedis(_ mapping: [String: Any], into redis: inout Redis) throws(ConfigurationError) {
+        var section = Reader(mapping, path: "redis")
+        redis.url = try section.string("url")
+        redis.connections = try section.int("connections", in: 1...64) ?? redis.connections
+        redis.connectTimeout = try section.duration("connect_timeout") ?? redis.connectTimeout
+        redis.commandTimeout = try section.duration("command_timeout") ?? redis.commandTimeout
+        try section.finish()
+    }
+
+    private static func readQueue(_ mapping: [String: Any], into queue: inout Queue) throws(ConfigurationError) {
+        var section = Reader(mapping, path: "queue")
+        queue.leaseDuration = try section.duration("lease_duration") ?? queue.leaseDuration
+        queue.resultTTL = try section.duration("result_ttl") ?? queue.resultTTL
+        queue.idempotencyTTL = try section.duration("idempotency_ttl") ?? queue.idempotencyTTL
+        queue.eventStreamCap = try section.int("event_stream_cap", in: 100...100_000_000) ?? queue.eventStreamCap
+        queue.eventStreamMax =
+            try section.int("event_stream_max", in: 100...1_000_000_000) ?? max(queue.eventStreamMax, queue.eventStreamCap)
+        queue.maintenanceInterval = try section.duration("maintenance_interval") ?? queue.maintenanceInterval
+        queue.maxAttempts = try section.int("max_attempts", in: 1...1000) ?? queue.maxAttempts
+        if let retry = try section.mapping("retry") {
+            var retrySection = Reader(retry, path: "queue.retry")
+            let base = try retrySection.duration("base") ?? queue.retry.base
+            let max = try retrySection.duration("max") ?? queue.retry.max
+            let jitter = try retrySection.double("jitter", in: 0...1) ?? queue.retry.jitter
+            try retrySection.finish()
+            queue.retry = try Queue.retryPolicy(base: base, max: max, jitter: jitter)
+        }
+        try section.finish()
+    }
+
+    private static func readPrices(_ mapping: [String: Any]) throws(ConfigurationError) -> [String: Price] {
+        var prices: [String: Price] = [:]
+        for (model, value) in mapping {
+            guard let price = value as? [String: Any] else {
+                throw ConfigurationError(key: "prices.\(model)", problem: "must be {input, output}: US dollars per million tokens")
+            }
+            var section = Reader(price, path: "prices.\(model)")
+            let input = try section.double("input", in: 0...1_000_000) ?? 0
+            let output = try section.double("output", in: 0...1_000_000) ?? 0
+            try section.finish()
+            prices[model] = Price(input: input, output: output)
+        }
+        return prices
+    }
+
+    private static func readBatches(_ mapping: [String: Any], into batches: inout Batches) throws(ConfigurationError) {
+        var section = Reader(mapping, path: "batches")
+        batches.maxRequests = try section.int("max_requests", in: 1...10_000_000) ?? batches.maxRequests
+        batches.maxFileBytes = try section.int("max_file_bytes", in: 1...(4 << 30)) ?? batches.maxFileBytes
+        batches.priority = try section.int("priority", in: -100...100) ?? batches.priority
+        try section.finish()
+    }
+
+    private static func readWebhooks(_ mapping: [String: Any], into webhooks: inout Webhooks) throws(ConfigurationError) {
+        var section = Reader(mapping, path: "webhooks")
+        if let list = try section.list("schedule") {
+            webhooks.schedule = try Webhooks.schedule(parsing: list.map { ($0 as? String) ?? ($0 as? Int).map(String.init) })
+        }
+        webhooks.jitter = try section.double("jitter", in: 0...1) ?? webhooks.jitter
+        webhooks.timeout = try section.duration("timeout") ?? webhooks.timeout
+        webhooks.concurrency = try section.int("concurrency", in: 1...10_000) ?? webhooks.concurrency
+        if let list = try section.list("allow_cidrs") {
+            webhooks.allowCIDRs = try list.enumerated().map { (index, entry) throws(ConfigurationError) in
+                guard let text = entry as? String else {
+                    throw ConfigurationError(key: "webhooks.allow_cidrs[\(index)]", problem: "must be a CIDR such as 127.0.0.0/8")
+                }
+                return text
+            }
+        }
+        try section.finish()
     }
 
     private static func route(_ name: String, _ value: Any, providers: [String: Provider]) throws(ConfigurationError) -> Route {
@@ -406,7 +413,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
 
     /// `external`: a lane whose jobs are taken by workers of your own (through the queue's
     /// Swift API), not by Sluice's: it has no base URL, and `sluice work` / `sluice up` leave it alone.
-    static let providerKinds = ["openai", "anthropic", "huggingface", "external"]
+    static let providerKinds = ProviderKind.allCases.map(\.rawValue) + [Provider.externalKind]
 
     private static func provider(_ name: String, _ mapping: [String: Any]) throws(ConfigurationError) -> Provider {
         let path = "providers.\(name)"
@@ -418,7 +425,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
             throw ConfigurationError(key: path + ".kind", problem: "must be one of \(providerKinds.joined(separator: ", "))")
         }
         let base: String
-        if kind == "external", section.peek("base_url") == nil {
+        if kind == Provider.externalKind, section.peek("base_url") == nil {
             base = ""
         } else {
             guard let text = try section.string("base_url"), let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""),
@@ -483,6 +490,52 @@ public struct SluiceConfiguration: Sendable, Hashable {
             configuration.server.port = value
         }
         return configuration
+    }
+}
+
+extension SluiceConfiguration.Server {
+    /// The rules the server settings keep together: an idle timeout from 1 s to 1 h, and a
+    /// default facade wait no longer than the most a client may ask for.
+    public func check() throws(ConfigurationError) {
+        guard idleTimeout >= .seconds(1), idleTimeout <= .seconds(3600) else {
+            throw ConfigurationError(key: "server.idle_timeout", problem: "must be from 1s to 1h")
+        }
+        guard facadeWait <= facadeMaxWait else {
+            throw ConfigurationError(key: "server.facade_wait", problem: "must not be above server.facade_max_wait")
+        }
+    }
+
+    /// `metrics_key`: 'required' or 'none' (the default, also when absent).
+    public static func metricsKeyRequired(parsing text: String?) throws(ConfigurationError) -> Bool {
+        switch text {
+        case nil, "none": return false
+        case "required": return true
+        case let other?: throw ConfigurationError(key: "server.metrics_key", problem: "must be 'required' or 'none', not '\(other)'")
+        }
+    }
+}
+
+extension SluiceConfiguration.Queue {
+    /// The retry policy of `queue.retry`: exponential from `base` up to `max` (not below `base`).
+    public static func retryPolicy(base: Duration, max: Duration, jitter: Double) throws(ConfigurationError) -> RetryPolicy {
+        guard max >= base else { throw ConfigurationError(key: "queue.retry.max", problem: "must be at least queue.retry.base") }
+        return .exponential(base: base, max: max, jitter: jitter)
+    }
+}
+
+extension SluiceConfiguration.Webhooks {
+    /// `webhooks.schedule`: the delay before each attempt, as durations (a bare number is
+    /// seconds); at least one. nil stands for an entry that is neither text nor a number.
+    public static func schedule(parsing entries: [String?]) throws(ConfigurationError) -> [Duration] {
+        var schedule: [Duration] = []
+        for (index, entry) in entries.enumerated() {
+            guard let delay = Duration(parsing: entry ?? "") else {
+                throw ConfigurationError(key: "webhooks.schedule[\(index)]", problem: "must be a duration such as 0s, 5s, 5m or 2h")
+            }
+            schedule.append(delay)
+        }
+        guard !schedule.isEmpty else { throw ConfigurationError(key: "webhooks.schedule", problem: "must list at least one attempt") }
+        return schedule
     }
 }
 
