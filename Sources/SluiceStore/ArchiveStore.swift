@@ -45,7 +45,7 @@ public struct ArchiveStore: Sendable {
                 added += 1
                 let hour = job.finishedAt.value / 3_600_000 * 3_600_000
                 try book.execute(arguments: [
-                    hour, job.tenant, job.keyID ?? 0, job.model, job.state == "succeeded" ? 1 : 0, job.inputTokens ?? 0,
+                    hour, job.tenant, job.keyID ?? 0, job.model, job.state == JobState.succeeded.rawValue ? 1 : 0, job.inputTokens ?? 0,
                     job.outputTokens ?? 0, job.cost,
                 ])
                 if let batch = job.batch {
@@ -57,12 +57,12 @@ public struct ArchiveStore: Sendable {
         }
     }
 
-    /// The batch counter a job's final state adds to.
+    /// The batch counter (a column of `batches`) a job's final state adds to.
     static func batchCounter(_ state: String) -> String {
-        switch state {
-        case "succeeded": "succeeded"
-        case "cancelled": "cancelled"
-        case "expired": "expired"
+        switch JobState(rawValue: state) {
+        case .succeeded: "succeeded"
+        case .cancelled: "cancelled"
+        case .expired: "expired"
         default: "failed"  // failed, dead
         }
     }
