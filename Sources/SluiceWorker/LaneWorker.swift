@@ -88,11 +88,19 @@ final class LaneWorker: Sendable {
     let stats: ProviderStats
     let logger: Logger
     let environment: [String: String]
-    private let running = Mutex(0)
+    /// The calls this worker may have in flight: a permit per call, the limit set by `control`.
+    let slots: AsyncSemaphore
+    /// Fired by `stop()`: no more leases; the calls in flight go on.
+    let stopping = AsyncLatch()
     /// The estimated tokens of one call (input + max output), an average of what calls used.
     private let estimate = Mutex(500.0)
     /// Adaptive concurrency and the circuit breaker.
     let control: Mutex<LaneControl>
+
+    /// How long an idle worker blocks on its lane's marker before it looks again anyway: the
+    /// safety net for a wake-up it could not get (Redis was away, another process's worker took
+    /// it).
+    static let idleWait: Duration = .seconds(2)
 
     init(
         lane: WorkerLane, queue: JobQueue, client: ProviderClient, stats: ProviderStats, logger: Logger, environment: [String: String]
@@ -101,11 +109,15 @@ final class LaneWorker: Sendable {
         self.lane = lane
         self.queue = queue
         self.client = client
+        var logger = logger
+        logger[metadataKey: "lane"] = "\(lane.lane)"
+        logger[metadataKey: "provider"] = "\(lane.provider.name)"
         self.logger = logger
         self.environment = environment
         limiter = ProviderLimiter(redis: queue.redis, provider: lane.provider.name, limits: lane.limits)
         health = LaneHealth(redis: queue.redis)
         control = Mutex(LaneControl(ceiling: lane.concurrency, threshold: lane.breakerFailures, openFor: lane.breakerOpenFor))
+        slots = AsyncSemaphore(limit: lane.concurrency)
     }
 
     /// Announced limits are recorded for `/v1/providers` at most once a second…
@@ -113,12 +125,21 @@ final class LaneWorker: Sendable {
     /// …and queued jobs are looked at for missing their deadline at most twice a second.
     private let deadlineLooks = Throttle(every: .milliseconds(500))
 
-    /// Leases and runs jobs until `stopping()` says so; then waits for the calls in flight. The
-    /// caller cancels the task after the grace period: calls still running give their jobs back.
-    func run(stopping: @Sendable () -> Bool) async {
-        var idle: Duration = .milliseconds(1)
-        await withDiscardingTaskGroup { group in
-            while !stopping() && !Task.isCancelled {
+    /// Stops leasing: `run` returns once the calls in flight have ended. Cancelling `run`'s task
+    /// ends those calls too, and their jobs go back to the lane.
+    func stop() {
+        stopping.fire()
+        slots.close()
+    }
+
+    /// Leases and runs jobs until `stop()` or cancellation; then waits for the calls in flight
+    /// (child tasks: cancelling this task ends them, and they give their jobs back).
+    ///
+    /// Nothing polls: a full worker waits on its slots, an idle one blocks on its lane's marker,
+    /// and one held back by the provider's limits sleeps exactly as long as they say.
+    func run() async {
+        await withDiscardingTaskGroup { calls in
+            while !stopping.isFired && !Task.isCancelled {
                 let now = ContinuousClock.now
                 let (allowed, halfOpened, openFor) = control.withLock { control in
                     let halfOpened = control.probing(now: now)
@@ -128,50 +149,89 @@ final class LaneWorker: Sendable {
                 if let openFor {
                     if lane.routes.isEmpty {
                         // Nothing to move: wait for the probe's time (a max_pause can be long).
-                        try? await Task.sleep(for: min(openFor, .milliseconds(200)))
+                        await stopping.sleep(for: min(openFor, .milliseconds(200)))
                     } else {
                         await divertWhileOpen(openFor: openFor)
                     }
                     continue
                 }
-                let free = allowed - running.withLock { $0 }
-                if free <= 0 {
-                    try? await Task.sleep(for: .milliseconds(1))  // every slot busy: a call ends soon
-                    continue
-                }
-                do {
-                    let tokens = Bounded.int(estimate.withLock { $0 }.rounded(), in: 0...Bounded.maxTokens) ?? 500
-                    let grant: ProviderLimiter.Grant
-                    switch try await limiter.acquire(want: min(free, 32), tokens: tokens) {
-                    case .success(let granted): grant = granted
-                    case .failure(let refusal):
-                        await divertPastDeadlines(refusal)
-                        try? await Task.sleep(for: min(refusal.wait, .seconds(1)))
-                        continue
-                    }
-                    let jobs = try await queue.lease(lane: lane.lane, count: grant.count)
-                    if jobs.count < grant.count {
-                        try await limiter.release(slots: Array(grant.slots.dropFirst(jobs.count)), unused: grant.count - jobs.count)
-                    }
-                    if jobs.isEmpty {
-                        try? await Task.sleep(for: idle)
-                        idle = min(idle * 2, .milliseconds(50))
-                        continue
-                    }
-                    idle = .milliseconds(1)
-                    running.withLock { $0 += jobs.count }
-                    for (index, job) in jobs.enumerated() {
-                        let slot = index < grant.slots.count ? [grant.slots[index]] : []
-                        group.addTask {
-                            await self.call(job, slot: slot, estimated: tokens, generation: grant.generation)
-                            self.running.withLock { $0 -= 1 }
+                slots.limit = allowed
+                // Every slot busy: wait until a call ends (0: stopping or cancelled).
+                let held = await slots.acquire(upTo: 32)
+                guard held > 0 else { continue }
+                if let jobs = await leaseJobs(upTo: held) {
+                    for job in jobs.jobs {
+                        calls.addTask {
+                            await self.call(job.job, slot: job.slot, estimated: jobs.tokens, generation: jobs.generation)
+                            self.slots.release()
                         }
                     }
-                } catch {
-                    logger.warning("lane \(lane.lane): \(error); retrying in 1 s")
-                    try? await Task.sleep(for: .seconds(1))
                 }
             }
+        }
+    }
+
+    /// Jobs leased under the limiter's permits, each with its slot (when it holds one).
+    private struct Leased {
+        var jobs: [(job: LeasedJob, slot: [String])]
+        var tokens: Int
+        var generation: String
+    }
+
+    /// Takes permits from the provider's limiter for up to `held` calls (the worker's slots it
+    /// holds) and leases that many jobs. Gives back the slots, and the permits, it does not use;
+    /// when there is nothing to run it waits (for the limiter, for work, or after an error).
+    private func leaseJobs(upTo held: Int) async -> Leased? {
+        var unused = held
+        defer { slots.release(unused) }
+        do {
+            let tokens = Bounded.int(estimate.withLock { $0 }.rounded(), in: 0...Bounded.maxTokens) ?? 500
+            let grant: ProviderLimiter.Grant
+            switch try await limiter.acquire(want: held, tokens: tokens) {
+            case .success(let granted): grant = granted
+            case .failure(let refusal):
+                await divertPastDeadlines(refusal)
+                await stopping.sleep(for: min(refusal.wait, .seconds(1)))
+                return nil
+            }
+            let jobs = try await queue.lease(lane: lane.lane, count: grant.count)
+            if jobs.count < grant.count {
+                try await limiter.release(slots: Array(grant.slots.dropFirst(jobs.count)), unused: grant.count - jobs.count)
+            }
+            if jobs.isEmpty {
+                await waitForWork()
+                return nil
+            }
+            unused -= jobs.count
+            let calls = jobs.enumerated().map { index, job in (job, index < grant.slots.count ? [grant.slots[index]] : []) }
+            return Leased(jobs: calls, tokens: tokens, generation: grant.generation)
+        } catch {
+            logger.warning("leasing failed; retrying in 1 s", metadata: ["error": "\(error)"])
+            await stopping.sleep(for: .seconds(1))
+            return nil
+        }
+    }
+
+    /// The lane is empty: blocks on its marker until a job is queued (or `idleWait` passes). A
+    /// stop, or a cancellation, sets the marker itself so the blocked read ends at once.
+    private func waitForWork() async {
+        let woken = AsyncLatch()  // the read has ended: no wake-up needed
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await self.queue.waitForReady(lane: self.lane.lane, timeout: Self.idleWait)
+                } catch {
+                    self.logger.warning("waiting for work failed; retrying in 1 s", metadata: ["error": "\(error)"])
+                    await self.stopping.sleep(for: .seconds(1))
+                }
+            }
+            group.addTask {
+                await self.stopping.wait()  // returns on a stop, or when cancelled
+                if !woken.isFired { try? await self.queue.wake(lane: self.lane.lane) }
+            }
+            await group.next()
+            woken.fire()
+            group.cancelAll()
         }
     }
 
@@ -198,37 +258,36 @@ final class LaneWorker: Sendable {
             try? await limiter.release(slots: slot)
             return
         }
-        let heartbeats = Task {
-            let every = queue.configuration.leaseDuration / 3
-            while !Task.isCancelled {
-                try await Task.sleep(for: every)
-                _ = try await queue.heartbeat(job.id, token: job.token)
-            }
-        }
-        let result = await client.call(request)
-        heartbeats.cancel()
-        if result.response != nil || !Task.isCancelled {
+        let result = await callKeepingLease(request, job: job)
+        let cancelled = Task.isCancelled
+        if result.response != nil || !cancelled {
             var rateLimited = false
             if case .rateLimited = result.outcome { rateLimited = true }
             stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
         }
-        let milliseconds = Bounded.milliseconds(result.latency)
         let status = result.response.map { "HTTP \($0.status)" } ?? "no answer"
-        let info = "\(lane.provider.name) \(status) in \(milliseconds) ms"
+        let info = "\(lane.provider.name) \(status) in \(Bounded.milliseconds(result.latency)) ms"
+        let verdict = CallVerdict.decide(result.outcome, cancelled: cancelled, info: info, maxPause: lane.maxPause)
         var used = estimated
-        var succeeded = false
-        if Task.isCancelled {
-            // Shutting down past the grace period: the job goes back, its attempt not counted.
-            await report { try await self.queue.release(job.id, token: job.token, why: "worker stopped: \(info)") }
-            try? await limiter.release(slots: slot)
-            return
+        switch verdict.control {
+        case .unchanged: break
+        case .succeeded:
+            if control.withLock({ $0.succeeded(latency: result.latency) }) { await reportBreaker(nil, for: nil, reason: "") }
+        case .bareRateLimit: control.withLock { $0.bareRateLimit(now: .now) }
+        case .failed:
+            if control.withLock({ $0.failed(now: .now) }) { await reportBreaker("open", for: lane.breakerOpenFor, reason: verdict.breakerReason) }
         }
-        switch result.outcome {
-        case .success(let usage):
-            succeeded = true
-            if control.withLock({ $0.succeeded(latency: result.latency) }) {
-                await reportBreaker(nil, for: nil, reason: "")
-            }
+        if case .rateLimited(let limits, _) = result.outcome, verdict.pause != nil { logAdjusted(limits) }
+        if let pause = verdict.pause {
+            _ = try? await limiter.pause(for: pause, gentle: true, generation: generation)
+            logger.info("provider paused", metadata: ["pause_ms": "\(pause.milliseconds)"])
+        }
+        if let open = verdict.openBreaker {
+            control.withLock { _ = $0.open(now: .now, for: open) }
+            await reportBreaker("open", for: open, reason: verdict.breakerReason)
+        }
+        switch verdict.report {
+        case .complete:
             if let response = result.response { await noteAnnounced(response) }
             // A window with nothing left: hold off until it resets, before the provider says 429.
             if let response = result.response, Self.saysExhausted(response) {
@@ -236,56 +295,47 @@ final class LaneWorker: Sendable {
                 logAdjusted(limits)
                 if let pause = limits.pause { _ = try? await limiter.pause(for: min(pause, lane.maxPause)) }
             }
-            if let usage {
-                used = Bounded.add(usage.input, usage.output)  // each within 0...Bounded.maxTokens
+            var reported: Usage?
+            if case .success(let usage) = result.outcome { reported = usage }
+            if let reported {
+                used = Bounded.add(reported.input, reported.output)  // each within 0...Bounded.maxTokens
                 estimate.withLock { $0 = $0 * 0.9 + Double(used) * 0.1 }
             }
+            let usage = reported.map { (input: $0.input, output: $0.output) }
             let body = result.response?.body ?? []
             let answer =
                 if let written, written != lane.provider.kind {
                     Translation.response(body, provider: lane.provider.kind, client: written)
                 } else { body }
-            await report {
-                try await self.queue.complete(
-                    job.id, token: job.token, result: answer, info: info, usage: usage.map { ($0.input, $0.output) })
+            await report { try await self.queue.complete(job.id, token: job.token, result: answer, info: info, usage: usage) }
+        case .release(let delay, let why):
+            await report { try await self.queue.release(job.id, token: job.token, delay: delay, why: why) }
+            if cancelled {
+                try? await limiter.release(slots: slot)
+                return
             }
-        case .rateLimited(let limits, let message) where limits.pause == nil && limits.requests == nil && limits.tokens == nil:
-            // A limit nobody announced: slow down here (AIMD) instead of pausing everyone.
-            control.withLock { $0.bareRateLimit(now: .now) }
-            await report {
-                try await self.queue.release(
-                    job.id, token: job.token, delay: .milliseconds(100), why: "\(info): rate limited (no limit announced): \(message.prefix(200))")
-            }
-        case .rateLimited(let limits, let message):
-            logAdjusted(limits)
-            let asked = limits.pause ?? .seconds(1)
-            // A peer cannot stall the lane for ever: the pause is at most max_pause, and a
-            // provider asking for longer opens the breaker (routed jobs move to their fallback;
-            // then the breaker's probing, and the limiter's, take over).
-            let pause = min(asked, lane.maxPause)
-            _ = try? await limiter.pause(for: pause, gentle: true, generation: generation)
-            logger.info(
-                "provider paused", metadata: ["lane": "\(lane.lane)", "provider": "\(lane.provider.name)", "pause_ms": "\(pause.milliseconds)"])
-            if asked > lane.maxPause {
-                control.withLock { _ = $0.open(now: .now, for: pause) }
-                await reportBreaker(
-                    "open", for: pause,
-                    reason: "\(info): retry-after of \(Bounded.milliseconds(asked)) ms is past max_pause (\(lane.maxPause.milliseconds) ms)")
-            }
-            await report {
-                try await self.queue.release(
-                    job.id, token: job.token, why: "\(info): rate limited, provider paused \(pause.milliseconds) ms: \(message.prefix(200))")
-            }
-        case .retryable(let why):
-            if control.withLock({ $0.failed(now: .now) }) {
-                await reportBreaker("open", for: lane.breakerOpenFor, reason: "\(info): \(why.prefix(200))")
-            }
-            await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: true) }
-        case .contextLength(let why), .fatal(let why):
-            await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(info): \(why)", retryable: false) }
+        case .fail(let error, let retryable):
+            await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: error, retryable: retryable) }
         }
         try? await limiter.release(
-            slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: succeeded, generation: generation, ceiling: ceiling)
+            slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: verdict.succeeded, generation: generation, ceiling: ceiling)
+    }
+
+    /// The provider call, with the job's lease extended every third of its duration while it
+    /// runs (a child task, ended with the call).
+    private func callKeepingLease(_ request: ProviderRequest, job: LeasedJob) async -> ProviderClient.Result {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let every = self.queue.configuration.leaseDuration / 3
+                while (try? await Task.sleep(for: every)) != nil {
+                    // A Redis error: try again next time (the lease may still be saved).
+                    if case .lost = try? await self.queue.heartbeat(job.id, token: job.token) { return }
+                }
+            }
+            let result = await client.call(request)
+            group.cancelAll()
+            return result
+        }
     }
 
     /// Logs the rate-limit headers of an answer that were clamped or ignored (their values are
@@ -295,7 +345,7 @@ final class LaneWorker: Sendable {
             logger.notice(
                 "provider header out of range",
                 metadata: [
-                    "lane": "\(lane.lane)", "provider": "\(lane.provider.name)", "header": "\(adjustment.header)",
+                    "header": "\(adjustment.header)",
                     "value": "\(adjustment.value)", "action": "\(adjustment.action)",
                 ])
         }
@@ -309,16 +359,16 @@ final class LaneWorker: Sendable {
         do {
             let jobs = try await queue.lease(lane: lane.lane, count: 64, duration: .seconds(30))
             if jobs.isEmpty {
-                try? await Task.sleep(for: min(openFor, .milliseconds(200)))
+                await stopping.sleep(for: min(openFor, .milliseconds(200)))
                 return
             }
             let (moved, kept) = try await queue.divert(
                 lane: lane.lane, .leased(jobs, wait: max(openFor, .milliseconds(100))), routes: lane.routes,
                 why: "circuit breaker open")
-            if moved > 0 { logger.info("lane \(lane.lane): breaker open; \(moved) jobs moved to their fallback, \(kept) wait") }
+            if moved > 0 { logger.info("breaker open; jobs moved to their fallback", metadata: ["moved": "\(moved)", "waiting": "\(kept)"]) }
         } catch {
-            logger.warning("lane \(lane.lane): moving jobs to their fallback failed: \(error)")
-            try? await Task.sleep(for: .seconds(1))
+            logger.warning("moving jobs to their fallback failed", metadata: ["error": "\(error)"])
+            await stopping.sleep(for: .seconds(1))
         }
     }
 
@@ -337,9 +387,9 @@ final class LaneWorker: Sendable {
             let (moved, _) = try await queue.divert(
                 lane: lane.lane, .deadlineWithin(within, limit: 1000), routes: lane.routes,
                 why: "\(refusal.reason) limit: would start only after its deadline")
-            if moved > 0 { logger.info("lane \(lane.lane): \(moved) jobs moved to their fallback before their deadlines") }
+            if moved > 0 { logger.info("jobs moved to their fallback before their deadlines", metadata: ["moved": "\(moved)"]) }
         } catch {
-            logger.warning("lane \(lane.lane): moving jobs past their deadline failed: \(error)")
+            logger.warning("moving jobs past their deadline failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -363,8 +413,8 @@ final class LaneWorker: Sendable {
     }
 
     private func reportBreaker(_ state: String?, for open: Duration?, reason: String) async {
-        if let state { logger.warning("lane \(lane.lane): circuit breaker \(state)\(reason.isEmpty ? "" : ": " + reason)") }
-        else { logger.info("lane \(lane.lane): circuit breaker closed") }
+        if let state { logger.warning("circuit breaker", metadata: ["breaker": "\(state)", "reason": "\(reason)"]) }
+        else { logger.info("circuit breaker", metadata: ["breaker": "closed"]) }
         let until = open.map { UnixMillis(UnixMillis.current().value + $0.milliseconds) }
         try? await health.report(lane: lane.lane, breaker: state, until: until, reason: reason)
     }
@@ -394,11 +444,11 @@ final class LaneWorker: Sendable {
             do {
                 let outcome = try await send()
                 if case .refused(let current) = outcome {
-                    logger.info("lane \(lane.lane): a report was refused (the job is \(current?.rawValue ?? "gone")); another holder has it")
+                    logger.info("report refused: another holder has the job", metadata: ["state": "\(current?.rawValue ?? "gone")"])
                 }
                 return
             } catch {
-                logger.warning("lane \(lane.lane): report failed (\(error)); retrying")
+                logger.warning("report failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(100 * (attempt + 1)))
             }
         }

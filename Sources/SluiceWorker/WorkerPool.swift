@@ -25,7 +25,10 @@ public final class WorkerPool: Service, Sendable {
     let grace: Duration
     let logger: Logger
     let environment: [String: String]
-    let stopping = Atomic<Bool>(false)
+    /// Fired when shutdown begins: no more leases, no more lanes.
+    let stopping = AsyncLatch()
+    /// The lane workers started so far (told to stop when shutdown begins).
+    let workers = Mutex<[LaneWorker]>([])
     /// Call latencies and 429s, written to Redis once a second for /metrics.
     let stats: ProviderStats
 
@@ -41,6 +44,9 @@ public final class WorkerPool: Service, Sendable {
         stats = ProviderStats(redis: queue.redis)
     }
 
+    /// Serves the lanes until graceful shutdown (or cancellation). At shutdown every worker stops
+    /// leasing; the calls in flight get `grace` to end, then they are cancelled and give their
+    /// jobs back. Every task here is a child of this one.
     public func run() async throws {
         // A connection per call in flight: AsyncHTTPClient queues calls beyond its per-host limit.
         let perHost: Int =
@@ -52,39 +58,39 @@ public final class WorkerPool: Service, Sendable {
         let client = ProviderClient(http: http)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                let lanesDone = Task { await self.serveLanes(client: client) }
-                group.addTask { await lanesDone.value }
+                // Ends when every lane worker has stopped and its calls have ended.
+                group.addTask { await self.serveLanes(client: client) }
                 group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(1))
-                        try? await self.stats.flush()
-                    }
+                    while (try? await Task.sleep(for: .seconds(1))) != nil { try? await self.stats.flush() }
                 }
-                // The grace period starts when stopping does; then calls still running are cancelled.
+                // The grace period starts when stopping does; then the calls still running are
+                // cancelled (this task ends, and the group cancels the others).
                 group.addTask {
-                    while !self.stopping.load(ordering: .relaxed) {
-                        try? await Task.sleep(for: .milliseconds(50))
-                        if Task.isCancelled { return }
-                    }
+                    await self.stopping.wait()
                     try? await Task.sleep(for: self.grace)
-                    lanesDone.cancel()
                 }
                 await group.next()
                 group.cancelAll()
             }
             try? await self.stats.flush()
         } onGracefulShutdown: {
-            self.logger.info("workers: stopping; calls in flight get \(self.grace) to finish")
-            self.stopping.store(true, ordering: .relaxed)
+            self.logger.info("workers stopping; calls in flight may finish", metadata: ["grace_ms": "\(self.grace.milliseconds)"])
+            self.stop()
         }
         try? await http.shutdown()
+    }
+
+    /// Stops leasing on every lane, and starting lanes.
+    private func stop() {
+        stopping.fire()
+        for worker in workers.withLock({ $0 }) { worker.stop() }
     }
 
     private func serveLanes(client: ProviderClient) async {
         await withDiscardingTaskGroup { group in
             var started: Set<String> = []
             var unserved: Set<String> = []
-            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            while !stopping.isFired && !Task.isCancelled {
                 var found: [WorkerLane] = []
                 switch lanes {
                 case .named(let named):
@@ -94,19 +100,27 @@ public final class WorkerPool: Service, Sendable {
                         if let worker = WorkerLane.configured(lane, in: configuration, concurrency: concurrency) {
                             found.append(worker)
                         } else if unserved.insert(lane).inserted {
-                            logger.info("workers: lane \(lane) has no provider these workers call (none configured, or kind external); not served")
+                            logger.info(
+                                "lane not served: no provider these workers call (none configured, or kind external)",
+                                metadata: ["lane": "\(lane)"])
                         }
                     }
                 }
                 for lane in found where started.insert(lane.lane).inserted {
                     // The host alone: a base URL may carry user:password.
                     let host = URLComponents(string: lane.provider.baseURL)?.host ?? "?"
-                    logger.info("workers: serving lane \(lane.lane) → \(lane.provider.name) \(host)\(lane.path)")
+                    logger.info(
+                        "serving lane",
+                        metadata: ["lane": "\(lane.lane)", "provider": "\(lane.provider.name)", "host": "\(host)", "path": "\(lane.path)"])
                     let worker = LaneWorker(lane: lane, queue: queue, client: client, stats: stats, logger: logger, environment: environment)
-                    group.addTask { await worker.run(stopping: { self.stopping.load(ordering: .relaxed) }) }
+                    // Registered before the check, so a stop that comes in between still reaches it.
+                    workers.withLock { $0.append(worker) }
+                    if stopping.isFired { worker.stop() }
+                    group.addTask { await worker.run() }
                 }
                 if case .named = lanes { break }
-                try? await Task.sleep(for: .seconds(1))
+                // New lanes are looked for every second (a stop ends the wait).
+                await stopping.sleep(for: .seconds(1))
             }
         }
     }
