@@ -26,12 +26,13 @@ private func routeLanes(primary: String, backup: String, breakerFailures: Int = 
     return [first, second]
 }
 
-/// A job submitted through the route (as the HTTP API records it: `route` in its envelope).
+/// A job submitted through the route (as the HTTP API records it: `route` in its envelope, and
+/// in its own hash field for the fallback script).
 private func routedJob(_ n: Int, deadline: UnixMillis? = nil) -> JobSpec {
     var spec = JobSpec(
         lane: "primary/gpt-4o-mini", tenant: "t",
         payload: Array(#"{"model": "smart", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "n\#(n)"}]}"#.utf8),
-        maxAttempts: 20, metadata: Array(#"{"route":"smart"}"#.utf8))
+        maxAttempts: 20, envelope: JobEnvelope(route: "smart"))
     spec.deadline = deadline
     return spec
 }
@@ -127,6 +128,37 @@ private func routedJob(_ n: Int, deadline: UnixMillis? = nil) -> JobSpec {
                     #expect(up.stats().succeeded == 10)
                 }
             }
+        }
+    }
+
+    /// The fallback script reads the route from its own hash field; a job enqueued by an earlier
+    /// version (the route only in its envelope JSON) still moves.
+    @Test func theRouteIsAFieldOfItsOwnAndEarlierJobsStillMove() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            let current = try await queue.enqueue(routedJob(1)).id
+            #expect(try await redis.send("HGET", KeyLayout.job(current), "route").string == "smart")
+            var earlier = routedJob(2)
+            earlier.metadata = Array(#"{"metadata":{"route":"not this one"},"route":"smart"}"#.utf8)
+            earlier.route = nil
+            let old = try await queue.enqueue(earlier).id
+            #expect(try await redis.send("HGET", KeyLayout.job(old), "route").string == nil)
+            var plain = routedJob(3)
+            plain.envelope = JobEnvelope()
+            let unrouted = try await queue.enqueue(plain).id
+            let (moved, kept) = try await queue.divert(
+                lane: "primary/gpt-4o-mini", .deadlineWithin(.seconds(86_400), limit: 10),
+                routes: ["smart": ["primary/gpt-4o-mini", "backup/claude-3-5-haiku"]], why: "test")
+            #expect(moved == 0 && kept == 0, "no deadlines: nothing is due to move")
+            let leased = try await queue.lease(lane: "primary/gpt-4o-mini", count: 10)
+            #expect(Set(leased.map(\.id)) == [current, old, unrouted])
+            let outcome = try await queue.divert(
+                lane: "primary/gpt-4o-mini", .leased(leased, wait: .seconds(1)),
+                routes: ["smart": ["primary/gpt-4o-mini", "backup/claude-3-5-haiku"]], why: "test")
+            #expect(outcome.moved == 2 && outcome.kept == 1)
+            #expect(try await queue.get(current)?.lane == "backup/claude-3-5-haiku")
+            #expect(try await queue.get(old)?.lane == "backup/claude-3-5-haiku")
+            #expect(try await queue.get(unrouted)?.lane == "primary/gpt-4o-mini")
         }
     }
 

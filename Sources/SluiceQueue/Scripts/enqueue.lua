@@ -14,7 +14,9 @@
   ARGV[9…] n jobs, each either
              id, payload, ''                      (the defaults; no key, dates or metadata), or
              id, payload, '1', tenant, priority, idempotency key ('' = none),
-               not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata
+               not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata (the
+               job's envelope, stored as `meta`), route ('' = none; stored as `route`, the field
+               divert.lua reads)
 
   Returns  a flat array of n pairs: {id, 1} for a job created now, or {existing id, 0} when the
            tenant's idempotency key was already used in this lane.
@@ -80,8 +82,8 @@ for _ = 1, n do
     out[#out + 1] = 1
   else
     local tenant, priority, idem = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-    local notBefore, deadline, maxAttempts, meta = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-    a = a + 7
+    local notBefore, deadline, maxAttempts, meta, route = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+    a = a + 8
     local existing = false
     if idem ~= '' then
       local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
@@ -99,6 +101,7 @@ for _ = 1, n do
       if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = priority end
       if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
       if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
+      if route ~= '' then fields[#fields + 1] = 'route'; fields[#fields + 1] = route end
       if submitter ~= '' then fields[#fields + 1] = 'key'; fields[#fields + 1] = submitter end
       created = created + 1
       if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
