@@ -12,9 +12,10 @@ public final class JobWaiter: Sendable {
     private let queue: JobQueue
     private let state = Mutex(State())
     private let subscriber = Mutex<RedisSubscriber?>(nil)
+    /// Fired once the subscription is first up.
+    private let subscribed = AsyncLatch()
 
     private struct State {
-        var subscribed = false
         var waiters: [String: [UInt64: Signal]] = [:]
         var nextToken: UInt64 = 0
     }
@@ -44,8 +45,9 @@ public final class JobWaiter: Sendable {
     public func wait(for id: JobID, timeout: Duration) async throws -> Job? {
         let deadline = ContinuousClock.now + timeout
         // Until the subscription is up (only just after start), a finish could go unheard.
-        while !state.withLock({ $0.subscribed }) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
+        if !subscribed.isFired {
+            await subscribed.sleep(for: timeout)
+            try Task.checkCancellation()
         }
         while true {
             let signal = Signal()
@@ -82,10 +84,8 @@ public final class JobWaiter: Sendable {
     }
 
     private func subscribedAgain() {
-        let all = state.withLock { state in
-            state.subscribed = true
-            return state.waiters.values.flatMap(\.values)
-        }
+        subscribed.fire()
+        let all = state.withLock { state in state.waiters.values.flatMap(\.values) }
         for signal in all { signal.fire() }
     }
 }

@@ -29,8 +29,13 @@ public struct StreamConsumer: Sendable {
 
     /// Reads the streams `streams()` names (asked again every round, so new ones join) until
     /// cancelled; `handle` gets each batch of one stream (never an empty one).
+    ///
+    /// New entries of every stream come from one `XREADGROUP … BLOCK` on a connection of its
+    /// own: an idle consumer costs one blocked read per `block`, and an entry is handed over as
+    /// soon as it is added. The block (`idle`) is bounded, so that a cancellation ends the loop
+    /// within about that long.
     public func run(
-        logger: Logger, idle: Duration = .milliseconds(100), streams: @Sendable () async throws -> [String],
+        logger: Logger, idle block: Duration = .seconds(1), streams: @Sendable () async throws -> [String],
         _ handle: @Sendable (_ stream: String, [Entry]) async throws -> Void
     ) async {
         var prepared: Set<String> = []
@@ -38,53 +43,81 @@ public struct StreamConsumer: Sendable {
         var pendingFirst = true
         while !Task.isCancelled {
             do {
-                var handled = 0
-                for stream in try await streams() {
-                    if prepared.insert(stream).inserted {
-                        do { _ = try await redis.send("XGROUP", "CREATE", stream, group, "0", "MKSTREAM") } catch {
-                            guard "\(error)".contains("BUSYGROUP") else { throw error }
-                        }
+                let names = try await streams()
+                for stream in names where prepared.insert(stream).inserted {
+                    do { _ = try await redis.send("XGROUP", "CREATE", stream, group, "0", "MKSTREAM") } catch {
+                        guard "\(error)".contains("BUSYGROUP") else { throw error }
                     }
-                    handled += try await read(stream: stream, from: pendingFirst ? "0" : ">", handle)
                 }
-                pendingFirst = false
-                if handled == 0 { try await Task.sleep(for: idle) }
+                if pendingFirst {
+                    for stream in names { _ = try await readPending(stream: stream, handle) }
+                    pendingFirst = false
+                }
+                guard !names.isEmpty else {
+                    // Nothing to block on yet: look for streams again after `block`.
+                    try await Task.sleep(for: block)
+                    continue
+                }
+                try await readNew(names, block: block, handle)
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("\(group): reading \(consumer)'s streams failed: \(error); retrying in 1 s")
+                logger.warning("reading streams failed; retrying in 1 s", metadata: ["group": "\(group)", "consumer": "\(consumer)", "error": "\(error)"])
+                // A stream deleted meanwhile loses its group: create them again.
+                prepared = []
                 pendingFirst = true
                 try? await Task.sleep(for: .seconds(1))
             }
         }
     }
 
-    /// Reads, hands over and acknowledges entries of one stream: every pending one ("0"), or one
-    /// batch of new ones (">"). Returns the entries read.
-    private func read(stream: String, from start: String, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws -> Int {
+    /// One blocking read of new entries (">") of every stream in `streams`, each stream's batch
+    /// handed over and acknowledged.
+    private func readNew(_ streams: [String], block: Duration, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws {
+        let arguments: [any RedisArgument] =
+            ["GROUP", group, consumer, "COUNT", batch, "BLOCK", max(1, block.milliseconds), "STREAMS"]
+            + streams.map { $0 as any RedisArgument } + streams.map { _ in ">" as any RedisArgument }
+        let reply = try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block)
+        for streamReply in reply.array ?? [] {
+            guard let parts = streamReply.array, parts.count == 2, let stream = parts[0].string, let rawEntries = parts[1].array else {
+                continue
+            }
+            _ = try await deliver(stream: stream, rawEntries, handle)
+        }
+    }
+
+    /// Hands over and acknowledges every entry of one stream read before and not acknowledged.
+    /// Returns the entries read.
+    private func readPending(stream: String, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws -> Int {
         var total = 0
         while true {
-            let reply = try await redis.send("XREADGROUP", "GROUP", group, consumer, "COUNT", batch, "STREAMS", stream, start)
+            let reply = try await redis.send("XREADGROUP", "GROUP", group, consumer, "COUNT", batch, "STREAMS", stream, "0")
             guard let raw = reply.array?.first?.array, raw.count == 2, let rawEntries = raw[1].array, !rawEntries.isEmpty else {
                 return total
             }
-            var entries: [Entry] = []
-            var ids: [String] = []
-            for rawEntry in rawEntries {
-                guard let parts = rawEntry.array, parts.count == 2, let id = parts[0].string else { continue }
-                ids.append(id)
-                // An entry deleted since it was read comes back without fields: nothing to hand over.
-                guard let flat = parts[1].array else { continue }
-                var fields: [String: String] = [:]
-                for index in stride(from: 0, to: flat.count - 1, by: 2) {
-                    if let name = flat[index].string { fields[name] = flat[index + 1].string ?? "" }
-                }
-                entries.append(Entry(id: id, fields: fields))
-            }
-            if !entries.isEmpty { try await handle(stream, entries) }
-            _ = try await redis.send(RedisCommand("XACK", [stream, group] + ids.map { $0 as any RedisArgument }))
-            total += ids.count
-            if start != "0" || rawEntries.count < batch { return total }
+            total += try await deliver(stream: stream, rawEntries, handle)
+            if rawEntries.count < batch { return total }
         }
+    }
+
+    /// Hands raw entries of one stream to `handle`, then acknowledges them. Returns how many.
+    private func deliver(stream: String, _ rawEntries: [RedisValue], _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws -> Int {
+        guard !rawEntries.isEmpty else { return 0 }
+        var entries: [Entry] = []
+        var ids: [String] = []
+        for rawEntry in rawEntries {
+            guard let parts = rawEntry.array, parts.count == 2, let id = parts[0].string else { continue }
+            ids.append(id)
+            // An entry deleted since it was read comes back without fields: nothing to hand over.
+            guard let flat = parts[1].array else { continue }
+            var fields: [String: String] = [:]
+            for index in stride(from: 0, to: flat.count - 1, by: 2) {
+                if let name = flat[index].string { fields[name] = flat[index + 1].string ?? "" }
+            }
+            entries.append(Entry(id: id, fields: fields))
+        }
+        if !entries.isEmpty { try await handle(stream, entries) }
+        if !ids.isEmpty { _ = try await redis.send(RedisCommand("XACK", [stream, group] + ids.map { $0 as any RedisArgument })) }
+        return ids.count
     }
 }
