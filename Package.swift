@@ -242,6 +242,7 @@ let package = Package(
         // Runs the built `sluice` binary as a user would.
         .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceTestSupport"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceTestSupport"]),
+        .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
         .testTarget(
             name: "SluiceQueueTests",
             dependencies: ["SluiceQueue", "SluiceCore", "SluiceRedis", "SluiceProcess", "SluiceTestSupport"]

@@ -43,41 +43,35 @@ public final class Supervisor: Service, Sendable {
     let settings: Settings
     let lock: LeaderLock
     let logger: Logger
+    /// The worker processes (started with `--parent-pid`).
+    let workers: ProcessPool
+    /// The last decision's figure, to log and record only its changes.
+    private let lastDesired = Mutex<Int?>(nil)
 
-    struct Worker {
-        var process: ChildProcess
-        var started: ContinuousClock.Instant
-        var drainingSince: ContinuousClock.Instant?
-    }
-
-    struct Processes {
-        var workers: [Worker] = []
-        var crashes = 0
-        var restartAt: ContinuousClock.Instant?
-        var lastCrash: ContinuousClock.Instant?
-        var lastDesired: Int?
-    }
-
-    private let processes = Mutex(Processes())
     /// Workers running and not draining.
-    public var running: Int { processes.withLock { $0.workers.filter { $0.drainingSince == nil }.count } }
+    public var running: Int { workers.running }
 
     public init(monitor: ScalingMonitor, pool: ScaledPool, settings: Settings, logger: Logger) {
         self.monitor = monitor
         self.pool = pool
         self.settings = settings
         lock = LeaderLock(redis: monitor.queue.redis, key: KeyLayout.scalingLock(pool: pool.name))
+        workers = ProcessPool(
+            executable: settings.executable, arguments: settings.workerArguments + ["--parent-pid", String(getpid())],
+            outputPath: settings.logPath, drainTimeout: settings.drainTimeout)
+        var logger = logger
+        logger[metadataKey: "pool"] = "\(pool.name)"
         self.logger = logger
     }
 
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do { try await step() } catch is CancellationError { break } catch {
-                logger.warning("autoscale \(pool.name): \(error)")
+                logger.warning("autoscale step failed", metadata: ["error": "\(error)"])
             }
             do { try await Task.sleep(for: settings.tick) } catch { break }
         }
-        await stopAll()
+        await workers.stopAll()
         try? await lock.release()
     }
 
@@ -85,25 +79,29 @@ public final class Supervisor: Service, Sendable {
     func step() async throws {
         guard try await lock.acquire() else {
             if running > 0 {
-                logger.warning("autoscale \(pool.name): lost the leader lock; stopping this scaler's workers")
-                await stopAll()
+                logger.warning("lost the leader lock; stopping this scaler's workers")
+                await workers.stopAll()
             }
             return
         }
-        reapExited()
+        for pid in workers.reapExited() { logger.warning("worker exited unasked; restarting it", metadata: ["pid": "\(pid)"]) }
         let live = running
         guard let decision = try await monitor.tick(current: [pool.name: live]).first(where: { $0.pool == pool.name }) else { return }
-        let changed = processes.withLock { state -> Bool in
-            defer { state.lastDesired = decision.desired }
-            return state.lastDesired != decision.desired
+        let changed = lastDesired.withLock { last -> Bool in
+            defer { last = decision.desired }
+            return last != decision.desired
         }
         if changed {
-            logger.info("autoscale \(pool.name): \(live) → \(decision.desired) workers: \(decision.reason)")
+            logger.info(
+                "autoscale decision",
+                metadata: ["from": "\(live)", "to": "\(decision.desired)", "reason": "\(decision.reason)"])
             _ = try? await monitor.queue.redis.send(
                 "XADD", KeyLayout.scalingEvents, "MAXLEN", "~", 10_000, "*", "pool", pool.name, "from", live, "to", decision.desired,
                 "reason", decision.reason)
         }
-        adjust(to: decision.desired)
+        do { try workers.adjust(to: decision.desired) } catch {
+            logger.error("cannot start a worker", metadata: ["error": "\(error)"])
+        }
         _ = try await monitor.queue.redis.pipeline([
             RedisCommand(
                 "HSET", KeyLayout.scalingDecision(pool: pool.name), "desired", decision.desired, "workers", running, "wanted", decision.wanted,
@@ -111,70 +109,5 @@ public final class Supervisor: Service, Sendable {
                 "ready", decision.lanes.reduce(0) { $0 + $1.ready }, "leased", decision.lanes.reduce(0) { $0 + $1.leased }),
             RedisCommand("PEXPIRE", KeyLayout.scalingDecision(pool: pool.name), 30_000),
         ])
-    }
-
-    /// Forgets workers that have exited: a draining one as done, any other as a crash.
-    private func reapExited() {
-        let crashed = processes.withLock { state -> [pid_t] in
-            var crashed: [pid_t] = []
-            state.workers.removeAll { worker in
-                guard worker.process.hasExited else {
-                    if let since = worker.drainingSince, ContinuousClock.now - since > settings.drainTimeout { worker.process.signal(SIGKILL) }
-                    return false
-                }
-                if worker.drainingSince == nil { crashed.append(worker.process.pid) }
-                return true
-            }
-            if !crashed.isEmpty {
-                // Crashes a minute apart start the backoff over; crashes in a row double it.
-                if let last = state.lastCrash, ContinuousClock.now - last > .seconds(60) { state.crashes = 0 }
-                state.lastCrash = .now
-                state.crashes += 1
-                let backoff = min(30.0, pow(2, Double(state.crashes - 1)))
-                state.restartAt = .now + .seconds(backoff)
-            }
-            return crashed
-        }
-        for pid in crashed { logger.warning("autoscale \(pool.name): worker \(pid) exited unasked; restarting it") }
-    }
-
-    /// Starts or drains workers to reach `desired`.
-    private func adjust(to desired: Int) {
-        processes.withLock { state in
-            let live = state.workers.indices.filter { state.workers[$0].drainingSince == nil }
-            if live.count < desired {
-                if let restartAt = state.restartAt, ContinuousClock.now < restartAt { return }
-                state.restartAt = nil
-                for _ in live.count..<desired {
-                    do {
-                        let process = try ChildProcess.spawn(
-                            settings.executable, arguments: settings.workerArguments + ["--parent-pid", String(getpid())],
-                            outputPath: settings.logPath)
-                        state.workers.append(Worker(process: process, started: .now))
-                    } catch {
-                        logger.error("autoscale \(pool.name): cannot start a worker: \(error)")
-                        state.crashes += 1
-                        state.restartAt = .now + .seconds(min(30.0, pow(2, Double(state.crashes - 1))))
-                        return
-                    }
-                }
-            } else if live.count > desired {
-                // Newest first: the oldest have warmed up their connections.
-                for index in live.sorted(by: { state.workers[$0].started > state.workers[$1].started }).prefix(live.count - desired) {
-                    state.workers[index].process.signal(SIGTERM)
-                    state.workers[index].drainingSince = .now
-                }
-            }
-        }
-    }
-
-    /// Drains every worker and waits for them (killing those past the drain timeout).
-    func stopAll() async {
-        let workers = processes.withLock { state -> [ChildProcess] in
-            defer { state.workers = [] }
-            return state.workers.map(\.process)
-        }
-        for worker in workers { worker.signal(SIGTERM) }
-        for worker in workers { _ = await worker.stop(grace: settings.drainTimeout) }
     }
 }
