@@ -33,6 +33,15 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
 /// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
 ///
+/// | `sluice:wh:d:<id>` | hash | a webhook delivery: job, url, key (the submitter's key id), type, body, status, attempts, created, next_at, last_code, last_error, log (a line per attempt: `<ms> <code or error>`) |
+/// | `sluice:wh:due` | zset | pending deliveries, score = when the next attempt is due (ms); a claimed one is pushed a lease ahead |
+/// | `sluice:wh:job:<job id>` | list | the deliveries of one job (or batch) |
+/// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
+/// | `sluice:wh:disabled` | set | `<key id> <url>` of endpoints that answered 410 Gone, per submitting key |
+/// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
+/// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
+/// | `sluice:wh:replays:<key id>` | string | replays asked for by one key in the current minute |
+///
 /// Redis Cluster: not ready yet. A lane's own keys share its slot, and each script is called with
 /// a lane's prefix as KEYS[1] (or with all its keys in KEYS), so a script is routed to the right
 /// node; the keys it derives from that prefix are in the same slot. These scripts touch keys
@@ -120,6 +129,20 @@ public struct KeyLayout: Sendable, Hashable {
     /// Each webhook delivery that reached a final status (written by the webhook sender, drained
     /// by the archiver).
     public static let webhookFinished = root + "wh:finished"
+    /// Pending webhook deliveries by due time.
+    public static let webhookDue = root + "wh:due"
+    /// Dead-lettered webhook deliveries.
+    public static let webhookDead = root + "wh:dead"
+    /// Webhook endpoints disabled by a 410, per submitting key.
+    public static let webhookDisabled = root + "wh:disabled"
+    /// Per API key, its webhook secrets.
+    public static let webhookSecrets = root + "wh:secrets"
+    /// One webhook delivery's hash.
+    public static func webhookDelivery(_ id: String) -> String { root + "wh:d:" + id }
+    /// The webhook deliveries of one job or batch.
+    public static func webhookDeliveries(subject: String) -> String { root + "wh:job:" + subject }
+    /// The replays one API key asked for in the current minute.
+    public static func webhookReplays(key: Int64) -> String { root + "wh:replays:" + String(key) }
 
     /// A pool's latest scaling decision, as its supervisor published it (hash: desired, workers,
     /// wanted, reason, at, leader, ready, leased; expires when no supervisor renews it).

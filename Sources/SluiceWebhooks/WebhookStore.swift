@@ -5,16 +5,9 @@ import SluiceRedis
 
 /// Webhook deliveries in Redis, so that any process can send them and none is lost.
 ///
-/// | key | type | holds |
-/// |---|---|---|
-/// | `sluice:wh:d:<id>` | hash | a delivery: job, url, key (the submitter's key id), type, body, status, attempts, created, next_at, last_code, last_error, log (a line per attempt: `<ms> <code or error>`) |
-/// | `sluice:wh:due` | zset | pending deliveries, score = when the next attempt is due (ms); a claimed one is pushed a lease ahead |
-/// | `sluice:wh:job:<job id>` | list | the deliveries of one job |
-/// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
-/// | `sluice:wh:disabled` | set | `<key id> <url>` of endpoints that answered 410 Gone, per submitting key |
-/// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
-/// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
-/// | `sluice:wh:replays:<key id>` | string | replays asked for by one key in the current minute |
+/// Its keys (`sluice:wh:…`: a delivery's hash, the due set, a job's deliveries, the dead letters,
+/// the endpoints disabled by a 410, the finished stream, the secrets, the replay counters) are
+/// defined, with what each holds, in `KeyLayout`.
 ///
 /// A delivery's id is `msg_` + its job's id: the webhook-id every attempt of it carries, and what
 /// makes creating it twice (a replayed event) a no-op.
@@ -28,14 +21,14 @@ public struct WebhookStore: Sendable {
         self.retention = retention
     }
 
-    static let due = "sluice:wh:due"
-    static let dead = "sluice:wh:dead"
-    static let disabled = "sluice:wh:disabled"
-    static let secrets = "sluice:wh:secrets"
+    static let due = KeyLayout.webhookDue
+    static let dead = KeyLayout.webhookDead
+    static let disabled = KeyLayout.webhookDisabled
+    static let secrets = KeyLayout.webhookSecrets
     /// Every delivery that reached a final status (delivered, dead, disabled), for the archive.
     public static let finished = KeyLayout.webhookFinished
-    static func delivery(_ id: String) -> String { "sluice:wh:d:" + id }
-    static func job(_ id: String) -> String { "sluice:wh:job:" + id }
+    static func delivery(_ id: String) -> String { KeyLayout.webhookDelivery(id) }
+    static func job(_ id: String) -> String { KeyLayout.webhookDeliveries(subject: id) }
 
     public static func deliveryID(job: JobID) -> String { deliveryID(subject: job.rawValue) }
     /// The delivery id of a job or a batch (its id).
@@ -122,7 +115,7 @@ public struct WebhookStore: Sendable {
     /// (cluster-wide, a fixed window). Returns nil when allowed, else how long until the next
     /// window opens.
     public func admitReplay(key: Int64, perMinute: Int) async throws -> Duration? {
-        let counter = "sluice:wh:replays:\(key)"
+        let counter = KeyLayout.webhookReplays(key: key)
         // Pipelined: the expiry is set (once, NX) in the same write as the count.
         let replies = try await redis.pipeline([
             RedisCommand("INCR", counter), RedisCommand("PEXPIRE", counter, 60_000, "NX"), RedisCommand("PTTL", counter),
