@@ -117,13 +117,13 @@ struct BatchesController: Sendable {
         v1.get("files/:id/content") { _, context in try await self.fileContent(context) }
         v1.delete("files/:id") { _, context in try await self.deleteFile(context) }
         v1.post("batches") { request, context in try await self.createBatch(request, context) }
-        v1.get("batches") { request, context in try await self.listBatches(request, context, api: "openai") }
-        v1.get("batches/:id") { request, context in try await self.showBatch(request, context, api: "openai") }
-        v1.post("batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: "openai") }
+        v1.get("batches") { request, context in try await self.listBatches(request, context, api: .openai) }
+        v1.get("batches/:id") { request, context in try await self.showBatch(request, context, api: .openai) }
+        v1.post("batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: .openai) }
         v1.post("messages/batches") { request, context in try await self.createMessageBatch(request, context) }
-        v1.get("messages/batches") { request, context in try await self.listBatches(request, context, api: "anthropic") }
-        v1.get("messages/batches/:id") { request, context in try await self.showBatch(request, context, api: "anthropic") }
-        v1.post("messages/batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: "anthropic") }
+        v1.get("messages/batches") { request, context in try await self.listBatches(request, context, api: .anthropic) }
+        v1.get("messages/batches/:id") { request, context in try await self.showBatch(request, context, api: .anthropic) }
+        v1.post("messages/batches/:id/cancel") { request, context in try await self.cancelBatch(request, context, api: .anthropic) }
         v1.get("messages/batches/:id/results") { _, context in try await self.messageBatchResults(context) }
         v1.delete("messages/batches/:id") { _, context in try await self.deleteMessageBatch(context) }
     }
@@ -225,7 +225,8 @@ struct BatchesController: Sendable {
     private func createBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let service = try batchService
-        let body = try await request.decode(as: CreateBatch.self, context: context)
+        // Any Content-Type, as before (OpenAI's endpoint is as lenient): the body is read as JSON.
+        let body = try APIJSON.decode(CreateBatch.self, from: Data(buffer: try await request.body.collect(upTo: context.maxUploadSize)))
         let callback = try await callbacks.check(batchCallback: body.callbackURL, key: key)
         let batch = try await batchCall {
             try await service.submitOpenAI(
@@ -264,23 +265,23 @@ struct BatchesController: Sendable {
         }
     }
 
-    private func ownedBatch(_ context: SluiceRequestContext, api: String) async throws -> BatchRecord {
+    private func ownedBatch(_ context: SluiceRequestContext, api: ProviderKind) async throws -> BatchRecord {
         let key = try context.require(.read)
-        guard let id = context.parameters.get("id"), let batch = try await batchService.store.batch(id), batch.api == api,
+        guard let id = context.parameters.get("id"), let batch = try await batchService.store.batch(id), batch.api == api.rawValue,
             batch.status != "deleted", batch.tenant == key.tenant || key.scopes.contains(.admin)
         else { throw APIError(.notFound, type: "not_found", message: "no such batch") }
         return batch
     }
 
     private func render(_ batch: BatchRecord, _ request: Request) -> [String: Any] {
-        batch.api == "anthropic" ? BatchDocument.anthropic(batch, base: Self.base(request)) : BatchDocument.openAI(batch)
+        batch.api == ProviderKind.anthropic.rawValue ? BatchDocument.anthropic(batch, base: Self.base(request)) : BatchDocument.openAI(batch)
     }
 
-    private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+    private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
         try Response.json(render(try await ownedBatch(context, api: api), request))
     }
 
-    private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+    private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
         let key = try context.require(.submit)
         let batch = try await ownedBatch(context, api: api)
         let service = try batchService
@@ -288,13 +289,13 @@ struct BatchesController: Sendable {
         return try Response.json(render(cancelled, request))
     }
 
-    private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: String) async throws -> Response {
+    private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
         let limit = try Self.limit(query["limit"].map(String.init), max: 1_000)
-        let after = query[api == "anthropic" ? "after_id" : "after"].map(String.init)
-        let before = api == "anthropic" ? query["before_id"].map(String.init) : nil
-        let batches = try await batchService.store.batches(tenant: key.tenant, api: api, after: after, before: before, limit: limit + 1)
+        let after = query[api == .anthropic ? "after_id" : "after"].map(String.init)
+        let before = api == .anthropic ? query["before_id"].map(String.init) : nil
+        let batches = try await batchService.store.batches(tenant: key.tenant, api: api.rawValue, after: after, before: before, limit: limit + 1)
         // The batch objects are SluiceBatch's documents (BatchDocument), still Foundation objects.
         let data = batches.prefix(limit).map { render($0, request) }
         var page: [String: Any] = ["object": "list", "data": data, "has_more": batches.count > limit]
@@ -304,7 +305,7 @@ struct BatchesController: Sendable {
     }
 
     private func messageBatchResults(_ context: SluiceRequestContext) async throws -> Response {
-        let batch = try await ownedBatch(context, api: "anthropic")
+        let batch = try await ownedBatch(context, api: .anthropic)
         guard let file = batch.outputFileID, let content = try await batchService.store.content(file) else {
             throw APIError(.notFound, type: "not_found", message: "the batch has not ended yet; its results are not ready")
         }
@@ -314,7 +315,7 @@ struct BatchesController: Sendable {
 
     private func deleteMessageBatch(_ context: SluiceRequestContext) async throws -> Deleted {
         _ = try context.require(.submit)
-        let batch = try await ownedBatch(context, api: "anthropic")
+        let batch = try await ownedBatch(context, api: .anthropic)
         guard !batch.isOpen else {
             throw APIError(.conflict, type: "conflict", message: "a batch must end (or be cancelled) before it is deleted")
         }
