@@ -103,7 +103,7 @@ public final class Archiver: Service, Sendable {
     /// stream is only the archive's feed: written entries are deleted.
     private func deliveryLoop() async {
         let consumer = StreamConsumer(redis: queue.redis, group: "archive", consumer: "archiver")
-        await consumer.run(logger: logger, idle: .milliseconds(200), streams: { [KeyLayout.webhookFinished] }) { stream, entries in
+        await consumer.run(logger: logger, streams: { [KeyLayout.webhookFinished] }) { stream, entries in
             let deliveries = entries.compactMap { entry -> ArchivedDelivery? in
                 let fields = entry.fields
                 guard let id = fields["id"] else { return nil }

@@ -32,7 +32,7 @@ public struct QueueMaintenance: Service {
                             ])
                     }
                 } catch {
-                    logger.warning("maintenance pass failed: \(error)")
+                    logger.warning("maintenance pass failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: interval)
             }

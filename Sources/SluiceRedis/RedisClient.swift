@@ -20,8 +20,10 @@ public final class RedisClient: Sendable {
     private let dedicated = Mutex<[RedisConnection]>([])
     private let dedicatedCount = Atomic<Int>(0)
 
-    /// How many idle dedicated connections are kept for blocking commands.
-    private static let idleDedicatedLimit = 8
+    /// How many idle dedicated connections are kept for blocking commands. Every idle lane
+    /// worker and stream consumer blocks on one in turn, so the pool keeps one per waiter of a
+    /// large process instead of opening (a thread and a connection) for each wait.
+    private static let idleDedicatedLimit = 64
 
     /// A client with `connections` shared connections (each with its own thread). Two let one
     /// batch's write overlap another's execution in Redis; one is enough for light use.
