@@ -56,14 +56,12 @@ let package = Package(
             ],
             resources: [.copy("Scripts")]
         ),
-        // SQLite (WAL) through GRDB: API keys and tenants, the archive (drained from the queue's
-        // event streams), the usage ledger, batches and their files.
+        // SQLite (WAL) through GRDB: API keys and tenants, the archive of finished jobs (which
+        // SluiceArchive writes), the usage ledger, batches and their files. It knows no Redis.
         .target(
             name: "SluiceStore",
             dependencies: [
-                "SluiceCore", "SluiceRedis", "SluiceQueue",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "SluiceCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -202,7 +200,7 @@ let package = Package(
             name: "SluiceBatchTests",
             dependencies: ["SluiceBatch", "SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
         ),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
         .testTarget(
             name: "SluiceArchiveTests",
             dependencies: ["SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]

@@ -359,7 +359,7 @@ public final class BatchService: Service, Sendable {
         }
         try await store.transition(id, to: "cancelling", from: ["validating", "in_progress"], stamp: "cancelling_at")
         let requests = try await store.requests(id)
-        let archived = try await archive.batchJobs(id)
+        let archived = JobRecord.jobs(archived: try await archive.batchRecords(id))
         try await withThrowingTaskGroup(of: Void.self) { group in
             var running = 0
             for request in requests {
@@ -422,7 +422,7 @@ public final class BatchService: Service, Sendable {
             try await store.transition(batch.id, to: "finalizing", from: [batch.status], stamp: "finalizing_at")
         }
         let requests = try await store.requests(batch.id)
-        let archived = try await archive.batchJobs(batch.id)
+        let archived = JobRecord.jobs(archived: try await archive.batchRecords(batch.id))
         var columns: [String: DatabaseValue] = [:]
         let now = UnixMillis.current()
         /// Stores one result file of the batch; its id goes in `column`.

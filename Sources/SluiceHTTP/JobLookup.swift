@@ -20,11 +20,11 @@ struct JobLookup: Sendable {
     /// A job that has left Redis, from the archive: rendered from its hash as Redis held it, so
     /// the JSON is what it was. 404 when it is not archived either, or is another tenant's.
     func archived(_ id: JobID, by key: APIKey) async throws -> (document: Response, events: [TimelineEntry], state: String) {
-        guard let archived = try await archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin) else {
-            throw APIError.notFound
-        }
-        let job = try archived.record.job()
-        return (JobDocument.response(job), archived.record.timeline() ?? [], job.state.rawValue)
+        guard let archived = try await archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin),
+            let record = JobRecord(id: id, encoded: archived.record)
+        else { throw APIError.notFound }
+        let job = try record.job()
+        return (JobDocument.response(job), record.timeline() ?? [], job.state.rawValue)
     }
 
     /// 404 unless the job, live or archived, is one the key may see.

@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import SluiceCore
-import SluiceQueue
 
 /// The archive of finished jobs, the usage ledger and the webhook delivery log, in SQLite.
 ///
@@ -67,25 +66,24 @@ public struct ArchiveStore: Sendable {
         }
     }
 
-    /// An archived job: its tenant, and its hash as Redis held it.
-    public func job(_ id: JobID) async throws -> (tenant: String, record: JobRecord)? {
+    /// An archived job: its tenant, and its record as it was archived (the job's hash as Redis
+    /// held it, `JobRecord.encoded`: SluiceQueue reads it, the store only keeps the bytes).
+    public func job(_ id: JobID) async throws -> (tenant: String, record: [UInt8])? {
         try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT tenant, record FROM archived_jobs WHERE id = ?", arguments: [id.rawValue]).flatMap { row in
-                JobRecord(id: id, encoded: Array(row["record"] as Data)).map { (tenant: row["tenant"], record: $0) }
+            try Row.fetchOne(db, sql: "SELECT tenant, record FROM archived_jobs WHERE id = ?", arguments: [id.rawValue]).map { row in
+                (tenant: row["tenant"], record: Array(row["record"] as Data))
             }
         }
     }
 
-    /// A batch's archived jobs, by their ids.
-    public func batchJobs(_ batch: String) async throws -> [String: Job] {
+    /// A batch's archived jobs' records (as `job(_:)` gives them), by their ids.
+    public func batchRecords(_ batch: String) async throws -> [JobID: [UInt8]] {
         try await database.pool.read { db in
-            var out: [String: Job] = [:]
+            var out: [JobID: [UInt8]] = [:]
             let rows = try Row.fetchCursor(db, sql: "SELECT id, record FROM archived_jobs WHERE batch = ?", arguments: [batch])
             while let row = try rows.next() {
-                guard let id = JobID(row["id"] as String), let record = JobRecord(id: id, encoded: Array(row["record"] as Data)),
-                    let job = try? record.job()
-                else { continue }
-                out[id.rawValue] = job
+                guard let id = JobID(row["id"] as String) else { continue }
+                out[id] = Array(row["record"] as Data)
             }
             return out
         }

@@ -62,11 +62,12 @@ import Testing
                 let archived = try #require(try await archive.job(id))
                 #expect(archived.tenant == "acme")
                 // The job reads back from the archive as it read from Redis.
-                let job = try archived.record.job()
+                let record = try #require(JobRecord(id: id, encoded: archived.record))
+                let job = try record.job()
                 #expect(job.state == .succeeded)
                 #expect(job.result == Array("ok \(id)".utf8))
                 #expect(job.usageInput == 10 && job.usageOutput == 5)
-                #expect(archived.record.timeline()?.map(\.state) == [.queued, .leased, .succeeded])
+                #expect(record.timeline()?.map(\.state) == [.queued, .leased, .succeeded])
             }
             // The ledger: 500 requests of gpt-4o-mini, 5,000 in and 2,500 out; $0.15 and $0.6 per million.
             let now = UnixMillis.current()
