@@ -43,8 +43,14 @@ public enum APIJSON {
 extension APIError {
     /// The 400 for a body that does not decode: the field's dotted path as `param`.
     init(_ error: DecodingError) {
+        // `param` names the field (`limits.lanes`); the message adds the element (`limits.lanes[2]`).
         func path(_ codingPath: [any CodingKey]) -> String {
             codingPath.filter { $0.intValue == nil }.map(\.stringValue).joined(separator: ".")
+        }
+        func place(_ codingPath: [any CodingKey]) -> String {
+            codingPath.reduce(into: "") { text, key in
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
         }
         func kind(_ type: Any.Type) -> String {
             switch type {
@@ -63,19 +69,16 @@ extension APIError {
             _ = type
             self = .invalid("the body must be a JSON object")
         case .typeMismatch(let type, let context):
-            let field = path(context.codingPath)
-            self = .invalid("'\(field)' must be \(kind(type))", param: field)
+            self = .invalid("'\(place(context.codingPath))' must be \(kind(type))", param: path(context.codingPath))
         case .valueNotFound(let type, let context):
-            let field = path(context.codingPath)
-            self = .invalid("'\(field)' must be \(kind(type)), not null", param: field)
+            self = .invalid("'\(place(context.codingPath))' must be \(kind(type)), not null", param: path(context.codingPath))
         case .keyNotFound(let key, let context):
             let field = path(context.codingPath + [key])
             self = .invalid("'\(field)' is required", param: field)
         case .dataCorrupted(let context) where context.codingPath.isEmpty:
             self = .invalid("the body is not valid JSON")
         case .dataCorrupted(let context):
-            let field = path(context.codingPath)
-            self = .invalid("'\(field)' is not valid: \(context.debugDescription)", param: field)
+            self = .invalid("'\(place(context.codingPath))' is not valid: \(context.debugDescription)", param: path(context.codingPath))
         @unknown default:
             self = .invalid("the body could not be read")
         }

@@ -38,7 +38,7 @@ struct KeysController: Sendable {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             tenant = try container.decode(String.self, forKey: .tenant)
             scopes = try container.decode([String].self, forKey: .scopes)
-            limits = try container.decodeIfPresent(LimitsPatch.self, forKey: .limits)
+            limits = try LimitsPatch.field(container, .limits)
         }
     }
 
@@ -51,7 +51,7 @@ struct KeysController: Sendable {
 
         init(from decoder: any Decoder) throws {
             try Self.refuseUnknownFields(in: decoder)
-            limits = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(LimitsPatch.self, forKey: .limits)
+            limits = try LimitsPatch.field(decoder.container(keyedBy: CodingKeys.self), .limits)
         }
     }
 
@@ -67,6 +67,13 @@ struct KeysController: Sendable {
         enum CodingKeys: String, CodingKey {
             case submitRate = "submit_rate", submitBurst = "submit_burst", maxQueued = "max_queued", maxPriority = "max_priority"
             case lanes
+        }
+
+        /// The `limits` field of a body: left out is nil; null is not an object (400).
+        static func field<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, _ key: Key) throws -> LimitsPatch? {
+            guard container.contains(key) else { return nil }
+            if try container.decodeNil(forKey: key) { throw APIError.invalid("'limits' must be an object", param: "limits") }
+            return try container.decode(LimitsPatch.self, forKey: key)
         }
 
         init(from decoder: any Decoder) throws {

@@ -23,6 +23,10 @@ import Testing
         #expect(rate.param == "limits.submit_rate" && rate.message == "'limits.submit_rate' must be a number")
         let flag = try #require(decodeError(KeysController.Create.self, #"{"tenant": "x", "scopes": [], "limits": {"max_queued": true}}"#))
         #expect(flag.param == "limits.max_queued")
+        let element = try #require(decodeError(KeysController.Create.self, #"{"tenant": "x", "scopes": ["read", 5]}"#))
+        #expect(element.param == "scopes" && element.message == "'scopes[1]' must be a string")
+        let null = try #require(decodeError(KeysController.Update.self, #"{"limits": null}"#))
+        #expect(null.param == "limits" && null.message == "'limits' must be an object")
     }
 
     @Test func aMissingFieldAndABrokenBodyAreNamed() throws {
