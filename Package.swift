@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "SluiceBatch",
             dependencies: [
-                "SluiceCore", "SluiceQueue", "SluiceStore", "SluiceWebhooks",
+                "SluiceCore", "SluiceQueue", "SluiceStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

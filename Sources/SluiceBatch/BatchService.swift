@@ -4,7 +4,6 @@ import ServiceLifecycle
 import SluiceCore
 import SluiceQueue
 import SluiceStore
-import SluiceWebhooks
 
 /// How batches are run.
 public struct BatchSettings: Sendable, Hashable {
@@ -63,13 +62,14 @@ public final class BatchService: Service, Sendable {
     public let queue: JobQueue
     public let store: BatchStore
     public let archive: ArchiveStore
-    public let webhooks: WebhookStore
+    /// Where the batch's webhook is queued when it ends (the webhook service sends it).
+    public let webhooks: any WebhookOutbox
     public let directory: ModelDirectory
     public let settings: BatchSettings
     let logger: Logger
 
     public init(
-        queue: JobQueue, database: SluiceDatabase, webhooks: WebhookStore, directory: ModelDirectory, settings: BatchSettings = BatchSettings(),
+        queue: JobQueue, database: SluiceDatabase, webhooks: any WebhookOutbox, directory: ModelDirectory, settings: BatchSettings = BatchSettings(),
         logger: Logger
     ) {
         self.queue = queue

@@ -143,7 +143,7 @@ import Testing
             try await healthy.advance(try #require(try await healthy.store.batch(batch.id)))
             let ended = try #require(try await healthy.store.batch(batch.id))
             #expect(ended.status == "expired")
-            let delivery = try #require(try await healthy.webhooks.delivery(WebhookStore.deliveryID(subject: batch.id)))
+            let delivery = try #require(try await WebhookStore(redis: redis).delivery(WebhookStore.deliveryID(subject: batch.id)))
             #expect(delivery.type == "batch.expired")
             let body = try #require(try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any])
             let data = try #require(body["data"] as? [String: Any])

@@ -1,0 +1,4 @@
+import SluiceCore
+
+/// The webhook store is where other services queue deliveries.
+extension WebhookStore: WebhookOutbox {}
