@@ -220,18 +220,11 @@ public enum ProviderAdapter {
     /// at most 1,000 characters, and with anything shaped like a credential masked, since some
     /// servers echo the key they were sent ("Incorrect API key provided: sk-…").
     static func errorText(_ body: [UInt8]) -> String? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+        guard let object = ProviderErrorBody(body) else {
             let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : redacted(text)
         }
-        let text: String?
-        if let error = object["error"] as? [String: Any] {
-            text = error["message"] as? String ?? error["type"] as? String
-        } else if let error = object["error"] as? String {
-            text = error
-        } else {
-            text = object["message"] as? String
-        }
+        let text = object.error.map { $0.message ?? $0.type } ?? object.errorText ?? object.message
         return text.map { redacted(String($0.prefix(1000))) }
     }
 
@@ -246,11 +239,7 @@ public enum ProviderAdapter {
         pattern: #"(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}|\b(?:sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|sluice_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{8,})"#)
 
     static func isContextLength(_ message: String, body: [UInt8]) -> Bool {
-        if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-            let error = object["error"] as? [String: Any], error["code"] as? String == "context_length_exceeded"
-        {
-            return true
-        }
+        if ProviderErrorBody(body)?.error?.code == "context_length_exceeded" { return true }
         let text = message.lowercased()
         return text.contains("maximum context length") || text.contains("context length") || text.contains("context window")
             || text.contains("prompt is too long") || text.contains("exceed context limit")
@@ -297,5 +286,46 @@ struct ProviderUsage: Decodable {
                 value = nil
             }
         }
+    }
+}
+
+/// A provider's error body: OpenAI's and Anthropic's `{"error": {"message", "type", "code"}}`,
+/// Hugging Face's `{"error": "…"}`, or a bare `{"message": "…"}`. Every field is optional and of
+/// the type it should be, or absent: a body in another shape is still an error, never a throw.
+struct ProviderErrorBody: Decodable {
+    /// `error` as an object.
+    var error: Detail?
+    /// `error` as a string.
+    var errorText: String?
+    var message: String?
+
+    struct Detail: Decodable {
+        var message: String?
+        var type: String?
+        var code: String?
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            message = try? container.decodeIfPresent(String.self, forKey: .message)
+            type = try? container.decodeIfPresent(String.self, forKey: .type)
+            code = try? container.decodeIfPresent(String.self, forKey: .code)
+        }
+
+        enum CodingKeys: String, CodingKey { case message, type, code }
+    }
+
+    enum CodingKeys: String, CodingKey { case error, message }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        error = try? container.decodeIfPresent(Detail.self, forKey: .error)
+        errorText = try? container.decodeIfPresent(String.self, forKey: .error)
+        message = try? container.decodeIfPresent(String.self, forKey: .message)
+    }
+
+    /// The body, when it is a JSON object.
+    init?(_ body: [UInt8]) {
+        guard let decoded = try? JSONDecoder().decode(Self.self, from: Data(body)) else { return nil }
+        self = decoded
     }
 }
