@@ -1,9 +1,11 @@
 --[[
-  Helpers shared by the job scripts; a script pulls them in with the line `--!include common.lua`.
+  Helpers shared by the job scripts; a script pulls them in with the line `--!include common.lua`,
+  which also brings keys.lua (the key names, filled in from KeyLayout.swift, and jobKey) and, at
+  the end, transition.lua (the timeline, the event stream, and ending a job: transition{} and
+  finishJob{}).
 
   Every key of a lane starts with the lane's prefix "<root>{<tag>}:" (KEYS[1] of each script), so
-  a lane lives in one Redis Cluster slot. The layout is KeyLayout.swift's; keys.lua (included
-  here) holds the few names and helpers the scripts derive keys with.
+  a lane lives in one Redis Cluster slot. The layout is KeyLayout.swift's.
 
   Ready order. A job's priority class is 100 - priority (0 is the most urgent). Each tenant has
   one FIFO list per class it has ready jobs in (`ready:<tenant>:<class>`) and a sorted set of
