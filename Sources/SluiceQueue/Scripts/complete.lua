@@ -12,6 +12,10 @@
   Returns  a flat array of n pairs, in order: {1, 'succeeded'}, or {1, 'cancelled'} when a
            cancel was asked for during the lease; {0, current state ('' if unknown)} when the
            token is not the current one: a stale worker's late result, refused, changing nothing.
+
+  It ends each job as transition.lua's finishJob does, batched for the hot path: one HSET per job
+  (state, result and timeline line together), one SREM per lease group, one event per lane and
+  state, one HINCRBY per submitting key and one PUBLISH for the whole call.
 ]]
 --!include common.lua
 local prefix, cap, ttl, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
