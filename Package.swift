@@ -46,7 +46,8 @@ let package = Package(
         // starter by a parent-death signal); the pool of local worker processes the scaler runs.
         // It needs SluiceRedis only to see that the redis-server it started answers.
         .target(name: "SluiceProcess", dependencies: ["SluiceRedis"]),
-        // The job lifecycle on Redis; every multi-key transition is one Lua script.
+        // The job lifecycle on Redis; every multi-key transition is one Lua script. Also the read
+        // side of provider state (ProviderStateReader), below both the HTTP API and the workers.
         .target(
             name: "SluiceQueue",
             dependencies: [
@@ -132,7 +133,7 @@ let package = Package(
         .target(
             name: "SluiceWorker",
             dependencies: [
-                "SluiceCore", "SluiceQueue", "SluiceProviders",
+                "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceProviders",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
