@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 
 /// A lane's local controls, per worker process: adaptive concurrency (AIMD) for limits the
 /// provider does not announce, and a circuit breaker for a provider that keeps failing.
@@ -99,11 +100,12 @@ struct LaneControl: Sendable {
         return until - now
     }
 
-    var breakerName: String {
+    /// The breaker's state as a worker reports it (`LaneHealth`).
+    var breakerState: ProviderState.Breaker.State {
         switch breaker {
-        case .closed: "closed"
-        case .open: "open"
-        case .halfOpen: "half-open"
+        case .closed: .closed
+        case .open: .open
+        case .halfOpen: .halfOpen
         }
     }
 }

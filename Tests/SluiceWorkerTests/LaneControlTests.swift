@@ -29,18 +29,18 @@ import Testing
         let start = ContinuousClock.now
         control.failed(now: start)
         control.failed(now: start)
-        #expect(control.breakerName == "closed")
+        #expect(control.breakerState == .closed)
         control.failed(now: start)
-        #expect(control.breakerName == "open")
+        #expect(control.breakerState == .open)
         #expect(control.allowed(now: start + .seconds(1)) == 0)
         // After the open time: one probe.
         control.probing(now: start + .seconds(6))
-        #expect(control.breakerName == "half-open" && control.allowed(now: start + .seconds(6)) == 1)
+        #expect(control.breakerState == .halfOpen && control.allowed(now: start + .seconds(6)) == 1)
         control.failed(now: start + .seconds(6))  // the probe failed: open again
-        #expect(control.breakerName == "open" && control.allowed(now: start + .seconds(7)) == 0)
+        #expect(control.breakerState == .open && control.allowed(now: start + .seconds(7)) == 0)
         control.probing(now: start + .seconds(12))
         control.succeeded()
-        #expect(control.breakerName == "closed" && control.allowed(now: start + .seconds(12)) == 8)
+        #expect(control.breakerState == .closed && control.allowed(now: start + .seconds(12)) == 8)
     }
 }
 
