@@ -29,6 +29,9 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:rpm`, `:tpm` | string | GCRA theoretical arrival times (ms) of the provider's RPM and TPM limits |
 /// | `sluice:{p:<provider>}:slots` | zset | calls in flight, one slot each, score = the slot's expiry (ms) |
 /// | `sluice:{p:<provider>}:pause` | string | when a 429's pause ends (ms), for every worker |
+/// | `sluice:{p:<provider>}:ramp`, `:probe` | string | resuming after a 429's pause: the calls in flight allowed (slow start), and while `probe` exists one call only (limit-pause.lua) |
+/// | `sluice:{p:<provider>}:generation` | string | counts the pauses that restarted the ramp: a call's success or 429 steers the ramp only if it started in the current one |
+/// | `sluice:{p:<provider>}:slot-counter` | string | the last slot id handed out (slot ids are `<holder>:<n>`) |
 /// | `sluice:{p:<provider>}:stats` | hash | every worker's calls: latency histogram (`le:<bound>`), sum_ms, count, 429 |
 /// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
 /// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
