@@ -157,7 +157,11 @@ final class LaneWorker: Sendable {
                 }
                 slots.limit = allowed
                 // Every slot busy: wait until a call ends (0: stopping or cancelled).
-                let held = await slots.acquire(upTo: 32)
+                let acquired = await slots.acquire(upTo: 32)
+                guard acquired > 0 else { continue }
+                // While it waited, a call's end may have opened the breaker or lowered the limit:
+                // keep only the slots the lane allows now.
+                let held = acquired - excessSlots(of: acquired)
                 guard held > 0 else { continue }
                 if let jobs = await leaseJobs(upTo: held) {
                     for job in jobs.jobs {
@@ -169,6 +173,17 @@ final class LaneWorker: Sendable {
                 }
             }
         }
+    }
+
+    /// Gives back, of the `acquired` slots just taken, those the lane's control no longer allows
+    /// (all when the breaker is open); returns how many.
+    private func excessSlots(of acquired: Int) -> Int {
+        let now = ContinuousClock.now
+        let (allowed, open) = control.withLock { ($0.allowed(now: now), $0.openFor(now: now) != nil) }
+        slots.limit = allowed
+        let excess = open ? acquired : min(acquired, max(0, slots.held - allowed))
+        slots.release(excess)
+        return excess
     }
 
     /// Jobs leased under the limiter's permits, each with its slot (when it holds one).
