@@ -29,8 +29,8 @@ struct QueuesController: Sendable {
         _ = try context.require(.admin)
         let now = UnixMillis.current()
         var data: [Lane] = []
-        for lane in try await queue.lanes() {
-            let stats = try await queue.stats(lane: lane)
+        for stats in try await queue.stats(lanes: try await queue.lanes()) {
+            let lane = stats.lane
             data.append(
                 Lane(
                     lane: lane, ready: stats.counts.ready, leased: stats.counts.leased, delayed: stats.counts.delayed,
