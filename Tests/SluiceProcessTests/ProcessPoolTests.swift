@@ -27,8 +27,10 @@ import Testing
             if crashed.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(crashed == [started[0]])
+        let reaped = ContinuousClock.now
         try pool.adjust(to: 2)
-        #expect(pool.running == 0, "backing off after a crash")
+        // (Unless this machine stalled past the backoff in between.)
+        if ContinuousClock.now - reaped < .milliseconds(900) { #expect(pool.running == 0, "backing off after a crash") }
         try await Task.sleep(for: .milliseconds(1_100))
         try pool.adjust(to: 2)
         #expect(pool.running == 2)
