@@ -1,7 +1,7 @@
 --[[
   Helpers shared by the job scripts; a script pulls them in with the line `--!include common.lua`,
-  which also brings keys.lua (the key names, filled in from KeyLayout.swift, and jobKey) and, at
-  the end, transition.lua (the timeline, the event stream, and ending a job: transition{} and
+  which also brings keys.lua (the key names, filled in from KeyLayout.swift, and jobKey) and
+  transition.lua (the timeline, the event stream, and ending a job: transition{} and
   finishJob{}).
 
   Every key of a lane starts with the lane's prefix "<root>{<tag>}:" (KEYS[1] of each script), so
@@ -30,6 +30,9 @@ local function fmt(n) return string.format('%.0f', n) end
 local function laneKey(prefix, lane, suffix) return prefix .. 'lane:' .. lane .. ':' .. suffix end
 local function readyList(prefix, lane, tenant, class) return laneKey(prefix, lane, 'ready:' .. tenant .. ':' .. class) end
 local function classesKey(prefix, lane, tenant) return laneKey(prefix, lane, 'classes:' .. tenant) end
+
+-- (Here, so that every helper below may record transitions: it needs laneKey and fmt.)
+--!include transition.lua
 
 -- Wakes the lane's idle workers (they block on BZPOPMIN of its `marker`, as BullMQ's do): called
 -- wherever a job becomes ready. One member, so the marker never grows; a stale one costs a
@@ -83,5 +86,3 @@ end
 local function tombstone(prefix, lane)
   redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'ready', -1)
 end
-
---!include transition.lua
