@@ -42,6 +42,7 @@ import SluiceCore
 /// | `sluice:wh:dead` | list | dead-lettered delivery ids, newest last |
 /// | `sluice:wh:disabled` | set | `<key id> <url>` of endpoints that answered 410 Gone, per submitting key |
 /// | `sluice:wh:finished` | stream | each delivery that reached a final status, with its attempts (the archiver drains it into SQLite) |
+/// | `sluice:wake:<group>:<consumer>` | stream | a stream consumer's wake-up: named in its blocking reads, added to (one entry at most) when it is cancelled |
 /// | `sluice:wh:secrets` | hash | per API key id, its webhook secrets: "current [previous previous_until_ms]" |
 /// | `sluice:wh:replays:<key id>` | string | replays asked for by one key in the current minute |
 ///
@@ -132,6 +133,10 @@ public struct KeyLayout: Sendable, Hashable {
     /// Each webhook delivery that reached a final status (written by the webhook sender, drained
     /// by the archiver).
     public static let webhookFinished = root + "wh:finished"
+
+    /// A stream consumer's wake-up (stream, at most one entry): every blocking read of the
+    /// consumer names it too, and a cancellation adds to it to end that read at once.
+    public static func consumerWake(group: String, consumer: String) -> String { root + "wake:" + group + ":" + consumer }
     /// Pending webhook deliveries by due time.
     public static let webhookDue = root + "wh:due"
     /// Dead-lettered webhook deliveries.

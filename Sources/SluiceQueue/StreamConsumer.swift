@@ -1,4 +1,5 @@
 import Logging
+import SluiceCore
 import SluiceRedis
 
 /// Reads Redis streams through a consumer group, handing each batch of entries to a handler
@@ -32,8 +33,9 @@ public struct StreamConsumer: Sendable {
     ///
     /// New entries of every stream come from one `XREADGROUP … BLOCK` on a connection of its
     /// own: an idle consumer costs one blocked read per `block`, and an entry is handed over as
-    /// soon as it is added. The block (`idle`) is bounded, so that a cancellation ends the loop
-    /// within about that long.
+    /// soon as it is added. A cancellation ends a blocked read at once (it adds an entry to the
+    /// consumer's wake-up stream, `KeyLayout.consumerWake`, which every read names too); the
+    /// block (`idle`) is bounded all the same.
     public func run(
         logger: Logger, idle block: Duration = .seconds(1), streams: @Sendable () async throws -> [String],
         _ handle: @Sendable (_ stream: String, [Entry]) async throws -> Void
@@ -44,7 +46,7 @@ public struct StreamConsumer: Sendable {
         while !Task.isCancelled {
             do {
                 let names = try await streams()
-                for stream in names where prepared.insert(stream).inserted {
+                for stream in names + [wake] where prepared.insert(stream).inserted {
                     do { _ = try await redis.send("XGROUP", "CREATE", stream, group, "0", "MKSTREAM") } catch {
                         guard "\(error)".contains("BUSYGROUP") else { throw error }
                     }
@@ -71,19 +73,48 @@ public struct StreamConsumer: Sendable {
         }
     }
 
+    /// This consumer's wake-up stream.
+    var wake: String { KeyLayout.consumerWake(group: group, consumer: consumer) }
+
     /// One blocking read of new entries (">") of every stream in `streams`, each stream's batch
-    /// handed over and acknowledged.
+    /// handed over and acknowledged. A cancellation ends the read at once (through the wake-up
+    /// stream); what it read then is left pending, read again first next time.
     private func readNew(_ streams: [String], block: Duration, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws {
+        let names = streams + [wake]
         let arguments: [any RedisArgument] =
             ["GROUP", group, consumer, "COUNT", batch, "BLOCK", max(1, block.milliseconds), "STREAMS"]
-            + streams.map { $0 as any RedisArgument } + streams.map { _ in ">" as any RedisArgument }
-        let reply = try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block)
-        for streamReply in reply.array ?? [] {
+            + names.map { $0 as any RedisArgument } + names.map { _ in ">" as any RedisArgument }
+        let redis = self.redis
+        let wake = self.wake
+        let returned = AsyncLatch()  // the read has returned: no wake-up needed
+        let reply = try await withThrowingTaskGroup(of: RedisValue?.self) { group in
+            group.addTask { try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block) }
+            group.addTask {
+                await returned.wait()  // returns when cancelled, or once the read is done
+                if !returned.isFired { _ = try? await redis.send("XADD", wake, "MAXLEN", 1, "*", "wake", "1") }
+                return nil
+            }
+            var reply: RedisValue?
+            while reply == nil, let next = try await group.next() { reply = next }
+            returned.fire()
+            group.cancelAll()
+            return reply
+        }
+        var read: [(stream: String, entries: [RedisValue])] = []
+        for streamReply in reply?.array ?? [] {
             guard let parts = streamReply.array, parts.count == 2, let stream = parts[0].string, let rawEntries = parts[1].array else {
                 continue
             }
-            _ = try await deliver(stream: stream, rawEntries, handle)
+            if stream == wake {
+                // Wake-ups are acknowledged at once (so none stays pending), never handed over.
+                let ids = rawEntries.compactMap { $0.array?.first?.string }
+                if !ids.isEmpty { _ = try await redis.send(RedisCommand("XACK", [wake, self.group] + ids.map { $0 as any RedisArgument })) }
+            } else {
+                read.append((stream, rawEntries))
+            }
         }
+        try Task.checkCancellation()
+        for (stream, rawEntries) in read { _ = try await deliver(stream: stream, rawEntries, handle) }
     }
 
     /// Hands over and acknowledges every entry of one stream read before and not acknowledged.

@@ -55,6 +55,30 @@ import Testing
         }
     }
 
+    @Test func cancellingEndsABlockedReadAtOnce() async throws {
+        try await withQueue { queue, _ in
+            let consumer = StreamConsumer(redis: queue.redis, group: "g", consumer: "c")
+            let task = Task {
+                await consumer.run(logger: Logger(label: "test"), idle: .seconds(30), streams: { ["test:s1", "test:s2"] }) { _, _ in }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let cancelled = ContinuousClock.now
+            task.cancel()
+            await task.value
+            #expect(ContinuousClock.now - cancelled < .seconds(5), "a 30 s block ended by the cancellation")
+            // The wake-up it used is acknowledged, not left pending, and the stream keeps one entry at most.
+            let wake = KeyLayout.consumerWake(group: "g", consumer: "c")
+            #expect(try await queue.redis.send("XLEN", wake).int ?? 0 <= 1)
+            let again = Task {
+                await consumer.run(logger: Logger(label: "test"), idle: .seconds(30), streams: { ["test:s1"] }) { _, _ in }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            again.cancel()
+            await again.value
+            #expect(try await queue.redis.send("XPENDING", wake, "g").array?.first?.int == 0)
+        }
+    }
+
     @Test func whatWasReadButNotAcknowledgedComesBackFirst() async throws {
         try await withQueue { queue, _ in
             let redis = queue.redis
