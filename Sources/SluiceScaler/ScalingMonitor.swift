@@ -47,6 +47,8 @@ public final class ScalingMonitor: Service, Sendable {
             let provider = providers[String(lane.split(separator: "/", maxSplits: 1).first ?? "")]
             return (provider?.limits.requestsPerMinute, provider?.limits.concurrency)
         }
+        // What supervisors published, for the pools this process does not run: one pipeline.
+        let published = try await published(pools.map(\.name).filter { current[$0] == nil })
         var decisions: [PoolDecision] = []
         for pool in pools {
             let lanes = samples.map(\.signals).filter { signals in
@@ -63,7 +65,7 @@ public final class ScalingMonitor: Service, Sendable {
             var reported = PoolDecision(
                 pool: pool.name, desired: decision.desired, workers: current[pool.name], wanted: decision.wanted, reason: decision.reason,
                 at: .current(), source: current[pool.name] == nil ? "monitor" : "scaler", lanes: lanes)
-            if current[pool.name] == nil, let published = try await published(pool.name) {
+            if current[pool.name] == nil, let published = published[pool.name] {
                 reported.desired = published.desired
                 reported.workers = published.workers
                 reported.reason = published.reason
@@ -77,13 +79,21 @@ public final class ScalingMonitor: Service, Sendable {
         return decisions
     }
 
-    /// The decision a supervisor published within the last 5 s.
-    func published(_ pool: String) async throws -> (desired: Int, workers: Int, reason: String, at: UnixMillis)? {
-        let reply = try await queue.redis.send("HMGET", KeyLayout.scalingDecision(pool: pool), "desired", "workers", "reason", "at")
-        guard let values = reply.array, values.count == 4, let desired = values[0].string.flatMap({ Int($0) }),
-            let workers = values[1].string.flatMap({ Int($0) }), let at = values[3].string.flatMap({ Int64($0) }),
-            UnixMillis.current().value - at < 5_000
-        else { return nil }
-        return (desired, workers, values[2].string ?? "", UnixMillis(at))
+    /// The decisions supervisors published within the last 5 s, of these pools, by pool; one
+    /// pipeline for all of them.
+    func published(_ pools: [String]) async throws -> [String: (desired: Int, workers: Int, reason: String, at: UnixMillis)] {
+        guard !pools.isEmpty else { return [:] }
+        let replies = try await queue.redis.pipeline(
+            pools.map { RedisCommand("HMGET", KeyLayout.scalingDecision(pool: $0), "desired", "workers", "reason", "at") })
+        let now = UnixMillis.current().value
+        var out: [String: (desired: Int, workers: Int, reason: String, at: UnixMillis)] = [:]
+        for (pool, reply) in zip(pools, replies) {
+            guard let values = reply.array, values.count == 4, let desired = values[0].string.flatMap({ Int($0) }),
+                let workers = values[1].string.flatMap({ Int($0) }), let at = values[3].string.flatMap({ Int64($0) }),
+                now - at < 5_000
+            else { continue }
+            out[pool] = (desired, workers, values[2].string ?? "", UnixMillis(at))
+        }
+        return out
     }
 }
