@@ -126,11 +126,11 @@ public final class BatchService: Service, Sendable {
             func fail(_ code: String, _ message: String, param: String? = nil) {
                 if errors.count < 100 { errors.append(LineError(code: code, message: message, param: param, line: number)) }
             }
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+            guard let object = OpenAILine(Array(line)) else {
                 fail("invalid_json_line", "line \(number) is not a JSON object")
                 continue
             }
-            guard let customID = object["custom_id"] as? String, !customID.isEmpty else {
+            guard let customID = object.customID, !customID.isEmpty else {
                 fail("missing_required_parameter", "line \(number) has no custom_id (a non-empty string)", param: "custom_id")
                 continue
             }
@@ -138,25 +138,25 @@ public final class BatchService: Service, Sendable {
                 fail("duplicate_custom_id", "line \(number): custom_id '\(customID)' is used by an earlier line", param: "custom_id")
                 continue
             }
-            guard (object["method"] as? String)?.uppercased() == "POST" else {
+            guard object.method?.uppercased() == "POST" else {
                 fail("invalid_method", "line \(number): method must be POST", param: "method")
                 continue
             }
-            guard let url = object["url"] as? String, url == endpoint else {
+            guard object.url == endpoint else {
                 fail(
-                    "mismatched_endpoint", "line \(number): url must be the batch's endpoint \(endpoint), not \(object["url"].map { "\($0)" } ?? "missing")",
+                    "mismatched_endpoint", "line \(number): url must be the batch's endpoint \(endpoint), not \(object.urlText ?? "missing")",
                     param: "url")
                 continue
             }
-            guard let body = object["body"] as? [String: Any] else {
+            guard let body = object.body else {
                 fail("missing_required_parameter", "line \(number) has no body (a JSON object)", param: "body")
                 continue
             }
-            if body["stream"] as? Bool == true {
+            if object.stream {
                 fail("invalid_request", "line \(number): stream is not supported in a batch", param: "body.stream")
                 continue
             }
-            guard let model = body["model"] as? String, !model.isEmpty else {
+            guard let model = object.model, !model.isEmpty else {
                 fail("missing_required_parameter", "line \(number): body has no model", param: "body.model")
                 continue
             }
@@ -168,8 +168,7 @@ public final class BatchService: Service, Sendable {
                 fail("model_not_found", "line \(number): model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "body.model")
                 continue
             }
-            guard let bytes = try? JSONSerialization.data(withJSONObject: body) else { continue }
-            requests.append(Request(line: number, customID: customID, body: Array(bytes), lane: resolution.lane, route: resolution.route))
+            requests.append(Request(line: number, customID: customID, body: body, lane: resolution.lane, route: resolution.route))
         }
         if requests.isEmpty && errors.isEmpty {
             errors.append(LineError(code: "empty_file", message: "the input file has no requests", param: nil, line: nil))
@@ -479,4 +478,63 @@ public final class BatchService: Service, Sendable {
         let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: Array(body))
     }
+}
+
+/// One line of an OpenAI batch input file, read with the strict scanner: its fields of the right
+/// types (absent otherwise), and its `body` kept as the bytes the client wrote, to be queued as
+/// they are (not decoded and encoded again: a 50,000-line file costs one scan per line).
+struct OpenAILine {
+    var customID: String?
+    var method: String?
+    /// `url` when it is a string.
+    var url: String?
+    /// `url` as written, for an error that names it.
+    var urlText: String?
+    /// `body` when it is a JSON object.
+    var body: [UInt8]?
+    /// The body's own top-level `model`, when a string.
+    var model: String?
+    /// Whether the body asks for `stream: true`.
+    var stream = false
+
+    /// nil when the line is not one valid JSON object.
+    init?(_ line: [UInt8]) {
+        var read = OpenAILine(empty: ())
+        let valid = line.withUnsafeBufferPointer { bytes -> Bool in
+            func string(_ value: JSONScanner.Value) -> String? {
+                value.kind == .string ? JSONScanner.decodeString(bytes, value.range) : nil
+            }
+            var scanner = JSONScanner(bytes)
+            var bodyRange: Range<Int>?
+            let members: ()? = try? scanner.objectMembers { (key, value) throws(Never) in
+                if JSONScanner.stringToken(bytes, key, equals: "custom_id") {
+                    read.customID = string(value)
+                } else if JSONScanner.stringToken(bytes, key, equals: "method") {
+                    read.method = string(value)
+                } else if JSONScanner.stringToken(bytes, key, equals: "url") {
+                    read.url = string(value)
+                    read.urlText = read.url ?? String(decoding: bytes[value.range], as: UTF8.self)
+                } else if JSONScanner.stringToken(bytes, key, equals: "body") {
+                    bodyRange = value.kind == .object ? value.range : nil
+                }
+            }
+            guard members != nil else { return false }
+            if let bodyRange {
+                read.body = Array(bytes[bodyRange])
+                var inner = JSONScanner(bytes, range: bodyRange)
+                _ = try? inner.objectMembers { (key, value) throws(Never) in
+                    if JSONScanner.stringToken(bytes, key, equals: "model") {
+                        read.model = string(value)
+                    } else if JSONScanner.stringToken(bytes, key, equals: "stream") {
+                        read.stream = value.kind == .bool && bytes[value.range.lowerBound] == UInt8(ascii: "t")
+                    }
+                }
+            }
+            return true
+        }
+        guard valid else { return nil }
+        self = read
+    }
+
+    private init(empty: Void) {}
 }
