@@ -211,7 +211,9 @@ final class LaneWorker: Sendable {
             }
             let jobs = try await queue.lease(lane: lane.lane, count: grant.count)
             if jobs.count < grant.count {
-                try await limiter.release(slots: Array(grant.slots.dropFirst(jobs.count)), unused: grant.count - jobs.count)
+                // Best effort: the jobs leased run even if giving the rest back fails (unused slots
+                // run out by themselves).
+                try? await limiter.release(slots: Array(grant.slots.dropFirst(jobs.count)), unused: grant.count - jobs.count)
             }
             if jobs.isEmpty {
                 await waitForWork()
