@@ -11,7 +11,10 @@
            complete or fail records 'cancelled', and its next heartbeat tells it); 'finished' (it
            had already reached the terminal `state`, unchanged); 'not_found'.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include transition.lua
 local prefix, cap, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local jobKey = jobKey(id)
 local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'lane', 'deadline', 'at')

@@ -17,7 +17,10 @@
   (state, result and timeline line together), one SREM per lease group, one event per lane and
   state, one HINCRBY per submitting key and one PUBLISH for the whole call.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include leases.lua
+--!include transition.lua
 local prefix, cap, ttl, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMillis()
 local nowText = fmt(now)

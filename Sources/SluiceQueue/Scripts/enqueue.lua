@@ -26,7 +26,10 @@
   create one job. Ready jobs are pushed per (tenant, class) with one RPUSH each, and the events
   are one entry per destination state.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include transition.lua
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local idemTTL = ARGV[3]
 local n = tonumber(ARGV[4])

@@ -10,7 +10,10 @@
 
   Returns  the number of jobs expired. Safe to run from many processes at once.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include transition.lua
 local prefix, cap, lane, limit, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = nowMillis()
 local deadlines = laneKey(prefix, lane, 'deadlines')

@@ -15,7 +15,10 @@
            (a cancel was asked for during the lease);
            {0, current state ('' if unknown)} when the token is not the current one.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include leases.lua
+--!include transition.lua
 local prefix, cap, id, token, err = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retryable, backoff, ttl = ARGV[5] == '1', tonumber(ARGV[6]), ARGV[7]
 local jobKey = jobKey(id)

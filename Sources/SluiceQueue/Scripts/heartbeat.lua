@@ -10,7 +10,10 @@
   Returns  {1, cancel_requested (0|1), lease_until} when extended;
            {0, current state ('' if the job is unknown)} when the caller is not the holder.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include lane.lua
+--!include leases.lua
 local prefix, id, token, leaseMs = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local jobKey = jobKey(id)
 local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'at')

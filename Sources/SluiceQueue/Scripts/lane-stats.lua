@@ -9,7 +9,9 @@
   Cost: one look at the head of each tenant's list per priority class (skipping at most 10
   tombstones each), so it grows with the number of tenants, never with the number of jobs.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include lane.lua
 local prefix, lane = KEYS[1], ARGV[1]
 local meta = laneKey(prefix, lane, 'meta')
 local counts = redis.call('HMGET', meta, 'ready', 'leased')

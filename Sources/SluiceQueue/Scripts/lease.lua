@@ -17,7 +17,11 @@
   jobs; within a tenant, FIFO. The attempt counts from here: a lease that expires uses up an
   attempt.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include leases.lua
+--!include transition.lua
 local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local n, leaseMs, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local now = nowMillis()

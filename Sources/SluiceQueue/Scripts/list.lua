@@ -14,7 +14,8 @@
            caller continues from there). Entries whose job hash has expired are dropped from the
            index on the way.
 ]]
---!include common.lua
+--!include keys.lua
+--!include lane.lua
 local prefix, lane, tenant, bound = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local limit, wanted, budget = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local index = laneKey(prefix, lane, 'index:' .. tenant)

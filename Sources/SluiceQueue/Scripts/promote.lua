@@ -9,7 +9,10 @@
   Returns  the number of jobs made ready. Safe to run from many processes at once: a job is
            moved only while it is still delayed or retry_wait, inside this atomic script.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include transition.lua
 local prefix, cap, lane, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMillis()
 local delayed = laneKey(prefix, lane, 'delayed')

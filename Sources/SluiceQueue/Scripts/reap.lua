@@ -14,7 +14,11 @@
   expanded under this script's atomicity, and a job moves only while it is still leased under
   that group's token, so none moves twice.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include leases.lua
+--!include transition.lua
 local prefix, cap, lane, limit, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = nowMillis()
 local leased = laneKey(prefix, lane, 'leased')

@@ -13,7 +13,11 @@
 
   Returns  {1, new state} or {0, current state} when the token is not the current one.
 ]]
---!include common.lua
+--!include keys.lua
+--!include clock.lua
+--!include ready.lua
+--!include leases.lua
+--!include transition.lua
 local prefix, cap, id, token = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local delay, why, ttl = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local jobKey = jobKey(id)

@@ -11,7 +11,8 @@
            tenant set. Entries are examined from the oldest: jobs finish roughly in creation
            order, so the expired ones gather there.
 ]]
---!include common.lua
+--!include keys.lua
+--!include lane.lua
 local prefix, lane, limit, sample = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local tenants = laneKey(prefix, lane, 'tenants')
 local dropped = 0

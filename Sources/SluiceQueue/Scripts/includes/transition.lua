@@ -1,5 +1,5 @@
 --[[
-  Job transitions, shared by the job scripts (common.lua includes this file).
+  Job transitions, shared by the job scripts.
 
   A script that moves a job from one state to another records the move twice: a line in the
   job's timeline (its hash's `log`) and an entry in its lane's event stream (which also counts it
@@ -20,6 +20,10 @@
   The scripts that move many jobs at once (enqueue, lease, complete) write the same records with
   emit and logLine directly, one event per call and transition rather than one per job.
 ]]
+--!include keys.lua
+--!include clock.lua
+--!include lane.lua
+
 -- Appends one transition of one or more jobs (ids joined by commas) to the lane's capped
 -- event stream: one entry per script call and transition, not one per job. It also counts the
 -- transition in the lane's meta hash (the autoscaler's and /metrics' signals, read without
