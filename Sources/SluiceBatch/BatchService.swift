@@ -473,10 +473,8 @@ public final class BatchService: Service, Sendable {
     func announce(_ batch: BatchRecord) async throws {
         guard let url = batch.callbackURL else { return }
         let type = "batch." + batch.status
-        let data = batch.api == "anthropic" ? BatchDocument.anthropic(batch, base: nil) : BatchDocument.openAI(batch)
-        let payload: [String: Any] = ["type": type, "timestamp": BatchDocument.rfc3339(.current()), "data": data]
-        let body = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-        try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: Array(body))
+        let body = try BatchDocument.Webhook(type: type, batch: batch).body()
+        try await webhooks.create(subject: batch.id, url: url, key: batch.keyID, type: type, body: body)
     }
 }
 

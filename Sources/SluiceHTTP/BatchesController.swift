@@ -102,6 +102,15 @@ struct BatchesController: Sendable {
         }
     }
 
+    /// A batch as its API shows it (SluiceBatch's `BatchDocument`), as an answer.
+    struct BatchObject: ResponseEncodable {
+        let document: BatchDocument
+
+        init(_ document: BatchDocument) { self.document = document }
+
+        func encode(to encoder: any Encoder) throws { try document.encode(to: encoder) }
+    }
+
     /// `{"id", "object": "file", "deleted": true}` (OpenAI) or `{"id", "type": "message_batch_deleted"}` (Anthropic).
     struct Deleted: ResponseEncodable {
         let id: String
@@ -222,7 +231,7 @@ struct BatchesController: Sendable {
 
     // MARK: - Batches
 
-    private func createBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    private func createBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> BatchObject {
         let key = try context.require(.submit)
         let service = try batchService
         // Any Content-Type, as before (OpenAI's endpoint is as lenient): the body is read as JSON.
@@ -234,10 +243,10 @@ struct BatchesController: Sendable {
                 metadata: body.metadata, callbackURL: callback,
                 admission: batchAdmission(key))
         }
-        return try Response.json(BatchDocument.openAI(batch))
+        return BatchObject(.openAI(.init(batch)))
     }
 
-    private func createMessageBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+    private func createMessageBatch(_ request: Request, _ context: SluiceRequestContext) async throws -> BatchObject {
         let key = try context.require(.submit)
         let service = try batchService
         let body = try await request.body.collect(upTo: maxFileBytes)
@@ -252,7 +261,7 @@ struct BatchesController: Sendable {
         let batch = try await batchCall {
             try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback, admission: batchAdmission(key))
         }
-        return try Response.json(BatchDocument.anthropic(batch, base: Self.base(request)))
+        return BatchObject(.anthropic(.init(batch, base: Self.base(request))))
     }
 
     /// A batch is admitted as a submit of as many jobs is: the key's lanes, submit rate and cap.
@@ -273,35 +282,28 @@ struct BatchesController: Sendable {
         return batch
     }
 
-    private func render(_ batch: BatchRecord, _ request: Request) -> [String: Any] {
-        batch.api == ProviderKind.anthropic.rawValue ? BatchDocument.anthropic(batch, base: Self.base(request)) : BatchDocument.openAI(batch)
+    private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> BatchObject {
+        BatchObject(BatchDocument(try await ownedBatch(context, api: api), base: Self.base(request)))
     }
 
-    private func showBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
-        try Response.json(render(try await ownedBatch(context, api: api), request))
-    }
-
-    private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
+    private func cancelBatch(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> BatchObject {
         let key = try context.require(.submit)
         let batch = try await ownedBatch(context, api: api)
         let service = try batchService
         let cancelled = try await batchCall { try await service.cancel(batch.id, key: key) }
-        return try Response.json(render(cancelled, request))
+        return BatchObject(BatchDocument(cancelled, base: Self.base(request)))
     }
 
-    private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Response {
+    private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Page<BatchDocument> {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
         let limit = try Self.limit(query["limit"].map(String.init), max: 1_000)
         let after = query[api == .anthropic ? "after_id" : "after"].map(String.init)
         let before = api == .anthropic ? query["before_id"].map(String.init) : nil
         let batches = try await batchService.store.batches(tenant: key.tenant, api: api.rawValue, after: after, before: before, limit: limit + 1)
-        // The batch objects are SluiceBatch's documents (BatchDocument), still Foundation objects.
-        let data = batches.prefix(limit).map { render($0, request) }
-        var page: [String: Any] = ["object": "list", "data": data, "has_more": batches.count > limit]
-        page["first_id"] = data.first?["id"] ?? NSNull()
-        page["last_id"] = data.last?["id"] ?? NSNull()
-        return try Response.json(page)
+        let base = Self.base(request)
+        let data = batches.prefix(limit).map { BatchDocument($0, base: base) }
+        return Page(data: data, hasMore: batches.count > limit, firstID: data.first?.id, lastID: data.last?.id)
     }
 
     private func messageBatchResults(_ context: SluiceRequestContext) async throws -> Response {

@@ -69,7 +69,8 @@ import Testing
             let content = (0..<4).map { Self.line("r\($0)") }.joined(separator: "\n")
             #expect(service.checkOpenAI(Array(content.utf8), endpoint: "/v1/chat/completions").errors.first?.code == "too_many_requests")
             let anthropic = (0..<4).map { ["custom_id": "r\($0)", "params": ["model": "claude", "max_tokens": 5, "messages": []]] as [String: Any] }
-            #expect(throws: BatchError.self) { try service.checkAnthropic(anthropic) }
+            let body = Array(try JSONSerialization.data(withJSONObject: ["requests": anthropic]))
+            #expect(throws: BatchError.self) { try service.checkAnthropic(body) }
         }
     }
 
@@ -105,8 +106,8 @@ import Testing
             #expect(lines.count == 5)
             #expect(lines.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "batch_expired" })
             #expect(Set(lines.compactMap { $0["custom_id"] as? String }) == ["r0", "r1", "r2", "r3", "r4"])
-            let document = BatchDocument.openAI(ended)
-            #expect((document["request_counts"] as? [String: Int]) == ["total": 5, "completed": 0, "failed": 5])
+            let document = BatchDocument.OpenAI(ended)
+            #expect(document.requestCounts == BatchDocument.OpenAI.RequestCounts(total: 5, completed: 0, failed: 5))
         }
     }
 
