@@ -135,13 +135,6 @@ public struct TimelineEntry: Sendable, Hashable {
         self.state = state
         self.info = info
     }
-
-    /// The entry as `GET /v1/jobs/{id}/events` shows it: `{at (Unix seconds), status, info?}`.
-    public var document: [String: Any] {
-        var event: [String: Any] = ["at": Double(at.value) / 1000, "status": state.rawValue]
-        if let info { event["info"] = info }
-        return event
-    }
 }
 
 /// One page of a tenant's jobs, newest first.
