@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(name: "SluiceScalerTests", dependencies: ["SluiceScaler", "SluiceRedis", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceBatchTests",
-            dependencies: ["SluiceBatch", "SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceWebhooks", "SluiceTestSupport"]
+            dependencies: ["SluiceBatch", "SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceWebhooks", "SluiceTestSupport"]
         ),
         .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
         .testTarget(
@@ -208,12 +208,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceWebhooksTests",
-            dependencies: ["SluiceWebhooks", "SluiceQueue", "SluiceRedis", "SluiceTestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SluiceWebhooks", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SluiceHTTPTests",
             dependencies: [
-                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceProcess", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler", "SluiceWorker",
+                "SluiceHTTP", "SluiceQueue", "SluiceStore", "SluiceCore", "SluiceRedis", "SluiceProcess", "SluiceTestSupport", "SluiceWebhooks", "SluiceScaler", "SluiceWorker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -221,12 +221,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceProvidersTests",
-            dependencies: ["SluiceProviders", "SluiceMock", "SluiceTestSupport"]
+            dependencies: ["SluiceProviders", "SluiceCore", "SluiceMock", "SluiceTestSupport"]
         ),
         .testTarget(
             name: "SluiceWorkerTests",
             dependencies: [
-                "SluiceWorker", "SluiceMock", "SluiceQueue", "SluiceProviders", "SluiceTestSupport",
+                "SluiceWorker", "SluiceCore", "SluiceRedis", "SluiceMock", "SluiceQueue", "SluiceProviders", "SluiceTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -239,7 +239,7 @@ let package = Package(
             ]
         ),
         // Runs the built `sluice` binary as a user would.
-        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceTestSupport"]),
+        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceMock", "SluiceTestSupport"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceTestSupport"]),
         .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
         .testTarget(
