@@ -54,7 +54,7 @@ public final class Archiver: Service, Sendable {
             records.append(archived(job, record))
         }
         if records.count < unique.count {
-            logger.warning("archive: \(unique.count - records.count) finished jobs were gone from Redis before they were archived")
+            logger.warning("finished jobs gone from Redis before they were archived", metadata: ["count": "\(unique.count - records.count)"])
         }
         let added = try await store.archive(records)
         archived.add(added, ordering: .relaxed)

@@ -29,7 +29,7 @@ public final class ScalingMonitor: Service, Sendable {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do { _ = try await tick() } catch is CancellationError { return } catch {
-                logger.warning("scaling: sampling failed: \(error)")
+                logger.warning("scaling sample failed", metadata: ["error": "\(error)"])
             }
             do { try await Task.sleep(for: .seconds(1)) } catch { return }
         }
