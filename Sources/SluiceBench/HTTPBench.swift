@@ -67,7 +67,7 @@ struct HTTPBench {
     /// `{"count":N` (so that the client's own JSON parsing does not take CPU from the server on a
     /// small machine).
     static func post(_ api: SluiceClient, _ body: Data) async throws -> Int {
-        let reply = try await api.call(.POST, "/v1/jobs/bulk", body: body, contentType: "application/jsonl", parse: false)
+        let reply = try await api.call(.POST, "/v1/jobs/bulk", body: body, contentType: "application/jsonl")
         let head = String(decoding: reply.bytes.prefix(32), as: UTF8.self)
         guard head.hasPrefix(#"{"count":"#), let count = Int(head.dropFirst(9).prefix { $0.isNumber }) else {
             throw BenchFailure("unexpected bulk answer: \(head)")
@@ -81,8 +81,8 @@ struct HTTPBench {
         var samples: [Double] = []
         for _ in 0..<longPolls {
             let accepted = try await api.submit(Data(#"{"lane":"bench-wake","request":{}}"#.utf8))
-            guard let id = accepted["id"] as? String else { throw BenchFailure("no id in \(accepted)") }
-            let poll = Task { try await api.job(id, wait: 10)["status"] as? String ?? "?" }
+            guard let id = accepted.value.id else { throw BenchFailure("no id in \(String(decoding: accepted.json, as: UTF8.self))") }
+            let poll = Task { try await api.job(id, wait: 10).value.status ?? "?" }
             try await Task.sleep(for: .milliseconds(3))  // the poll is parked by now
             guard let leased = try await queue.lease(lane: "bench-wake", count: 1).first else { throw BenchFailure("nothing to lease") }
             let started = ContinuousClock.now

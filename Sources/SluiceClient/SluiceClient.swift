@@ -41,50 +41,65 @@ public struct SluiceClient: Sendable {
         }
     }
 
-    /// An answer: its status, headers and JSON body (an object, or empty when not one).
-    public struct Reply: @unchecked Sendable {
+    /// An answer: its status, headers and body as it came; `decode` reads it as a type.
+    public struct Reply: Sendable {
         public var status: Int
         public var headers: HTTPHeaders
-        public var body: [String: Any]
-        /// The body as it came (parsed into `body` only when the call asked for it).
         public var bytes: Data
+
+        /// The body as `T`; an answer that is not one is `ClientError.unexpectedAnswer`.
+        public func decode<T: Decodable>(_ type: T.Type) throws(ClientError) -> T {
+            do { return try JSONDecoder().decode(T.self, from: bytes) } catch {
+                throw .unexpectedAnswer(String(decoding: bytes.prefix(200), as: UTF8.self))
+            }
+        }
+    }
+
+    /// A typed answer, and its JSON as it came (what `--json` prints).
+    public struct Answer<Value: Sendable>: Sendable {
+        public var value: Value
+        public var json: Data
     }
 
     /// Submits one job (a `POST /v1/jobs` body).
-    public func submit(_ job: Data, idempotencyKey: String? = nil) async throws(ClientError) -> [String: Any] {
+    public func submit(_ job: Data, idempotencyKey: String? = nil) async throws(ClientError) -> Answer<Accepted> {
         var headers: [(String, String)] = []
         if let idempotencyKey { headers.append(("Idempotency-Key", idempotencyKey)) }
-        return try await call(.POST, "/v1/jobs", body: job, headers: headers).body
+        return try await call(.POST, "/v1/jobs", body: job, headers: headers).answer(Accepted.self)
     }
 
     /// Submits JSONL, all or nothing; returns the `data` entries (`id`, `created`) in order.
-    public func submitBulk(jsonLines: Data) async throws(ClientError) -> [[String: Any]] {
-        let reply = try await call(.POST, "/v1/jobs/bulk", body: jsonLines, contentType: "application/jsonl")
-        return reply.body["data"] as? [[String: Any]] ?? []
+    public func submitBulk(jsonLines: Data) async throws(ClientError) -> [Accepted] {
+        try await call(.POST, "/v1/jobs/bulk", body: jsonLines, contentType: "application/jsonl").decode(List<Accepted>.self).data
     }
 
     /// A job; with `wait`, long-polls up to that many seconds (at most 60) for it to finish.
-    public func job(_ id: String, wait: Int? = nil) async throws(ClientError) -> [String: Any] {
+    public func job(_ id: String, wait: Int? = nil) async throws(ClientError) -> Answer<JobSummary> {
         let query = wait.map { "?wait=\($0)" } ?? ""
-        return try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))\(query)", timeout: .seconds(Int64(min(max(wait ?? 0, 0), 60)) + 30)).body
+        return try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))\(query)", timeout: .seconds(Int64(min(max(wait ?? 0, 0), 60)) + 30))
+            .answer(JobSummary.self)
     }
 
-    public func cancel(_ id: String) async throws(ClientError) -> [String: Any] {
-        try await call(.POST, "/v1/jobs/\(try Self.pathSegment(id))/cancel").body
+    public func cancel(_ id: String) async throws(ClientError) -> Answer<JobSummary> {
+        try await call(.POST, "/v1/jobs/\(try Self.pathSegment(id))/cancel").answer(JobSummary.self)
     }
 
-    public func events(_ id: String) async throws(ClientError) -> [[String: Any]] {
-        try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))/events").body["data"] as? [[String: Any]] ?? []
+    /// A job's timeline; `json` is the whole answer (`{"data": [...], ...}`).
+    public func events(_ id: String) async throws(ClientError) -> Answer<[JobEvent]> {
+        let reply = try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))/events")
+        return Answer(value: try reply.decode(List<JobEvent>.self).data, json: reply.bytes)
     }
 
-    public func queues() async throws(ClientError) -> [[String: Any]] {
-        try await call(.GET, "/v1/queues").body["data"] as? [[String: Any]] ?? []
+    /// Every lane's counts; `json` is the whole answer (`{"data": [...], ...}`).
+    public func queues() async throws(ClientError) -> Answer<[QueueRow]> {
+        let reply = try await call(.GET, "/v1/queues")
+        return Answer(value: try reply.decode(List<QueueRow>.self).data, json: reply.bytes)
     }
 
     /// One request; an answer of 400 or more becomes `ClientError.api`.
     public func call(
         _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
-        headers: [(String, String)] = [], timeout: TimeAmount = .seconds(60), parse: Bool = true
+        headers: [(String, String)] = [], timeout: TimeAmount = .seconds(60)
     ) async throws(ClientError) -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -106,15 +121,14 @@ public struct SluiceClient: Sendable {
             throw .unreachable(url: baseURL, reason: Self.describe(error))
         }
         let data = Data(bytes.readableBytesView)
-        let object = (parse || status >= 400) ? (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:] : [:]
         guard status < 400 else {
-            let error = object["error"] as? [String: Any] ?? [:]
+            let error = (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error
             throw .api(
-                status: status, type: error["type"] as? String ?? "http_\(status)",
-                message: error["message"] as? String ?? String(decoding: Data(bytes.readableBytesView).prefix(200), as: UTF8.self),
-                param: error["param"] as? String, retryAfter: responseHeaders.first(name: "Retry-After").flatMap { Int($0) })
+                status: status, type: error?.type ?? "http_\(status)",
+                message: error?.message ?? String(decoding: data.prefix(200), as: UTF8.self),
+                param: error?.param, retryAfter: responseHeaders.first(name: "Retry-After").flatMap { Int($0) })
         }
-        return Reply(status: status, headers: responseHeaders, body: object, bytes: data)
+        return Reply(status: status, headers: responseHeaders, bytes: data)
     }
 
     /// A job id as one path segment: refuses anything that would change the path.
@@ -139,6 +153,8 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case api(status: Int, type: String, message: String, param: String?, retryAfter: Int?)
     /// An argument the client refuses before sending.
     case invalidArgument(String)
+    /// A success answer that is not what the API sends (its first bytes).
+    case unexpectedAnswer(String)
 
     public var description: String {
         switch self {
@@ -147,7 +163,14 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
             "HTTP \(status) \(type): \(message)" + (param.map { " (param: \($0))" } ?? "")
                 + (retryAfter.map { "; retry after \($0) s" } ?? "")
         case .invalidArgument(let message): message
+        case .unexpectedAnswer(let head): "unexpected answer from Sluice: \(head)"
         }
+    }
+}
+
+extension SluiceClient.Reply {
+    fileprivate func answer<T: Decodable & Sendable>(_ type: T.Type) throws(ClientError) -> SluiceClient.Answer<T> {
+        SluiceClient.Answer(value: try decode(T.self), json: bytes)
     }
 }
 

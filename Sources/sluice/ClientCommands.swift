@@ -25,7 +25,7 @@ struct ClientOptions: ParsableArguments {
 /// the request is wrong).
 enum ClientExit {
     static let jobDidNotSucceed: Int32 = 1  // wait/batch --wait: a job ended failed, dead, cancelled or expired; cancel: 409
-    static let unreachable: Int32 = 3  // no answer, or a 5xx
+    static let unreachable: Int32 = 3  // no answer, a 5xx, or an answer that is not the API's
     static let unauthorized: Int32 = 4  // 401, 403
     static let notFound: Int32 = 5  // 404
     static let timedOut: Int32 = 6  // wait --timeout ran out
@@ -43,7 +43,7 @@ enum ClientExit {
     /// The exit code for a client error.
     static func code(for error: ClientError) -> Int32 {
         switch error {
-        case .unreachable: unreachable
+        case .unreachable, .unexpectedAnswer: unreachable
         case .invalidArgument: 2
         case .api(let status, _, _, _, _):
             switch status {
@@ -67,22 +67,39 @@ func readInput(_ path: String) throws -> Data {
     return data
 }
 
+/// The API's JSON as the CLI prints it (`--json`, a job's result): parsed and written again
+/// with sorted keys, as the CLI always has. What it formats holds the provider's request and
+/// result (any JSON at all), so it stays untyped; it only reformats, nothing reads it.
+enum PrintedJSON {
+    /// The answer's top-level object (empty when it is not one).
+    static func object(_ json: Data) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] ?? [:]
+    }
+
+    /// `value` as compact JSON with sorted keys.
+    static func text(_ value: Any) -> String {
+        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+    }
+}
+
+/// Prints the API's answer (or a document made of its parts) for `--json`.
 func printJSON(_ object: Any) {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
     say(String(decoding: data, as: UTF8.self))
 }
 
+/// Prints the API's answer as it came, keys sorted, for `--json`.
+func printJSON(_ json: Data) { printJSON(PrintedJSON.object(json)) }
+
 /// "job_…  succeeded  lane demo  attempt 1/3" and, when finished, the result or the error.
-func describeJob(_ job: [String: Any]) -> String {
-    var line = "\(job["id"] as? String ?? "?")  \(job["status"] as? String ?? "?")"
-    if let lane = job["lane"] as? String { line += "  lane \(lane)" }
-    if let attempts = job["attempts"] as? Int, let max = job["max_attempts"] as? Int { line += "  attempts \(attempts)/\(max)" }
-    if let error = job["error"] as? String { line += "\nerror: \(error)" }
-    if let result = job["result"] {
-        let text = (try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .fragmentsAllowed]))
-            .map { String(decoding: $0, as: UTF8.self) } ?? "\(result)"
-        line += "\nresult: \(text)"
-    }
+func describeJob(_ answer: SluiceClient.Answer<SluiceClient.JobSummary>) -> String {
+    let job = answer.value
+    var line = "\(job.id ?? "?")  \(job.status ?? "?")"
+    if let lane = job.lane { line += "  lane \(lane)" }
+    if let attempts = job.attempts, let max = job.maxAttempts { line += "  attempts \(attempts)/\(max)" }
+    if let error = job.error { line += "\nerror: \(error)" }
+    if job.hasResult, let result = PrintedJSON.object(answer.json)["result"] { line += "\nresult: \(PrintedJSON.text(result))" }
     return line
 }
 
@@ -134,11 +151,11 @@ struct Submit: AsyncParsableCommand {
             let body = try JSONSerialization.data(withJSONObject: object)
             try await client.withClient { api in
                 let accepted = try await api.submit(body, idempotencyKey: idempotencyKey)
-                guard let id = accepted["id"] as? String else { throw CommandFailure(exitCode: 3, message: "the answer has no job id") }
+                guard let id = accepted.value.id else { throw CommandFailure(exitCode: 3, message: "the answer has no job id") }
                 if wait {
                     try await waitAndReport(api, id: id, timeout: nil, json: client.json)
                 } else if client.json {
-                    printJSON(accepted)
+                    printJSON(accepted.json)
                 } else {
                     say(id)
                 }
@@ -157,18 +174,18 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await ClientExit.wrap {
             let (job, timeline) = try await client.withClient { api in
-                (try await api.job(id), events ? try await api.events(id) : [])
+                (try await api.job(id), events ? try await api.events(id) : nil)
             }
             if client.json {
-                var document = job
-                if events { document["events"] = timeline }
+                var document = PrintedJSON.object(job.json)
+                if let timeline { document["events"] = PrintedJSON.object(timeline.json)["data"] as? [Any] ?? [] }
                 printJSON(document)
                 return
             }
             say(describeJob(job))
-            for event in timeline {
-                let at = (event["at"] as? Double).map { Date(timeIntervalSince1970: $0) }.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
-                say("  \(at)  \(event["status"] as? String ?? "?")" + ((event["info"] as? String).map { "  \($0)" } ?? ""))
+            for event in timeline?.value ?? [] {
+                let at = event.at.map { Date(timeIntervalSince1970: $0) }.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
+                say("  \(at)  \(event.status ?? "?")" + (event.info.map { "  \($0)" } ?? ""))
             }
         }
     }
@@ -198,23 +215,26 @@ func waitAndReport(_ api: SluiceClient, id: String, timeout: Double?, json: Bool
         }
         return ContinuousClock.now + duration
     }
-    var job: [String: Any] = [:]
+    var job: SluiceClient.Answer<SluiceClient.JobSummary>?
     while true {
         var seconds = 60
         if let giveUp {
             let left = giveUp - ContinuousClock.now
             guard left > .zero else {
-                throw CommandFailure(exitCode: ClientExit.timedOut, message: "\(id) had not finished after \(timeout!) s (status \(job["status"] as? String ?? "?"))")
+                throw CommandFailure(exitCode: ClientExit.timedOut, message: "\(id) had not finished after \(timeout!) s (status \(job?.value.status ?? "?"))")
             }
             seconds = max(0, min(60, Int(left.components.seconds)))
         }
-        job = try await api.job(id, wait: seconds)
-        if terminalStates.contains(job["status"] as? String ?? "") { break }
+        let answer = try await api.job(id, wait: seconds)
+        job = answer
+        if terminalStates.contains(answer.value.status ?? "") {
+            if json { printJSON(answer.json) } else { say(describeJob(answer)) }
+            if answer.value.status != "succeeded" {
+                throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(id) ended \(answer.value.status ?? "?")")
+            }
+            return
+        }
         if seconds == 0 { try await Task.sleep(for: .milliseconds(200)) }
-    }
-    if json { printJSON(job) } else { say(describeJob(job)) }
-    if job["status"] as? String != "succeeded" {
-        throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(id) ended \(job["status"] as? String ?? "?")")
     }
 }
 
@@ -228,8 +248,8 @@ struct Cancel: AsyncParsableCommand {
     func run() async throws {
         try await ClientExit.wrap {
             let job = try await client.withClient { api in try await api.cancel(id) }
-            if client.json { printJSON(job) } else {
-                say("\(id) \(job["status"] as? String ?? "?")" + ((job["cancel_requested"] as? Bool == true) ? " (cancel requested)" : ""))
+            if client.json { printJSON(job.json) } else {
+                say("\(id) \(job.value.status ?? "?")" + (job.value.cancelRequested == true ? " (cancel requested)" : ""))
             }
         }
     }
@@ -242,21 +262,21 @@ struct Queues: AsyncParsableCommand {
 
     func run() async throws {
         try await ClientExit.wrap {
-            let lanes = try await client.withClient { api in try await api.queues() }
+            let answer = try await client.withClient { api in try await api.queues() }
             if client.json {
-                printJSON(["data": lanes])
+                printJSON(["data": PrintedJSON.object(answer.json)["data"] as? [Any] ?? []])
                 return
             }
-            let width = max(4, lanes.map { ($0["lane"] as? String ?? "").count }.max() ?? 0)
+            let lanes = answer.value
+            let width = max(4, lanes.map { ($0.lane ?? "").count }.max() ?? 0)
             func row(_ cells: [String]) -> String {
                 cells[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  "
                     + cells.dropFirst().map { String(repeating: " ", count: max(0, 9 - $0.count)) + $0 }.joined(separator: " ")
             }
             say(row(["LANE", "READY", "LEASED", "DELAYED", "OLDEST"]))
             for lane in lanes {
-                let oldest = (lane["oldest_ready_age_seconds"] as? Double).map { String(format: "%.1fs", $0) } ?? "-"
-                say(row([lane["lane"] as? String ?? "?", "\(lane["ready"] as? Int ?? 0)", "\(lane["leased"] as? Int ?? 0)",
-                         "\(lane["delayed"] as? Int ?? 0)", oldest]))
+                let oldest = lane.oldestReadyAgeSeconds.map { String(format: "%.1fs", $0) } ?? "-"
+                say(row([lane.lane ?? "?", "\(lane.ready ?? 0)", "\(lane.leased ?? 0)", "\(lane.delayed ?? 0)", oldest]))
             }
         }
     }
@@ -303,7 +323,7 @@ struct Batch: AsyncParsableCommand {
             let part = lines[start..<min(start + chunk, lines.count)]
             var body = Data()
             for line in part { body.append(line.body); body.append(10) }
-            let data: [[String: Any]]
+            let data: [SluiceClient.Accepted]
             do throws(ClientError) { data = try await api.submitBulk(jsonLines: body) } catch {
                 bar.finish()
                 // The server numbers lines within the chunk; say which line of the file it is.
@@ -316,8 +336,8 @@ struct Batch: AsyncParsableCommand {
                 throw CommandFailure(exitCode: ClientExit.code(for: error), message: message)
             }
             for entry in data {
-                if let id = entry["id"] as? String { ids.append(id) }
-                if entry["created"] as? Bool == false { replayed += 1 }
+                if let id = entry.id { ids.append(id) }
+                if entry.created == false { replayed += 1 }
             }
             bar.update(ids.count)
         }
@@ -360,7 +380,7 @@ struct Batch: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: (String, String).self) { group in
             var next = ids.makeIterator()
             func poll(_ id: String) {
-                group.addTask { (id, try await api.job(id, wait: 30)["status"] as? String ?? "?") }
+                group.addTask { (id, try await api.job(id, wait: 30).value.status ?? "?") }
             }
             for _ in 0..<64 { if let id = next.next() { poll(id) } }
             while let (id, status) = try await group.next() {
