@@ -34,9 +34,10 @@ import Testing
         let configuration = QueueConfiguration(leaseDuration: .milliseconds(200), retryPolicy: .fixed(.milliseconds(1)))
         try await withQueue(configuration) { queue, _ in
             // Delayed, then promoted by maintenance.
-            _ = try await queue.enqueue(spec(notBefore: UnixMillis(UnixMillis.current().value + 100)))
+            // (A second ahead: a loaded machine may take a while between computing it and enqueueing.)
+            _ = try await queue.enqueue(spec(notBefore: UnixMillis(UnixMillis.current().value + 1000)))
             #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)) == false)
-            try await Task.sleep(for: .milliseconds(150))
+            try await Task.sleep(for: .milliseconds(1100))
             #expect(try await queue.maintain(lane: "lane-a").promoted == 1)
             #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)))
             // Released by its worker.
