@@ -116,6 +116,42 @@ private func withRunning(log: String, work: String, _ body: (RunningSluice) asyn
         }
     }
 
+    /// What the CLI prints of a timeline, a queue listing and --json answers (read through the
+    /// client's typed replies; --json is the API's answer, keys sorted).
+    @Test func timelineQueuesAndJSONAnswersPrintAsBefore() async throws {
+        try await withRunningSluice { sluice in
+            let (submitted, accepted) = try await sluice.sluice(["submit", "--lane", "b", "--request", #"{"x": "a/b"}"#, "--json"])
+            #expect(submitted == 0, "\(accepted)")
+            let answer = try #require(try JSONSerialization.jsonObject(with: Data(accepted.utf8)) as? [String: Any], "\(accepted)")
+            let jobID = try #require(answer["id"] as? String)
+            #expect(accepted.hasPrefix("{") && accepted.contains(#""id":"\#(jobID)""#), "\(accepted)")
+
+            let (shown, text) = try await sluice.sluice(["status", jobID, "--events"])
+            #expect(shown == 0)
+            let lines = text.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("\(jobID)  queued  lane b  attempts 0/3") == true, "\(text)")
+            #expect(lines.contains { $0.hasPrefix("  20") && $0.contains("Z  queued") }, "\(text)")
+
+            let (_, json) = try await sluice.sluice(["status", jobID, "--events", "--json"])
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+            #expect(document["id"] as? String == jobID)
+            #expect((document["request"] as? [String: String])?["x"] == "a/b")
+            let events = try #require(document["events"] as? [[String: Any]], "\(json)")
+            #expect(events.first?["status"] as? String == "queued" && events.first?["at"] is Double, "\(json)")
+
+            let (_, queues) = try await sluice.sluice(["queues", "--json"])
+            let listing = try #require(try JSONSerialization.jsonObject(with: Data(queues.utf8)) as? [String: Any], "\(queues)")
+            #expect(Array(listing.keys) == ["data"], "\(queues)")
+            let lanes = try #require(listing["data"] as? [[String: Any]])
+            #expect(lanes.contains { $0["lane"] as? String == "b" && $0["ready"] as? Int == 1 }, "\(queues)")
+
+            let (cancelled, cancelOutput) = try await sluice.sluice(["cancel", jobID, "--json"])
+            #expect(cancelled == 0, "\(cancelOutput)")
+            let cancelledJob = try #require(try JSONSerialization.jsonObject(with: Data(cancelOutput.utf8)) as? [String: Any], "\(cancelOutput)")
+            #expect(cancelledJob["status"] as? String == "cancelled" && cancelledJob["id"] as? String == jobID, "\(cancelOutput)")
+        }
+    }
+
     @Test func waitReturnsTheResultOrTimesOut() async throws {
         try await withRunningSluice { sluice in
             let (_, id) = try await sluice.sluice(["submit", "--lane", "w", "--request", "{}"])
