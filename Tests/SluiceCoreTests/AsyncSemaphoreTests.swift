@@ -42,9 +42,10 @@ import Testing
                 // Each in its place before the next comes.
                 while slots.waiting < n + 1 { await Task.yield() }
             }
-            for _ in 0..<3 {
+            for served in 1...3 {
                 slots.limit += 1
-                try? await Task.sleep(for: .milliseconds(10))
+                // The one served has recorded itself before the next permit comes.
+                while order.value.count < served { try? await Task.sleep(for: .milliseconds(1)) }
             }
             await group.waitForAll()
         }
