@@ -29,37 +29,37 @@ public final class SluiceMetrics: Sendable {
     func render(samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)]) -> [UInt8] {
         for sample in samples {
             let lane = [("lane", sample.signals.lane)]
-            registry.makeGauge(name: "sluice_queue_depth", labels: lane, help: "Jobs ready to run").set(Double(sample.signals.ready))
-            registry.makeGauge(name: "sluice_queue_leased", labels: lane, help: "Jobs running (leased)").set(Double(sample.signals.leased))
-            registry.makeGauge(name: "sluice_queue_delayed", labels: lane, help: "Jobs delayed or waiting to retry")
+            gauge("sluice_queue_depth", labels: lane, help: "Jobs ready to run").set(Double(sample.signals.ready))
+            gauge("sluice_queue_leased", labels: lane, help: "Jobs running (leased)").set(Double(sample.signals.leased))
+            gauge("sluice_queue_delayed", labels: lane, help: "Jobs delayed or waiting to retry")
                 .set(Double(sample.signals.delayed))
-            registry.makeGauge(name: "sluice_queue_oldest_age_seconds", labels: lane, help: "Age of the oldest ready job")
+            gauge("sluice_queue_oldest_age_seconds", labels: lane, help: "Age of the oldest ready job")
                 .set(sample.signals.oldestReadyAge ?? 0)
-            registry.makeGauge(name: "sluice_lane_arrival_rate", labels: lane, help: "Jobs arriving per second (EWMA)")
+            gauge("sluice_lane_arrival_rate", labels: lane, help: "Jobs arriving per second (EWMA)")
                 .set(sample.signals.arrivalRate)
-            registry.makeGauge(name: "sluice_lane_completion_rate", labels: lane, help: "Calls ending per second (EWMA)")
+            gauge("sluice_lane_completion_rate", labels: lane, help: "Calls ending per second (EWMA)")
                 .set(sample.signals.completionRate)
-            registry.makeGauge(name: "sluice_lane_service_time_seconds", labels: lane, help: "Mean time a call takes (EWMA)")
+            gauge("sluice_lane_service_time_seconds", labels: lane, help: "Mean time a call takes (EWMA)")
                 .set(sample.signals.serviceTime ?? 0)
             for (state, total) in sample.totals {
                 grow(
-                    registry.makeCounter(name: "sluice_jobs_total", labels: [("lane", sample.signals.lane), ("state", state)], help: "Jobs that entered each state"),
+                    counter("sluice_jobs_total", labels: [("lane", sample.signals.lane), ("state", state)], help: "Jobs that entered each state"),
                     key: "jobs \(sample.signals.lane) \(state)", to: total)
             }
         }
         for decision in decisions {
             let pool = [("pool", decision.pool)]
-            registry.makeGauge(name: "sluice_desired_workers", labels: pool, help: "Worker processes the scaling policy wants")
+            gauge("sluice_desired_workers", labels: pool, help: "Worker processes the scaling policy wants")
                 .set(Double(decision.desired))
-            registry.makeGauge(name: "sluice_workers", labels: pool, help: "Worker processes running (as the supervisor reports)")
+            gauge("sluice_workers", labels: pool, help: "Worker processes running (as the supervisor reports)")
                 .set(Double(decision.workers ?? 0))
         }
         for (provider, stats) in providers {
             grow(
-                registry.makeCounter(name: "sluice_provider_rate_limited_total", labels: [("provider", provider)], help: "429 answers"),
+                counter("sluice_provider_rate_limited_total", labels: [("provider", provider)], help: "429 answers"),
                 key: "429 \(provider)", to: stats.rateLimited)
             grow(
-                registry.makeCounter(name: "sluice_provider_calls_total", labels: [("provider", provider)], help: "Provider calls"),
+                counter("sluice_provider_calls_total", labels: [("provider", provider)], help: "Provider calls"),
                 key: "calls \(provider)", to: stats.count)
         }
         var buffer: [UInt8] = []
@@ -80,6 +80,22 @@ public final class SluiceMetrics: Sendable {
             buffer += Array(text.utf8)
         }
         return buffer
+    }
+
+    /// The gauge `name` (written whole, its unit included) with these labels.
+    private func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name, help: help), labels: labels)
+    }
+
+    /// The counter `name` (written whole, `_total` included) with these labels.
+    private func counter(_ name: String, labels: [(String, String)], help: String) -> Counter {
+        registry.makeCounter(descriptor: Self.descriptor(name, help: help), labels: labels)
+    }
+
+    /// A metric named exactly `name`: no namespace, subsystem or unit of the descriptor's own
+    /// (the exposition's names stay as they were).
+    private static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// Adds to `counter` what `key`'s total grew by since the last scrape.
