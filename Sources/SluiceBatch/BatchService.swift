@@ -181,8 +181,34 @@ public final class BatchService: Service, Sendable {
         return (requests, errors)
     }
 
-    /// Checks the requests of an Anthropic Message Batch; throws at the first bad one.
-    func checkAnthropic(_ list: [Any]) throws(BatchError) -> [Request] {
+    /// Checks an Anthropic Message Batch's body (`{"requests": [{custom_id, params}…]}`) and
+    /// its requests; throws at the first bad one. Read with the strict scanner: each request's
+    /// `params` is queued as the bytes the client wrote.
+    func checkAnthropic(_ body: [UInt8]) throws(BatchError) -> [Request] {
+        let result: Result<[Request], BatchError> = body.withUnsafeBufferPointer { bytes in
+            do throws(BatchError) { return .success(try checkAnthropic(bytes)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private func checkAnthropic(_ bytes: UnsafeBufferPointer<UInt8>) throws(BatchError) -> [Request] {
+        func string(_ value: JSONScanner.Value) -> String? { value.kind == .string ? JSONScanner.decodeString(bytes, value.range) : nil }
+        /// The members of the object at `range`, by name (the last of a repeated name counts).
+        func members(_ range: Range<Int>) -> [String: JSONScanner.Value]? {
+            var found: [String: JSONScanner.Value] = [:]
+            var scanner = JSONScanner(bytes, range: range)
+            let read: ()? = try? scanner.objectMembers { (key, value) throws(Never) in found[JSONScanner.decodeString(bytes, key)] = value }
+            return read == nil ? nil : found
+        }
+        guard let object = members(0..<bytes.count) else { throw BatchError(.invalid, "the body must be a JSON object") }
+        guard let requestsValue = object["requests"], requestsValue.kind == .array,
+            let list = { () -> [JSONScanner.Value]? in
+                var scanner = JSONScanner(bytes, range: requestsValue.range)
+                return try? scanner.arrayElements()
+            }()
+        else {
+            throw BatchError(.invalid, "requests: is required (a list of {custom_id, params})", param: "requests")
+        }
         guard !list.isEmpty else { throw BatchError(.invalid, "requests: must hold at least one request", param: "requests") }
         guard list.count <= settings.maxRequests else {
             throw BatchError(.invalid, "requests: a batch holds at most \(settings.maxRequests) requests", param: "requests")
@@ -191,8 +217,10 @@ public final class BatchService: Service, Sendable {
         var seen: Set<String> = []
         for (index, item) in list.enumerated() {
             let at = "requests[\(index)]"
-            guard let object = item as? [String: Any] else { throw BatchError(.invalid, "\(at): must be an object", param: at) }
-            guard let customID = object["custom_id"] as? String, (1...64).contains(customID.count),
+            guard item.kind == .object, let object = members(item.range) else {
+                throw BatchError(.invalid, "\(at): must be an object", param: at)
+            }
+            guard let customID = object["custom_id"].flatMap(string), (1...64).contains(customID.count),
                 customID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
             else {
                 throw BatchError(.invalid, "\(at).custom_id: must be 1-64 letters, digits, _ or -", param: "\(at).custom_id")
@@ -200,26 +228,26 @@ public final class BatchService: Service, Sendable {
             guard seen.insert(customID).inserted else {
                 throw BatchError(.invalid, "\(at).custom_id: '\(customID)' is used by an earlier request", param: "\(at).custom_id")
             }
-            guard let params = object["params"] as? [String: Any] else {
+            guard let paramsValue = object["params"], paramsValue.kind == .object, let params = members(paramsValue.range) else {
                 throw BatchError(.invalid, "\(at).params: must be an object (a Messages request)", param: "\(at).params")
             }
-            guard let model = params["model"] as? String, !model.isEmpty else {
+            guard let model = params["model"].flatMap(string), !model.isEmpty else {
                 throw BatchError(.invalid, "\(at).params.model: is required", param: "\(at).params.model")
             }
-            guard params["max_tokens"] is Int else {
+            guard let maxTokens = params["max_tokens"], maxTokens.kind == .number, JSONScanner.wholeNumber(bytes, maxTokens.range) != nil else {
                 throw BatchError(.invalid, "\(at).params.max_tokens: is required (a whole number)", param: "\(at).params.max_tokens")
             }
-            guard params["messages"] is [Any] else {
+            guard params["messages"]?.kind == .array else {
                 throw BatchError(.invalid, "\(at).params.messages: is required (a list)", param: "\(at).params.messages")
             }
-            if params["stream"] as? Bool == true {
+            if let stream = params["stream"], stream.kind == .bool, bytes[stream.range.lowerBound] == UInt8(ascii: "t") {
                 throw BatchError(.invalid, "\(at).params.stream: streaming is not supported in a batch", param: "\(at).params.stream")
             }
             guard let resolution = directory.resolve(model) else {
                 throw BatchError(.invalid, "\(at).params.model: " + ModelDirectory.unknown(model), param: "\(at).params.model")
             }
-            let body = (try? JSONSerialization.data(withJSONObject: params)).map(Array.init) ?? []
-            requests.append(Request(line: index + 1, customID: customID, body: body, lane: resolution.lane, route: resolution.route))
+            requests.append(
+                Request(line: index + 1, customID: customID, body: Array(bytes[paramsValue.range]), lane: resolution.lane, route: resolution.route))
         }
         return requests
     }
@@ -297,13 +325,7 @@ public final class BatchService: Service, Sendable {
     public func submitAnthropic(
         key: APIKey, body: [UInt8], callbackURL: String?, admission: Admission = { _, _ in }
     ) async throws -> BatchRecord {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-            throw BatchError(.invalid, "the body must be a JSON object")
-        }
-        guard let list = object["requests"] as? [Any] else {
-            throw BatchError(.invalid, "requests: is required (a list of {custom_id, params})", param: "requests")
-        }
-        let requests = try checkAnthropic(list)
+        let requests = try checkAnthropic(body)
         try await admission(lanes(of: requests), requests.count)
         let now = UnixMillis.current()
         let input = StoredFile(
@@ -401,8 +423,7 @@ public final class BatchService: Service, Sendable {
             guard let input = batch.inputFileID, let content = try await store.content(input) else { return }
             let requests: [Request]
             if batch.api == "anthropic" {
-                let list = ((try? JSONSerialization.jsonObject(with: Data(content))) as? [String: Any])?["requests"] as? [Any] ?? []
-                requests = (try? checkAnthropic(list)) ?? []
+                requests = (try? checkAnthropic(content)) ?? []
             } else {
                 requests = checkOpenAI(content, endpoint: batch.endpoint).requests
             }

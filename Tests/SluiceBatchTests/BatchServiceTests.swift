@@ -69,7 +69,8 @@ import Testing
             let content = (0..<4).map { Self.line("r\($0)") }.joined(separator: "\n")
             #expect(service.checkOpenAI(Array(content.utf8), endpoint: "/v1/chat/completions").errors.first?.code == "too_many_requests")
             let anthropic = (0..<4).map { ["custom_id": "r\($0)", "params": ["model": "claude", "max_tokens": 5, "messages": []]] as [String: Any] }
-            #expect(throws: BatchError.self) { try service.checkAnthropic(anthropic) }
+            let body = Array(try JSONSerialization.data(withJSONObject: ["requests": anthropic]))
+            #expect(throws: BatchError.self) { try service.checkAnthropic(body) }
         }
     }
 

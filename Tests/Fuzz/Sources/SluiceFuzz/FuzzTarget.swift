@@ -180,9 +180,7 @@ extension FuzzTarget {
             let checked = batches.checkOpenAI(content, endpoint: endpoint)
             precondition(checked.errors.count <= 101)
         }
-        if let list = (try? JSONSerialization.jsonObject(with: Data(content))) as? [Any] {
-            _ = try? batches.checkAnthropic(list)
-        }
+        _ = try? batches.checkAnthropic(content)
     }
 }
 #endif
