@@ -28,4 +28,44 @@ extension JobQueue {
     public func wake(lane: String) async throws {
         try await redis.send("ZADD", KeyLayout.marker(lane: lane), 0, "0")
     }
+
+    // MARK: - New lanes
+
+    /// Where the stream of new lanes (`KeyLayout.newLanes`) stands now: the cursor for
+    /// `waitForNewLanes(after:wake:timeout:)`. Take it before listing the lanes, so that a lane
+    /// first used in between is not missed.
+    public func newLanesCursor() async throws -> String {
+        let reply = try await redis.send("XREVRANGE", KeyLayout.newLanes, "+", "-", "COUNT", 1)
+        return reply.array?.first?.array?.first?.string ?? "0-0"
+    }
+
+    /// Blocks until a lane is used for the first time after `cursor` (enqueue adds an entry to
+    /// `KeyLayout.newLanes` whenever it adds a lane to `KeyLayout.lanes`), an entry is added to
+    /// the caller's own `wake` stream (`wakeNewLanesWaiter(_:)`), or `timeout` passes. Returns the
+    /// cursor to wait after next. A lane that only a fallback (divert.lua) brought is found when
+    /// the timeout runs out.
+    public func waitForNewLanes(after cursor: String, wake: String, timeout: Duration) async throws -> String {
+        let reply = try await redis.blocking(
+            RedisCommand("XREAD", "COUNT", 100, "BLOCK", max(1, timeout.milliseconds), "STREAMS", KeyLayout.newLanes, wake, cursor, "0-0"),
+            timeout: timeout)
+        var next = cursor
+        for stream in reply.array ?? [] {
+            guard let parts = stream.array, parts.count == 2, parts[0].string == KeyLayout.newLanes,
+                let last = parts[1].array?.last?.array?.first?.string
+            else { continue }
+            next = last
+        }
+        return next
+    }
+
+    /// Ends a `waitForNewLanes` blocked on `wake` at once (a stopping pool). The stream expires
+    /// after a minute.
+    public func wakeNewLanesWaiter(_ wake: String) async throws {
+        _ = try await redis.pipeline([
+            RedisCommand("XADD", wake, "MAXLEN", 1, "*", "wake", "1"), RedisCommand("PEXPIRE", wake, 60_000),
+        ])
+    }
+
+    /// A wake-up stream of its own for one waiter on new lanes (a worker pool).
+    public static func newLanesWake() -> String { KeyLayout.newLanesWake(UUID().uuidString.lowercased()) }
 }

@@ -85,6 +85,11 @@ public final class JobQueue: Sendable {
             for (index, reply) in zip(missing, retried) { replies[index] = reply }
         }
         if let message = replies[0].errorMessage { throw RedisError.server(message) }
+        if let added = replies[0].int, added > 0 {
+            // A lane used for the first time: worker pools that discover lanes start it now
+            // (best effort: they also look every second).
+            _ = try? await redis.send("XADD", KeyLayout.newLanes, "MAXLEN", "~", 100, "*", "lanes", added)
+        }
         return try plan.results(Array(replies.dropFirst()))
     }
 

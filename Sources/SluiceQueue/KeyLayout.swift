@@ -23,6 +23,8 @@ import SluiceCore
 /// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (hard cap `event_stream_max`; maintenance trims to `event_stream_cap`, never past what a consumer group has not acknowledged) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
 /// | `sluice:lanes` | set | the names of all lanes ever used (for maintenance and listing) |
+/// | `sluice:lanes:new` | stream | an entry whenever enqueue adds a lane to `sluice:lanes` (capped near 100 entries): worker pools that discover lanes block on it (XREAD BLOCK) |
+/// | `sluice:wake:lanes:<id>` | stream | one worker pool's wake-up: a stop adds an entry, ending its blocked read of `sluice:lanes:new` (expires after a minute) |
 /// | `sluice:keys:open` | hash | per API key id, its jobs not yet finished (kept by the enqueue and finishing scripts) |
 /// | `sluice:keys:bucket:<key id>` | hash | a key's submit token bucket: tokens, at (ms); expires once it would be full |
 ///
@@ -78,6 +80,10 @@ public struct KeyLayout: Sendable, Hashable {
     public static let root = "sluice:"
     /// The set of lane names, outside any lane's slot.
     public static let lanes = root + "lanes"
+    /// An entry per enqueue call that used a lane for the first time.
+    public static let newLanes = root + "lanes:new"
+    /// One worker pool's wake-up stream (see `newLanes`).
+    public static func newLanesWake(_ id: String) -> String { root + "wake:lanes:" + id }
     /// The pattern of every lane's completion channel.
     public static let donePattern = root + "*:done"
 

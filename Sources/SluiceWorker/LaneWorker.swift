@@ -28,6 +28,10 @@ public struct WorkerLane: Sendable {
     /// The longest a provider's retry-after pauses the lane (the provider's `max_pause`); past
     /// it the breaker opens.
     public var maxPause: Duration = .seconds(600)
+    /// How long an idle worker blocks on its lane's marker before it looks again anyway: the
+    /// safety net for a wake-up it could not get (Redis was away, another process's worker took
+    /// it).
+    public var idleWait: Duration = .seconds(2)
 
     public init(
         lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int,
@@ -96,11 +100,6 @@ final class LaneWorker: Sendable {
     private let estimate = Mutex(500.0)
     /// Adaptive concurrency and the circuit breaker.
     let control: Mutex<LaneControl>
-
-    /// How long an idle worker blocks on its lane's marker before it looks again anyway: the
-    /// safety net for a wake-up it could not get (Redis was away, another process's worker took
-    /// it).
-    static let idleWait: Duration = .seconds(2)
 
     init(
         lane: WorkerLane, queue: JobQueue, client: ProviderClient, stats: ProviderStats, logger: Logger, environment: [String: String]
@@ -236,7 +235,7 @@ final class LaneWorker: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    try await self.queue.waitForReady(lane: self.lane.lane, timeout: Self.idleWait)
+                    try await self.queue.waitForReady(lane: self.lane.lane, timeout: self.lane.idleWait)
                 } catch {
                     self.logger.warning("waiting for work failed; retrying in 1 s", metadata: ["error": "\(error)"])
                     await self.stopping.sleep(for: .seconds(1))

@@ -27,6 +27,11 @@ public final class WorkerPool: Service, Sendable {
     let environment: [String: String]
     /// Fired when shutdown begins: no more leases, no more lanes.
     let stopping = AsyncLatch()
+    /// Discovering lanes: how long the pool waits for a new lane's announcement before it lists
+    /// the lanes anyway (a lane that only a fallback brought is not announced).
+    let lookForLanesEvery: Duration
+    /// This pool's wake-up stream, which ends its wait for new lanes at a stop.
+    let newLanesWake = JobQueue.newLanesWake()
     /// The lane workers started so far (told to stop when shutdown begins).
     let workers = Mutex<[LaneWorker]>([])
     /// Call latencies and 429s, written to Redis once a second for /metrics.
@@ -34,10 +39,11 @@ public final class WorkerPool: Service, Sendable {
 
     public init(
         queue: JobQueue, lanes: Lanes, grace: Duration = .seconds(30), logger: Logger,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, lookForLanesEvery: Duration = .seconds(1)
     ) {
         self.queue = queue
         self.lanes = lanes
+        self.lookForLanesEvery = lookForLanesEvery
         self.grace = grace
         self.logger = logger
         self.environment = environment
@@ -90,6 +96,8 @@ public final class WorkerPool: Service, Sendable {
         await withDiscardingTaskGroup { group in
             var started: Set<String> = []
             var unserved: Set<String> = []
+            // Taken before the lanes are listed: a lane first used in between wakes the wait.
+            var cursor = (try? await queue.newLanesCursor()) ?? "0-0"
             while !stopping.isFired && !Task.isCancelled {
                 var found: [WorkerLane] = []
                 switch lanes {
@@ -119,9 +127,38 @@ public final class WorkerPool: Service, Sendable {
                     group.addTask { await worker.run() }
                 }
                 if case .named = lanes { break }
-                // New lanes are looked for every second (a stop ends the wait).
-                await stopping.sleep(for: .seconds(1))
+                cursor = await waitForNewLanes(after: cursor)
             }
+        }
+    }
+
+    /// Blocks until a lane is used for the first time (enqueue announces it), or
+    /// `lookForLanesEvery` passes (for lanes a fallback brought, which are not announced), or the
+    /// pool stops.
+    private func waitForNewLanes(after cursor: String) async -> String {
+        let returned = AsyncLatch()  // the read has ended: no wake-up needed
+        return await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                defer { returned.fire() }
+                do {
+                    return try await self.queue.waitForNewLanes(after: cursor, wake: self.newLanesWake, timeout: self.lookForLanesEvery)
+                } catch {
+                    self.logger.warning("waiting for new lanes failed; looking again in 1 s", metadata: ["error": "\(error)"])
+                    await self.stopping.sleep(for: .seconds(1))
+                    return nil
+                }
+            }
+            group.addTask {
+                await self.stopping.wait()  // returns on a stop, or when cancelled
+                if !returned.isFired { try? await self.queue.wakeNewLanesWaiter(self.newLanesWake) }
+                return nil
+            }
+            var next = cursor
+            for await result in group {
+                if let result { next = result }
+                group.cancelAll()
+            }
+            return next
         }
     }
 }

@@ -15,9 +15,16 @@ import Testing
 func withWorkers<T: Sendable>(
     _ queue: JobQueue, _ lanes: [WorkerLane], grace: Duration = .seconds(5), _ body: () async throws -> T
 ) async throws -> T {
+    try await withWorkers(queue, serving: .named(lanes), grace: grace, body)
+}
+
+func withWorkers<T: Sendable>(
+    _ queue: JobQueue, serving lanes: WorkerPool.Lanes, grace: Duration = .seconds(5), lookForLanesEvery: Duration = .seconds(1),
+    _ body: () async throws -> T
+) async throws -> T {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
-    let pool = WorkerPool(queue: queue, lanes: .named(lanes), grace: grace, logger: logger)
+    let pool = WorkerPool(queue: queue, lanes: lanes, grace: grace, logger: logger, lookForLanesEvery: lookForLanesEvery)
     // With maintenance, as `sluice work` runs by default: jobs given back with a delay come back.
     let group = ServiceGroup(
         services: [pool, QueueMaintenance(queue: queue, logger: logger)], gracefulShutdownSignals: [],
