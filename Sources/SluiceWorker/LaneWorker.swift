@@ -144,7 +144,7 @@ final class LaneWorker: Sendable {
                     let halfOpened = control.probing(now: now)
                     return (control.allowed(now: now), halfOpened, control.openFor(now: now))
                 }
-                if halfOpened { await reportBreaker("half-open", for: nil, reason: "probing") }
+                if halfOpened { await reportBreaker(.halfOpen, for: nil, reason: "probing") }
                 if let openFor {
                     if lane.routes.isEmpty {
                         // Nothing to move: wait for the probe's time (a max_pause can be long).
@@ -291,7 +291,7 @@ final class LaneWorker: Sendable {
             if control.withLock({ $0.succeeded(latency: result.latency) }) { await reportBreaker(nil, for: nil, reason: "") }
         case .bareRateLimit: control.withLock { $0.bareRateLimit(now: .now) }
         case .failed:
-            if control.withLock({ $0.failed(now: .now) }) { await reportBreaker("open", for: lane.breakerOpenFor, reason: verdict.breakerReason) }
+            if control.withLock({ $0.failed(now: .now) }) { await reportBreaker(.open, for: lane.breakerOpenFor, reason: verdict.breakerReason) }
         }
         if case .rateLimited(let limits, _) = result.outcome, verdict.pause != nil { logAdjusted(limits) }
         if let pause = verdict.pause {
@@ -300,7 +300,7 @@ final class LaneWorker: Sendable {
         }
         if let open = verdict.openBreaker {
             control.withLock { _ = $0.open(now: .now, for: open) }
-            await reportBreaker("open", for: open, reason: verdict.breakerReason)
+            await reportBreaker(.open, for: open, reason: verdict.breakerReason)
         }
         switch verdict.report {
         case .complete:
@@ -392,7 +392,7 @@ final class LaneWorker: Sendable {
     /// whose deadline would pass first move to their fallback. The wait counts the backlog ahead
     /// at the configured RPM. At most twice a second per worker.
     private func divertPastDeadlines(_ refusal: ProviderLimiter.Refusal) async {
-        guard !lane.routes.isEmpty, refusal.reason != "concurrency" else { return }
+        guard !lane.routes.isEmpty, refusal.reason != .concurrency else { return }
         guard deadlineLooks.due() else { return }
         do {
             var within = refusal.wait
@@ -402,7 +402,7 @@ final class LaneWorker: Sendable {
             }
             let (moved, _) = try await queue.divert(
                 lane: lane.lane, .deadlineWithin(within, limit: 1000), routes: lane.routes,
-                why: "\(refusal.reason) limit: would start only after its deadline")
+                why: "\(refusal.reason.rawValue) limit: would start only after its deadline")
             if moved > 0 { logger.info("jobs moved to their fallback before their deadlines", metadata: ["moved": "\(moved)"]) }
         } catch {
             logger.warning("moving jobs past their deadline failed", metadata: ["error": "\(error)"])
@@ -428,11 +428,11 @@ final class LaneWorker: Sendable {
             written: envelope.format ?? envelope.route.flatMap { formats[$0] }, embeddings: envelope.endpoint == .embeddings)
     }
 
-    private func reportBreaker(_ state: String?, for open: Duration?, reason: String) async {
-        if let state { logger.warning("circuit breaker", metadata: ["breaker": "\(state)", "reason": "\(reason)"]) }
+    private func reportBreaker(_ state: ProviderState.Breaker.State?, for open: Duration?, reason: String) async {
+        if let state { logger.warning("circuit breaker", metadata: ["breaker": "\(state.rawValue)", "reason": "\(reason)"]) }
         else { logger.info("circuit breaker", metadata: ["breaker": "closed"]) }
         let until = open.map { UnixMillis(UnixMillis.current().value + $0.milliseconds) }
-        try? await health.report(lane: lane.lane, breaker: state, until: until, reason: reason)
+        try? await health.report(lane: lane.lane, state: state, until: until, reason: reason)
     }
 
     /// Keeps the rate-limit figures the provider announces, for `/v1/providers` (once a second).

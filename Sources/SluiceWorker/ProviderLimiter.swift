@@ -77,15 +77,25 @@ public struct ProviderLimiter: Sendable {
         }
         // The wait is at most a pause's length (capped by max_pause), but bounded here too.
         let millis = Int64(Bounded.clamp(wait, to: 1...Int(Bounded.maxMillis)))
-        return .failure(Refusal(wait: .milliseconds(millis), reason: parts[2].string ?? ""))
+        return .failure(Refusal(wait: .milliseconds(millis), reason: Refusal.Reason(rawValue: parts[2].string ?? "") ?? .unknown))
     }
 
     /// Why no permit now, and for how long.
     public struct Refusal: Error, Sendable, Hashable {
+        /// Which limit refused (limit-acquire.lua's third reply).
+        public enum Reason: String, Sendable, Hashable {
+            /// A 429's pause, for every worker.
+            case paused
+            /// Calls in flight at the provider's concurrency limit.
+            case concurrency
+            /// Resuming after a pause: the probe or the slow start's window is in flight.
+            case ramp
+            case rpm, tpm
+            /// A reason this build does not know (a newer script).
+            case unknown
+        }
         public var wait: Duration
-        /// 'paused', 'concurrency', 'ramp' (resuming after a pause: the probe or the slow start's
-    /// window is in flight), 'rpm' or 'tpm'.
-        public var reason: String
+        public var reason: Reason
     }
 
     /// Frees `slots`, corrects TPM by `tokenDelta` (used minus estimated), and gives back the

@@ -20,7 +20,7 @@ import Testing
                 Issue.record("a second call within 100 ms was allowed")
                 return
             }
-            #expect(refusal.reason == "rpm")
+            #expect(refusal.reason == .rpm)
             #expect(refusal.wait > .milliseconds(100) && refusal.wait <= .milliseconds(1006))
             try await Task.sleep(for: refusal.wait)
             guard case .success = try await limiter.acquire(want: 1, tokens: 1) else {
@@ -57,7 +57,7 @@ import Testing
                 Issue.record("a fourth slot was granted")
                 return
             }
-            #expect(full.reason == "concurrency")
+            #expect(full.reason == .concurrency)
             try await one.release(slots: a.slots)
             #expect(try await one.inFlight() == 1)
             // A holder that vanishes: its slot expires with its lease.
@@ -75,7 +75,7 @@ import Testing
                 Issue.record("a paused provider granted a permit")
                 return
             }
-            #expect(paused.reason == "paused" && paused.wait > .milliseconds(500))
+            #expect(paused.reason == .paused && paused.wait > .milliseconds(500))
             #expect(try await other.pausedUntil() != nil)
             try await limiter.pause(for: .milliseconds(10))  // shorter: the longer pause stays
             #expect(try await other.pausedUntil() != nil)
@@ -89,7 +89,7 @@ import Testing
                 Issue.record("TPM did not hold")
                 return
             }
-            #expect(busy.reason == "tpm" && busy.wait > .seconds(4), "\(busy.wait)")
+            #expect(busy.reason == .tpm && busy.wait > .seconds(4), "\(busy.wait)")
             // ...and when the call used only 100, the 400 left over come back at once: 1 s at most.
             try await other.release(slots: [], tokenDelta: -400)
             guard case .failure(let after) = try await other.acquire(want: 1, tokens: 1) else { return }

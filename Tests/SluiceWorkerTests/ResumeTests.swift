@@ -17,7 +17,7 @@ import Testing
     }
 
     func refused(_ result: Result<ProviderLimiter.Grant, ProviderLimiter.Refusal>) -> String? {
-        if case .failure(let refusal) = result { return refusal.reason }
+        if case .failure(let refusal) = result { return refusal.reason.rawValue }
         return nil
     }
 
