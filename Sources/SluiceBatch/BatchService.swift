@@ -164,7 +164,7 @@ public final class BatchService: Service, Sendable {
                 fail("model_not_found", "line \(number): " + ModelDirectory.unknown(model), param: "body.model")
                 continue
             }
-            if endpoint == "/v1/embeddings" && resolution.kind == "anthropic" {
+            if endpoint == "/v1/embeddings" && resolution.kind == ProviderKind.anthropic.rawValue {
                 fail("model_not_found", "line \(number): model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "body.model")
                 continue
             }
@@ -279,7 +279,7 @@ public final class BatchService: Service, Sendable {
         let content = try await store.content(inputFileID) ?? []
         let now = UnixMillis.current()
         var batch = BatchRecord(
-            id: Self.newID("batch_"), api: "openai", tenant: key.tenant, keyID: key.id, endpoint: endpoint, status: "validating",
+            id: Self.newID("batch_"), api: ProviderKind.openai.rawValue, tenant: key.tenant, keyID: key.id, endpoint: endpoint, status: "validating",
             completionWindow: completionWindow, createdAt: now)
         batch.inputFileID = inputFileID
         batch.expiresAt = now + window
@@ -333,7 +333,7 @@ public final class BatchService: Service, Sendable {
             bytes: body.count, createdAt: now)
         try await store.createFile(input, content: body)
         var batch = BatchRecord(
-            id: Self.newID("msgbatch_"), api: "anthropic", tenant: key.tenant, keyID: key.id, endpoint: "/v1/messages",
+            id: Self.newID("msgbatch_"), api: ProviderKind.anthropic.rawValue, tenant: key.tenant, keyID: key.id, endpoint: "/v1/messages",
             status: "validating", completionWindow: "24h", createdAt: now)
         batch.inputFileID = input.id
         batch.expiresAt = now + .seconds(86_400)
@@ -348,7 +348,7 @@ public final class BatchService: Service, Sendable {
         var chunkStart = 0
         while chunkStart < requests.count {
             let chunk = requests[chunkStart..<min(chunkStart + 5_000, requests.count)]
-            let format: ProviderKind = batch.api == "anthropic" ? .anthropic : .openai
+            let format = batch.format
             let endpoint: JobEnvelope.Endpoint? = batch.endpoint == "/v1/embeddings" ? .embeddings : nil
             let specs = chunk.map { request -> JobSpec in
                 JobSpec(
@@ -406,7 +406,7 @@ public final class BatchService: Service, Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("batches: \(error)")
+                logger.warning("batches: advancing open batches failed", metadata: ["error": "\(error)"])
             }
             do { try await Task.sleep(for: settings.pollInterval) } catch { return }
             if Task.isShuttingDownGracefully { return }
@@ -422,12 +422,12 @@ public final class BatchService: Service, Sendable {
             // (idempotently) from its input.
             guard let input = batch.inputFileID, let content = try await store.content(input) else { return }
             let requests: [Request]
-            if batch.api == "anthropic" {
+            if batch.format == .anthropic {
                 requests = (try? checkAnthropic(content)) ?? []
             } else {
                 requests = checkOpenAI(content, endpoint: batch.endpoint).requests
             }
-            logger.info("batches: resuming the submission of \(batch.id) (\(requests.count) requests)")
+            logger.info("batches: resuming a submission", metadata: ["batch": "\(batch.id)", "requests": "\(requests.count)"])
             _ = try await start(batch, requests)
         case "in_progress", "cancelling", "finalizing":
             if batch.finished >= batch.total { try await finalize(batch) }
@@ -453,7 +453,7 @@ public final class BatchService: Service, Sendable {
             try await store.createFile(file, content: content)
             columns[column] = file.id.databaseValue
         }
-        if batch.api == "anthropic" {
+        if batch.format == .anthropic {
             try await keep(
                 BatchOutput.anthropicResults(requests: requests, archived: archived), purpose: "message_batch_results", suffix: "results",
                 column: "output_file_id")
@@ -480,13 +480,18 @@ public final class BatchService: Service, Sendable {
         }
         try await announce(ended)
         guard try await store.transition(batch.id, to: status, from: ["finalizing"], stamp: stamp, now: now, set: columns) else { return }
-        logger.info("batches: \(ended.id) \(status): \(ended.succeeded) succeeded, \(ended.failed) failed, \(ended.expired) expired, \(ended.cancelled) cancelled")
+        logger.info(
+            "batches: ended",
+            metadata: [
+                "batch": "\(ended.id)", "status": "\(status)", "succeeded": "\(ended.succeeded)", "failed": "\(ended.failed)",
+                "expired": "\(ended.expired)", "cancelled": "\(ended.cancelled)",
+            ])
     }
 
     /// Queues the batch's webhook, when it has a callback URL; logs a failure instead of throwing.
     func announceEnd(_ batch: BatchRecord) async {
         do { try await announce(batch) } catch {
-            logger.warning("batches: the webhook of \(batch.id) could not be queued: \(error)")
+            logger.warning("batches: the webhook could not be queued", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
         }
     }
 

@@ -24,8 +24,10 @@ public struct StoredFile: Sendable, Hashable {
 /// A batch, of either API: its state, counts and times (Unix milliseconds).
 public struct BatchRecord: Sendable, Hashable {
     public var id: String
-    /// `openai` (`/v1/batches`) or `anthropic` (`/v1/messages/batches`).
+    /// `openai` (`/v1/batches`) or `anthropic` (`/v1/messages/batches`), as stored.
     public var api: String
+    /// The API the batch was submitted through (`api`; an unknown value reads as OpenAI's).
+    public var format: ProviderKind { ProviderKind(rawValue: api) ?? .openai }
     public var tenant: String
     public var keyID: Int64?
     public var endpoint: String

@@ -250,7 +250,7 @@ public final class WebhookService: Service, Sendable {
                 logger.info("webhooks: an endpoint answered 410 and is disabled", metadata: ["host": "\(Self.host(of: delivery.url))", "delivery": "\(delivery.id)"])
             case .refused(let why):
                 try await store.record(id, status: "dead", code: nil, error: why)
-                logger.warning("webhooks: delivery \(id) refused: \(why)")
+                logger.warning("webhooks: delivery refused", metadata: ["delivery": "\(id)", "why": "\(why)"])
             case .status(let code, let retryAfter):
                 try await retryLater(delivery, code: code, error: "HTTP \(code)", retryAfter: retryAfter)
             case .failed(let why):
@@ -258,7 +258,7 @@ public final class WebhookService: Service, Sendable {
             }
         } catch {
             // The claim runs out and the delivery is tried again.
-            logger.warning("webhooks: delivery \(id): \(error)")
+            logger.warning("webhooks: delivery failed", metadata: ["delivery": "\(id)", "error": "\(error)"])
         }
     }
 

@@ -17,7 +17,7 @@ public struct ParentWatch: Service {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if getppid() != parent {
-                logger.info("the supervisor (pid \(parent)) is gone; stopping")
+                logger.info("the supervisor is gone; stopping", metadata: ["supervisor_pid": "\(parent)"])
                 kill(getpid(), SIGTERM)
                 // Returning now would cancel the group instead of stopping it gracefully.
                 try? await gracefulShutdown()
