@@ -72,6 +72,12 @@ import SluiceCore
 /// atomic), with the hash moving to the new lane's slot; `sluice:lanes` added to from Swift only
 /// (as enqueue does); and the webhook keys under one tag (`sluice:{wh}:…`).
 ///
+/// Besides the scripts, two blocking reads span slots: a stream consumer (the archiver, the
+/// webhook dispatcher) reads every lane's `events` stream and its own wake-up stream in one
+/// `XREADGROUP … BLOCK`, and a pool discovering lanes reads `sluice:lanes:new` with its own
+/// wake-up stream in one `XREAD BLOCK`. On a cluster each would become one blocking read per node
+/// (or per stream), the wake-up streams placed beside what they wake.
+///
 /// A finished job's hash expires after the result TTL; every other structure forgets it at once,
 /// except its listing-index entry, which listing and maintenance drop once the hash is gone, and a job cancelled or expired while queued leaves its id in its ready list as a
 /// tombstone (LREM would be O(n)); the next lease to reach it discards it, unleased.
