@@ -73,4 +73,41 @@ import Testing
             #expect(try await woken)
         }
     }
+
+    @Test func aLeaseStoppedByTombstonesWakesTheLaneAgain() async throws {
+        try await withQueue { queue, _ in
+            // 2,000 cancelled jobs ahead of one live job: a lease of one pops at most 1,004 ids.
+            let cancelled = try await queue.enqueue((0..<2000).map { _ in spec() })
+            for job in cancelled { _ = try await queue.cancel(job.id) }
+            let live = try await queue.enqueue(spec()).id
+            var leased: [LeasedJob] = []
+            var rounds = 0
+            while leased.isEmpty, rounds < 10 {
+                // The worker takes the marker, then leases; an empty lease with jobs left behind
+                // sets the marker again, so it does not wait for the idle wait's safety net.
+                #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)), "round \(rounds)")
+                leased = try await queue.lease(lane: "lane-a", count: 1)
+                rounds += 1
+            }
+            #expect(leased.map(\.id) == [live])
+            #expect(rounds > 1, "the tombstones took more than one lease")
+        }
+    }
+
+    @Test func aWaiterWokenThroughItsOwnKeyLeavesTheMarkerToOthers() async throws {
+        try await withQueue { queue, _ in
+            let mine = JobQueue.readyWake(lane: "lane-a")
+            async let other = queue.waitForReady(lane: "lane-a", timeout: .seconds(30))  // waiting longest
+            try await Task.sleep(for: .milliseconds(100))
+            let started = ContinuousClock.now
+            async let woken = queue.waitForReady(lane: "lane-a", wake: mine, timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(100))
+            try await queue.wakeWaiter(mine)
+            #expect(try await woken)
+            #expect(ContinuousClock.now - started < .seconds(10), "woken through its own key, not by the timeout")
+            // The other waiter is still blocked on the marker; a job wakes it.
+            _ = try await queue.enqueue(spec())
+            #expect(try await other)
+        }
+    }
 }

@@ -110,7 +110,9 @@ if #leasedIds > 0 then
 end
 if turn then redis.call('HSET', meta, 'turn', turn) end
 if taken > 0 then redis.call('HINCRBY', meta, 'ready', -taken) end
-if got >= n and redis.call('EXISTS', rr) == 1 then signalReady(prefix, lane) end -- more left: wake another worker
+-- Jobs still ready (n leased, or the pop limit reached among tombstones): wake a worker, this
+-- one too, so that the rest is leased without waiting for the idle wait's safety net.
+if redis.call('EXISTS', rr) == 1 then signalReady(prefix, lane) end
 table.insert(out, 1, untilMs)
 table.insert(out, 1, group or '')
 return out
