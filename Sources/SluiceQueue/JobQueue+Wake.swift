@@ -11,16 +11,29 @@ import SluiceRedis
 /// leased by another (it leases nothing and waits again), and a job that becomes ready by time
 /// alone is found at the latest when the wait's timeout runs out.
 extension JobQueue {
-    /// Waits until `lane`'s marker is set, or `timeout` passes; takes the marker. Returns whether
-    /// it was set. Not cancellable while it blocks: keep `timeout` short, or `wake` the lane.
+    /// Waits until `lane`'s marker is set, or the waiter's own `wake` key (`wakeWaiter(_:)`), or
+    /// `timeout` passes; takes what was set. Returns whether something was. Not cancellable while
+    /// it blocks: keep `timeout` short, or wake the waiter through its own key (the lane's marker
+    /// would wake the longest waiter, maybe another process's).
     @discardableResult
-    public func waitForReady(lane: String, timeout: Duration) async throws -> Bool {
+    public func waitForReady(lane: String, wake: String? = nil, timeout: Duration) async throws -> Bool {
         // BZPOPMIN's timeout is in seconds (decimals allowed); 0 would block for ever.
         let seconds = max(0.001, Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        let keys = [KeyLayout.marker(lane: lane)] + (wake.map { [$0] } ?? [])
         let reply = try await redis.blocking(
-            RedisCommand("BZPOPMIN", KeyLayout.marker(lane: lane), String(format: "%.3f", seconds)), timeout: timeout)
+            RedisCommand("BZPOPMIN", keys.map { $0 as any RedisArgument } + [String(format: "%.3f", seconds)]), timeout: timeout)
         if case .null = reply { return false }
         return true
+    }
+
+    /// A wake-up key of its own for one waiter on `lane`'s marker (a lane worker), in the lane's
+    /// slot.
+    public static func readyWake(lane: String) -> String { KeyLayout.readyWake(lane: lane, waiter: UUID().uuidString.lowercased()) }
+
+    /// Ends a `waitForReady` blocked on `wake` at once (a stopping worker). The key expires after
+    /// a minute.
+    public func wakeWaiter(_ wake: String) async throws {
+        _ = try await redis.pipeline([RedisCommand("ZADD", wake, 0, "0"), RedisCommand("PEXPIRE", wake, 60_000)])
     }
 
     /// Sets `lane`'s marker: wakes one worker waiting on it (a stopping worker ends its own wait

@@ -17,6 +17,7 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:deadlines` | zset | not-yet-started jobs with a deadline, score = deadline (ms) |
 /// | `sluice:{T}:lane:<lane>:meta` | hash | counters: turn, tokens (lease groups), ready and leased (live jobs in each); for the autoscaler and /metrics: `n:<state>` (jobs that entered each state), `n:arrived`, `n:served` (calls ended), `service_ms` and `service_n` (time the succeeded calls took) |
 /// | `sluice:{T}:lane:<lane>:marker` | zset | one member while the lane may have ready jobs: idle workers block on it (BZPOPMIN); every script that makes a job ready adds it |
+/// | `sluice:{T}:lane:<lane>:wake:<waiter>` | zset | one idle worker's own wake-up, read in the same BZPOPMIN as the marker: its stop sets it (expires after a minute) |
 /// | `sluice:{T}:lane:<lane>:index:<tenant>` | zset | the listing index: every job of the tenant in the lane, all score 0, so ids sort lexically, that is by creation time |
 /// | `sluice:{T}:lane:<lane>:tenants` | set | the tenants with a listing index in the lane (for trimming) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
@@ -135,6 +136,8 @@ public struct KeyLayout: Sendable, Hashable {
     public static func meta(lane: String) -> String { laneKey(lane, "meta") }
     /// The lane's wake-up marker (see `JobQueue.waitForReady`).
     public static func marker(lane: String) -> String { laneKey(lane, "marker") }
+    /// One waiter's own wake-up beside the lane's marker (see `JobQueue.readyWake`).
+    public static func readyWake(lane: String, waiter: String) -> String { laneKey(lane, "wake:" + waiter) }
 
     /// A lane's circuit breaker as a worker last reported it: "<state> <until ms> <reason>".
     public static func breaker(lane: String) -> String { root + "breaker:" + lane }

@@ -96,6 +96,9 @@ final class LaneWorker: Sendable {
     let slots: AsyncSemaphore
     /// Fired by `stop()`: no more leases; the calls in flight go on.
     let stopping = AsyncLatch()
+    /// This worker's own wake-up, blocked on beside the lane's marker: a stop sets it (setting
+    /// the marker could wake another process's worker instead).
+    let readyWake: String
     /// The estimated tokens of one call (input + max output), an average of what calls used.
     private let estimate = Mutex(500.0)
     /// Adaptive concurrency and the circuit breaker.
@@ -117,6 +120,7 @@ final class LaneWorker: Sendable {
         health = LaneHealth(redis: queue.redis)
         control = Mutex(LaneControl(ceiling: lane.concurrency, threshold: lane.breakerFailures, openFor: lane.breakerOpenFor))
         slots = AsyncSemaphore(limit: lane.concurrency)
+        readyWake = JobQueue.readyWake(lane: lane.lane)
     }
 
     /// Announced limits are recorded for `/v1/providers` at most once a second…
@@ -229,13 +233,13 @@ final class LaneWorker: Sendable {
     }
 
     /// The lane is empty: blocks on its marker until a job is queued (or `idleWait` passes). A
-    /// stop, or a cancellation, sets the marker itself so the blocked read ends at once.
+    /// stop, or a cancellation, sets this worker's own wake-up so the blocked read ends at once.
     private func waitForWork() async {
         let woken = AsyncLatch()  // the read has ended: no wake-up needed
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    try await self.queue.waitForReady(lane: self.lane.lane, timeout: self.lane.idleWait)
+                    try await self.queue.waitForReady(lane: self.lane.lane, wake: self.readyWake, timeout: self.lane.idleWait)
                 } catch {
                     self.logger.warning("waiting for work failed; retrying in 1 s", metadata: ["error": "\(error)"])
                     await self.stopping.sleep(for: .seconds(1))
@@ -243,7 +247,7 @@ final class LaneWorker: Sendable {
             }
             group.addTask {
                 await self.stopping.wait()  // returns on a stop, or when cancelled
-                if !woken.isFired { try? await self.queue.wake(lane: self.lane.lane) }
+                if !woken.isFired { try? await self.queue.wakeWaiter(self.readyWake) }
             }
             await group.next()
             woken.fire()

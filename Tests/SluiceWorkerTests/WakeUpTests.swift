@@ -59,6 +59,30 @@ import Testing
         }
     }
 
+    @Test func aPoolStopsAtOnceBesideAnotherProcesssIdleWorkerOnTheSameLane() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            try await withMockProvider(MockConfiguration()) { _, base in
+                var shared = lane("shared", base)
+                shared.idleWait = .seconds(30)
+                // The other pool's worker has waited longest on the lane's marker: setting the
+                // marker would wake it, not the stopping one.
+                try await withWorkers(queue, [shared]) {
+                    try await Task.sleep(for: .milliseconds(300))
+                    var stopping = ContinuousClock.now
+                    try await withWorkers(queue, [shared], grace: .seconds(30)) {
+                        try await Task.sleep(for: .milliseconds(300))
+                        stopping = ContinuousClock.now
+                    }
+                    #expect(ContinuousClock.now - stopping < .seconds(10), "stopped after \(ContinuousClock.now - stopping)")
+                    // The other pool still serves the lane.
+                    let id = try await queue.enqueue(chatJob("shared", 1)).id
+                    #expect(try await finished(queue, [id], timeout: .seconds(20)).first?.state == .succeeded)
+                }
+            }
+        }
+    }
+
     @Test func aPoolThatDiscoversLanesServesANewLaneAtOnce() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
