@@ -159,8 +159,10 @@ public final class WebhookService: Service, Sendable {
                     continue
                 }
                 let taken: [(id: String, key: Int64?)]
+                var anyDue = false
                 do {
                     let due = try await store.due(limit: settings.lookahead)
+                    anyDue = !due.isEmpty
                     let busy = sendingPerKey.withLock { $0 }
                     let plan = Self.plan(due, free: free, perKey: settings.perKeyLimit, busy: busy, seenAll: due.count < settings.lookahead)
                     let ids = Set(try await store.claim(plan.take.map(\.id), deferring: plan.deferring))
@@ -171,7 +173,9 @@ public final class WebhookService: Service, Sendable {
                     continue
                 }
                 if taken.isEmpty {
-                    await work.wait(upTo: await nextDueIn())
+                    // Due ones all held back (their keys at their cap, or claimed by another
+                    // process): a send that ends rings. Nothing due: until the next one is.
+                    await work.wait(upTo: anyDue ? Self.idleLook : await nextDueIn())
                     continue
                 }
                 for (id, key) in taken {
