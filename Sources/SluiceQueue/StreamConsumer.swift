@@ -88,7 +88,10 @@ public struct StreamConsumer: Sendable {
         let wake = self.wake
         let returned = AsyncLatch()  // the read has returned: no wake-up needed
         let reply = try await withThrowingTaskGroup(of: RedisValue?.self) { group in
-            group.addTask { try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block) }
+            group.addTask {
+                defer { returned.fire() }  // also when the read fails: no wake-up to send then
+                return try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block)
+            }
             group.addTask {
                 await returned.wait()  // returns when cancelled, or once the read is done
                 if !returned.isFired { _ = try? await redis.send("XADD", wake, "MAXLEN", 1, "*", "wake", "1") }
