@@ -133,32 +133,20 @@ public struct ProviderLimiter: Sendable {
 
     /// How the provider is resuming from a pause: waiting on its probe (one call in flight),
     /// then with at most `window` calls in flight (slow start).
-    public struct Resuming: Sendable, Hashable {
-        public var probe: Bool
-        public var window: Int
+    public typealias Resuming = ProviderState.Resuming
 
-        public init(probe: Bool, window: Int) {
-            self.probe = probe
-            self.window = window
-        }
+    /// The provider's state as `/v1/providers` reads it (the read side, `ProviderStateReader`).
+    private func state() async throws -> ProviderState? {
+        try await ProviderStateReader(redis: redis).states(providers: [provider], lanes: []).first
     }
 
     /// Whether the provider is resuming from a pause now; nil at full speed.
-    public func resuming() async throws -> Resuming? {
-        let replies = try await redis.pipeline([RedisCommand("GET", prefix + "ramp"), RedisCommand("EXISTS", prefix + "probe")])
-        guard replies.count == 2, let ramp = replies[0].string.flatMap({ Int($0) }) else { return nil }
-        return Resuming(probe: replies[1].int == 1, window: ramp)
-    }
+    public func resuming() async throws -> Resuming? { try await state()?.resuming }
 
     /// When the current pause ends, if one runs.
-    public func pausedUntil() async throws -> UnixMillis? {
-        guard let text = try await redis.send("GET", prefix + "pause").string, let until = Int64(text) else { return nil }
-        return until > UnixMillis.current().value ? UnixMillis(until) : nil
-    }
+    public func pausedUntil() async throws -> UnixMillis? { try await state()?.pausedUntil }
 
-    /// Calls in flight now, across the cluster (when there is a concurrency limit).
-    public func inFlight() async throws -> Int {
-        _ = try await redis.send("ZREMRANGEBYSCORE", prefix + "slots", "-inf", UnixMillis.current().value)
-        return try await redis.send("ZCARD", prefix + "slots").int ?? 0
-    }
+    /// Calls in flight now, across the cluster (when there is a concurrency limit): the slots
+    /// whose lease has not run out.
+    public func inFlight() async throws -> Int { try await state()?.slotsHeld ?? 0 }
 }
