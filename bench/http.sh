@@ -18,7 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-printf 'server: { port: 0 }\ndatabase: %s/sluice.sqlite\n' "$work" > "$work/sluice.yaml"
+# The bench's lanes are declared (a job for a lane no provider serves is refused); kind external:
+# Sluice's own workers leave them alone, so submit and bulk are measured without workers.
+printf 'server: { port: 0 }\ndatabase: %s/sluice.sqlite\nproviders:\n' "$work" > "$work/sluice.yaml"
+for lane in bench-submit bench-bulk bench-wake; do printf '  %s: { kind: external }\n' "$lane" >> "$work/sluice.yaml"; done
 start_sluice_up "$work/sluice.yaml" "$work"
 echo "sluice up (release) on $url, pid $up_pid; $(nproc) cores"
 

@@ -60,7 +60,11 @@ public struct StreamConsumer: Sendable {
                     try await Task.sleep(for: block)
                     continue
                 }
-                try await readNew(names, block: block, handle)
+                let read = try await readNew(names, block: block, handle)
+                // Busy (entries came, not a full batch): let more gather before the next read,
+                // so that a steady flow is read in batches, not an entry or two per round trip.
+                // Idle, the blocked read still hands an entry over as soon as it is added.
+                if read > 0 && read < batch { try await Task.sleep(for: Self.linger) }
             } catch is CancellationError {
                 return
             } catch {
@@ -79,7 +83,12 @@ public struct StreamConsumer: Sendable {
     /// One blocking read of new entries (">") of every stream in `streams`, each stream's batch
     /// handed over and acknowledged. A cancellation ends the read at once (through the wake-up
     /// stream); what it read then is left pending, read again first next time.
-    private func readNew(_ streams: [String], block: Duration, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws {
+    /// How long a busy consumer lets entries gather between reads.
+    static let linger: Duration = .milliseconds(10)
+
+    /// Returns how many entries it handed over.
+    @discardableResult
+    private func readNew(_ streams: [String], block: Duration, _ handle: @Sendable (String, [Entry]) async throws -> Void) async throws -> Int {
         let names = streams + [wake]
         let arguments: [any RedisArgument] =
             ["GROUP", group, consumer, "COUNT", batch, "BLOCK", max(1, block.milliseconds), "STREAMS"]
@@ -118,6 +127,7 @@ public struct StreamConsumer: Sendable {
         }
         try Task.checkCancellation()
         for (stream, rawEntries) in read { _ = try await deliver(stream: stream, rawEntries, handle) }
+        return read.reduce(0) { $0 + $1.entries.count }
     }
 
     /// Hands over and acknowledges every entry of one stream read before and not acknowledged.
