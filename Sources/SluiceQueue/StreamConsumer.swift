@@ -95,25 +95,11 @@ public struct StreamConsumer: Sendable {
             + names.map { $0 as any RedisArgument } + names.map { _ in ">" as any RedisArgument }
         let redis = self.redis
         let wake = self.wake
-        let returned = AsyncLatch()  // the read has returned: no wake-up needed
-        let reply = try await withThrowingTaskGroup(of: RedisValue?.self) { group in
-            group.addTask {
-                defer { returned.fire() }  // also when the read fails: no wake-up to send then
-                return try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block)
-            }
-            group.addTask {
-                await returned.wait()  // returns when cancelled, or once the read is done
-                if !returned.isFired { _ = try? await redis.send("XADD", wake, "MAXLEN", 1, "*", "wake", "1") }
-                return nil
-            }
-            var reply: RedisValue?
-            while reply == nil, let next = try await group.next() { reply = next }
-            returned.fire()
-            group.cancelAll()
-            return reply
+        let reply = try await withWakeUp(wake: { _ = try? await redis.send("XADD", wake, "MAXLEN", 1, "*", "wake", "1") }) {
+            try await redis.blocking(RedisCommand("XREADGROUP", arguments), timeout: block)
         }
         var read: [(stream: String, entries: [RedisValue])] = []
-        for streamReply in reply?.array ?? [] {
+        for streamReply in reply.array ?? [] {
             guard let parts = streamReply.array, parts.count == 2, let stream = parts[0].string, let rawEntries = parts[1].array else {
                 continue
             }

@@ -235,23 +235,13 @@ final class LaneWorker: Sendable {
     /// The lane is empty: blocks on its marker until a job is queued (or `idleWait` passes). A
     /// stop, or a cancellation, sets this worker's own wake-up so the blocked read ends at once.
     private func waitForWork() async {
-        let woken = AsyncLatch()  // the read has ended: no wake-up needed
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                do {
-                    try await self.queue.waitForReady(lane: self.lane.lane, wake: self.readyWake, timeout: self.lane.idleWait)
-                } catch {
-                    self.logger.warning("waiting for work failed; retrying in 1 s", metadata: ["error": "\(error)"])
-                    await self.stopping.sleep(for: .seconds(1))
-                }
+        do {
+            _ = try await withWakeUp(stop: stopping, wake: { try? await self.queue.wakeWaiter(self.readyWake) }) {
+                try await self.queue.waitForReady(lane: self.lane.lane, wake: self.readyWake, timeout: self.lane.idleWait)
             }
-            group.addTask {
-                await self.stopping.wait()  // returns on a stop, or when cancelled
-                if !woken.isFired { try? await self.queue.wakeWaiter(self.readyWake) }
-            }
-            await group.next()
-            woken.fire()
-            group.cancelAll()
+        } catch {
+            logger.warning("waiting for work failed; retrying in 1 s", metadata: ["error": "\(error)"])
+            await stopping.sleep(for: .seconds(1))
         }
     }
 

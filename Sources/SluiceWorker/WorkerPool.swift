@@ -136,29 +136,14 @@ public final class WorkerPool: Service, Sendable {
     /// `lookForLanesEvery` passes (for lanes a fallback brought, which are not announced), or the
     /// pool stops.
     private func waitForNewLanes(after cursor: String) async -> String {
-        let returned = AsyncLatch()  // the read has ended: no wake-up needed
-        return await withTaskGroup(of: String?.self) { group in
-            group.addTask {
-                defer { returned.fire() }
-                do {
-                    return try await self.queue.waitForNewLanes(after: cursor, wake: self.newLanesWake, timeout: self.lookForLanesEvery)
-                } catch {
-                    self.logger.warning("waiting for new lanes failed; looking again in 1 s", metadata: ["error": "\(error)"])
-                    await self.stopping.sleep(for: .seconds(1))
-                    return nil
-                }
+        do {
+            return try await withWakeUp(stop: stopping, wake: { try? await self.queue.wakeNewLanesWaiter(self.newLanesWake) }) {
+                try await self.queue.waitForNewLanes(after: cursor, wake: self.newLanesWake, timeout: self.lookForLanesEvery)
             }
-            group.addTask {
-                await self.stopping.wait()  // returns on a stop, or when cancelled
-                if !returned.isFired { try? await self.queue.wakeNewLanesWaiter(self.newLanesWake) }
-                return nil
-            }
-            var next = cursor
-            for await result in group {
-                if let result { next = result }
-                group.cancelAll()
-            }
-            return next
+        } catch {
+            logger.warning("waiting for new lanes failed; looking again in 1 s", metadata: ["error": "\(error)"])
+            await stopping.sleep(for: .seconds(1))
+            return cursor
         }
     }
 }
