@@ -36,11 +36,6 @@ extension JobQueue {
         _ = try await redis.pipeline([RedisCommand("ZADD", wake, 0, "0"), RedisCommand("PEXPIRE", wake, 60_000)])
     }
 
-    /// Sets `lane`'s marker: wakes one worker waiting on it (a stopping worker ends its own wait
-    /// this way).
-    public func wake(lane: String) async throws {
-        try await redis.send("ZADD", KeyLayout.marker(lane: lane), 0, "0")
-    }
 
     // MARK: - New lanes
 

@@ -65,15 +65,6 @@ import Testing
         }
     }
 
-    @Test func wakeEndsABlockedWait() async throws {
-        try await withQueue { queue, _ in
-            async let woken = queue.waitForReady(lane: "lane-b", timeout: .seconds(30))
-            try await Task.sleep(for: .milliseconds(100))
-            try await queue.wake(lane: "lane-b")
-            #expect(try await woken)
-        }
-    }
-
     @Test func aLeaseStoppedByTombstonesWakesTheLaneAgain() async throws {
         try await withQueue { queue, _ in
             // 2,000 cancelled jobs ahead of one live job: a lease of one pops at most 1,004 ids.
