@@ -66,7 +66,7 @@ struct EnqueuePlan {
                     let id = JobID.generate(lane: tag, unixMillis: now.value, using: &random)
                     positionOfID[index] = ids.count
                     ids.append(id)
-                    arguments += Self.jobArguments(spec, id: id, defaults: first)
+                    Self.appendJobArguments(spec, id: id, defaults: first, to: &arguments)
                 }
                 calls.append(Call(tag: tag, positions: chunk, arguments: arguments))
             }
@@ -87,13 +87,19 @@ struct EnqueuePlan {
     /// One job's part of the script's ARGV: `id, payload, ''` for a plain job, else the extended
     /// form (`'1'`, then tenant, priority, idempotency key, not_before, deadline, max_attempts,
     /// metadata (the envelope), route; '' for none).
-    static func jobArguments(_ spec: JobSpec, id: JobID, defaults first: JobSpec) -> [any RedisArgument] {
-        if isPlain(spec, defaults: first) { return [id.rawValue, spec.payload, ""] }
-        return [
-            id.rawValue, spec.payload, "1", spec.tenant, spec.priority, spec.idempotencyKey ?? "",
+    /// Appended in place: this runs once per job on the submit path.
+    static func appendJobArguments(_ spec: JobSpec, id: JobID, defaults first: JobSpec, to arguments: inout [any RedisArgument]) {
+        arguments.append(id.rawValue)
+        arguments.append(spec.payload)
+        if isPlain(spec, defaults: first) {
+            arguments.append("")
+            return
+        }
+        arguments.append(contentsOf: [
+            "1", spec.tenant, spec.priority, spec.idempotencyKey ?? "",
             spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
             spec.maxAttempts, spec.metadata, spec.route ?? "",
-        ]
+        ] as [any RedisArgument])
     }
 
     /// Each spec's result, from the replies of `calls` (in order): a pair per job, `{id, 1}` for
