@@ -33,11 +33,12 @@ import Testing
     @Test func promotedReleasedAndReapedJobsWakeTheLaneToo() async throws {
         let configuration = QueueConfiguration(leaseDuration: .milliseconds(200), retryPolicy: .fixed(.milliseconds(1)))
         try await withQueue(configuration) { queue, _ in
-            // Delayed, then promoted by maintenance.
-            // (A second ahead: a loaded machine may take a while between computing it and enqueueing.)
-            _ = try await queue.enqueue(spec(notBefore: UnixMillis(UnixMillis.current().value + 1000)))
+            // Delayed, then promoted by maintenance. (Three seconds ahead: a loaded machine took
+            // more than one between computing the time and enqueueing, in a fresh-clone run.)
+            let due = UnixMillis.current().value + 3000
+            _ = try await queue.enqueue(spec(notBefore: UnixMillis(due)))
             #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)) == false)
-            try await Task.sleep(for: .milliseconds(1100))
+            try await Task.sleep(for: .milliseconds(max(0, due - UnixMillis.current().value) + 100))
             #expect(try await queue.maintain(lane: "lane-a").promoted == 1)
             #expect(try await queue.waitForReady(lane: "lane-a", timeout: .milliseconds(10)))
             // Released by its worker.
