@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -124,10 +125,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Provider adapters: building calls, reading usage and rate-limit headers, classifying errors.
+        // Provider adapters: building calls, reading usage and rate-limit headers, classifying errors;
+        // the provider path's lean HTTP/1.1 client (keep-alive pools on SwiftNIO, TLS by swift-nio-ssl).
         .target(
             name: "SluiceProviders",
-            dependencies: ["SluiceCore", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: [
+                "SluiceCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         // The worker pool: lanes leased under cluster-wide provider limits, calls, reports.
         .target(
@@ -174,6 +182,10 @@ let package = Package(
             dependencies: [
                 "SluiceCore", "SluiceRedis", "SluiceQueue", "SluiceClient", "SluiceProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // The open-loop load generator (LoadGenerator.swift) speaks HTTP/1.1 on NIO directly.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/SluiceBench"
         ),
@@ -221,7 +233,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceProvidersTests",
-            dependencies: ["SluiceProviders", "SluiceCore", "SluiceMock", "SluiceTestSupport"]
+            dependencies: [
+                "SluiceProviders", "SluiceCore", "SluiceMock", "SluiceTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         .testTarget(
             name: "SluiceWorkerTests",

@@ -36,8 +36,31 @@ struct SluiceBench: AsyncParsableCommand {
     @Option(help: "Only enqueue this many small chat jobs (on --enqueue-lane, in --redis-url), then exit.")
     var enqueueOnly: Int?
     @Option(help: "With --enqueue-only: the lane.") var enqueueLane = "mock"
+    @Option(help: "Instead, an open-loop load: POST --load-body to this URL at --load-rate requests/s (LoadGenerator).")
+    var load: String?
+    @Option(help: "With --load: requests per second, on a fixed schedule.") var loadRate = 1_000.0
+    @Option(help: "With --load: seconds measured.") var loadSeconds = 10.0
+    @Option(help: "With --load: seconds sent first at the same rate, not measured.") var loadWarmup = 1.0
+    @Option(help: "With --load: keep-alive connections (at most; a request waits for a free one).") var loadConnections = 64
+    @Option(help: "With --load: the request body (JSON).") var loadBody = #"{"model":"fake-model","messages":[{"role":"user","content":"Say hello in five words."}],"max_tokens":16}"#
+    @Option(help: "With --load: seconds to wait, after the last request was due, for the ones still queued or in flight.")
+    var loadDrain = 10.0
+    @Option(help: "With --load: a label for the RESULT line.") var loadLabel = "load"
+    @Option(name: .customLong("header"), help: "With --load: a request header, \"Name: value\" (repeatable).")
+    var headers: [String] = []
 
     func run() async throws {
+        if let load {
+            let parsed = try headers.map { line -> (String, String) in
+                guard let colon = line.firstIndex(of: ":") else { throw ValidationError("--header needs \"Name: value\"") }
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            }
+            let settings = LoadSettings(
+                url: load, rate: loadRate, seconds: loadSeconds, warmup: loadWarmup, connections: loadConnections,
+                body: Array(loadBody.utf8), headers: parsed, label: loadLabel, drain: loadDrain)
+            print(try await LoadGenerator.run(settings).report())
+            return
+        }
         if let enqueueOnly {
             guard let redisURL else { throw ValidationError("--enqueue-only needs --redis-url") }
             let redis = try await RedisClient.connect(url: redisURL, connections: 1)
