@@ -169,23 +169,47 @@ public enum ProviderAdapter {
     /// near `Int64.max` cannot overflow a sum here or downstream.
     public static func usage(_ body: [UInt8]) -> Usage? {
         // The strict scanner finds the top-level member (no decoding of the rest of a large
-        // body); only that small object is decoded.
+        // body), then reads that small object's counts; no Foundation on this path (it runs on
+        // every successful call).
         guard let (name, object) = topLevelUsage(body) else { return nil }
+        let counts = tokenCounts(object)
         if name == "details" {
-            guard let details = try? JSONDecoder().decode(ProviderUsage.Details.self, from: Data(object)),
-                let generated = details.generated_tokens?.value
-            else { return nil }
-            return Usage(input: 0, output: generated)
+            return counts["generated_tokens"].map { Usage(input: 0, output: $0) }
         }
-        guard let usage = try? JSONDecoder().decode(ProviderUsage.self, from: Data(object)) else { return nil }
-        if let input = usage.prompt_tokens?.value {
-            return Usage(input: input, output: usage.completion_tokens?.value ?? 0)
+        if let input = counts["prompt_tokens"] {
+            return Usage(input: input, output: counts["completion_tokens"] ?? 0)
         }
-        if let input = usage.input_tokens?.value {
-            let cached = Bounded.add(usage.cache_creation_input_tokens?.value ?? 0, usage.cache_read_input_tokens?.value ?? 0)
-            return Usage(input: Bounded.tokens(Bounded.add(input, cached)), output: usage.output_tokens?.value ?? 0)
+        if let input = counts["input_tokens"] {
+            let cached = Bounded.add(counts["cache_creation_input_tokens"] ?? 0, counts["cache_read_input_tokens"] ?? 0)
+            return Usage(input: Bounded.tokens(Bounded.add(input, cached)), output: counts["output_tokens"] ?? 0)
         }
         return nil
+    }
+
+    /// The names a usage object's counts may have (OpenAI's, Anthropic's, TGI's).
+    static let tokenCountNames: Set<String> = [
+        "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+        "cache_read_input_tokens", "generated_tokens",
+    ]
+
+    /// The numeric members of a usage object that are token counts, each clamped into
+    /// `0...Bounded.maxTokens`; a member that is not a number (a string, a null) is absent, never
+    /// an error of the whole answer. A fraction counts its whole part; a number past the range
+    /// (1e300) is the maximum.
+    static func tokenCounts(_ object: [UInt8]) -> [String: Int] {
+        object.withUnsafeBufferPointer { bytes in
+            var counts: [String: Int] = [:]
+            var scanner = JSONScanner(bytes)
+            _ = try? scanner.objectMembers { (key, value) throws(Never) in
+                guard value.kind == .number, value.range.count <= 64 else { return }
+                let name = JSONScanner.decodeString(bytes, key)
+                guard tokenCountNames.contains(name) else { return }
+                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[value.range]), as: UTF8.self)
+                guard let number = Double(text), !number.isNaN else { return }
+                counts[name] = number >= Double(Bounded.maxTokens) ? Bounded.maxTokens : Bounded.tokens(Int(max(number, 0).rounded(.down)))
+            }
+            return counts
+        }
     }
 
     /// The answer's top-level `usage` object (or TGI's `details`), as bytes; for an answer that
@@ -253,38 +277,6 @@ public enum ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missingSecret(let provider, let variable): "provider \(provider): the environment variable \(variable) (its API key) is not set"
-        }
-    }
-}
-
-/// A provider answer's `usage` object, as OpenAI and Anthropic write it (the names are theirs),
-/// and TGI's `details`. Every count is optional and bounded.
-struct ProviderUsage: Decodable {
-    var prompt_tokens: TokenCount?
-    var completion_tokens: TokenCount?
-    var input_tokens: TokenCount?
-    var output_tokens: TokenCount?
-    var cache_creation_input_tokens: TokenCount?
-    var cache_read_input_tokens: TokenCount?
-
-    struct Details: Decodable {
-        var generated_tokens: TokenCount?
-    }
-
-    /// A token count from a provider, clamped into `0...Bounded.maxTokens`; a value that is not
-    /// a number (a string, a null) counts as absent, never as an error of the whole answer.
-    struct TokenCount: Decodable {
-        var value: Int?
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let whole = try? container.decode(Int.self) {
-                value = Bounded.tokens(whole)
-            } else if let number = try? container.decode(Double.self), !number.isNaN {
-                value = number >= Double(Bounded.maxTokens) ? Bounded.maxTokens : Bounded.tokens(Int(max(number, 0).rounded(.down)))
-            } else {
-                value = nil
-            }
         }
     }
 }
