@@ -103,6 +103,8 @@ final class LaneWorker: Sendable {
     private let estimate = Mutex(500.0)
     /// Adaptive concurrency and the circuit breaker.
     let control: Mutex<LaneControl>
+    /// The leases of the calls in flight, extended together.
+    let leases: LeaseKeeper
 
     init(
         lane: WorkerLane, queue: JobQueue, client: ProviderClient, stats: ProviderStats, logger: Logger, environment: [String: String]
@@ -121,6 +123,7 @@ final class LaneWorker: Sendable {
         control = Mutex(LaneControl(ceiling: lane.concurrency, threshold: lane.breakerFailures, openFor: lane.breakerOpenFor))
         slots = AsyncSemaphore(limit: lane.concurrency)
         readyWake = JobQueue.readyWake(lane: lane.lane)
+        leases = LeaseKeeper(queue: queue, logger: self.logger)
     }
 
     /// Announced limits are recorded for `/v1/providers` at most once a second…
@@ -141,6 +144,17 @@ final class LaneWorker: Sendable {
     /// Nothing polls: a full worker waits on its slots, an idle one blocks on its lane's marker,
     /// and one held back by the provider's limits sleeps exactly as long as they say.
     func run() async {
+        await withTaskGroup(of: Void.self) { keeper in
+            // The leases of the calls in flight, every third of their duration, until the last
+            // call has ended.
+            keeper.addTask { await self.leases.run(every: self.queue.configuration.leaseDuration / 3) }
+            await runCalls()
+            keeper.cancelAll()
+        }
+    }
+
+    /// The lease loop: the calls are child tasks of it.
+    private func runCalls() async {
         await withDiscardingTaskGroup { calls in
             while !stopping.isFired && !Task.isCancelled {
                 let now = ContinuousClock.now
@@ -248,7 +262,8 @@ final class LaneWorker: Sendable {
     /// The calls in flight at which a slow start after a pause is over.
     var ceiling: Int { lane.limits.concurrency ?? lane.concurrency }
 
-    /// One job: the call, with heartbeats while it runs, then its report. `generation` is the
+    /// One job: the call, its lease kept alive while it runs (by `leases`, whose loop `run()`
+    /// runs: a caller of `call` outside `run()` runs `leases.run(every:)` itself), then its report. `generation` is the
     /// limiter's pause generation the call started in (its grant's).
     func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async {
         let request: ProviderRequest
@@ -331,21 +346,12 @@ final class LaneWorker: Sendable {
             slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: verdict.succeeded, generation: generation, ceiling: ceiling)
     }
 
-    /// The provider call, with the job's lease extended every third of its duration while it
-    /// runs (a child task, ended with the call).
+    /// The provider call, with the job's lease kept alive while it runs (by the lane's
+    /// `LeaseKeeper`, with every other call's).
     private func callKeepingLease(_ request: ProviderRequest, job: LeasedJob) async -> ProviderClient.Result {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                let every = self.queue.configuration.leaseDuration / 3
-                while (try? await Task.sleep(for: every)) != nil {
-                    // A Redis error: try again next time (the lease may still be saved).
-                    if case .lost = try? await self.queue.heartbeat(job.id, token: job.token) { return }
-                }
-            }
-            let result = await client.call(request)
-            group.cancelAll()
-            return result
-        }
+        leases.hold(job.id, token: job.token)
+        defer { leases.drop(job.id, token: job.token) }
+        return await client.call(request)
     }
 
     /// Logs the rate-limit headers of an answer that were clamped or ignored (their values are
@@ -480,4 +486,11 @@ final class Throttle: Sendable {
             return true
         }
     }
+}
+
+// MARK: - For inline calls (InlineCalls.swift)
+
+extension LaneWorker {
+    /// The estimated tokens of one call, as the limiter is asked for them before a lease.
+    var estimatedTokens: Int { Bounded.int(estimate.withLock { $0 }.rounded(), in: 0...Bounded.maxTokens) ?? 500 }
 }
