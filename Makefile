@@ -5,7 +5,7 @@ SWIFT      ?= swift
 APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv build release run test fuzz bench bench-autoscale clean
+.PHONY: deps venv build release run test fuzz bench bench-chart bench-autoscale clean
 
 VENV       := .build-py/venv
 PY_PKGS    := openai anthropic standardwebhooks
@@ -96,13 +96,24 @@ fuzz: deps
 bench-autoscale: deps
 	bench/autoscale.sh
 
-## bench: release build, then the queue, HTTP and workers benchmarks (jobs/s, latency
-## percentiles, memory, and ratios to redis-benchmark, arq and nginx measured in the same run).
+## bench: release build, then the queue, HTTP, workers and facade benchmarks (jobs/s, latency
+## percentiles, memory, Redis CPU per job, and ratios to redis-benchmark, arq, nginx and LiteLLM
+## measured in the same run); each script appends its RESULT lines to one file, and the last step
+## prints them as one table (bench/summary.py).
+BENCH_RESULTS := .build/bench-results.txt
 bench: deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get install -y -qq wrk; }
-	bench/queue.sh
-	bench/http.sh
-	bench/workers.sh
+	@mkdir -p .build && : > $(BENCH_RESULTS)
+	BENCH_RESULTS=$(CURDIR)/$(BENCH_RESULTS) bench/queue.sh
+	BENCH_RESULTS=$(CURDIR)/$(BENCH_RESULTS) bench/http.sh
+	BENCH_RESULTS=$(CURDIR)/$(BENCH_RESULTS) bench/workers.sh
+	BENCH_RESULTS=$(CURDIR)/$(BENCH_RESULTS) bench/facade.sh
+	@python3 bench/summary.py $(BENCH_RESULTS)
+
+## bench-chart: release build, then completed jobs/s and p99 latency against open-loop offered
+## load, Sluice and arq, to bench/throughput.png (and bench/throughput.csv).
+bench-chart: deps
+	bench/throughput.sh
 
 clean:
 	rm -rf .build .build-py .build-fuzz var

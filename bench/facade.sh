@@ -98,7 +98,7 @@ else
   echo "LiteLLM is not installed ($litellm_bin) and could not be: measured without it"
 fi
 
-[ -n "${BENCH_RESULTS:-}" ] && cat "$results" >> "$BENCH_RESULTS"
+if [ -n "${BENCH_RESULTS:-}" ]; then cat "$results" >> "$BENCH_RESULTS"; fi
 echo
 echo "== facade overhead (bench/facade.sh) =="
 python3 - "$results" <<'PY'

@@ -3,7 +3,7 @@
 #   1. POST /v1/jobs under wrk, 64 connections (and nginx's raw rate under the same wrk, for the ratio);
 #   2. bulk JSONL ingestion, and 3. long-poll wake-up latency (sluice-bench --http-url);
 #   4. the sluice process's peak RSS.
-# SLUICE_BUILD_PATH picks the build folder (default .build).
+# BENCH_RESULTS=FILE appends the RESULT lines there. SLUICE_BUILD_PATH picks the build folder (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -37,7 +37,7 @@ if [ -x "$peers" ]; then
   nginx_rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$nginx")
 fi
 
-"$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock"
+"$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" | tee "$work/http.log"
 
 rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
 submit_rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$submit")
@@ -48,3 +48,8 @@ printf 'submit, 64 connections:              %8.0f jobs/s  (%s)\n' "$submit_rps"
   "$(python3 -c "print($submit_rps / $nginx_rps)")" "$nginx_rps"
 printf 'ratio submit / LiteLLM proxy anchor:  %8.0fx  (anchor 70-170 req/s; vs 170)\n' "$(python3 -c "print($submit_rps / 170)")"
 echo "sluice up peak RSS: ${rss} MB"
+# The RESULT lines; BENCH_RESULTS=FILE appends them there (make bench gathers them).
+results="RESULT bench=submit $(sed 's/^RESULT //' <<<"$submit") nginx_rps=${nginx_rps:-0} rss_mb=$rss
+RESULT bench=http $(sed -n 's/^RESULT //p' "$work/http.log")"
+echo "$results"
+if [ -n "${BENCH_RESULTS:-}" ]; then echo "$results" >> "$BENCH_RESULTS"; fi

@@ -97,7 +97,7 @@ echo "arq (../shared/peers/arq_tasks.py), open-loop, same steps"
 REDIS_PORT=$arq_port PROVIDER_URL="http://127.0.0.1:$fake_port/v1/chat/completions" \
   "$arq_python" bench/arq_rate.py "$step" 60 $arq_loads | sed 's/^RESULT /RESULT bench=throughput /' | tee -a "$results"
 
-[ -n "${BENCH_RESULTS:-}" ] && cat "$results" >> "$BENCH_RESULTS"
+if [ -n "${BENCH_RESULTS:-}" ]; then cat "$results" >> "$BENCH_RESULTS"; fi
 python3 - "$results" bench/throughput.csv <<'PY'
 import sys
 rows = [dict(f.split("=", 1) for f in line.split()[1:]) for line in open(sys.argv[1]) if line.startswith("RESULT")]

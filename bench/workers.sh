@@ -4,7 +4,10 @@
 #      nginx answering a fixed chat completion (../shared/peers), until every one is recorded;
 #      and arq end to end from ../shared/peers in the same run, for the ratio;
 #   2. memory: the RSS of one `sluice work` holding 10,000 calls in flight to the mock provider at
-#      2 s latency.
+#      2 s latency;
+#   3. Redis CPU per job: the CPU seconds of `sluice up`'s redis-server (/proc/PID/stat) over run 1,
+#      divided by its jobs.
+# BENCH_RESULTS=FILE appends the RESULT lines there (make bench gathers them).
 # SLUICE_BUILD_PATH picks the build folder (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +37,13 @@ YAML
 start_sluice_up "$work/sluice.yaml" "$work"
 pids+=("$up_pid")
 echo "sluice up (release, workers calling nginx on :$fake_port), pid $up_pid; $(nproc) cores"
+# Redis's CPU time over the run (utime + stime of `sluice up`'s own redis-server, /proc/PID/stat).
+redis_pid=$(pgrep -P "$up_pid" -x redis-server | head -1 || true)
+cpu_ticks() { [ -n "$redis_pid" ] && awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$redis_pid/stat" || echo 0; }
+redis_before=$(cpu_ticks)
 "$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
   --e2e-lane nginx --e2e-jobs "${E2E_JOBS:-100000}" | tee "$work/e2e.log"
+redis_after=$(cpu_ticks)
 e2e_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
 kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
 arq=$("$peers" arq 20000 | grep '^RESULT' | tail -1 || true)
@@ -67,9 +75,18 @@ done
 work_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$work_pid/status")
 
 e2e=$(sed -n 's/RESULT e2e_jobs_per_s=\([0-9]*\).*/\1/p' "$work/e2e.log")
-arq_rate=$(sed -n 's/.*jobs_per_s=\([0-9.]*\).*/\1/p' <<<"$arq")
+archive=$(sed -n 's/RESULT archive_jobs_per_s=\([0-9]*\).*/\1/p' "$work/e2e.log")
+arq_rate=$(sed -n 's/.*e2e_jobs_per_s=\([0-9.]*\).*/\1/p' <<<"$arq")
+jobs=$(( ${E2E_JOBS:-100000} / 10000 * 10000 ))
+# Redis CPU per job: its CPU seconds from the first submit until every job was archived, over the jobs.
+redis_us=$(python3 -c "print(f'{($redis_after - $redis_before) / $(getconf CLK_TCK) / max(1, $jobs) * 1e6:.1f}')")
 echo
 echo "== workers results =="
 printf 'end to end, 100k jobs via nginx:     %8s jobs/s   (sluice up peak RSS %s MB)\n' "$e2e" "$e2e_rss"
 [ -n "$arq_rate" ] && printf 'arq end to end, same run:            %8.0f jobs/s   ratio %.1fx\n' "$arq_rate" "$(python3 -c "print($e2e / $arq_rate)")"
 printf 'one worker, calls in flight (peak):  %8s          RSS %s MB (mock latency 2 s)\n' "$peak" "$work_rss"
+printf 'redis-server CPU per job (e2e run):   %8s us       (%s jobs, until archived)\n' "$redis_us" "$jobs"
+results="RESULT bench=workers e2e_jobs_per_s=${e2e:-0} archive_jobs_per_s=${archive:-0} arq_jobs_per_s=${arq_rate:-0} up_rss_mb=$e2e_rss redis_cpu_us_per_job=$redis_us
+RESULT bench=memory in_flight=$peak rss_mb=$work_rss"
+echo "$results"
+if [ -n "${BENCH_RESULTS:-}" ]; then echo "$results" >> "$BENCH_RESULTS"; fi
