@@ -189,6 +189,16 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var priority = -50
     }
     public var batches = Batches()
+    /// The synchronous facade served in the web process itself (`sluice up`): a call whose lane
+    /// this process's workers serve is created leased to it and sent to the provider from here,
+    /// under the same limits, instead of waking a worker.
+    public struct Facade: Sendable, Hashable {
+        /// `inline: false` queues every facade call for the workers.
+        public var inline = true
+        /// The most inline calls in flight at once in one process; beyond, calls are queued.
+        public var inlineConcurrency = 256
+    }
+    public var facade = Facade()
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
@@ -245,6 +255,13 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let queue = try reader.mapping("queue") { try readQueue(queue, into: &configuration.queue) }
         if let prices = try reader.mapping("prices") { configuration.prices = try readPrices(prices) }
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
+        if let facade = try reader.mapping("facade") {
+            var section = Reader(facade, path: "facade")
+            configuration.facade.inline = try section.bool("inline") ?? configuration.facade.inline
+            configuration.facade.inlineConcurrency =
+                try section.int("inline_concurrency", in: 0...100_000) ?? configuration.facade.inlineConcurrency
+            try section.finish()
+        }
         if let webhooks = try reader.mapping("webhooks") { try readWebhooks(webhooks, into: &configuration.webhooks) }
         if let mock = try reader.mapping("mock_provider") {
             var section = Reader(mock, path: "mock_provider")

@@ -15,4 +15,6 @@ struct FacadeController: Sendable {
     /// How long a call waits for its job by default, and at most (`X-Sluice-Wait`).
     let facadeWait: Duration
     let facadeMaxWait: Duration
+    /// Serves a call in this process when it can (nil: always queued for the workers).
+    let inline: (any InlineCaller)?
 }

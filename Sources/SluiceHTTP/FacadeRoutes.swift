@@ -18,6 +18,10 @@ import SluiceQueue
 ///   `X-Sluice-Job`, to poll later. With an `Idempotency-Key`, a retry of the same request waits
 ///   on the same job.
 /// - `stream: true` is refused with a 400: a queued call cannot stream.
+/// - Served inline when it can (`inline`, in `sluice up`): the job is created leased to this
+///   process and the provider called from here, under the same limits and with the same record
+///   as a worker's call; a 429 or a retryable failure puts it back in its lane for the workers,
+///   and the request waits on it as for any queued call.
 extension FacadeController {
     enum FacadeEndpoint: Sendable {
         case chat, embeddings, messages
@@ -70,11 +74,29 @@ extension FacadeController {
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
         let job = try await admission.parked(key) {
             try await admission.admit(key, count: 1)
+            let deadline = ContinuousClock.now + wait
+            if let inline, let call = try await inline.start(spec, submitter: key.id) {
+                await Self.run(call, within: wait)
+                // The job is finished (read back at once), or back in its lane for the workers.
+                return try await waiter.wait(for: call.id, timeout: max(.zero, deadline - ContinuousClock.now))
+            }
             let id = try await queue.enqueue(spec, submitter: key.id).id
             return try await waiter.wait(for: id, timeout: wait)
         }
         guard let job else { throw APIError.notFound }
         return try facadeAnswer(job, waited: wait)
+    }
+
+    /// Runs an inline call (`InlineCaller`), for at most `wait`: past it the call is cancelled,
+    /// which gives its job back to its lane without using up its attempt, and a worker runs it
+    /// (the caller answers 504 with the job's id, as for a queued call not finished in time).
+    static func run(_ call: any InlineCall, within wait: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await call.run() }
+            group.addTask { try? await Task.sleep(for: wait) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// How long to wait: `X-Sluice-Wait` seconds, or the default.

@@ -42,10 +42,14 @@ public struct SluiceAPI: Sendable {
         public var batches: BatchService?
         /// The autoscaler's signals and decisions, for `/v1/scaling` and `/metrics` (nil: 503).
         public var scaling: ScalingMonitor?
+        /// Serves facade calls in this process when it can (`sluice up`: the workers' lane
+        /// workers); nil: every facade call is queued for the workers.
+        public var inline: (any InlineCaller)?
 
         public init(
             queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, archive: ArchiveStore, webhooks: WebhookStore,
-            addressGuard: AddressGuard = AddressGuard(), batches: BatchService? = nil, scaling: ScalingMonitor? = nil
+            addressGuard: AddressGuard = AddressGuard(), batches: BatchService? = nil, scaling: ScalingMonitor? = nil,
+            inline: (any InlineCaller)? = nil
         ) {
             self.queue = queue
             self.waiter = waiter
@@ -55,6 +59,7 @@ public struct SluiceAPI: Sendable {
             self.addressGuard = addressGuard
             self.batches = batches
             self.scaling = scaling
+            self.inline = inline
         }
     }
 
@@ -131,7 +136,7 @@ public struct SluiceAPI: Sendable {
         KeysController(keys: services.keys, queue: queue, cache: cache).addRoutes(to: v1)
         FacadeController(
             queue: queue, waiter: services.waiter, admission: admission, providers: settings.providers, routes: settings.routes,
-            facadeWait: settings.facadeWait, facadeMaxWait: settings.facadeMaxWait
+            facadeWait: settings.facadeWait, facadeMaxWait: settings.facadeMaxWait, inline: services.inline
         ).addRoutes(to: v1)
         WebhooksController(webhooks: services.webhooks, keys: services.keys, archive: services.archive, lookup: lookup, callbacks: callbacks)
             .addRoutes(to: v1)

@@ -117,10 +117,17 @@ private func serve(
     var pools = (try? ScaledPool.load(directory: "workers")) ?? []
     if pools.isEmpty { pools = [ScaledPool(name: "default", definition: WorkerPoolDefinition())] }
     let scaling = ScalingMonitor(queue: queue, providers: configuration.providers, pools: pools, logger: logger)
+    // `sluice up` runs the workers beside the API: a facade call whose lane they serve runs here
+    // at once (InlineCalls), under the same limits. `sluice serve` has no workers: it queues.
+    let workers = allInOne ? WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger) : nil
+    let inline = workers.flatMap { pool in
+        configuration.facade.inline ? InlineCalls(pool: pool, queue: queue, limit: configuration.facade.inlineConcurrency) : nil
+    }
     let api = SluiceAPI(
         services: .init(
             queue: queue, waiter: waiter, keys: keys, archive: archive, webhooks: webhooks,
-            addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches, scaling: scaling),
+            addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches, scaling: scaling,
+            inline: inline),
         settings: .init(configuration))
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
@@ -134,9 +141,9 @@ private func serve(
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application), .init(service: scaling)]
-    if allInOne {
+    if let workers {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
-        services.append(.init(service: WorkerPool(queue: queue, lanes: .discover(configuration, concurrency: 64), logger: logger)))
+        services.append(.init(service: workers))
     }
     if allInOne || background {
         // The database's one writer: the archive, the batches it finishes, and the webhooks.
