@@ -54,8 +54,9 @@ def main(path):
         def triple(run):
             return tuple(num(run, k) for k in ("p50_ms", "p99_ms", "p999_ms"))
         def reached(run):
-            short = num(run, "achieved") < 0.95 * rate or num(run, "unfinished") + num(run, "errors") + num(run, "non2xx") > 0
-            return f"; reached {num(run, 'achieved'):,.0f}/s, {num(run, 'unfinished') + num(run, 'errors') + num(run, 'non2xx'):,.0f} failed" if short else ""
+            failed = num(run, "unfinished") + num(run, "errors") + num(run, "non2xx")
+            text = f"; reached {num(run, 'achieved'):,.0f}/s" if num(run, "achieved") < 0.95 * rate else ""
+            return text + (f"; {failed:,.0f} unanswered or failed" if failed else "")
         d = triple(direct)
         if facade:
             f = triple(facade)
