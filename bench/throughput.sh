@@ -12,6 +12,8 @@
 #   arq (../shared/peers: its venv, its worker arq_tasks.py POSTing to the same nginx): the same
 #     open-loop steps (ARQ_LOADS, default 500 1000 2000 4000) by bench/arq_rate.py, latency from
 #     each job's enqueue_time to finish_time in its stored result.
+#   And, as a line on the chart, the same sluice up's end-to-end rate for BULK_JOBS (default 50,000)
+#   jobs submitted in bulk (sluice-bench --e2e-lane, as bench/workers.sh does).
 # Writes bench/throughput.csv and draws bench/throughput.png (matplotlib, the venv of
 # bench/autoscale.sh): completed jobs/s against offered, and p99 latency against offered.
 # BENCH_RESULTS=FILE appends the RESULT lines there. SLUICE_BUILD_PATH picks the build folder.
@@ -84,6 +86,12 @@ print(f"RESULT bench=throughput system=sluice offered={offered} submitted_per_s=
 PY
   tail -1 "$results"
 done
+# For comparison, the same sluice up's end-to-end rate when the jobs come in bulk (10,000 a
+# request, as bench/workers.sh submits them): what the workers do once submitting costs little.
+bulk_jobs=${BULK_JOBS:-50000}
+bulk=$("$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
+  --e2e-lane nginx --e2e-jobs "$bulk_jobs" | sed -n 's/^RESULT e2e_jobs_per_s=\([0-9]*\).*/\1/p')
+echo "RESULT bench=throughput system=sluice-bulk offered=0 submitted_per_s=0 completed=$bulk_jobs of=$bulk_jobs completed_per_s=${bulk:-0} p50_ms=nan p99_ms=nan" | tee -a "$results"
 kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
 
 # arq, same steps, on a redis-server of its own.
@@ -108,9 +116,9 @@ with open(sys.argv[2], "w") as out:
         out.write(",".join(row.get(c, "") for c in columns) + "\n")
 print()
 print("== throughput against offered load (bench/throughput.sh) ==")
-print(f'{"system":<8}{"offered/s":>10}{"submitted/s":>13}{"completed/s":>13}{"p50 ms":>10}{"p99 ms":>10}  completed')
+print(f'{"system":<12}{"offered/s":>10}{"submitted/s":>13}{"completed/s":>13}{"p50 ms":>10}{"p99 ms":>10}  completed')
 for r in rows:
-    print(f'{r["system"]:<8}{int(r["offered"]):>10}{float(r["submitted_per_s"]):>13.0f}{float(r["completed_per_s"]):>13.0f}'
+    print(f'{r["system"]:<12}{int(r["offered"]):>10}{float(r["submitted_per_s"]):>13.0f}{float(r["completed_per_s"]):>13.0f}'
           f'{float(r["p50_ms"]):>10.1f}{float(r["p99_ms"]):>10.1f}  {r["completed"]} of {r["of"]}')
 PY
 
@@ -126,6 +134,10 @@ fig, (rate, latency) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
 styles = {"sluice": ("Sluice (sluice up, one process)", "#3182bd", "o"), "arq": ("arq (Python, asyncio)", "#e6550d", "s")}
 top = max(int(r["offered"]) for r in rows)
 rate.plot([0, top], [0, top], color="#bbbbbb", linestyle=":", label="completed = offered")
+for r in rows:
+    if r["system"] == "sluice-bulk" and float(r["completed_per_s"]) > 0:
+        rate.axhline(float(r["completed_per_s"]), color="#3182bd", linestyle="--", linewidth=1,
+                     label=f'Sluice, {int(r["completed"]):,} jobs submitted in bulk: {float(r["completed_per_s"]):,.0f}/s')
 for system, (label, color, marker) in styles.items():
     mine = [r for r in rows if r["system"] == system]
     if not mine: continue
