@@ -72,30 +72,49 @@ extension FacadeController {
         try await admission.checkJobs([spec], key: key, ownPriority: true)
         // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
-        let job = try await admission.parked(key) {
+        let outcome = try await admission.parked(key) { () async throws -> Outcome in
             try await admission.admit(key, count: 1)
             let deadline = ContinuousClock.now + wait
             if let inline, let call = try await inline.start(spec, submitter: key.id) {
-                await Self.run(call, within: wait)
-                // The job is finished (read back at once), or back in its lane for the workers.
-                return try await waiter.wait(for: call.id, timeout: max(.zero, deadline - ContinuousClock.now))
+                if let answer = await Self.run(call, within: wait) { return .answered(call.id, answer) }
+                // The job failed for good (read back at once), or is back in its lane for the workers.
+                return .job(try await waiter.wait(for: call.id, timeout: max(.zero, deadline - ContinuousClock.now)))
             }
             let id = try await queue.enqueue(spec, submitter: key.id).id
-            return try await waiter.wait(for: id, timeout: wait)
+            return .job(try await waiter.wait(for: id, timeout: wait))
         }
-        guard let job else { throw APIError.notFound }
-        return try facadeAnswer(job, waited: wait)
+        switch outcome {
+        case .answered(let id, let answer):
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", HTTPField.Name("X-Sluice-Job")!: id.rawValue],
+                body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        case .job(let job):
+            guard let job else { throw APIError.notFound }
+            return try facadeAnswer(job, waited: wait)
+        }
+    }
+
+    /// How a facade call ended: answered by a call served here (its job recorded succeeded with
+    /// that answer), or the job as it was when the wait ended.
+    enum Outcome: Sendable {
+        case answered(JobID, [UInt8])
+        case job(Job?)
     }
 
     /// Runs an inline call (`InlineCaller`), for at most `wait`: past it the call is cancelled,
     /// which gives its job back to its lane without using up its attempt, and a worker runs it
     /// (the caller answers 504 with the job's id, as for a queued call not finished in time).
-    static func run(_ call: any InlineCall, within wait: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
+    /// Returns the answer when the job succeeded.
+    static func run(_ call: any InlineCall, within wait: Duration) async -> [UInt8]? {
+        await withTaskGroup(of: [UInt8]?.self) { group in
             group.addTask { await call.run() }
-            group.addTask { try? await Task.sleep(for: wait) }
-            await group.next()
+            group.addTask {
+                try? await Task.sleep(for: wait)
+                return nil
+            }
+            let first = await group.next() ?? nil
             group.cancelAll()
+            return first
         }
     }
 

@@ -78,8 +78,9 @@ public protocol InlineCaller: Sendable {
 /// A facade call created leased to this process, ready to run.
 public protocol InlineCall: Sendable {
     var id: JobID { get }
-    /// Calls the provider and records the outcome through the holder's reports: the job is
-    /// then finished, or back in its lane for the workers (a 429, a retryable failure, or a
-    /// cancellation of this task, which releases it without using up its attempt).
-    func run() async
+    /// Calls the provider and records the outcome through the holder's reports. Returns the
+    /// answer recorded when the job succeeded; nil when it finished otherwise (a final failure)
+    /// or is back in its lane for the workers (a 429, a retryable failure, or a cancellation of
+    /// this task, which releases it without using up its attempt): wait on the job then.
+    func run() async -> [UInt8]?
 }

@@ -101,9 +101,9 @@ public final class InlineCalls: InlineCaller {
         let tokens: Int
         let calls: InlineCalls
 
-        func run() async {
+        func run() async -> [UInt8]? {
             defer { calls.ended() }
-            await worker.call(job, slot: grant.slots, estimated: tokens, generation: grant.generation)
+            return await worker.call(job, slot: grant.slots, estimated: tokens, generation: grant.generation)
         }
     }
 }

@@ -264,8 +264,10 @@ final class LaneWorker: Sendable {
 
     /// One job: the call, its lease kept alive while it runs (by `leases`, whose loop `run()`
     /// runs: a caller of `call` outside `run()` runs `leases.run(every:)` itself), then its report. `generation` is the
-    /// limiter's pause generation the call started in (its grant's).
-    func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async {
+    /// limiter's pause generation the call started in (its grant's). Returns the answer recorded
+    /// when the job succeeded (an inline facade call answers with it), nil otherwise.
+    @discardableResult
+    func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async -> [UInt8]? {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
@@ -281,7 +283,7 @@ final class LaneWorker: Sendable {
         } catch {
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(error)", retryable: false) }
             try? await limiter.release(slots: slot)
-            return
+            return nil
         }
         let result = await callKeepingLease(request, job: job)
         let cancelled = Task.isCancelled
@@ -311,6 +313,7 @@ final class LaneWorker: Sendable {
             control.withLock { _ = $0.open(now: .now, for: open) }
             await reportBreaker(.open, for: open, reason: verdict.breakerReason)
         }
+        var recorded: [UInt8]?
         switch verdict.report {
         case .complete:
             if let response = result.response { await noteAnnounced(response) }
@@ -332,18 +335,20 @@ final class LaneWorker: Sendable {
                 if let written, written != lane.provider.kind {
                     Translation.response(body, provider: lane.provider.kind, client: written)
                 } else { body }
-            await report { try await self.queue.complete(job.id, token: job.token, result: answer, info: info, usage: usage) }
+            let outcome = await report { try await self.queue.complete(job.id, token: job.token, result: answer, info: info, usage: usage) }
+            if case .recorded(.succeeded) = outcome { recorded = answer }
         case .release(let delay, let why):
             await report { try await self.queue.release(job.id, token: job.token, delay: delay, why: why) }
             if cancelled {
                 try? await limiter.release(slots: slot)
-                return
+                return nil
             }
         case .fail(let error, let retryable):
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: error, retryable: retryable) }
         }
         try? await limiter.release(
             slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: verdict.succeeded, generation: generation, ceiling: ceiling)
+        return recorded
     }
 
     /// The provider call, with the job's lease kept alive while it runs (by the lane's
@@ -455,19 +460,21 @@ final class LaneWorker: Sendable {
 
     /// Sends a report, retrying while Redis is unreachable (the result must not be lost while the
     /// lease lasts; after that, the job runs again: at least once).
-    private func report(_ send: @Sendable () async throws -> ReportOutcome) async {
+    @discardableResult
+    private func report(_ send: @Sendable () async throws -> ReportOutcome) async -> ReportOutcome? {
         for attempt in 0..<20 {
             do {
                 let outcome = try await send()
                 if case .refused(let current) = outcome {
                     logger.info("report refused: another holder has the job", metadata: ["state": "\(current?.rawValue ?? "gone")"])
                 }
-                return
+                return outcome
             } catch {
                 logger.warning("report failed; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(100 * (attempt + 1)))
             }
         }
+        return nil
     }
 }
 
