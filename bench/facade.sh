@@ -10,7 +10,8 @@
 #      and ends its series (a higher rate would only queue longer).
 # Prints a table: per rate, each one's p50/p99/p99.9 and the overhead over direct per percentile.
 # BENCH_RESULTS=FILE appends the RESULT lines there (make bench gathers them). Up to LOAD_CONNECTIONS
-# (default 64) keep-alive connections each. SLUICE_BUILD_PATH picks the build folder (default .build).
+# (default 64) keep-alive connections each. LITELLM=0 leaves LiteLLM out. SLUICE_BUILD_PATH picks
+# the build folder (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -70,10 +71,12 @@ kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true; up_pid=
 
 # LiteLLM, as ../shared/peers/peers litellm starts it (its venv, config and flags), alone on the machine.
 litellm_bin=$peers_dir/venv-litellm/bin/litellm
-if [ ! -x "$litellm_bin" ]; then
+if [ "${LITELLM:-1}" != 0 ] && [ ! -x "$litellm_bin" ]; then
   python3 -m venv "$peers_dir/venv-litellm" && "$peers_dir/venv-litellm/bin/pip" install -q 'litellm[proxy]' >/dev/null 2>&1 || true
 fi
-if [ -x "$litellm_bin" ]; then
+if [ "${LITELLM:-1}" = 0 ]; then
+  echo "LiteLLM skipped (LITELLM=0)"
+elif [ -x "$litellm_bin" ]; then
   sed "s#127.0.0.1:18080#127.0.0.1:$fake_port#" ../shared/peers/litellm.yaml > "$work/litellm.yaml"
   litellm_key="sk-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY="$litellm_key" \
