@@ -75,12 +75,15 @@ extension FacadeController {
         let outcome = try await admission.parked(key) { () async throws -> Outcome in
             try await admission.admit(key, count: 1)
             let deadline = ContinuousClock.now + wait
-            if let inline, let call = try await inline.start(spec, submitter: key.id) {
+            let id: JobID
+            switch try await inline?.start(spec, submitter: key.id) {
+            case .run(let call)?:
                 if let answer = await Self.run(call, within: wait) { return .answered(call.id, answer) }
                 // The job failed for good (read back at once), or is back in its lane for the workers.
                 return .job(try await waiter.wait(for: call.id, timeout: max(.zero, deadline - ContinuousClock.now)))
+            case .queued(let queued)?: id = queued
+            case nil: id = try await queue.enqueue(spec, submitter: key.id).id
             }
-            let id = try await queue.enqueue(spec, submitter: key.id).id
             return .job(try await waiter.wait(for: id, timeout: wait))
         }
         switch outcome {

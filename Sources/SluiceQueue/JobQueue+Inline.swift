@@ -17,49 +17,58 @@ extension JobQueue {
 
     /// Creates one job already leased to the caller (attempt 1, a fresh token, the configured
     /// lease), in one round trip, writing the same record, timeline and events as an enqueue
-    /// followed by a lease. Returns nil, creating nothing, when the tenant's idempotency key was
-    /// already used in the lane (the caller then submits the ordinary way, which answers with the
-    /// existing job), and for a job with `notBefore`, which cannot run now.
-    public func enqueueLeased(_ spec: JobSpec, submitter: Int64? = nil) async throws -> LeasedJob? {
+    /// followed by a lease. The job is nil, nothing created, when the tenant's idempotency key
+    /// was already used in the lane (the caller then submits the ordinary way, which answers with
+    /// the existing job).
+    ///
+    /// `first`: commands sent before it in the same pipeline (a provider limiter's acquire), each
+    /// with the script it runs, if any (loaded again on NOSCRIPT); their replies come back in
+    /// order. They run whatever the enqueue does, and it runs whatever they answer.
+    public func enqueueLeased(
+        _ spec: JobSpec, submitter: Int64? = nil, first: [(command: RedisCommand, script: RedisScript?)] = []
+    ) async throws -> (job: LeasedJob?, replies: [RedisValue]) {
         do { try spec.validate() } catch { throw QueueError.invalidSpec(index: 0, error) }
-        guard spec.notBefore == nil else { return nil }
+        guard spec.notBefore == nil else { throw QueueError.invalidSpec(index: 0, .invalid(field: "not_before", reason: "a delayed job cannot be created leased")) }
         let tag = LaneTag(lane: spec.lane)
         var random = SplitMix64()
         let id = JobID.generate(lane: tag, unixMillis: UnixMillis.current().value, using: &random)
-        let leaseMillis = configuration.leaseDuration.milliseconds
         let script = Self.enqueueLeasedScript
         let call = script.evalshaCommand(
             keys: [KeyLayout.prefix(tag)],
             arguments: [
-                configuration.eventStreamMax, spec.lane, configuration.idempotencyTTL.milliseconds, leaseMillis,
-                id.rawValue, spec.payload, spec.tenant, spec.priority, spec.idempotencyKey ?? "",
-                spec.deadline.map { String($0.value) } ?? "", spec.maxAttempts, spec.metadata, spec.route ?? "",
-                submitter.map(String.init) ?? "",
+                configuration.eventStreamMax, spec.lane, configuration.idempotencyTTL.milliseconds,
+                configuration.leaseDuration.milliseconds, id.rawValue, spec.payload, spec.tenant, spec.priority,
+                spec.idempotencyKey ?? "", spec.deadline.map { String($0.value) } ?? "", spec.maxAttempts, spec.metadata,
+                spec.route ?? "", submitter.map(String.init) ?? "",
             ])
         // The lane is named in the lanes set as by any enqueue, in the same round trip (outside
         // the lane's slot, so not inside the script): maintenance, which reaps a lost lease and
         // brings back a job given back with a delay, looks only at known lanes.
-        var replies = try await redis.pipeline([RedisCommand("SADD", KeyLayout.lanes, spec.lane), call])
-        if replies[1].errorMessage?.hasPrefix("NOSCRIPT") == true {
-            try await redis.send(RedisCommand("SCRIPT", "LOAD", script.source))
-            replies[1] = try await redis.send(call)
+        let sent = first + [(RedisCommand("SADD", KeyLayout.lanes, spec.lane), nil), (call, script)]
+        var replies = try await redis.pipeline(sent.map(\.command))
+        for index in replies.indices where replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true {
+            guard let missing = sent[index].script else { continue }
+            try await redis.send(RedisCommand("SCRIPT", "LOAD", missing.source))
+            replies[index] = try await redis.send(sent[index].command)
         }
-        if let message = replies[1].errorMessage { throw RedisError.server(message) }
-        if replies[0].int == 1 {
+        let reply = replies[replies.count - 1]
+        if let message = reply.errorMessage { throw RedisError.server(message) }
+        if replies[replies.count - 2].int == 1 {
             // A lane used for the first time: worker pools that discover lanes start it now.
             _ = try? await redis.send("XADD", KeyLayout.newLanes, "MAXLEN", "~", 100, "*", "lanes", 1)
         }
-        let reply = replies[1]
+        let answers = Array(replies.prefix(first.count))
         guard let parts = reply.array, parts.count >= 2, let created = parts[0].int else {
             throw QueueError.unexpectedReply(script: "enqueue-leased", "\(reply)")
         }
-        guard created == 1 else { return nil }
+        guard created == 1 else { return (nil, answers) }
         guard parts.count == 3, let group = parts[1].string, let until = parts[2].int else {
             throw QueueError.unexpectedReply(script: "enqueue-leased", "\(reply)")
         }
-        return LeasedJob(
+        let job = LeasedJob(
             id: id, token: group + ".1", attempt: 1, tenant: spec.tenant, payload: spec.payload, metadata: spec.metadata,
             leaseUntil: UnixMillis(Int64(until)))
+        return (job, answers)
     }
 }
 
@@ -68,11 +77,21 @@ extension JobQueue {
 /// recorded as a worker records it. SluiceHTTP sees only this protocol (SluiceWorker implements
 /// it: `InlineCalls`), so the web layer does not depend on the workers.
 public protocol InlineCaller: Sendable {
-    /// Takes a provider permit and creates `spec`'s job leased to this process; nil when the
-    /// call cannot be served here now (no provider client for the lane, the cap of inline calls
-    /// reached, the provider's limits or breaker hold calls back, an idempotency key already
-    /// used): the caller then submits the job the ordinary way. A call returned must be run.
-    func start(_ spec: JobSpec, submitter: Int64?) async throws -> (any InlineCall)?
+    /// Takes a provider permit and creates `spec`'s job leased to this process, together; nil
+    /// when the call is not served here (no provider client for the lane here, the cap of inline
+    /// calls reached, the breaker not closed, the limits refused a moment ago, an idempotency key
+    /// already used): the caller submits the job the ordinary way. A call returned to run must
+    /// be run.
+    func start(_ spec: JobSpec, submitter: Int64?) async throws -> InlineStart?
+}
+
+/// What became of a facade call offered to `InlineCaller.start`.
+public enum InlineStart: Sendable {
+    /// Leased to this process: run it.
+    case run(any InlineCall)
+    /// Created, but the provider's limits held it back: it was given to the workers (its lease
+    /// released, its attempt not counted). Wait on it.
+    case queued(JobID)
 }
 
 /// A facade call created leased to this process, ready to run.

@@ -37,10 +37,12 @@ public final class InlineCalls: InlineCaller {
         self.worker = { [weak pool] lane in pool?.servingWorker(lane: lane) }
         self.queue = queue
         self.limit = max(0, limit)
+        ownWorkers = []
     }
 
     /// Inline calls for `lanes` through lane workers of their own that never lease (nothing
     /// else is served here: a 429 or a failure leaves the job to some other process's workers).
+    /// Their calls' leases are kept alive by `keepLeases()`, which the owner runs beside them.
     public init(
         lanes: [WorkerLane], queue: JobQueue, client: ProviderClient, limit: Int, logger: Logger,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -53,32 +55,74 @@ public final class InlineCalls: InlineCaller {
         self.worker = { [workers] lane in workers[lane] }
         self.queue = queue
         self.limit = max(0, limit)
+        ownWorkers = Array(workers.values)
+    }
+
+    /// The lane workers of the standalone form (none through a pool, whose workers keep their
+    /// own leases).
+    private let ownWorkers: [LaneWorker]
+
+    /// Extends the leases of the standalone form's calls in flight, every third of the lease,
+    /// until cancelled.
+    public func keepLeases() async {
+        await withDiscardingTaskGroup { group in
+            for worker in ownWorkers {
+                group.addTask { await worker.leases.run(every: self.queue.configuration.leaseDuration / 3) }
+            }
+        }
     }
 
     /// Inline calls in flight now.
     public var inFlight: Int { running.load(ordering: .relaxed) }
 
-    public func start(_ spec: JobSpec, submitter: Int64?) async throws -> (any InlineCall)? {
-        guard spec.notBefore == nil, let worker = worker(spec.lane), worker.breakerClosed else { return nil }
+    public func start(_ spec: JobSpec, submitter: Int64?) async throws -> InlineStart? {
+        guard spec.notBefore == nil, let worker = worker(spec.lane), worker.breakerClosed, !heldBack(spec.lane) else { return nil }
         guard reserve() else { return nil }
         var handedOver = false
         defer { if !handedOver { running.subtract(1, ordering: .relaxed) } }
         let tokens = worker.estimatedTokens
-        guard case .success(let grant) = try await worker.limiter.acquire(want: 1, tokens: tokens) else { return nil }
-        let job: LeasedJob?
-        do {
-            job = try await queue.enqueueLeased(spec, submitter: submitter)
-        } catch {
-            try? await worker.limiter.release(slots: grant.slots, unused: 1)
-            throw error
-        }
+        let limiter = worker.limiter
+        let acquireScript = ProviderLimiter.loadedScripts.limitAcquire
+        let acquire = acquireScript.evalshaCommand(keys: [limiter.prefix], arguments: limiter.acquireArguments(want: 1, tokens: tokens))
+        // One round trip: the permit, and the job created leased.
+        let (job, replies) = try await queue.enqueueLeased(spec, submitter: submitter, first: [(acquire, acquireScript)])
+        let permit: Result<ProviderLimiter.Grant, ProviderLimiter.Refusal>? = replies.first.flatMap { try? limiter.grant(from: $0) }
         guard let job else {
             // The idempotency key was used: the ordinary submit answers with that job.
-            try? await worker.limiter.release(slots: grant.slots, unused: 1)
+            if case .success(let grant)? = permit { try? await limiter.release(slots: grant.slots, unused: grant.count) }
             return nil
         }
+        guard case .success(let grant)? = permit else {
+            // Held back by the limits: the job goes to the workers, which run it when they allow;
+            // and the lane's next calls go there at once for as long as the limiter said.
+            var why = "limits held it back: queued for the workers"
+            if case .failure(let refusal)? = permit {
+                holdBack(spec.lane, for: refusal.wait)
+                why = "\(refusal.reason.rawValue) limit: queued for the workers"
+            }
+            _ = try await queue.release(job.id, token: job.token, why: why)
+            return .queued(job.id)
+        }
         handedOver = true
-        return Call(id: job.id, job: job, worker: worker, grant: grant, tokens: tokens, calls: self)
+        return .run(Call(id: job.id, job: job, worker: worker, grant: grant, tokens: tokens, calls: self))
+    }
+
+    /// Until when each lane's calls skip the inline path: its limiter refused a moment ago.
+    private let heldBackUntil = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    private func heldBack(_ lane: String) -> Bool {
+        heldBackUntil.withLock { held in
+            guard let until = held[lane] else { return false }
+            if ContinuousClock.now < until { return true }
+            held[lane] = nil
+            return false
+        }
+    }
+
+    /// At most a second: the limiter is asked again after that in any case.
+    private func holdBack(_ lane: String, for wait: Duration) {
+        let until = ContinuousClock.now + min(wait, .seconds(1))
+        heldBackUntil.withLock { $0[lane] = until }
     }
 
     /// Takes one of the `limit` places, if one is free.

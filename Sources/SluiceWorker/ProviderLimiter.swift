@@ -63,12 +63,19 @@ public struct ProviderLimiter: Sendable {
     /// Asks for up to `want` permits, for calls of about `tokens` tokens each. Returns a grant,
     /// or how long to wait and why.
     public func acquire(want: Int, tokens: Int) async throws -> Result<Grant, Refusal> {
-        let reply = try await redis.run(
-            scripts.limitAcquire, keys: [prefix],
-            arguments: [
-                limits.requestsPerMinute.map(String.init) ?? "", limits.tokensPerMinute.map(String.init) ?? "", tokens,
-                limits.concurrency.map(String.init) ?? "", want, slotLease.milliseconds, holder, String(margin),
-            ])
+        try grant(from: try await redis.run(scripts.limitAcquire, keys: [prefix], arguments: acquireArguments(want: want, tokens: tokens)))
+    }
+
+    /// limit-acquire.lua's ARGV for `acquire` (for a caller that pipelines it with other commands).
+    func acquireArguments(want: Int, tokens: Int) -> [any RedisArgument] {
+        [
+            limits.requestsPerMinute.map(String.init) ?? "", limits.tokensPerMinute.map(String.init) ?? "", tokens,
+            limits.concurrency.map(String.init) ?? "", want, slotLease.milliseconds, holder, String(margin),
+        ]
+    }
+
+    /// `acquire`'s answer from limit-acquire.lua's reply.
+    func grant(from reply: RedisValue) throws -> Result<Grant, Refusal> {
         guard let parts = reply.array, parts.count >= 3, let granted = parts[0].int, let wait = parts[1].int else {
             throw QueueError.unexpectedReply(script: "limit-acquire", "\(reply)")
         }

@@ -251,15 +251,29 @@ import Testing
             #expect(second.status == .gatewayTimeout)
             let secondID = try #require(second.job)
             #expect(try await setup.queue.get(secondID)?.state == .queued)
+            // Created leased with its permit asked for in the same round trip, refused, and
+            // given to the workers (its attempt not counted).
+            let timeline = try #require(try await setup.queue.timeline(secondID))
+            #expect(timeline.map(\.state.rawValue) == ["queued", "leased", "queued"])
+            #expect(timeline.last?.info?.contains("concurrency limit") == true)
+            #expect(try await setup.queue.get(secondID)?.attempts == 0)
             #expect(try await first.status == .ok)
             #expect(try await limiter.inFlight() == 0)
             #expect(setup.inlineMock.stats().received == 1)
         }
-        // RPM 1: the first call spends the minute's permit; the next is queued.
+        // RPM 1: the first call spends the minute's permit; the next is queued, and the one
+        // after it goes straight to the queue (the lane is held back after a refusal).
         try await withInline(limits: .init(requestsPerMinute: 1)) { setup in
             #expect(try await setup.chat().status == .ok)
-            let second = try await setup.chat(wait: "0.3")
+            // (A short wait: the third call comes well within the second of holding back.)
+            let second = try await setup.chat(wait: "0.05")
             #expect(second.status == .gatewayTimeout)
+            let secondID = try #require(second.job)
+            #expect(try await setup.queue.timeline(secondID)?.last?.info?.contains("rpm limit") == true)
+            let third = try await setup.chat(wait: "0.3")
+            #expect(third.status == .gatewayTimeout)
+            let thirdID = try #require(third.job)
+            #expect(try await setup.queue.timeline(thirdID)?.map(\.state.rawValue) == ["queued"])
             #expect(setup.inlineMock.stats().received == 1)
         }
     }
