@@ -33,6 +33,12 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var answered = false
     /// Set once the connection is closing or closed: it takes no call again.
     private var closed = false
+    /// What closed it before its first call (a TLS handshake that failed before the first
+    /// request was written, say): the error that call gets. A connection that did serve a call
+    /// and then broke while idle fails its next call as closed before an answer (retried once).
+    private var closedBy: ProviderHTTPError?
+    /// Whether a call has started on it.
+    private var used = false
     private var idleTimer: Scheduled<Void>?
 
     init(pool: ProviderHTTPPool, eventLoop: any EventLoop) {
@@ -74,10 +80,11 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             // Closed after it was leased (the server closed an idle connection just now).
             closed = true
             pool.release(self, reusable: false)
-            promise.fail(ProviderHTTPError.closedBeforeResponse)
+            promise.fail(closedBy ?? ProviderHTTPError.closedBeforeResponse)
             return
         }
         self.promise = promise
+        used = true
         answered = false
         deadlineTimer = eventLoop.scheduleTask(deadline: deadline) { self.fail(ProviderHTTPError.timeout, ifCurrent: promise) }
         // The head only tells the decoder a request went out; the writer below it swallows it,
@@ -151,10 +158,6 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard promise != nil else {
-            close()
-            return
-        }
         let failure: ProviderHTTPError =
             switch error {
             case is HTTPParserError, is NIOHTTPDecoderError, is ByteToMessageDecoderError:
@@ -164,6 +167,11 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             default:
                 answered ? .closedMidResponse : .closedBeforeResponse
             }
+        guard promise != nil else {
+            if !used && closedBy == nil { closedBy = failure }
+            close()
+            return
+        }
         fail(failure, ifCurrent: nil)
     }
 

@@ -137,7 +137,14 @@ final class ProviderHTTPPool: Sendable {
                     try handlers.addHandler(ProviderHTTPConnection(pool: self, eventLoop: channel.eventLoop))
                 }
             }
-        let connecting = bootstrap.connect(host: target.host, port: target.port).flatMapThrowing { channel in
+        // An address is connected to at once; a name goes through NIO's resolver and Happy Eyeballs.
+        let channel =
+            if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: target.host, port: target.port)
+            }
+        let connecting = channel.flatMapThrowing { channel in
             try channel.pipeline.syncOperations.handler(type: ProviderHTTPConnection.self)
         }
         do {
