@@ -12,9 +12,11 @@ import Synchronization
 /// and archive are a worker-run job's.
 ///
 /// What stays as it was:
-/// - limits: each call takes a permit from the provider's limiter first (RPM, TPM, concurrency,
-///   a 429's pause and its slow start, cluster-wide); refused, the job is queued the ordinary
-///   way, and the workers run it when the limits allow;
+/// - limits: each call takes a permit from the provider's limiter (RPM, TPM, concurrency, a
+///   429's pause and its slow start, cluster-wide), asked for in the same pipelined round trip
+///   that creates the job; refused, the job is released to its lane (its attempt not counted)
+///   and the workers run it when the limits allow, and the lane's next calls skip the inline
+///   path for as long as the limiter said (at most a second);
 /// - a 429 or a retryable failure gives the job back to its lane (the verdict's release or
 ///   fail), where the workers retry it, fall back along its route, or open the breaker, while the
 ///   facade keeps waiting on the job as before;
