@@ -182,7 +182,7 @@ final class LaneWorker: Sendable {
                 guard held > 0 else { continue }
                 if let jobs = await leaseJobs(upTo: held) {
                     for job in jobs.jobs {
-                        calls.addTask {
+                        calls.addTask(executorPreference: nextExecutor()) {
                             await self.call(job.job, slot: job.slot, estimated: jobs.tokens, generation: jobs.generation)
                             self.slots.release()
                         }
@@ -190,6 +190,13 @@ final class LaneWorker: Sendable {
                 }
             }
         }
+    }
+
+    /// The event loop the next call runs on: round robin over NIO's loops.
+    private let turn = Atomic<UInt>(0)
+    private func nextExecutor() -> EventLoopTaskExecutor {
+        let executors = EventLoopTaskExecutor.shared
+        return executors[Int(turn.add(1, ordering: .relaxed).newValue % UInt(executors.count))]
     }
 
     /// Gives back, of the `acquired` slots just taken, those the lane's control no longer allows
