@@ -63,7 +63,12 @@ public final class ProviderHTTPClient: Sendable {
         var retried = false
         while true {
             try Task.checkCancellation()
-            let lease = try await pool.acquire(deadline: deadline)
+            let lease: ProviderHTTPPool.Lease
+            if let ready = try pool.tryAcquire() {
+                lease = ready
+            } else {
+                lease = try await pool.acquire(deadline: deadline)
+            }
             let connection: ProviderHTTPConnection
             let reused: Bool
             switch lease {

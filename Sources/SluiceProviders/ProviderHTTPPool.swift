@@ -38,6 +38,14 @@ final class ProviderHTTPPool: Sendable {
 
         mutating func take(limit: Int) -> Lease? {
             guard waiters.isEmpty else { return nil }
+            // A caller on an event loop (a lane worker's call runs on one) gets a connection of
+            // that loop if one of the most recently idle is: no thread hop for its write or its
+            // answer.
+            if let index = idle.indices.reversed().prefix(16).first(where: { idle[$0].eventLoop.inEventLoop }),
+                idleIDs.remove(ObjectIdentifier(idle[index])) != nil
+            {
+                return .idle(idle.remove(at: index))
+            }
             while let connection = idle.popLast() {
                 if idleIDs.remove(ObjectIdentifier(connection)) != nil { return .idle(connection) }
             }
@@ -69,15 +77,20 @@ final class ProviderHTTPPool: Sendable {
         self.tls = tls
     }
 
-    /// An idle connection, or a slot for a new one; waits its turn (until `deadline`) when the
-    /// host is at its limit.
-    func acquire(deadline: NIODeadline) async throws -> Lease {
+    /// An idle connection, or a slot for a new one, if the host is under its limit and no one
+    /// waits. Synchronous, so that the common case puts no async frame on the calling task.
+    func tryAcquire() throws(ProviderHTTPError) -> Lease? {
         let limit = configuration.connectionsPerHost
-        let ready = try state.withLock { state throws(ProviderHTTPError) -> Lease? in
+        return try state.withLock { state throws(ProviderHTTPError) -> Lease? in
             guard !state.closed else { throw .shutDown }
             return state.take(limit: limit)
         }
-        if let ready { return ready }
+    }
+
+    /// Waits its turn (until `deadline`) for an idle connection or a slot, first come first
+    /// served, when the host is at its limit.
+    func acquire(deadline: NIODeadline) async throws -> Lease {
+        let limit = configuration.connectionsPerHost
         let id = state.withLock { state in
             state.nextID &+= 1
             return state.nextID
@@ -123,9 +136,14 @@ final class ProviderHTTPPool: Sendable {
         let connectTimeout = min(ProviderHTTPClient.timeAmount(configuration.connectTimeout), max(left, .milliseconds(1)))
         let target = self.target
         let tls = self.tls
-        let bootstrap = ClientBootstrap(group: group)
+        // On the caller's event loop when it runs on one (`any()`), else the next.
+        let bootstrap = ClientBootstrap(group: group.any())
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A connection keeps its last receive buffer for the next read: 1 KiB to start
+            // (NIO's default is 2 KiB), grown for larger answers, is what most answers need and
+            // halves what each of thousands of waiting connections holds.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 65_536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handlers = channel.pipeline.syncOperations
