@@ -33,10 +33,7 @@ public enum Translation {
             }
             // Hugging Face names the model in the path, not the body.
             guard let model, to != .huggingface else { return body }
-            var object = try decode(body, "request")
-            if object["model"] as? String == model { return body }
-            object["model"] = model
-            return try encode(object)
+            return try settingModel(body, to: model)
         }
         let object = try decode(body, "request")
         if object["stream"] as? Bool == true {
@@ -45,6 +42,50 @@ public enum Translation {
         var translated = from == .openai ? try openAIToAnthropic(object) : try anthropicToOpenAI(object)
         if let model { translated["model"] = model }
         return try encode(translated)
+    }
+
+    /// `body`, a JSON object, with its top-level `model` set to `model` and every other byte as
+    /// the client sent it: the value replaced in place, or the member added first. This runs
+    /// for every routed job and facade call; decoding and re-encoding the whole request through
+    /// Foundation cost more than the rest of the call's own work.
+    static func settingModel(_ body: [UInt8], to model: String) throws(TranslationError) -> [UInt8] {
+        let found = body.withUnsafeBufferPointer { bytes -> (value: JSONScanner.Value?, models: Int, members: Int, valid: Bool) in
+            var value: JSONScanner.Value?
+            var models = 0
+            var members = 0
+            var scanner = JSONScanner(bytes)
+            do {
+                try scanner.objectMembers { (key, member) throws(Never) in
+                    members += 1
+                    if JSONScanner.stringToken(bytes, key, equals: "model") {
+                        models += 1
+                        value = member
+                    }
+                }
+            } catch {
+                return (nil, 0, 0, false)
+            }
+            return (value, models, members, true)
+        }
+        guard found.valid else { throw TranslationError(description: "the request is not a JSON object") }
+        var encoded: [UInt8] = []
+        JSONObjectWriter.appendString(model, to: &encoded)
+        if let value = found.value, found.models == 1 {
+            if value.kind == .string, body[value.range].elementsEqual(encoded) { return body }
+            return Array(body[..<value.range.lowerBound]) + encoded + Array(body[value.range.upperBound...])
+        }
+        guard found.models == 0, let open = body.firstIndex(of: UInt8(ascii: "{")) else {
+            // A repeated `model` key: which one a provider reads is theirs to say; decoded, the
+            // object has one.
+            var object = try decode(body, "request")
+            object["model"] = model
+            return try encode(object)
+        }
+        var written = Array(body[...open])
+        written += Array(#""model":"#.utf8) + encoded
+        if found.members > 0 { written.append(UInt8(ascii: ",")) }
+        written += body[(open + 1)...]
+        return written
     }
 
     /// The answer as a client of kind `client` expects it, from `body` answered by a provider of
