@@ -155,18 +155,18 @@ import Testing
         try await client.shutdown()
     }
 
-    @Test func anAnswerBeforeTheRequestFailsTheCall() async throws {
+    @Test func anAnswerBeforeTheRequestIsRefusedOrTakenForItsAnswer() async throws {
         // Sent on accept, before the request is written: an answer to no request.
         let server = try await RawHTTPServer.start(onAccept: [.ok("early")]) { _, _ in [] }
         defer { Task { await server.stop() } }
         let client = ProviderHTTPClient()
-        // The early bytes may come before or after the request went out: either way no call may
-        // take them for its answer, except as the answer to the request that was sent.
+        // The early bytes may come before the request went out (refused by the decoder: the call
+        // fails with a transport error) or after (then they are that request's answer).
         do {
             let response = try await Self.post(client, server, timeout: .seconds(2))
             #expect(response.body == Array("early".utf8))
-        } catch let error as ProviderHTTPError {
-            #expect([.closedBeforeResponse, .timeout].contains(error) || "\(error)".hasPrefix("invalid response"), "\(error)")
+        } catch {
+            #expect(error is ProviderHTTPError, "\(error)")
         }
         try await client.shutdown()
     }
