@@ -149,7 +149,10 @@ public final class InlineCalls: InlineCaller {
 
         func run() async -> [UInt8]? {
             defer { calls.ended() }
-            return await worker.call(job, slot: grant.slots, estimated: tokens, generation: grant.generation)
+            // On an event loop, as the lane worker's own calls run (fewer thread hops).
+            return await withTaskExecutorPreference(worker.nextExecutor()) {
+                await worker.call(job, slot: grant.slots, estimated: tokens, generation: grant.generation)
+            }
         }
     }
 }

@@ -194,7 +194,7 @@ final class LaneWorker: Sendable {
 
     /// The event loop the next call runs on: round robin over NIO's loops.
     private let turn = Atomic<UInt>(0)
-    private func nextExecutor() -> EventLoopTaskExecutor {
+    func nextExecutor() -> EventLoopTaskExecutor {
         let executors = EventLoopTaskExecutor.shared
         return executors[Int(turn.add(1, ordering: .relaxed).newValue % UInt(executors.count))]
     }
