@@ -58,11 +58,16 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Sends `bytes` (a whole request) and returns the whole answer. Any thread.
     func execute(_ bytes: ByteBuffer, deadline: NIODeadline) async throws -> ProviderResponse {
         let promise = eventLoop.makePromise(of: ProviderResponse.self)
-        eventLoop.execute { self.start(bytes, deadline: deadline, promise: promise) }
+        if eventLoop.inEventLoop {
+            // A call running on its connection's loop (the pool prefers those): written at once.
+            start(bytes, deadline: deadline, promise: promise)
+        } else {
+            eventLoop.execute { self.start(bytes, deadline: deadline, promise: promise) }
+        }
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
         } onCancel: {
-            // Queued after `start` on the same loop, so it finds its call (or the call has ended).
+            // Run or queued after `start` on the same loop, so it finds its call (or the call has ended).
             self.eventLoop.execute { self.fail(CancellationError(), ifCurrent: promise) }
         }
     }
