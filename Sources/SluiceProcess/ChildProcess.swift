@@ -40,6 +40,11 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of ours: without this a child (a redis-server, a `sluice work`) held on
+        // to every descriptor not marked close-on-exec, sockets included, so a connection this
+        // process closed stayed open for its peer (no FIN) while the child lived, and a child
+        // kept the build lock's file open.
+        Self.closeFrom3(&actions)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -111,5 +116,16 @@ public enum ChildProcessError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .spawnFailed(let executable, let reason): "cannot start \(executable): \(reason)"
         }
+    }
+}
+
+extension ChildProcess {
+    /// `posix_spawn_file_actions_addclosefrom_np(actions, 3)` (glibc 2.34+): the child starts
+    /// with only its standard input, output and error. Looked up at run time: Swift's Glibc
+    /// module does not declare it.
+    static func closeFrom3(_ actions: inout posix_spawn_file_actions_t) {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") else { return }
+        _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
     }
 }
