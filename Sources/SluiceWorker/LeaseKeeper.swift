@@ -49,22 +49,28 @@ final class LeaseKeeper: Sendable {
         }
     }
 
-    /// One round trip: a job of each lease call held. A job whose lease was lost (cancelled and
-    /// reaped, taken back after an expiry) is no longer kept, so the next round tries another
-    /// job of its lease call. A Redis error: tried again next round (the lease may still be
-    /// saved: a third of its duration is left).
+    /// One round trip for a job of each lease call held. A job whose lease was lost (cancelled
+    /// and reaped, taken back after an expiry) is no longer kept, and another job of its lease
+    /// call is tried at once (a round trip more, only then). A Redis error: tried again next
+    /// round (a third of the lease is left).
     func extendAll() async {
-        let picks: [(id: JobID, token: String)] = held.withLock { held in
-            held.values.compactMap { jobs in jobs.first.map { (id: $0.key, token: $0.value) } }
-        }
-        guard !picks.isEmpty else { return }
-        do {
-            let outcomes = try await queue.heartbeat(picks)
-            for (pick, outcome) in zip(picks, outcomes) {
-                if case .lost = outcome { drop(pick.id, token: pick.token) }
+        var picks = held.withLock { held in held.values.compactMap { jobs in jobs.first.map { (id: $0.key, token: $0.value) } } }
+        while !picks.isEmpty {
+            let outcomes: [HeartbeatOutcome]
+            do {
+                outcomes = try await queue.heartbeat(picks)
+            } catch {
+                logger.warning("extending leases failed; trying again next round", metadata: ["jobs": "\(picks.count)", "error": "\(error)"])
+                return
             }
-        } catch {
-            logger.warning("extending leases failed; trying again next round", metadata: ["jobs": "\(picks.count)", "error": "\(error)"])
+            var next: [(id: JobID, token: String)] = []
+            for (pick, outcome) in zip(picks, outcomes) {
+                guard case .lost = outcome else { continue }
+                drop(pick.id, token: pick.token)
+                let other = held.withLock { $0[Self.group(pick.token)]?.first }
+                if let other { next.append((id: other.key, token: other.value)) }
+            }
+            picks = next
         }
     }
 }
