@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -54,7 +53,7 @@ public final class WorkerPool: Service, Sendable {
     /// leasing; the calls in flight get `grace` to end, then they are cancelled and give their
     /// jobs back. Every task here is a child of this one.
     public func run() async throws {
-        // A connection per call in flight: AsyncHTTPClient queues calls beyond its per-host limit.
+        // A connection per call in flight: the provider client queues calls beyond its per-host limit.
         let perHost: Int =
             switch lanes {
             case .named(let named): named.map(\.concurrency).reduce(0, +)
