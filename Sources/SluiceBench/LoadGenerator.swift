@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SluiceCore
 
 /// What one open-loop run sends: `body` POSTed to `url` at `rate` requests/s for `seconds`
 /// (after `warmup` seconds that are sent alike but not recorded), over up to `connections`
@@ -153,9 +154,15 @@ private final class LoadRun: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// When request `index` is due: `index` intervals after the start, through the bounded
+    /// conversion (the rate and lengths are checked in `run`, so the clamp never bites).
     func dueTime(_ index: Int) -> NIODeadline {
-        startTime + .nanoseconds(Int64(Double(index) * interval))
+        let offset = Bounded.int((Double(index) * interval).rounded(), in: 0...Self.longestOffset) ?? Self.longestOffset
+        return startTime + .nanoseconds(Int64(offset))
     }
+
+    /// Past any run `run` allows (an hour, a warm-up of ten minutes): two hours, in nanoseconds.
+    static let longestOffset = 7_200_000_000_000
 
     func connect() -> EventLoopFuture<Void> {
         let run = self

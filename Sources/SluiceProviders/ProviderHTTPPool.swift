@@ -22,6 +22,12 @@ final class ProviderHTTPPool: Sendable {
     struct Waiter: Sendable {
         var continuation: CheckedContinuation<Lease, any Error>
         var timer: Scheduled<Void>?
+
+        /// Ends the wait: its deadline's timer cancelled, the caller resumed.
+        func end(with result: Result<Lease, any Error>) {
+            timer?.cancel()
+            continuation.resume(with: result)
+        }
     }
 
     struct State: ~Copyable {
@@ -126,8 +132,7 @@ final class ProviderHTTPPool: Sendable {
     /// Ends a wait (cancelled, or past its deadline), if it is still waiting.
     private func abandon(_ id: UInt64, _ error: any Error) {
         guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
-        waiter.timer?.cancel()
-        waiter.continuation.resume(throwing: error)
+        waiter.end(with: .failure(error))
     }
 
     /// Opens a connection in a slot `acquire` gave; the slot is given back if none is made.
@@ -195,10 +200,7 @@ final class ProviderHTTPPool: Sendable {
             state.open -= 1
             return nil
         }
-        if let waiter {
-            waiter.timer?.cancel()
-            waiter.continuation.resume(returning: .new)
-        }
+        waiter?.end(with: .success(.new))
     }
 
     /// A leased connection's call ended (called on its event loop). A reusable one goes to the
@@ -225,9 +227,7 @@ final class ProviderHTTPPool: Sendable {
             return .nothing
         }
         switch next {
-        case .resume(let waiter, let lease):
-            waiter.timer?.cancel()
-            waiter.continuation.resume(returning: lease)
+        case .resume(let waiter, let lease): waiter.end(with: .success(lease))
         case .park: connection.park(for: ProviderHTTPClient.timeAmount(configuration.idleTimeout))
         case .close: connection.close()
         case .nothing: break
@@ -245,19 +245,15 @@ final class ProviderHTTPPool: Sendable {
         }
     }
 
-    /// An idle connection closed (the server closed it, or sent what no request asked for).
+    /// An idle connection closed (the server closed it, or sent what no request asked for): its
+    /// slot goes to the first waiter, or is freed.
     func closedWhileIdle(_ connection: ProviderHTTPConnection) {
-        let waiter = state.withLock { state -> Waiter? in
-            guard state.idleIDs.remove(ObjectIdentifier(connection)) != nil else { return nil }
+        let wasIdle = state.withLock { state in
+            guard state.idleIDs.remove(ObjectIdentifier(connection)) != nil else { return false }
             state.sweep()
-            if let waiter = state.nextWaiter() { return waiter }
-            state.open -= 1
-            return nil
+            return true
         }
-        if let waiter {
-            waiter.timer?.cancel()
-            waiter.continuation.resume(returning: .new)
-        }
+        if wasIdle { giveBackSlot() }
     }
 
     /// Fails the waiters and closes the idle connections; a call still running closes its
@@ -274,10 +270,7 @@ final class ProviderHTTPPool: Sendable {
             state.idleIDs.removeAll()
             return (waiters, idle)
         }
-        for waiter in waiters {
-            waiter.timer?.cancel()
-            waiter.continuation.resume(throwing: ProviderHTTPError.shutDown)
-        }
+        for waiter in waiters { waiter.end(with: .failure(ProviderHTTPError.shutDown)) }
         for connection in idle { connection.close() }
     }
 }
