@@ -8,15 +8,13 @@ extension JobQueue {
     public func heartbeat(_ jobs: [(id: JobID, token: String)], duration: Duration? = nil) async throws -> [HeartbeatOutcome] {
         guard !jobs.isEmpty else { return [] }
         let leaseMillis = (duration ?? configuration.leaseDuration).milliseconds
-        let commands = jobs.map { job in
-            scripts.heartbeat.evalshaCommand(keys: [KeyLayout.prefix(job.id.laneTag)], arguments: [job.id.rawValue, job.token, leaseMillis])
-        }
-        var replies = try await redis.pipeline(commands)
-        // After a restart or a SCRIPT FLUSH: load the script and send the batch again.
-        if replies.contains(where: { if case .error(let message) = $0 { message.hasPrefix("NOSCRIPT") } else { false } }) {
-            try await redis.send(RedisCommand("SCRIPT", "LOAD", scripts.heartbeat.source))
-            replies = try await redis.pipeline(commands)
-        }
+        let replies = try await redis.pipeline(jobs.map { job in
+            (
+                command: scripts.heartbeat.evalshaCommand(
+                    keys: [KeyLayout.prefix(job.id.laneTag)], arguments: [job.id.rawValue, job.token, leaseMillis]),
+                script: Optional(scripts.heartbeat)
+            )
+        })
         return try replies.map { reply in
             if case .error(let message) = reply { throw RedisError.server(message) }
             guard let parts = reply.array, let ok = parts.first?.int else {

@@ -45,12 +45,7 @@ extension JobQueue {
         // the lane's slot, so not inside the script): maintenance, which reaps a lost lease and
         // brings back a job given back with a delay, looks only at known lanes.
         let sent = first + [(RedisCommand("SADD", KeyLayout.lanes, spec.lane), nil), (call, script)]
-        var replies = try await redis.pipeline(sent.map(\.command))
-        for index in replies.indices where replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true {
-            guard let missing = sent[index].script else { continue }
-            try await redis.send(RedisCommand("SCRIPT", "LOAD", missing.source))
-            replies[index] = try await redis.send(sent[index].command)
-        }
+        let replies = try await redis.pipeline(sent)
         let reply = replies[replies.count - 1]
         if let message = reply.errorMessage { throw RedisError.server(message) }
         if replies[replies.count - 2].int == 1 {

@@ -111,6 +111,19 @@ public final class RedisClient: Sendable {
         return value
     }
 
+    /// `pipeline` for commands some of which run scripts (each with the script its EVALSHA runs):
+    /// a command answered NOSCRIPT (after a restart or a `SCRIPT FLUSH`) has its script loaded
+    /// and is sent again, and its reply replaced. Other error replies come back as `.error`.
+    public func pipeline(_ calls: [(command: RedisCommand, script: RedisScript?)]) async throws -> [RedisValue] {
+        var replies = try await pipeline(calls.map(\.command))
+        for index in replies.indices where replies[index].errorMessage?.hasPrefix("NOSCRIPT") == true {
+            guard let script = calls[index].script else { continue }
+            try await send(RedisCommand("SCRIPT", "LOAD", script.source))
+            replies[index] = try await connection.execute([calls[index].command])[0]
+        }
+        return replies
+    }
+
     /// Runs a blocking command (BLMOVE, BLPOP, BZPOPMIN, XREAD BLOCK, …) on a dedicated
     /// connection. `timeout` is how long the command itself may block; the reply deadline is
     /// that plus the configured command timeout.

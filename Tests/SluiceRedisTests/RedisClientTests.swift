@@ -85,6 +85,24 @@ import Testing
         }
     }
 
+    /// A pipeline of script calls after a SCRIPT FLUSH: each NOSCRIPT is loaded and sent again,
+    /// the other commands' replies (an error among them) come back as they were, in order.
+    @Test func pipelinedScriptsAreReloadedAfterScriptFlush() async throws {
+        try await withRedis { _, redis in
+            let script = RedisScript(name: "double", source: "return tonumber(ARGV[1]) * 2")
+            try await redis.send("SCRIPT", "FLUSH")
+            let replies = try await redis.pipeline([
+                (command: script.evalshaCommand(keys: [], arguments: [1]), script: Optional(script)),
+                (command: RedisCommand("INCR", "pipelined"), script: nil),
+                (command: RedisCommand("HGET", "pipelined", "x"), script: nil),
+                (command: script.evalshaCommand(keys: [], arguments: [4]), script: Optional(script)),
+            ])
+            #expect(replies.count == 4)
+            #expect(replies[0] == .integer(2) && replies[1] == .integer(1) && replies[3] == .integer(8))
+            #expect(replies[2].errorMessage?.hasPrefix("WRONGTYPE") == true, "an ordinary error reply stays")
+        }
+    }
+
     @Test func scriptSHA1IsTheOneRedisGivesOnScriptLoad() async throws {
         try await withRedis { _, redis in
             for source in ["return 1", "return redis.call('GET', KEYS[1]) -- é, ünïcode", String(repeating: "-- padding\n", count: 500) + "return 2"] {
