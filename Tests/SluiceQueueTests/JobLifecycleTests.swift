@@ -97,11 +97,12 @@ import Testing
     @Test func heartbeatOfOneJobExtendsItsWholeLeaseCall() async throws {
         try await withQueue { queue, _ in
             let ids = try await queue.enqueue((0..<3).map { _ in spec() }).map(\.id)
-            let leases = try await queue.lease(lane: "lane-a", count: 3, duration: .milliseconds(1500))
+            let leases = try await queue.lease(lane: "lane-a", count: 3, duration: .milliseconds(3000))
             #expect(Set(leases.map(\.id)) == Set(ids))
-            try await Task.sleep(for: .milliseconds(800))
-            _ = try await queue.heartbeat(leases[0].id, token: leases[0].token, duration: .milliseconds(1500))
-            try await Task.sleep(for: .milliseconds(900))  // past the first deadline, within the extended one
+            try await Task.sleep(for: .milliseconds(2000))
+            // Extended by 6 s: a loaded machine's delays cannot run it out before the check.
+            _ = try await queue.heartbeat(leases[0].id, token: leases[0].token, duration: .milliseconds(6000))
+            try await Task.sleep(for: .milliseconds(1500))  // past the first deadline, within the extended one
             #expect(try await queue.maintain(lane: "lane-a").requeued == 0)
             for lease in leases { #expect(try await queue.get(lease.id)?.state == .leased) }
             #expect(try await structuralProblems(queue: queue, lane: "lane-a", jobs: ids) == [])
