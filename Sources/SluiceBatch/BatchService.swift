@@ -97,6 +97,8 @@ public final class BatchService: Service, Sendable {
         var body: [UInt8]
         var lane: String
         var route: String?
+        /// Why this lane, when a route chose it (`JobSpec.why`).
+        var why: String? = nil
     }
 
     /// One problem with one line of an input file, as OpenAI reports it.
@@ -168,7 +170,7 @@ public final class BatchService: Service, Sendable {
                 fail("model_not_found", "line \(number): model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "body.model")
                 continue
             }
-            requests.append(Request(line: number, customID: customID, body: body, lane: resolution.lane, route: resolution.route))
+            requests.append(Request(line: number, customID: customID, body: body, lane: resolution.lane, route: resolution.route, why: resolution.why))
         }
         if requests.isEmpty && errors.isEmpty {
             errors.append(LineError(code: "empty_file", message: "the input file has no requests", param: nil, line: nil))
@@ -247,7 +249,7 @@ public final class BatchService: Service, Sendable {
                 throw BatchError(.invalid, "\(at).params.model: " + ModelDirectory.unknown(model), param: "\(at).params.model")
             }
             requests.append(
-                Request(line: index + 1, customID: customID, body: Array(bytes[paramsValue.range]), lane: resolution.lane, route: resolution.route))
+                Request(line: index + 1, customID: customID, body: Array(bytes[paramsValue.range]), lane: resolution.lane, route: resolution.route, why: resolution.why))
         }
         return requests
     }
@@ -351,11 +353,13 @@ public final class BatchService: Service, Sendable {
             let format = batch.format
             let endpoint: JobEnvelope.Endpoint? = batch.endpoint == "/v1/embeddings" ? .embeddings : nil
             let specs = chunk.map { request -> JobSpec in
-                JobSpec(
+                var spec = JobSpec(
                     lane: request.lane, tenant: batch.tenant, priority: settings.priority, payload: request.body,
                     idempotencyKey: "batch:\(batch.id):\(request.line)", deadline: batch.expiresAt, maxAttempts: settings.maxAttempts,
                     envelope: JobEnvelope(
                         batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route))
+                spec.why = request.why
+                return spec
             }
             let results = try await queue.enqueue(specs, submitter: batch.keyID)
             try await store.addRequests(

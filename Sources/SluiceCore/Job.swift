@@ -27,6 +27,14 @@ public struct JobSpec: Sendable, Hashable {
     /// The route it was submitted through, kept as a field of its own in the job's hash for the
     /// fallback script (also in the envelope; `envelope`'s setter keeps the two the same).
     public var route: String? = nil
+    /// A note for the job's first timeline entry (its creation): why it went to this lane, when a
+    /// route chose it (`route support (least_busy): mock-b, 14 of 16 free`). Stored as the job
+    /// hash's `why` field.
+    public var why: String? = nil
+    /// The pipeline run and step this job is part of (stored as the job hash's `run` field; the
+    /// run engine writes and reads its format). The scripts that end a job tell the run engine
+    /// about a job that has one.
+    public var run: String? = nil
 
     /// A job for `lane`; everything but the payload has a default. Call `validate()` (the queue does)
     /// before trusting it.

@@ -25,6 +25,9 @@ public struct ModelDirectory: Sendable {
         public var route: String?
         /// The kind (API) of the provider serving the lane.
         public var kind: String
+        /// Why this lane, when a route chose it: the note for the job's first timeline entry
+        /// (`JobSpec.why`).
+        public var why: String? = nil
     }
 
     /// What a job names as where it runs.
@@ -38,12 +41,12 @@ public struct ModelDirectory: Sendable {
     }
 
     /// The lane `target` runs on, and the route it went through; nil for a model nothing serves.
-    public func lane(for target: Target) -> (lane: String, route: String?)? {
+    public func lane(for target: Target) -> (lane: String, route: String?, why: String?)? {
         switch target {
-        case .lane(let lane): (lane, nil)
-        case .provider(let provider, let model?): (provider + "/" + model, nil)
-        case .provider(let provider, nil): (provider, nil)
-        case .model(let model): resolve(model).map { ($0.lane, $0.route) }
+        case .lane(let lane): (lane, nil, nil)
+        case .provider(let provider, let model?): (provider + "/" + model, nil, nil)
+        case .provider(let provider, nil): (provider, nil, nil)
+        case .model(let model): resolve(model).map { ($0.lane, $0.route, $0.why) }
         }
     }
 

@@ -65,10 +65,11 @@ extension FacadeController {
             throw APIError.invalid("model '\(model)' is served by an Anthropic provider, which has no embeddings", param: "model")
         }
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let spec = JobSpec(
+        var spec = JobSpec(
             lane: resolution.lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
             idempotencyKey: idempotencyKey.map { "facade:" + $0 },
             envelope: JobEnvelope(endpoint: endpoint == .embeddings ? .embeddings : nil, format: endpoint.format, route: resolution.route))
+        spec.why = resolution.why
         try await admission.checkJobs([spec], key: key, ownPriority: true)
         // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).

@@ -85,7 +85,7 @@ struct JobRequest {
     /// a route is recorded on the job), the callback URL's scheme, the envelope, the defaults,
     /// and the spec's own checks.
     static func spec(_ fields: Fields, tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) -> JobSpec {
-        guard let (lane, route) = directory.lane(for: fields.target) else {
+        guard let (lane, route, why) = directory.lane(for: fields.target) else {
             guard case .model(let name) = fields.target else { throw .invalid("no lane", param: "lane") }
             throw .invalid(ModelDirectory.unknown(name) + "; or name the target with 'lane', or 'provider' (and 'model')", param: "model")
         }
@@ -94,11 +94,12 @@ struct JobRequest {
                 throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url")
             }
         }
-        let spec = JobSpec(
+        var spec = JobSpec(
             lane: lane, tenant: tenant, priority: fields.priority ?? 0, payload: fields.request,
             idempotencyKey: idempotencyKey ?? fields.idempotencyKey, notBefore: fields.notBefore, deadline: fields.deadline,
             maxAttempts: fields.maxAttempts ?? 3,
             envelope: JobEnvelope(callbackURL: fields.callbackURL, metadata: fields.metadata, route: route))
+        spec.why = why
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
             throw .invalid("\(field) \(reason)", param: field)

@@ -39,7 +39,7 @@ extension JobQueue {
                 configuration.eventStreamMax, spec.lane, configuration.idempotencyTTL.milliseconds,
                 configuration.leaseDuration.milliseconds, id.rawValue, spec.payload, spec.tenant, spec.priority,
                 spec.idempotencyKey ?? "", spec.deadline.map { String($0.value) } ?? "", spec.maxAttempts, spec.metadata,
-                spec.route ?? "", submitter.map(String.init) ?? "",
+                spec.route ?? "", submitter.map(String.init) ?? "", spec.why ?? "",
             ])
         // The lane is named in the lanes set as by any enqueue, in the same round trip (outside
         // the lane's slot, so not inside the script): maintenance, which reaps a lost lease and

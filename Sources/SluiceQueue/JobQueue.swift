@@ -297,10 +297,10 @@ public final class JobQueue: Sendable {
     /// A job's timeline, oldest first: its creation, then every state it entered. nil when the
     /// job is unknown (or its result TTL has passed).
     public func timeline(_ id: JobID) async throws -> [TimelineEntry]? {
-        let reply = try await redis.send("HMGET", KeyLayout.job(id), "created", "not_before", "log")
-        guard let values = reply.array, values.count == 3 else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
+        let reply = try await redis.send("HMGET", KeyLayout.job(id), "created", "not_before", "log", "why")
+        guard let values = reply.array, values.count == 4 else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
         var fields: [String: [UInt8]] = [:]
-        for (name, value) in zip(["created", "not_before", "log"], values) { if let bytes = value.bytes { fields[name] = bytes } }
+        for (name, value) in zip(["created", "not_before", "log", "why"], values) { if let bytes = value.bytes { fields[name] = bytes } }
         return JobRecord(id: id, fields: fields).timeline()
     }
 

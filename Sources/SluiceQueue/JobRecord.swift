@@ -55,7 +55,8 @@ public struct JobRecord: Sendable, Hashable {
     public func timeline() -> [TimelineEntry]? {
         guard let created = millis("created") else { return nil }
         let notBefore = millis("not_before")
-        var entries = [TimelineEntry(at: created, state: (notBefore ?? created) > created ? .delayed : .queued)]
+        // The first entry's note (`why`) is the route's choice, when a route chose the lane.
+        var entries = [TimelineEntry(at: created, state: (notBefore ?? created) > created ? .delayed : .queued, info: text("why"))]
         for line in (text("log") ?? "").split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 2)
             guard parts.count >= 2, let at = Int64(parts[0]), let state = JobState(rawValue: String(parts[1])) else { continue }

@@ -75,13 +75,13 @@ import Testing
     /// One resolver for every way a job names where it runs.
     @Test func everyTargetResolvesThroughTheOneResolver() {
         let directory = Self.directory
-        #expect(directory.lane(for: .lane("openai/x"))! == ("openai/x", nil))
-        #expect(directory.lane(for: .provider("local", model: nil))! == ("local", nil))
-        #expect(directory.lane(for: .provider("local", model: "m"))! == ("local/m", nil))
-        #expect(directory.lane(for: .model("smart"))! == ("local/qwen", "smart"), "a route, recorded")
-        #expect(directory.lane(for: .model("local/llama3"))! == ("local/llama3", nil), "provider/model")
-        #expect(directory.lane(for: .model("gpt-4o-mini"))! == ("openai/gpt-4o-mini", nil), "a model a provider lists")
-        #expect(directory.lane(for: .model("unheard-of")) == nil)
-        #expect(directory.lane(for: .model("local/../admin")) == nil, "an unsafe model name resolves to nothing")
+        #expect(directory.lane(for: .lane("openai/x")).map { ($0.lane, $0.route) }! == ("openai/x", nil))
+        #expect(directory.lane(for: .provider("local", model: nil)).map { ($0.lane, $0.route) }! == ("local", nil))
+        #expect(directory.lane(for: .provider("local", model: "m")).map { ($0.lane, $0.route) }! == ("local/m", nil))
+        #expect(directory.lane(for: .model("smart")).map { ($0.lane, $0.route) }! == ("local/qwen", "smart"), "a route, recorded")
+        #expect(directory.lane(for: .model("local/llama3")).map { ($0.lane, $0.route) }! == ("local/llama3", nil), "provider/model")
+        #expect(directory.lane(for: .model("gpt-4o-mini")).map { ($0.lane, $0.route) }! == ("openai/gpt-4o-mini", nil), "a model a provider lists")
+        #expect(directory.lane(for: .model("unheard-of")).map { ($0.lane, $0.route) } == nil)
+        #expect(directory.lane(for: .model("local/../admin")).map { ($0.lane, $0.route) } == nil, "an unsafe model name resolves to nothing")
     }
 }

@@ -30,8 +30,8 @@ import Testing
         #expect(plan.calls.count == 1)
         let arguments = plan.calls[0].arguments
         // 8 call arguments (the defaults are the first job's; the submitter's key id), then per job
-        // 3 (plain) or 11 (extended: its route last).
-        #expect(arguments.count == 8 + 3 + 3 + 11 + 11 + 11)
+        // 3 (plain) or 13 (extended: its route, why and run last).
+        #expect(arguments.count == 8 + 3 + 3 + 13 + 13 + 13)
         #expect(arguments[3] as? Int == 5)
         #expect(arguments[4] as? String == "t1")
         #expect(arguments[5] as? Int == 5)
@@ -41,6 +41,12 @@ import Testing
         #expect(EnqueuePlan.isPlain(specs[1], defaults: specs[0]))
         #expect(!EnqueuePlan.isPlain(specs[3], defaults: specs[0]), "an idempotency key is never a default")
         #expect(!EnqueuePlan.isPlain(specs[4], defaults: specs[0]))
+        var routed = specs[1]
+        routed.why = "route r (latency): a"
+        #expect(!EnqueuePlan.isPlain(routed, defaults: specs[0]), "a route's note is stored")
+        var step = specs[1]
+        step.run = "run_1 a 0"
+        #expect(!EnqueuePlan.isPlain(step, defaults: specs[0]), "a run's step is marked")
     }
 
     @Test func resultsNameThePlannedIdOrTheExistingJob() throws {

@@ -101,6 +101,23 @@ import Testing
         }
     }
 
+    @Test func routeChoiceIsTheFirstTimelineEntrysNoteAndARunIsKeptOnTheJob() async throws {
+        try await withQueue { queue, _ in
+            var routed = spec(tenant: "t1")
+            routed.why = "route smart (least_busy): lane-a, 3 of 4 free"
+            routed.run = "run_1 sentiment 0"
+            var plain = spec(tenant: "t1")
+            plain.payload = Array("other".utf8)
+            let ids = try await queue.enqueue([routed, plain]).map(\.id)
+            let first = try #require(try await queue.timeline(ids[0]))
+            #expect(first.map(\.state) == [.queued])
+            #expect(first.first?.info == "route smart (least_busy): lane-a, 3 of 4 free")
+            #expect(try await queue.timeline(ids[1])?.first?.info == nil, "a job no route chose has no note")
+            #expect(try await queue.redis.send("HGET", KeyLayout.job(ids[0]), "run").string == "run_1 sentiment 0")
+            #expect(try await queue.redis.send("HEXISTS", KeyLayout.job(ids[1]), "run").int == 0)
+        }
+    }
+
     @Test func timelineOfADelayedJobThatIsCancelled() async throws {
         try await withQueue { queue, _ in
             let id = try await queue.enqueue(spec(notBefore: UnixMillis(UnixMillis.current().value + 60_000))).id

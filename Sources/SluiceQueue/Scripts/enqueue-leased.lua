@@ -18,6 +18,8 @@
   ARGV[12] metadata (the job's envelope, '' = none)
   ARGV[13] route ('' = none)
   ARGV[14] the id of the API key that submits ('' = none)
+  ARGV[15] why ('' = none; stored as `why`: the note on the job's first timeline entry, a
+           route's choice)
 
   Returns  {1, lease group, lease_until} for the job created now (its token is "<group>.1",
            attempt 1), or {0, existing id} when the tenant's idempotency key was already used in
@@ -36,6 +38,7 @@ local prefix, cap, lane = KEYS[1], ARGV[1], ARGV[2]
 local idemTTL, leaseMs = ARGV[3], tonumber(ARGV[4])
 local id, payload, tenant, priority, idem = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local deadline, maxAttempts, meta, route, submitter = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local why = ARGV[15] or ''
 if idem ~= '' then
   local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
   local existing = redis.call('GET', idemKey)
@@ -54,6 +57,7 @@ if priority ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = prio
 if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
 if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
 if route ~= '' then fields[#fields + 1] = 'route'; fields[#fields + 1] = route end
+if why ~= '' then fields[#fields + 1] = 'why'; fields[#fields + 1] = why end
 if submitter ~= '' then
   fields[#fields + 1] = 'key'; fields[#fields + 1] = submitter
   redis.call('HINCRBY', OPEN_JOBS, submitter, 1)

@@ -16,7 +16,9 @@
              id, payload, '1', tenant, priority, idempotency key ('' = none),
                not_before ms ('' = none), deadline ms ('' = none), max_attempts, metadata (the
                job's envelope, stored as `meta`), route ('' = none; stored as `route`, the field
-               divert.lua reads)
+               divert.lua reads), why ('' = none; stored as `why`: the note on the job's first
+               timeline entry, a route's choice), run ('' = none; stored as `run`: the pipeline
+               run and step the job belongs to)
 
   Returns  a flat array of n pairs: {id, 1} for a job created now, or {existing id, 0} when the
            tenant's idempotency key was already used in this lane.
@@ -86,7 +88,8 @@ for _ = 1, n do
   else
     local tenant, priority, idem = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     local notBefore, deadline, maxAttempts, meta, route = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-    a = a + 8
+    local why, run = ARGV[a + 8], ARGV[a + 9]
+    a = a + 10
     local existing = false
     if idem ~= '' then
       local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
@@ -105,6 +108,8 @@ for _ = 1, n do
       if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
       if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
       if route ~= '' then fields[#fields + 1] = 'route'; fields[#fields + 1] = route end
+      if why ~= '' then fields[#fields + 1] = 'why'; fields[#fields + 1] = why end
+      if run ~= '' then fields[#fields + 1] = 'run'; fields[#fields + 1] = run end
       if submitter ~= '' then fields[#fields + 1] = 'key'; fields[#fields + 1] = submitter end
       created = created + 1
       if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
