@@ -2,8 +2,9 @@
 /// lane that serves it, used by submit, bulk, the synchronous facade and batches alike.
 ///
 /// A model alone resolves, in order:
-/// 1. a configured route of that name: one of its targets (by weight), with the route recorded
-///    so the job can fall back along it;
+/// 1. a configured route of that name: the target its strategy chooses (RouteChoice.swift; by
+///    `chooser`, the web process's route board, when there is one, so that what is measured
+///    counts), with the route recorded so the job can fall back along it, and why in `why`;
 /// 2. `provider/model`, naming a configured provider: that lane;
 /// 3. a bare model listed in a provider's `models`: lane `provider/model` (the first provider,
 ///    by name, that lists it).
@@ -13,10 +14,16 @@
 public struct ModelDirectory: Sendable {
     public let providers: [String: SluiceConfiguration.Provider]
     public let routes: [String: SluiceConfiguration.Route]
+    /// Chooses a route's target from what is measured (the route board); nil: from the
+    /// configured limits alone, as if every lane were idle and never measured.
+    public let chooser: (any RouteChooser)?
 
-    public init(providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route]) {
+    public init(
+        providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route], chooser: (any RouteChooser)? = nil
+    ) {
         self.providers = providers
         self.routes = routes
+        self.chooser = chooser
     }
 
     public struct Resolution: Sendable, Hashable {
@@ -41,21 +48,29 @@ public struct ModelDirectory: Sendable {
     }
 
     /// The lane `target` runs on, and the route it went through; nil for a model nothing serves.
-    public func lane(for target: Target) -> (lane: String, route: String?, why: String?)? {
+    /// `deadline` (Unix ms) is the job's, for a route choosing by cost.
+    public func lane(for target: Target, deadline: Int64? = nil) -> (lane: String, route: String?, why: String?)? {
         switch target {
         case .lane(let lane): (lane, nil, nil)
         case .provider(let provider, let model?): (provider + "/" + model, nil, nil)
         case .provider(let provider, nil): (provider, nil, nil)
-        case .model(let model): resolve(model).map { ($0.lane, $0.route, $0.why) }
+        case .model(let model): resolve(model, deadline: deadline).map { ($0.lane, $0.route, $0.why) }
         }
     }
 
-    /// The lane that serves `model` alone, its route, and its provider's kind.
-    public func resolve(_ model: String) -> Resolution? {
+    /// The lane that serves `model` alone, its route (and why the route chose that lane), and
+    /// its provider's kind. `deadline` (Unix ms) is the job's, for a route choosing by cost.
+    public func resolve(_ model: String, deadline: Int64? = nil) -> Resolution? {
         if let route = routes[model] {
-            var random = SystemRandomNumberGenerator()
-            let lane = route.pick(using: &random)
-            return Resolution(lane: lane, route: route.name, kind: kind(of: lane))
+            let choice: (lane: String, why: String)
+            if let chooser {
+                choice = chooser.choose(route, deadline: deadline)
+            } else {
+                var random = SystemRandomNumberGenerator()
+                let conditions = RouteConditions(limits: providers.mapValues(\.limits), now: UnixMillis.current().value)
+                choice = route.choose(conditions: conditions, deadline: deadline, random: &random)
+            }
+            return Resolution(lane: choice.lane, route: route.name, kind: kind(of: choice.lane), why: choice.why)
         }
         if let slash = model.firstIndex(of: "/"), let provider = providers[String(model[..<slash])] {
             // The model part reaches a URL path: a name like `../../admin` is no model.

@@ -118,7 +118,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
     /// By name. A lane is `provider` or `provider/model`; its jobs go to that provider.
     public var providers: [String: Provider] = [:]
     /// A named route: a client submits `{"model": "<route>", ...}` and the job goes to one of its
-    /// targets, picked by weight (an A/B split). A route without weights goes to its first target.
+    /// targets, chosen by the route's `strategy` (RouteChoice.swift): by weight (an A/B split),
+    /// the first (a fallback chain), or by what is measured (free capacity, latency, cost).
     public struct Route: Sendable, Hashable {
         public struct Target: Sendable, Hashable {
             public var provider: String
@@ -137,10 +138,14 @@ public struct SluiceConfiguration: Sendable, Hashable {
 
         public var name: String
         public var targets: [Target]
+        /// How a job's target is chosen; a fallback along `targets` follows their order whatever it is.
+        public var strategy: Strategy
 
-        public init(name: String, targets: [Target]) {
+        /// `strategy` nil: weighted when a target after the first has a weight, else fallback.
+        public init(name: String, targets: [Target], strategy: Strategy? = nil) {
             self.name = name
             self.targets = targets
+            self.strategy = strategy ?? (targets.dropFirst().contains { $0.weight > 0 } ? .weighted : .fallback)
         }
 
         /// A target's lane, drawn by weight.
@@ -384,8 +389,34 @@ public struct SluiceConfiguration: Sendable, Hashable {
         try section.finish()
     }
 
+    /// A route: a list of targets (weighted when weights are given, else a fallback chain), or a
+    /// mapping `{strategy, targets}`.
     private static func route(_ name: String, _ value: Any, providers: [String: Provider]) throws(ConfigurationError) -> Route {
-        let path = "routes.\(name)"
+        guard let mapping = value as? [String: Any] else {
+            return try route(name, targets: value, path: "routes.\(name)", strategy: nil, providers: providers)
+        }
+        var section = Reader(mapping, path: "routes.\(name)")
+        var strategy: Route.Strategy?
+        if let text = try section.string("strategy") {
+            guard let known = Route.Strategy(rawValue: text) else {
+                throw ConfigurationError(
+                    key: "routes.\(name).strategy",
+                    problem: "must be one of \(Route.Strategy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            strategy = known
+        }
+        guard let targets = section.peek("targets") else {
+            throw ConfigurationError(key: "routes.\(name).targets", problem: "is required")
+        }
+        _ = try section.list("targets")
+        let route = try route(name, targets: targets, path: "routes.\(name).targets", strategy: strategy, providers: providers)
+        try section.finish()
+        return route
+    }
+
+    private static func route(
+        _ name: String, targets value: Any, path: String, strategy: Route.Strategy?, providers: [String: Provider]
+    ) throws(ConfigurationError) -> Route {
         guard let list = value as? [Any], !list.isEmpty else {
             throw ConfigurationError(key: path, problem: "must be a list of targets ({provider, model, weight} or \"provider/model\")")
         }
@@ -405,6 +436,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
                 guard let provider = try section.string("provider") else { throw ConfigurationError(key: at + ".provider", problem: "is required") }
                 target = Route.Target(provider: provider, model: try section.string("model"), weight: 0)
                 if let weight = try section.double("weight", in: 0...1_000_000) {
+                    guard strategy == nil || strategy == .weighted else {
+                        throw ConfigurationError(key: at + ".weight", problem: "is used only by strategy weighted")
+                    }
                     target.weight = weight
                     weighted = true
                 }
@@ -420,12 +454,14 @@ public struct SluiceConfiguration: Sendable, Hashable {
             }
             targets.append(target)
         }
-        if !weighted {
+        if strategy == .weighted, !weighted {
+            for index in targets.indices { targets[index].weight = 1 }  // weighted without weights: an even split
+        } else if !weighted {
             targets[0].weight = 1  // no split: the first target
         } else if targets.reduce(0, { $0 + $1.weight }) <= 0 {
             throw ConfigurationError(key: path, problem: "has weights that add up to 0")
         }
-        return Route(name: name, targets: targets)
+        return Route(name: name, targets: targets, strategy: strategy ?? (weighted ? .weighted : .fallback))
     }
 
     /// `external`: a lane whose jobs are taken by workers of your own (through the queue's

@@ -1,0 +1,263 @@
+import Foundation
+
+extension SluiceConfiguration.Route {
+    /// How a route chooses a job's target (`strategy:` in the route's mapping form).
+    public enum Strategy: String, Sendable, Hashable, CaseIterable {
+        /// Drawn by weight (an A/B split); the default when weights are given.
+        case weighted
+        /// The first target; the others take the jobs the first cannot (divert). The default without weights.
+        case fallback
+        /// The target with the largest share of its capacity free right now.
+        case leastBusy = "least_busy"
+        /// The target with the lowest recent p50 latency, with a little exploration.
+        case latency
+        /// The cheapest target that can finish before the job's deadline.
+        case cost
+
+        /// Whether the strategy reads what is measured (the route board's snapshot).
+        public var measured: Bool {
+            switch self {
+            case .weighted, .fallback: false
+            case .leastBusy, .latency, .cost: true
+            }
+        }
+    }
+}
+
+/// A snapshot of what is measured of the lanes routes may choose, and of the limits and prices
+/// that bound them, as one process sees it at one moment: the input of `Route.choose`.
+///
+/// The web process keeps one fresh (the route board reads Redis about every 250 ms); between two
+/// reads it counts its own choices (`Lane.picked`), so a burst of submits in one window still
+/// spreads. Nothing here is a guarantee: the figures are a few hundred milliseconds old, and
+/// other web processes choose at the same time from their own copies.
+public struct RouteConditions: Sendable, Hashable {
+    /// One lane's figures.
+    public struct Lane: Sendable, Hashable {
+        /// Calls in flight on the lane's provider (its concurrency slots across the cluster), or
+        /// the lane's own leased jobs when the provider has no concurrency limit.
+        public var inFlight = 0
+        /// Jobs ready in the lane (its ready queue depth).
+        public var queued = 0
+        /// This process's choices of the lane since the figures were read.
+        public var picked = 0
+        /// The lane's recent p50 latency, milliseconds (an exponentially decayed figure over every
+        /// worker's successful calls); nil: never measured.
+        public var latencyMs: Double?
+        /// When that figure was last updated (Unix ms); nil: never.
+        public var measuredAt: Int64?
+
+        public init(inFlight: Int = 0, queued: Int = 0, picked: Int = 0, latencyMs: Double? = nil, measuredAt: Int64? = nil) {
+            self.inFlight = inFlight
+            self.queued = queued
+            self.picked = picked
+            self.latencyMs = latencyMs
+            self.measuredAt = measuredAt
+        }
+    }
+
+    /// By lane name; a lane not here counts as idle and never measured.
+    public var lanes: [String: Lane]
+    /// The providers' limits, by provider name (from the configuration).
+    public var limits: [String: SluiceConfiguration.Limits]
+    /// Prices by model (from the configuration), for `cost`.
+    public var prices: [String: SluiceConfiguration.Price]
+    /// When the snapshot holds (Unix ms): the clock for deadlines and the latency figures' age.
+    public var now: Int64
+
+    public init(
+        lanes: [String: Lane] = [:], limits: [String: SluiceConfiguration.Limits] = [:],
+        prices: [String: SluiceConfiguration.Price] = [:], now: Int64 = 0
+    ) {
+        self.lanes = lanes
+        self.limits = limits
+        self.prices = prices
+        self.now = now
+    }
+
+    /// A lane's capacity when its provider sets no concurrency limit (a lane worker's default).
+    public static let unlimitedCapacity = 64
+    /// A latency figure older than this is stale: the lane gets a probe pick.
+    public static let staleAfterMs: Int64 = 30_000
+    /// The share of `latency` picks sent to a target other than the fastest.
+    public static let exploration = 0.05
+    /// The latency assumed of a lane never measured, milliseconds (for `cost`'s estimates).
+    public static let assumedLatencyMs = 1_000.0
+}
+
+/// What a route choice reads; the web process's route board keeps one fresh and counts its own
+/// choices between reads (`choose` is one step, so concurrent submits do not all take the same
+/// target from the same figures).
+public protocol RouteChooser: Sendable {
+    /// The target of `route` for a job with `deadline` (Unix ms), and why.
+    func choose(_ route: SluiceConfiguration.Route, deadline: Int64?) -> (lane: String, why: String)
+}
+
+extension SluiceConfiguration.Route {
+    /// The lane a job goes to, and why (the note of its first timeline entry, e.g.
+    /// `route support (least_busy): mock-b, 14 of 16 free (mock-a 3/8, mock-c 9/16)`). Pure:
+    /// `conditions` and `random` are all it reads.
+    ///
+    /// - weighted: drawn by weight; fallback: the first target.
+    /// - least_busy: the largest share free of the target's capacity (its provider's concurrency
+    ///   limit, else 64) after its provider's calls in flight, its lane's ready jobs and this
+    ///   process's picks since the figures were read; ties go to the larger number free, then to
+    ///   the order listed.
+    /// - latency: a target never measured, or not for 30 s, gets this window's probe (one per
+    ///   window, through `picked`); otherwise 5% of picks go to another target at random, the
+    ///   rest to the lowest p50. With nothing measured, the least picked.
+    /// - cost: the cheapest (input + output price per million tokens; a model without a price
+    ///   is dearest) of the targets estimated to finish before `deadline`; with no deadline, the
+    ///   cheapest; when none fits, the earliest estimated finish.
+    public func choose<R: RandomNumberGenerator>(
+        conditions: RouteConditions, deadline: Int64?, random: inout R
+    ) -> (lane: String, why: String) {
+        guard targets.count > 1 else {
+            return (targets[0].lane, "route \(name) (\(strategy.rawValue)): \(targets[0].lane), its only target")
+        }
+        switch strategy {
+        case .weighted:
+            return chooseWeighted(random: &random)
+        case .fallback:
+            return (targets[0].lane, "route \(name) (fallback): \(targets[0].lane), the first of \(targets.count)")
+        case .leastBusy:
+            return chooseLeastBusy(conditions)
+        case .latency:
+            return chooseLatency(conditions, random: &random)
+        case .cost:
+            return chooseCost(conditions, deadline: deadline)
+        }
+    }
+
+    private func chooseWeighted<R: RandomNumberGenerator>(random: inout R) -> (lane: String, why: String) {
+        let total = targets.reduce(0) { $0 + max(0, $1.weight) }
+        guard total > 0, total.isFinite else { return (targets[0].lane, "route \(name) (weighted): \(targets[0].lane), no weight set") }
+        let lane = pick(using: &random)
+        let weight = targets.first { $0.lane == lane }?.weight ?? 0
+        return (lane, "route \(name) (weighted): \(lane), weight \(Self.figure(weight)) of \(Self.figure(total))")
+    }
+
+    /// A target's capacity and what is free of it now.
+    struct Room {
+        var lane: String
+        var capacity: Int
+        var free: Int
+        var share: Double { Double(free) / Double(capacity) }
+    }
+
+    func rooms(_ conditions: RouteConditions) -> [Room] {
+        targets.map { target in
+            let capacity = max(1, conditions.limits[target.provider]?.concurrency ?? RouteConditions.unlimitedCapacity)
+            let lane = conditions.lanes[target.lane] ?? RouteConditions.Lane()
+            let busy = Bounded.add(Bounded.add(max(0, lane.inFlight), max(0, lane.queued)), max(0, lane.picked))
+            return Room(lane: target.lane, capacity: capacity, free: Bounded.add(capacity, -busy))
+        }
+    }
+
+    private func chooseLeastBusy(_ conditions: RouteConditions) -> (lane: String, why: String) {
+        let rooms = rooms(conditions)
+        var best = 0
+        for index in rooms.indices.dropFirst() {
+            let room = rooms[index]
+            let leader = rooms[best]
+            if room.share > leader.share || (room.share == leader.share && room.free > leader.free) { best = index }
+        }
+        let others = rooms.indices.filter { $0 != best }.map { "\(rooms[$0].lane) \(rooms[$0].free)/\(rooms[$0].capacity)" }
+        let room = rooms[best]
+        return (room.lane, "route \(name) (least_busy): \(room.lane), \(room.free) of \(room.capacity) free (\(others.joined(separator: ", ")))")
+    }
+
+    private func chooseLatency<R: RandomNumberGenerator>(_ conditions: RouteConditions, random: inout R) -> (lane: String, why: String) {
+        let lanes = targets.map { conditions.lanes[$0.lane] ?? RouteConditions.Lane() }
+        func fresh(_ lane: RouteConditions.Lane) -> Bool {
+            guard lane.latencyMs != nil, let at = lane.measuredAt else { return false }
+            return Double(conditions.now) - Double(at) <= Double(RouteConditions.staleAfterMs)  // in Double: no overflow
+        }
+        func figures(except skip: Int) -> String {
+            targets.indices.filter { $0 != skip }.map { index in
+                "\(targets[index].lane) " + (lanes[index].latencyMs.map { "\(Self.figure($0)) ms" } ?? "unmeasured")
+            }.joined(separator: ", ")
+        }
+        // A stale or unmeasured target gets one probe per window (this process's picks are counted until the next read).
+        if let stale = targets.indices.first(where: { !fresh(lanes[$0]) && lanes[$0].picked == 0 }) {
+            let age = lanes[stale].latencyMs == nil ? "never measured" : "not measured for 30 s"
+            return (targets[stale].lane, "route \(name) (latency): \(targets[stale].lane), \(age): a probe (\(figures(except: stale)))")
+        }
+        let measured = targets.indices.filter { fresh(lanes[$0]) }
+        guard let fastest = measured.min(by: { lanes[$0].latencyMs! < lanes[$1].latencyMs! }) else {
+            let least = targets.indices.min { lanes[$0].picked < lanes[$1].picked } ?? 0
+            return (targets[least].lane, "route \(name) (latency): \(targets[least].lane), nothing measured yet: spread")
+        }
+        if Double.random(in: 0..<1, using: &random) < RouteConditions.exploration {
+            let others = targets.indices.filter { $0 != fastest }
+            let other = others[Int.random(in: 0..<others.count, using: &random)]
+            return (targets[other].lane, "route \(name) (latency): \(targets[other].lane), exploring (\(figures(except: other)))")
+        }
+        let p50 = Self.figure(lanes[fastest].latencyMs!)
+        return (targets[fastest].lane, "route \(name) (latency): \(targets[fastest].lane), p50 \(p50) ms (\(figures(except: fastest)))")
+    }
+
+    /// A target's price per million tokens (input + output) and its estimated finish.
+    struct Estimate {
+        var lane: String
+        /// nil: no price is configured for its model.
+        var price: Double?
+        /// Milliseconds from now until the job would be answered.
+        var finishMs: Double
+    }
+
+    /// The estimated finish: the wait for the job's turn (at `rpm`, one call per 60 s / rpm for
+    /// it and every job ahead; at `concurrency`, a round of the lane's p50 per `concurrency`
+    /// jobs past the free slots), then one p50 for its own call.
+    func estimates(_ conditions: RouteConditions) -> [Estimate] {
+        targets.map { target in
+            let lane = conditions.lanes[target.lane] ?? RouteConditions.Lane()
+            let limits = conditions.limits[target.provider] ?? SluiceConfiguration.Limits()
+            let service = max(1, lane.latencyMs ?? RouteConditions.assumedLatencyMs)
+            let ahead = Double(max(0, lane.queued)) + Double(max(0, lane.picked))
+            var wait = 0.0
+            if let rpm = limits.requestsPerMinute, rpm > 0 { wait = max(wait, (ahead + 1) * 60_000 / Double(rpm)) }
+            if let concurrency = limits.concurrency, concurrency > 0 {
+                let over = Double(max(0, lane.inFlight)) + ahead + 1 - Double(concurrency)
+                if over > 0 { wait = max(wait, (over / Double(concurrency)).rounded(.up) * service) }
+            }
+            let price = SluiceConfiguration.Price.of(target.model ?? target.provider, in: conditions.prices).map { $0.input + $0.output }
+            return Estimate(lane: target.lane, price: price, finishMs: wait + service)
+        }
+    }
+
+    private func chooseCost(_ conditions: RouteConditions, deadline: Int64?) -> (lane: String, why: String) {
+        let estimates = estimates(conditions)
+        func price(_ estimate: Estimate) -> String { estimate.price.map { "$\(Self.figure($0))/Mtok" } ?? "no price" }
+        func cheaper(_ a: Estimate, _ b: Estimate) -> Bool { (a.price ?? .infinity) < (b.price ?? .infinity) }
+        func others(_ chosen: Int, _ text: (Estimate) -> String) -> String {
+            estimates.indices.filter { $0 != chosen }.map { "\(estimates[$0].lane) \(text(estimates[$0]))" }.joined(separator: ", ")
+        }
+        func seconds(_ ms: Double) -> String { Self.figure(ms / 1000) + " s" }
+        guard let deadline else {
+            let best = estimates.indices.reduce(0) { cheaper(estimates[$1], estimates[$0]) ? $1 : $0 }
+            return (estimates[best].lane, "route \(name) (cost): \(estimates[best].lane) at \(price(estimates[best])) (\(others(best, price)))")
+        }
+        let left = Double(deadline) - Double(conditions.now)  // in Double: no overflow
+        let fitting = estimates.indices.filter { estimates[$0].finishMs <= left }
+        if let best = fitting.reduce(nil as Int?, { best, index in best.map { cheaper(estimates[index], estimates[$0]) ? index : $0 } ?? index }) {
+            let estimate = estimates[best]
+            return (
+                estimate.lane,
+                "route \(name) (cost): \(estimate.lane) at \(price(estimate)), done in ~\(seconds(estimate.finishMs)) of \(seconds(max(0, left))) left (\(others(best, price)))"
+            )
+        }
+        let earliest = estimates.indices.reduce(0) { estimates[$1].finishMs < estimates[$0].finishMs ? $1 : $0 }
+        return (
+            estimates[earliest].lane,
+            "route \(name) (cost): \(estimates[earliest].lane), none fits the deadline in \(seconds(max(0, left))): the earliest, ~\(seconds(estimates[earliest].finishMs)) (\(others(earliest) { seconds($0.finishMs) }))"
+        )
+    }
+
+    /// A figure for a note: whole when it is whole, else two decimals at most.
+    static func figure(_ value: Double) -> String {
+        guard value.isFinite else { return "?" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(format: "%.2f", value)
+    }
+}
