@@ -15,7 +15,8 @@
 
   It ends each job as transition.lua's finishJob does, batched for the hot path: one HSET per job
   (state, result and timeline line together), one SREM per lease group, one event per lane and
-  state, one HINCRBY per submitting key and one PUBLISH for the whole call.
+  state, one HINCRBY per submitting key and one PUBLISH for the whole call; a pipeline step's
+  job (one with a `run` field) also adds its end to the runs stream (runEnded).
 ]]
 --!include keys.lua
 --!include clock.lua
@@ -32,7 +33,7 @@ for i = 0, n - 1 do
   local b = 4 + i * 5
   local id, token, result, info, usage = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local jobKey = jobKey(id)
-  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key', 'at', 'leased_at')
+  local f = redis.call('HMGET', jobKey, 'state', 'token', 'cancel', 'lane', 'deadline', 'log', 'key', 'at', 'leased_at', 'run')
   if f[1] ~= 'leased' or f[2] ~= token then
     out[#out + 1] = 0
     out[#out + 1] = f[1] or ''
@@ -55,6 +56,7 @@ for i = 0, n - 1 do
     if usage ~= '' then redis.call('HSET', jobKey, 'usage', usage) end
     if f[5] then redis.call('ZREM', laneKey(group.prefix, lane, 'deadlines'), id) end
     if f[7] then finishedBy[f[7]] = (finishedBy[f[7]] or 0) + 1 end
+    if f[10] then runEnded(f[10], id, state) end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
     local leaseGroupId = leaseGroup(token)
     local members = group.groups[leaseGroupId]

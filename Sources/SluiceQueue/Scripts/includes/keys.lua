@@ -10,6 +10,10 @@ local KEY_ROOT = '${root}'
 -- per API key its jobs not yet finished (for caps).
 local LANES = '${lanes}'
 local OPEN_JOBS = '${openJobs}'
+-- The pipeline runs' stream (see KeyLayout+Runs.swift): every job that has a `run` field adds an
+-- entry when it ends, in the same script call; the run advancer reads it. Hard cap only.
+local RUN_EVENTS = '${runEvents}'
+local RUN_EVENTS_MAX = '${runEventsMax}'
 
 -- The key prefix of the lane(s) with this tag.
 local function tagPrefix(tag) return KEY_ROOT .. '{' .. tag .. '}:' end

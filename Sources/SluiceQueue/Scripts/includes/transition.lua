@@ -57,13 +57,23 @@ local function appendLog(jobKey, now, state, info)
   redis.call('HSET', jobKey, 'log', (redis.call('HGET', jobKey, 'log') or '') .. logLine(fmt(now), state, info))
 end
 
+-- Tells the pipeline runs' advancer that a step's job ended (`run` is the job's `run` field):
+-- one entry in the runs stream, written by the same script call that ends the job, so that an
+-- end is never lost and never reported without having happened.
+local function runEnded(run, id, state)
+  redis.call('XADD', RUN_EVENTS, 'MAXLEN', '~', RUN_EVENTS_MAX, '*', 'run', run, 'job', id, 'to', state)
+end
+
 -- Records a terminal state: stamps it, drops the deadline entry, sets the result TTL, and wakes
 -- anyone waiting on the job. The caller has already taken the job out of every other structure
 -- (or left a tombstone). The stale lease token may stay in the hash: every holder operation
--- checks the state first.
+-- checks the state first. A pipeline step's job also adds its end to the runs stream.
 local function finish(prefix, lane, jobKey, id, state, now, ttl, deadline)
-  local submitter = redis.call('HGET', jobKey, 'key')
+  local f = redis.call('HMGET', jobKey, 'key', 'run')
+  local submitter = f[1]
   if submitter then redis.call('HINCRBY', OPEN_JOBS, submitter, -1) end
+  -- A pipeline step's job tells the run advancer, atomically with its end (runEnded).
+  if f[2] then runEnded(f[2], id, state) end
   redis.call('HSET', jobKey, 'state', state, 'finished', now)
   if deadline then redis.call('ZREM', laneKey(prefix, lane, 'deadlines'), id) end
   if tonumber(ttl) > 0 then redis.call('PEXPIRE', jobKey, ttl) end
