@@ -27,7 +27,7 @@ public struct RawJSON: Sendable, Hashable {
     }
 }
 
-/// Codable through Foundation's JSON (`JSONValue`), for a `RawJSON` inside another Codable
+/// Codable through `JSONValue` (any coder), for a `RawJSON` inside another Codable
 /// value. Sluice's own paths use `bytes` directly; this conformance re-encodes, so key order and
 /// number spelling may change.
 extension RawJSON: Codable {
@@ -40,48 +40,5 @@ extension RawJSON: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         try JSONDecoder().decode(JSONValue.self, from: Data(bytes)).encode(to: encoder)
-    }
-}
-
-/// Any JSON value, for `RawJSON`'s Codable conformance.
-enum JSONValue: Codable, Hashable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case integer(Int64)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .number(let value): try container.encode(value)
-        case .integer(let value): try container.encode(value)
-        case .string(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        }
     }
 }
