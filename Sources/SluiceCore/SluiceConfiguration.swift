@@ -140,6 +140,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var targets: [Target]
         /// How a job's target is chosen; a fallback along `targets` follows their order whatever it is.
         public var strategy: Strategy
+        /// A target that takes `weight` percent of the route's picks until it fails more often
+        /// than the main targets (`RouteCanary`, `CanaryPolicy`).
+        public var canary: RouteCanary?
 
         /// `strategy` nil: weighted when a target after the first has a weight, else fallback.
         public init(name: String, targets: [Target], strategy: Strategy? = nil) {
@@ -162,6 +165,10 @@ public struct SluiceConfiguration: Sendable, Hashable {
 
     /// By name (the `model` a client submits).
     public var routes: [String: Route] = [:]
+
+    /// Pipelines defined in the file, by name (`pipelines:`): every client may run them, and no
+    /// stored pipeline may take their names. Their step targets are checked at load.
+    public var pipelines: [String: Pipeline] = [:]
 
     /// `sluice up` also serves the mock provider on this loopback port (nil: it does not), so that
     /// a fresh install shows the whole path working with no provider keys.
@@ -284,6 +291,18 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let routes = try reader.mapping("routes") {
             for (name, value) in routes {
                 configuration.routes[name] = try Self.route(name, value, providers: configuration.providers)
+            }
+        }
+        if let pipelines = try reader.mapping("pipelines") {
+            let directory = ModelDirectory(providers: configuration.providers, routes: configuration.routes)
+            for (name, value) in pipelines {
+                do throws(PipelineError) {
+                    let pipeline = try Pipeline(name: name, yaml: value, path: "pipelines.\(name)")
+                    try pipeline.checkTargets(directory, path: "pipelines.\(name)")
+                    configuration.pipelines[name] = pipeline
+                } catch {
+                    throw ConfigurationError(key: error.param.isEmpty ? "pipelines.\(name)" : error.param, problem: error.message)
+                }
             }
         }
         try reader.finish()
@@ -409,9 +428,47 @@ public struct SluiceConfiguration: Sendable, Hashable {
             throw ConfigurationError(key: "routes.\(name).targets", problem: "is required")
         }
         _ = try section.list("targets")
-        let route = try route(name, targets: targets, path: "routes.\(name).targets", strategy: strategy, providers: providers)
+        var route = try route(name, targets: targets, path: "routes.\(name).targets", strategy: strategy, providers: providers)
+        if let canary = try section.mapping("canary") {
+            route.canary = try Self.canary(canary, path: "routes.\(name).canary", route: route, providers: providers)
+        }
         try section.finish()
         return route
+    }
+
+    /// A route's `canary: {target, weight, max_error_rate, min_calls, alert_url, alert_key}` (`RouteCanary`).
+    private static func canary(
+        _ mapping: [String: Any], path: String, route: Route, providers: [String: Provider]
+    ) throws(ConfigurationError) -> RouteCanary {
+        var section = Reader(mapping, path: path)
+        guard let target = try section.string("target") else { throw ConfigurationError(key: path + ".target", problem: "is required") }
+        let parts = target.split(separator: "/", maxSplits: 1)
+        guard let provider = parts.first.map(String.init), providers[provider] != nil else {
+            throw ConfigurationError(key: path + ".target", problem: "must be \"provider/model\" naming a provider under providers")
+        }
+        var canary = RouteCanary(provider: provider, model: parts.count > 1 ? String(parts[1]) : nil)
+        if let model = canary.model, let problem = ModelDirectory.modelProblem(model) {
+            throw ConfigurationError(key: path + ".target", problem: problem)
+        }
+        guard !route.targets.contains(where: { $0.lane == canary.lane }) else {
+            throw ConfigurationError(key: path + ".target", problem: "is already one of the route's targets; a canary must be a target of its own")
+        }
+        canary.weight = try section.double("weight", in: 0...100) ?? canary.weight
+        canary.maxErrorRate = try section.double("max_error_rate", in: 0...1) ?? canary.maxErrorRate
+        canary.minCalls = try section.int("min_calls", in: 1...RouteCanary.maxMinCalls) ?? canary.minCalls
+        if let url = try section.string("alert_url") {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
+                throw ConfigurationError(key: path + ".alert_url", problem: "must be an http or https URL")
+            }
+            canary.alertURL = url
+            guard let key = try section.string("alert_key"), !key.isEmpty else {
+                throw ConfigurationError(
+                    key: path + ".alert_key", problem: "is required with alert_url: the prefix of the API key whose webhook secret signs the alert")
+            }
+            canary.alertKey = key
+        }
+        try section.finish()
+        return canary
     }
 
     private static func route(

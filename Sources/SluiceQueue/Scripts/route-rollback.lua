@@ -1,0 +1,40 @@
+--[[
+  route-rollback: sets a route's canary weight to 0, once, when the canary check decided so
+  (CanaryPolicy) over the route's state at version ARGV[1].
+
+  KEYS[1]  the route's override hash       KEYS[2]  the route's events (a list, newest first)
+  KEYS[3]  the routes' shared version
+  ARGV[1]  the route's version the decision was made on (0: no override hash then)
+  ARGV[2]  the canary's lane
+  ARGV[3]  the canary's configured weight (in force unless the hash overrides it for this lane)
+  ARGV[4]  the canary's calls        ARGV[5]  its errors
+  ARGV[6]  the main targets' calls   ARGV[7]  their errors
+  ARGV[8]  the error rate bound
+  ARGV[9]  the event's text
+  ARGV[10] the most events kept
+
+  Returns  1 when this call rolled the canary back; 0 when the route changed since the decision
+           (another process rolled it back first, or an operator changed it: the next check
+           decides again) or the canary's weight is already 0.
+
+  Guarantee: compare-and-set on the route's version, so however many processes run the check,
+  one rollback happens per decision, and an operator's change made meanwhile is never undone.
+]]
+local route, events, shared = KEYS[1], KEYS[2], KEYS[3]
+local lane = ARGV[2]
+local state = redis.call('HMGET', route, 'version', 'canary_lane', 'canary')
+if (tonumber(state[1]) or 0) ~= tonumber(ARGV[1]) then return 0 end
+local weight = tonumber(ARGV[3])
+if state[2] == lane then weight = tonumber(state[3]) or weight end
+if weight <= 0 then return 0 end
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('HSET', route, 'canary_lane', lane, 'canary', '0', 'canary_by', 'rollback', 'rb_at', now, 'rb_lane', lane,
+  'rb_canary', ARGV[4] .. ' ' .. ARGV[5], 'rb_main', ARGV[6] .. ' ' .. ARGV[7], 'rb_bound', ARGV[8])
+redis.call('HINCRBY', route, 'rollbacks', 1)
+redis.call('HINCRBY', route, 'version', 1)
+redis.call('INCR', shared)
+redis.call('LPUSH', events, now .. '\trolled_back\t' .. ARGV[9])
+redis.call('LTRIM', events, 0, tonumber(ARGV[10]) - 1)
+return 1
