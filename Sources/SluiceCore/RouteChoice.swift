@@ -64,6 +64,8 @@ public struct RouteConditions: Sendable, Hashable {
     public var prices: [String: SluiceConfiguration.Price]
     /// When the snapshot holds (Unix ms): the clock for deadlines and the latency figures' age.
     public var now: Int64
+    /// The routes' runtime overrides (weights, a canary's weight), by route name (`RouteOverrides`).
+    public var overrides: [String: RouteOverride] = [:]
 
     public init(
         lanes: [String: Lane] = [:], limits: [String: SluiceConfiguration.Limits] = [:],
@@ -112,6 +114,15 @@ extension SluiceConfiguration.Route {
     public func choose<R: RandomNumberGenerator>(
         conditions: RouteConditions, deadline: Int64?, random: inout R
     ) -> (lane: String, why: String) {
+        // Runtime overrides first (weights, the canary's weight), then the canary's share of picks.
+        if let override = conditions.overrides[name], override.version > 0 {
+            var conditions = conditions
+            conditions.overrides[name] = nil
+            return override.applied(to: self).choose(conditions: conditions, deadline: deadline, random: &random)
+        }
+        if let canary, RouteCanary.draws(weight: canary.weight, using: &random) {
+            return (canary.lane, "route \(name) (canary): \(canary.lane), \(Self.figure(canary.weight))% of picks")
+        }
         guard targets.count > 1 else {
             return (targets[0].lane, "route \(name) (\(strategy.rawValue)): \(targets[0].lane), its only target")
         }
