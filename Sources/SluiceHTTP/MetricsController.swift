@@ -7,6 +7,8 @@ import SluiceScaler
 struct MetricsController: Sendable {
     let scaling: ScalingMonitor?
     let providers: ProvidersController
+    /// The routes' canaries (nil: none shown).
+    var routes: RoutesController? = nil
     let auth: AuthMiddleware?
     let metrics = SluiceMetrics()
 
@@ -28,7 +30,9 @@ struct MetricsController: Sendable {
             _ = try await scaling.tick()
             snapshot = scaling.snapshot
         }
-        let body = metrics.render(samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats())
+        let body = metrics.render(
+            samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats(),
+            canaries: try await routes?.canaries() ?? [])
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -17,7 +17,9 @@ import Synchronization
 ///   `sluice_lane_service_time_seconds{lane}`;
 /// - `sluice_desired_workers{pool}`, `sluice_workers{pool}` (as the supervisor reports);
 /// - `sluice_provider_latency_seconds{provider}` (a histogram of every worker's calls),
-///   `sluice_provider_rate_limited_total{provider}` (429s), `sluice_provider_calls_total{provider}`.
+///   `sluice_provider_rate_limited_total{provider}` (429s), `sluice_provider_calls_total{provider}`;
+/// - `sluice_route_canary_weight{route,target}` (the canary's weight in force, percent: 0 once
+///   rolled back), `sluice_route_rollbacks_total{route}` (from the route's record in Redis).
 public final class SluiceMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// The counters' last totals, to add only the growth.
@@ -25,8 +27,28 @@ public final class SluiceMetrics: Sendable {
 
     public init() {}
 
+    /// A route's canary as `/metrics` shows it.
+    struct Canary {
+        let route: String
+        let target: String
+        /// Percent of the route's picks, in force now.
+        let weight: Double
+        let rollbacks: Int
+    }
+
     /// Sets every metric from a snapshot, and renders the exposition.
-    func render(samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)]) -> [UInt8] {
+    func render(
+        samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)], canaries: [Canary] = []
+    ) -> [UInt8] {
+        for canary in canaries {
+            gauge(
+                "sluice_route_canary_weight", labels: [("route", canary.route), ("target", canary.target)],
+                help: "The canary's weight in force (percent of the route's picks; 0 once rolled back)"
+            ).set(canary.weight)
+            grow(
+                counter("sluice_route_rollbacks_total", labels: [("route", canary.route)], help: "Canary rollbacks"),
+                key: "rollbacks \(canary.route)", to: canary.rollbacks)
+        }
         for sample in samples {
             let lane = [("lane", sample.signals.lane)]
             gauge("sluice_queue_depth", labels: lane, help: "Jobs ready to run").set(Double(sample.signals.ready))

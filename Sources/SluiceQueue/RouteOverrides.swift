@@ -95,6 +95,11 @@ public final class RouteOverrides: Sendable {
         Self.parse(try await redis.send("HGETALL", Self.route(route)))
     }
 
+    /// Each of `routes`' overrides as stored now, in that order (one pipeline).
+    public func read(_ routes: [String]) async throws -> [RouteOverride] {
+        try await redis.pipeline(routes.map { RedisCommand("HGETALL", Self.route($0)) }).map(Self.parse)
+    }
+
     /// An entry of a route's events.
     public struct Event: Sendable, Hashable {
         public var at: UnixMillis
