@@ -133,7 +133,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// A name as it may be echoed in an error: control bytes replaced, at most 80 characters.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
         return cleaned.count > 80 ? String(cleaned.prefix(80)) + "…" : cleaned
     }

@@ -81,7 +81,7 @@ extension KeyAdmission {
 
     /// The one resolver from a job's model, route or provider to its lane, over the configured
     /// providers and routes.
-    var directory: ModelDirectory { ModelDirectory(providers: providers, routes: routes) }
+    var directory: ModelDirectory { ModelDirectory(providers: providers, routes: routes, chooser: chooser) }
 
     /// Checks one lane: a configured provider serves it, its model name is safe, and the key may
     /// use it.

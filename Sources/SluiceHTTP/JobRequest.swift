@@ -85,7 +85,7 @@ struct JobRequest {
     /// a route is recorded on the job), the callback URL's scheme, the envelope, the defaults,
     /// and the spec's own checks.
     static func spec(_ fields: Fields, tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) -> JobSpec {
-        guard let (lane, route, why) = directory.lane(for: fields.target) else {
+        guard let (lane, route, why) = directory.lane(for: fields.target, deadline: fields.deadline?.value) else {
             guard case .model(let name) = fields.target else { throw .invalid("no lane", param: "lane") }
             throw .invalid(ModelDirectory.unknown(name) + "; or name the target with 'lane', or 'provider' (and 'model')", param: "model")
         }

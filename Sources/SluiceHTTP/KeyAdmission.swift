@@ -10,6 +10,8 @@ struct KeyAdmission: Sendable {
     /// The configured providers and routes: which lanes exist, and where a route may send a job.
     let providers: [String: SluiceConfiguration.Provider]
     let routes: [String: SluiceConfiguration.Route]
+    /// Chooses routes' targets from what is measured (the route board); nil: from the configuration alone.
+    let chooser: (any RouteChooser)?
     /// Lanes the configuration names (never capped), and the lanes Redis knows.
     let configuredLanes: Set<String>
     let knownLanes = KnownLanes()
@@ -21,9 +23,10 @@ struct KeyAdmission: Sendable {
 
     init(
         queue: JobQueue, providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route],
-        maxParkedPerKey: Int, maxAdHocLanes: Int
+        maxParkedPerKey: Int, maxAdHocLanes: Int, chooser: (any RouteChooser)? = nil
     ) {
         self.queue = queue
+        self.chooser = chooser
         self.providers = providers
         self.routes = routes
         configuredLanes = Self.configuredLanes(providers: providers, routes: routes)

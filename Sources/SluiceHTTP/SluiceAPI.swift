@@ -45,11 +45,14 @@ public struct SluiceAPI: Sendable {
         /// Serves facade calls in this process when it can (`sluice up`: the workers' lane
         /// workers); nil: every facade call is queued for the workers.
         public var inline: (any InlineCaller)?
+        /// Chooses routes' targets from what is measured (run it as a service beside the API);
+        /// nil: from the configuration alone.
+        public var routeBoard: RouteBoard?
 
         public init(
             queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, archive: ArchiveStore, webhooks: WebhookStore,
             addressGuard: AddressGuard = AddressGuard(), batches: BatchService? = nil, scaling: ScalingMonitor? = nil,
-            inline: (any InlineCaller)? = nil
+            inline: (any InlineCaller)? = nil, routeBoard: RouteBoard? = nil
         ) {
             self.queue = queue
             self.waiter = waiter
@@ -60,6 +63,7 @@ public struct SluiceAPI: Sendable {
             self.batches = batches
             self.scaling = scaling
             self.inline = inline
+            self.routeBoard = routeBoard
         }
     }
 
@@ -118,7 +122,7 @@ public struct SluiceAPI: Sendable {
         let auth = AuthMiddleware(keys: services.keys, cache: cache)
         let admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,
-            maxAdHocLanes: settings.maxAdHocLanes)
+            maxAdHocLanes: settings.maxAdHocLanes, chooser: services.routeBoard)
         let lookup = JobLookup(queue: queue, archive: services.archive)
         let callbacks = Callbacks(addressGuard: services.addressGuard, keys: services.keys, webhooks: services.webhooks)
         let providers = ProvidersController(queue: queue, providers: settings.providers)

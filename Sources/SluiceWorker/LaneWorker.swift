@@ -298,6 +298,9 @@ final class LaneWorker: Sendable {
             var rateLimited = false
             if case .rateLimited = result.outcome { rateLimited = true }
             stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
+            if let outcome = LaneCallRecorder.Outcome.of(result.outcome, latency: result.latency, cancelled: cancelled) {
+                stats.lanes.record(lane: lane.lane, outcome)
+            }
         }
         let status = result.response.map { "HTTP \($0.status)" } ?? "no answer"
         let info = "\(lane.provider.name) \(status) in \(Bounded.milliseconds(result.latency)) ms"

@@ -10,8 +10,13 @@ import Synchronization
 public final class ProviderStats: Sendable {
     public let redis: RedisClient
     private let pending = Mutex<[String: [String: Int]]>([:])
+    /// Per lane, the calls' latencies and outcomes for routing and canaries, flushed with these.
+    public let lanes: LaneCallRecorder
 
-    public init(redis: RedisClient) { self.redis = redis }
+    public init(redis: RedisClient) {
+        self.redis = redis
+        lanes = LaneCallRecorder(redis: redis)
+    }
 
     /// Counts one call: its latency, and whether the provider answered 429.
     public func record(provider: String, latency: Duration, rateLimited: Bool) {
@@ -37,5 +42,6 @@ public final class ProviderStats: Sendable {
             for (field, value) in fields { commands.append(RedisCommand("HINCRBY", KeyLayout.providerStats(provider), field, value)) }
         }
         if !commands.isEmpty { _ = try await redis.pipeline(commands) }
+        try await lanes.flush()
     }
 }

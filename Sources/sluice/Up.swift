@@ -109,9 +109,12 @@ private func serve(
     let webhookSettings = try WebhookSettings(configuration.webhooks)
     let webhooks = WebhookStore(redis: redis, retention: configuration.queue.resultTTL)
     let archive = ArchiveStore(database: database)
+    // Routes choose from what is measured through this one board (submit, facade and batches alike).
+    let routeBoard = RouteBoard(
+        redis: redis, routes: configuration.routes, providers: configuration.providers, prices: configuration.prices, logger: logger)
     let batches = BatchService(
         queue: queue, database: database, webhooks: webhooks,
-        directory: ModelDirectory(providers: configuration.providers, routes: configuration.routes),
+        directory: ModelDirectory(providers: configuration.providers, routes: configuration.routes, chooser: routeBoard),
         settings: BatchSettings(configuration), logger: logger)
     // The pools of workers/*.yaml (or one default pool), for /v1/scaling and /metrics.
     var pools = (try? ScaledPool.load(directory: "workers")) ?? []
@@ -127,7 +130,7 @@ private func serve(
         services: .init(
             queue: queue, waiter: waiter, keys: keys, archive: archive, webhooks: webhooks,
             addressGuard: AddressGuard(allowed: webhookSettings.allowCIDRs), batches: batches, scaling: scaling,
-            inline: inline),
+            inline: inline, routeBoard: routeBoard),
         settings: .init(configuration))
     // Every key's webhook secrets, for whichever process sends (the durable copy is SQLite's).
     for record in try await keys.allWebhookSecrets() {
@@ -140,7 +143,9 @@ private func serve(
         say("sluice: HTTP API on http://\(host):\(port)\(allInOne ? "; queue maintenance and workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
     }
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: application), .init(service: scaling)]
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: application), .init(service: scaling), .init(service: routeBoard),
+    ]
     if let workers {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: workers))

@@ -12,8 +12,8 @@ import Testing
           mock-b: { kind: openai, base_url: "http://127.0.0.1:9002/v1", limits: { concurrency: 16 } }
           mock-c: { kind: openai, base_url: "http://127.0.0.1:9003/v1", limits: { concurrency: 16, rpm: 6 } }
         prices:
-          cheap: { input_per_mtok: 0.15, output_per_mtok: 0.60 }
-          dear: { input_per_mtok: 2.50, output_per_mtok: 10 }
+          cheap: { input: 0.15, output: 0.60 }
+          dear: { input: 2.50, output: 10 }
         routes:
           support: { strategy: least_busy, targets: [mock-a/m, mock-b/m, mock-c/m] }
           fast: { strategy: latency, targets: [mock-a/m, mock-b/m, mock-c/m] }

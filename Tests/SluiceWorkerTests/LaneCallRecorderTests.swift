@@ -1,0 +1,86 @@
+import Foundation
+import SluiceCore
+import SluiceProviders
+import SluiceQueue
+import SluiceRedis
+import SluiceTestSupport
+import Testing
+
+@testable import SluiceWorker
+
+/// The per-call recorder and lane-calls.lua against a real redis-server: the decayed latency
+/// figure, the capped outcome list, and which calls count as an error of the target.
+@Suite struct LaneCallRecorderTests {
+    static let lane = "mock/m"
+
+    func read(_ redis: RedisClient) async throws -> (p50: Double?, at: Int64?, n: Int?, ok: Int?, err: Int?) {
+        let reply = try await redis.send("HMGET", KeyLayout.laneCalls(lane: Self.lane), "p50", "at", "n", "ok", "err").array ?? []
+        let text = reply.map(\.string)
+        return (text[0].flatMap(Double.init), text[1].flatMap { Int64($0) }, text[2].flatMap { Int($0) },
+            text[3].flatMap { Int($0) }, text[4].flatMap { Int($0) })
+    }
+
+    @Test func theLatencyFigureMovesFivePercentPerCallAndForgetsWithTime() async throws {
+        try await withRedis { _, redis in
+            let recorder = LaneCallRecorder(redis: redis)
+            // The first flush sets the figure to its median.
+            for ms in [100, 300, 200] { recorder.record(lane: Self.lane, .success(.milliseconds(ms))) }
+            try await recorder.flush()
+            var figures = try await read(redis)
+            #expect(figures.p50 == 200 && figures.n == 3)
+            // One call of 1000 ms moves it 5% of the way (a few ms of decay at most).
+            recorder.record(lane: Self.lane, .success(.milliseconds(1_000)))
+            try await recorder.flush()
+            figures = try await read(redis)
+            let once = try #require(figures.p50)
+            #expect(once > 239.9 && once < 241, "\(once)")
+            #expect(figures.n == 4)
+            // Left alone for a half-life (30 s), the old figure counts half as much again.
+            let at = try #require(figures.at)
+            try await redis.send("HSET", KeyLayout.laneCalls(lane: Self.lane), "at", String(at - 30_000))
+            recorder.record(lane: Self.lane, .success(.milliseconds(1_000)))
+            try await recorder.flush()
+            let decayed = try #require(try await read(redis).p50)
+            let expected = 1_000 + (once - 1_000) * 0.95 * 0.5
+            #expect(abs(decayed - expected) < 1.5, "\(decayed) against \(expected)")
+            // Both keys expire (a lane nobody calls any more is forgotten).
+            let ttl = try await redis.send("PTTL", KeyLayout.laneCalls(lane: Self.lane)).int ?? -1
+            #expect(ttl > 86_400_000)
+        }
+    }
+
+    @Test func theOutcomeListKeepsTheNewestThousandNewestFirst() async throws {
+        try await withRedis { _, redis in
+            let recorder = LaneCallRecorder(redis: redis)
+            // 1,200 calls, every fourth an error: only the last 1,000 are kept.
+            for index in 0..<1_200 { recorder.record(lane: Self.lane, index % 4 == 0 ? .error : .notAnError) }
+            try await recorder.flush()
+            let key = KeyLayout.laneOutcomes(lane: Self.lane)
+            #expect(try await redis.send("LLEN", key).int == 1_000)
+            let list = try #require(try await redis.send("LRANGE", key, "0", "-1").array).compactMap(\.string)
+            #expect(list.filter { $0 == "1" }.count == 250)
+            // Newest first: the last call (1199) was not an error, the one before 1196 was.
+            #expect(list[0] == "0" && list[3] == "1")
+            // A later flush pushes in front and the list stays capped.
+            recorder.record(lane: Self.lane, .error)
+            try await recorder.flush()
+            #expect(try await redis.send("LINDEX", key, "0").string == "1")
+            #expect(try await redis.send("LLEN", key).int == 1_000)
+            let figures = try await read(redis)
+            #expect(figures.err == 251 && figures.ok == 750)
+            #expect(figures.p50 == nil, "no success measured: no latency figure")
+            // Nothing recorded: a flush sends nothing.
+            try await recorder.flush()
+        }
+    }
+
+    @Test func onlyTheTargetsOwnFailuresCountAsErrors() {
+        let latency = Duration.milliseconds(12)
+        #expect(LaneCallRecorder.Outcome.of(.success(nil), latency: latency, cancelled: false) == .success(latency))
+        #expect(LaneCallRecorder.Outcome.of(.retryable("HTTP 503"), latency: latency, cancelled: false) == .error)
+        #expect(LaneCallRecorder.Outcome.of(.fatal("HTTP 400"), latency: latency, cancelled: false) == .notAnError)
+        #expect(LaneCallRecorder.Outcome.of(.contextLength("too long"), latency: latency, cancelled: false) == .notAnError)
+        #expect(LaneCallRecorder.Outcome.of(.rateLimited(RateLimitInfo(headers: []), message: "slow down"), latency: latency, cancelled: false) == nil)
+        #expect(LaneCallRecorder.Outcome.of(.retryable("reset"), latency: latency, cancelled: true) == nil)
+    }
+}
