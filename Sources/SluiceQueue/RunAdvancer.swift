@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceCore
+import SluiceRedis
+
+/// The run advancer (`sluice up` and `sluice serve` run one): it moves pipeline runs on as their
+/// steps' jobs end, creating each step's jobs once, and announces a run's end.
+///
+/// It reads the runs stream (`KeyLayout.runEvents`) through the consumer group `runs`
+/// (`StreamConsumer`: at-least-once; what a process read and did not acknowledge before it died
+/// is read again first). An entry names a run: it was created, cancelled, or one of its steps'
+/// jobs ended (written by the very script that ended the job, so no end is ever missed). For
+/// each run named, `advance` reads the run and its steps' jobs, lets `RunPlan` decide, and
+/// records the decision compare-and-set on the run's version (run-record.lua).
+///
+/// **Each step is created once, and none is lost, whatever process dies between any two
+/// commands.** A step is created in three moves, each safe to repeat:
+/// 1. record it as `creating`, with the lane of each item (decided once, so a route's weighted
+///    or measured choice cannot differ on a second try) and the count;
+/// 2. enqueue its jobs with the idempotency keys `run:<run>:<step>:<item>` in those lanes (a
+///    repeat returns the jobs already created, never new ones);
+/// 3. record their ids and the step `running`.
+/// A crash after 1 or 2 leaves the step `creating` and the stream entry unacknowledged: it is
+/// read again, and 2 and 3 are done again, creating nothing twice. Two advancers of one run (two
+/// processes) decide the same (the decisions follow from what they read) and only one records
+/// each move (the version). A job that ends before its id is recorded still has its entry in the
+/// stream, read after the step is recorded.
+///
+/// Limit: the idempotency keys live `queue.idempotency_ttl` (a day by default); a step left
+/// `creating` longer than that (the advancer down for a day) could be created twice.
+public struct RunAdvancer: Service {
+    public let queue: JobQueue
+    /// Where the runs' webhooks are queued (nil: no webhooks).
+    public let outbox: (any WebhookOutbox)?
+    /// Resolves a step's target to its lane, as a submit would.
+    public let directory: @Sendable () -> ModelDirectory
+    public let logger: Logger
+    /// How many stream entries are read at once.
+    public let batch: Int
+
+    public init(
+        queue: JobQueue, outbox: (any WebhookOutbox)?, directory: @escaping @Sendable () -> ModelDirectory, logger: Logger,
+        batch: Int = 500
+    ) {
+        self.queue = queue
+        self.outbox = outbox
+        self.directory = directory
+        self.logger = logger
+        self.batch = batch
+    }
+
+    /// The consumer group of the runs stream.
+    public static let group = "runs"
+
+    public func run() async throws {
+        let consumer = StreamConsumer(redis: queue.redis, group: Self.group, consumer: "main", batch: batch)
+        await cancelWhenGracefulShutdown {
+            await consumer.run(logger: logger, streams: { [KeyLayout.runEvents] }) { _, entries in
+                var seen: Set<Substring> = []
+                var runs: [String] = []
+                for entry in entries {
+                    guard let field = entry.fields["run"], let id = field.split(separator: " ").first, seen.insert(id).inserted else { continue }
+                    runs.append(String(id))
+                }
+                // Runs advance concurrently (their reads and scripts pipeline on the client), at most 16 at once.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, id) in runs.enumerated() {
+                        if index >= 16 { try await group.next() }
+                        group.addTask { try await self.advanceLogged(id) }
+                    }
+                    try await group.waitForAll()
+                }
+                try? await queue.trimRunEvents(keep: 10_000)
+            }
+        }
+    }
+
+    /// `advance`, with an error that is the run's own (a damaged run) logged rather than
+    /// retried forever; Redis errors are thrown, so that the entries are read again.
+    func advanceLogged(_ id: String) async throws {
+        do {
+            try await advance(id)
+        } catch let error as RedisError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            logger.error("runs: advancing a run failed", metadata: ["run": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Moves one run on as far as it can go now: finishes creating steps, settles steps whose
+    /// jobs have all ended, decides and creates the steps now ready, ends the run. Safe to call
+    /// any number of times, from any number of processes.
+    public func advance(_ id: String) async throws {
+        // Each round records one move or returns; a lost compare-and-set reads again.
+        for _ in 0..<64 {
+            guard let run = try await queue.run(id) else { return }
+            if run.status.isTerminal {
+                try await finishEnded(run)
+                return
+            }
+            let pipeline: Pipeline
+            do { pipeline = try Pipeline(json: run.definition) } catch {
+                _ = try await queue.recordRun(
+                    id, version: run.version, status: .failed, fields: [(PipelineRun.Field.error, Array("the run's definition cannot be read: \(error)".utf8))])
+                continue
+            }
+            let jobs = try await readJobs(run, pipeline)
+            let creating = pipeline.steps.filter { run.step($0.name).status == .creating }
+            if !creating.isEmpty {
+                _ = try await createJobs(creating, run: run, pipeline: pipeline, jobs: jobs)
+                continue
+            }
+            let plan = RunPlan.next(run: run, pipeline: pipeline, jobs: jobs, now: UnixMillis.current())
+            guard !plan.isEmpty else { return }
+            var fields = plan.fields
+            let directory = directory()
+            for creation in plan.create {
+                guard let step = pipeline.step(named: creation.step) else { continue }
+                var lanes: [String] = []
+                var problem: String?
+                for _ in creation.requests.indices.prefix(creation.requests.isEmpty ? 0 : (Self.sameLane(step) ? 1 : creation.requests.count)) {
+                    guard let resolved = directory.lane(for: step.target) else {
+                        problem = "step '\(step.name)': no lane serves its target"
+                        break
+                    }
+                    lanes.append(resolved.lane)
+                }
+                typealias F = PipelineRun.Field
+                if let problem {
+                    // Nothing serves it (the configuration changed since submit): the step fails, and so the run.
+                    fields += [(F.status(step.name), Array("failed".utf8)), (F.error(step.name), Array(problem.utf8))]
+                    continue
+                }
+                fields += [
+                    (F.status(step.name), Array("creating".utf8)), (F.lanes(step.name), Array(lanes.joined(separator: ",").utf8)),
+                    (F.count(step.name), Array(String(creation.requests.count).utf8)),
+                ]
+            }
+            _ = try await queue.recordRun(id, version: run.version, status: plan.status, fields: fields)
+        }
+        logger.warning("runs: a run kept changing while it was advanced; its next event moves it on", metadata: ["run": "\(id)"])
+    }
+
+    /// Whether every item of a step runs in one lane: a target that names a lane or a provider
+    /// does; a route chooses per item (its weights, its measures).
+    static func sameLane(_ step: Pipeline.Step) -> Bool {
+        if case .model = step.target { return false }
+        return true
+    }
+
+    /// The jobs of the run's steps that have them (running, succeeded, failed, cancelled), by id.
+    func readJobs(_ run: PipelineRun, _ pipeline: Pipeline) async throws -> [String: StepJob] {
+        let ids = pipeline.steps.flatMap { run.step($0.name).jobs }
+        let read = try await queue.stepJobs(ids)
+        var jobs: [String: StepJob] = [:]
+        for (id, job) in zip(ids, read) { if let job { jobs[id] = job } }
+        return jobs
+    }
+
+    /// Moves 2 and 3 of a step's creation (see the type's doc): enqueues the jobs of the
+    /// `creating` steps, idempotently, in the lanes recorded, and records their ids.
+    func createJobs(_ steps: [Pipeline.Step], run: PipelineRun, pipeline: Pipeline, jobs: [String: StepJob]) async throws -> Bool {
+        var specs: [JobSpec] = []
+        var owners: [(step: String, count: Int)] = []
+        var fields: [(String, [UInt8])] = []
+        typealias F = PipelineRun.Field
+        let directory = directory()
+        let now = UnixMillis.current()
+        for step in steps {
+            let record = run.step(step.name)
+            let requests: [[UInt8]]
+            do { requests = try RunPlan.requests(for: step, run: run, pipeline: pipeline, jobs: jobs) } catch {
+                // It rendered when it was decided; a definition that renders differently now fails the step.
+                fields += [(F.status(step.name), Array("failed".utf8)), (F.error(step.name), Array("\(error)".utf8))]
+                continue
+            }
+            guard requests.count == record.count else {
+                fields += [(F.status(step.name), Array("failed".utf8)), (F.error(step.name), Array("its items changed while it was created".utf8))]
+                continue
+            }
+            for (item, request) in requests.enumerated() {
+                let lane = record.lane(of: item) ?? ""
+                var spec = JobSpec(
+                    lane: lane, tenant: run.tenant, priority: step.priority ?? 0, payload: request,
+                    idempotencyKey: PipelineRun.idempotencyKey(run: run.id, step: step.name, item: item),
+                    deadline: step.timeout.map { now + $0 }, maxAttempts: max(1, min(1000, step.retries + 1)))
+                var metadata = JSONObjectWriter(capacity: 96)
+                metadata.int("item", item)
+                metadata.string("run", run.id)
+                metadata.string("step", step.name)
+                let route: String? = if case .model(let name) = step.target, directory.routes[name] != nil { name } else { nil }
+                spec.envelope = JobEnvelope(metadata: RawJSON(unchecked: metadata.finished()), route: route)
+                spec.run = PipelineRun.jobTag(run: run.id, step: step.name, item: item)
+                specs.append(spec)
+            }
+            owners.append((step.name, requests.count))
+        }
+        let created = try await queue.enqueue(specs, submitter: run.submitter)
+        var offset = 0
+        let started = Array("\(now.value)".utf8)
+        for (step, count) in owners {
+            let ids = created[offset..<(offset + count)].map(\.id.rawValue)
+            offset += count
+            fields += [
+                (F.status(step), Array("running".utf8)), (F.jobs(step), Array(ids.joined(separator: ",").utf8)), (F.times(step), started),
+            ]
+        }
+        return try await queue.recordRun(run.id, version: run.version, fields: fields)
+    }
+
+    /// What follows a run's end, once: its unfinished steps' jobs are cancelled (a step that was
+    /// being created: the jobs its idempotency keys made), and its webhook queued.
+    func finishEnded(_ run: PipelineRun) async throws {
+        guard !run.endHandled else { return }
+        var toCancel: [JobID] = []
+        for (name, record) in run.steps {
+            // A succeeded step's jobs have all ended; a failed one's may not have (the first
+            // failed item fails a for_each step at once), nor a cancelled one's.
+            guard record.status == .cancelled || record.status == .failed else { continue }
+            toCancel += record.jobs.compactMap(JobID.init)
+            if record.status == .cancelled, record.jobs.isEmpty, record.count > 0 {
+                let lanes = (0..<record.count).compactMap { record.lane(of: $0) }
+                toCancel += try await queue.createdStepJobs(run: run.id, tenant: run.tenant, step: name, lanes: lanes)
+                    .compactMap { $0.flatMap(JobID.init) }
+            }
+        }
+        if !toCancel.isEmpty {
+            let jobs = try await queue.stepJobs(toCancel.map(\.rawValue))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (id, job) in zip(toCancel, jobs) where job.map({ !$0.state.isTerminal }) ?? false {
+                    group.addTask { _ = try await queue.cancel(id) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        if let outbox, let url = run.callbackURL {
+            let type = "run." + run.status.rawValue
+            let resource = try await queue.runResource(run)
+            var writer = JSONObjectWriter(capacity: 512 + resource.count)
+            writer.raw("data", resource)
+            writer.string("timestamp", Self.iso8601(Date()))
+            writer.string("type", type)
+            try await outbox.create(subject: run.id, url: url, key: run.submitter, type: type, body: writer.finished())
+        }
+        try await queue.markRunEndHandled(run.id)
+        logger.info("runs: ended", metadata: ["run": "\(run.id)", "status": "\(run.status.rawValue)", "cancelled_jobs": "\(toCancel.count)"])
+    }
+
+    static func iso8601(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
