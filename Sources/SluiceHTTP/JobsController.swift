@@ -7,7 +7,8 @@ import SluiceQueue
 /// `/v1/jobs`: submit one job or a bulk of them, read, long-poll, list, follow and cancel.
 ///
 /// - `POST /v1/jobs` (scope submit): enqueue; `Idempotency-Key` makes a resubmission return the
-///   first job. 202 with `{id, object, status, created_at, links}`.
+///   first job. 202 with `{id, object, status, created_at, links}`. A body with `"pipeline"`
+///   creates a pipeline run instead (`RunsController`).
 /// - `POST /v1/jobs/bulk` (scope submit): a JSON array or JSONL of jobs, all or nothing.
 /// - `GET /v1/jobs/{id}[?wait=S]` (scope read): the job; `wait` long-polls up to S seconds (at
 ///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
@@ -27,6 +28,8 @@ struct JobsController: Sendable {
     /// The most jobs, and bytes, in one bulk submit.
     let bulkMaxLines: Int
     let bulkMaxBytes: Int
+    /// Creates pipeline runs (`"pipeline"` in a submit); nil: this API serves no pipelines.
+    var runs: RunsController? = nil
 
     func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
         group.post("jobs", use: submit)
@@ -44,7 +47,16 @@ struct JobsController: Sendable {
         }
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let job = try JobRequest(json: Array(buffer: body), tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory)
+        let bytes = Array(buffer: body)
+        let job: JobRequest
+        do {
+            job = try JobRequest(json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory)
+        } catch {
+            // A pipeline run (`"pipeline"`, a field no job has) is told apart only once the job
+            // parser refused the body: an ordinary job pays nothing for it.
+            if let runs, RunsController.isRunRequest(bytes) { return try await runs.submit(bytes, idempotencyKey: idempotencyKey, key: key) }
+            throw error
+        }
         try await admission.checkJobs([job.spec], key: key)
         try await callbacks.check([job.spec], key: key)
         try await admission.admit(key, count: 1)

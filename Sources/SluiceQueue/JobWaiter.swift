@@ -63,6 +63,30 @@ public final class JobWaiter: Sendable {
         }
     }
 
+    /// Waits, as `wait(for:timeout:)` does, for something else that ends with a publish of its id
+    /// on a `sluice:*:done` channel (a pipeline run: `sluice:{runs}:done`): `read` reads it, and
+    /// `isDone` says whether it has ended. Returns the last read (nil: unknown).
+    public func wait<Subject: Sendable>(
+        subject id: String, timeout: Duration, read: () async throws -> Subject?, isDone: (Subject) -> Bool
+    ) async throws -> Subject? {
+        let deadline = ContinuousClock.now + timeout
+        if !subscribed.isFired {
+            await subscribed.sleep(for: timeout)
+            try Task.checkCancellation()
+        }
+        while true {
+            let signal = Signal()
+            let token = register(signal, for: id)
+            defer { unregister(token, for: id) }
+            // Registered before reading: an end between the read and the wait still wakes us.
+            let subject = try await read()
+            guard let subject, !isDone(subject) else { return subject }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return subject }
+            if !(await signal.wait(timeout: remaining)) { return try await read() }
+        }
+    }
+
     private func register(_ signal: Signal, for id: String) -> UInt64 {
         state.withLock { state in
             state.nextToken += 1
