@@ -86,7 +86,7 @@ import Testing
         #expect(throws: TemplateError.self) { try Condition(parsing: long) }
         let ok = String(repeating: "(", count: 20) + "input.n == 3" + String(repeating: ")", count: 20)
         #expect((try? Condition(parsing: ok).evaluate(context: Self.context)) == true)
-        let wide = (0..<300).map { _ in "input.n == 3" }.joined(separator: " or ")
+        let wide = (0..<200).map { _ in "input.n == 3" }.joined(separator: " or ")
         #expect((try? Condition(parsing: wide).evaluate(context: Self.context)) == true)
     }
 

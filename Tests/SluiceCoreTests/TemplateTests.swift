@@ -185,7 +185,7 @@ import Testing
     }
 
     @Test func codableRoundTrip() throws {
-        let value: JSONValue = ["a": [1, 2.5, "x", nil, true], "b": ["c": "d"]]
+        let value: JSONValue = ["a": [1, 2.5, "x", .null, true], "b": ["c": "d"]]
         let data = try JSONEncoder().encode(value)
         #expect(try JSONDecoder().decode(JSONValue.self, from: data).sameValue(as: value))
     }
