@@ -28,8 +28,9 @@ extension KeyAdmission {
                 try checkLane(spec.lane, key: key, place: place, directory: directory)
                 // A route's job may move to any of its targets: a key limited to some lanes must be allowed them all.
                 if !admin, key.limits.lanes != nil, let route = spec.route.flatMap({ routes[$0] }) {
-                    for target in route.targets where target.lane != spec.lane {
-                        try checkLane(target.lane, key: key, place: place + "route '\(route.name)': ", directory: directory)
+                    // Its canary's lane too: a pick may go there.
+                    for lane in route.targets.map(\.lane) + [route.canary?.lane].compactMap({ $0 }) where lane != spec.lane {
+                        try checkLane(lane, key: key, place: place + "route '\(route.name)': ", directory: directory)
                     }
                 }
                 if !configuredLanes.contains(spec.lane) { adHoc[spec.lane] = place }
@@ -48,7 +49,10 @@ extension KeyAdmission {
     static func configuredLanes(providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route]) -> Set<String> {
         var lanes = Set(providers.keys)
         for provider in providers.values { for model in provider.models { lanes.insert(provider.name + "/" + model) } }
-        for route in routes.values { for target in route.targets { lanes.insert(target.lane) } }
+        for route in routes.values {
+            for target in route.targets { lanes.insert(target.lane) }
+            if let canary = route.canary { lanes.insert(canary.lane) }
+        }
         return lanes
     }
 

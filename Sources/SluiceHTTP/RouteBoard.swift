@@ -24,6 +24,9 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
     /// How often the figures are read.
     public let every: Duration
     let logger: Logger
+    /// The routes' runtime overrides (PATCH /v1/routes, canary rollbacks), re-read with the
+    /// figures when they changed (one GET of their version per read); nil without routes.
+    public let overrides: RouteOverrides?
     /// The lanes the measured routes may choose, and the providers with a concurrency limit among theirs.
     let lanes: [String]
     let limitedProviders: [String]
@@ -52,6 +55,7 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
         lanes = Array(Set(measured.flatMap { $0.targets.map(\.lane) })).sorted()
         limitedProviders = Array(Set(measured.flatMap { $0.targets.map(\.provider) }).filter { providers[$0]?.limits.concurrency != nil }).sorted()
         state = Mutex(State(conditions: RouteConditions(limits: providers.mapValues(\.limits), prices: prices)))
+        overrides = routes.isEmpty ? nil : RouteOverrides(redis: redis, routes: Array(routes.keys))
     }
 
     /// Whether any route needs the figures (else `run` reads nothing).
@@ -60,8 +64,10 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
     /// The target of `route` for a job with `deadline`, from the last figures read and this
     /// process's choices since; the choice is counted at once.
     public func choose(_ route: SluiceConfiguration.Route, deadline: Int64?) -> (lane: String, why: String) {
-        state.withLock { state in
+        let override = overrides?.override(route.name)
+        return state.withLock { state in
             var conditions = state.conditions
+            conditions.overrides[route.name] = override
             for target in route.targets {
                 conditions.lanes[target.lane, default: RouteConditions.Lane()].picked = state.picked[target.lane] ?? 0
             }
@@ -85,10 +91,10 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
     /// How many reads have completed.
     public var reads: Int { state.withLock(\.reads) }
 
-    /// Reads the figures every `every` until graceful shutdown; with no measured route, only
-    /// waits for the shutdown.
+    /// Reads the figures every `every` until graceful shutdown, and the routes' overrides when
+    /// their version moved; with no route at all, only waits for the shutdown.
     public func run() async throws {
-        guard measures else {
+        guard measures || overrides != nil else {
             try? await gracefulShutdown()
             return
         }
@@ -96,6 +102,9 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
             while !Task.isCancelled {
                 do { try await self.refresh() } catch {
                     self.logger.warning("reading the routes' figures failed", metadata: ["error": "\(error)"])
+                }
+                do { try await self.overrides?.refresh() } catch {
+                    self.logger.warning("reading the routes' overrides failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: self.every)
             }

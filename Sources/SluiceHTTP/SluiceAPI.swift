@@ -20,6 +20,7 @@ import SluiceWebhooks
 /// | `MetricsController` | `/metrics` (a key only with `server.metrics_key: required`) |
 /// | `JobsController` | `/v1/jobs`, `/v1/jobs/bulk`, `/v1/jobs/{id}`, `…/events`, `…/cancel` |
 /// | `QueuesController`, `ProvidersController` | `/v1/queues`, `/v1/providers` |
+/// | `RoutesController` | `/v1/routes`, `/v1/routes/{name}` |
 /// | `KeysController` | `/v1/keys…` |
 /// | `FacadeController` | `/v1/chat/completions`, `/v1/embeddings`, `/v1/messages` |
 /// | `WebhooksController` | `/v1/webhooks/deliveries…`, `/v1/keys/{prefix}/webhook-secret…` |
@@ -126,9 +127,13 @@ public struct SluiceAPI: Sendable {
         let lookup = JobLookup(queue: queue, archive: services.archive)
         let callbacks = Callbacks(addressGuard: services.addressGuard, keys: services.keys, webhooks: services.webhooks)
         let providers = ProvidersController(queue: queue, providers: settings.providers)
+        // One override store per process: the board's, so a PATCH here routes the next pick here.
+        let routes = RoutesController(
+            routes: settings.routes,
+            overrides: services.routeBoard?.overrides ?? RouteOverrides(redis: queue.redis, routes: Array(settings.routes.keys)))
 
         HealthController(redis: queue.redis, database: services.keys.database).addRoutes(to: router)
-        MetricsController(scaling: services.scaling, providers: providers, auth: settings.metricsKeyRequired ? auth : nil)
+        MetricsController(scaling: services.scaling, providers: providers, routes: routes, auth: settings.metricsKeyRequired ? auth : nil)
             .addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
         JobsController(
@@ -137,6 +142,7 @@ public struct SluiceAPI: Sendable {
         ).addRoutes(to: v1)
         QueuesController(queue: queue).addRoutes(to: v1)
         providers.addRoutes(to: v1)
+        routes.addRoutes(to: v1)
         KeysController(keys: services.keys, queue: queue, cache: cache).addRoutes(to: v1)
         FacadeController(
             queue: queue, waiter: services.waiter, admission: admission, providers: settings.providers, routes: settings.routes,

@@ -20,19 +20,20 @@ public struct CanarySupervisor: Service {
     public let routes: [SluiceConfiguration.Route]
     /// Where a rollback's webhook is queued (nil: none is sent).
     public let alerts: (any WebhookOutbox)?
-    /// The API key whose webhook secret signs the alerts (a delivery needs a key to sign with).
-    public let alertKey: Int64?
+    /// The ids of the API keys the canaries' `alert_key` prefixes name: a delivery is signed
+    /// with its key's webhook secret.
+    public let alertKeys: [String: Int64]
     public let interval: Duration
     let logger: Logger
 
     public init(
         overrides: RouteOverrides, routes: [String: SluiceConfiguration.Route], alerts: (any WebhookOutbox)? = nil,
-        alertKey: Int64? = nil, interval: Duration = .seconds(1), logger: Logger
+        alertKeys: [String: Int64] = [:], interval: Duration = .seconds(1), logger: Logger
     ) {
         self.overrides = overrides
         self.routes = routes.values.filter { $0.canary != nil }.sorted { $0.name < $1.name }
         self.alerts = alerts
-        self.alertKey = alertKey
+        self.alertKeys = alertKeys
         self.interval = interval
         self.logger = logger
     }
@@ -96,6 +97,10 @@ public struct CanarySupervisor: Service {
 
     /// Queues the rollback's webhook (`route.canary.rolled_back`), once per rollback.
     private func alert(route: String, canary: RouteCanary, rollback: RouteOverride.Rollback, url: String, alerts: any WebhookOutbox) async {
+        guard let key = canary.alertKey.flatMap({ alertKeys[$0] }) else {
+            logger.warning("canary alert not sent: no API key has its alert_key prefix", metadata: ["route": "\(route)"])
+            return
+        }
         let count = overrides.override(route)?.rollbacks ?? 0
         let body = Alert(
             type: "route.canary.rolled_back", route: route, target: canary.lane, at: rollback.at.value / 1000,
@@ -104,7 +109,7 @@ public struct CanarySupervisor: Service {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             try await alerts.create(
-                subject: "route_\(route)_rollback_\(count)", url: url, key: alertKey, type: body.type, body: Array(try encoder.encode(body)))
+                subject: "route_\(route)_rollback_\(count)", url: url, key: key, type: body.type, body: Array(try encoder.encode(body)))
         } catch {
             logger.warning("canary alert not queued", metadata: ["route": "\(route)", "error": "\(error)"])
         }

@@ -59,8 +59,9 @@ public struct WorkerLane: Sendable {
             timeout: provider.timeout)
         var routes: [String: [String]] = [:]
         var formats: [String: ProviderKind] = [:]
-        for (name, route) in configuration.routes where route.targets.contains(where: { $0.lane == lane }) {
-            routes[name] = route.targets.map(\.lane)
+        for (name, route) in configuration.routes where route.targets.contains(where: { $0.lane == lane }) || route.canary?.lane == lane {
+            // A canary's lane is no main target's fallback; its own jobs fall back to the main targets.
+            routes[name] = route.targets.map(\.lane) + (route.canary?.lane == lane ? [lane] : [])
             let first = configuration.provider(forLane: route.targets[0].lane).flatMap { ProviderKind(rawValue: $0.provider.kind) }
             formats[name] = first ?? kind
         }

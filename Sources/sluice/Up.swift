@@ -146,6 +146,15 @@ private func serve(
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: application), .init(service: scaling), .init(service: routeBoard),
     ]
+    if let overrides = routeBoard.overrides {
+        // Canaries roll back from every web process (a compare-and-set makes it once).
+        var alertKeys: [String: Int64] = [:]
+        for prefix in configuration.routes.values.compactMap(\.canary?.alertKey) {
+            if let key = try keys.find(prefix: prefix) { alertKeys[prefix] = key.id }
+        }
+        services.append(
+            .init(service: CanarySupervisor(overrides: overrides, routes: configuration.routes, alerts: webhooks, alertKeys: alertKeys, logger: logger)))
+    }
     if let workers {
         services.append(.init(service: QueueMaintenance(queue: queue, logger: logger)))
         services.append(.init(service: workers))
