@@ -106,7 +106,7 @@ extension SluiceConfiguration.Route {
     ///   process's picks since the figures were read; ties go to the larger number free, then to
     ///   the order listed.
     /// - latency: a target never measured, or not for 30 s, gets this window's probe (one per
-    ///   window, through `picked`); otherwise 5% of picks go to another target at random, the
+    ///   window, through `picked`; one of them at random when several wait); otherwise 5% of picks go to another target at random, the
     ///   rest to the lowest p50. With nothing measured, the least picked.
     /// - cost: the cheapest (input + output price per million tokens; a model without a price
     ///   is dearest) of the targets estimated to finish before `deadline`; with no deadline, the
@@ -189,8 +189,11 @@ extension SluiceConfiguration.Route {
                 "\(targets[index].lane) " + (lanes[index].latencyMs.map { "\(Self.figure($0)) ms" } ?? "unmeasured")
             }.joined(separator: ", ")
         }
-        // A stale or unmeasured target gets one probe per window (this process's picks are counted until the next read).
-        if let stale = targets.indices.first(where: { !fresh(lanes[$0]) && lanes[$0].picked == 0 }) {
+        // A stale or unmeasured target gets one probe per window (this process's picks are
+        // counted until the next read); when several are, one of them at random.
+        let unprobed = targets.indices.filter { !fresh(lanes[$0]) && lanes[$0].picked == 0 }
+        if !unprobed.isEmpty {
+            let stale = unprobed[Int.random(in: 0..<unprobed.count, using: &random)]
             let age = lanes[stale].latencyMs == nil ? "never measured" : "not measured for 30 s"
             return (targets[stale].lane, "route \(name) (latency): \(targets[stale].lane), \(age): a probe (\(figures(except: stale)))")
         }
