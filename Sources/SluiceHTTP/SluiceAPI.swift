@@ -19,6 +19,7 @@ import SluiceWebhooks
 /// | `HealthController` | `/healthz`, `/readyz`, `/openapi.json` (no key) |
 /// | `MetricsController` | `/metrics` (a key only with `server.metrics_key: required`) |
 /// | `JobsController` | `/v1/jobs`, `/v1/jobs/bulk`, `/v1/jobs/{id}`, `…/events`, `…/cancel` |
+/// | `RunsController` | `POST /v1/jobs` with `"pipeline"`, `/v1/runs`, `/v1/runs/{id}`, `…/cancel` |
 /// | `QueuesController`, `ProvidersController` | `/v1/queues`, `/v1/providers` |
 /// | `RoutesController` | `/v1/routes`, `/v1/routes/{name}` |
 /// | `KeysController` | `/v1/keys…` |
@@ -73,6 +74,8 @@ public struct SluiceAPI: Sendable {
         /// The configured providers and routes: what a job's lane or model may name.
         public var providers: [String: SluiceConfiguration.Provider] = [:]
         public var routes: [String: SluiceConfiguration.Route] = [:]
+        /// The pipelines of the configuration (`pipelines:`), by name: what a run may name.
+        public var pipelines: [String: Pipeline] = [:]
         /// The most jobs, and bytes, in one bulk submit.
         public var bulkMaxLines = 50_000
         public var bulkMaxBytes = 100 << 20
@@ -96,6 +99,7 @@ public struct SluiceAPI: Sendable {
         public init(_ configuration: SluiceConfiguration) {
             providers = configuration.providers
             routes = configuration.routes
+            pipelines = configuration.pipelines
             facadeWait = configuration.server.facadeWait
             facadeMaxWait = configuration.server.facadeMaxWait
             maxFileBytes = configuration.batches.maxFileBytes
@@ -136,9 +140,14 @@ public struct SluiceAPI: Sendable {
         MetricsController(scaling: services.scaling, providers: providers, routes: routes, auth: settings.metricsKeyRequired ? auth : nil)
             .addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
+        let configuredPipelines = settings.pipelines
+        let runs = RunsController(
+            queue: queue, waiter: services.waiter, admission: admission, callbacks: callbacks,
+            pipelines: { name, _ in configuredPipelines[name] })
+        runs.addRoutes(to: v1)
         JobsController(
             queue: queue, waiter: services.waiter, lookup: lookup, admission: admission, callbacks: callbacks,
-            bulkMaxLines: settings.bulkMaxLines, bulkMaxBytes: settings.bulkMaxBytes
+            bulkMaxLines: settings.bulkMaxLines, bulkMaxBytes: settings.bulkMaxBytes, runs: runs
         ).addRoutes(to: v1)
         QueuesController(queue: queue).addRoutes(to: v1)
         providers.addRoutes(to: v1)
