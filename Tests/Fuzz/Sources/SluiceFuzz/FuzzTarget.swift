@@ -157,7 +157,15 @@ extension FuzzTarget {
     /// `config/sluice.yaml` and the worker pools' files: a ConfigurationError, never a trap.
     static func configuration(_ bytes: UnsafeBufferPointer<UInt8>) {
         let yaml = text(bytes)
-        _ = try? SluiceConfiguration.load(yaml: yaml, environment: [:])
+        if let configuration = try? SluiceConfiguration.load(yaml: yaml, environment: [:]) {
+            // Every route a file can describe chooses a target of its own, whatever its weights, limits and prices.
+            var random = SplitMix64(seed: 1)
+            let conditions = RouteConditions(limits: configuration.providers.mapValues(\.limits), prices: configuration.prices, now: 1)
+            for route in configuration.routes.values {
+                let lane = route.choose(conditions: conditions, deadline: 2, random: &random).lane
+                precondition(route.targets.contains { $0.lane == lane })
+            }
+        }
         _ = try? WorkerPoolDefinition.load(yaml: yaml, file: "fuzz.yaml")
     }
 
