@@ -97,7 +97,7 @@ public protocol RouteChooser: Sendable {
 
 extension SluiceConfiguration.Route {
     /// The lane a job goes to, and why (the note of its first timeline entry, e.g.
-    /// `route support (least_busy): mock-b, 14 of 16 free (mock-a 3/8, mock-c 9/16)`). Pure:
+    /// `route support (least_busy): mock-b, 14 of 16 free (mock-a 3/8 free; mock-c 9/16 free)`). Pure:
     /// `conditions` and `random` are all it reads.
     ///
     /// - weighted: drawn by weight; fallback: the first target.
@@ -173,9 +173,14 @@ extension SluiceConfiguration.Route {
             let leader = rooms[best]
             if room.share > leader.share || (room.share == leader.share && room.free > leader.free) { best = index }
         }
-        let others = rooms.indices.filter { $0 != best }.map { "\(rooms[$0].lane) \(rooms[$0].free)/\(rooms[$0].capacity)" }
+        // Past its capacity a target's jobs wait: said as how many, not as a negative number free.
+        func free(_ room: Room, short: Bool) -> String {
+            if room.free >= 0 { return short ? "\(room.free)/\(room.capacity) free" : "\(room.free) of \(room.capacity) free" }
+            return (short ? "0/\(room.capacity) free" : "none of \(room.capacity) free") + ", \(Bounded.add(0, -room.free)) waiting"
+        }
+        let others = rooms.indices.filter { $0 != best }.map { "\(rooms[$0].lane) \(free(rooms[$0], short: true))" }
         let room = rooms[best]
-        return (room.lane, "route \(name) (least_busy): \(room.lane), \(room.free) of \(room.capacity) free (\(others.joined(separator: ", ")))")
+        return (room.lane, "route \(name) (least_busy): \(room.lane), \(free(room, short: false)) (\(others.joined(separator: "; ")))")
     }
 
     private func chooseLatency<R: RandomNumberGenerator>(_ conditions: RouteConditions, random: inout R) -> (lane: String, why: String) {

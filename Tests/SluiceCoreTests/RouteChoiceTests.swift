@@ -72,7 +72,13 @@ import Testing
                 "mock-a/m": Lane(inFlight: 5), "mock-b/m": Lane(inFlight: 2), "mock-c/m": Lane(inFlight: 4, queued: 3),
             ]), deadline: nil, random: &random)
         #expect(choice.lane == "mock-b/m")
-        #expect(choice.why == "route support (least_busy): mock-b/m, 14 of 16 free (mock-a/m 3/8, mock-c/m 9/16)")
+        #expect(choice.why == "route support (least_busy): mock-b/m, 14 of 16 free (mock-a/m 3/8 free; mock-c/m 9/16 free)")
+        // Past capacity: how many wait, not a negative number free.
+        let full = try route("support").choose(
+            conditions: conditions([
+                "mock-a/m": Lane(inFlight: 8, queued: 20), "mock-b/m": Lane(inFlight: 16, queued: 30), "mock-c/m": Lane(inFlight: 16, queued: 40),
+            ]), deadline: nil, random: &random)
+        #expect(full.why == "route support (least_busy): mock-b/m, none of 16 free, 30 waiting (mock-a/m 0/8 free, 20 waiting; mock-c/m 0/16 free, 40 waiting)")
     }
 
     @Test func leastBusyCountsItsOwnPicksSoABurstSpreadsByCapacity() throws {
