@@ -64,7 +64,7 @@ struct Serve: AsyncParsableCommand {
 
     @Flag(
         inversion: .prefixedNo,
-        help: "Also run the archiver, the webhook sender and the batch finalizer. Run exactly one web process per database with them; start the others with --no-background.")
+        help: "Also run the archiver, the webhook sender, the batch finalizer and the pipeline runs' advancer. Run exactly one web process per database with them; start the others with --no-background.")
     var background = true
 
     func run() async throws {
@@ -168,6 +168,15 @@ private func serve(
         services.append(
             .init(service: Archiver(queue: queue, store: archive, prices: configuration.prices, logger: logger)))
         services.append(.init(service: batches))
+        // Pipeline runs move on as their steps' jobs end (any number of these may run: each step
+        // is created once all the same).
+        let providers = configuration.providers
+        let routes = configuration.routes
+        services.append(
+            .init(
+                service: RunAdvancer(
+                    queue: queue, outbox: webhooks, directory: { ModelDirectory(providers: providers, routes: routes, chooser: routeBoard) },
+                    logger: logger)))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()

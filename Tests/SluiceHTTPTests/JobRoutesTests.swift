@@ -44,7 +44,8 @@ struct Fixture {
 }
 
 func withAPI(
-    maxParkedPerKey: Int = 256, maxAdHocLanes: Int = 100, _ body: @escaping @Sendable (Fixture) async throws -> Void
+    maxParkedPerKey: Int = 256, maxAdHocLanes: Int = 100, pipelines: [String: Pipeline] = [:],
+    _ body: @escaping @Sendable (Fixture) async throws -> Void
 ) async throws {
     try await withRedis { server, redis in
         let directory = NSTemporaryDirectory() + "sluice-http-" + UUID().uuidString
@@ -77,6 +78,7 @@ func withAPI(
         settings.routes = modelRoutes
         settings.maxParkedPerKey = maxParkedPerKey
         settings.maxAdHocLanes = maxAdHocLanes
+        settings.pipelines = pipelines
         let api = SluiceAPI.testing(
             queue: queue, waiter: waiter, keys: keys, addressGuard: AddressGuard(allowed: [CIDR("127.0.0.0/8")!]), scaling: scaling,
             settings: settings)
