@@ -20,6 +20,7 @@ import SluiceWebhooks
 /// | `MetricsController` | `/metrics` (a key only with `server.metrics_key: required`) |
 /// | `JobsController` | `/v1/jobs`, `/v1/jobs/bulk`, `/v1/jobs/{id}`, `…/events`, `…/cancel` |
 /// | `RunsController` | `POST /v1/jobs` with `"pipeline"`, `/v1/runs`, `/v1/runs/{id}`, `…/cancel` |
+/// | `PipelinesController` | `/v1/pipelines`, `/v1/pipelines/{name}` |
 /// | `QueuesController`, `ProvidersController` | `/v1/queues`, `/v1/providers` |
 /// | `RoutesController` | `/v1/routes`, `/v1/routes/{name}` |
 /// | `KeysController` | `/v1/keys…` |
@@ -140,11 +141,12 @@ public struct SluiceAPI: Sendable {
         MetricsController(scaling: services.scaling, providers: providers, routes: routes, auth: settings.metricsKeyRequired ? auth : nil)
             .addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
-        let configuredPipelines = settings.pipelines
+        let catalog = PipelineCatalog(redis: queue.redis, configured: settings.pipelines)
         let runs = RunsController(
             queue: queue, waiter: services.waiter, admission: admission, callbacks: callbacks,
-            pipelines: { name, _ in configuredPipelines[name] })
+            pipelines: { name, tenant in try await catalog.pipeline(named: name, tenant: tenant) })
         runs.addRoutes(to: v1)
+        PipelinesController(catalog: catalog, admission: admission).addRoutes(to: v1)
         JobsController(
             queue: queue, waiter: services.waiter, lookup: lookup, admission: admission, callbacks: callbacks,
             bulkMaxLines: settings.bulkMaxLines, bulkMaxBytes: settings.bulkMaxBytes, runs: runs
