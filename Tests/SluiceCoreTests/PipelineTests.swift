@@ -266,4 +266,17 @@ import Testing
         let badName = yaml.replacingOccurrences(of: "  two:", with: "  \"t w o\":")
         #expect { try SluiceConfiguration.load(yaml: badName) } throws: { ($0 as? ConfigurationError)?.key == "pipelines.t w o.name" }
     }
+
+    @Test func theShippedConfigurationHasTheSupportReplyChain() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../config/sluice.yaml")
+        let configuration = try SluiceConfiguration.load(yaml: try String(contentsOf: url, encoding: .utf8))
+        let chain = try #require(configuration.pipelines["support-reply"])
+        #expect(chain.steps.map(\.name) == ["sentiment", "topics", "reply"])
+        #expect(chain.steps[1].needs == [])
+        #expect(chain.steps[2].needs == ["sentiment", "topics"])
+        // The mock answers "Hello from the mock provider.": not positive, so the reply runs.
+        let context: JSONValue = ["steps": ["sentiment": Pipeline.stepContext(
+            status: .succeeded, results: [Array(#"{"choices":[{"message":{"content":"Hello from the mock provider."}}]}"#.utf8)], forEach: false)]]
+        #expect(try chain.steps[2].when?.evaluate(context: context) == true)
+    }
 }
