@@ -163,7 +163,7 @@ extension FuzzTarget {
             let conditions = RouteConditions(limits: configuration.providers.mapValues(\.limits), prices: configuration.prices, now: 1)
             for route in configuration.routes.values {
                 let lane = route.choose(conditions: conditions, deadline: 2, random: &random).lane
-                precondition(route.targets.contains { $0.lane == lane })
+                precondition(route.targets.contains { $0.lane == lane } || route.canary?.lane == lane)
             }
         }
         _ = try? WorkerPoolDefinition.load(yaml: yaml, file: "fuzz.yaml")
