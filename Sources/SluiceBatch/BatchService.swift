@@ -306,12 +306,15 @@ public final class BatchService: Service, Sendable {
     }
 
     /// The lanes a batch's requests may run on: their own, and every target of a route they
-    /// name (a routed job may move to any of them).
+    /// name (a routed job may move to any of them) and its canary.
     func lanes(of requests: [Request]) -> Set<String> {
         var lanes = Set<String>()
         for request in requests {
             lanes.insert(request.lane)
-            if let route = request.route.flatMap({ directory.routes[$0] }) { lanes.formUnion(route.targets.map(\.lane)) }
+            if let route = request.route.flatMap({ directory.routes[$0] }) {
+                lanes.formUnion(route.targets.map(\.lane))
+                if let canary = route.canary { lanes.insert(canary.lane) }  // a pick may go there
+            }
         }
         return lanes
     }
