@@ -106,8 +106,9 @@ extension SluiceConfiguration.Route {
     ///   process's picks since the figures were read; ties go to the larger number free, then to
     ///   the order listed.
     /// - latency: a target never measured, or not for 30 s, gets this window's probe (one per
-    ///   window, through `picked`; one of them at random when several wait); otherwise 5% of picks go to another target at random, the
-    ///   rest to the lowest p50. With nothing measured, the least picked.
+    ///   window, through `picked`; one of them at random when several wait); otherwise 5% of
+    ///   picks go to another target at random, the rest to the lowest p50. With nothing
+    ///   measured, the least picked.
     /// - cost: the cheapest (input + output price per million tokens; a model without a price
     ///   is dearest) of the targets estimated to finish before `deadline`; with no deadline, the
     ///   cheapest; when none fits, the earliest estimated finish.
