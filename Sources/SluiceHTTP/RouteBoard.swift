@@ -13,9 +13,12 @@ import Synchronization
 /// submit, bulk, the facade and batches route alike.
 ///
 /// Between two reads it counts its own choices against each lane (cleared by the read that
-/// follows them), so a burst of submits within one window still spreads. With no measured route
-/// it reads nothing and costs nothing. Nothing is promised across processes: each web process
-/// chooses from its own copy, a few hundred milliseconds old.
+/// follows them), so a burst of submits within one window still spreads. It also keeps the
+/// routes' runtime overrides (`overrides`: PATCH /v1/routes, canary rollbacks): a change made in
+/// this process is in force for its next pick, one made elsewhere after the next read (one GET
+/// of their version per read). With no measured route it reads only that version, and with no
+/// route at all nothing. Nothing is promised across processes: each web process chooses from its
+/// own copy, a few hundred milliseconds old.
 public final class RouteBoard: Service, RouteChooser, Sendable {
     public let redis: RedisClient
     public let routes: [String: SluiceConfiguration.Route]
