@@ -38,6 +38,9 @@ extension FuzzTarget {
         FuzzTarget(name: "duration", run: duration),
         FuzzTarget(name: "batchline", run: batchLine),
         FuzzTarget(name: "config", run: configuration),
+        FuzzTarget(name: "pipeline", run: pipeline),
+        FuzzTarget(name: "template", run: template),
+        FuzzTarget(name: "condition", run: condition),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -167,6 +170,61 @@ extension FuzzTarget {
             }
         }
         _ = try? WorkerPoolDefinition.load(yaml: yaml, file: "fuzz.yaml")
+    }
+
+    // MARK: - Pipelines
+
+    /// A pipeline definition (`POST /v1/pipelines`): a PipelineError or a pipeline, never a
+    /// trap; a pipeline it accepts writes back to a definition that reads as the same one, and
+    /// any JSON value it reads writes back to JSON that reads as the same value.
+    static func pipeline(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let body = Array(bytes)
+        if let value = try? JSONValue(parsing: body) {
+            let written = value.jsonBytes
+            guard let again = try? JSONValue(parsing: written) else { preconditionFailure("written JSON does not parse: \(value)") }
+            precondition(again.sameValue(as: value), "JSON changed through writing")
+        }
+        if let pipeline = try? Pipeline(json: body) {
+            precondition(!pipeline.steps.isEmpty && pipeline.steps.count <= Pipeline.maxSteps)
+            guard let again = try? Pipeline(json: pipeline.jsonBytes) else { preconditionFailure("a pipeline's own definition was refused") }
+            precondition(again.jsonValue.sameValue(as: pipeline.jsonValue), "a pipeline changed through its definition")
+            for step in pipeline.steps { _ = Pipeline.readiness(of: step, finished: [:]) }
+        }
+    }
+
+    /// A context the template and condition targets read: of each kind of value, and deep.
+    static let fuzzContext: JSONValue = {
+        let text = #"{"input": {"text": "Hello, wörld 🌊", "n": 3, "x": 0.5, "list": ["a", "b", 1, null, {"k": [1, 2]}], "flag": true, "json": "```json\n{\"a\": [1, 2.5e3]}\n```", "lines": " a \n\n b\n", "big": 9007199254740993, "neg": -1e300},"run": {"id": "run_1"}, "item": {"k": "v"}, "index": 7, "steps": {"s": {"status": "succeeded", "result": {"choices": [{"message": {"content": "negative"}}]}, "output": "negative"}, "f": {"status": "succeeded", "results": [1, "two", [3]], "outputs": ["1", "two", null]}, "k": {"status": "skipped"}}}"#
+        return try! JSONValue(parsing: Array(text.utf8))  // safe: a literal
+    }()
+
+    /// A template: the first line is a template string, the rest (if it parses) a JSON template;
+    /// both rendered in `fuzzContext` under a 64 KiB limit. A TemplateError, never a trap, and a
+    /// rendering never larger than its limit.
+    static func template(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+        let line = String(decoding: UnsafeBufferPointer(rebasing: bytes[..<newline]), as: UTF8.self)
+        var sources: [JSONValue] = [.string(line)]
+        if newline < bytes.count, let value = try? JSONValue(parsing: Array(bytes[(newline + 1)...])) { sources.append(value) }
+        for source in sources {
+            guard let compiled = try? Template(source) else { continue }
+            _ = compiled.paths.map(\.description)
+            if let rendered = try? compiled.render(context: fuzzContext, limit: 64 << 10) {
+                precondition(rendered.encodedSize(upTo: 1 << 20) <= (64 << 10) + 1024, "a rendering past its limit")
+                _ = rendered.jsonBytes
+            }
+        }
+    }
+
+    /// A `when:` condition, parsed and evaluated in `fuzzContext`: a TemplateError or a Bool.
+    static func condition(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let condition = try? Condition(parsing: text(bytes)) else { return }
+        _ = condition.paths.map(\.description)
+        _ = try? condition.evaluate(context: fuzzContext)
+        // What it reads back as parses again.
+        for expression in condition.expressions {
+            precondition((try? Template(.string("{{ " + expression.description + " }}"))) != nil, "an expression's text does not parse: \(expression)")
+        }
     }
 
     // MARK: - SluiceBatch
