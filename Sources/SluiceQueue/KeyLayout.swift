@@ -20,6 +20,7 @@ import SluiceCore
 /// | `sluice:{T}:lane:<lane>:wake:<waiter>` | zset | one idle worker's own wake-up, read in the same BZPOPMIN as the marker: its stop sets it (expires after a minute) |
 /// | `sluice:{T}:lane:<lane>:index:<tenant>` | zset | the listing index: every job of the tenant in the lane, all score 0, so ids sort lexically, that is by creation time |
 /// | `sluice:{T}:lane:<lane>:tenants` | set | the tenants with a listing index in the lane (for trimming) |
+/// | `sluice:{T}:lane:<lane>:calls`, `:outcomes` | hash, list | what routing and canaries measure of the lane's calls: its decayed p50 and counts, its last 1,000 outcomes (KeyLayout+Routing.swift) |
 /// | `sluice:{T}:idem:<tenant>:<key>` | string | the job id an idempotency key maps to (with a TTL) |
 /// | `sluice:{T}:events` | stream | every transition: jobs (comma-joined ids), lane, from, to, t, info; one entry per script call and transition (hard cap `event_stream_max`; maintenance trims to `event_stream_cap`, never past what a consumer group has not acknowledged) |
 /// | `sluice:{T}:done` | pub/sub channel | job ids (comma-joined), published when those jobs reach a terminal state |
