@@ -334,7 +334,30 @@ struct ExpressionParser {
                     case "n": value.append("\n")
                     case "t": value.append("\t")
                     case "r": value.append("\r")
-                    case "\\", "'", "\"": value.append(escaped)
+                    case "\\", "'", "\"", "/": value.append(escaped)
+                    case "u":
+                        // \uXXXX, as JSON writes it (a pair for a scalar past U+FFFF).
+                        func hex() -> UInt32? {
+                            guard position + 4 <= scalars.count else { return nil }
+                            var code: UInt32 = 0
+                            for scalar in scalars[position..<(position + 4)] {
+                                guard let digit = Int(String(scalar), radix: 16) else { return nil }
+                                code = code << 4 | UInt32(digit)
+                            }
+                            position += 4
+                            return code
+                        }
+                        let at = columnBase + position - 1
+                        guard var code = hex() else { throw error("a '\\u' escape needs four hex digits", column: at) }
+                        if (0xD800...0xDBFF).contains(code), position + 1 < scalars.count, scalars[position] == "\\", scalars[position + 1] == "u" {
+                            position += 2
+                            guard let low = hex(), (0xDC00...0xDFFF).contains(low) else {
+                                throw error("a '\\u' escape pair that is not a surrogate pair", column: at)
+                            }
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        guard let scalar = Unicode.Scalar(code) else { throw error("a '\\u' escape of a lone surrogate", column: at) }
+                        value.append(scalar)
                     default: throw error("unknown escape '\\\(escaped)' in a string", column: columnBase + position - 1)
                     }
                 } else {

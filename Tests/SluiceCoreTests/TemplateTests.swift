@@ -119,6 +119,16 @@ import Testing
         #expect(try JSONValue(parsing: rendered.jsonBytes) == rendered)
     }
 
+    @Test func stringLiteralsTakeJSONEscapesAndPathsReadBack() throws {
+        #expect(try Template.render(.string(#"{{ '\u00e9\ud83c\udf0a\n' }}"#), context: [:]) == "é🌊\n")
+        #expect(throws: TemplateError.self) { try Template(.string(#"{{ '\ud83c' }}"#)) }
+        #expect(throws: TemplateError.self) { try Template(.string(#"{{ '\u12' }}"#)) }
+        // A path whose key needs quoting and escapes reads back from its own text.
+        let path = TemplatePath(root: "input", segments: [.key("a\u{1}b \"q\" é"), .index(-2), .key("ok")])
+        let reread = try Template(.string("{{ " + path.description + " }}"))
+        #expect(reread.paths == [path])
+    }
+
     @Test func pathsListWhatTheTemplateReads() throws {
         let template = try Template(["a": "{{ steps.x.output | trim ?? input.y }}", "b": ["{{ item.z }} and {{ index }}"]])
         #expect(template.paths.map(\.description) == ["steps.x.output", "input.y", "item.z", "index"])
