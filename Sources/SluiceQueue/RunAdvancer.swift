@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SluiceCore
 import SluiceRedis
+import Synchronization
 
 /// The run advancer (`sluice up` and `sluice serve` run one): it moves pipeline runs on as their
 /// steps' jobs end, creating each step's jobs once, and announces a run's end.
@@ -55,6 +56,7 @@ public struct RunAdvancer: Service {
 
     public func run() async throws {
         let consumer = StreamConsumer(redis: queue.redis, group: Self.group, consumer: "main", batch: batch)
+        let trimmed = Mutex(ContinuousClock.now)
         await cancelWhenGracefulShutdown {
             await consumer.run(logger: logger, streams: { [KeyLayout.runEvents] }) { _, entries in
                 var seen: Set<Substring> = []
@@ -71,7 +73,15 @@ public struct RunAdvancer: Service {
                     }
                     try await group.waitForAll()
                 }
-                try? await queue.trimRunEvents(keep: 10_000)
+                // The stream is trimmed (never past what the group has not acknowledged) every few seconds.
+                let now = ContinuousClock.now
+                if trimmed.withLock({ last in
+                    guard now - last > .seconds(5) else { return false }
+                    last = now
+                    return true
+                }) {
+                    try? await queue.trimRunEvents(keep: 10_000)
+                }
             }
         }
     }
@@ -198,7 +208,9 @@ public struct RunAdvancer: Service {
             }
             owners.append((step.name, requests.count))
         }
-        let created = try await queue.enqueue(specs, submitter: run.submitter)
+        // One job (a plain step) goes through the single submit's group commit, so the steps of
+        // many runs created at once share a script call; a fan-out goes as one bulk.
+        let created = specs.count == 1 ? [try await queue.enqueue(specs[0], submitter: run.submitter)] : try await queue.enqueue(specs, submitter: run.submitter)
         var offset = 0
         let started = Array("\(now.value)".utf8)
         for (step, count) in owners {
