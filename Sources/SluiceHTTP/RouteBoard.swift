@@ -16,7 +16,7 @@ import Synchronization
 /// follows them), so a burst of submits within one window still spreads. It also keeps the
 /// routes' runtime overrides (`overrides`: PATCH /v1/routes, canary rollbacks): a change made in
 /// this process is in force for its next pick, one made elsewhere after the next read (one GET
-/// of their version per read). With no measured route it reads only that version, and with no
+/// of their version per read), at once when its announcement arrives (pub/sub). With no measured route it reads only that version, and with no
 /// route at all nothing. Nothing is promised across processes: each web process chooses from its
 /// own copy, a few hundred milliseconds old.
 public final class RouteBoard: Service, RouteChooser, Sendable {
@@ -101,6 +101,10 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
             try? await gracefulShutdown()
             return
         }
+        // Another process's change rings `changed` at once (pub/sub); the version read every
+        // `every` is what is relied on.
+        let listener = overrides?.listen()
+        defer { listener?.close() }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do { try await self.refresh() } catch {
@@ -109,7 +113,11 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
                 do { try await self.overrides?.refresh() } catch {
                     self.logger.warning("reading the routes' overrides failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: self.every)
+                if let overrides = self.overrides {
+                    await overrides.changed.wait(upTo: self.every)
+                } else {
+                    try? await Task.sleep(for: self.every)
+                }
             }
         }
     }

@@ -12,13 +12,16 @@ import Synchronization
 /// - `refresh()` reads the shared version (one GET) and, only when it moved, every configured
 ///   route's hash (one pipeline). The process that made a change refreshes at once, so it routes
 ///   by it from its very next pick; the others when their refresh loop next runs (`RouteBoard`,
-///   every 250 ms).
+///   every 250 ms), or sooner: a change is also published on `sluice:routes:changed`, which
+///   `listen()` turns into a ring of `changed`. The publication is only a nudge (a process that
+///   was disconnected misses it); the version read is what every process relies on.
 ///
 /// | key | type | holds |
 /// |---|---|---|
 /// | `sluice:{routes}:route:<name>` | hash | `version`; `w:<lane>` a target's weight; `canary`, `canary_lane`, `canary_by` the canary's weight in force, the lane it was set for, and by whom (operator, rollback); `since`, `since_lane` where the canary's error window starts (its lane's calls, all time); `rollbacks` (count); the last rollback: `rb_at` (ms), `rb_lane`, `rb_canary` and `rb_main` (`<calls> <errors>`), `rb_bound` |
 /// | `sluice:{routes}:route:<name>:events` | list | the route's last 50 changes, newest first: `<ms>\t<kind>\t<text>` (kind: set, reset, rolled_back) |
 /// | `sluice:{routes}:version` | string | bumped by every change of any route |
+/// | `sluice:routes:changed` | pub/sub channel | a message after every change (a nudge to refresh) |
 public final class RouteOverrides: Sendable {
     public let redis: RedisClient
     /// The configured routes' names: the hashes `refresh()` reads.
@@ -33,6 +36,8 @@ public final class RouteOverrides: Sendable {
     }
 
     private let snapshot = Mutex(Snapshot())
+    /// Rung when another process announces a change (see `listen()`).
+    public let changed = AsyncDoorbell()
 
     public init(redis: RedisClient, routes: [String]) {
         self.redis = redis
@@ -46,6 +51,8 @@ public final class RouteOverrides: Sendable {
     public static let version = prefix + "version"
     public static func route(_ name: String) -> String { prefix + "route:" + name }
     public static func events(_ name: String) -> String { prefix + "route:" + name + ":events" }
+    /// Where every change is announced (pub/sub).
+    public static let channel = KeyLayout.root + "routes:changed"
 
     private static let scripts: (set: RedisScript, rollBack: RedisScript) = {
         do {
@@ -83,6 +90,19 @@ public final class RouteOverrides: Sendable {
             state.overrides = overrides
         }
         return true
+    }
+
+    /// Rings `changed` whenever a change is announced, and once (re)subscribed, until the
+    /// subscriber is closed: a connection and a thread of its own.
+    public func listen() -> RedisSubscriber {
+        RedisSubscriber(
+            configuration: redis.configuration, patterns: [Self.channel],
+            onMessage: { [changed] _, _ in changed.ring() }, onSubscribed: { [changed] in changed.ring() })
+    }
+
+    /// Tells the other processes that something changed (best effort: the version is the truth).
+    private func announce() async {
+        _ = try? await redis.send("PUBLISH", Self.channel, "1")
     }
 
     /// Forgets what was read, so the next `refresh()` reads every route again.
@@ -162,6 +182,7 @@ public final class RouteOverrides: Sendable {
         let reply = try await redis.run(Self.scripts.set, keys: [Self.route(route), Self.events(route), Self.version], arguments: arguments)
         guard reply.int != nil else { throw QueueError.unexpectedReply(script: "route-set", "\(reply)") }
         invalidate()
+        await announce()
         try await refresh()
     }
 
@@ -180,6 +201,7 @@ public final class RouteOverrides: Sendable {
         guard let done = reply.int else { throw QueueError.unexpectedReply(script: "route-rollback", "\(reply)") }
         if done == 1 {
             invalidate()
+            await announce()
             try await refresh()
         }
         return done == 1

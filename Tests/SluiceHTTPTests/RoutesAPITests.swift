@@ -209,6 +209,28 @@ import Testing
         }
     }
 
+    /// Another web process polls every 30 s here: it sees a PATCH within seconds only through
+    /// the change's announcement (pub/sub).
+    @Test func anotherProcessIsNudgedByAChange() async throws {
+        try await withRoutes { setup in
+            let other = RouteBoard(
+                redis: setup.queue.redis, routes: setup.board.routes, providers: setup.board.providers, prices: [:],
+                every: .seconds(30), logger: routesLogger)
+            let route = try #require(setup.board.routes["split"])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await other.run() }
+                try await Task.sleep(for: .seconds(1))  // its first read done, subscribed
+                let patched = try await setup.request(.patch, "/v1/routes/split", json: #"{"weights": {"mock-a/m": 0}}"#)
+                #expect(patched.status == .ok)
+                let seen = await eventually(timeout: .seconds(10)) {
+                    (0..<50).allSatisfy { _ in other.choose(route, deadline: nil).lane == "mock-b/m" }
+                }
+                #expect(seen, "\(String(describing: other.overrides?.override("split")))")
+                group.cancelAll()
+            }
+        }
+    }
+
     @Test func badPatchesAreRefusedNamingTheField() async throws {
         try await withRoutes { setup in
             func refusal(_ route: String, _ json: String) async throws -> (String?, String?) {
