@@ -58,6 +58,10 @@ public struct Pipeline: Sendable, Hashable {
     /// The default and the largest `max_items` of a `for_each` step.
     public static let defaultMaxItems = 1000
     public static let maxItemsLimit = 10_000
+    /// The largest request one step job may get (its compact JSON).
+    public static let maxRequestBytes = 4 << 20
+    /// The most bytes of requests one step may make, all its `for_each` items together.
+    public static let maxStepBytes = 32 << 20
     /// The longest `description`.
     public static let maxDescriptionLength = 1000
     /// The longest pipeline or step name.
@@ -116,13 +120,37 @@ public struct Pipeline: Sendable, Hashable {
         public var dependencies: [String] { needs + needsAny }
 
         /// The provider request for one job: the template rendered in `context`, which must give
-        /// a JSON object; its compact JSON.
-        public func renderRequest(context: JSONValue) throws(TemplateError) -> [UInt8] {
-            let value = try request.render(context: context)
+        /// a JSON object of at most `limit` bytes; its compact JSON.
+        public func renderRequest(context: JSONValue, limit: Int = Pipeline.maxRequestBytes) throws(TemplateError) -> [UInt8] {
+            let value = try request.render(context: context, limit: limit)
             guard case .object = value else {
                 throw .reference(path: "request", reason: "the request rendered to \(value.kindName), not an object")
             }
             return value.jsonBytes
+        }
+
+        /// The step's requests in `context`: one, or one per `for_each` item (`item` and `index`
+        /// added to the context), each at most `Pipeline.maxRequestBytes` and all together at
+        /// most `Pipeline.maxStepBytes`, so that a 1 MB input fanned out over 1,000 items cannot
+        /// become a gigabyte of jobs.
+        public func requests(context: JSONValue) throws(TemplateError) -> [[UInt8]] {
+            guard forEach != nil else { return [try renderRequest(context: context)] }
+            guard case .object(var object) = context else { return [] }
+            var requests: [[UInt8]] = []
+            var budget = Pipeline.maxStepBytes
+            for (index, item) in try items(context: context).enumerated() {
+                object["item"] = item
+                object["index"] = .integer(Int64(index))
+                guard budget > 0 else { throw .tooLarge(limit: Pipeline.maxStepBytes) }
+                let request: [UInt8]
+                do { request = try renderRequest(context: .object(object), limit: min(Pipeline.maxRequestBytes, budget)) } catch {
+                    if case .tooLarge = error, budget < Pipeline.maxRequestBytes { throw .tooLarge(limit: Pipeline.maxStepBytes) }
+                    throw error
+                }
+                budget -= request.count
+                requests.append(request)
+            }
+            return requests
         }
 
         /// The items of a `for_each` step in `context`: the expression must give an array of at

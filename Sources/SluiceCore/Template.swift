@@ -15,7 +15,8 @@
 /// Nothing runs: there are no calls or loops, and a render's output is bounded
 /// (`maxRenderedBytes`), so a small template over a large context cannot make a huge request.
 public struct Template: Sendable, Hashable {
-    /// The largest rendered value (its compact JSON): 8 MiB.
+    /// The largest rendered value (its compact JSON) by default: 8 MiB (a step's request is
+    /// held to `Pipeline.maxRequestBytes`).
     public static let maxRenderedBytes = 8 << 20
     /// The most `{{ … }}` expressions one template may hold.
     public static let maxExpressions = 1000

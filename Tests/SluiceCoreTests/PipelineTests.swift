@@ -138,6 +138,25 @@ import Testing
         #expect(try step.renderRequest(context: ["item": "hi"]) == Array(#"{"x":"hi"}"#.utf8))
     }
 
+    @Test func aStepsRequestsAreBoundedOneByOneAndTogether() throws {
+        let defined = try parse(pipeline(
+            #"{"name": "each", "model": "m", "for_each": "input.list", "request": {"big": "{{ input.big }}", "i": "{{ index }}"}}"#))
+        let step = defined.steps[0]
+        let oneMB = JSONValue.string(String(repeating: "x", count: 1 << 20))
+        // 1 MB fanned out 10 ways: 10 MB, fine.
+        let ten: JSONValue = ["input": ["big": oneMB, "list": .array(Array(repeating: 1, count: 10))]]
+        #expect(try step.requests(context: ten).count == 10)
+        // 1,000 ways would be 1 GB: refused at the 32 MiB a step may make.
+        let thousand: JSONValue = ["input": ["big": oneMB, "list": .array(Array(repeating: 1, count: 1000))]]
+        #expect(throws: TemplateError.tooLarge(limit: Pipeline.maxStepBytes)) { try step.requests(context: thousand) }
+        // One request over 4 MiB is refused on its own.
+        let huge: JSONValue = ["input": ["big": .string(String(repeating: "y", count: 5 << 20)), "list": [1]]]
+        #expect(throws: TemplateError.tooLarge(limit: Pipeline.maxRequestBytes)) { try step.requests(context: huge) }
+        // Without for_each: the one request.
+        let single = try parse(pipeline(#"{"name": "a", "model": "m", "request": {"t": "{{ input.t }}"}}"#))
+        #expect(try single.steps[0].requests(context: ["input": ["t": "hi"]]) == [Array(#"{"t":"hi"}"#.utf8)])
+    }
+
     @Test func aWholeExpressionRequestMustRenderAnObject() throws {
         let defined = try parse(pipeline(#"{"name": "a", "model": "m", "request": "{{ input.request }}"}"#))
         #expect(try defined.steps[0].renderRequest(context: ["input": ["request": ["model": "x"]]]) == Array(#"{"model":"x"}"#.utf8))
