@@ -100,6 +100,9 @@ extension SluiceConfiguration.Route {
     /// `route support (least_busy): mock-b, 14 of 16 free (mock-a 3/8 free; mock-c 9/16 free)`). Pure:
     /// `conditions` and `random` are all it reads.
     ///
+    /// - first, the route's runtime overrides in `conditions` (weights, the canary's weight) replace
+    ///   the configured ones; then a canary takes its weight in percent of the picks (`RouteCanary`);
+    ///   the strategy chooses among the main targets for the rest;
     /// - weighted: drawn by weight; fallback: the first target.
     /// - least_busy: the largest share free of the target's capacity (its provider's concurrency
     ///   limit, else 64) after its provider's calls in flight, its lane's ready jobs and this
