@@ -173,7 +173,7 @@ struct RoutesController: Sendable {
             try await overrides.reset(route.name, canaryLane: route.canary?.lane, event: "reset to the configuration by key \(key.prefix)")
             return try await document(route)
         }
-        guard body.weights != nil || body.canary != nil else {
+        guard !(body.weights ?? [:]).isEmpty || body.canary != nil else {
             throw APIError.invalid("nothing to change: give 'weights', 'canary' or 'reset'")
         }
         let weights = try Self.weights(body.weights ?? [:], of: route, current: try await overrides.read(route.name))

@@ -255,6 +255,8 @@ import Testing
             #expect(try await refusal("split", #"{"reset": false}"#).0 == "reset")
             #expect(try await refusal("split", #"{"reset": true, "weights": {"mock-a/m": 1}}"#).0 == "reset")
             #expect(try await refusal("split", #"{}"#).0 == nil)
+            #expect(try await refusal("split", #"{"weights": {}}"#).0 == nil)
+            #expect(try await refusal("split", #"{"weights": null}"#).0 == nil)
             // Nothing was stored.
             #expect(try await setup.route("split")["version"] as? Int == 0)
             #expect(try await setup.route("bad")["version"] as? Int == 0)
