@@ -108,7 +108,8 @@ public struct PipelineRun: Sendable, Hashable {
             case "s": steps[step, default: StepRecord()].status = StepStatus(rawValue: text) ?? .pending
             case "j": steps[step, default: StepRecord()].jobs = text.isEmpty ? [] : text.split(separator: ",").map(String.init)
             case "l": steps[step, default: StepRecord()].lanes = text.isEmpty ? [] : text.split(separator: ",").map(String.init)
-            case "c": steps[step, default: StepRecord()].count = Int(text).map { max(0, $0) } ?? 0
+            // Bounded as a for_each's items are, whatever the hash holds.
+            case "c": steps[step, default: StepRecord()].count = Int(text).map { min(max(0, $0), Pipeline.maxItemsLimit) } ?? 0
             case "e": steps[step, default: StepRecord()].error = text
             case "t":
                 let parts = text.split(separator: " ")
