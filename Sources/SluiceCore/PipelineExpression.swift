@@ -30,10 +30,24 @@ public struct PipelineExpression: Sendable, Hashable, CustomStringConvertible {
         let base: String =
             switch operand {
             case .path(let path): path.description
-            case .literal(.string(let text)): "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+            case .literal(.string(let text)): Self.quoted(text)
             case .literal(let value): value.jsonText
             }
         return ([base] + filters.map(\.rawValue)).joined(separator: " | ")
+    }
+
+    /// `text` as a single-quoted literal that reads back to it: backslashes and quotes escaped scalar by
+    /// scalar (not by Character: a backslash followed by a combining mark is one Character, and
+    /// a Character-wise replace would leave it unescaped; found by the condition fuzz target).
+    static func quoted(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        out.append("'")
+        for scalar in text.unicodeScalars {
+            if scalar == "\\" || scalar == "'" { out.append("\\") }
+            out.append(scalar)
+        }
+        out.append("'")
+        return String(out)
     }
 
     /// The value in `context`, filters applied. A missing path or a filter given a value it does

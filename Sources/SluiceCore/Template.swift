@@ -29,6 +29,7 @@ public struct Template: Sendable, Hashable {
     /// An alternative chain: `a ?? b ?? c`.
     public struct Expression: Sendable, Hashable, CustomStringConvertible {
         public var alternatives: [PipelineExpression]
+        public init(alternatives: [PipelineExpression]) { self.alternatives = alternatives }
         public var description: String { alternatives.map(\.description).joined(separator: " ?? ") }
 
         /// The first alternative's value that is not null and has no error; else the last

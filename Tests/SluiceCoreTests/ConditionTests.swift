@@ -97,6 +97,22 @@ import Testing
         #expect(throws: TemplateError.self) { try Condition(parsing: "input.t contains '🌊' and ñ") }
     }
 
+    /// Found by the condition fuzz target: a backslash followed by a combining mark is one
+    /// Character, so escaping a literal Character by Character left that backslash bare and the
+    /// expression's own text no longer read back.
+    @Test func anExpressionsTextReadsBackEvenWithCombiningMarks() throws {
+        let crash = Data(base64Encoded: "Mj4nIm5wZCBcXFxcXFxcXFxcIm5wZCBcXFxc/////2RcXFxc2ZGP3wAAAAAn")!
+        let condition = try Condition(parsing: String(decoding: crash, as: UTF8.self))
+        for expression in condition.expressions {
+            let reread = try Template(.string("{{ " + expression.description + " }}"))
+            #expect(reread.expressions == [expression])
+        }
+        for text in ["\\\u{0651}", "'\u{0301}", "a\\\u{0301}'\u{0301}\\"] {
+            let expression = Template.Expression(alternatives: [PipelineExpression(operand: .literal(.string(text)))])
+            #expect(try Template(.string("{{ " + expression.description + " }}")).expressions == [expression])
+        }
+    }
+
     @Test func pathsAndSource() throws {
         let condition = try Condition(parsing: "steps.a.output | json > 0.5 or not input.b")
         #expect(condition.paths.map(\.description) == ["steps.a.output", "input.b"])
