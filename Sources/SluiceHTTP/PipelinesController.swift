@@ -122,9 +122,12 @@ struct PipelinesController: Sendable {
     /// The body's definition, checked: strict parsing, targets that resolve, and lanes and
     /// priorities the key may use. `name`: the path's, which the body's must match if given.
     private func definition(_ request: Request, _ context: SluiceRequestContext, key: APIKey, name: String?) async throws -> Pipeline {
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
+        }
         let body = Array(buffer: try await request.body.collect(upTo: context.maxUploadSize))
         guard body.count <= Pipeline.maxDefinitionBytes else {
-            throw APIError.invalid("the definition is larger than \(Pipeline.maxDefinitionBytes) bytes")
+            throw APIError(.contentTooLarge, type: "request_too_large", message: "the definition is larger than \(Pipeline.maxDefinitionBytes) bytes")
         }
         let pipeline: Pipeline
         do throws(PipelineError) {

@@ -93,6 +93,11 @@ import Testing
             #expect(found.status == .badRequest)
             found = try await refusal(#"{"name": "p", "steps": []}"#)
             #expect(found.param == "steps")
+            let big = #"{"name": "p", "steps": [{"name": "a", "lane": "demo", "request": {"x": ""# + String(repeating: "y", count: 300_000) + #""}}]}"#
+            found = try await refusal(big)
+            #expect(found.status == .contentTooLarge)
+            let text = try await api.request(.post, "/v1/pipelines", key: api.acme, json: Self.definition("t"), headers: [.contentType: "text/plain"])
+            #expect(text.status == .unsupportedMediaType)
 
             let renamed = try await api.request(.post, "/v1/pipelines", key: api.acme, json: Self.definition("good"))
             #expect(renamed.status == .created)
