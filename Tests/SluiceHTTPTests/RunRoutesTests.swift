@@ -162,6 +162,30 @@ import Testing
         }
     }
 
+    static let deepBody: String = {
+        let open = String(repeating: "[", count: 100_000)
+        let close = String(repeating: "]", count: 100_000)
+        return "{\"pipeline\": \"two\", \"input\": " + open + close + "}"
+    }()
+    static let largeBody: String = "{\"pipeline\": \"two\", \"input\": {\"text\": \"" + String(repeating: "a", count: 500_000) + "\"}}"
+
+    @Test func hostileRunBodiesAreRefusedWithoutHarm() async throws {
+        try await withRuns { api in
+            // Nesting far past the parser's depth limit, a number past a double, not an object.
+            let deep = try await api.request(.post, "/v1/jobs", key: api.acme, json: Self.deepBody)
+            #expect(deep.status == .badRequest)
+            let huge = #"{"pipeline": "two", "input": {"n": 1e999}}"#
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: huge).status == .badRequest)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"["pipeline"]"#).status == .badRequest)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"pipeline": 7}"#).status == .badRequest)
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two", "metadata": [1]}"#).status == .badRequest)
+            // A large input within the body limit is a run like any other.
+            let large = Self.largeBody
+            #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: large).status == .accepted)
+            #expect(try await api.queue.listRuns(tenant: "acme", limit: 10).runs.count == 1)
+        }
+    }
+
     @Test func aWaitOutOfRangeIsRefused() async throws {
         try await withRuns { api in
             let submitted = try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two"}"#)
