@@ -7,7 +7,7 @@ import Foundation
 /// `length`, `text`). There is no code: no calls, no loops, no assignment; evaluating one costs
 /// time in proportion to the values it touches.
 public struct PipelineExpression: Sendable, Hashable, CustomStringConvertible {
-    /// The longest expression text taken (templates' `{{ … }}` and a whole `when:`).
+    /// The longest `when:` text taken.
     public static let maxLength = 4096
 
     /// A path's root names and a path's steps.

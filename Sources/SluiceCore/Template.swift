@@ -142,11 +142,10 @@ public struct Template: Sendable, Hashable {
             var parser = try ExpressionParser(text: text, scalars: scalars, start: index + 2)
             var alternatives: [PipelineExpression] = []
             while true {
-                let start = parser.current.column
+                // No length limit of its own: an expression is bounded by its template (a definition
+                // is at most 256 KB), and its own spelling (escapes written out) may be longer than
+                // it was written, yet must read back.
                 alternatives.append(try parser.expression())
-                guard parser.current.column - start <= PipelineExpression.maxLength else {
-                    throw parser.error("an expression longer than \(PipelineExpression.maxLength) characters")
-                }
                 guard parser.isSymbol("??") else { break }
                 guard alternatives.count < 16 else { throw parser.error("more than 16 alternatives") }
                 try parser.advance()

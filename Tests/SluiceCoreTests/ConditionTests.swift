@@ -113,6 +113,18 @@ import Testing
         }
     }
 
+    /// Found by the condition fuzz target: a key of control characters is spelt with `\\u`
+    /// escapes, six times as long as written; a template expression has no length limit of its
+    /// own (its template's is enough), so that spelling still reads back.
+    @Test func anExpressionWhoseSpellingIsLongerThanWrittenReadsBack() throws {
+        let key = String(repeating: "\u{0}", count: 1000)
+        let condition = try Condition(parsing: "input[\"" + key + "\"] == 1")
+        let expression = try #require(condition.expressions.first)
+        #expect(expression.description.utf8.count > PipelineExpression.maxLength)
+        #expect(try Template(.string("{{ " + expression.description + " }}")).expressions == [expression])
+        #expect(try condition.evaluate(context: ["input": .object(JSONObject([(key, 1)]))]))
+    }
+
     @Test func pathsAndSource() throws {
         let condition = try Condition(parsing: "steps.a.output | json > 0.5 or not input.b")
         #expect(condition.paths.map(\.description) == ["steps.a.output", "input.b"])
