@@ -31,6 +31,8 @@ public struct PipelineExpression: Sendable, Hashable, CustomStringConvertible {
             switch operand {
             case .path(let path): path.description
             case .literal(.string(let text)): Self.quoted(text)
+            // A double keeps its kind (`8e9` is spelt 8000000000.0, not 8000000000, which reads as a whole number).
+            case .literal(.number(let number)): "\(number)"
             case .literal(let value): value.jsonText
             }
         return ([base] + filters.map(\.rawValue)).joined(separator: " | ")

@@ -129,6 +129,19 @@ import Testing
         #expect(reread.paths == [path])
     }
 
+    /// Found by the template fuzz target: `-8e9` is a double, and its spelling must read back as
+    /// one (not as the whole number -8000000000).
+    @Test func numberLiteralsKeepTheirKindThroughTheirSpelling() throws {
+        for text in ["{{ -8e9 }}", "{{ 5e9 }}", "{{ 1.0 }}", "{{ 3 }}", "{{ 1e300 }}", "{{ -0.0 }}", "{{ 5e-324 }}", "{{ 9223372036854775807 }}"] {
+            let template = try Template(.string(text))
+            for expression in template.expressions {
+                #expect(try Template(.string("{{ " + expression.description + " }}")).expressions == [expression], "\(text)")
+            }
+        }
+        #expect(try Template.render(.string("{{ -8e9 }}"), context: [:]) == .number(-8e9))
+        #expect(try Template.render(.string("{{ 3 }}"), context: [:]) == .integer(3))
+    }
+
     @Test func pathsListWhatTheTemplateReads() throws {
         let template = try Template(["a": "{{ steps.x.output | trim ?? input.y }}", "b": ["{{ item.z }} and {{ index }}"]])
         #expect(template.paths.map(\.description) == ["steps.x.output", "input.y", "item.z", "index"])

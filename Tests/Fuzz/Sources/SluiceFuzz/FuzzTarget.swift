@@ -209,6 +209,11 @@ extension FuzzTarget {
         for source in sources {
             guard let compiled = try? Template(source) else { continue }
             _ = compiled.paths.map(\.description)
+            // Each expression's own spelling reads back as the same expression.
+            for expression in compiled.expressions {
+                let again = try? Template(.string("{{ " + expression.description + " }}"))
+                precondition(again?.expressions == [expression], "an expression's text does not read back: \(expression)")
+            }
             if let rendered = try? compiled.render(context: fuzzContext, limit: 64 << 10) {
                 precondition(rendered.encodedSize(upTo: 1 << 20) <= (64 << 10) + 1024, "a rendering past its limit")
                 _ = rendered.jsonBytes
