@@ -84,3 +84,24 @@ import Testing
         #expect(LaneCallRecorder.Outcome.of(.retryable("reset"), latency: latency, cancelled: true) == nil)
     }
 }
+
+/// What another writer may leave in a lane's figures.
+@Suite struct LaneCallRecorderHostileTests {
+    static let lane = "mock/m"
+
+    @Test func aFigureThatIsNotANumberIsReplacedNotKept() async throws {
+        try await withRedis { _, redis in
+            let key = KeyLayout.laneCalls(lane: Self.lane)
+            let recorder = LaneCallRecorder(redis: redis)
+            // Lua's tonumber reads 'nan' and 'inf' as numbers: they must not poison the figure.
+            for garbage in [("nan", "1"), ("inf", "1"), ("-inf", "nan"), ("12", "inf"), ("abc", "-5")] {
+                _ = try await redis.send("HSET", key, "p50", garbage.0, "at", garbage.1)
+                recorder.record(lane: Self.lane, .success(.milliseconds(40)))
+                try await recorder.flush()
+                let text = try await redis.send("HGET", key, "p50").string
+                let p50 = try #require(text.flatMap(Double.init), "p50 \(String(describing: text)) after \(garbage)")
+                #expect(p50.isFinite && p50 >= 0 && p50 <= 40, "p50 \(p50) after \(garbage)")
+            }
+        }
+    }
+}

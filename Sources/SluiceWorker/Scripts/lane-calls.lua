@@ -19,7 +19,9 @@
   ago, p50 <- m + (p50 - m) * (1 - alpha)^k * 0.5^(dt / half-life); the first flush sets it to m.
   So each call moves it 5% of the way towards what it measured, and a figure left alone for a
   half-life counts half as much against the next measurement. It is a decayed median of medians,
-  not an exact p50. Redis TIME is the clock, so workers' clocks do not matter.
+  not an exact p50. Redis TIME is the clock, so workers' clocks do not matter. A stored figure or
+  time that is not a finite number (Lua's tonumber takes 'nan' and 'inf') is ignored, and the
+  flush's median starts the figure afresh: garbage another writer left never sticks.
   Guarantee: one script call, so a flush's figures and outcomes land together or not at all.
 ]]
 local calls, outcomes = KEYS[1], KEYS[2]
@@ -29,11 +31,19 @@ local cap, ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- A finite number, or nil (NaN is the one value not equal to itself).
+local function finite(value)
+  local number = tonumber(value or '')
+  if number and number == number and number > -math.huge and number < math.huge then return number end
+  return nil
+end
+
 local p50 = redis.call('HGET', calls, 'p50')
-if median and count > 0 then
-  local old, at = tonumber(p50 or ''), tonumber(redis.call('HGET', calls, 'at') or '')
+if not finite(p50) then p50 = nil end
+if median and median == median and median >= 0 and median < math.huge and count > 0 then
+  local old, at = finite(p50), finite(redis.call('HGET', calls, 'at'))
   local figure = median
-  if old and at then
+  if old and old >= 0 and at and halfLife and halfLife > 0 then
     local age = math.max(0, now - at)
     local keep = math.pow(1 - alpha, count) * math.pow(0.5, age / halfLife)
     figure = median + (old - median) * keep
