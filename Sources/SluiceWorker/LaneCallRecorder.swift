@@ -25,6 +25,19 @@ public final class LaneCallRecorder: Sendable {
     struct Pending {
         var latencies: [Double] = []
         var outcomes: [UInt8] = []
+
+        /// Adds one call: at most `maxPending` latencies, and the outcomes trimmed back to the
+        /// newest `maxPending` whenever they reach twice that (amortized: no call moves them all).
+        mutating func add(_ outcome: Outcome) {
+            switch outcome {
+            case .success(let latency):
+                if latencies.count < LaneCallRecorder.maxPending { latencies.append(Bounded.seconds(latency) * 1000) }
+                outcomes.append(UInt8(ascii: "0"))
+            case .notAnError: outcomes.append(UInt8(ascii: "0"))
+            case .error: outcomes.append(UInt8(ascii: "1"))
+            }
+            if outcomes.count > 2 * LaneCallRecorder.maxPending { outcomes.removeFirst(outcomes.count - LaneCallRecorder.maxPending) }
+        }
     }
 
     private let pending = Mutex<[String: Pending]>([:])
@@ -62,19 +75,20 @@ public final class LaneCallRecorder: Sendable {
     /// median of this many is as good as of more).
     static let maxPending = KeyLayout.laneOutcomesCap
 
-    /// Counts one call of `lane`.
+    /// Counts one call of `lane`: a short lock and an append in place (the lane's pending
+    /// arrays are mutated where the dictionary holds them, never copied out and back, which
+    /// would copy up to 2,000 entries on every call).
     public func record(lane: String, _ outcome: Outcome) {
+        pending.withLock { all in all[lane, default: Pending()].add(outcome) }
+    }
+
+    /// Where `lane`'s pending outcomes are stored now and how many more fit there (tests: a
+    /// call must not move them).
+    func pendingOutcomesBuffer(lane: String) -> (address: UnsafeRawPointer?, spare: Int)? {
         pending.withLock { all in
-            var calls = all[lane] ?? Pending()
-            switch outcome {
-            case .success(let latency):
-                if calls.latencies.count < Self.maxPending { calls.latencies.append(Bounded.seconds(latency) * 1000) }
-                calls.outcomes.append(UInt8(ascii: "0"))
-            case .notAnError: calls.outcomes.append(UInt8(ascii: "0"))
-            case .error: calls.outcomes.append(UInt8(ascii: "1"))
+            all[lane].map { calls in
+                (calls.outcomes.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }, calls.outcomes.capacity - calls.outcomes.count)
             }
-            if calls.outcomes.count > 2 * Self.maxPending { calls.outcomes.removeFirst(calls.outcomes.count - Self.maxPending) }
-            all[lane] = calls
         }
     }
 

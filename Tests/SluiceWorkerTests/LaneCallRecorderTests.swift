@@ -85,7 +85,7 @@ import Testing
     }
 }
 
-/// What another writer may leave in a lane's figures.
+/// What another writer may leave in a lane's figures, and what one call costs the recorder.
 @Suite struct LaneCallRecorderHostileTests {
     static let lane = "mock/m"
 
@@ -103,5 +103,20 @@ import Testing
                 #expect(p50.isFinite && p50 >= 0 && p50 <= 40, "p50 \(p50) after \(garbage)")
             }
         }
+    }
+
+    @Test func aCallIsAddedInPlaceNotCopied() async throws {
+        try await withRedis { _, redis in try Self.addedInPlace(LaneCallRecorder(redis: redis)) }
+    }
+
+    static func addedInPlace(_ recorder: LaneCallRecorder) throws {
+        recorder.record(lane: Self.lane, .error)
+        while let buffer = recorder.pendingOutcomesBuffer(lane: lane), buffer.spare < 1 { recorder.record(lane: lane, .error) }
+        // With room left, the next call must land in the same buffer. Copying the lane's
+        // pending calls out and back (as the first version did) moved them on every call.
+        let before = try #require(recorder.pendingOutcomesBuffer(lane: Self.lane))
+        recorder.record(lane: Self.lane, .success(.milliseconds(3)))
+        let after = try #require(recorder.pendingOutcomesBuffer(lane: Self.lane))
+        #expect(before.address != nil && before.address == after.address)
     }
 }
