@@ -67,7 +67,10 @@ public struct ModelDirectory: Sendable {
                 choice = chooser.choose(route, deadline: deadline)
             } else {
                 var random = SystemRandomNumberGenerator()
-                let conditions = RouteConditions(limits: providers.mapValues(\.limits), now: UnixMillis.current().value)
+                // Weighted and fallback read no conditions: no copy of the limits for them.
+                let conditions =
+                    route.strategy.measured
+                    ? RouteConditions(limits: providers.mapValues(\.limits), now: UnixMillis.current().value) : RouteConditions()
                 choice = route.choose(conditions: conditions, deadline: deadline, random: &random)
             }
             return Resolution(lane: choice.lane, route: route.name, kind: kind(of: choice.lane), why: choice.why)

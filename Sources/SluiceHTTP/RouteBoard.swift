@@ -32,6 +32,8 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
     public let overrides: RouteOverrides?
     /// The lanes the measured routes may choose, and the providers with a concurrency limit among theirs.
     let lanes: [String]
+    /// `lanes` as a set: a weighted or fallback pick is counted only when it lands on one.
+    let measuredLanes: Set<String>
     let limitedProviders: [String]
 
     struct State {
@@ -55,7 +57,8 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
         self.every = every
         self.logger = logger
         let measured = routes.values.filter { $0.strategy.measured }
-        lanes = Array(Set(measured.flatMap { $0.targets.map(\.lane) })).sorted()
+        measuredLanes = Set(measured.flatMap { $0.targets.map(\.lane) })
+        lanes = measuredLanes.sorted()
         limitedProviders = Array(Set(measured.flatMap { $0.targets.map(\.provider) }).filter { providers[$0]?.limits.concurrency != nil }).sorted()
         state = Mutex(State(conditions: RouteConditions(limits: providers.mapValues(\.limits), prices: prices)))
         overrides = routes.isEmpty ? nil : RouteOverrides(redis: redis, routes: Array(routes.keys))
@@ -66,8 +69,20 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
 
     /// The target of `route` for a job with `deadline`, from the last figures read and this
     /// process's choices since; the choice is counted at once.
+    ///
+    /// A weighted or fallback route reads nothing measured: its choice copies no figures and
+    /// takes the figures' lock only when its pick lands on a lane a measured route also uses
+    /// (that pick is counted there). An ordinary lane never comes here.
     public func choose(_ route: SluiceConfiguration.Route, deadline: Int64?) -> (lane: String, why: String) {
         let override = overrides?.override(route.name)
+        guard route.strategy.measured else {
+            var conditions = RouteConditions()
+            if let override { conditions.overrides[route.name] = override }
+            var random = SystemRandomNumberGenerator()
+            let choice = route.choose(conditions: conditions, deadline: deadline, random: &random)
+            if measuredLanes.contains(choice.lane) { state.withLock { $0.picked[choice.lane, default: 0] += 1 } }
+            return choice
+        }
         return state.withLock { state in
             var conditions = state.conditions
             conditions.overrides[route.name] = override

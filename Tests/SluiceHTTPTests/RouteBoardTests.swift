@@ -1,0 +1,56 @@
+import Foundation
+import SluiceCore
+import SluiceHTTP
+import SluiceTestSupport
+import Testing
+
+/// The route board's choice path: what a route that reads nothing measured costs it.
+@Suite struct RouteBoardTests {
+    static let configuration = try! SluiceConfiguration.load(
+        yaml: """
+            providers:
+              mock-a: { kind: openai, base_url: "http://127.0.0.1:9001/v1", limits: { concurrency: 8 } }
+              mock-b: { kind: openai, base_url: "http://127.0.0.1:9002/v1", limits: { concurrency: 8 } }
+              mock-c: { kind: openai, base_url: "http://127.0.0.1:9003/v1", limits: { concurrency: 8 } }
+            routes:
+              split: [ { provider: mock-a, model: m, weight: 50 }, { provider: mock-b, model: m, weight: 50 } ]
+              chain: [ mock-a/m, mock-c/m ]
+              busy: { strategy: least_busy, targets: [mock-b/m, mock-c/m] }
+            """)
+
+    @Test func aWeightedOrFallbackPickIsCountedOnlyOnAMeasuredLane() async throws {
+        try await withRedis { _, redis in
+            let routes = Self.configuration.routes
+            let board = RouteBoard(redis: redis, routes: routes, providers: Self.configuration.providers, prices: [:])
+            var toB = 0
+            for _ in 0..<200 where board.choose(routes["split"]!, deadline: nil).lane == "mock-b/m" { toB += 1 }
+            for _ in 0..<50 { #expect(board.choose(routes["chain"]!, deadline: nil).lane == "mock-a/m") }
+            #expect(toB > 40 && toB < 160, "\(toB)")
+            let lanes = board.conditions.lanes
+            // mock-a/m is no measured route's lane: its picks are not kept (nothing reads them).
+            #expect(lanes["mock-a/m"] == nil)
+            // mock-b/m is also least_busy's: a weighted pick there still counts against its room.
+            #expect(lanes["mock-b/m"]?.picked == toB)
+            #expect(board.choose(routes["busy"]!, deadline: nil).lane == "mock-c/m")
+        }
+    }
+
+    /// RESULT route-choice: what one choice costs through the board (this build), per strategy.
+    @Test func whatAChoiceCosts() async throws {
+        try await withRedis { _, redis in
+            let routes = Self.configuration.routes
+            let board = RouteBoard(redis: redis, routes: routes, providers: Self.configuration.providers, prices: [:])
+            let directory = ModelDirectory(providers: Self.configuration.providers, routes: routes, chooser: board)
+            for name in ["chain", "split", "busy", "mock-a/m"] {
+                let clock = ContinuousClock()
+                let count = 100_000
+                var lanes = 0
+                let took = clock.measure {
+                    for _ in 0..<count { lanes &+= directory.resolve(name)?.lane.utf8.count ?? 0 }
+                }
+                #expect(lanes > 0)
+                print("RESULT route-choice \(name): \(Bounded.seconds(took) * 1e6 / Double(count)) µs a resolve")
+            }
+        }
+    }
+}
