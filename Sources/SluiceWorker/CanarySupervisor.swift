@@ -38,14 +38,18 @@ public struct CanarySupervisor: Service {
         self.logger = logger
     }
 
+    /// Checks every `interval` until graceful shutdown, which also ends the wait between two
+    /// checks (a check under way finishes first).
     public func run() async throws {
         guard !routes.isEmpty else {
             try? await gracefulShutdown()
             return
         }
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await check()
-            do { try await Task.sleep(for: interval) } catch { return }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await self.check()
+                do { try await Task.sleep(for: self.interval) } catch { return }
+            }
         }
     }
 

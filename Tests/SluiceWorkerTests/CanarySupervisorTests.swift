@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
@@ -109,6 +110,34 @@ import Testing
             let atZero = redis.roundTrips
             #expect(await supervisor.check() == [])
             #expect(redis.roundTrips == atZero)
+        }
+    }
+}
+
+/// The supervisor as a service: a graceful shutdown ends it at once, not after its interval.
+@Suite struct CanarySupervisorServiceTests {
+    @Test func aGracefulShutdownEndsTheWaitBetweenChecks() async throws {
+        try await withRedis { _, redis in
+            let routes = CanarySupervisorTests.configuration.routes
+            var logger = Logger(label: "test.canary")
+            logger.logLevel = .critical
+            // A check an hour: only the shutdown can end the wait in time.
+            let supervisor = CanarySupervisor(
+                overrides: RouteOverrides(redis: redis, routes: Array(routes.keys)), routes: routes, interval: .seconds(3_600), logger: logger)
+            // Past 20 s the group cancels it (so a wait that ignores the shutdown fails, not hangs).
+            var configuration = ServiceGroupConfiguration(services: [supervisor], logger: logger)
+            configuration.maximumGracefulShutdownDuration = .seconds(20)
+            let group = ServiceGroup(configuration: configuration)
+            let clock = ContinuousClock()
+            let took = try await clock.measure {
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { try await group.run() }
+                    try await Task.sleep(for: .milliseconds(300))  // past its first check, into the wait
+                    await group.triggerGracefulShutdown()
+                    try? await tasks.waitForAll()
+                }
+            }
+            #expect(took < .seconds(15), "\(took)")
         }
     }
 }
