@@ -27,6 +27,10 @@ public struct PipelineRun: Sendable, Hashable {
         /// While `creating`: the lane of each item (one lane when all share it) and the count.
         public var lanes: [String] = []
         public var count: Int = 0
+        /// Its jobs that have ended, and of those the ones that did not succeed (counted by the
+        /// scripts that end them, atomically with each end).
+        public var ended: Int = 0
+        public var failures: Int = 0
         public var startedAt: UnixMillis?
         public var finishedAt: UnixMillis?
         public var error: String?
@@ -76,6 +80,8 @@ public struct PipelineRun: Sendable, Hashable {
         public static func count(_ step: String) -> String { "c:" + step }
         public static func times(_ step: String) -> String { "t:" + step }
         public static func error(_ step: String) -> String { "e:" + step }
+        public static func ended(_ step: String) -> String { "d:" + step }
+        public static func failures(_ step: String) -> String { "f:" + step }
     }
 
     /// A run from its hash's fields; nil when they do not make one (it expired, or is damaged).
@@ -111,6 +117,8 @@ public struct PipelineRun: Sendable, Hashable {
             // Bounded as a for_each's items are, whatever the hash holds.
             case "c": steps[step, default: StepRecord()].count = Int(text).map { min(max(0, $0), Pipeline.maxItemsLimit) } ?? 0
             case "e": steps[step, default: StepRecord()].error = text
+            case "d": steps[step, default: StepRecord()].ended = Int(text).map { max(0, $0) } ?? 0
+            case "f": steps[step, default: StepRecord()].failures = Int(text).map { max(0, $0) } ?? 0
             case "t":
                 let parts = text.split(separator: " ")
                 steps[step, default: StepRecord()].startedAt = parts.first.flatMap { Int64($0) }.map(UnixMillis.init)

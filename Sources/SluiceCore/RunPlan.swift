@@ -25,9 +25,19 @@ public struct RunPlan: Sendable {
     public var status: PipelineRun.Status?
     /// Steps to create (the advancer records them `creating`, with their lanes, in the same write).
     public var create: [Creation] = []
+    /// Succeeded steps whose jobs' results the decision needs and `jobs` lacks: nothing else is
+    /// decided; the advancer reads those steps' jobs and asks again.
+    public var missing: Set<String> = []
 
-    public var isEmpty: Bool { fields.isEmpty && status == nil && create.isEmpty }
+    public var isEmpty: Bool { fields.isEmpty && status == nil && create.isEmpty && missing.isEmpty }
 
+    /// The steps whose jobs the advancer must read before `next`: running steps with a failed
+    /// job (for its error). Results are asked for through `missing`, only when needed.
+    public static func stepsToRead(run: PipelineRun, pipeline: Pipeline) -> [String] {
+        pipeline.steps.map(\.name).filter { run.step($0).status == .running && run.step($0).failures > 0 }
+    }
+
+    /// `jobs`: the jobs of the steps `stepsToRead` names, and of those `missing` named, by id.
     public static func next(run: PipelineRun, pipeline: Pipeline, jobs: [String: StepJob], now: UnixMillis) -> RunPlan {
         typealias F = PipelineRun.Field
         var plan = RunPlan()
@@ -36,23 +46,18 @@ public struct RunPlan: Sendable {
         let nowText = String(now.value)
         func set(_ name: String, _ value: String) { plan.fields.append((name, Array(value.utf8))) }
 
-        // 1. Settle running steps.
+        // 1. Settle running steps, from the counts of their jobs' ends.
         for step in pipeline.steps where statuses[step.name] == .running {
             let record = run.step(step.name)
             var failure: String?
-            var allSucceeded = true
-            for id in record.jobs {
-                guard let job = jobs[id] else {
-                    failure = "job \(id) is gone (its result TTL passed)"
-                    break
-                }
-                if job.state == .succeeded { continue }
-                allSucceeded = false
-                if job.state.isTerminal {
-                    failure = "job \(id) \(job.state.rawValue)" + (job.error.map { ": " + $0 } ?? "")
-                    break
-                }
+            if record.failures > 0 {
+                let failed = record.jobs.first { jobs[$0].map { $0.state.isTerminal && $0.state != .succeeded } ?? false }
+                failure = failed.map { id in
+                    let job = jobs[id]!  // safe: found just above
+                    return "job \(id) \(job.state.rawValue)" + (job.error.map { ": " + $0 } ?? "")
+                } ?? "a job of it did not succeed"
             }
+            let allSucceeded = failure == nil && record.ended >= record.jobs.count
             let started = record.startedAt.map { String($0.value) } ?? nowText
             if let failure {
                 statuses[step.name] = .failed
@@ -74,7 +79,12 @@ public struct RunPlan: Sendable {
             let value: JSONValue
             switch status {
             case .succeeded:
-                let results = run.step(name).jobs.map { jobs[$0]?.result ?? [] }
+                let ids = run.step(name).jobs
+                guard ids.allSatisfy({ jobs[$0] != nil }) else {
+                    plan.missing.insert(name)
+                    return nil
+                }
+                let results = ids.map { jobs[$0]?.result ?? [] }
                 value = Pipeline.stepContext(status: .succeeded, results: results, forEach: step.forEach != nil)
             case .skipped: value = Pipeline.stepContext(status: .skipped, results: [], forEach: step.forEach != nil)
             default: return nil
@@ -104,8 +114,10 @@ public struct RunPlan: Sendable {
                     set(F.times(step.name), nowText + " " + nowText)
                     changed = true
                 case .ready:
-                    changed = true
                     let context = Self.context(run: run, pipeline: pipeline, for: step, entry: entry)
+                    // Results not read yet: decided in the next round, once they are.
+                    guard plan.missing.isEmpty else { continue }
+                    changed = true
                     do throws(TemplateError) {
                         if let when = step.when, try !when.evaluate(context: context) {
                             statuses[step.name] = .skipped
@@ -127,6 +139,8 @@ public struct RunPlan: Sendable {
             }
         }
 
+        if !plan.missing.isEmpty { return RunPlan(missing: plan.missing) }
+
         // 3. End the run, or mark it running.
         if let failed = pipeline.steps.first(where: { statuses[$0.name] == .failed }) {
             plan.create = []
@@ -140,7 +154,8 @@ public struct RunPlan: Sendable {
         } else if pipeline.steps.allSatisfy({ statuses[$0.name]?.isFinished ?? false }) {
             var finished: [String: Pipeline.StepStatus] = [:]
             for step in pipeline.steps where statuses[step.name] == .succeeded { finished[step.name] = .succeeded }
-            if let last = pipeline.outputStep(finished: finished), case .object(let object)? = entry(last.name) {
+            if let last = pipeline.outputStep(finished: finished) {
+                guard case .object(let object)? = entry(last.name) else { return RunPlan(missing: plan.missing) }
                 let output = object[last.forEach != nil ? "outputs" : "output"] ?? .null
                 plan.fields.append((F.output, output.jsonBytes))
             }

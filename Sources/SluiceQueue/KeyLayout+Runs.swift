@@ -6,7 +6,7 @@ import SluiceCore
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `sluice:{runs}:run:<id>` | hash | one run: tenant, key (the submitter's key id), pipeline (its name), def (the definition as submitted, JSON: a snapshot), input, metadata, callback, status, created, started, finished, error, output, v (bumped by every change: the advancer's compare-and-set), and per step `s:<step>` (status), `j:<step>` (its job ids, comma-joined, in item order), `t:<step>` ("<started ms> <finished ms>"), `e:<step>` (its error); expires the result TTL after it ends |
+/// | `sluice:{runs}:run:<id>` | hash | one run: tenant, key (the submitter's key id), pipeline (its name), def (the definition as submitted, JSON: a snapshot), input, metadata, callback, status, created, started, finished, error, output, v (bumped by every change: the advancer's compare-and-set), and per step `s:<step>` (status), `j:<step>` (its job ids, comma-joined, in item order), `t:<step>` ("<started ms> <finished ms>"), `e:<step>` (its error), `d:<step>` and `f:<step>` (its jobs that ended, and of those the ones that did not succeed: counted by the script that ends each job); expires the result TTL after it ends |
 /// | `sluice:{runs}:index:<tenant>` | zset | the tenant's runs, score = created (ms), for listing; an entry whose hash expired is dropped when listing meets it |
 /// | `sluice:{runs}:idem:<tenant>:<key>` | string | the run an idempotency key made (with the idempotency TTL) |
 /// | `sluice:{runs}:events` | stream | run: the run's id; job, to: a step's job that ended and how (written by the job scripts), or kind: created, cancelled (written by the run scripts); read by the advancer's consumer group `runs`, trimmed never past what it has not acknowledged |

@@ -108,7 +108,7 @@ public struct KeyLayout: Sendable, Hashable {
     static let scriptConstants: [String: String] = [
         "root": root, "lanes": lanes, "openJobs": openJobs,
         "idTagFirst": String(idTagCharacters.first), "idTagLast": String(idTagCharacters.last),
-        "runEvents": runEvents, "runEventsMax": String(runEventsMax),
+        "runEvents": runEvents, "runEventsMax": String(runEventsMax), "runsPrefix": runsPrefix,
     ]
 
     /// The prefix of every key of `lane`.

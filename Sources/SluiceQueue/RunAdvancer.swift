@@ -117,13 +117,40 @@ public struct RunAdvancer: Service {
                     id, version: run.version, status: .failed, fields: [(PipelineRun.Field.error, Array("the run's definition cannot be read: \(error)".utf8))])
                 continue
             }
-            let jobs = try await readJobs(run, pipeline)
             let creating = pipeline.steps.filter { run.step($0.name).status == .creating }
             if !creating.isEmpty {
+                // Their requests render from their ancestors' results, as when they were decided.
+                var ancestors: Set<String> = []
+                var queue = creating.flatMap(\.dependencies)
+                while let name = queue.popLast() {
+                    guard ancestors.insert(name).inserted else { continue }
+                    queue += pipeline.step(named: name)?.dependencies ?? []
+                }
+                let jobs = try await readJobs(of: Array(ancestors), run)
                 _ = try await createJobs(creating, run: run, pipeline: pipeline, jobs: jobs)
                 continue
             }
-            let plan = RunPlan.next(run: run, pipeline: pipeline, jobs: jobs, now: UnixMillis.current())
+            // Most advances read no job at all: the run's hash counts its steps' ended jobs.
+            var jobs = try await readJobs(of: RunPlan.stepsToRead(run: run, pipeline: pipeline), run)
+            var plan = RunPlan.next(run: run, pipeline: pipeline, jobs: jobs, now: UnixMillis.current())
+            var rounds = 0
+            var gone = false
+            while !plan.missing.isEmpty {
+                rounds += 1
+                let before = jobs.count
+                jobs.merge(try await readJobs(of: Array(plan.missing), run)) { first, _ in first }
+                if jobs.count == before || rounds > pipeline.steps.count {
+                    // A result asked for is gone (its job outlived the result TTL): the run cannot go on.
+                    let names = plan.missing.sorted().joined(separator: ", ")
+                    _ = try await queue.recordRun(
+                        id, version: run.version, status: .failed,
+                        fields: [(PipelineRun.Field.error, Array("the results of \(names) are gone (their result TTL passed)".utf8))])
+                    gone = true
+                    break
+                }
+                plan = RunPlan.next(run: run, pipeline: pipeline, jobs: jobs, now: UnixMillis.current())
+            }
+            if gone { continue }  // ended: the next round does what follows the end
             guard !plan.isEmpty else { return }
             var fields = plan.fields
             let directory = directory()
@@ -161,9 +188,9 @@ public struct RunAdvancer: Service {
         return true
     }
 
-    /// The jobs of the run's steps that have them (running, succeeded, failed, cancelled), by id.
-    func readJobs(_ run: PipelineRun, _ pipeline: Pipeline) async throws -> [String: StepJob] {
-        let ids = pipeline.steps.flatMap { run.step($0.name).jobs }
+    /// The jobs of these steps of the run, by id (those still in Redis).
+    func readJobs(of steps: [String], _ run: PipelineRun) async throws -> [String: StepJob] {
+        let ids = steps.flatMap { run.step($0).jobs }
         let read = try await queue.stepJobs(ids)
         var jobs: [String: StepJob] = [:]
         for (id, job) in zip(ids, read) { if let job { jobs[id] = job } }

@@ -23,6 +23,22 @@ import Testing
 
     static func pipeline(_ definition: String) throws -> Pipeline { try Pipeline(json: Array(definition.utf8)) }
 
+    /// `RunPlan.next`, with the run's counts of its steps' ended jobs (`d:`, `f:`, kept by the
+    /// scripts in Redis) made from `jobs`, and the results the plan asks for (`missing`) given.
+    static func next(run: PipelineRun, pipeline: Pipeline, jobs: [String: StepJob], now: UnixMillis) -> RunPlan {
+        var counted = run
+        for (name, record) in run.steps {
+            let ended = record.jobs.compactMap { jobs[$0] }.filter { $0.state.isTerminal }
+            counted.steps[name]?.ended = ended.count
+            counted.steps[name]?.failures = ended.filter { $0.state != .succeeded }.count
+        }
+        var plan = RunPlan.next(run: counted, pipeline: pipeline, jobs: [:], now: now)
+        if !plan.missing.isEmpty || !RunPlan.stepsToRead(run: counted, pipeline: pipeline).isEmpty {
+            plan = RunPlan.next(run: counted, pipeline: pipeline, jobs: jobs, now: now)
+        }
+        return plan
+    }
+
     static func answer(_ text: String) -> StepJob {
         StepJob(state: .succeeded, result: Array(#"{"choices":[{"message":{"role":"assistant","content":"\#(text)"}}]}"#.utf8))
     }
@@ -34,7 +50,7 @@ import Testing
     static func request(_ bytes: [UInt8]) throws -> JSONValue { try JSONValue(parsing: bytes) }
 
     @Test func aNewRunCreatesItsFirstStepFromTheInputAndRuns() throws {
-        let plan = RunPlan.next(run: Self.run(Self.chain), pipeline: try Self.pipeline(Self.chain), jobs: [:], now: UnixMillis(2000))
+        let plan = Self.next(run: Self.run(Self.chain), pipeline: try Self.pipeline(Self.chain), jobs: [:], now: UnixMillis(2000))
         #expect(plan.create.map(\.step) == ["sentiment"])
         #expect(try Self.request(plan.create[0].requests[0])["messages"]?[0]?["content"] == "hello")
         #expect(plan.status == .running)
@@ -42,7 +58,7 @@ import Testing
 
     @Test func aSucceededStepSettlesAndTheNextReadsItsOutput() throws {
         let run = Self.run(Self.chain, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a", "t:sentiment": "1500"])
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: ["job_a": Self.answer("positive")], now: UnixMillis(2000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: ["job_a": Self.answer("positive")], now: UnixMillis(2000))
         #expect(Self.field(plan, "s:sentiment") == "succeeded")
         #expect(Self.field(plan, "t:sentiment") == "1500 2000")
         #expect(plan.create.map(\.step) == ["topics"])
@@ -52,7 +68,7 @@ import Testing
 
     @Test func aRunningStepWithAJobNotFinishedDecidesNothing() throws {
         let run = Self.run(Self.chain, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a"])
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: ["job_a": StepJob(state: .leased)], now: UnixMillis(2000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: ["job_a": StepJob(state: .leased)], now: UnixMillis(2000))
         #expect(plan.isEmpty)
     }
 
@@ -64,7 +80,7 @@ import Testing
                 "j:reply": "job_c",
             ])
         let jobs = ["job_a": Self.answer("x"), "job_b": Self.answer("y"), "job_c": Self.answer("dear customer")]
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: jobs, now: UnixMillis(3000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.chain), jobs: jobs, now: UnixMillis(3000))
         #expect(plan.status == .succeeded)
         #expect(Self.field(plan, "output") == #""dear customer""#)
         #expect(plan.create.isEmpty)
@@ -72,7 +88,7 @@ import Testing
 
     @Test func aFailedJobFailsItsStepAndTheRunAndCreatesNothingMore() throws {
         let run = Self.run(Self.chain, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a"])
-        let plan = RunPlan.next(
+        let plan = Self.next(
             run: run, pipeline: try Self.pipeline(Self.chain), jobs: ["job_a": StepJob(state: .dead, error: "HTTP 500")], now: UnixMillis(2000))
         #expect(Self.field(plan, "s:sentiment") == "failed")
         #expect(Self.field(plan, "e:sentiment")?.contains("HTTP 500") == true)
@@ -92,7 +108,7 @@ import Testing
 
     @Test func aFalseWhenSkipsItsStepAndItsBranchAndTheOtherBranchRuns() throws {
         let run = Self.run(Self.branch, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a"])
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.branch), jobs: ["job_a": Self.answer("positive")], now: UnixMillis(2000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.branch), jobs: ["job_a": Self.answer("positive")], now: UnixMillis(2000))
         #expect(Self.field(plan, "s:escalate") == "skipped")
         #expect(Self.field(plan, "s:notify") == "skipped")
         #expect(plan.create.map(\.step) == ["thank"])
@@ -107,14 +123,14 @@ import Testing
                 "s:sentiment": "succeeded", "j:sentiment": "job_a", "s:escalate": "skipped", "s:notify": "skipped", "s:thank": "running",
                 "j:thank": "job_b",
             ])
-        let plan = RunPlan.next(run: joined, pipeline: pipeline, jobs: ["job_a": Self.answer("positive"), "job_b": Self.answer("ok")], now: UnixMillis(2000))
+        let plan = Self.next(run: joined, pipeline: pipeline, jobs: ["job_a": Self.answer("positive"), "job_b": Self.answer("ok")], now: UnixMillis(2000))
         #expect(plan.create.map(\.step) == ["done"])
         let none = Self.run(
             Self.branch, status: "running",
             steps: [
                 "s:sentiment": "succeeded", "j:sentiment": "job_a", "s:escalate": "skipped", "s:notify": "skipped", "s:thank": "skipped",
             ])
-        let ended = RunPlan.next(run: none, pipeline: pipeline, jobs: ["job_a": Self.answer("meh")], now: UnixMillis(2000))
+        let ended = Self.next(run: none, pipeline: pipeline, jobs: ["job_a": Self.answer("meh")], now: UnixMillis(2000))
         #expect(Self.field(ended, "s:done") == "skipped")
         #expect(ended.status == .succeeded)
         #expect(Self.field(ended, "output") == #""meh""#)
@@ -131,7 +147,7 @@ import Testing
         let pipeline = try Self.pipeline(Self.fanOut)
         let lines = (0..<100).map { "line \($0)" }.joined(separator: "\\n")
         let run = Self.run(Self.fanOut, status: "running", steps: ["s:split": "running", "j:split": "job_s"])
-        let plan = RunPlan.next(run: run, pipeline: pipeline, jobs: ["job_s": Self.answer(lines)], now: UnixMillis(2000))
+        let plan = Self.next(run: run, pipeline: pipeline, jobs: ["job_s": Self.answer(lines)], now: UnixMillis(2000))
         #expect(plan.create.map(\.step) == ["each"])
         #expect(plan.create[0].requests.count == 100)
         #expect(try Self.request(plan.create[0].requests[42])["q"] == "42: line 42")
@@ -141,9 +157,9 @@ import Testing
         var jobs = ["job_s": Self.answer(lines)]
         for (index, id) in ids.enumerated() { jobs[id] = Self.answer("out \(index)") }
         jobs["job_7"] = StepJob(state: .leased)
-        #expect(RunPlan.next(run: Self.run(Self.fanOut, status: "running", steps: steps), pipeline: pipeline, jobs: jobs, now: UnixMillis(3000)).isEmpty)
+        #expect(Self.next(run: Self.run(Self.fanOut, status: "running", steps: steps), pipeline: pipeline, jobs: jobs, now: UnixMillis(3000)).isEmpty)
         jobs["job_7"] = Self.answer("out 7")
-        let fanIn = RunPlan.next(run: Self.run(Self.fanOut, status: "running", steps: steps), pipeline: pipeline, jobs: jobs, now: UnixMillis(3000))
+        let fanIn = Self.next(run: Self.run(Self.fanOut, status: "running", steps: steps), pipeline: pipeline, jobs: jobs, now: UnixMillis(3000))
         #expect(Self.field(fanIn, "s:each") == "succeeded")
         #expect(fanIn.create.map(\.step) == ["merge"])
         let merged = try Self.request(fanIn.create[0].requests[0])["q"]?.stringValue ?? ""
@@ -159,18 +175,18 @@ import Testing
         var jobs = ["job_s": Self.answer("a\\nb")]
         for id in ids { jobs[id] = StepJob(state: .leased) }
         jobs["job_3"] = StepJob(state: .failed, error: "HTTP 400")
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.fanOut), jobs: jobs, now: UnixMillis(3000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.fanOut), jobs: jobs, now: UnixMillis(3000))
         #expect(Self.field(plan, "s:each") == "failed")
         #expect(plan.status == .failed)
     }
 
     @Test func anEmptyForEachIsCreatedWithNoJobs() throws {
         let run = Self.run(Self.fanOut, status: "running", steps: ["s:split": "running", "j:split": "job_s"])
-        let plan = RunPlan.next(run: run, pipeline: try Self.pipeline(Self.fanOut), jobs: ["job_s": Self.answer("")], now: UnixMillis(2000))
+        let plan = Self.next(run: run, pipeline: try Self.pipeline(Self.fanOut), jobs: ["job_s": Self.answer("")], now: UnixMillis(2000))
         #expect(plan.create.map(\.step) == ["each"])
         #expect(plan.create[0].requests.isEmpty)
         // Recorded running with no jobs, it succeeds at the next look, and the join is created.
-        let next = RunPlan.next(
+        let next = Self.next(
             run: Self.run(Self.fanOut, status: "running", steps: ["s:split": "succeeded", "j:split": "job_s", "s:each": "running", "j:each": ""]),
             pipeline: try Self.pipeline(Self.fanOut), jobs: ["job_s": Self.answer("")], now: UnixMillis(2000))
         #expect(Self.field(next, "s:each") == "succeeded")
@@ -181,7 +197,7 @@ import Testing
         let definition = """
             {"name": "t", "steps": [{"name": "a", "model": "demo", "request": {"q": "{{ input.missing.deeper }}"}}]}
             """
-        let plan = RunPlan.next(run: Self.run(definition), pipeline: try Self.pipeline(definition), jobs: [:], now: UnixMillis(2000))
+        let plan = Self.next(run: Self.run(definition), pipeline: try Self.pipeline(definition), jobs: [:], now: UnixMillis(2000))
         #expect(Self.field(plan, "s:a") == "failed")
         #expect(plan.status == .failed)
         #expect(plan.create.isEmpty)
@@ -194,7 +210,7 @@ import Testing
               {"name": "b", "model": "demo", "needs": [], "request": {"q": "b"}}]}
             """
         let run = Self.run(definition, status: "running", steps: ["s:a": "running", "j:a": "job_a", "s:b": "running", "j:b": "job_b"])
-        let plan = RunPlan.next(
+        let plan = Self.next(
             run: run, pipeline: try Self.pipeline(definition),
             jobs: ["job_a": StepJob(state: .expired), "job_b": StepJob(state: .leased)], now: UnixMillis(2000))
         #expect(Self.field(plan, "s:a") == "failed")
@@ -224,6 +240,25 @@ import Testing
         #expect(resource["steps"]?[1]?["status"] == "running")
         #expect(resource["steps"]?[2]?["status"] == "pending")
         #expect(resource["input"]?["text"] == "hello")
+    }
+
+    @Test func aStepSettlesFromTheCountsAndADecisionAsksForTheResultsItNeeds() throws {
+        let pipeline = try Self.pipeline(Self.chain)
+        var run = Self.run(Self.chain, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a", "d:sentiment": "1"])
+        #expect(run.step("sentiment").ended == 1)
+        // No job read: the count says the step is done, and the next step needs its result.
+        let first = RunPlan.next(run: run, pipeline: pipeline, jobs: [:], now: UnixMillis(2000))
+        #expect(first.missing == ["sentiment"])
+        #expect(first.fields.isEmpty && first.create.isEmpty && first.status == nil)
+        let second = RunPlan.next(run: run, pipeline: pipeline, jobs: ["job_a": Self.answer("calm")], now: UnixMillis(2000))
+        #expect(second.missing.isEmpty)
+        #expect(second.create.map(\.step) == ["topics"])
+        // A failure counted: the step's jobs are read for the error.
+        run = Self.run(Self.chain, status: "running", steps: ["s:sentiment": "running", "j:sentiment": "job_a", "d:sentiment": "1", "f:sentiment": "1"])
+        #expect(RunPlan.stepsToRead(run: run, pipeline: pipeline) == ["sentiment"])
+        let failed = RunPlan.next(run: run, pipeline: pipeline, jobs: ["job_a": StepJob(state: .dead, error: "HTTP 503")], now: UnixMillis(2000))
+        #expect(failed.status == .failed)
+        #expect(Self.field(failed, "e:sentiment") == "job job_a dead: HTTP 503")
     }
 
     @Test func runIDsAreTimeOrderedAndRecognised() {

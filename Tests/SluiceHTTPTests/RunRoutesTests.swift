@@ -149,7 +149,8 @@ import Testing
             #expect(woken.body["status"] as? String == "cancelled")
             #expect(ContinuousClock.now - started < .seconds(30))
             #expect(try await api.request(.post, "/v1/runs/\(id)/cancel", key: api.acme).status == .conflict)
-            let other = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two"}"#).body["id"] as? String)
+            let other = try #require(
+                try await api.request(.post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two", "input": {"text": "b"}}"#).body["id"] as? String)
             let cancelled = try await api.request(.post, "/v1/runs/\(other)/cancel", key: api.acme)
             #expect(cancelled.status == .ok)
             #expect(cancelled.body["status"] as? String == "cancelled")

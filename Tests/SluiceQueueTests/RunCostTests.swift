@@ -58,6 +58,44 @@ import Testing
         }
     }
 
+    /// Ten fan-outs of 100 items and their merge: the advancer reads no item's job until the
+    /// last has ended (the run's hash counts them), so an item costs about what a chain's step does.
+    @Test func aFanOutItemCostsAboutWhatAStepDoes() async throws {
+        try await withQueue { queue, _ in
+            let advancer = RunAdvancer(
+                queue: queue, outbox: nil, directory: { ModelDirectory(providers: [:], routes: [:]) }, logger: Logger(label: "bench.runs"))
+            let service = Task { try await advancer.run() }
+            defer { service.cancel() }
+            let definition = try Pipeline(json: Array(Self.fan.utf8)).jsonBytes
+            let items = (0..<100).map { "\"\($0)\"" }.joined(separator: ",")
+            let before = try await Self.commandStats(queue.redis)
+            var ids: [String] = []
+            for _ in 0..<10 {
+                ids.append(
+                    try await queue.createRun(
+                        JobQueue.NewRun(pipeline: "fan", definition: definition, input: Array(#"{"items": [\#(items)]}"#.utf8)), tenant: "t1",
+                        submitter: nil
+                    ).id)
+            }
+            let all = ids
+            _ = try await Self.work(queue) {
+                for id in all where try await queue.run(id)?.status != .succeeded { return false }
+                return true
+            }
+            let after = try await Self.commandStats(queue.redis)
+            let jobs = 10 * 101
+            let perItem = (calls: Double(after.calls - before.calls) / Double(jobs), usec: Double(after.usec - before.usec) / Double(jobs))
+            print(String(format: "RESULT run-cost-fanout item_commands=%.1f item_usec=%.1f", perItem.calls, perItem.usec))
+            #expect(perItem.calls < 100, "\(perItem)")
+        }
+    }
+
+    static let fan = """
+        {"name": "fan", "steps": [
+          {"name": "each", "lane": "lane-a", "for_each": "input.items", "request": {"q": "{{ item }}"}},
+          {"name": "merge", "lane": "lane-a", "request": {"q": "{{ steps.each.outputs | join }}"}}]}
+        """
+
     @Test func aStepCostsAFewCommandsMoreThanAPlainJob() async throws {
         try await withQueue { queue, _ in
             let redis = queue.redis

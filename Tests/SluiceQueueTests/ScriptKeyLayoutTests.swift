@@ -23,11 +23,12 @@ import Testing
             scripts.trimEvents, scripts.admit, scripts.release, scripts.divert]
         for script in all {
             #expect(!script.source.contains("${"), "\(script.name): a placeholder left unfilled")
-            // keys.lua's four names (the root, the lanes set, the open-jobs hash, the runs stream)
-            // are the only quoted key names, and each script pulls keys.lua in at most once.
+            // keys.lua's five names (the root, the lanes set, the open-jobs hash, the runs stream
+            // and the runs' prefix) are the only quoted key names, and each script pulls keys.lua
+            // in at most once.
             let quoted = script.source.components(separatedBy: "'" + KeyLayout.root).count - 1
             let includesKeys = script.source.contains("local KEY_ROOT = '" + KeyLayout.root + "'")
-            #expect(quoted == (includesKeys ? 4 : 0), "\(script.name): \(quoted) quoted key names")
+            #expect(quoted == (includesKeys ? 5 : 0), "\(script.name): \(quoted) quoted key names")
         }
         #expect(scripts.divert.source.contains("local LANES = '" + KeyLayout.lanes + "'"))
         #expect(scripts.enqueue.source.contains("local OPEN_JOBS = '" + KeyLayout.openJobs + "'"))

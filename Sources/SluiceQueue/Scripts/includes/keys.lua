@@ -13,6 +13,7 @@ local OPEN_JOBS = '${openJobs}'
 -- The pipeline runs' stream (see KeyLayout+Runs.swift): every job that has a `run` field adds an
 -- entry when it ends, in the same script call; the run advancer reads it. Hard cap only.
 local RUN_EVENTS = '${runEvents}'
+local RUNS_PREFIX = '${runsPrefix}'
 local RUN_EVENTS_MAX = '${runEventsMax}'
 
 -- The key prefix of the lane(s) with this tag.

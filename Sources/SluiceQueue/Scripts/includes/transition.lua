@@ -57,10 +57,21 @@ local function appendLog(jobKey, now, state, info)
   redis.call('HSET', jobKey, 'log', (redis.call('HGET', jobKey, 'log') or '') .. logLine(fmt(now), state, info))
 end
 
--- Tells the pipeline runs' advancer that a step's job ended (`run` is the job's `run` field):
--- one entry in the runs stream, written by the same script call that ends the job, so that an
--- end is never lost and never reported without having happened.
+-- Tells the pipeline runs' advancer that a step's job ended (`run` is the job's `run` field,
+-- "<run id> <step> <item>"): it counts the end in the run's hash (`d:<step>`, and `f:<step>`
+-- when it did not succeed), so the advancer knows a step is done without reading its jobs, and
+-- adds an entry to the runs stream to wake it. Both are written by the same script call that ends
+-- the job, so that an end is never lost, never counted twice, and never reported without having
+-- happened. A run that is gone (expired) is not recreated by the count.
 local function runEnded(run, id, state)
+  local runId, step = string.match(run, '^(%S+) (%S+)')
+  if runId then
+    local runKey = RUNS_PREFIX .. 'run:' .. runId
+    if redis.call('EXISTS', runKey) == 1 then
+      redis.call('HINCRBY', runKey, 'd:' .. step, 1)
+      if state ~= 'succeeded' then redis.call('HINCRBY', runKey, 'f:' .. step, 1) end
+    end
+  end
   redis.call('XADD', RUN_EVENTS, 'MAXLEN', '~', RUN_EVENTS_MAX, '*', 'run', run, 'job', id, 'to', state)
 end
 
