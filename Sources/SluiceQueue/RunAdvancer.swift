@@ -11,9 +11,11 @@ import Synchronization
 /// It reads the runs stream (`KeyLayout.runEvents`) through the consumer group `runs`
 /// (`StreamConsumer`: at-least-once; what a process read and did not acknowledge before it died
 /// is read again first). An entry names a run: it was created, cancelled, or one of its steps'
-/// jobs ended (written by the very script that ended the job, so no end is ever missed). For
-/// each run named, `advance` reads the run and its steps' jobs, lets `RunPlan` decide, and
-/// records the decision compare-and-set on the run's version (run-record.lua).
+/// jobs ended (written by the very script that ended the job, which also counts the end in the
+/// run's hash, so no end is ever missed). For each run named, `advance` reads the run (the
+/// counts tell which steps are done: no job is read for that), lets `RunPlan` decide (reading a
+/// finished step's results only when a decision needs them), and records the decision
+/// compare-and-set on the run's version (run-record.lua).
 ///
 /// **Each step is created once, and none is lost, whatever process dies between any two
 /// commands.** A step is created in three moves, each safe to repeat:
@@ -25,8 +27,8 @@ import Synchronization
 /// A crash after 1 or 2 leaves the step `creating` and the stream entry unacknowledged: it is
 /// read again, and 2 and 3 are done again, creating nothing twice. Two advancers of one run (two
 /// processes) decide the same (the decisions follow from what they read) and only one records
-/// each move (the version). A job that ends before its id is recorded still has its entry in the
-/// stream, read after the step is recorded.
+/// each move (the version). A job that ends before its id is recorded is counted all the same,
+/// and the advance that records the step reads the run again right after.
 ///
 /// Limit: the idempotency keys live `queue.idempotency_ttl` (a day by default); a step left
 /// `creating` longer than that (the advancer down for a day) could be created twice.
