@@ -127,3 +127,18 @@ public enum CanaryPolicy {
         return .rollBack
     }
 }
+
+extension CanaryPolicy.Tally: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case calls, errors
+        case errorRate = "error_rate"
+    }
+
+    /// `{"calls", "errors", "error_rate"}`: how `GET /v1/routes` and the rollback webhook show it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(calls, forKey: .calls)
+        try container.encode(errors, forKey: .errors)
+        try container.encode(rate, forKey: .errorRate)
+    }
+}

@@ -63,22 +63,8 @@ struct RoutesController: Sendable {
             }
         }
 
-        struct Figures: Encodable {
-            let calls: Int
-            let errors: Int
-            let errorRate: Double
-
-            init(_ tally: CanaryPolicy.Tally) {
-                calls = tally.calls
-                errors = tally.errors
-                errorRate = tally.rate
-            }
-
-            enum CodingKeys: String, CodingKey {
-                case calls, errors
-                case errorRate = "error_rate"
-            }
-        }
+        /// Calls, errors and their rate.
+        typealias Figures = CanaryPolicy.Tally
 
         struct Rollback: Encodable {
             /// Unix seconds.
@@ -255,11 +241,11 @@ struct RoutesController: Sendable {
                 target: configured.lane, configuredWeight: configured.weight, weight: weight,
                 state: weight > 0 ? "active" : rolledBack ? "rolled_back" : "off",
                 maxErrorRate: configured.maxErrorRate, minCalls: configured.minCalls,
-                measured: .init(canary: .init(reading.canary), main: .init(reading.main)),
+                measured: .init(canary: reading.canary, main: reading.main),
                 lastRollback: stored.lastRollback.map {
                     .init(
                         at: Double($0.at.value) / 1000, target: $0.lane, reason: $0.reason, maxErrorRate: $0.maxErrorRate,
-                        canary: .init($0.canary), main: .init($0.main))
+                        canary: $0.canary, main: $0.main)
                 },
                 rollbacks: stored.rollbacks)
         }

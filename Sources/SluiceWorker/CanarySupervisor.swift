@@ -108,7 +108,7 @@ public struct CanarySupervisor: Service {
         let count = overrides.override(route)?.rollbacks ?? 0
         let body = Alert(
             type: "route.canary.rolled_back", route: route, target: canary.lane, at: rollback.at.value / 1000,
-            maxErrorRate: canary.maxErrorRate, canary: .init(rollback.canary), main: .init(rollback.main))
+            maxErrorRate: canary.maxErrorRate, canary: rollback.canary, main: rollback.main)
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -121,30 +121,13 @@ public struct CanarySupervisor: Service {
 
     /// The alert's body.
     struct Alert: Encodable {
-        struct Figures: Encodable {
-            let calls: Int
-            let errors: Int
-            let errorRate: Double
-
-            init(_ tally: CanaryPolicy.Tally) {
-                calls = tally.calls
-                errors = tally.errors
-                errorRate = tally.rate
-            }
-
-            enum CodingKeys: String, CodingKey {
-                case calls, errors
-                case errorRate = "error_rate"
-            }
-        }
-
         let type: String
         let route: String
         let target: String
         let at: Int64
         let maxErrorRate: Double
-        let canary: Figures
-        let main: Figures
+        let canary: CanaryPolicy.Tally
+        let main: CanaryPolicy.Tally
 
         enum CodingKeys: String, CodingKey {
             case type, route, target, at, canary, main

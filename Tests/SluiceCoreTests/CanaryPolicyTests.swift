@@ -1,3 +1,4 @@
+import Foundation
 import SluiceCore
 import Testing
 
@@ -150,5 +151,13 @@ import Testing
         let applied = RouteOverride(version: 1, weights: ["a/m": 0, "b/m": 0]).applied(to: route)
         #expect(applied.targets.map(\.weight) == [50, 50])
         #expect(RouteOverride(version: 1, weights: ["a/m": 0, "gone/x": 5]).applied(to: route).targets.map(\.weight) == [0, 50])
+    }
+
+    @Test func aTallyIsShownWithItsRate() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let text = String(decoding: try encoder.encode(CanaryPolicy.Tally(calls: 10, errors: 4)), as: UTF8.self)
+        #expect(text == #"{"calls":10,"error_rate":0.4,"errors":4}"#)
+        #expect(String(decoding: try encoder.encode(CanaryPolicy.Tally()), as: UTF8.self) == #"{"calls":0,"error_rate":0,"errors":0}"#)
     }
 }
