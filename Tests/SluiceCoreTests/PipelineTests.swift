@@ -298,4 +298,14 @@ import Testing
             status: .succeeded, results: [Array(#"{"choices":[{"message":{"content":"Hello from the mock provider."}}]}"#.utf8)], forEach: false)]]
         #expect(try chain.steps[2].when?.evaluate(context: context) == true)
     }
+
+    /// The config fuzz target's pipeline seed is a valid configuration, so mutations of it reach
+    /// the pipelines reader.
+    @Test func theConfigFuzzSeedWithPipelinesLoads() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fuzz/corpus/config/pipelines.yaml")
+        let configuration = try SluiceConfiguration.load(yaml: try String(contentsOf: url, encoding: .utf8))
+        let chain = try #require(configuration.pipelines["chain"])
+        #expect(chain.steps.map(\.name) == ["a", "each", "join"])
+        #expect(chain.steps[2].needsAny == ["each"])
+    }
 }
