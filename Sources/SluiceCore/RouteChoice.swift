@@ -127,6 +127,9 @@ extension SluiceConfiguration.Route {
         if let canary, RouteCanary.draws(weight: canary.weight, using: &random) {
             return (canary.lane, "route \(name) (canary): \(canary.lane), \(Self.figure(canary.weight))% of picks")
         }
+        // The configuration refuses a route without targets; one built otherwise gets lane "",
+        // which no provider serves (admission refuses it), rather than a trap.
+        guard !targets.isEmpty else { return ("", "route \(name): no targets") }
         guard targets.count > 1 else {
             return (targets[0].lane, "route \(name) (\(strategy.rawValue)): \(targets[0].lane), its only target")
         }
@@ -277,10 +280,12 @@ extension SluiceConfiguration.Route {
         )
     }
 
-    /// A figure for a note: whole when it is whole, else two decimals at most.
+    /// A figure for a note: whole when it is whole, else two decimals at most; beyond 1e15
+    /// (only a garbage figure gets there) three significant digits, so a note stays short.
     static func figure(_ value: Double) -> String {
         guard value.isFinite else { return "?" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        guard abs(value) < 1e15 else { return String(format: "%.3g", value) }
+        if value == value.rounded() { return String(Int64(value)) }
         return String(format: "%.2f", value)
     }
 }

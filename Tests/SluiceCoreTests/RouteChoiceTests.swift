@@ -199,4 +199,24 @@ import Testing
             }
         }
     }
+
+    @Test func aRouteWithoutTargetsAndGarbageFiguresNeitherTrapNorWriteLongNotes() throws {
+        var random = SplitMix64(seed: 9)
+        let empty = Route(name: "empty", targets: [])
+        #expect(empty.choose(conditions: conditions([:]), deadline: nil, random: &random).lane == "")
+        var leastBusy = empty
+        leastBusy.strategy = .leastBusy
+        #expect(leastBusy.choose(conditions: conditions([:]), deadline: nil, random: &random).lane == "")
+        // A latency figure of 1e300 (garbage written into Redis) is said in a few characters.
+        let huge: [String: Lane] = [
+            "mock-a/m": Lane(latencyMs: 1e300, measuredAt: 1_000_000), "mock-b/m": Lane(latencyMs: 2e300, measuredAt: 1_000_000),
+            "mock-c/m": Lane(latencyMs: 3e300, measuredAt: 1_000_000),
+        ]
+        for name in ["fast", "thrifty"] {
+            for _ in 0..<50 {
+                let why = try route(name).choose(conditions: conditions(huge), deadline: 2_000_000, random: &random).why
+                #expect(why.utf8.count < 300, "\(why)")
+            }
+        }
+    }
 }
