@@ -5,6 +5,7 @@ import SluiceCore
 import SluiceHTTP
 import SluiceQueue
 import SluiceTestSupport
+import SluiceWebhooks
 import Testing
 
 /// Pipeline runs over HTTP: `POST /v1/jobs` with `"pipeline"`, `GET /v1/runs/{id}` (and its
@@ -30,7 +31,7 @@ import Testing
     func withRuns(_ body: @escaping @Sendable (Fixture) async throws -> Void) async throws {
         try await withAPI(pipelines: Self.pipelines) { api in
             let advancer = RunAdvancer(
-                queue: api.queue, outbox: nil, directory: { ModelDirectory(providers: [:], routes: [:]) }, logger: Logger(label: "test.runs"))
+                queue: api.queue, outbox: WebhookStore(redis: api.queue.redis, retention: .seconds(3600)), directory: { ModelDirectory(providers: [:], routes: [:]) }, logger: Logger(label: "test.runs"))
             let service = Task { try await advancer.run() }
             defer { service.cancel() }
             try await body(api)
@@ -184,6 +185,29 @@ import Testing
             let large = Self.largeBody
             #expect(try await api.request(.post, "/v1/jobs", key: api.acme, json: large).status == .accepted)
             #expect(try await api.queue.listRuns(tenant: "acme", limit: 10).runs.count == 1)
+        }
+    }
+
+    @Test func aRunsEndQueuesOneSignedWebhookWithTheRunAsData() async throws {
+        try await withRuns { api in
+            let submitted = try await api.request(
+                .post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two", "input": {"text": "a"}, "callback_url": "http://127.0.0.1:9/hook"}"#)
+            let id = try #require(submitted.body["id"] as? String)
+            #expect(try await eventually(timeout: .seconds(30)) { try await api.queue.counts(lane: "demo").ready == 1 })
+            #expect(try await api.queue.cancelRun(id) == .cancelled)
+            let delivery = KeyLayout.webhookDelivery(WebhookStore.deliveryID(subject: id))
+            #expect(try await eventually(timeout: .seconds(30)) { try await api.queue.redis.send("EXISTS", delivery).int == 1 })
+            let fields = try await api.queue.redis.send("HMGET", delivery, "type", "url", "key", "body").array ?? []
+            #expect(fields.first?.string == "run.cancelled")
+            #expect(fields.dropFirst().first?.string == "http://127.0.0.1:9/hook")
+            #expect(fields.dropFirst(2).first?.string != nil)  // the submitting key, whose secret signs it
+            let body = try JSONValue(parsing: fields.last?.bytes ?? [])
+            #expect(body["type"] == "run.cancelled")
+            #expect(body["data"]?["id"] == .string(id))
+            #expect(body["data"]?["steps"]?[0]?["status"] == "cancelled")
+            // The steps' jobs send none of their own: their envelopes carry no callback.
+            let job = try #require(try await api.queue.run(id)?.step("first").jobs.first.flatMap(JobID.init))
+            #expect(try await api.queue.get(job).map { JobEnvelope(decoding: $0.metadata).callbackURL } == .some(nil))
         }
     }
 
