@@ -136,4 +136,34 @@ import Testing
             #expect(stored.rollbacks == 0)
         }
     }
+
+    @Test func garbageCountsNeitherStopAChangeNorARollback() async throws {
+        try await withRedis { _, redis in
+            let overrides = RouteOverrides(redis: redis, routes: ["split"])
+            let other = RouteOverrides(redis: redis, routes: ["split"])
+            #expect(try await other.refresh())
+            // Counts another writer spoiled: the scripts' HINCRBY/INCR on them failed half-way.
+            _ = try await redis.send("HSET", RouteOverrides.route("split"), "version", "x", "rollbacks", "1.5", "canary", "nan", "canary_lane", "b/new")
+            _ = try await redis.send("SET", RouteOverrides.version, "not a number")
+            let set = try await overrides.set("split", weights: ["a/m": 3], canary: nil, event: "weights")
+            #expect(set.version == 1 && set.weights == ["a/m": 3])
+            #expect(try await redis.send("GET", RouteOverrides.version).string == "1")
+            #expect(try await other.refresh(), "the others see the change")
+            #expect(other.override("split")?.weights == ["a/m": 3])
+            // A rollback over them: the 'nan' weight reads as the configured one, as Swift reads it.
+            #expect(set.canaryWeight(Self.canary) == 5)
+            _ = try await redis.send("HSET", RouteOverrides.route("split"), "version", " 1", "rollbacks", "y")
+            let tallies = (canary: CanaryPolicy.Tally(calls: 20, errors: 10), main: CanaryPolicy.Tally(calls: 20, errors: 0))
+            let stored = try await overrides.read("split")
+            #expect(stored.version == 0, "' 1' is not a count")
+            #expect(
+                try await overrides.rollBack(
+                    "split", version: stored.version, canary: Self.canary, canaryTally: tallies.canary, mainTally: tallies.main,
+                    event: "rolled back"))
+            let after = try await overrides.read("split")
+            #expect(after.version == 1 && after.rollbacks == 1)
+            #expect(after.canaryWeight(Self.canary) == 0)
+            #expect(try await redis.send("GET", RouteOverrides.version).string == "2")
+        }
+    }
 }

@@ -17,9 +17,25 @@
 
   Guarantee: the change, the version bump and the event are one atomic step, so a reader that
   sees the new version sees the whole change. A reset keeps the rollback history (`rollbacks`,
-  `rb_*`), the canary's window start (`since`, `since_lane`) and the events.
+  `rb_*`), the canary's window start (`since`, `since_lane`) and the events. A version that is
+  not a whole number (garbage another writer left) counts as 0 and is overwritten, read as
+  RouteOverrides reads it: nothing here can fail half-way (an HINCRBY on it would, after the
+  writes before it).
 ]]
 local route, events, shared = KEYS[1], KEYS[2], KEYS[3]
+
+-- A stored count: a whole number 0..2^53 without spaces, else 0 (as Bounded.int reads it).
+local function count(value)
+  if type(value) ~= 'string' or string.find(value, '%s') then return 0 end
+  local number = tonumber(value)
+  if number and number == number and number >= 0 and number <= 9007199254740992 and math.floor(number) == number then
+    return number
+  end
+  return 0
+end
+-- Both versions are read before anything is written.
+local version = count(redis.call('HGET', route, 'version')) + 1
+local sharedVersion = count(redis.call('GET', shared)) + 1
 local mode, text, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -38,8 +54,8 @@ else
   end
 end
 if ARGV[4] ~= '' then redis.call('HSET', route, 'since_lane', ARGV[4], 'since', ARGV[6]) end
-local version = redis.call('HINCRBY', route, 'version', 1)
-redis.call('INCR', shared)
+redis.call('HSET', route, 'version', string.format('%d', version))
+redis.call('SET', shared, string.format('%d', sharedVersion))
 redis.call('LPUSH', events, now .. '\t' .. mode .. '\t' .. text)
 redis.call('LTRIM', events, 0, keep - 1)
 return version
