@@ -42,10 +42,15 @@ public struct RunAdvancer: Service {
     /// How many stream entries are read at once.
     public let batch: Int
 
+    /// How long an entry may stay read and unacknowledged before another advancer takes it over
+    /// (`sweepLoop`).
+    public let sweepIdle: Duration
+
     public init(
         queue: JobQueue, outbox: (any WebhookOutbox)?, directory: @escaping @Sendable () -> ModelDirectory, logger: Logger,
-        batch: Int = 500
+        batch: Int = 500, sweepIdle: Duration = .seconds(60)
     ) {
+        self.sweepIdle = sweepIdle
         self.queue = queue
         self.outbox = outbox
         self.directory = directory
@@ -60,30 +65,78 @@ public struct RunAdvancer: Service {
         let consumer = StreamConsumer(redis: queue.redis, group: Self.group, consumer: "main", batch: batch)
         let trimmed = Mutex(ContinuousClock.now)
         await cancelWhenGracefulShutdown {
-            await consumer.run(logger: logger, streams: { [KeyLayout.runEvents] }) { _, entries in
-                var seen: Set<Substring> = []
-                var runs: [String] = []
-                for entry in entries {
-                    guard let field = entry.fields["run"], let id = field.split(separator: " ").first, seen.insert(id).inserted else { continue }
-                    runs.append(String(id))
-                }
-                // Runs advance concurrently (their reads and scripts pipeline on the client), at most 16 at once.
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for (index, id) in runs.enumerated() {
-                        if index >= 16 { try await group.next() }
-                        group.addTask { try await self.advanceLogged(id) }
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.sweepLoop() }
+                await consumer.run(logger: logger, streams: { [KeyLayout.runEvents] }) { _, entries in
+                    try await self.advance(runsOf: entries.compactMap { $0.fields["run"] })
+                    // The stream is trimmed (never past what the group has not acknowledged) every few seconds.
+                    let now = ContinuousClock.now
+                    if trimmed.withLock({ last in
+                        guard now - last > .seconds(5) else { return false }
+                        last = now
+                        return true
+                    }) {
+                        try? await queue.trimRunEvents(keep: 10_000)
                     }
-                    try await group.waitForAll()
                 }
-                // The stream is trimmed (never past what the group has not acknowledged) every few seconds.
-                let now = ContinuousClock.now
-                if trimmed.withLock({ last in
-                    guard now - last > .seconds(5) else { return false }
-                    last = now
-                    return true
-                }) {
-                    try? await queue.trimRunEvents(keep: 10_000)
-                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Advances the runs these entries' `run` fields name ("<run id>[ <step> <item>]"), each once,
+    /// concurrently (their reads and scripts pipeline on the client), at most 16 at once.
+    func advance(runsOf fields: [String]) async throws {
+        var seen: Set<Substring> = []
+        var runs: [String] = []
+        for field in fields {
+            guard let id = field.split(separator: " ").first, seen.insert(id).inserted else { continue }
+            runs.append(String(id))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, id) in runs.enumerated() {
+                if index >= 16 { try await group.next() }
+                group.addTask { try await self.advanceLogged(id) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Takes over, every half `sweepIdle`, the entries another advancer read and has not
+    /// acknowledged for `sweepIdle` (its process died, and no advancer of that name restarted to
+    /// read them again), advances their runs and acknowledges them: with several `sluice serve`,
+    /// one that dies for good delays its runs by about a minute, and loses none.
+    func sweepLoop() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: sweepIdle / 2)
+                var cursor = "0-0"
+                repeat {
+                    let reply = try await queue.redis.send(
+                        "XAUTOCLAIM", KeyLayout.runEvents, Self.group, "main", sweepIdle.milliseconds, cursor, "COUNT", 100)
+                    guard let parts = reply.array, parts.count >= 2, let next = parts[0].string else { break }
+                    var ids: [String] = []
+                    var fields: [String] = []
+                    for entry in parts[1].array ?? [] {
+                        guard let pair = entry.array, pair.count == 2, let id = pair[0].string else { continue }
+                        ids.append(id)
+                        let flat = pair[1].array ?? []
+                        for index in stride(from: 0, to: flat.count - 1, by: 2) where flat[index].string == "run" {
+                            if let run = flat[index + 1].string { fields.append(run) }
+                        }
+                    }
+                    if !ids.isEmpty {
+                        logger.info("runs: took over entries left unacknowledged", metadata: ["entries": "\(ids.count)"])
+                        try await advance(runsOf: fields)
+                        _ = try await queue.redis.send(RedisCommand("XACK", [KeyLayout.runEvents, Self.group] + ids.map { $0 as any RedisArgument }))
+                    }
+                    cursor = next
+                } while cursor != "0-0" && !Task.isCancelled
+            } catch is CancellationError {
+                return
+            } catch {
+                // No group yet (nothing was ever read), or Redis away: the next sweep tries again.
+                logger.debug("runs: the sweep failed", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -267,6 +267,30 @@ import Testing
     }
 }
 
+extension RunTests {
+    @Test func entriesAnotherAdvancerLeftUnacknowledgedAreTakenOver() async throws {
+        try await withQueue { queue, _ in
+            // An advancer of another name read the run's entry and died before acknowledging it.
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            _ = try await queue.redis.send("XGROUP", "CREATE", KeyLayout.runEvents, RunAdvancer.group, "0", "MKSTREAM")
+            let read = try await queue.redis.send("XREADGROUP", "GROUP", RunAdvancer.group, "gone", "COUNT", 10, "STREAMS", KeyLayout.runEvents, ">")
+            #expect(read.array?.isEmpty == false)
+            let advancer = RunAdvancer(
+                queue: queue, outbox: nil, directory: { ModelDirectory(providers: [:], routes: [:]) }, logger: Logger(label: "test.runs"),
+                sweepIdle: .seconds(1))
+            let service = Task { try await advancer.run() }
+            defer { service.cancel() }
+            // Nothing new reaches the group: only the sweep can move the run on.
+            #expect(try await eventually(timeout: .seconds(30)) { try await queue.counts(lane: "lane-a").ready == 1 })
+            #expect(try await queue.run(id)?.status == .running)
+            let pending = try await queue.redis.send("XPENDING", KeyLayout.runEvents, RunAdvancer.group)
+            #expect(try await eventually(timeout: .seconds(10)) {
+                try await queue.redis.send("XPENDING", KeyLayout.runEvents, RunAdvancer.group).array?.first?.int == 0
+            }, "\(pending)")
+        }
+    }
+}
+
 extension CancelOutcome {
     func ignore() {}
 }
