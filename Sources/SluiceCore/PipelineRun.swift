@@ -172,7 +172,10 @@ extension PipelineRun {
     /// finished_at, metadata, links}`, times in Unix seconds. A step's results are those of its
     /// jobs (`jobs`, read from the queue), shown once the step succeeded; a `for_each` step has
     /// `results` and `outputs` (item order), any other `result` and `output`.
-    public func resource(jobs: [String: StepJob]) -> JSONValue {
+    ///
+    /// `withResults` false leaves the steps' results and outputs out (a listing: a page of runs
+    /// with large fan-outs must not read every item's answer).
+    public func resource(jobs: [String: StepJob], withResults: Bool = true) -> JSONValue {
         let definition = try? Pipeline(json: definition)
         var object: JSONObject = ["id": .string(id), "object": "run", "pipeline": .string(pipeline), "status": .string(status.rawValue)]
         object["input"] = (try? JSONValue(parsing: input)) ?? .null
@@ -186,7 +189,7 @@ extension PipelineRun {
                 var entry: JSONObject = ["name": .string(name), "status": .string(record.status.rawValue)]
                 entry["jobs"] = .array(record.jobs.map(JSONValue.string))
                 let forEach = definition?.step(named: name)?.forEach != nil
-                if record.status == .succeeded {
+                if withResults && record.status == .succeeded {
                     let results = record.jobs.map { jobs[$0]?.result ?? [] }
                     if case .object(let context) = Pipeline.stepContext(status: .succeeded, results: results, forEach: forEach) {
                         for key in forEach ? ["results", "outputs"] : ["result", "output"] { entry[key] = context[key] ?? .null }

@@ -17,7 +17,8 @@ import SluiceQueue
 /// - `GET /v1/runs/{id}` (scope read): the run (`PipelineRun.resource`); `wait` long-polls up to
 ///   60 s until it ends, woken by its end (no polling). Another tenant's run is 404 unless the
 ///   key is admin.
-/// - `GET /v1/runs?limit=&cursor=` (scope read): the tenant's runs, newest first.
+/// - `GET /v1/runs?limit=&cursor=` (scope read): the tenant's runs, newest first, without their
+///   steps' results (a page of large fan-outs would read every item's answer): get one for those.
 /// - `POST /v1/runs/{id}/cancel` (scope submit): the run ends `cancelled` at once; its steps
 ///   not yet finished are cancelled, and no more are created. 409 if it had already ended.
 struct RunsController: Sendable {
@@ -195,7 +196,7 @@ struct RunsController: Sendable {
         var bytes = Array(#"{"data":["#.utf8)
         for (index, run) in page.runs.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            bytes += try await queue.runResource(run)
+            bytes += try await queue.runResource(run, withResults: false)
         }
         bytes += Array(#"],"has_more":\#(page.nextCursor != nil),"next_cursor":"#.utf8)
         if let next = page.nextCursor { JSONObjectWriter.appendString(next, to: &bytes) } else { bytes += Array("null".utf8) }

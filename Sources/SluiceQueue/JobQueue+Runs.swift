@@ -186,7 +186,8 @@ extension JobQueue {
 
 extension JobQueue {
     /// The run's resource (`PipelineRun.resource`), its steps' jobs read here.
-    public func runResource(_ run: PipelineRun) async throws -> [UInt8] {
+    public func runResource(_ run: PipelineRun, withResults: Bool = true) async throws -> [UInt8] {
+        guard withResults else { return run.resource(jobs: [:], withResults: false).jsonBytes }
         let ids = run.steps.values.filter { $0.status == .succeeded }.flatMap(\.jobs)
         var jobs: [String: StepJob] = [:]
         for (id, job) in zip(ids, try await stepJobs(ids)) { if let job { jobs[id] = job } }

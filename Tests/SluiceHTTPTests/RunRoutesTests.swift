@@ -71,6 +71,11 @@ import Testing
             #expect(steps.map { $0["name"] as? String } == ["first", "second"])
             #expect(steps.allSatisfy { $0["status"] as? String == "succeeded" && ($0["jobs"] as? [String])?.count == 1 })
             #expect(steps[0]["output"] as? String == "hello done")
+            // A listing leaves the results out (a page of fan-outs would read every answer).
+            let listed = try await api.request(.get, "/v1/runs", key: api.acme)
+            let listedSteps = try #require((listed.body["data"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]])
+            #expect(listedSteps.map { $0["status"] as? String } == ["succeeded", "succeeded"])
+            #expect(listedSteps.allSatisfy { $0["result"] == nil && $0["output"] == nil })
             // A step's job is an ordinary job of the tenant's.
             let job = try #require((steps[0]["jobs"] as? [String])?.first)
             let jobRead = try await api.request(.get, "/v1/jobs/\(job)", key: api.acme)
