@@ -58,6 +58,8 @@ import SluiceCore
 ///   complete, fail, release, cancel, expire, reap, lease (a job found past its deadline), divert
 ///   (a cancelled job); and admit, whose two keys (`sluice:keys:bucket:<id>`, `sluice:keys:open`)
 ///   are in two different slots;
+/// - every script that ends a pipeline step's job (a job with a `run` field), which counts the
+///   end in the run's hash and adds to the runs stream, both under `{runs}` (KeyLayout+Runs.swift);
 /// - divert, which moves a job into the fallback lane's slot and adds to `sluice:lanes` (global);
 /// - once a job was moved to a fallback lane (its hash stays at home, in the home lane's slot): the
 ///   fallback lane's lease, promote, expire, reap and lane-stats read or write that hash, and
