@@ -105,6 +105,20 @@ import Testing
         }
     }
 
+    @Test func aCountThatIsNotAWholeNumberStartsAgainAndTheFlushLands() async throws {
+        try await withRedis { _, redis in
+            let key = KeyLayout.laneCalls(lane: Self.lane)
+            let recorder = LaneCallRecorder(redis: redis)
+            _ = try await redis.send("HSET", key, "n", "x", "ok", "1.5", "err", "nan")
+            recorder.record(lane: Self.lane, .success(.milliseconds(40)))
+            recorder.record(lane: Self.lane, .error)
+            try await recorder.flush()
+            let counts = try #require(try await redis.send("HMGET", key, "n", "ok", "err").array).map(\.string)
+            #expect(counts == ["1", "1", "1"])
+            #expect(try await redis.send("LLEN", KeyLayout.laneOutcomes(lane: Self.lane)).int == 2)
+        }
+    }
+
     @Test func aCallIsAddedInPlaceNotCopied() async throws {
         try await withRedis { _, redis in try Self.addedInPlace(LaneCallRecorder(redis: redis)) }
     }

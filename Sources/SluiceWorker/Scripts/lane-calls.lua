@@ -21,7 +21,8 @@
   half-life counts half as much against the next measurement. It is a decayed median of medians,
   not an exact p50. Redis TIME is the clock, so workers' clocks do not matter. A stored figure or
   time that is not a finite number (Lua's tonumber takes 'nan' and 'inf') is ignored, and the
-  flush's median starts the figure afresh: garbage another writer left never sticks.
+  flush's median starts the figure afresh; a count (n, ok, err) that is not a whole number
+  starts again from 0: garbage another writer left never sticks, nor stops a flush half-way.
   Guarantee: one script call, so a flush's figures and outcomes land together or not at all.
 ]]
 local calls, outcomes = KEYS[1], KEYS[2]
@@ -38,6 +39,14 @@ local function finite(value)
   return nil
 end
 
+-- A stored count plus `amount`, written back whole: a count that is not a whole number 0..2^53
+-- counts as 0 (an HINCRBY on it would fail after the writes before it).
+local function add(field, amount)
+  local number = finite(redis.call('HGET', calls, field))
+  if not number or number < 0 or number > 9007199254740992 or math.floor(number) ~= number then number = 0 end
+  redis.call('HSET', calls, field, string.format('%d', number + amount))
+end
+
 local p50 = redis.call('HGET', calls, 'p50')
 if not finite(p50) then p50 = nil end
 if median and median == median and median >= 0 and median < math.huge and count > 0 then
@@ -50,7 +59,7 @@ if median and median == median and median >= 0 and median < math.huge and count 
   end
   p50 = string.format('%.3f', figure)
   redis.call('HSET', calls, 'p50', p50, 'at', now)
-  redis.call('HINCRBY', calls, 'n', count)
+  add('n', count)
 end
 
 local length = redis.call('LLEN', outcomes)
@@ -65,8 +74,8 @@ if #text > 0 then
   end
   redis.call('LPUSH', outcomes, unpack(batch))
   redis.call('LTRIM', outcomes, 0, cap - 1)
-  redis.call('HINCRBY', calls, 'ok', #batch - errors)
-  redis.call('HINCRBY', calls, 'err', errors)
+  add('ok', #batch - errors)
+  add('err', errors)
   length = math.min(length + #batch, cap)
 end
 redis.call('PEXPIRE', calls, ttl)
