@@ -81,8 +81,8 @@ struct Serve: AsyncParsableCommand {
 }
 
 /// Connects to Redis and the database, creates the first admin key if there is none, and runs
-/// the HTTP API until SIGTERM or SIGINT; `background` adds the archiver, the webhook sender and
-/// the batch finalizer; `allInOne` (`sluice up`) adds those, queue maintenance, the workers and,
+/// the HTTP API until SIGTERM or SIGINT; `background` adds the archiver, the webhook sender, the
+/// batch finalizer and the pipeline runs' advancer; `allInOne` (`sluice up`) adds those, queue maintenance, the workers and,
 /// when configured, the mock provider.
 private func serve(
     configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool, background: Bool = true
