@@ -47,6 +47,7 @@ public struct RouteConditions: Sendable, Hashable {
         /// When that figure was last updated (Unix ms); nil: never.
         public var measuredAt: Int64?
 
+        /// A lane's figures (all default to idle and never measured).
         public init(inFlight: Int = 0, queued: Int = 0, picked: Int = 0, latencyMs: Double? = nil, measuredAt: Int64? = nil) {
             self.inFlight = inFlight
             self.queued = queued
@@ -67,6 +68,7 @@ public struct RouteConditions: Sendable, Hashable {
     /// The routes' runtime overrides (weights, a canary's weight), by route name (`RouteOverrides`).
     public var overrides: [String: RouteOverride] = [:]
 
+    /// A snapshot; what it does not name counts as idle, unlimited, unpriced and never measured.
     public init(
         lanes: [String: Lane] = [:], limits: [String: SluiceConfiguration.Limits] = [:],
         prices: [String: SluiceConfiguration.Price] = [:], now: Int64 = 0

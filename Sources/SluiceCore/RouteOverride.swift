@@ -19,8 +19,11 @@ public struct RouteOverride: Sendable, Hashable {
     /// a canary put back after a rollback is not rolled back again for the calls that caused it.
     public var window: Window?
 
+    /// Where a canary's error window starts: after `calls` calls of `lane` (all time).
     public struct Window: Sendable, Hashable {
+        /// The canary lane the start was taken for (another lane's window does not apply).
         public var lane: String
+        /// Its calls (`ok` + `err`) when the window started.
         public var calls: Int
 
         public init(lane: String, calls: Int) {
@@ -36,8 +39,11 @@ public struct RouteOverride: Sendable, Hashable {
         }
     }
 
+    /// The canary's weight in force, as an operator or a rollback set it.
     public struct Canary: Sendable, Hashable {
+        /// The canary lane it was set for (a canary changed in the configuration starts afresh).
         public var lane: String
+        /// Percent of the route's picks, 0-100.
         public var weight: Double
         /// Set by a rollback (not by an operator).
         public var byRollback: Bool

@@ -46,6 +46,7 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
 
     private let state: Mutex<State>
 
+    /// A board for the configured `routes`; it reads nothing until `run` (or `refresh`).
     public init(
         redis: RedisClient, routes: [String: SluiceConfiguration.Route], providers: [String: SluiceConfiguration.Provider],
         prices: [String: SluiceConfiguration.Price], every: Duration = .milliseconds(250), logger: Logger = Logger(label: "sluice.routes")

@@ -39,6 +39,7 @@ public final class RouteOverrides: Sendable {
     /// Rung when another process announces a change (see `listen()`).
     public let changed = AsyncDoorbell()
 
+    /// The overrides of `routes` (the configured routes' names); nothing is read until `refresh`.
     public init(redis: RedisClient, routes: [String]) {
         self.redis = redis
         self.routes = routes.sorted()
@@ -49,7 +50,9 @@ public final class RouteOverrides: Sendable {
     static let prefix = KeyLayout.root + "{routes}:"
     /// The routes' shared version.
     public static let version = prefix + "version"
+    /// A route's override hash.
     public static func route(_ name: String) -> String { prefix + "route:" + name }
+    /// A route's events (a list, newest first).
     public static func events(_ name: String) -> String { prefix + "route:" + name + ":events" }
     /// Where every change is announced (pub/sub).
     public static let channel = KeyLayout.root + "routes:changed"

@@ -23,9 +23,11 @@ public struct CanarySupervisor: Service {
     /// The ids of the API keys the canaries' `alert_key` prefixes name: a delivery is signed
     /// with its key's webhook secret.
     public let alertKeys: [String: Int64]
+    /// How long it waits between two checks.
     public let interval: Duration
     let logger: Logger
 
+    /// A supervisor of `routes`' canaries (the others are ignored).
     public init(
         overrides: RouteOverrides, routes: [String: SluiceConfiguration.Route], alerts: (any WebhookOutbox)? = nil,
         alertKeys: [String: Int64] = [:], interval: Duration = .seconds(1), logger: Logger
