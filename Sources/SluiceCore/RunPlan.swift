@@ -182,17 +182,10 @@ public struct RunPlan: Sendable {
         return try render(step, context: context)
     }
 
-    /// The step's requests in `context`: one, or one per `for_each` item (with `item` and `index`).
+    /// The step's requests in `context` (`Pipeline.Step.requests`: one, or one per `for_each`
+    /// item, bounded each and together).
     static func render(_ step: Pipeline.Step, context: JSONValue) throws(TemplateError) -> [[UInt8]] {
-        guard step.forEach != nil else { return [try step.renderRequest(context: context)] }
-        guard case .object(var object) = context else { return [] }
-        var requests: [[UInt8]] = []
-        for (index, item) in try step.items(context: context).enumerated() {
-            object["item"] = item
-            object["index"] = .integer(Int64(index))
-            requests.append(try step.renderRequest(context: .object(object)))
-        }
-        return requests
+        try step.requests(context: context)
     }
 
     /// The context a step's templates read: the input, the run, and its ancestors' entries
