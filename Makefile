@@ -48,9 +48,11 @@ run: deps
 ## four `sluice up` processes; three `sluice work` processes for 66 s, kill -9 in a batch; the
 ## autoscaler running up to four workers through a burst. Alongside the parallel suite, a 2-core
 ## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency). So are
-## the suites that time a provider's pauses, probes and RPM spacing, idle connections, and a kill -9
-## of sluice up.
-HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests
+## the suites that time a provider's pauses, probes and RPM spacing, idle connections, a kill -9
+## of sluice up, pipeline runs through sluice serve and sluice work with kill -9 between steps, and
+## routing over three mock providers by their measured load and latency.
+HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests \
+         PipelineProcessTests RoutingStrategyTests
 test: deps venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
