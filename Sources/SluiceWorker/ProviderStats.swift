@@ -21,13 +21,10 @@ public final class ProviderStats: Sendable {
     /// Counts one call: its latency, and whether the provider answered 429.
     public func record(provider: String, latency: Duration, rateLimited: Bool) {
         let bucket = ProviderCallStats.bucketField(latency)
+        let milliseconds = Int(latency.milliseconds)
         pending.withLock { all in
-            var fields = all[provider, default: [:]]
-            fields[bucket, default: 0] += 1
-            fields["sum_ms", default: 0] += Int(latency.milliseconds)
-            fields["count", default: 0] += 1
-            if rateLimited { fields["429", default: 0] += 1 }
-            all[provider] = fields
+            // In place (a copy out and back would copy the provider's fields on every call).
+            all[provider, default: [:]].count(bucket, milliseconds: milliseconds, rateLimited: rateLimited)
         }
     }
 
@@ -43,5 +40,15 @@ public final class ProviderStats: Sendable {
         }
         if !commands.isEmpty { _ = try await redis.pipeline(commands) }
         try await lanes.flush()
+    }
+}
+
+extension [String: Int] {
+    /// Adds one call to a provider's pending fields.
+    fileprivate mutating func count(_ bucket: String, milliseconds: Int, rateLimited: Bool) {
+        self[bucket, default: 0] += 1
+        self["sum_ms", default: 0] += milliseconds
+        self["count", default: 0] += 1
+        if rateLimited { self["429", default: 0] += 1 }
     }
 }

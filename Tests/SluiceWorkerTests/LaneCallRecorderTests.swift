@@ -134,3 +134,23 @@ import Testing
         #expect(before.address != nil && before.address == after.address)
     }
 }
+
+/// RESULT call-record: what recording one provider call costs a worker (both recorders, this build).
+@Suite struct CallRecordCostTests {
+    @Test func whatRecordingACallCosts() async throws {
+        try await withRedis { _, redis in
+            let stats = ProviderStats(redis: redis)
+            let count = 200_000
+            let took = ContinuousClock().measure {
+                for index in 0..<count {
+                    let latency = Duration.milliseconds(index % 500)
+                    stats.record(provider: "mock", latency: latency, rateLimited: false)
+                    stats.lanes.record(lane: "mock/m", index % 50 == 0 ? .error : .success(latency))
+                }
+            }
+            print("RESULT call-record: \(Bounded.seconds(took) * 1e9 / Double(count)) ns a call (provider stats and lane recorder)")
+            try await stats.flush()
+            #expect(try await redis.send("LLEN", KeyLayout.laneOutcomes(lane: "mock/m")).int == KeyLayout.laneOutcomesCap)
+        }
+    }
+}
