@@ -291,6 +291,29 @@ extension RunTests {
     }
 }
 
+/// Hostile runs: what a tenant's input or definition can make the advancer do is bounded.
+extension RunTests {
+    @Test func aMegabyteInputFannedOutAThousandWaysFailsTheStepAndEnqueuesNothing() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let definition = """
+                {"name": "big", "steps": [
+                  {"name": "each", "lane": "lane-a", "for_each": "input.items", "request": {"q": "{{ input.big }}", "i": "{{ index }}"}}]}
+                """
+            let big = String(repeating: "x", count: 1 << 20)
+            let items = (0..<1000).map(String.init).joined(separator: ",")
+            let id = try await Self.create(queue, definition, input: #"{"big": "\#(big)", "items": [\#(items)]}"#)
+            try await advancer.advance(id)
+            let run = try #require(try await queue.run(id))
+            #expect(run.status == .failed)
+            #expect(run.step("each").status == .failed)
+            #expect(run.step("each").error?.contains("larger than \(Pipeline.maxStepBytes) bytes") == true, "\(run.step("each").error ?? "")")
+            #expect(run.step("each").jobs.isEmpty)
+            #expect(try await queue.counts(lane: "lane-a") == LaneCounts(ready: 0, leased: 0, delayed: 0))
+        }
+    }
+}
+
 extension CancelOutcome {
     func ignore() {}
 }
