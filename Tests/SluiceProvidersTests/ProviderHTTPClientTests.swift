@@ -230,9 +230,12 @@ import Testing
         let client = ProviderHTTPClient()
         let started = ContinuousClock.now
         await #expect(throws: ProviderHTTPError.self) {
-            try await client.post(url: "http://127.0.0.1:9/", headers: [], body: [], timeout: .seconds(5))
+            try await client.post(url: "http://127.0.0.1:9/", headers: [], body: [], timeout: .seconds(60))
         }
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // A refusal is answered at once; the bound is far below the 60 s timeout (what it catches:
+        // waiting it out) and loose for a loaded 2-core machine, where the whole suite starting at
+        // once has stalled a process for 6 s.
+        #expect(ContinuousClock.now - started < .seconds(20))
         try await client.shutdown()
     }
 }
