@@ -150,11 +150,21 @@ extension SluiceConfiguration.Route {
     }
 
     private func chooseWeighted<R: RandomNumberGenerator>(random: inout R) -> (lane: String, why: String) {
+        // A weight below 0 or not a number counts as 0 (max(0, .nan) is 0), so the draw's range
+        // is never empty or NaN, whatever a programmatic caller put in the route.
         let total = targets.reduce(0) { $0 + max(0, $1.weight) }
         guard total > 0, total.isFinite else { return (targets[0].lane, "route \(name) (weighted): \(targets[0].lane), no weight set") }
-        let lane = pick(using: &random)
-        let weight = targets.first { $0.lane == lane }?.weight ?? 0
-        return (lane, "route \(name) (weighted): \(lane), weight \(Self.figure(weight)) of \(Self.figure(total))")
+        var draw = Double.random(in: 0..<total, using: &random)
+        var chosen = targets.lastIndex { max(0, $0.weight) > 0 } ?? 0  // where rounding leaves the draw
+        for (index, target) in targets.enumerated() where max(0, target.weight) > 0 {
+            if draw < target.weight {
+                chosen = index
+                break
+            }
+            draw -= target.weight
+        }
+        let target = targets[chosen]
+        return (target.lane, "route \(name) (weighted): \(target.lane), weight \(Self.figure(target.weight)) of \(Self.figure(total))")
     }
 
     /// A target's capacity and what is free of it now.

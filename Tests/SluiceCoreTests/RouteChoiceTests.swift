@@ -219,4 +219,19 @@ import Testing
             }
         }
     }
+
+    @Test func aWeightBelowZeroOrNotANumberCountsAsZero() {
+        var random = SplitMix64(seed: 11)
+        let odd: [[Double]] = [[-5, 1], [.nan, 1], [-.infinity, 2], [0, 3]]
+        for weights in odd {
+            let oddRoute = Route(
+                name: "odd", targets: [.init(provider: "mock-a", model: "m", weight: weights[0]), .init(provider: "mock-b", model: "m", weight: weights[1])],
+                strategy: .weighted)
+            for _ in 0..<200 { #expect(oddRoute.choose(conditions: conditions([:]), deadline: nil, random: &random).lane == "mock-b/m", "\(weights)") }
+        }
+        // The split itself is unchanged: 90/10 stays about 90/10.
+        let split = try! route("split")
+        let toA = (0..<10_000).filter { _ in split.choose(conditions: conditions([:]), deadline: nil, random: &random).lane == "mock-a/m" }.count
+        #expect(toA > 8_700 && toA < 9_300, "\(toA)")
+    }
 }
