@@ -55,7 +55,7 @@ public struct RunPlan: Sendable {
                 failure = failed.map { id in
                     let job = jobs[id]!  // safe: found just above
                     return "job \(id) \(job.state.rawValue)" + (job.error.map { ": " + $0 } ?? "")
-                } ?? "a job of it did not succeed"
+                } ?? "a job of it did not succeed (or its count of ended jobs in the run's hash was unreadable)"
             }
             let allSucceeded = failure == nil && record.ended >= record.jobs.count
             let started = record.startedAt.map { String($0.value) } ?? nowText

@@ -312,6 +312,25 @@ extension RunTests {
             #expect(try await queue.counts(lane: "lane-a") == LaneCounts(ready: 0, leased: 0, delayed: 0))
         }
     }
+
+    @Test func aDamagedEndCountInTheRunsHashNeitherFailsTheJobsEndNorLeavesTheRunWaiting() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            try await advancer.advance(id)
+            _ = try await queue.redis.send("HSET", KeyLayout.run(id), PipelineRun.Field.ended("a"), "garbage")
+            // The job's end is recorded (the script did not fail half-way) ...
+            let jobs = try await queue.lease(lane: "lane-a", count: 1)
+            _ = try await queue.complete(jobs[0].id, token: jobs[0].token, result: Self.answer("ok"))
+            #expect(try await queue.get(jobs[0].id)?.state == .succeeded)
+            // ... and the run ends, failed, instead of waiting for a count it cannot reach.
+            try await advancer.advance(id)
+            let run = try #require(try await queue.run(id))
+            #expect(run.status == .failed)
+            #expect(run.error?.contains("unreadable") == true, "\(run.error ?? "")")
+            #expect(try await queue.counts(lane: "lane-a") == LaneCounts(ready: 0, leased: 0, delayed: 0))
+        }
+    }
 }
 
 extension CancelOutcome {

@@ -62,14 +62,27 @@ end
 -- when it did not succeed), so the advancer knows a step is done without reading its jobs, and
 -- adds an entry to the runs stream to wake it. Both are written by the same script call that ends
 -- the job, so that an end is never lost, never counted twice, and never reported without having
--- happened. A run that is gone (expired) is not recreated by the count.
+-- happened. A run that is gone (expired) is not recreated by the count. A count that is not a
+-- whole number (a damaged hash) never fails the script that ends the job (its writes so far
+-- would stay, the job half-ended, and every maintenance pass of the lane would fail the same
+-- way): it is set to 1, and the step counted failed, so the run ends instead of waiting forever
+-- for a count it can no longer reach.
+local function runCount(runKey, field)
+  local reply = redis.pcall('HINCRBY', runKey, field, 1)
+  if type(reply) == 'table' and reply.err then
+    redis.call('HSET', runKey, field, 1)
+    return false
+  end
+  return true
+end
+
 local function runEnded(run, id, state)
   local runId, step = string.match(run, '^(%S+) (%S+)')
   if runId then
     local runKey = RUNS_PREFIX .. 'run:' .. runId
     if redis.call('EXISTS', runKey) == 1 then
-      redis.call('HINCRBY', runKey, 'd:' .. step, 1)
-      if state ~= 'succeeded' then redis.call('HINCRBY', runKey, 'f:' .. step, 1) end
+      local counted = runCount(runKey, 'd:' .. step)
+      if state ~= 'succeeded' or not counted then runCount(runKey, 'f:' .. step) end
     end
   end
   redis.call('XADD', RUN_EVENTS, 'MAXLEN', '~', RUN_EVENTS_MAX, '*', 'run', run, 'job', id, 'to', state)
