@@ -142,17 +142,28 @@ public struct RunAdvancer: Service {
     }
 
     /// `advance`, with an error that is the run's own (a damaged run) logged rather than
-    /// retried forever; Redis errors are thrown, so that the entries are read again.
+    /// retried forever; Redis being away or busy is thrown, so that the entries are read again.
+    /// An error reply about the run's keys (a hash of the wrong type, a script refusing a
+    /// damaged value) is the run's own too: thrown, it would be read again, fail again, and hold
+    /// every other run behind it for good.
     func advanceLogged(_ id: String) async throws {
         do {
             try await advance(id)
-        } catch let error as RedisError {
+        } catch let error as RedisError where Self.isPassing(error) {
             throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             logger.error("runs: advancing a run failed", metadata: ["run": "\(id)", "error": "\(error)"])
         }
+    }
+
+    /// Whether a Redis error says Redis is away or not ready (worth reading the entries again),
+    /// rather than refusing what this run's keys hold.
+    static func isPassing(_ error: RedisError) -> Bool {
+        guard case .server(let message) = error else { return true }
+        let passing = ["LOADING", "BUSY", "READONLY", "OOM", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "NOSCRIPT"]
+        return passing.contains { message.hasPrefix($0) }
     }
 
     /// Moves one run on as far as it can go now: finishes creating steps, settles steps whose

@@ -331,6 +331,34 @@ extension RunTests {
             #expect(try await queue.counts(lane: "lane-a") == LaneCounts(ready: 0, leased: 0, delayed: 0))
         }
     }
+
+    @Test func aRunWhoseVersionIsDamagedStillMovesOn() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            _ = try await queue.redis.send("HSET", KeyLayout.run(id), "v", "not a number")
+            try await advancer.advance(id)
+            #expect(try await queue.run(id)?.status == .running)
+            #expect(try await queue.counts(lane: "lane-a").ready == 1)
+            _ = try await queue.redis.send("HSET", KeyLayout.run(id), "v", "1.5")
+            #expect(try await queue.cancelRun(id) == .cancelled)
+        }
+    }
+
+    @Test func aRunWhoseKeysRedisRefusesDoesNotHoldUpTheOthers() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let service = Task { try await advancer.run() }
+            defer { service.cancel() }
+            // A run whose hash was replaced by a string: every read of it is a WRONGTYPE error.
+            let poisoned = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            _ = try await queue.redis.send("DEL", KeyLayout.run(poisoned))
+            _ = try await queue.redis.send("SET", KeyLayout.run(poisoned), "garbage")
+            try await Task.sleep(for: .milliseconds(500))
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            #expect(try await eventually(timeout: .seconds(30)) { try await queue.run(id)?.status == .running })
+        }
+    }
 }
 
 extension CancelOutcome {

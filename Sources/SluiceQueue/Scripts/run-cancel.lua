@@ -15,6 +15,7 @@
 ]]
 --!include keys.lua
 --!include clock.lua
+--!include runs.lua
 local prefix, id, ttl = KEYS[1], ARGV[1], ARGV[2]
 local runKey = prefix .. 'run:' .. id
 local status = redis.call('HGET', runKey, 'status')
@@ -29,7 +30,7 @@ for i = 1, #fields, 2 do
   end
 end
 redis.call('HSET', runKey, 'status', 'cancelled', 'finished', now, 'error', 'cancelled by request')
-redis.call('HINCRBY', runKey, 'v', 1)
+bumpRunVersion(runKey)
 if tonumber(ttl) > 0 then redis.call('PEXPIRE', runKey, ttl) end
 redis.call('PUBLISH', prefix .. 'done', id)
 redis.call('XADD', RUN_EVENTS, 'MAXLEN', '~', RUN_EVENTS_MAX, '*', 'run', id, 'kind', 'cancelled')

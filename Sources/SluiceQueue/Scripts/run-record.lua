@@ -20,11 +20,12 @@
 ]]
 --!include keys.lua
 --!include clock.lua
+--!include runs.lua
 local prefix, id, expected, status, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local runKey = prefix .. 'run:' .. id
 if redis.call('HGET', runKey, 'v') ~= expected then return 0 end
 if #ARGV > 4 then redis.call('HSET', runKey, unpack(ARGV, 5, #ARGV)) end
-redis.call('HINCRBY', runKey, 'v', 1)
+bumpRunVersion(runKey)
 if status ~= '' then
   redis.call('HSET', runKey, 'status', status)
   if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
