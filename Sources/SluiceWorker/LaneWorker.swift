@@ -21,6 +21,10 @@ public struct WorkerLane: Sendable {
     /// For the same routes, the API their requests are written in: their first target's kind.
     /// A routed job for a lane of another kind is translated (see `Translation`).
     public var routeFormats: [String: ProviderKind]
+    /// Whether each call's latency and outcome go to the lane recorder (`LaneCallRecorder`):
+    /// only for a lane that a route choosing by what is measured, or a route with a canary, may
+    /// choose; an ordinary lane's calls cost the recorder nothing.
+    public var recordsCalls = false
     /// The circuit breaker opens after this many retryable failures in a row…
     public var breakerFailures = 10
     /// …for this long; then one probe call at a time until one succeeds.
@@ -69,6 +73,9 @@ public struct WorkerLane: Sendable {
             lane: lane, provider: settings, path: provider.path ?? ProviderAdapter.defaultPath(kind, model: model),
             limits: provider.limits, concurrency: concurrency, model: model, routes: routes.filter { $0.value.count > 1 },
             routeFormats: formats)
+        worker.recordsCalls = configuration.routes.values.contains { route in
+            (route.strategy.measured || route.canary != nil) && (route.targets.contains { $0.lane == lane } || route.canary?.lane == lane)
+        }
         worker.breakerFailures = provider.breakerFailures
         worker.breakerOpenFor = provider.breakerOpenFor
         worker.maxPause = provider.maxPause
@@ -299,7 +306,7 @@ final class LaneWorker: Sendable {
             var rateLimited = false
             if case .rateLimited = result.outcome { rateLimited = true }
             stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
-            if let outcome = LaneCallRecorder.Outcome.of(result.outcome, latency: result.latency, cancelled: cancelled) {
+            if lane.recordsCalls, let outcome = LaneCallRecorder.Outcome.of(result.outcome, latency: result.latency, cancelled: cancelled) {
                 stats.lanes.record(lane: lane.lane, outcome)
             }
         }

@@ -154,3 +154,26 @@ import Testing
         }
     }
 }
+
+/// Which lanes' calls are recorded at all.
+@Suite struct LaneCallRecordingScopeTests {
+    @Test func onlyLanesAMeasuredOrCanaryRouteMayChooseRecordTheirCalls() throws {
+        let configuration = try SluiceConfiguration.load(
+            yaml: """
+                providers:
+                  a: { kind: openai, base_url: "http://127.0.0.1:9/v1" }
+                  b: { kind: openai, base_url: "http://127.0.0.1:9/v1" }
+                routes:
+                  fast: { strategy: latency, targets: [a/fast, b/fast] }
+                  safe: { targets: [a/safe], canary: { target: b/new, weight: 5 } }
+                  split: [ { provider: a, model: s, weight: 1 }, { provider: b, model: s, weight: 1 } ]
+                  chain: [a/c, b/c]
+                """)
+        func records(_ lane: String) throws -> Bool {
+            try #require(WorkerLane.configured(lane, in: configuration, concurrency: 4)).recordsCalls
+        }
+        for lane in ["a/fast", "b/fast", "a/safe", "b/new"] { #expect(try records(lane), "\(lane)") }
+        // Weighted, fallback and ordinary lanes: nothing reads their figures, so nothing is recorded.
+        for lane in ["a/s", "b/s", "a/c", "a/other", "b"] { #expect(try records(lane) == false, "\(lane)") }
+    }
+}
