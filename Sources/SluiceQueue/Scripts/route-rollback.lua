@@ -24,19 +24,10 @@
 ]]
 local route, events, shared = KEYS[1], KEYS[2], KEYS[3]
 local lane = ARGV[2]
-
--- A stored count: a whole number 0..2^53 without spaces, else 0 (as Bounded.int reads it).
-local function count(value)
-  if type(value) ~= 'string' or string.find(value, '%s') then return 0 end
-  local number = tonumber(value)
-  if number and number == number and number >= 0 and number <= 9007199254740992 and math.floor(number) == number then
-    return number
-  end
-  return 0
-end
+--!include counts.lua
 
 local state = redis.call('HMGET', route, 'version', 'canary_lane', 'canary', 'rollbacks')
-local version = count(state[1])
+local version = storedCount(state[1])
 if version ~= tonumber(ARGV[1]) then return 0 end
 -- The weight in force: the stored one for this lane when it is a finite number (else the
 -- configured one, as RouteOverrides reads it).
@@ -44,14 +35,14 @@ local weight = tonumber(ARGV[3])
 local stored = state[2] == lane and tonumber(state[3] or '') or nil
 if stored and stored == stored and stored > -math.huge and stored < math.huge then weight = stored end
 if not (weight > 0) then return 0 end
-local sharedVersion = count(redis.call('GET', shared))
+local sharedVersion = storedCount(redis.call('GET', shared))
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('HSET', route, 'canary_lane', lane, 'canary', '0', 'canary_by', 'rollback', 'rb_at', now, 'rb_lane', lane,
   'rb_canary', ARGV[4] .. ' ' .. ARGV[5], 'rb_main', ARGV[6] .. ' ' .. ARGV[7], 'rb_bound', ARGV[8])
-redis.call('HSET', route, 'rollbacks', string.format('%d', count(state[4]) + 1), 'version', string.format('%d', version + 1))
-redis.call('SET', shared, string.format('%d', sharedVersion + 1))
+redis.call('HSET', route, 'rollbacks', string.format('%.0f', storedCount(state[4]) + 1), 'version', string.format('%.0f', version + 1))
+redis.call('SET', shared, string.format('%.0f', sharedVersion + 1))
 redis.call('LPUSH', events, now .. '\trolled_back\t' .. ARGV[9])
 redis.call('LTRIM', events, 0, tonumber(ARGV[10]) - 1)
 return 1

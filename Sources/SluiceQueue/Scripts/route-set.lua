@@ -23,19 +23,10 @@
   writes before it).
 ]]
 local route, events, shared = KEYS[1], KEYS[2], KEYS[3]
-
--- A stored count: a whole number 0..2^53 without spaces, else 0 (as Bounded.int reads it).
-local function count(value)
-  if type(value) ~= 'string' or string.find(value, '%s') then return 0 end
-  local number = tonumber(value)
-  if number and number == number and number >= 0 and number <= 9007199254740992 and math.floor(number) == number then
-    return number
-  end
-  return 0
-end
+--!include counts.lua
 -- Both versions are read before anything is written.
-local version = count(redis.call('HGET', route, 'version')) + 1
-local sharedVersion = count(redis.call('GET', shared)) + 1
+local version = storedCount(redis.call('HGET', route, 'version')) + 1
+local sharedVersion = storedCount(redis.call('GET', shared)) + 1
 local mode, text, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -54,8 +45,8 @@ else
   end
 end
 if ARGV[4] ~= '' then redis.call('HSET', route, 'since_lane', ARGV[4], 'since', ARGV[6]) end
-redis.call('HSET', route, 'version', string.format('%d', version))
-redis.call('SET', shared, string.format('%d', sharedVersion))
+redis.call('HSET', route, 'version', string.format('%.0f', version))
+redis.call('SET', shared, string.format('%.0f', sharedVersion))
 redis.call('LPUSH', events, now .. '\t' .. mode .. '\t' .. text)
 redis.call('LTRIM', events, 0, keep - 1)
 return version
