@@ -155,6 +155,21 @@ public struct RunAdvancer: Service {
             throw CancellationError()
         } catch {
             logger.error("runs: advancing a run failed", metadata: ["run": "\(id)", "error": "\(error)"])
+            // Its entry is acknowledged, and no other may come (a step left `creating` has no
+            // job to end): the run fails, rather than waiting for good.
+            do {
+                guard let run = try await queue.run(id), !run.status.isTerminal else { return }
+                var fields = [(PipelineRun.Field.error, Array("the run could not be advanced: \(error)".utf8.prefix(1000)))]
+                // Its steps under way are cancelled, their jobs with them (`finishEnded`).
+                for (name, step) in run.steps where step.status == .creating || step.status == .running {
+                    fields.append((PipelineRun.Field.status(name), Array("cancelled".utf8)))
+                }
+                if try await queue.recordRun(id, version: run.version, status: .failed, fields: fields) {
+                    try await advance(id)
+                }
+            } catch {
+                logger.error("runs: failing a run that could not be advanced failed", metadata: ["run": "\(id)", "error": "\(error)"])
+            }
         }
     }
 

@@ -359,6 +359,24 @@ extension RunTests {
             #expect(try await eventually(timeout: .seconds(30)) { try await queue.run(id)?.status == .running })
         }
     }
+
+    @Test func aRunThatCannotBeAdvancedFailsInsteadOfWaitingForGood() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": ["x", "y"]}"#)
+            let run = try #require(try await queue.run(id))
+            // A step being created in a lane no job can have (a damaged hash): its enqueue is refused.
+            _ = try await queue.recordRun(
+                id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array("no such lane".utf8)), ("c:each", Array("2".utf8))])
+            let service = Task { try await advancer.run() }
+            defer { service.cancel() }
+            #expect(try await eventually(timeout: .seconds(30)) { try await queue.run(id)?.endHandled == true })
+            let after = try #require(try await queue.run(id))
+            #expect(after.status == .failed)
+            #expect(after.error?.contains("could not be advanced") == true, "\(after.error ?? "")")
+            #expect(after.step("each").status == .cancelled)
+        }
+    }
 }
 
 extension CancelOutcome {
