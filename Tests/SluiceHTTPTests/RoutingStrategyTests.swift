@@ -26,19 +26,12 @@ import Testing
         let board: RouteBoard
 
         func request(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil) async throws -> (status: HTTPResponse.Status, body: [String: Any]) {
-            var fields: HTTPFields = [.authorization: "Bearer \(key)"]
-            if json != nil { fields[.contentType] = "application/json" }
-            let response = try await client.execute(uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) })
-            let body = (try? JSONSerialization.jsonObject(with: Data(buffer: response.body))) as? [String: Any] ?? [:]
-            return (response.status, body)
+            try await RoutedAPIClient(client: client).request(method, uri, json: json, key: key)
         }
 
         /// Submits `count` jobs for `model` in one bulk; their ids.
         func bulk(_ model: String, _ count: Int) async throws -> [JobID] {
-            let lines = (0..<count).map { #"{"model": "\#(model)", "request": {"model": "x", "messages": [{"role": "user", "content": "n\#($0)"}], "max_tokens": 4}}"# }
-            let answer = try await request(.post, "/v1/jobs/bulk", json: "[" + lines.joined(separator: ",") + "]")
-            #expect(answer.status == .accepted, "\(answer.body)")
-            return (answer.body["data"] as? [[String: Any]] ?? []).compactMap { ($0["id"] as? String).flatMap(JobID.init) }
+            try await RoutedAPIClient(client: client).bulk(model, count, key: key)
         }
 
         /// Waits until every job has succeeded; their lanes.
