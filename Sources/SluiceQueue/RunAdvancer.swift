@@ -328,7 +328,25 @@ public struct RunAdvancer: Service {
                 (F.status(step), Array("running".utf8)), (F.jobs(step), Array(ids.joined(separator: ",").utf8)), (F.times(step), started),
             ]
         }
-        return try await queue.recordRun(run.id, version: run.version, fields: fields)
+        if try await queue.recordRun(run.id, version: run.version, fields: fields) { return true }
+        // Not recorded. If the run ended meanwhile (a cancel, another advancer failing it), its
+        // end may have been handled before these jobs existed, and nothing else would cancel them.
+        if let now = try await queue.run(run.id), now.status.isTerminal {
+            try await cancel(created.map(\.id))
+        }
+        return false
+    }
+
+    /// Cancels these jobs, those that have not ended, concurrently.
+    func cancel(_ ids: [JobID]) async throws {
+        guard !ids.isEmpty else { return }
+        let jobs = try await queue.stepJobs(ids.map(\.rawValue))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (id, job) in zip(ids, jobs) where job.map({ !$0.state.isTerminal }) ?? false {
+                group.addTask { _ = try await queue.cancel(id) }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// What follows a run's end, once: its unfinished steps' jobs are cancelled (a step that was
@@ -347,15 +365,7 @@ public struct RunAdvancer: Service {
                     .compactMap { $0.flatMap(JobID.init) }
             }
         }
-        if !toCancel.isEmpty {
-            let jobs = try await queue.stepJobs(toCancel.map(\.rawValue))
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for (id, job) in zip(toCancel, jobs) where job.map({ !$0.state.isTerminal }) ?? false {
-                    group.addTask { _ = try await queue.cancel(id) }
-                }
-                try await group.waitForAll()
-            }
-        }
+        try await cancel(toCancel)
         if let outbox, let url = run.callbackURL {
             let type = "run." + run.status.rawValue
             let resource = try await queue.runResource(run)

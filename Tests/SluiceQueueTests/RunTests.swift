@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import SluiceCore
-import SluiceQueue
+@testable import SluiceQueue
 import SluiceRedis
 import SluiceTestSupport
 import Synchronization
@@ -375,6 +375,27 @@ extension RunTests {
             #expect(after.status == .failed)
             #expect(after.error?.contains("could not be advanced") == true, "\(after.error ?? "")")
             #expect(after.step("each").status == .cancelled)
+        }
+    }
+
+    @Test func jobsEnqueuedByAnAdvancerThatLostARaceWithTheRunsEndAreCancelled() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": ["x", "y"]}"#)
+            let run = try #require(try await queue.run(id))
+            _ = try await queue.recordRun(
+                id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array("lane-a".utf8)), ("c:each", Array("2".utf8))])
+            // One advancer read the run being created, and is slow to enqueue ...
+            let stale = try #require(try await queue.run(id))
+            // ... while the run is cancelled and another handles its end (no job exists yet).
+            #expect(try await queue.cancelRun(id) == .cancelled)
+            try await advancer.advance(id)
+            #expect(try await queue.run(id)?.endHandled == true)
+            let pipeline = try Pipeline(json: stale.definition)
+            let recorded = try await advancer.createJobs([try #require(pipeline.step(named: "each"))], run: stale, pipeline: pipeline, jobs: [:])
+            #expect(!recorded)
+            // What the slow one enqueued is cancelled by it, not left to run for an ended run.
+            #expect(try await queue.counts(lane: "lane-a").ready == 0)
         }
     }
 }
