@@ -63,6 +63,16 @@ import Testing
         return asked
     }
 
+    /// A fan-out run of two items, its step `each` recorded `creating` in `lane` (move 1 of a
+    /// step's creation, as the advancer does it).
+    static func creatingFanOut(_ queue: JobQueue, lane: String = "lane-a") async throws -> String {
+        let id = try await create(queue, fanOut, input: #"{"items": ["x", "y"]}"#)
+        let run = try #require(try await queue.run(id))
+        _ = try await queue.recordRun(
+            id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array(lane.utf8)), ("c:each", Array("2".utf8))])
+        return id
+    }
+
     static func runEntries(_ queue: JobQueue) async throws -> [[String: String]] {
         let reply = try await queue.redis.send("XRANGE", KeyLayout.runEvents, "-", "+")
         return (reply.array ?? []).compactMap { entry in
@@ -230,10 +240,7 @@ import Testing
     @Test func aRunCancelledWhileItsStepWasBeingCreatedCancelsTheJobsAlreadyMade() async throws {
         try await withQueue { queue, _ in
             let advancer = Self.advancer(queue)
-            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": ["x", "y"]}"#)
-            let run = try #require(try await queue.run(id))
-            _ = try await queue.recordRun(
-                id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array("lane-a".utf8)), ("c:each", Array("2".utf8))])
+            let id = try await Self.creatingFanOut(queue)
             var job = spec(payload: #"{"q":"x"}"#)
             job.idempotencyKey = PipelineRun.idempotencyKey(run: id, step: "each", item: 0)
             let made = try await queue.enqueue(job).id
@@ -363,11 +370,8 @@ extension RunTests {
     @Test func aRunThatCannotBeAdvancedFailsInsteadOfWaitingForGood() async throws {
         try await withQueue { queue, _ in
             let advancer = Self.advancer(queue)
-            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": ["x", "y"]}"#)
-            let run = try #require(try await queue.run(id))
             // A step being created in a lane no job can have (a damaged hash): its enqueue is refused.
-            _ = try await queue.recordRun(
-                id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array("no such lane".utf8)), ("c:each", Array("2".utf8))])
+            let id = try await Self.creatingFanOut(queue, lane: "no such lane")
             let service = Task { try await advancer.run() }
             defer { service.cancel() }
             #expect(try await eventually(timeout: .seconds(30)) { try await queue.run(id)?.endHandled == true })
@@ -381,10 +385,7 @@ extension RunTests {
     @Test func jobsEnqueuedByAnAdvancerThatLostARaceWithTheRunsEndAreCancelled() async throws {
         try await withQueue { queue, _ in
             let advancer = Self.advancer(queue)
-            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": ["x", "y"]}"#)
-            let run = try #require(try await queue.run(id))
-            _ = try await queue.recordRun(
-                id, version: run.version, fields: [("s:each", Array("creating".utf8)), ("l:each", Array("lane-a".utf8)), ("c:each", Array("2".utf8))])
+            let id = try await Self.creatingFanOut(queue)
             // One advancer read the run being created, and is slow to enqueue ...
             let stale = try #require(try await queue.run(id))
             // ... while the run is cancelled and another handles its end (no job exists yet).
