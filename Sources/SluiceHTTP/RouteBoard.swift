@@ -122,13 +122,21 @@ public final class RouteBoard: Service, RouteChooser, Sendable {
         let listener = overrides?.listen()
         defer { listener?.close() }
         await cancelWhenGracefulShutdown {
+            // A failing read is logged when it starts failing and when it recovers, not four
+            // times a second while Redis is away.
+            var failing = false
             while !Task.isCancelled {
-                do { try await self.refresh() } catch {
-                    self.logger.warning("reading the routes' figures failed", metadata: ["error": "\(error)"])
+                var failure: (any Error)?
+                do {
+                    try await self.refresh()
+                    try await self.overrides?.refresh()
+                } catch { failure = error }
+                if let failure, !failing {
+                    self.logger.warning("reading the routes' figures and overrides failed", metadata: ["error": "\(failure)"])
+                } else if failure == nil, failing {
+                    self.logger.info("reading the routes' figures and overrides works again")
                 }
-                do { try await self.overrides?.refresh() } catch {
-                    self.logger.warning("reading the routes' overrides failed", metadata: ["error": "\(error)"])
-                }
+                failing = failure != nil
                 if let overrides = self.overrides {
                     await overrides.changed.wait(upTo: self.every)
                 } else {

@@ -1,7 +1,10 @@
 import Foundation
+import Logging
 import SluiceCore
 import SluiceHTTP
+import SluiceRedis
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 /// The route board's choice path: what a route that reads nothing measured costs it.
@@ -52,5 +55,44 @@ import Testing
                 print("RESULT route-choice \(name): \(Bounded.seconds(took) * 1e6 / Double(count)) µs a resolve")
             }
         }
+    }
+}
+
+/// Records what is logged through it (one logger's handler, not the process's).
+final class RecordingLogHandler: LogHandler, @unchecked Sendable {
+    // @unchecked: `messages` is behind its Mutex; metadata and level are set once, before use.
+    let messages = Mutex<[(Logger.Level, String)]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
+    ) {
+        messages.withLock { $0.append((level, message.description)) }
+    }
+}
+
+extension RouteBoardTests {
+    @Test func redisAwayIsLoggedOnceNotEveryRead() async throws {
+        let handler = RecordingLogHandler()
+        let logger = Logger(label: "test.routes") { _ in handler }
+        // Nothing listens on port 1: every read fails at once.
+        let redis = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: 1)))
+        defer { redis.close() }
+        let board = RouteBoard(
+            redis: redis, routes: Self.configuration.routes, providers: Self.configuration.providers, prices: [:],
+            every: .milliseconds(20), logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await board.run() }
+            try await Task.sleep(for: .seconds(1))  // about 50 reads
+            group.cancelAll()
+        }
+        let warnings = handler.messages.withLock { $0.filter { $0.0 == .warning } }
+        #expect(warnings.count == 1, "\(warnings)")
     }
 }
