@@ -159,6 +159,12 @@ import Testing
             // Admin only.
             #expect(try await setup.request(.get, "/v1/routes", key: setup.submitter).status == .forbidden)
             #expect(try await setup.request(.patch, "/v1/routes/split", json: #"{"reset": true}"#, key: setup.submitter).status == .forbidden)
+            #expect(try await setup.request(.get, "/v1/routes/split", key: setup.submitter).status == .forbidden)
+            // A route's name is no secret to probe for: an unknown one is 403 too, before 404.
+            #expect(try await setup.request(.get, "/v1/routes/nope", key: setup.submitter).status == .forbidden)
+            #expect(try await setup.request(.patch, "/v1/routes/nope", json: #"{"reset": true}"#, key: setup.submitter).status == .forbidden)
+            #expect(try await setup.request(.get, "/v1/routes/nope").status == .notFound)
+            #expect(try await setup.request(.get, "/v1/routes", key: "sk_not_a_key").status == .unauthorized)
             #expect(try await setup.request(.get, "/v1/routes/nope").status == .notFound)
         }
     }
