@@ -83,6 +83,9 @@ public struct PipelineExpression: Sendable, Hashable, CustomStringConvertible {
         /// Any value -> text: text as it is, anything else as compact JSON.
         case text
 
+        /// The most lines `lines` makes of a text (more fails the expression).
+        public static let maxLines = 100_000
+
         func apply(to value: JSONValue, expression: PipelineExpression) throws(TemplateError) -> JSONValue {
             func refuse() -> TemplateError {
                 .filter(expression: expression.description, filter: rawValue, reason: "it takes text" + (self == .length ? ", an array or an object" : "") + ", not \(value.kindName)")
@@ -96,8 +99,14 @@ public struct PipelineExpression: Sendable, Hashable, CustomStringConvertible {
             case .lines:
                 if case .array = value { return value }
                 guard case .string(let text) = value else { throw refuse() }
+                // Split no further than the limit: a 64 MB answer of short lines would otherwise
+                // become 32 million values (a gigabyte) before anything could refuse it.
+                let lines = text.split(maxSplits: Self.maxLines, omittingEmptySubsequences: true, whereSeparator: \.isNewline)
+                guard lines.count <= Self.maxLines else {
+                    throw .filter(expression: expression.description, filter: rawValue, reason: "the text has more than \(Self.maxLines) lines")
+                }
                 return .array(
-                    text.split(whereSeparator: \.isNewline).compactMap { line in
+                    lines.compactMap { line in
                         let trimmed = line.trimmingCharacters(in: .whitespaces)
                         return trimmed.isEmpty ? nil : .string(trimmed)
                     })

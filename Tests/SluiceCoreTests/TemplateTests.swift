@@ -56,6 +56,20 @@ import Testing
         #expect(try r("{{ input | text }}").stringValue?.hasPrefix("{") == true)
     }
 
+    @Test func linesRefusesATextOfMoreLinesThanItsLimitWithoutSplittingItAll() throws {
+        func lines(_ count: Int) throws -> JSONValue {
+            let context: JSONValue = ["input": ["text": .string(String(repeating: "a\n", count: count))]]
+            return try Template.render(.string("{{ input.text | lines | length }}"), context: context)
+        }
+        #expect(try lines(PipelineExpression.Filter.maxLines) == .integer(Int64(PipelineExpression.Filter.maxLines)))
+        // An answer of 4 million short lines (8 MB) fails the expression, naming the limit.
+        #expect {
+            _ = try lines(4_000_000)
+        } throws: { error in
+            "\(error)".contains("more than \(PipelineExpression.Filter.maxLines) lines")
+        }
+    }
+
     @Test func fallbacksTakeTheFirstValueThatExists() throws {
         #expect(try render(#""{{ steps.skipped.output ?? steps.sentiment.output }}""#) == "negative")
         #expect(try render(#""{{ input.missing ?? 'none' }}""#) == "none")
