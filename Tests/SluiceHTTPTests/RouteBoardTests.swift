@@ -59,11 +59,19 @@ import Testing
 }
 
 /// Records what is logged through it (one logger's handler, not the process's).
-final class RecordingLogHandler: LogHandler, @unchecked Sendable {
-    // @unchecked: `messages` is behind its Mutex; metadata and level are set once, before use.
+final class RecordingLogHandler: LogHandler, Sendable {
     let messages = Mutex<[(Logger.Level, String)]>([])
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
+    private let settings = Mutex<(metadata: Logger.Metadata, level: Logger.Level)>(([:], .trace))
+
+    var metadata: Logger.Metadata {
+        get { settings.withLock { $0.metadata } }
+        set { settings.withLock { $0.metadata = newValue } }
+    }
+
+    var logLevel: Logger.Level {
+        get { settings.withLock { $0.level } }
+        set { settings.withLock { $0.level = newValue } }
+    }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
