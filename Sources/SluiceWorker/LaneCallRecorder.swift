@@ -56,7 +56,8 @@ public final class LaneCallRecorder: Sendable {
         case success(Duration)
         /// Not an error of the target (a 4xx other than 429): counted as such, latency not measured.
         case notAnError
-        /// An error of the target: a 5xx, a connection error, a timeout or an unreadable answer.
+        /// An error of the target: a 5xx, 408, 409 or 425, a connection error, a timeout or an
+        /// answer that is not readable HTTP (what the provider adapter classes as retryable).
         case error
 
         /// The outcome of a provider call; nil for a 429 (a limit, not the target failing) and
