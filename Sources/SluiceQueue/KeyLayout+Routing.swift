@@ -7,7 +7,7 @@ extension KeyLayout {
     // | key | type | holds |
     // |---|---|---|
     // | `sluice:{T}:lane:<lane>:calls` | hash | `p50` (ms, the decayed latency figure of successful calls), `at` (Unix ms of its last update, Redis TIME), `n` (successful calls measured), `ok` and `err` (calls counted in `outcomes`, all time) |
-    // | `sluice:{T}:lane:<lane>:outcomes` | list | the outcomes of the lane's last 1,000 calls, newest first: '1' an error of the target (5xx, 408, 409, 425, connection error, timeout, an answer that is not readable HTTP), '0' not (any 2xx, or another 4xx other than 429); 429s and calls cut by a shutdown are not listed |
+    // | `sluice:{T}:lane:<lane>:outcomes` | list | the outcomes of the lane's last 1,000 calls, newest first: '1' an error of the target (5xx, 408, 409, 425, connection error, timeout, an answer that is not readable HTTP), '0' not (any 2xx, or a 4xx other than 429); 429s and calls cut by a shutdown are not listed |
 
     /// The lane's latency figure and call counts (hash: p50, at, n, ok, err).
     public static func laneCalls(lane: String) -> String { laneKey(lane, "calls") }
