@@ -122,7 +122,13 @@ public struct Pipeline: Sendable, Hashable {
         /// The provider request for one job: the template rendered in `context`, which must give
         /// a JSON object of at most `limit` bytes; its compact JSON.
         public func renderRequest(context: JSONValue, limit: Int = Pipeline.maxRequestBytes) throws(TemplateError) -> [UInt8] {
-            let value = try request.render(context: context, limit: limit)
+            var memo = Template.Memo()
+            return try renderRequest(context: context, limit: limit, memo: &memo)
+        }
+
+        /// `renderRequest`, sharing `memo` with the other items' renders (`Template.Memo`).
+        func renderRequest(context: JSONValue, limit: Int, memo: inout Template.Memo) throws(TemplateError) -> [UInt8] {
+            let value = try request.render(context: context, limit: limit, memo: &memo)
             guard case .object = value else {
                 throw .reference(path: "request", reason: "the request rendered to \(value.kindName), not an object")
             }
@@ -138,12 +144,13 @@ public struct Pipeline: Sendable, Hashable {
             guard case .object(var object) = context else { return [] }
             var requests: [[UInt8]] = []
             var budget = Pipeline.maxStepBytes
+            var memo = Template.Memo()
             for (index, item) in try items(context: context).enumerated() {
                 object["item"] = item
                 object["index"] = .integer(Int64(index))
                 guard budget > 0 else { throw .tooLarge(limit: Pipeline.maxStepBytes) }
                 let request: [UInt8]
-                do { request = try renderRequest(context: .object(object), limit: min(Pipeline.maxRequestBytes, budget)) } catch {
+                do { request = try renderRequest(context: .object(object), limit: min(Pipeline.maxRequestBytes, budget), memo: &memo) } catch {
                     if case .tooLarge = error, budget < Pipeline.maxRequestBytes { throw .tooLarge(limit: Pipeline.maxStepBytes) }
                     throw error
                 }

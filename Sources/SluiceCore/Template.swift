@@ -189,8 +189,34 @@ public struct Template: Sendable, Hashable {
     /// The template's value in `context`. Throws the first expression's error (a missing path
     /// names itself), or `tooLarge` past `limit` bytes.
     public func render(context: JSONValue, limit: Int = Template.maxRenderedBytes) throws(TemplateError) -> JSONValue {
+        var memo = Memo()
+        return try render(context: context, limit: limit, memo: &memo)
+    }
+
+    /// `render`, with the values of expressions that read neither `item` nor `index` kept in
+    /// `memo`: the renders of one step's items (contexts that differ only there) share one, so
+    /// an expensive filter (`| json` of a large answer, `| join` of many) runs once a step, not
+    /// once an item; what an item's render still costs is bounded by its `limit`.
+    public func render(context: JSONValue, limit: Int, memo: inout Memo) throws(TemplateError) -> JSONValue {
         var budget = limit
-        return try Self.render(compiled, context: context, budget: &budget, limit: limit)
+        return try Self.render(compiled, context: context, budget: &budget, limit: limit, memo: &memo)
+    }
+
+    /// Expression values shared by renders whose contexts differ only in `item` and `index`.
+    public struct Memo: Sendable {
+        var values: [Expression: JSONValue] = [:]
+        public init() {}
+
+        mutating func value(of expression: Expression, in context: JSONValue) throws(TemplateError) -> JSONValue {
+            if let known = values[expression] { return known }
+            let value = try expression.evaluate(in: context)
+            let readsItem = expression.alternatives.contains {
+                if case .path(let path) = $0.operand { return path.root == "item" || path.root == "index" }
+                return false
+            }
+            if !readsItem { values[expression] = value }
+            return value
+        }
     }
 
     /// Compiles `template` and renders it in `context`.
@@ -198,7 +224,7 @@ public struct Template: Sendable, Hashable {
         try Template(template).render(context: context)
     }
 
-    private static func render(_ node: Node, context: JSONValue, budget: inout Int, limit: Int) throws(TemplateError) -> JSONValue {
+    private static func render(_ node: Node, context: JSONValue, budget: inout Int, limit: Int, memo: inout Memo) throws(TemplateError) -> JSONValue {
         func spend(_ bytes: Int) throws(TemplateError) {
             budget -= bytes
             guard budget >= 0 else { throw .tooLarge(limit: limit) }
@@ -208,7 +234,7 @@ public struct Template: Sendable, Hashable {
             try spend(value.encodedSize(upTo: budget))
             return value
         case .whole(let expression):
-            let value = try expression.evaluate(in: context)
+            let value = try memo.value(of: expression, in: context)
             try spend(value.encodedSize(upTo: budget))
             return value
         case .text(let parts):
@@ -219,7 +245,7 @@ public struct Template: Sendable, Hashable {
                     try spend(literal.utf8.count)
                     text += literal
                 case .expression(let expression):
-                    let value = try expression.evaluate(in: context)
+                    let value = try memo.value(of: expression, in: context)
                     // Checked before the text is made, so a huge value is never turned into text.
                     try spend(value.encodedSize(upTo: budget))
                     text += value.text
@@ -229,13 +255,13 @@ public struct Template: Sendable, Hashable {
         case .array(let nodes):
             var elements: [JSONValue] = []
             elements.reserveCapacity(nodes.count)
-            for element in nodes { elements.append(try render(element, context: context, budget: &budget, limit: limit)) }
+            for element in nodes { elements.append(try render(element, context: context, budget: &budget, limit: limit, memo: &memo)) }
             return .array(elements)
         case .object(let members):
             var object = JSONObject()
             for member in members {
                 try spend(member.key.utf8.count + 4)
-                object[member.key] = try render(member.node, context: context, budget: &budget, limit: limit)
+                object[member.key] = try render(member.node, context: context, budget: &budget, limit: limit, memo: &memo)
             }
             return .object(object)
         }

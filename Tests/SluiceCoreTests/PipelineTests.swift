@@ -157,6 +157,22 @@ import Testing
         #expect(try single.steps[0].requests(context: ["input": ["t": "hi"]]) == [Array(#"{"t":"hi"}"#.utf8)])
     }
 
+    @Test func anExpressionThatReadsNeitherItemNorIndexIsEvaluatedOnceAStep() throws {
+        // `| json | length` of a 900 KB answer in each of 200 items' requests: parsed 200 times,
+        // that was over a minute of the advancer's CPU (debug build); parsed once, about a second.
+        let defined = try parse(pipeline(
+            #"{"name": "each", "model": "m", "for_each": "input.list", "request": {"n": "{{ input.answer | json | length }}", "i": "{{ item }}"}}"#))
+        let answer = "[" + Array(repeating: "[1,2,3,4,5,6,7,8,9,10]", count: 40_000).joined(separator: ",") + "]"
+        let context: JSONValue = ["input": ["answer": .string(answer), "list": .array((0..<200).map { .integer(Int64($0)) })]]
+        let clock = ContinuousClock()
+        let started = clock.now
+        let requests = try defined.steps[0].requests(context: context)
+        let took = clock.now - started
+        #expect(requests.count == 200)
+        #expect(requests[199] == Array(#"{"n":40000,"i":199}"#.utf8))
+        #expect(took < .seconds(30), "\(took)")
+    }
+
     @Test func aWholeExpressionRequestMustRenderAnObject() throws {
         let defined = try parse(pipeline(#"{"name": "a", "model": "m", "request": "{{ input.request }}"}"#))
         #expect(try defined.steps[0].renderRequest(context: ["input": ["request": ["model": "x"]]]) == Array(#"{"model":"x"}"#.utf8))
