@@ -399,6 +399,20 @@ extension RunTests {
             #expect(try await queue.counts(lane: "lane-a").ready == 0)
         }
     }
+
+    @Test func aForEachOverNoItemsSucceedsAtOnceAndItsJoinRuns() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.fanOut, input: #"{"items": []}"#)
+            try await advancer.advance(id)
+            let run = try #require(try await queue.run(id))
+            #expect(run.step("each").status == .succeeded)
+            #expect(run.step("each").jobs.isEmpty)
+            #expect(try await Self.answerAll(queue) == [""])
+            try await advancer.advance(id)
+            #expect(try await queue.run(id)?.status == .succeeded)
+        }
+    }
 }
 
 extension CancelOutcome {
