@@ -46,11 +46,16 @@ public struct RunAdvancer: Service {
     /// (`sweepLoop`).
     public let sweepIdle: Duration
 
+    /// How long a run that has not ended may go without an advancer looking at it before the
+    /// idle sweep advances it (`idleSweepLoop`).
+    public let idleRunAfter: Duration
+
     public init(
         queue: JobQueue, outbox: (any WebhookOutbox)?, directory: @escaping @Sendable () -> ModelDirectory, logger: Logger,
-        batch: Int = 500, sweepIdle: Duration = .seconds(60)
+        batch: Int = 500, sweepIdle: Duration = .seconds(60), idleRunAfter: Duration = .seconds(300)
     ) {
         self.sweepIdle = sweepIdle
+        self.idleRunAfter = idleRunAfter
         self.queue = queue
         self.outbox = outbox
         self.directory = directory
@@ -67,6 +72,7 @@ public struct RunAdvancer: Service {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.sweepLoop() }
+                group.addTask { await self.idleSweepLoop() }
                 await consumer.run(logger: logger, streams: { [KeyLayout.runEvents] }) { _, entries in
                     try await self.advance(runsOf: entries.compactMap { $0.fields["run"] })
                     // The stream is trimmed (never past what the group has not acknowledged) every few seconds.
@@ -141,6 +147,35 @@ public struct RunAdvancer: Service {
         }
     }
 
+    /// Advances, every fifth of `idleRunAfter`, the runs that have not ended and that no
+    /// advancer has looked at for `idleRunAfter` (`KeyLayout.activeRuns`): a run whose last
+    /// entry was trimmed from the stream (its hard cap reached while no advancer ran) or lost in
+    /// a failover moves on all the same, from the counts in its hash. Each is stamped before it
+    /// is advanced, so that several advancers share the sweep rather than repeat it. With the
+    /// default, a run waiting on a long step costs one read of its hash every five minutes.
+    func idleSweepLoop() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: idleRunAfter / 5)
+                let now = UnixMillis.current()
+                let before = String(now.value - idleRunAfter.milliseconds)
+                while !Task.isCancelled {
+                    let reply = try await queue.redis.send("ZRANGEBYSCORE", KeyLayout.activeRuns, "-inf", before, "LIMIT", 0, 100)
+                    let ids = (reply.array ?? []).compactMap(\.string)
+                    guard !ids.isEmpty else { break }
+                    let stamps = ids.flatMap { [String(now.value), $0] as [any RedisArgument] }
+                    _ = try await queue.redis.send(RedisCommand("ZADD", [KeyLayout.activeRuns, "XX"] + stamps))
+                    logger.info("runs: advancing runs that have not moved for a while", metadata: ["runs": "\(ids.count)"])
+                    try await advance(runsOf: ids)
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.debug("runs: the idle sweep failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// `advance`, with an error that is the run's own (a damaged run) logged rather than
     /// retried forever; Redis being away or busy is thrown, so that the entries are read again.
     /// An error reply about the run's keys (a hash of the wrong type, a script refusing a
@@ -187,7 +222,11 @@ public struct RunAdvancer: Service {
     public func advance(_ id: String) async throws {
         // Each round records one move or returns; a lost compare-and-set reads again.
         for _ in 0..<64 {
-            guard let run = try await queue.run(id) else { return }
+            guard let run = try await queue.run(id) else {
+                // Gone (or never a run): nothing left to sweep.
+                _ = try await queue.redis.send("ZREM", KeyLayout.activeRuns, id)
+                return
+            }
             if run.status.isTerminal {
                 try await finishEnded(run)
                 return

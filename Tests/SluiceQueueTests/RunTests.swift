@@ -413,6 +413,31 @@ extension RunTests {
             #expect(try await queue.run(id)?.status == .succeeded)
         }
     }
+
+    @Test func aRunWhoseEntriesWereTrimmedFromTheStreamIsMovedOnByTheIdleSweep() async throws {
+        try await withQueue { queue, _ in
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            #expect(try await queue.redis.send("ZSCORE", KeyLayout.activeRuns, id).string != nil)
+            try await Self.advancer(queue).advance(id)
+            #expect(try await Self.answerAll(queue) == ["hi"])
+            // Every entry is gone (the stream's hard cap reached, or a failover): only the counts
+            // in the run's hash say that step a has ended.
+            _ = try await queue.redis.send("XTRIM", KeyLayout.runEvents, "MAXLEN", 0)
+            let advancer = RunAdvancer(
+                queue: queue, outbox: nil, directory: { ModelDirectory(providers: [:], routes: [:]) }, logger: Logger(label: "test.runs"),
+                idleRunAfter: .seconds(1))
+            let service = Task { try await advancer.run() }
+            defer { service.cancel() }
+            for expected in ["after done hi", "after done after done hi"] {
+                #expect(try await eventually(timeout: .seconds(30)) { try await queue.counts(lane: "lane-a").ready == 1 })
+                #expect(try await Self.answerAll(queue) == [expected])
+                _ = try await queue.redis.send("XTRIM", KeyLayout.runEvents, "MAXLEN", 0)
+            }
+            #expect(try await eventually(timeout: .seconds(30)) { try await queue.run(id)?.status == .succeeded })
+            // Ended: no longer swept.
+            #expect(try await queue.redis.send("ZSCORE", KeyLayout.activeRuns, id).string == nil)
+        }
+    }
 }
 
 extension CancelOutcome {

@@ -30,6 +30,7 @@ for i = 1, #fields, 2 do
   end
 end
 redis.call('HSET', runKey, 'status', 'cancelled', 'finished', now, 'error', 'cancelled by request')
+redis.call('ZREM', prefix .. 'active', id)
 bumpRunVersion(runKey)
 if tonumber(ttl) > 0 then redis.call('PEXPIRE', runKey, ttl) end
 redis.call('PUBLISH', prefix .. 'done', id)

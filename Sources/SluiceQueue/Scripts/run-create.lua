@@ -13,7 +13,8 @@
 
   Guarantee: the run's hash and its `created` entry in the runs stream are written together, so
   a run that exists always reaches the advancer (which creates its first steps), however the
-  submitting process ends.
+  submitting process ends. The run is also added to the active runs (`active`), which the
+  advancer sweeps for runs that have not moved for a while (an entry trimmed or lost).
 ]]
 --!include keys.lua
 --!include clock.lua
@@ -30,5 +31,6 @@ local fields = {'tenant', tenant, 'status', 'queued', 'created', now, 'v', 1}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', runKey, unpack(fields))
 redis.call('ZADD', prefix .. 'index:' .. tenant, now, id)
+redis.call('ZADD', prefix .. 'active', now, id)
 redis.call('XADD', RUN_EVENTS, 'MAXLEN', '~', RUN_EVENTS_MAX, '*', 'run', id, 'kind', 'created')
 return {id, 1}

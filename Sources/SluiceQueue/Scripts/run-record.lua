@@ -6,7 +6,8 @@
   ARGV[1]  the run's id
   ARGV[2]  the version (`v`) the advancer read its decisions from
   ARGV[3]  the run's new status ('' = unchanged); an ending one (succeeded, failed) stamps
-           `finished`, sets the result TTL, and wakes the run's waiters
+           `finished`, sets the result TTL, takes the run out of the active runs, and wakes
+           the run's waiters
   ARGV[4]  result TTL, milliseconds (0 keeps the run forever)
   ARGV[5…] field, value pairs to set (step statuses `s:<step>`, job ids `j:<step>`, …)
 
@@ -30,6 +31,7 @@ if status ~= '' then
   redis.call('HSET', runKey, 'status', status)
   if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
     redis.call('HSET', runKey, 'finished', nowMillis())
+    redis.call('ZREM', prefix .. 'active', id)
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', runKey, ttl) end
     redis.call('PUBLISH', prefix .. 'done', id)
   end
