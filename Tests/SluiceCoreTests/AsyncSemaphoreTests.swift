@@ -105,7 +105,7 @@ import Testing
         // A sleep ends at once once it has fired.
         let started = ContinuousClock.now
         #expect(await stop.sleep(for: .seconds(30)))
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(15))  // loose for a loaded 2-core machine
     }
 
     @Test func aLatchSleepEndsWhenFiredOrWhenItsTimeIsUp() async {
@@ -116,7 +116,8 @@ import Testing
         try? await Task.sleep(for: .milliseconds(20))
         stop.fire()
         #expect(await slept)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Far below the 30 s it would sleep unfired; loose for a loaded 2-core machine.
+        #expect(ContinuousClock.now - started < .seconds(15))
     }
 }
 

@@ -214,7 +214,8 @@ import Testing
             let killed = ContinuousClock.now
             await server.kill()
             let result = await outcome
-            #expect(ContinuousClock.now - killed < .seconds(2), "the command hung after Redis died")
+            // A hang would last the 10 s command timeout; the bound is loose for a loaded 2-core machine.
+            #expect(ContinuousClock.now - killed < .seconds(6), "the command hung after Redis died")
             guard case .failure(let error) = result else {
                 Issue.record("the script returned \(result) although Redis was killed")
                 return
