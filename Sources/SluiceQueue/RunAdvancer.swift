@@ -358,11 +358,18 @@ public struct RunAdvancer: Service {
         // One job (a plain step) goes through the single submit's group commit, so the steps of
         // many runs created at once share a script call; a fan-out goes as one bulk.
         let created = specs.count == 1 ? [try await queue.enqueue(specs[0], submitter: run.submitter)] : try await queue.enqueue(specs, submitter: run.submitter)
+        let foreign = try await foreignJobs(specs: specs, created: created)
         var offset = 0
         let started = Array("\(now.value)".utf8)
         for (step, count) in owners {
             let ids = created[offset..<(offset + count)].map(\.id.rawValue)
             offset += count
+            if let id = ids.first(where: foreign.contains) {
+                // Not this step's job (its end would never be counted): the step fails.
+                let why = "job \(id) was not made for this run: its idempotency key was taken by another job"
+                fields += [(F.status(step), Array("failed".utf8)), (F.error(step), Array(why.utf8)), (F.times(step), started + Array(" \(now.value)".utf8))]
+                continue
+            }
             fields += [
                 (F.status(step), Array("running".utf8)), (F.jobs(step), Array(ids.joined(separator: ",").utf8)), (F.times(step), started),
             ]
@@ -374,6 +381,18 @@ public struct RunAdvancer: Service {
             try await cancel(created.map(\.id))
         }
         return false
+    }
+
+    /// The ids, of jobs an enqueue returned without creating them (a repeated idempotency key),
+    /// that are not the step's job the spec asked for: a client's own job that took the key
+    /// `run:<run>:<step>:<item>` first. Read only for those (a repeat after a crash, rare).
+    func foreignJobs(specs: [JobSpec], created: [EnqueueResult]) async throws -> Set<String> {
+        let repeated = zip(specs, created).filter { !$0.1.created }
+        guard !repeated.isEmpty else { return [] }
+        let tags = try await queue.redis.pipeline(repeated.map { RedisCommand("HGET", KeyLayout.job($0.1.id), "run") })
+        var foreign: Set<String> = []
+        for ((spec, result), tag) in zip(repeated, tags) where tag.string != spec.run { foreign.insert(result.id.rawValue) }
+        return foreign
     }
 
     /// Cancels these jobs, those that have not ended, concurrently.

@@ -438,6 +438,23 @@ extension RunTests {
             #expect(try await queue.redis.send("ZSCORE", KeyLayout.activeRuns, id).string == nil)
         }
     }
+
+    @Test func aStepWhoseIdempotencyKeyAClientJobTookFailsInsteadOfWaitingOnIt() async throws {
+        try await withQueue { queue, _ in
+            let advancer = Self.advancer(queue)
+            let id = try await Self.create(queue, Self.chain, input: #"{"text": "hi"}"#)
+            // The tenant's own job, sent with the key the run's first step will use.
+            var job = spec(payload: #"{"q":"mine"}"#)
+            job.idempotencyKey = PipelineRun.idempotencyKey(run: id, step: "a", item: 0)
+            let mine = try await queue.enqueue(job).id
+            try await advancer.advance(id)
+            let run = try #require(try await queue.run(id))
+            #expect(run.status == .failed)
+            #expect(run.step("a").error?.contains("idempotency key") == true, "\(run.step("a").error ?? "")")
+            // The client's job is its own: not cancelled with the run.
+            #expect(try await queue.get(mine)?.state == .queued)
+        }
+    }
 }
 
 extension CancelOutcome {
