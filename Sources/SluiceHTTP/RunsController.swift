@@ -19,6 +19,7 @@ import SluiceQueue
 ///   key is admin.
 /// - `GET /v1/runs?limit=&cursor=` (scope read): the tenant's runs, newest first, without their
 ///   steps' results (a page of large fan-outs would read every item's answer): get one for those.
+///   A page ends early past `JobQueue.runPageBytes` of runs (each holds its input).
 /// - `POST /v1/runs/{id}/cancel` (scope submit): the run ends `cancelled` at once; its steps
 ///   not yet finished are cancelled, and no more are created. 409 if it had already ended.
 struct RunsController: Sendable {

@@ -135,15 +135,32 @@ extension JobQueue {
         if let after, let position = ids.firstIndex(of: after) { ids.removeFirst(position + 1) }
         var runs: [PipelineRun] = []
         var gone: [String] = []
-        let replies = try await redis.pipeline(ids.map { RedisCommand("HGETALL", KeyLayout.run($0)) })
-        for (id, reply) in zip(ids, replies) {
-            guard runs.count < limit else { break }
-            if let run = PipelineRun(id: id, fields: Self.hashFields(reply)) { runs.append(run) } else { gone.append(id) }
+        // Read ten at a time, and end the page early past `runPageBytes` (each run holds its
+        // input, up to a megabyte, and its output): a page of 100 large runs is not read at once.
+        var bytes = 0
+        var next = 0
+        while next < ids.count, runs.count < limit, bytes < Self.runPageBytes {
+            let chunk = ids[next..<min(ids.count, next + 10)]
+            let replies = try await redis.pipeline(chunk.map { RedisCommand("HGETALL", KeyLayout.run($0)) })
+            for (id, reply) in zip(chunk, replies) {
+                guard runs.count < limit, bytes < Self.runPageBytes else { break }
+                next += 1
+                let fields = Self.hashFields(reply)
+                if let run = PipelineRun(id: id, fields: fields) {
+                    runs.append(run)
+                    bytes += fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.count }
+                } else {
+                    gone.append(id)
+                }
+            }
         }
         if !gone.isEmpty { _ = try await redis.send(RedisCommand("ZREM", [index] + gone.map { $0 as any RedisArgument })) }
-        let more = runs.count == limit && ids.count > runs.count + gone.count
+        let more = next < ids.count
         return (runs, more ? runs.last?.id : nil)
     }
+
+    /// About the most bytes of runs one page of `listRuns` reads (at least one run, whatever its size).
+    public static let runPageBytes = 4 << 20
 
     /// The jobs of run steps, as far as the advancer needs them: state, result and error (nil:
     /// the job is gone).

@@ -455,6 +455,27 @@ extension RunTests {
             #expect(try await queue.get(mine)?.state == .queued)
         }
     }
+
+    @Test func aPageOfLargeRunsEndsEarlyAndTheNextPagesHoldTheRest() async throws {
+        try await withQueue { queue, _ in
+            let input = #"{"text": ""# + String(repeating: "x", count: 500_000) + #""}"#
+            var made: [String] = []
+            for _ in 0..<12 { made.append(try await Self.create(queue, Self.chain, input: input)) }
+            var seen: [String] = []
+            var cursor: String? = nil
+            var pages = 0
+            repeat {
+                let page = try await queue.listRuns(tenant: "t1", limit: 100, cursor: cursor)
+                // About 4 MiB a page: 9 runs of 500 KB at most, not all 12 (6 MB) at once.
+                #expect(page.runs.count <= 9)
+                seen += page.runs.map(\.id)
+                cursor = page.nextCursor
+                pages += 1
+            } while cursor != nil && pages < 10
+            #expect(pages == 2)
+            #expect(Set(seen) == Set(made) && seen.count == made.count)
+        }
+    }
 }
 
 extension CancelOutcome {
