@@ -212,7 +212,10 @@ public struct RunAdvancer: Service {
     /// rather than refusing what this run's keys hold.
     static func isPassing(_ error: RedisError) -> Bool {
         guard case .server(let message) = error else { return true }
-        let passing = ["LOADING", "BUSY", "READONLY", "OOM", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "NOSCRIPT"]
+        let passing = [
+            "LOADING", "BUSY", "READONLY", "OOM", "MISCONF", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "NOSCRIPT", "NOAUTH",
+            "WRONGPASS", "NOPERM",
+        ]
         return passing.contains { message.hasPrefix($0) }
     }
 

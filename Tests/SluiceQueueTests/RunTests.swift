@@ -476,6 +476,17 @@ extension RunTests {
             #expect(Set(seen) == Set(made) && seen.count == made.count)
         }
     }
+
+    @Test func onlyRedisBeingAwayOrNotReadyMakesTheAdvancerReadAnEntryAgain() {
+        for passing in ["LOADING Redis is loading", "MISCONF snapshots failing", "OOM command not allowed", "READONLY replica", "NOPERM user"] {
+            #expect(RunAdvancer.isPassing(.server(passing)), "\(passing)")
+        }
+        #expect(RunAdvancer.isPassing(.connectionLost("reset")))
+        #expect(RunAdvancer.isPassing(.timeout))
+        for own in ["WRONGTYPE Operation against a key", "ERR hash value is not an integer", "ERR Error running script"] {
+            #expect(!RunAdvancer.isPassing(.server(own)), "\(own)")
+        }
+    }
 }
 
 extension CancelOutcome {
