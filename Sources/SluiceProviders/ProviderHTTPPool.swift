@@ -141,6 +141,11 @@ final class ProviderHTTPPool: Sendable {
         let connectTimeout = min(ProviderHTTPClient.timeAmount(configuration.connectTimeout), max(left, .milliseconds(1)))
         let target = self.target
         let tls = self.tls
+        // Each channel's handler as it was made, by channel: looked up in the pipeline instead, it
+        // is gone when the channel closed before the connect's future ran (a TLS handshake refused
+        // quickly on a loaded machine), and the call got `notFound` instead of the TLS error the
+        // handler keeps for it (`closedBy`).
+        let made = MadeConnections()
         // On the caller's event loop when it runs on one (`any()`), else the next.
         let bootstrap = ClientBootstrap(group: group.any())
             .connectTimeout(connectTimeout)
@@ -157,7 +162,9 @@ final class ProviderHTTPPool: Sendable {
                     }
                     try handlers.addHandler(ProviderHTTPRequestWriter())
                     try handlers.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try handlers.addHandler(ProviderHTTPConnection(pool: self, eventLoop: channel.eventLoop))
+                    let connection = ProviderHTTPConnection(pool: self, eventLoop: channel.eventLoop)
+                    try handlers.addHandler(connection)
+                    made.handlers.withLock { $0[ObjectIdentifier(channel)] = connection }
                 }
             }
         // An address is connected to at once; a name goes through NIO's resolver and Happy Eyeballs.
@@ -168,7 +175,11 @@ final class ProviderHTTPPool: Sendable {
                 bootstrap.connect(host: target.host, port: target.port)
             }
         let connecting = channel.flatMapThrowing { channel in
-            try channel.pipeline.syncOperations.handler(type: ProviderHTTPConnection.self)
+            // Happy Eyeballs may have made channels that lost: only the winner's handler is kept.
+            guard let connection = made.handlers.withLock({ made in defer { made = [:] }; return made[ObjectIdentifier(channel)] }) else {
+                throw ChannelPipelineError.notFound
+            }
+            return connection
         }
         do {
             let connection = try await withTaskCancellationHandler {
@@ -283,4 +294,9 @@ extension ProviderHTTPPool.State {
         let kept = idleIDs
         idle.removeAll { !kept.contains(ObjectIdentifier($0)) }
     }
+}
+
+/// The handlers one `connect` made, by channel (see `ProviderHTTPPool.connect`).
+private final class MadeConnections: Sendable {
+    let handlers = Mutex<[ObjectIdentifier: ProviderHTTPConnection]>([:])
 }
