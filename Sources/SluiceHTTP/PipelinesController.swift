@@ -147,23 +147,10 @@ struct PipelinesController: Sendable {
     /// The key must be allowed each step's lane (every target of a route) and priority, as for
     /// a job it submitted; the run checks again when it is created, with the key that runs it.
     private func checkLanes(_ pipeline: Pipeline, key: APIKey) async throws {
-        let directory = admission.directory
-        var specs: [JobSpec] = []
-        for step in pipeline.steps {
-            // checkTargets passed: every target resolves.
-            guard let (lane, route, _) = directory.lane(for: step.target) else { continue }
-            var spec = JobSpec(lane: lane, tenant: key.tenant, priority: step.priority ?? 0, payload: [])
-            spec.route = route
-            specs.append(spec)
-        }
-        do { try await admission.checkJobs(specs, key: key) } catch var error as APIError {
-            // Name the step, not a bulk line.
-            var index = 0
-            if let range = error.message.range(of: #"^jobs\[(\d+)\]: "#, options: .regularExpression) {
-                index = Int(error.message[range].dropFirst(5).prefix { $0.isNumber }) ?? 0
-                error.message = String(error.message[range.upperBound...])
-            }
-            if pipeline.steps.indices.contains(index) {
+        // checkTargets passed: every target resolves.
+        try await admission.checkSteps(
+            pipeline, key: key, unresolved: { APIError.invalid("steps[\($0)]: no lane", param: "steps[\($0)]") },
+            name: { index, error in
                 let field: String =
                     switch pipeline.steps[index].target {
                     case .model: "model"
@@ -172,9 +159,7 @@ struct PipelinesController: Sendable {
                     }
                 error.param = error.param == "priority" ? "steps[\(index)].priority" : "steps[\(index)].\(field)"
                 error.message = "steps[\(index)]: " + error.message
-            }
-            throw error
-        }
+            })
     }
 
     /// The tenant the request acts for: the key's, or (an admin key only) `?tenant=`. Refuses

@@ -129,28 +129,14 @@ struct RunsController: Sendable {
     /// provider serves, the key must be allowed that lane (every target of a route), and the
     /// step's priority must be within the key's `max_priority`.
     func checkSteps(_ pipeline: Pipeline, key: APIKey) async throws {
-        let directory = admission.directory
-        var specs: [JobSpec] = []
-        for step in pipeline.steps {
-            guard let (lane, route, _) = directory.lane(for: step.target) else {
-                guard case .model(let name) = step.target else { throw APIError.invalid("step '\(step.name)': no lane", param: "pipeline") }
-                throw APIError.invalid("step '\(step.name)': " + ModelDirectory.unknown(name), param: "pipeline")
-            }
-            var spec = JobSpec(lane: lane, tenant: key.tenant, priority: step.priority ?? 0, payload: [])
-            spec.route = route
-            specs.append(spec)
-        }
-        do { try await admission.checkJobs(specs, key: key) } catch var error as APIError {
-            // Name the step, not a bulk line.
-            if let range = error.message.range(of: #"^jobs\[(\d+)\]: "#, options: .regularExpression),
-                let index = Int(error.message[range].dropFirst(5).prefix { $0.isNumber }), pipeline.steps.indices.contains(index)
-            {
-                error.message = "step '\(pipeline.steps[index].name)': " + error.message[range.upperBound...]
-            } else if pipeline.steps.count == 1 {
-                error.message = "step '\(pipeline.steps[0].name)': " + error.message
-            }
-            throw error
-        }
+        try await admission.checkSteps(
+            pipeline, key: key,
+            unresolved: { index in
+                let step = pipeline.steps[index]
+                guard case .model(let name) = step.target else { return APIError.invalid("step '\(step.name)': no lane", param: "pipeline") }
+                return APIError.invalid("step '\(step.name)': " + ModelDirectory.unknown(name), param: "pipeline")
+            },
+            name: { index, error in error.message = "step '\(pipeline.steps[index].name)': " + error.message })
     }
 
     @Sendable func get(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
