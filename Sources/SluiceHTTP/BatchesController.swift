@@ -198,7 +198,7 @@ struct BatchesController: Sendable {
     private func listFiles(_ request: Request, _ context: SluiceRequestContext) async throws -> Page<FileObject> {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
-        let limit = try Self.limit(query["limit"].map(String.init), max: 10_000)
+        let limit = try Paging.limit(query["limit"], max: 10_000)
         let files = try await batchService.store.files(
             tenant: key.tenant, purpose: query["purpose"].map(String.init), after: query["after"].map(String.init), limit: limit + 1)
         let data = files.prefix(limit).map(FileObject.init)
@@ -297,7 +297,7 @@ struct BatchesController: Sendable {
     private func listBatches(_ request: Request, _ context: SluiceRequestContext, api: ProviderKind) async throws -> Page<BatchDocument> {
         let key = try context.require(.read)
         let query = request.uri.queryParameters
-        let limit = try Self.limit(query["limit"].map(String.init), max: 1_000)
+        let limit = try Paging.limit(query["limit"], max: 1_000)
         let after = query[api == .anthropic ? "after_id" : "after"].map(String.init)
         let before = api == .anthropic ? query["before_id"].map(String.init) : nil
         let batches = try await batchService.store.batches(tenant: key.tenant, api: api.rawValue, after: after, before: before, limit: limit + 1)
@@ -326,14 +326,6 @@ struct BatchesController: Sendable {
     }
 
     // MARK: - Helpers
-
-    static func limit(_ text: String?, max: Int) throws -> Int {
-        guard let text else { return 20 }
-        guard let limit = Int(text), (1...max).contains(limit) else {
-            throw APIError.invalid("'limit' must be a whole number from 1 to \(max)", param: "limit")
-        }
-        return limit
-    }
 
     /// The scheme and host the client used (for Anthropic's absolute `results_url`).
     static func base(_ request: Request) -> String? {

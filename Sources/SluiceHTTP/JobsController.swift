@@ -141,17 +141,8 @@ struct JobsController: Sendable {
             }
             return state
         }
-        var limit = 20
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...100).contains(value) else {
-                throw APIError.invalid("'limit' must be an integer from 1 to 100", param: "limit")
-            }
-            limit = value
-        }
-        let cursor = query["cursor"].map(String.init)
-        if let cursor, !JobID.isOrdering(cursor) {
-            throw APIError.invalid("'cursor' is not a cursor from an earlier page's next_cursor", param: "cursor")
-        }
+        let limit = try Paging.limit(query["limit"])
+        let cursor = try Paging.cursor(query["cursor"], isCursor: JobID.isOrdering)
         let lane = query["lane"].map(String.init)
         let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: limit, cursor: cursor)
         return JobDocument.list(page.jobs, nextCursor: page.nextCursor)

@@ -60,14 +60,9 @@ struct PipelinesController: Sendable {
         let key = try context.require(.read)
         let tenant = try Self.tenant(request, key: key, allowed: ["tenant", "limit", "cursor"])
         let query = request.uri.queryParameters
-        var limit = 20
-        if let text = query["limit"] {
-            guard let value = Bounded.int(text, in: 1...100) else {
-                throw APIError.invalid("'limit' must be a whole number from 1 to 100", param: "limit")
-            }
-            limit = value
-        }
-        let cursor = query["cursor"].map(String.init)
+        let limit = try Paging.limit(query["limit"])
+        // Pipelines page by name: any name is a cursor.
+        let cursor = try Paging.cursor(query["cursor"], isCursor: { _ in true })
         var data: [JSONValue] = []
         if cursor == nil {
             data = catalog.configured.keys.sorted().compactMap { catalog.configured[$0].map { Self.document($0, tenant: nil) } }

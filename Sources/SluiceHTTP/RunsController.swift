@@ -168,17 +168,8 @@ struct RunsController: Sendable {
         if let unknown = query.first(where: { !known.contains(String($0.key)) }) {
             throw APIError.invalid("unknown query parameter '\(unknown.key)'", param: String(unknown.key))
         }
-        var limit = 20
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...100).contains(value) else {
-                throw APIError.invalid("'limit' must be an integer from 1 to 100", param: "limit")
-            }
-            limit = value
-        }
-        let cursor = query["cursor"].map(String.init)
-        if let cursor, !PipelineRun.isID(cursor) {
-            throw APIError.invalid("'cursor' is not a cursor from an earlier page's next_cursor", param: "cursor")
-        }
+        let limit = try Paging.limit(query["limit"])
+        let cursor = try Paging.cursor(query["cursor"], isCursor: PipelineRun.isID)
         let page = try await queue.listRuns(tenant: key.tenant, limit: limit, cursor: cursor)
         var bytes = Array(#"{"data":["#.utf8)
         for (index, run) in page.runs.enumerated() {

@@ -43,29 +43,14 @@ public final class JobWaiter: Sendable {
     /// Waits until the job is terminal or `timeout` has passed, and returns the job as it then
     /// is (nil if unknown). Returns at once for a job already finished.
     public func wait(for id: JobID, timeout: Duration) async throws -> Job? {
-        let deadline = ContinuousClock.now + timeout
-        // Until the subscription is up (only just after start), a finish could go unheard.
-        if !subscribed.isFired {
-            await subscribed.sleep(for: timeout)
-            try Task.checkCancellation()
-        }
-        while true {
-            let signal = Signal()
-            let token = register(signal, for: id.rawValue)
-            defer { unregister(token, for: id.rawValue) }
-            // Registered before reading: a finish between the read and the wait still wakes us.
-            let job = try await queue.get(id)
-            guard let job, !job.state.isTerminal else { return job }
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return job }
-            let woken = await signal.wait(timeout: remaining)
-            if !woken { return try await queue.get(id) }
-        }
+        let queue = self.queue
+        return try await wait(subject: id.rawValue, timeout: timeout, read: { try await queue.get(id) }, isDone: { $0.state.isTerminal })
     }
 
-    /// Waits, as `wait(for:timeout:)` does, for something else that ends with a publish of its id
-    /// on a `sluice:*:done` channel (a pipeline run: `sluice:{runs}:done`): `read` reads it, and
-    /// `isDone` says whether it has ended. Returns the last read (nil: unknown).
+    /// Waits until `subject` (a job, or a pipeline run: anything that ends with a publish of its
+    /// id on a `sluice:*:done` channel) has ended or `timeout` has passed: `read` reads it, and
+    /// `isDone` says whether it has ended. Returns the last read (nil: unknown), at once for one
+    /// already ended.
     public func wait<Subject: Sendable>(
         subject id: String, timeout: Duration, read: () async throws -> Subject?, isDone: (Subject) -> Bool
     ) async throws -> Subject? {
