@@ -191,6 +191,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
     /// By model name; a model without an exact entry takes the longest entry its name starts
     /// with (so `gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`).
     public var prices: [String: Price] = [:]
+    /// Spending limits per key, tenant and route (`budgets:`; Budgets.swift). Empty: none.
+    public var budgets = Budgets()
     /// The batch APIs (`/v1/batches`, `/v1/messages/batches`).
     public struct Batches: Sendable, Hashable {
         /// The most requests in one batch (OpenAI's limit).
@@ -266,6 +268,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         configuration.database = try reader.string("database") ?? configuration.database
         if let queue = try reader.mapping("queue") { try readQueue(queue, into: &configuration.queue) }
         if let prices = try reader.mapping("prices") { configuration.prices = try readPrices(prices) }
+        if let budgets = try reader.mapping("budgets") { configuration.budgets = try readBudgets(budgets) }
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
         if let facade = try reader.mapping("facade") {
             var section = Reader(facade, path: "facade")
@@ -379,6 +382,41 @@ public struct SluiceConfiguration: Sendable, Hashable {
             prices[model] = Price(input: input, output: output)
         }
         return prices
+    }
+
+    /// `budgets: {keys: {sluice_ab12cd34: {usd: 5, per: day}}, tenants: {…}, routes: {…},
+    /// default_max_tokens: 1024}`.
+    private static func readBudgets(_ mapping: [String: Any]) throws(ConfigurationError) -> Budgets {
+        var budgets = Budgets()
+        var section = Reader(mapping, path: "budgets")
+        budgets.defaultMaxTokens = try section.int("default_max_tokens", in: 0...10_000_000) ?? budgets.defaultMaxTokens
+        for group in ["keys", "tenants", "routes"] {
+            guard let entries = try section.mapping(group) else { continue }
+            var policies: [String: BudgetPolicy] = [:]
+            for (name, value) in entries {
+                guard let entry = value as? [String: Any] else {
+                    throw ConfigurationError(key: "budgets.\(group).\(name)", problem: "must be {usd, per: day|month}")
+                }
+                var budget = Reader(entry, path: "budgets.\(group).\(name)")
+                guard let usd = try budget.double("usd", in: 0.000001...BudgetPolicy.maxUSD) else {
+                    throw ConfigurationError(key: "budgets.\(group).\(name).usd", problem: "is required: US dollars per period")
+                }
+                let perText = try budget.string("per") ?? "month"
+                guard let per = BudgetPolicy.Period(rawValue: perText) else {
+                    throw ConfigurationError(key: "budgets.\(group).\(name).per", problem: "must be day or month")
+                }
+                try budget.finish()
+                let micros = Int64(Bounded.int((usd * 1_000_000).rounded(), in: 1...1_000_000_000_000_000) ?? 1)
+                policies[name] = BudgetPolicy(micros: micros, per: per)
+            }
+            switch group {
+            case "keys": budgets.keys = policies
+            case "tenants": budgets.tenants = policies
+            default: budgets.routes = policies
+            }
+        }
+        try section.finish()
+        return budgets
     }
 
     private static func readBatches(_ mapping: [String: Any], into batches: inout Batches) throws(ConfigurationError) {

@@ -1,0 +1,128 @@
+import Foundation
+import SluiceCore
+import SluiceRedis
+
+/// The spend against each budget (Budgets.swift), kept in Redis per budget and period, in
+/// micro-dollars: `sluice:{budgets}:budget:<name>:<period>` (hash: `spent`, the actual cost of the
+/// finished jobs created in the period; `reserved`, the estimates of those not finished yet).
+/// The `{budgets}` hash tag keeps every budget in one Redis Cluster slot, so a script may touch
+/// all the budgets of a job at once.
+///
+/// A job's cost is booked in the period it was created in: its estimate is reserved at submit
+/// (`reserve`), and replaced by its actual cost when the archiver sees it finished (`settle`,
+/// once per job).
+public struct BudgetStore: Sendable {
+    public let redis: RedisClient
+    let reserveScript: RedisScript
+    let releaseScript: RedisScript
+    let settleScript: RedisScript
+
+    public init(redis: RedisClient) {
+        self.redis = redis
+        do {
+            reserveScript = try RedisScript.load("budget-reserve", bundle: Bundle.module, constants: KeyLayout.scriptConstants)
+            releaseScript = try RedisScript.load("budget-release", bundle: Bundle.module, constants: KeyLayout.scriptConstants)
+            settleScript = try RedisScript.load("budget-settle", bundle: Bundle.module, constants: KeyLayout.scriptConstants)
+        } catch {
+            // The scripts ship inside the package; without them the build itself is broken.
+            fatalError("Sluice's budget scripts are missing from the bundle: \(error)")
+        }
+    }
+
+    static let root = KeyLayout.root + "{budgets}:"
+
+    /// The hash of `budget` for the period containing `time`.
+    public static func key(_ budget: Budgets.Applied, at time: UnixMillis) -> String {
+        root + "budget:" + budget.name + ":" + budget.policy.period(at: time).name
+    }
+
+    /// How long a period's hash (and a job's settled marker) is kept: past the period's end by a
+    /// day, so that late settlements still find it.
+    static func ttl(_ budgets: [Budgets.Applied], at time: UnixMillis) -> Int64 {
+        let end = budgets.map { $0.policy.period(at: time).resetsAt.value }.max() ?? time.value
+        return max(60_000, end - time.value + 86_400_000)
+    }
+
+    /// Why a reservation was refused: the budget without room, and its spend then.
+    public struct Refusal: Sendable, Hashable {
+        public var budget: Budgets.Applied
+        public var spent: Int64
+        public var reserved: Int64
+    }
+
+    /// Reserves `estimate` micro-dollars in every budget, or none when one lacks room.
+    public func reserve(_ estimate: Int64, in budgets: [Budgets.Applied], at time: UnixMillis = .current()) async throws -> Refusal? {
+        guard !budgets.isEmpty else { return nil }
+        let reply = try await redis.run(
+            reserveScript, keys: budgets.map { Self.key($0, at: time) },
+            arguments: [String(estimate), String(Self.ttl(budgets, at: time))] + budgets.map { String($0.policy.micros) })
+        guard let parts = reply.array, let index = parts.first?.int else {
+            throw QueueError.unexpectedReply(script: "budget-reserve", "\(reply)")
+        }
+        guard index > 0, index <= budgets.count, parts.count == 3 else { return nil }
+        return Refusal(budget: budgets[index - 1], spent: Int64(parts[1].int ?? 0), reserved: Int64(parts[2].int ?? 0))
+    }
+
+    /// Gives back a reservation that made no job.
+    public func release(_ estimate: Int64, in budgets: [Budgets.Applied], at time: UnixMillis) async throws {
+        guard !budgets.isEmpty else { return }
+        _ = try await redis.run(releaseScript, keys: budgets.map { Self.key($0, at: time) }, arguments: [String(estimate)])
+    }
+
+    /// A threshold a budget crossed for the first time in its period.
+    public struct Crossing: Sendable, Hashable {
+        public var budget: Budgets.Applied
+        public var percent: Int
+        public var spent: Int64
+        public var period: String
+        public var resetsAt: UnixMillis
+    }
+
+    /// Books a finished job's actual cost in the period it was created in, replacing its
+    /// estimate; nothing when the job was settled before. Returns the thresholds crossed.
+    public func settle(
+        job id: JobID, actual: Int64, estimate: Int64, in budgets: [Budgets.Applied], createdAt: UnixMillis
+    ) async throws -> [Crossing] {
+        guard !budgets.isEmpty else { return [] }
+        let ttl = Self.ttl(budgets, at: createdAt)
+        let reply = try await redis.run(
+            settleScript, keys: [Self.root + "settled:" + id.rawValue] + budgets.map { Self.key($0, at: createdAt) },
+            arguments: [String(actual), String(estimate), String(ttl)] + budgets.map { String($0.policy.micros) })
+        guard let parts = reply.array else { throw QueueError.unexpectedReply(script: "budget-settle", "\(reply)") }
+        var crossings: [Crossing] = []
+        var index = 0
+        while index + 2 < parts.count {
+            if let which = parts[index].int, which >= 1, which <= budgets.count, let percent = parts[index + 1].int {
+                let budget = budgets[which - 1]
+                let period = budget.policy.period(at: createdAt)
+                crossings.append(
+                    Crossing(budget: budget, percent: percent, spent: Int64(parts[index + 2].int ?? 0), period: period.name, resetsAt: period.resetsAt))
+            }
+            index += 3
+        }
+        return crossings
+    }
+
+    /// A budget's spend in the period containing `time`.
+    public struct Spend: Sendable, Hashable {
+        public var budget: Budgets.Applied
+        public var spent: Int64
+        public var reserved: Int64
+        public var period: String
+        public var resetsAt: UnixMillis
+    }
+
+    /// The spend of each budget now.
+    public func spend(_ budgets: [Budgets.Applied], at time: UnixMillis = .current()) async throws -> [Spend] {
+        var result: [Spend] = []
+        for budget in budgets {
+            let reply = try await redis.send("HMGET", Self.key(budget, at: time), "spent", "reserved")
+            let values = reply.array ?? []
+            let spent = values.first?.string.flatMap { Int64($0) } ?? 0
+            let reserved = values.count > 1 ? (values[1].string.flatMap { Int64($0) } ?? 0) : 0
+            let period = budget.policy.period(at: time)
+            result.append(Spend(budget: budget, spent: spent, reserved: reserved, period: period.name, resetsAt: period.resetsAt))
+        }
+        return result
+    }
+}
