@@ -32,7 +32,9 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         // Pure types and policies: no I/O.
-        .target(name: "SluiceCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "SluiceCore",
+            dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
         // The hiredis client: connections on their own threads, auto-pipelining, scripts.
         .target(
             name: "SluiceRedis",

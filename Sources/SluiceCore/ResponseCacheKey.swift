@@ -1,0 +1,133 @@
+import Crypto
+
+/// What a job asks of the response cache: `"cache": {"ttl": "24h"}` (with `"all": true` to cache
+/// a request that does not look deterministic), `"cache": true` (the configured TTL) or
+/// `"cache": false` (never look up, never store: a cache-busting job).
+public struct ResponseCachePolicy: Sendable, Hashable {
+    /// How long a stored result serves identical requests.
+    public var ttl: Duration
+    /// Cache any request, not only deterministic-looking ones (`temperature: 0`).
+    public var all: Bool
+
+    /// The TTL when none is named (by the job or the config).
+    public static let defaultTTL: Duration = .seconds(24 * 3600)
+    /// The longest TTL a job or the config may ask for: 30 days.
+    public static let maxTTL: Duration = .seconds(30 * 24 * 3600)
+
+    public init(ttl: Duration = ResponseCachePolicy.defaultTTL, all: Bool = false) {
+        self.ttl = ttl
+        self.all = all
+    }
+
+    /// Why a `cache` value is refused: the message names what was wrong (the field is `cache`
+    /// or `cache.<member>`).
+    public struct Refusal: Error, Sendable, Hashable {
+        public var param: String
+        public var message: String
+    }
+
+    /// The policy a client's `cache` value asks for, starting from `defaults` (the key's or the
+    /// config's): nil for `false` (no caching for this job). Accepts `true`, `false` and an
+    /// object with `ttl` (a duration text such as `"24h"`, or seconds, 1 s ... 30 days) and `all`
+    /// (a boolean); anything else is refused.
+    public static func parse(_ value: JSONValue, defaults: ResponseCachePolicy = ResponseCachePolicy()) throws(Refusal) -> ResponseCachePolicy? {
+        switch value {
+        case .bool(false): return nil
+        case .bool(true): return defaults
+        case .object(let object):
+            var policy = defaults
+            for member in object.members {
+                switch member.key {
+                case "ttl":
+                    let parsed: Duration? =
+                        switch member.value {
+                        case .string(let text): Bounded.duration(text, in: .seconds(1)...maxTTL)
+                        case .integer, .number:
+                            member.value.doubleValue.flatMap { Bounded.duration(seconds: $0, in: .seconds(1)...maxTTL) }
+                        default: nil
+                        }
+                    guard let parsed else {
+                        throw Refusal(param: "cache.ttl", message: "cache.ttl must be a duration such as \"24h\" or a number of seconds, from 1 s to 30 days")
+                    }
+                    policy.ttl = parsed
+                case "all":
+                    guard case .bool(let all) = member.value else {
+                        throw Refusal(param: "cache.all", message: "cache.all must be true or false")
+                    }
+                    policy.all = all
+                default:
+                    throw Refusal(param: "cache.\(member.key.prefix(40))", message: "cache takes only ttl and all")
+                }
+            }
+            return policy
+        default:
+            throw Refusal(param: "cache", message: "cache must be true, false or an object such as {\"ttl\": \"24h\"}")
+        }
+    }
+}
+
+/// The identity of a cacheable request: SHA-256 over the cache scope (the tenant, or a scope the
+/// config shares), the lane and the canonical request body (object keys sorted by their UTF-8
+/// bytes, no whitespace, numbers in one spelling). Two requests that differ only in key order or
+/// whitespace get the same key; a different tenant, lane or any value gets another one.
+///
+/// Pure and bounded: the body is parsed by `JSONValue`'s bounded parser (depth-limited, so
+/// sorting cannot recurse without bound), and a body that is not a JSON object has no key.
+public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
+    /// 64 lowercase hex digits.
+    public let digest: String
+
+    public var description: String { digest }
+
+    /// The key of `body` sent to `lane` within `scope`, if the request is cacheable under
+    /// `policy`: a JSON object that looks deterministic (`temperature` is 0), or any JSON object
+    /// when `policy.all`. Nil otherwise.
+    public init?(lane: String, scope: String, body: [UInt8], policy: ResponseCachePolicy) {
+        guard let value = try? JSONValue(parsing: body), case .object = value else { return nil }
+        guard policy.all || Self.looksDeterministic(value) else { return nil }
+        self.init(lane: lane, scope: scope, canonical: Self.canonicalBytes(value))
+    }
+
+    /// The key of an already canonical body.
+    init(lane: String, scope: String, canonical: [UInt8]) {
+        var hasher = SHA256()
+        // Lengths first, so no choice of scope and lane can collide with another split.
+        for part in [Array(scope.utf8), Array(lane.utf8)] {
+            hasher.update(data: Array("\(part.count):".utf8))
+            hasher.update(data: part)
+        }
+        hasher.update(data: canonical)
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in hasher.finalize() {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        digest = String(decoding: text, as: UTF8.self)
+    }
+
+    /// A request that should give the same answer each time: its `temperature` is 0.
+    public static func looksDeterministic(_ body: JSONValue) -> Bool {
+        body["temperature"]?.doubleValue == 0
+    }
+
+    /// The canonical JSON of `value`: object members sorted by key (UTF-8 byte order), compact.
+    public static func canonicalBytes(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        sorted(value).write(to: &out)
+        return out
+    }
+
+    /// `value` with every object's members in key order. Recursion is bounded by the parser's
+    /// depth limit (`JSONScanner.maxDepth`).
+    static func sorted(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .array(let elements): return .array(elements.map(sorted))
+        case .object(let object):
+            let members = object.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            return .object(JSONObject(members.map { ($0.key, sorted($0.value)) }))
+        default: return value
+        }
+    }
+}
