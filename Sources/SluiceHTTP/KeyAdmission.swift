@@ -20,6 +20,8 @@ struct KeyAdmission: Sendable {
     let parkedWaits = ParkedWaits()
     /// The most lanes per provider for models the configuration does not name.
     let maxAdHocLanes: Int
+    /// The budgets' submit-time check (BudgetsController.swift); nil: no budgets configured.
+    var budgets: BudgetGate?
 
     init(
         queue: JobQueue, providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route],
@@ -58,5 +60,22 @@ struct KeyAdmission: Sendable {
             error.headers[.retryAfter] = "1"
             throw error
         }
+    }
+
+    /// Runs `enqueue` for `specs` with their estimated cost reserved in their budgets (429
+    /// `budget_exceeded` before it when one lacks room); gives the reservation back for each job
+    /// it did not create (an idempotent replay) and for all when it throws.
+    func budgeted(_ specs: [JobSpec], key: APIKey, _ enqueue: () async throws -> [EnqueueResult]) async throws -> [EnqueueResult] {
+        guard let budgets else { return try await enqueue() }
+        let reservation = try await budgets.reserve(specs, key: key)
+        let results: [EnqueueResult]
+        do {
+            results = try await enqueue()
+        } catch {
+            await reservation.release(specs.indices, in: budgets.store)
+            throw error
+        }
+        await reservation.release(results.indices.filter { !results[$0].created }, in: budgets.store)
+        return results
     }
 }

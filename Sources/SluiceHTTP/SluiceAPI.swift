@@ -27,6 +27,7 @@ import SluiceWebhooks
 /// | `FacadeController` | `/v1/chat/completions`, `/v1/embeddings`, `/v1/messages` |
 /// | `WebhooksController` | `/v1/webhooks/deliveries…`, `/v1/keys/{prefix}/webhook-secret…` |
 /// | `UsageController` | `/v1/usage` |
+/// | `BudgetsController` | `/v1/budgets` |
 /// | `BatchesController` | `/v1/files…`, `/v1/batches…`, `/v1/messages/batches…` |
 /// | `ScalingController` | `/v1/scaling…` |
 public struct SluiceAPI: Sendable {
@@ -93,6 +94,9 @@ public struct SluiceAPI: Sendable {
         public var idleTimeout: Duration = .seconds(30)
         /// `server.metrics_key: required`: `/metrics` needs a key with the read (or admin) scope.
         public var metricsKeyRequired = false
+        /// Spending limits (`budgets:`) and the prices their costs are counted at.
+        public var budgets = Budgets()
+        public var prices: [String: SluiceConfiguration.Price] = [:]
 
         public init() {}
 
@@ -108,6 +112,8 @@ public struct SluiceAPI: Sendable {
             idleTimeout = configuration.server.idleTimeout
             maxAdHocLanes = configuration.server.maxLanesPerProvider
             metricsKeyRequired = configuration.server.metricsKeyRequired
+            budgets = configuration.budgets
+            prices = configuration.prices
         }
     }
 
@@ -126,9 +132,12 @@ public struct SluiceAPI: Sendable {
         router.add(middleware: APIErrorMiddleware())
         let cache = AuthCache()
         let auth = AuthMiddleware(keys: services.keys, cache: cache)
-        let admission = KeyAdmission(
+        var admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,
             maxAdHocLanes: settings.maxAdHocLanes, chooser: services.routeBoard)
+        let budgets = settings.budgets.isEmpty
+            ? nil : BudgetGate(store: BudgetStore(redis: queue.redis), budgets: settings.budgets, prices: settings.prices)
+        admission.budgets = budgets
         let lookup = JobLookup(queue: queue, archive: services.archive)
         let callbacks = Callbacks(addressGuard: services.addressGuard, keys: services.keys, webhooks: services.webhooks)
         let providers = ProvidersController(queue: queue, providers: settings.providers)
@@ -162,6 +171,7 @@ public struct SluiceAPI: Sendable {
         WebhooksController(webhooks: services.webhooks, keys: services.keys, archive: services.archive, lookup: lookup, callbacks: callbacks)
             .addRoutes(to: v1)
         UsageController(archive: services.archive, keys: services.keys).addRoutes(to: v1)
+        BudgetsController(gate: budgets).addRoutes(to: v1)
         BatchesController(
             batches: services.batches, admission: admission, callbacks: callbacks, maxFileBytes: settings.maxFileBytes
         ).addRoutes(to: v1)

@@ -1,0 +1,147 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceCore
+import SluiceQueue
+
+/// The submit-time side of budgets (Budgets.swift, BudgetStore.swift): each job's estimated cost
+/// is checked against, and reserved in, every budget of its key, tenant and route before it is
+/// queued; a request that does not fit is refused with 429 `budget_exceeded` and a Retry-After
+/// until the period resets. The archiver later replaces each estimate with the job's actual cost.
+struct BudgetGate: Sendable {
+    let store: BudgetStore
+    let budgets: Budgets
+    let prices: [String: SluiceConfiguration.Price]
+    let now: @Sendable () -> UnixMillis
+
+    init(
+        store: BudgetStore, budgets: Budgets, prices: [String: SluiceConfiguration.Price],
+        now: @escaping @Sendable () -> UnixMillis = { .current() }
+    ) {
+        self.store = store
+        self.budgets = budgets
+        self.prices = prices
+        self.now = now
+    }
+
+    /// What one request reserved: per job, its budgets and estimate; and when.
+    struct Reservation: Sendable {
+        var jobs: [(budgets: [Budgets.Applied], estimate: Int64)]
+        var at: UnixMillis
+
+        /// Gives back the reservations of the jobs at `indices` (they made no new job).
+        func release(_ indices: some Sequence<Int>, in store: BudgetStore) async {
+            for index in indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
+                try? await store.release(jobs[index].estimate, in: jobs[index].budgets, at: at)
+            }
+        }
+    }
+
+    /// Reserves the jobs' estimates, grouped by the budgets they count against; throws 429
+    /// `budget_exceeded` (reserving nothing) when one budget lacks room.
+    func reserve(_ specs: [JobSpec], key: APIKey) async throws -> Reservation {
+        let at = now()
+        var reservation = Reservation(jobs: [], at: at)
+        var groups: [[Budgets.Applied]: Int64] = [:]
+        for spec in specs {
+            let applied = budgets.applying(keyPrefix: key.prefix, tenant: spec.tenant, route: spec.route)
+            let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
+            reservation.jobs.append((applied, estimate))
+            if !applied.isEmpty { groups[applied, default: 0] = Bounded.add(groups[applied, default: 0], estimate) }
+        }
+        var done: [([Budgets.Applied], Int64)] = []
+        for (applied, estimate) in groups {
+            if let refusal = try await store.reserve(estimate, in: applied, at: at) {
+                for (budgets, amount) in done { try? await store.release(amount, in: budgets, at: at) }
+                throw Self.exceeded(refusal, estimate: estimate, at: at)
+            }
+            done.append((applied, estimate))
+        }
+        return reservation
+    }
+
+    static func exceeded(_ refusal: BudgetStore.Refusal, estimate: Int64, at: UnixMillis) -> APIError {
+        let policy = refusal.budget.policy
+        let resetsAt = policy.period(at: at).resetsAt
+        let seconds = max(1, (resetsAt.value - at.value + 999) / 1000)
+        var error = APIError(
+            .tooManyRequests, type: "budget_exceeded",
+            message: "budget \(refusal.budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) has $\(usd(refusal.spent)) spent "
+                + "and $\(usd(refusal.reserved)) reserved; this request is estimated at $\(usd(estimate)); it resets at \(iso(resetsAt))")
+        error.headers[.retryAfter] = String(seconds)
+        return error
+    }
+
+    /// Micro-dollars as dollars, `0.012345`.
+    static func usd(_ micros: Int64) -> String {
+        let sign = micros < 0 ? "-" : ""
+        let magnitude = micros.magnitude
+        let fraction = String(magnitude % 1_000_000)
+        return sign + String(magnitude / 1_000_000) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction
+    }
+
+    static func iso(_ time: UnixMillis) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(time.value) / 1000))
+    }
+}
+
+/// `GET /v1/budgets` (scope read): every budget the caller may see, with its spend this period.
+/// A key sees its own key's budget and its tenant's; an admin key sees them all (a route's
+/// budget is shared by every tenant, so only an admin sees it).
+/// Each: `name` (`key:<prefix>`, `tenant:<name>`, `route:<name>`), `limit_usd`, `per`, `period`
+/// (`2026-12-02` or `2026-12`), `spent_usd` (finished jobs' actual cost), `reserved_usd`
+/// (estimates of jobs not yet finished), `remaining_usd`, `resets_at` (Unix seconds).
+struct BudgetsController: Sendable {
+    let gate: BudgetGate?
+
+    struct Listing: ResponseEncodable {
+        struct Row: Encodable {
+            let name: String
+            let limitUSD: Double
+            let per: String
+            let period: String
+            let spentUSD: Double
+            let reservedUSD: Double
+            let remainingUSD: Double
+            let resetsAt: Int64
+
+            enum CodingKeys: String, CodingKey {
+                case name, per, period
+                case limitUSD = "limit_usd", spentUSD = "spent_usd", reservedUSD = "reserved_usd", remainingUSD = "remaining_usd"
+                case resetsAt = "resets_at"
+            }
+        }
+
+        var object = "list"
+        let data: [Row]
+    }
+
+    func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
+        group.get("budgets", use: list)
+    }
+
+    @Sendable func list(_ request: Request, _ context: SluiceRequestContext) async throws -> Listing {
+        let key = try context.require(.read)
+        guard let gate else { return Listing(data: []) }
+        let budgets = gate.budgets
+        var visible: [Budgets.Applied] = []
+        if key.scopes.contains(.admin) {
+            visible += budgets.keys.map { Budgets.Applied(name: "key:\($0.key)", policy: $0.value) }
+            visible += budgets.tenants.map { Budgets.Applied(name: "tenant:\($0.key)", policy: $0.value) }
+            visible += budgets.routes.map { Budgets.Applied(name: "route:\($0.key)", policy: $0.value) }
+        } else {
+            visible += budgets.applying(keyPrefix: key.prefix, tenant: key.tenant, route: nil)
+        }
+        visible.sort { $0.name < $1.name }
+        let spends = try await gate.store.spend(visible, at: gate.now())
+        func dollars(_ micros: Int64) -> Double { Double(micros) / 1_000_000 }
+        return Listing(
+            data: spends.map { spend in
+                let limit = spend.budget.policy.micros
+                return Listing.Row(
+                    name: spend.budget.name, limitUSD: dollars(limit), per: spend.budget.policy.per.rawValue, period: spend.period,
+                    spentUSD: dollars(spend.spent), reservedUSD: dollars(spend.reserved),
+                    remainingUSD: dollars(max(0, limit - Bounded.add(spend.spent, spend.reserved))), resetsAt: spend.resetsAt.value / 1000)
+            })
+    }
+}
