@@ -81,6 +81,13 @@ public struct MockConfiguration: Sendable, Hashable {
     /// How long a "timeout" hangs before it finally answers 504.
     public var timeoutDelay: Duration = .seconds(120)
 
+    /// How long a batch (OpenAI's or Anthropic's) stays in progress before its answers show.
+    public var batchDelay: Duration = .milliseconds(500)
+    /// The fraction of batch lines that expire (the rest: `errorRate` errored, then succeeded).
+    public var batchExpireRate = 0.0
+    /// At most this many files and this many batches are kept (each); the oldest go first.
+    public var batchMaxStored = 256
+
     public init() {}
 
     /// Names the first value out of range, if any.
@@ -88,6 +95,11 @@ public struct MockConfiguration: Sendable, Hashable {
         for (name, rate) in [("error-rate", errorRate), ("timeout-rate", timeoutRate), ("reset-rate", resetRate)] where !(0...1).contains(rate) {
             throw MockConfigurationError("--\(name) must be between 0 and 1")
         }
+        guard (0...1).contains(batchExpireRate), errorRate + batchExpireRate <= 1 else {
+            throw MockConfigurationError("--batch-expire-rate must be between 0 and 1, and add up to at most 1 with --error-rate")
+        }
+        guard batchDelay >= .zero, batchDelay <= .seconds(86_400) else { throw MockConfigurationError("--batch-delay must be between 0 and 24h") }
+        guard batchMaxStored >= 1 else { throw MockConfigurationError("--batch-max-stored must be at least 1") }
         guard errorRate + timeoutRate + resetRate <= 1 else {
             throw MockConfigurationError("the fault rates add up to more than 1")
         }

@@ -20,6 +20,8 @@ import Synchronization
 public final class MockProvider: Sendable {
     public let configuration: MockConfiguration
     private let state = Mutex(State())
+    /// The batch APIs' files and batches (MockBatches.swift).
+    let batchStore = Mutex(BatchStore())
     private static let window: Duration = .seconds(60)
 
     public init(configuration: MockConfiguration) {
@@ -44,6 +46,7 @@ public final class MockProvider: Sendable {
             self.reset()
             return Self.json(.ok, Array(#"{"reset":true}"#.utf8))
         }
+        addBatchRoutes(to: router)
         router.get("/healthz") { _, _ in Self.json(.ok, Array(#"{"status":"ok"}"#.utf8)) }
         return router
     }
@@ -230,6 +233,17 @@ public final class MockProvider: Sendable {
         }
     }
 
+    /// Counts a batch's lines by `custom_id`; returns the number the first line's answer takes.
+    func countBatchLines(_ customIDs: [String]) -> Int {
+        state.withLock { state in
+            let first = state.stats.batchLines + 1
+            state.stats.batchLines += customIDs.count
+            state.stats.batches += 1
+            for id in customIDs { state.stats.batchIDs[id, default: 0] += 1 }
+            return first
+        }
+    }
+
     // MARK: - Stats
 
     /// What the mock has seen since it started (or since the last reset).
@@ -367,6 +381,10 @@ public struct MockStats: Sendable, Hashable {
     public var inFlight = 0
     /// Requests per `Idempotency-Key` (or `X-Sluice-Job`).
     public var ids: [String: Int] = [:]
+    /// Batches accepted (OpenAI's and Anthropic's), their lines, and the lines by `custom_id`.
+    public var batches = 0
+    public var batchLines = 0
+    public var batchIDs: [String: Int] = [:]
     /// When each accepted request arrived (Unix seconds), if the mock records them.
     public var arrivals: [Double] = []
 
@@ -384,13 +402,20 @@ public struct MockStats: Sendable, Hashable {
     /// Ids seen more than once: requests sent twice or more.
     public var duplicateIDs: Int { ids.values.filter { $0 > 1 }.count }
 
+    /// `custom_id`s seen in more than one batch line: requests sent twice or more by batch.
+    public var batchDuplicateIDs: Int { batchIDs.values.filter { $0 > 1 }.count }
+
     func json(includeIDs: Bool) -> [UInt8] {
         var object: [String: Any] = [
             "received": received, "succeeded": succeeded, "rate_limited": rateLimited, "hidden_limited": hiddenLimited,
             "server_errors": serverErrors, "timeouts": timeouts, "resets": resets, "peak_concurrency": peakConcurrency,
             "in_flight": inFlight, "unique_ids": ids.count, "duplicate_ids": duplicateIDs,
+            "batches": batches, "batch_lines": batchLines, "batch_unique_ids": batchIDs.count, "batch_duplicate_ids": batchDuplicateIDs,
         ]
-        if includeIDs { object["ids"] = ids }
+        if includeIDs {
+            object["ids"] = ids
+            object["batch_ids"] = batchIDs
+        }
         if !arrivals.isEmpty { object["most_in_any_60s"] = mostInAnyWindow(seconds: 60) }
         return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
     }

@@ -13,7 +13,9 @@ struct MockProviderCommand: AsyncParsableCommand {
         abstract: "Serve fake OpenAI and Anthropic routes with configurable latency, limits and faults.",
         discussion: """
             Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings (OpenAI) and /v1/messages \
-            (Anthropic); GET /stats (add ?ids=1 for the per-id counts), POST /stats/reset, GET /healthz. \
+            (Anthropic); the batch APIs: POST /v1/files, GET /v1/files/{id}[/content], POST /v1/batches, \
+            GET /v1/batches/{id}, POST /v1/batches/{id}/cancel (OpenAI) and POST /v1/messages/batches, \
+            GET /v1/messages/batches/{id}[/results], POST /v1/messages/batches/{id}/cancel (Anthropic); GET /stats (add ?ids=1 for the per-id counts), POST /stats/reset, GET /healthz. \
             Over a limit it answers 429 with the headers the real API sends.
             """)
 
@@ -29,6 +31,9 @@ struct MockProviderCommand: AsyncParsableCommand {
     @Option(help: "Fraction left hanging (then 504 after --timeout-delay).") var timeoutRate = 0.0
     @Option(help: "Fraction cut off mid-answer (the connection closes).") var resetRate = 0.0
     @Option(help: "How long a timeout hangs, e.g. 120s.") var timeoutDelay = "120s"
+    @Option(help: "How long a batch stays in progress before its answers show, e.g. 2s.") var batchDelay = "500ms"
+    @Option(help: "Fraction of batch lines that expire (--error-rate makes errored lines).") var batchExpireRate = 0.0
+    @Option(help: "At most this many files and this many batches kept in memory (each); the oldest go first.") var batchMaxStored = 256
     @Flag(help: "Keep each accepted request's arrival time; /stats then reports most_in_any_60s.") var recordArrivals = false
 
     func run() async throws {
@@ -48,6 +53,12 @@ struct MockProviderCommand: AsyncParsableCommand {
                 settings.timeoutRate = timeoutRate
                 settings.resetRate = resetRate
                 settings.recordArrivals = recordArrivals
+                guard let batchDelay = Duration(parsing: batchDelay) else {
+                    throw MockConfigurationError("--batch-delay '\(self.batchDelay)' is not a duration")
+                }
+                settings.batchDelay = batchDelay
+                settings.batchExpireRate = batchExpireRate
+                settings.batchMaxStored = batchMaxStored
                 try settings.validate()
             } catch {
                 throw CommandFailure(exitCode: 2, message: "\(error)")
