@@ -18,6 +18,9 @@
 public struct JobEnvelope: Sendable, Hashable, Codable {
     /// A batch's job: the batch's id.
     public var batch: String?
+    /// A job the response cache serves: its key and TTL (set at submit when the job, its key,
+    /// route or the config asks for caching and the request qualifies).
+    public var cache: ResponseCacheTicket?
     /// A webhook receiver for the job's end (checked against SSRF when it is delivered).
     public var callbackURL: String?
     /// A batch's job: the line's `custom_id`.
@@ -40,9 +43,10 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
 
     public init(
         batch: String? = nil, callbackURL: String? = nil, customID: String? = nil, endpoint: Endpoint? = nil,
-        format: ProviderKind? = nil, metadata: RawJSON? = nil, route: String? = nil
+        format: ProviderKind? = nil, metadata: RawJSON? = nil, route: String? = nil, cache: ResponseCacheTicket? = nil
     ) {
         self.batch = batch
+        self.cache = cache
         self.callbackURL = callbackURL
         self.customID = customID
         self.endpoint = endpoint
@@ -52,7 +56,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, route
+        case batch, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, route
     }
 
     /// Whether it says nothing (a job submitted with no route, callback or metadata): stored as
@@ -65,6 +69,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
         guard !isEmpty else { return [] }
         var writer = JSONObjectWriter(capacity: 64 + (metadata?.bytes.count ?? 0))
         if let batch { writer.string("batch", batch) }
+        if let cache { writer.string("cache", cache.text) }
         if let callbackURL { writer.string("callback_url", callbackURL) }
         if let customID { writer.string("custom_id", customID) }
         if let endpoint { writer.string("endpoint", endpoint.rawValue) }
@@ -97,6 +102,8 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
                     envelope.callbackURL = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "metadata") {
                     envelope.metadata = value.kind == .object ? RawJSON(unchecked: Array(buffer[value.range])) : nil
+                } else if JSONScanner.stringToken(buffer, key, equals: "cache") {
+                    envelope.cache = string(value).flatMap(ResponseCacheTicket.init(text:))
                 } else if JSONScanner.stringToken(buffer, key, equals: "batch") {
                     envelope.batch = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "custom_id") {

@@ -73,7 +73,7 @@ public struct ResponseCachePolicy: Sendable, Hashable {
 ///
 /// Pure and bounded: the body is parsed by `JSONValue`'s bounded parser (depth-limited, so
 /// sorting cannot recurse without bound), and a body that is not a JSON object has no key.
-public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
+public struct ResponseCacheKey: Sendable, Hashable, Codable, CustomStringConvertible {
     /// 64 lowercase hex digits.
     public let digest: String
 
@@ -86,6 +86,14 @@ public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
         guard let value = try? JSONValue(parsing: body), case .object = value else { return nil }
         guard policy.all || Self.looksDeterministic(value) else { return nil }
         self.init(lane: lane, scope: scope, canonical: Self.canonicalBytes(value))
+    }
+
+    /// A key read back from its stored digest: nil unless it is 64 lowercase hex digits.
+    public init?(digest: String) {
+        guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            return nil
+        }
+        self.digest = digest
     }
 
     /// The key of an already canonical body.
@@ -129,5 +137,42 @@ public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
             return .object(JSONObject(members.map { ($0.key, sorted($0.value)) }))
         default: return value
         }
+    }
+}
+
+/// What a cacheable job carries in its envelope: its cache key and how long its result is kept.
+/// Stored as one string, `"<digest> <ttl ms>"`.
+public struct ResponseCacheTicket: Sendable, Hashable, Codable {
+    public var key: ResponseCacheKey
+    public var ttl: Duration
+
+    public init(key: ResponseCacheKey, ttl: Duration) {
+        self.key = key
+        self.ttl = Bounded.clamp(ttl, to: .seconds(1)...ResponseCachePolicy.maxTTL)
+    }
+
+    /// The stored form.
+    public var text: String { "\(key.digest) \(Bounded.milliseconds(ttl))" }
+
+    /// Reads the stored form; nil for anything else (a damaged field costs the job its cache).
+    public init?(text: String) {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2, let key = ResponseCacheKey(digest: String(parts[0])),
+            let millis = Bounded.int(parts[1], in: 1000...Int(Bounded.milliseconds(ResponseCachePolicy.maxTTL)))
+        else { return nil }
+        self.init(key: key, ttl: .milliseconds(millis))
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let ticket = ResponseCacheTicket(text: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a cache ticket"))
+        }
+        self = ticket
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
     }
 }
