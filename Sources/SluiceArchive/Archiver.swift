@@ -19,11 +19,17 @@ public final class Archiver: Service, Sendable {
     let queue: JobQueue
     let store: ArchiveStore
     let prices: [String: SluiceConfiguration.Price]
+    /// Books finished jobs' actual cost in their budgets (nil: no budgets configured).
+    let budgets: BudgetSettlement?
     let logger: Logger
     /// Jobs archived by this process.
     public let archived = Atomic<Int>(0)
 
-    public init(queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], logger: Logger) {
+    public init(
+        queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], budgets: BudgetSettlement? = nil,
+        logger: Logger
+    ) {
+        self.budgets = budgets
         self.queue = queue
         self.store = store
         self.prices = prices
@@ -48,15 +54,18 @@ public final class Archiver: Service, Sendable {
     func archive(_ ids: [JobID]) async throws {
         let unique = Array(Set(ids))
         var records: [ArchivedJob] = []
+        var jobs: [Job] = []
         records.reserveCapacity(unique.count)
         for case let record? in try await queue.records(unique) {
             guard let job = try? record.job(), job.state.isTerminal else { continue }
             records.append(archived(job, record))
+            if budgets != nil { jobs.append(job) }
         }
         if records.count < unique.count {
             logger.warning("finished jobs gone from Redis before they were archived", metadata: ["count": "\(unique.count - records.count)"])
         }
         let added = try await store.archive(records)
+        try await budgets?.settle(jobs, logger: logger)
         archived.add(added, ordering: .relaxed)
     }
 

@@ -51,6 +51,9 @@ public struct Budgets: Sendable, Hashable {
     public var routes: [String: BudgetPolicy] = [:]
     /// The output tokens a job is estimated at when its request sets no `max_tokens`.
     public var defaultMaxTokens = 1024
+    /// Where `budget.threshold` webhooks go (50, 80 and 100 % of a budget, once each per period);
+    /// nil: no alerts.
+    public var alertURL: String?
 
     public init() {}
 

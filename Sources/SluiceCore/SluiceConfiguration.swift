@@ -385,11 +385,17 @@ public struct SluiceConfiguration: Sendable, Hashable {
     }
 
     /// `budgets: {keys: {sluice_ab12cd34: {usd: 5, per: day}}, tenants: {…}, routes: {…},
-    /// default_max_tokens: 1024}`.
+    /// default_max_tokens: 1024, alert_url: https://…}`.
     private static func readBudgets(_ mapping: [String: Any]) throws(ConfigurationError) -> Budgets {
         var budgets = Budgets()
         var section = Reader(mapping, path: "budgets")
         budgets.defaultMaxTokens = try section.int("default_max_tokens", in: 0...10_000_000) ?? budgets.defaultMaxTokens
+        if let url = try section.string("alert_url") {
+            guard url.utf8.count <= 2048, url.hasPrefix("https://") || url.hasPrefix("http://"), URL(string: url)?.host != nil else {
+                throw ConfigurationError(key: "budgets.alert_url", problem: "must be an http(s) URL")
+            }
+            budgets.alertURL = url
+        }
         for group in ["keys", "tenants", "routes"] {
             guard let entries = try section.mapping(group) else { continue }
             var policies: [String: BudgetPolicy] = [:]

@@ -166,7 +166,15 @@ private func serve(
                 service: WebhookService(
                     queue: queue, store: webhooks, settings: webhookSettings, logger: logger)))
         services.append(
-            .init(service: Archiver(queue: queue, store: archive, prices: configuration.prices, logger: logger)))
+            .init(
+                service: Archiver(
+                    queue: queue, store: archive, prices: configuration.prices,
+                    budgets: configuration.budgets.isEmpty
+                        ? nil
+                        : BudgetSettlement(
+                            store: BudgetStore(redis: queue.redis), budgets: configuration.budgets, prices: configuration.prices, keys: keys,
+                            webhooks: webhooks),
+                    logger: logger)))
         services.append(.init(service: batches))
         // Pipeline runs move on as their steps' jobs end (any number of these may run: each step
         // is created once all the same).

@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceQueue
+import SluiceStore
+
+/// The completion side of budgets: the archiver hands it every finished job it archives, and it
+/// books the job's actual cost (its tokens at its model's price, as the usage ledger counts it,
+/// rounded up to a micro-dollar) in the budgets of its key, tenant and route, replacing the
+/// estimate reserved at submit (`BudgetStore.settle`, once per job). A threshold crossed for the
+/// first time in the period (50, 80, 100 %) becomes a `budget.threshold` webhook to
+/// `budgets.alert_url` through the webhook outbox.
+public struct BudgetSettlement: Sendable {
+    let store: BudgetStore
+    let budgets: Budgets
+    let prices: [String: SluiceConfiguration.Price]
+    let keys: APIKeyStore
+    let webhooks: (any WebhookOutbox)?
+
+    public init(
+        store: BudgetStore, budgets: Budgets, prices: [String: SluiceConfiguration.Price], keys: APIKeyStore,
+        webhooks: (any WebhookOutbox)?
+    ) {
+        self.store = store
+        self.budgets = budgets
+        self.prices = prices
+        self.keys = keys
+        self.webhooks = webhooks
+    }
+
+    /// Books these finished jobs; throws on a Redis error (the archiver's feed then reads the
+    /// entry again, and the jobs already settled are skipped).
+    func settle(_ jobs: [Job], logger: Logger) async throws {
+        guard !budgets.isEmpty, !jobs.isEmpty else { return }
+        var prefixes: [Int64: String] = [:]
+        if !budgets.keys.isEmpty, jobs.contains(where: { $0.submitter != nil }) {
+            for key in try keys.list() { prefixes[key.id] = key.prefix }
+        }
+        for job in jobs {
+            let route = JobEnvelope(decoding: job.metadata).route
+            let applied = budgets.applying(keyPrefix: job.submitter.flatMap { prefixes[$0] }, tenant: job.tenant, route: route)
+            guard !applied.isEmpty else { continue }
+            let price = SluiceConfiguration.Price.of(Archiver.model(of: job), in: prices)
+            let actual = Budgets.micros(input: Bounded.tokens(job.usageInput ?? 0), output: Bounded.tokens(job.usageOutput ?? 0), price: price)
+            let estimate = budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
+            let crossings = try await store.settle(job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: job.createdAt)
+            for crossing in crossings { try await alert(crossing, key: crossing.budget.name.hasPrefix("key:") ? job.submitter : nil, logger: logger) }
+        }
+    }
+
+    /// Queues the `budget.threshold` webhook of a crossing (once: its subject names the budget,
+    /// period and threshold).
+    func alert(_ crossing: BudgetStore.Crossing, key: Int64?, logger: Logger) async throws {
+        logger.notice(
+            "budget threshold crossed",
+            metadata: ["budget": "\(crossing.budget.name)", "percent": "\(crossing.percent)", "period": "\(crossing.period)"])
+        guard let url = budgets.alertURL, let webhooks else { return }
+        let subject = "budget:\(crossing.budget.name):\(crossing.period):\(crossing.percent)"
+        var body = JSONObjectWriter()
+        body.string("type", "budget.threshold")
+        body.string("budget", crossing.budget.name)
+        body.int("percent", crossing.percent)
+        body.string("period", crossing.period)
+        body.string("per", crossing.budget.policy.per.rawValue)
+        body.int("limit_micro_usd", crossing.budget.policy.micros)
+        body.int("spent_micro_usd", crossing.spent)
+        body.int("resets_at", crossing.resetsAt.value / 1000)
+        try await webhooks.create(subject: subject, url: url, key: key, type: "budget.threshold", body: body.finished())
+    }
+}
