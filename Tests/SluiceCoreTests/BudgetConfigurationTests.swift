@@ -1,0 +1,56 @@
+import Foundation
+import SluiceCore
+import Testing
+
+@Suite struct BudgetConfigurationTests {
+    @Test func budgetsAreReadStrictlyAndNameThePathAtFault() throws {
+        let configuration = try SluiceConfiguration.load(
+            yaml: """
+                budgets:
+                  keys: { sluice_ab12cd34: { usd: 5, per: day } }
+                  tenants: { acme: { usd: 50 } }
+                  routes: { chat: { usd: 0.01, per: month } }
+                  alert_url: https://hooks.example.com/budget
+                """)
+        let budgets = configuration.budgets
+        #expect(budgets.keys["sluice_ab12cd34"] == BudgetPolicy(micros: 5_000_000, per: .day))
+        #expect(budgets.tenants["acme"] == BudgetPolicy(micros: 50_000_000, per: .month))
+        #expect(budgets.routes["chat"] == BudgetPolicy(micros: 10_000, per: .month))
+        #expect(budgets.alertURL == "https://hooks.example.com/budget")
+        #expect(
+            budgets.applying(keyPrefix: "sluice_ab12cd34", tenant: "acme", route: "chat").map(\.name)
+                == ["key:sluice_ab12cd34", "tenant:acme", "route:chat"])
+        #expect(budgets.applying(keyPrefix: "sluice_other000", tenant: "other", route: nil).isEmpty)
+
+        #expect(throws: ConfigurationError(key: "budgets.tenants.acme.usd", problem: "must be a number within 1e-06...1000000000.0")) {
+            try SluiceConfiguration.load(yaml: "budgets: { tenants: { acme: { usd: 1e300 } } }")
+        }
+        #expect(throws: ConfigurationError(key: "budgets.keys.k.per", problem: "must be day or month")) {
+            try SluiceConfiguration.load(yaml: "budgets: { keys: { k: { usd: 1, per: week } } }")
+        }
+        #expect(throws: ConfigurationError(key: "budgets.routes.r.usd", problem: "is required: US dollars per period")) {
+            try SluiceConfiguration.load(yaml: "budgets: { routes: { r: { per: day } } }")
+        }
+        #expect(throws: ConfigurationError(key: "budgets.tenants.t.limit", problem: "is not a known setting")) {
+            try SluiceConfiguration.load(yaml: "budgets: { tenants: { t: { usd: 1, limit: 2 } } }")
+        }
+        #expect(throws: ConfigurationError(key: "budgets.alert_url", problem: "must be an http(s) URL")) {
+            try SluiceConfiguration.load(yaml: "budgets: { alert_url: ftp://x }")
+        }
+    }
+
+    @Test func theEstimateIsBytesOverFourInAndMaxTokensOut() {
+        var budgets = Budgets()
+        budgets.defaultMaxTokens = 100
+        let prices = ["gpt-4o-mini": SluiceConfiguration.Price(input: 1, output: 10)]
+        let payload = Array(#"{"model":"gpt-4o-mini","max_tokens":7,"messages":[]}"#.utf8)  // 52 bytes: 13 tokens in
+        #expect(budgets.estimate(payload: payload, model: "gpt-4o-mini", prices: prices) == 13 + 70)
+        let without = Array(#"{"messages":[]}"#.utf8)  // 15 bytes: 3 tokens in, the default 100 out
+        #expect(budgets.estimate(payload: without, model: "gpt-4o-mini", prices: prices) == 3 + 1_000)
+        // Hostile numbers do not trap: a huge max_tokens is not a number of tokens; no price is 0.
+        let huge = Array(#"{"max_tokens":1e300}"#.utf8)
+        #expect(budgets.estimate(payload: huge, model: "gpt-4o-mini", prices: prices) == 5 + 1_000)
+        #expect(budgets.estimate(payload: payload, model: "unpriced", prices: prices) == 0)
+        #expect(Budgets.micros(input: Int.max, output: Int.max, price: .init(input: 1_000_000, output: 1_000_000)) == 1_000_000_000_000_000)
+    }
+}

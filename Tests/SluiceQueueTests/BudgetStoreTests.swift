@@ -1,0 +1,67 @@
+import Foundation
+import SluiceCore
+import SluiceQueue
+import SluiceRedis
+import SluiceTestSupport
+import Testing
+
+/// The budget store against a real redis-server, with the clock given explicitly.
+@Suite struct BudgetStoreTests {
+    static let day = Budgets.Applied(name: "key:sluice_test0001", policy: BudgetPolicy(micros: 10_000, per: .day))
+    /// 2026-12-02 23:59:00 UTC and a minute later, the next day.
+    static let beforeMidnight = UnixMillis(1_796_255_940_000)
+    static let afterMidnight = UnixMillis(1_796_256_000_000)
+
+    @Test func periodsAreUTCDaysAndMonths() {
+        let day = Self.day.policy.period(at: Self.beforeMidnight)
+        #expect(day.name == "2026-12-02")
+        #expect(day.resetsAt == Self.afterMidnight)
+        #expect(Self.day.policy.period(at: Self.afterMidnight).name == "2026-12-03")
+        let month = BudgetPolicy(micros: 1, per: .month).period(at: Self.beforeMidnight)
+        #expect(month.name == "2026-12")
+        #expect(month.resetsAt == UnixMillis(1_798_761_600_000))  // 2027-01-01
+    }
+
+    @Test func reservesUntilFullThenTheNextPeriodStartsEmpty() async throws {
+        try await withQueue { queue, _ in
+            let store = BudgetStore(redis: queue.redis)
+            // 3,000 each: three fit in 10,000, the fourth does not, and nothing of it is reserved.
+            for _ in 0..<3 { #expect(try await store.reserve(3_000, in: [Self.day], at: Self.beforeMidnight) == nil) }
+            let refusal = try #require(try await store.reserve(3_000, in: [Self.day], at: Self.beforeMidnight))
+            #expect(refusal.budget == Self.day)
+            #expect(refusal.reserved == 9_000)
+            // A minute later it is another day: the same estimate fits.
+            #expect(try await store.reserve(3_000, in: [Self.day], at: Self.afterMidnight) == nil)
+            let spend = try await store.spend([Self.day], at: Self.afterMidnight)
+            #expect(spend.map(\.reserved) == [3_000])
+            #expect(spend.map(\.period) == ["2026-12-03"])
+        }
+    }
+
+    @Test func settlingReplacesTheEstimateOnceAndAlertsOncePerThreshold() async throws {
+        try await withQueue { queue, _ in
+            let store = BudgetStore(redis: queue.redis)
+            let tenant = Budgets.Applied(name: "tenant:acme", policy: BudgetPolicy(micros: 10_000, per: .month))
+            let budgets = [Self.day, tenant]
+            #expect(try await store.reserve(4_000, in: budgets, at: Self.beforeMidnight) == nil)
+            let job = JobID.generate(lane: LaneTag(lane: "openai/gpt-4o-mini"), unixMillis: Self.beforeMidnight.value)
+            // Estimated at 4,000, it cost 6,000: 60 %, past the 50 % threshold in both budgets.
+            let crossings = try await store.settle(job: job, actual: 6_000, estimate: 4_000, in: budgets, createdAt: Self.beforeMidnight)
+            #expect(Set(crossings.map { "\($0.budget.name) \($0.percent)" }) == ["key:sluice_test0001 50", "tenant:acme 50"])
+            // Read again (the archiver's feed redelivered it): nothing is booked twice.
+            #expect(try await store.settle(job: job, actual: 6_000, estimate: 4_000, in: budgets, createdAt: Self.beforeMidnight).isEmpty)
+            let spend = try await store.spend(budgets, at: Self.beforeMidnight)
+            #expect(spend.map(\.spent) == [6_000, 6_000])
+            #expect(spend.map(\.reserved) == [0, 0])
+            // Another job takes both past 100 %: the 80 and 100 alerts, the 50 one not again.
+            let other = JobID.generate(lane: LaneTag(lane: "openai/gpt-4o-mini"), unixMillis: Self.beforeMidnight.value)
+            let more = try await store.settle(job: other, actual: 5_000, estimate: 0, in: budgets, createdAt: Self.beforeMidnight)
+            #expect(more.filter { $0.budget == Self.day }.map(\.percent).sorted() == [80, 100])
+            // Spent out: even an estimate of 0 (a model without a price) is refused.
+            #expect(try await store.reserve(0, in: budgets, at: Self.beforeMidnight)?.spent == 11_000)
+            // A replayed submit's reservation comes back, never below 0.
+            try await store.release(5_000, in: [Self.day], at: Self.afterMidnight)
+            #expect(try await store.spend([Self.day], at: Self.afterMidnight).map(\.reserved) == [0])
+        }
+    }
+}
