@@ -5,7 +5,7 @@ import SluiceCore
 /// typo (`max_attempt`) never silently falls back to a default.
 ///
 /// `{"lane" | "provider" [+ "model"] | "model", "request": {…}, "priority", "not_before",
-///   "deadline", "max_attempts", "callback_url", "metadata": {…}, "idempotency_key"}`; times are
+///   "deadline", "max_attempts", "callback_url", "metadata": {…}, "idempotency_key", "cache"}`; times are
 /// Unix seconds. `request` and `metadata` are kept byte for byte as sent (checked, never
 /// re-encoded).
 ///
@@ -17,7 +17,7 @@ struct JobRequest {
     /// The fields a job may have.
     enum Field: Int, CaseIterable {
         case lane, provider, model, request, priority, notBefore, deadline, maxAttempts, callbackURL, metadata,
-            idempotencyKey
+            idempotencyKey, cache
 
         var name: StaticString {
             switch self {
@@ -32,6 +32,7 @@ struct JobRequest {
             case .callbackURL: "callback_url"
             case .metadata: "metadata"
             case .idempotencyKey: "idempotency_key"
+            case .cache: "cache"
             }
         }
 
@@ -52,6 +53,8 @@ struct JobRequest {
         var callbackURL: String?
         var metadata: RawJSON?
         var idempotencyKey: String?
+        /// The job's `cache` value: nil when it has none or says `false`.
+        var cache: ResponseCachePolicy?
     }
 
     var spec: JobSpec
@@ -98,7 +101,13 @@ struct JobRequest {
             lane: lane, tenant: tenant, priority: fields.priority ?? 0, payload: fields.request,
             idempotencyKey: idempotencyKey ?? fields.idempotencyKey, notBefore: fields.notBefore, deadline: fields.deadline,
             maxAttempts: fields.maxAttempts ?? 3,
-            envelope: JobEnvelope(callbackURL: fields.callbackURL, metadata: fields.metadata, route: route))
+            envelope: JobEnvelope(
+                callbackURL: fields.callbackURL, metadata: fields.metadata, route: route,
+                cache: fields.cache.flatMap { policy in
+                    // Scoped by tenant: a tenant never gets another tenant's cached answer.
+                    ResponseCacheKey(lane: lane, scope: tenant, body: fields.request, policy: policy)
+                        .map { ResponseCacheTicket(key: $0, ttl: policy.ttl) }
+                }))
         spec.why = why
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
@@ -179,9 +188,22 @@ struct JobRequest {
             guard value.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
             metadata = RawJSON(unchecked: Array(bytes[value.range]))
         }
-        return Fields(
+        var cache: ResponseCachePolicy?
+        if let value = present(.cache) {
+            // Only a job that names `cache` pays for this parse.
+            do {
+                cache = try ResponseCachePolicy.parse(JSONValue(parsing: Array(bytes[value.range])))
+            } catch let refusal as ResponseCachePolicy.Refusal {
+                throw .invalid(refusal.message, param: refusal.param)
+            } catch {
+                throw .invalid("'cache' is not valid JSON", param: "cache")
+            }
+        }
+        var fields = Fields(
             target: target, request: Array(bytes[request.range]), priority: try int(.priority), notBefore: try time(.notBefore),
             deadline: try time(.deadline), maxAttempts: try int(.maxAttempts), callbackURL: callbackURL, metadata: metadata,
             idempotencyKey: try string(.idempotencyKey))
+        fields.cache = cache
+        return fields
     }
 }

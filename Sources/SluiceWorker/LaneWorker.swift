@@ -36,6 +36,11 @@ public struct WorkerLane: Sendable {
     /// safety net for a wake-up it could not get (Redis was away, another process's worker took
     /// it).
     public var idleWait: Duration = .seconds(2)
+    /// The response cache's cap on the bytes of all stored results (`cache.max_bytes`; 0: none).
+    public var cacheMaxBytes = 0
+    /// How long a job that found an identical call in flight waits before it looks again
+    /// (released back to its lane, holding no provider slot while it waits).
+    public var cacheRecheck: Duration = .milliseconds(250)
 
     public init(
         lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int,
@@ -132,7 +137,11 @@ final class LaneWorker: Sendable {
         slots = AsyncSemaphore(limit: lane.concurrency)
         readyWake = JobQueue.readyWake(lane: lane.lane)
         leases = LeaseKeeper(queue: queue, logger: self.logger)
+        cache = ResponseCache(redis: queue.redis, maxBytes: lane.cacheMaxBytes)
     }
+
+    /// Stored results and in-flight markers for jobs that carry a cache ticket.
+    let cache: ResponseCache
 
     /// Announced limits are recorded for `/v1/providers` at most once a second…
     private let announcing = Throttle(every: .seconds(1))
@@ -283,6 +292,69 @@ final class LaneWorker: Sendable {
     /// when the job succeeded (an inline facade call answers with it), nil otherwise.
     @discardableResult
     func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async -> [UInt8]? {
+        // A job with a cache ticket may be answered, or told to wait, without a call. Jobs
+        // without metadata (the common case) skip the envelope entirely.
+        let ticket = job.metadata.isEmpty ? nil : JobEnvelope(decoding: job.metadata).cache
+        if let ticket {
+            switch await lookUpCache(ticket, job: job, slot: slot, estimated: estimated) {
+            case .answered(let answer): return answer
+            case .call: break
+            }
+        }
+        let recorded = await callProvider(job, slot: slot, estimated: estimated, generation: generation)
+        if let ticket {
+            // Best effort: a result not stored costs a later identical job a call, nothing more.
+            do {
+                if let recorded {
+                    try await cache.store(ticket.key, job: job.id, result: recorded, ttl: ticket.ttl)
+                } else {
+                    try await cache.abandon(ticket.key, job: job.id)
+                }
+            } catch {
+                logger.warning("cache store failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+        }
+        return recorded
+    }
+
+    /// What the cache said of a job.
+    private enum CacheStep {
+        /// Done without a call (completed from the cache, or released to wait): its answer if it
+        /// completed.
+        case answered([UInt8]?)
+        /// This job calls the provider (it leads, or the cache could not be asked).
+        case call
+    }
+
+    /// A hit completes the job with the stored result (timeline `cached`, or `coalesced` when
+    /// it had waited for an identical call); an identical call in flight releases the job to
+    /// look again after `cacheRecheck`. Either way its provider slot and permit are given back.
+    private func lookUpCache(_ ticket: ResponseCacheTicket, job: LeasedJob, slot: [String], estimated: Int) async -> CacheStep {
+        let found: ResponseCache.Lookup
+        do {
+            found = try await cache.lookup(ticket.key, job: job.id, markerTTL: queue.configuration.leaseDuration)
+        } catch {
+            logger.warning("cache lookup failed; calling", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            return .call
+        }
+        var answer: [UInt8]?
+        switch found {
+        case .lead: return .call
+        case .hit(let result), .coalesced(let result):
+            let info = if case .coalesced = found { "coalesced" } else { "cached" }
+            let outcome = await report { try await self.queue.complete(job.id, token: job.token, result: result, info: info) }
+            if case .recorded(.succeeded) = outcome { answer = result }
+        case .wait(let leader):
+            await report {
+                try await self.queue.release(job.id, token: job.token, delay: self.lane.cacheRecheck, why: "waiting for identical call \(leader)")
+            }
+        }
+        try? await limiter.release(slots: slot, tokenDelta: -estimated, unused: 1)
+        return .answered(answer)
+    }
+
+    /// The provider call and its report; returns the answer recorded when the job succeeded.
+    private func callProvider(_ job: LeasedJob, slot: [String], estimated: Int, generation: String) async -> [UInt8]? {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
