@@ -208,13 +208,16 @@ extension MockProvider {
         } else {
             batch.failures = failures
         }
+        // The clock starts once the lines are answered (50,000 take a while); a zero delay ends at once.
+        batch.started = .now
         let cap = configuration.batchMaxStored
-        let stored = batchStore.withLock { store in
+        let id = batchStore.withLock { store in
             batch.id = store.nextID("batch_mock")
             store.store(batch, cap: cap)
-            return batch
+            return batch.id
         }
-        return Self.object(openAIBatchObject(stored, now: .now))
+        let now = ContinuousClock.now
+        return Self.object(openAIBatchObject(observe(id, now: now) ?? batch, now: now))
     }
 
     /// The input file's requests as (custom_id, body), or the validation errors OpenAI reports
@@ -352,13 +355,15 @@ extension MockProvider {
         }
         var batch = BatchStore.Batch(id: "", anthropic: true, createdAt: Self.unixNow(), started: .now)
         batch.lines = answerLines(requests, kind: .messages, anthropic: true)
+        batch.started = .now
         let cap = configuration.batchMaxStored
-        let stored = batchStore.withLock { store in
+        let id = batchStore.withLock { store in
             batch.id = store.nextID("msgbatch_mock")
             store.store(batch, cap: cap)
-            return batch
+            return batch.id
         }
-        return Self.object(anthropicBatchObject(stored, now: .now, request: request))
+        let now = ContinuousClock.now
+        return Self.object(anthropicBatchObject(observe(id, now: now) ?? batch, now: now, request: request))
     }
 
     static func isAnthropicCustomID(_ id: String) -> Bool {
@@ -519,7 +524,8 @@ extension MockProvider {
             return anthropic
                 ? Self.anthropicError(.notFound, "not_found_error", "No such message batch: \(id.prefix(64))")
                 : Self.openAIError(.notFound, "No batch found with id '\(id.prefix(64))'.", param: "id")
-        case .finished(let batch):
+        case .finished(let found):
+            let batch = observe(id, now: now) ?? found
             if anthropic { return Self.object(anthropicBatchObject(batch, now: now, request: request)) }
             return Self.openAIError(.conflict, "Cannot cancel a batch with status '\(openAIBatchObject(batch, now: now)["status"] ?? "")'.", param: nil)
         case .cancelling(let batch):

@@ -79,10 +79,17 @@ extension TestClientProtocol {
     @Test func faultsMakeErroredAndExpiredLinesAndStatsCountDuplicates() async throws {
         try await withMock({ $0.batchDelay = .zero; $0.errorRate = 0.5; $0.batchExpireRate = 0.5 }) { mock, client in
             let file = try await client.upload((0..<10).map { chatLine("job_\($0)") }.joined(separator: "\n"))
+            var last = ""
             for _ in 0..<2 {
-                _ = try await client.post("/v1/batches", #"{"input_file_id": "\#(file)", "endpoint": "/v1/chat/completions", "completion_window": "24h"}"#)
+                // With no delay the answer to the create is already complete, its files named (the
+                // delay counts from when the lines were answered: a 50,000-line batch once showed
+                // "completed" with no output file, its answering having outlasted the delay).
+                let created = object(try await client.post("/v1/batches", #"{"input_file_id": "\#(file)", "endpoint": "/v1/chat/completions", "completion_window": "24h"}"#))
+                #expect(created["status"] as? String == "completed")
+                #expect(created["error_file_id"] as? String != nil)
+                last = created["id"] as? String ?? ""
             }
-            let batch = try await client.get("/v1/batches/batch_mock3")
+            let batch = try await client.get("/v1/batches/\(last)")
             #expect(batch["status"] as? String == "completed")
             #expect(batch["output_file_id"] is NSNull, "no line succeeded: no output file")
             let errors = try await client.lines("/v1/files/\(try #require(batch["error_file_id"] as? String))/content")
@@ -156,7 +163,7 @@ extension TestClientProtocol {
     }
 
     @Test func anthropicBatchEndsWithUnorderedResultsAndCancels() async throws {
-        try await withMock({ $0.batchDelay = .milliseconds(300); $0.batchMaxStored = 2 }) { mock, client in
+        try await withMock({ $0.batchDelay = .milliseconds(300) }) { mock, client in
             let requests = (0..<30).map { #"{"custom_id": "job_\#($0)", "params": {"model": "claude-3-5-haiku", "max_tokens": 8, "messages": []}}"# }
             let created = object(try await client.post("/v1/messages/batches", #"{"requests": [\#(requests.joined(separator: ","))]}"#))
             let id = try #require(created["id"] as? String)
@@ -176,6 +183,10 @@ extension TestClientProtocol {
             let message = (results.first?["result"] as? [String: Any])?["message"] as? [String: Any]
             #expect(message?["type"] as? String == "message" && message?["model"] as? String == "claude-3-5-haiku")
 
+            #expect(mock.stats().batchLines == 30)
+        }
+        try await withMock({ $0.batchDelay = .seconds(60); $0.batchMaxStored = 2 }) { mock, client in
+            let requests = (0..<3).map { #"{"custom_id": "job_\#($0)", "params": {"model": "claude-3-5-haiku", "max_tokens": 8, "messages": []}}"# }
             let second = try #require(object(try await client.post("/v1/messages/batches", #"{"requests": [\#(requests[0])]}"#))["id"] as? String)
             let cancelling = object(try await client.post("/v1/messages/batches/\(second)/cancel", ""))
             #expect(cancelling["processing_status"] as? String == "canceling")
@@ -184,10 +195,11 @@ extension TestClientProtocol {
             #expect((cancelled["request_counts"] as? [String: Int])?["canceled"] == 1)
             let canceledResult = try await client.lines("/v1/messages/batches/\(second)/results").first?["result"] as? [String: Any]
             #expect(canceledResult?["type"] as? String == "canceled")
-            #expect(mock.stats().batchLines == 31)
-            // Bounded: a third batch pushes the first out.
+            #expect(mock.stats().batchLines == 1)
+            // Bounded: two more batches push the first out.
             _ = try await client.post("/v1/messages/batches", #"{"requests": [\#(requests[1])]}"#)
-            #expect(try await client.execute(uri: "/v1/messages/batches/\(id)", method: .get).status == .notFound)
+            _ = try await client.post("/v1/messages/batches", #"{"requests": [\#(requests[2])]}"#)
+            #expect(try await client.execute(uri: "/v1/messages/batches/\(second)", method: .get).status == .notFound)
         }
     }
 
