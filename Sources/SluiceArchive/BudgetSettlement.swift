@@ -16,11 +16,15 @@ public struct BudgetSettlement: Sendable {
     let prices: [String: SluiceConfiguration.Price]
     let keys: APIKeyStore
     let webhooks: (any WebhookOutbox)?
+    /// Makes sure a key has a webhook secret the senders know (an alert is signed with the
+    /// secret of the key whose job crossed the threshold).
+    let ensureSecret: (@Sendable (Int64) async throws -> Void)?
 
     public init(
         store: BudgetStore, budgets: Budgets, prices: [String: SluiceConfiguration.Price], keys: APIKeyStore,
-        webhooks: (any WebhookOutbox)?
+        webhooks: (any WebhookOutbox)?, ensureSecret: (@Sendable (Int64) async throws -> Void)? = nil
     ) {
+        self.ensureSecret = ensureSecret
         self.store = store
         self.budgets = budgets
         self.prices = prices
@@ -44,17 +48,19 @@ public struct BudgetSettlement: Sendable {
             let actual = Budgets.micros(input: Bounded.tokens(job.usageInput ?? 0), output: Bounded.tokens(job.usageOutput ?? 0), price: price)
             let estimate = budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
             let crossings = try await store.settle(job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: job.createdAt)
-            for crossing in crossings { try await alert(crossing, key: crossing.budget.name.hasPrefix("key:") ? job.submitter : nil, logger: logger) }
+            for crossing in crossings { try await alert(crossing, key: job.submitter, logger: logger) }
         }
     }
 
     /// Queues the `budget.threshold` webhook of a crossing (once: its subject names the budget,
-    /// period and threshold).
+    /// period and threshold), signed with the secret of `key`, the key whose job crossed it (a job
+    /// no key submitted sends no alert: nothing could sign it).
     func alert(_ crossing: BudgetStore.Crossing, key: Int64?, logger: Logger) async throws {
         logger.notice(
             "budget threshold crossed",
             metadata: ["budget": "\(crossing.budget.name)", "percent": "\(crossing.percent)", "period": "\(crossing.period)"])
-        guard let url = budgets.alertURL, let webhooks else { return }
+        guard let url = budgets.alertURL, let webhooks, let key else { return }
+        try await ensureSecret?(key)
         let subject = "budget:\(crossing.budget.name):\(crossing.period):\(crossing.percent)"
         var body = JSONObjectWriter()
         body.string("type", "budget.threshold")

@@ -173,7 +173,12 @@ private func serve(
                         ? nil
                         : BudgetSettlement(
                             store: BudgetStore(redis: queue.redis), budgets: configuration.budgets, prices: configuration.prices, keys: keys,
-                            webhooks: webhooks),
+                            webhooks: webhooks,
+                            ensureSecret: { keyID in
+                                let record = try await keys.ensureWebhookSecret(keyID: keyID, fresh: WebhookSecret.generate().text)
+                                try await webhooks.publishSecrets(
+                                    key: keyID, current: record.current, previous: record.previous, previousUntil: record.previousUntil)
+                            }),
                     logger: logger)))
         services.append(.init(service: batches))
         // Pipeline runs move on as their steps' jobs end (any number of these may run: each step

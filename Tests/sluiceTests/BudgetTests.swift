@@ -1,0 +1,115 @@
+import Foundation
+import SluiceMock
+import SluiceTestSupport
+import Testing
+
+/// One HTTP/1.1 request over a plain socket, query included; the status, the raw head and the body.
+private func call(_ method: String, _ url: String, bearer: String, json: String? = nil) throws -> (status: Int, head: String, body: String) {
+    let parsed = try #require(URL(string: url))
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(parsed.port ?? 80).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+    let target = parsed.path + (parsed.query.map { "?" + $0 } ?? "")
+    var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(bearer)\r\n"
+    if let json { request += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json } else { request += "\r\n" }
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = recv(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { break }
+        response += buffer[0..<count]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
+    let split = text.range(of: "\r\n\r\n")
+    return (status, split.map { String(text[..<$0.lowerBound]) } ?? text, split.map { String(text[$0.upperBound...]) } ?? "")
+}
+
+private func object(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}
+
+/// Budgets end to end: a real `sluice up` (its Redis, its workers, its archiver), the mock
+/// provider run as a server, and a webhook receiver on loopback.
+@Suite struct BudgetTests {
+    /// A tenant with a $0.01/day budget; each job costs 12 output tokens at $80 per million
+    /// ($0.00096, estimated and actual alike, since the mock answers min(max_tokens, 12) tokens):
+    /// ten jobs fit, the eleventh is refused with 429 budget_exceeded and a Retry-After until
+    /// midnight UTC; the spend in /v1/budgets is the ledger's; the 50 % and 80 % alerts arrive once each.
+    @Test func aTenantsDailyBudgetStopsSubmitsAndMatchesTheLedger() async throws {
+        try await withPeerServer({ _ in .init(status: 204, body: "") }) { receiver, receiverURL in
+            try await withMockProvider(MockConfiguration()) { _, base in
+                let config = """
+                    providers:
+                      mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini] }
+                    prices:
+                      gpt-4o-mini: { input: 0, output: 80 }
+                    webhooks: { schedule: [0s, 1s, 1s], jitter: 0, allow_cidrs: [127.0.0.0/8] }
+                    budgets:
+                      tenants: { budgeted: { usd: 0.01, per: day } }
+                      alert_url: "\(receiverURL)/alerts"
+
+                    """
+                try await withRunningSluice(config: config) { sluice in
+                    let created = try call("POST", sluice.url + "/v1/keys", bearer: sluice.adminKey, json: #"{"tenant": "budgeted", "scopes": ["submit", "read"]}"#)
+                    #expect(created.status == 201, "\(created.body)")
+                    let key = try #require(object(created.body)["key"] as? String)
+                    let job = #"{"lane": "mock/gpt-4o-mini", "request": {"model": "gpt-4o-mini", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}}"#
+                    var accepted: [String] = []
+                    var refused: (status: Int, head: String, body: String)?
+                    for _ in 0..<30 {
+                        let answer = try call("POST", sluice.url + "/v1/jobs", bearer: key, json: job)
+                        if answer.status == 202 {
+                            accepted.append(try #require(object(answer.body)["id"] as? String))
+                        } else {
+                            refused = answer
+                            break
+                        }
+                    }
+                    #expect(accepted.count == 10)
+                    let refusal = try #require(refused)
+                    #expect(refusal.status == 429, "\(refusal.body)")
+                    let error = object(refusal.body)["error"] as? [String: Any] ?? [:]
+                    #expect(error["type"] as? String == "budget_exceeded", "\(refusal.body)")
+                    #expect((error["message"] as? String ?? "").contains("tenant:budgeted"), "\(refusal.body)")
+                    let retryLine = refusal.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
+                    let retryAfter = retryLine.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+                    #expect(retryAfter.map { (1...86_400).contains($0) } == true, "\(refusal.head)")
+
+                    // Every job finishes and is archived: nothing is left reserved, and the spend
+                    // is the ledger's cost (each job's cost rounded up to a micro-dollar).
+                    var budget: [String: Any] = [:]
+                    let settled = await eventually(timeout: .seconds(30)) {
+                        let listing = (try? call("GET", sluice.url + "/v1/budgets", bearer: key)).map { object($0.body) } ?? [:]
+                        budget = (listing["data"] as? [[String: Any]])?.first ?? [:]
+                        return budget["reserved_usd"] as? Double == 0 && (budget["spent_usd"] as? Double ?? 0) > 0
+                    }
+                    #expect(settled, "\(budget)")
+                    #expect(budget["name"] as? String == "tenant:budgeted")
+                    #expect(budget["per"] as? String == "day")
+                    #expect(budget["limit_usd"] as? Double == 0.01)
+                    let spent = try #require(budget["spent_usd"] as? Double)
+                    #expect(abs(spent - 0.0096) < 0.000_001, "\(budget)")
+                    let usage = try call("GET", sluice.url + "/v1/usage?group_by=tenant", bearer: key)
+                    let ledger = ((object(usage.body)["total"] as? [String: Any])?["cost_usd"] as? Double) ?? -1
+                    #expect(abs(spent - ledger) <= 0.000_01, "\(usage.body)")
+
+                    // 9,600 of 10,000 micro-dollars: the 50 % and 80 % alerts, once each.
+                    #expect(await eventually(timeout: .seconds(30)) { receiver.count >= 2 }, "\(receiver.count)")
+                    try await Task.sleep(for: .seconds(2))
+                    #expect(receiver.count == 2)
+                    // Still refused: what is spent leaves no room for another estimate.
+                    #expect(try call("POST", sluice.url + "/v1/jobs", bearer: key, json: job).status == 429)
+                }
+            }
+        }
+    }
+}
