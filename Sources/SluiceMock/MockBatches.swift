@@ -14,7 +14,8 @@ import Synchronization
 /// `/stats`. The answers show after `batchDelay`: OpenAI's status goes validating (the first
 /// tenth), in_progress, finalizing (the last tenth), completed; Anthropic's in_progress, ended.
 /// Output and results are shuffled, as the real ones are unordered: match them by `custom_id`.
-/// Everything is in memory, bounded by `batchMaxStored` files and batches (the oldest go first).
+/// Everything is in memory, bounded by `batchMaxStored` files and batches and `batchMaxBytes`
+/// bytes (the oldest go first).
 struct BatchStore {
     struct File {
         var id: String
@@ -62,9 +63,11 @@ struct BatchStore {
     }
 
     var files: [String: File] = [:]
-    var fileOrder: [String] = []
     var batches: [String: Batch] = [:]
-    var batchOrder: [String] = []
+    /// Ids in the order they were stored, with their sizes: the oldest go first.
+    var order: [(id: String, file: Bool)] = []
+    /// The bytes held: files' contents, batches' answers and results.
+    var bytes = 0
     var serial = 0
 
     mutating func nextID(_ prefix: String) -> String {
@@ -72,16 +75,50 @@ struct BatchStore {
         return "\(prefix)\(serial)"
     }
 
-    mutating func store(_ file: File, cap: Int) {
-        files[file.id] = file
-        fileOrder.append(file.id)
-        while fileOrder.count > cap { files[fileOrder.removeFirst()] = nil }
+    static func size(_ batch: Batch) -> Int {
+        batch.lines.reduce(0) { $0 + $1.body.count + $1.customID.utf8.count + 16 } + (batch.ended?.results.count ?? 0)
     }
 
-    mutating func store(_ batch: Batch, cap: Int) {
+    mutating func store(_ file: File, limits: (count: Int, bytes: Int)) {
+        if files[file.id] == nil { order.append((file.id, true)) }
+        bytes += file.content.count - (files[file.id]?.content.count ?? 0)
+        files[file.id] = file
+        trim(limits)
+    }
+
+    /// Stores a new batch, or replaces one with its answers written.
+    mutating func store(_ batch: Batch, limits: (count: Int, bytes: Int)) {
+        if let old = batches[batch.id] { bytes -= Self.size(old) } else { order.append((batch.id, false)) }
+        bytes += Self.size(batch)
         batches[batch.id] = batch
-        batchOrder.append(batch.id)
-        while batchOrder.count > cap { batches[batchOrder.removeFirst()] = nil }
+        trim(limits)
+    }
+
+    mutating func removeFile(_ id: String) -> Bool {
+        guard let file = files.removeValue(forKey: id) else { return false }
+        bytes -= file.content.count
+        order.removeAll { $0.file && $0.id == id }
+        return true
+    }
+
+    /// Drops the oldest until at most `count` files, `count` batches and `bytes` bytes are held
+    /// (the newest stays, however large).
+    private mutating func trim(_ limits: (count: Int, bytes: Int)) {
+        var index = 0
+        while index < order.count - 1 {
+            let entry = order[index]
+            let overCount = entry.file ? files.count > limits.count : batches.count > limits.count
+            guard bytes > limits.bytes || overCount else {
+                index += 1
+                continue
+            }
+            if entry.file {
+                _ = removeFile(entry.id)
+            } else if let batch = batches.removeValue(forKey: entry.id) {
+                bytes -= Self.size(batch)
+                order.remove(at: index)
+            }
+        }
     }
 }
 
@@ -103,9 +140,7 @@ extension MockProvider {
         router.delete("/v1/files/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
             let found = self.batchStore.withLock { store in
-                guard store.files.removeValue(forKey: id) != nil else { return false }
-                store.fileOrder.removeAll { $0 == id }
-                return true
+                store.removeFile(id)
             }
             guard found else { return Self.openAIError(.notFound, "No such File object: \(id)", param: "id") }
             return Self.object(["id": id, "object": "file", "deleted": true])
@@ -144,12 +179,12 @@ extension MockProvider {
         guard file.content.count <= Self.openAIBatchMaxBytes else {
             return Self.openAIError(.contentTooLarge, "File exceeds the maximum size of \(Self.openAIBatchMaxBytes) bytes for a batch input file.", param: "file")
         }
-        let cap = configuration.batchMaxStored
+        let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
         let stored = batchStore.withLock { store in
             let file = BatchStore.File(
                 id: store.nextID("file-mock"), purpose: "batch", filename: String((file.filename ?? "batch.jsonl").prefix(255)),
                 content: file.content, createdAt: Self.unixNow())
-            store.store(file, cap: cap)
+            store.store(file, limits: cap)
             return file
         }
         return Self.object(Self.fileObject(stored))
@@ -210,10 +245,10 @@ extension MockProvider {
         }
         // The clock starts once the lines are answered (50,000 take a while); a zero delay ends at once.
         batch.started = .now
-        let cap = configuration.batchMaxStored
+        let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
         let id = batchStore.withLock { store in
             batch.id = store.nextID("batch_mock")
-            store.store(batch, cap: cap)
+            store.store(batch, limits: cap)
             return batch.id
         }
         let now = ContinuousClock.now
@@ -356,10 +391,10 @@ extension MockProvider {
         var batch = BatchStore.Batch(id: "", anthropic: true, createdAt: Self.unixNow(), started: .now)
         batch.lines = answerLines(requests, kind: .messages, anthropic: true)
         batch.started = .now
-        let cap = configuration.batchMaxStored
+        let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
         let id = batchStore.withLock { store in
             batch.id = store.nextID("msgbatch_mock")
-            store.store(batch, cap: cap)
+            store.store(batch, limits: cap)
             return batch.id
         }
         let now = ContinuousClock.now
@@ -439,7 +474,7 @@ extension MockProvider {
     /// The batch, its answers written out if they are due (once: then they stay as they are).
     private func observe(_ id: String, now: ContinuousClock.Instant) -> BatchStore.Batch? {
         let phase = { (batch: BatchStore.Batch) in self.phase(batch, now: now) }
-        let cap = configuration.batchMaxStored
+        let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
         return batchStore.withLock { store -> BatchStore.Batch? in
             guard var batch = store.batches[id] else { return nil }
             guard batch.ended == nil, batch.failures.isEmpty, batch.cancelled != nil || phase(batch) >= 1 else { return batch }
@@ -481,14 +516,14 @@ extension MockProvider {
             } else {
                 let file = { (content: [UInt8], store: inout BatchStore) -> String in
                     let file = BatchStore.File(id: store.nextID("file-mock"), purpose: "batch_output", filename: "batch_output.jsonl", content: content, createdAt: at)
-                    store.store(file, cap: cap)
+                    store.store(file, limits: cap)
                     return file.id
                 }
                 let outputID = output.isEmpty ? nil : file(jsonl(output), &store)
                 let errorID = errors.isEmpty ? nil : file(jsonl(errors), &store)
                 batch.ended = (at, outputID, errorID, [])
             }
-            store.batches[id] = batch
+            store.store(batch, limits: cap)
             return batch
         }
     }

@@ -87,6 +87,8 @@ public struct MockConfiguration: Sendable, Hashable {
     public var batchExpireRate = 0.0
     /// At most this many files and this many batches are kept (each); the oldest go first.
     public var batchMaxStored = 256
+    /// And at most this many bytes of files and answers (the newest is kept however large).
+    public var batchMaxBytes = 1 << 30
 
     public init() {}
 
@@ -99,7 +101,7 @@ public struct MockConfiguration: Sendable, Hashable {
             throw MockConfigurationError("--batch-expire-rate must be between 0 and 1, and add up to at most 1 with --error-rate")
         }
         guard batchDelay >= .zero, batchDelay <= .seconds(86_400) else { throw MockConfigurationError("--batch-delay must be between 0 and 24h") }
-        guard batchMaxStored >= 1 else { throw MockConfigurationError("--batch-max-stored must be at least 1") }
+        guard batchMaxStored >= 1, batchMaxBytes >= 1 else { throw MockConfigurationError("--batch-max-stored and --batch-max-bytes must be at least 1") }
         guard errorRate + timeoutRate + resetRate <= 1 else {
             throw MockConfigurationError("the fault rates add up to more than 1")
         }

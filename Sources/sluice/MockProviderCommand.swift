@@ -34,6 +34,7 @@ struct MockProviderCommand: AsyncParsableCommand {
     @Option(help: "How long a batch stays in progress before its answers show, e.g. 2s.") var batchDelay = "500ms"
     @Option(help: "Fraction of batch lines that expire (--error-rate makes errored lines).") var batchExpireRate = 0.0
     @Option(help: "At most this many files and this many batches kept in memory (each); the oldest go first.") var batchMaxStored = 256
+    @Option(help: "At most this many bytes of batch files and answers in memory; the oldest go first.") var batchMaxBytes = 1 << 30
     @Flag(help: "Keep each accepted request's arrival time; /stats then reports most_in_any_60s.") var recordArrivals = false
 
     func run() async throws {
@@ -59,6 +60,7 @@ struct MockProviderCommand: AsyncParsableCommand {
                 settings.batchDelay = batchDelay
                 settings.batchExpireRate = batchExpireRate
                 settings.batchMaxStored = batchMaxStored
+                settings.batchMaxBytes = batchMaxBytes
                 try settings.validate()
             } catch {
                 throw CommandFailure(exitCode: 2, message: "\(error)")

@@ -203,6 +203,18 @@ extension TestClientProtocol {
         }
     }
 
+    @Test func storageIsBoundedInBytes() async throws {
+        try await withMock({ $0.batchMaxBytes = 1_000 }) { _, client in
+            let first = try await client.upload(String(repeating: "a", count: 600))
+            let second = try await client.upload(String(repeating: "b", count: 600))
+            #expect(try await client.execute(uri: "/v1/files/\(first)", method: .get).status == .notFound, "the oldest went")
+            #expect(try await client.get("/v1/files/\(second)")["bytes"] as? Int == 600)
+            #expect(try await client.execute(uri: "/v1/files/\(second)", method: .delete).status == .ok)
+            #expect(try await client.execute(uri: "/v1/files/\(second)", method: .get).status == .notFound)
+            #expect(try await client.execute(uri: "/v1/files/\(second)", method: .delete).status == .notFound)
+        }
+    }
+
     @Test func anthropicRefusesWhatTheRealAPIRefuses() async throws {
         try await withMock { mock, client in
             let good = #"{"custom_id": "a", "params": {"model": "m", "max_tokens": 1, "messages": []}}"#
