@@ -1,4 +1,5 @@
 import Hummingbird
+import SluiceQueue
 import SluiceScaler
 
 /// `GET /metrics`: the Prometheus exposition (`SluiceMetrics`) of the scaling monitor's latest
@@ -30,9 +31,10 @@ struct MetricsController: Sendable {
             _ = try await scaling.tick()
             snapshot = scaling.snapshot
         }
+        let cache = try await ResponseCache(redis: providers.queue.redis).stats()
         let body = metrics.render(
             samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats(),
-            canaries: try await routes?.canaries() ?? [])
+            canaries: try await routes?.canaries() ?? [], cache: (cache.hits, cache.coalesced, cache.misses))
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

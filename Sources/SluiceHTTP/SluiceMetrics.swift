@@ -19,7 +19,9 @@ import Synchronization
 /// - `sluice_provider_latency_seconds{provider}` (a histogram of every worker's calls),
 ///   `sluice_provider_rate_limited_total{provider}` (429s), `sluice_provider_calls_total{provider}`;
 /// - `sluice_route_canary_weight{route,target}` (the canary's weight in force, percent: 0 once
-///   rolled back), `sluice_route_rollbacks_total{route}` (from the route's record in Redis).
+///   rolled back), `sluice_route_rollbacks_total{route}` (from the route's record in Redis);
+/// - `sluice_cache_hits_total`, `sluice_cache_coalesced_total`, `sluice_cache_misses_total`: the
+///   response cache's lookups (a miss is a job that called the provider and stored its answer).
 public final class SluiceMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// The counters' last totals, to add only the growth.
@@ -38,8 +40,16 @@ public final class SluiceMetrics: Sendable {
 
     /// Sets every metric from a snapshot, and renders the exposition.
     func render(
-        samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)], canaries: [Canary] = []
+        samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)], canaries: [Canary] = [],
+        cache: (hits: Int, coalesced: Int, misses: Int) = (0, 0, 0)
     ) -> [UInt8] {
+        grow(counter("sluice_cache_hits_total", labels: [], help: "Jobs answered from the response cache"), key: "cache hits", to: cache.hits)
+        grow(
+            counter("sluice_cache_coalesced_total", labels: [], help: "Jobs answered by an identical call they waited for"),
+            key: "cache coalesced", to: cache.coalesced)
+        grow(
+            counter("sluice_cache_misses_total", labels: [], help: "Cacheable jobs that called the provider"),
+            key: "cache misses", to: cache.misses)
         for canary in canaries {
             gauge(
                 "sluice_route_canary_weight", labels: [("route", canary.route), ("target", canary.target)],

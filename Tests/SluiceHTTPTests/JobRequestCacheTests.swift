@@ -1,0 +1,48 @@
+import Foundation
+import SluiceCore
+import Testing
+
+@testable import SluiceHTTP
+
+/// A job's `cache` field: parsed strictly (a bad value is a 400 naming the field), and turned
+/// into the cache ticket the worker reads, keyed by lane and tenant.
+@Suite struct JobRequestCacheTests {
+    static func spec(_ text: String, tenant: String = "t") throws(APIError) -> JobSpec {
+        try JobRequest(json: Array(text.utf8), tenant: tenant, idempotencyKey: nil, directory: JobRequestTests.directory).spec
+    }
+
+    @Test func aCacheFieldGivesTheJobATicketKeyedByLaneAndTenant() throws {
+        let job = try Self.spec(#"{"lane": "openai", "request": {"temperature": 0, "q": 1}, "cache": {"ttl": "2h"}}"#)
+        let ticket = try #require(job.envelope.cache)
+        #expect(ticket.ttl == .seconds(7200))
+        let body = Array(#"{"q":1,"temperature":0}"#.utf8)
+        #expect(ticket.key == ResponseCacheKey(lane: "openai", scope: "t", body: body, policy: .init()))
+        // The same request spelled differently: the same key; another tenant: another.
+        let same = try Self.spec(#"{"cache": true, "request": {"q": 1, "temperature": 0.0}, "lane": "openai"}"#)
+        #expect(same.envelope.cache?.key == ticket.key)
+        #expect(same.envelope.cache?.ttl == ResponseCachePolicy.defaultTTL)
+        let other = try Self.spec(#"{"lane": "openai", "request": {"temperature": 0, "q": 1}, "cache": true}"#, tenant: "u")
+        #expect(other.envelope.cache?.key != ticket.key)
+    }
+
+    @Test func falseOrANonDeterministicRequestGivesNoTicket() throws {
+        #expect(try Self.spec(#"{"lane": "openai", "request": {"temperature": 0}, "cache": false}"#).envelope.cache == nil)
+        #expect(try Self.spec(#"{"lane": "openai", "request": {"temperature": 0}}"#).metadata.isEmpty)
+        #expect(try Self.spec(#"{"lane": "openai", "request": {"temperature": 1}, "cache": true}"#).envelope.cache == nil)
+        #expect(try Self.spec(#"{"lane": "openai", "request": {"temperature": 1}, "cache": {"all": true}}"#).envelope.cache != nil)
+    }
+
+    @Test func aBadCacheValueIsRefusedNamingTheField() {
+        for (text, param) in [
+            (#"{"ttl": "soon"}"#, "cache.ttl"), (#"{"ttl": 1e999}"#, "cache"), (#"{"all": 1}"#, "cache.all"), (#""yes""#, "cache"),
+            (#"{"color": 1}"#, "cache.color"),
+        ] {
+            do {
+                _ = try Self.spec(#"{"lane": "openai", "request": {"temperature": 0}, "cache": \#(text)}"#)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.param == param, "\(text): \(error)")
+            }
+        }
+    }
+}
