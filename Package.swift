@@ -200,7 +200,7 @@ let package = Package(
             name: "SluiceFuzz",
             dependencies: [
                 "CFuzzDriver", "SluiceCore", "SluiceHTTP", "SluiceBatch", "SluiceProviders", "SluiceQueue", "SluiceRedis", "SluiceStore",
-                "SluiceWebhooks", .product(name: "Logging", package: "swift-log"),
+                "SluiceWebhooks", "SluiceMock", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/Fuzz/Sources/SluiceFuzz"
         ),

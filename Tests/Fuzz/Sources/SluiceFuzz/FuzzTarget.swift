@@ -12,6 +12,7 @@ import SluiceWebhooks
 #if DEBUG
     @testable import SluiceBatch
     @testable import SluiceHTTP
+    @testable import SluiceMock
 #endif
 
 /// One fuzz target: a parser of outside input, run on one input. It must return for every
@@ -41,6 +42,7 @@ extension FuzzTarget {
         FuzzTarget(name: "pipeline", run: pipeline),
         FuzzTarget(name: "template", run: template),
         FuzzTarget(name: "condition", run: condition),
+        FuzzTarget(name: "mockbatch", run: mockBatch),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -114,6 +116,21 @@ extension FuzzTarget {
             precondition(!form.parts.isEmpty && form.parts.count <= Multipart.maxParts)
             precondition(form.parts.reduce(0) { $0 + $1.content.count } <= body.count)
         }
+    }
+
+    /// The mock provider's batch input: an OpenAI input file (JSONL), the same bytes as a
+    /// `/v1/files` multipart body (boundary `b`), and as an Anthropic custom_id.
+    static func mockBatch(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let body = Array(bytes)
+        let (requests, failures) = MockProvider.openAILines(body, endpoint: "/v1/chat/completions")
+        let lineCount = body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count
+        precondition(failures.allSatisfy { ($0.line ?? 1) >= 1 && ($0.line ?? 1) <= lineCount })
+        precondition(!requests.isEmpty || !failures.isEmpty, "an input is either requests or a failure")
+        precondition(requests.count <= MockProvider.openAIBatchMaxRequests && failures.count <= 10)
+        if let parts = MockMultipart.parts(body, boundary: "b") {
+            precondition(parts.count <= 16 && parts.reduce(0) { $0 + $1.content.count } <= body.count)
+        }
+        _ = MockProvider.isAnthropicCustomID(text(bytes))
     }
 
     // MARK: - SluiceProviders
