@@ -108,6 +108,13 @@ private func object(_ text: String) -> [String: Any] {
                     #expect(receiver.count == 2)
                     // Still refused: what is spent leaves no room for another estimate.
                     #expect(try call("POST", sluice.url + "/v1/jobs", bearer: key, json: job).status == 429)
+
+                    // `sluice usage` prints the ledger and the budget.
+                    let (status, printed) = try await sluice.sluice(["usage", "--group-by", "tenant"], key: key)
+                    #expect(status == 0, "\(printed)")
+                    #expect(printed.contains("budgeted"), "\(printed)")
+                    #expect(printed.contains("budget tenant:budgeted"), "\(printed)")
+                    #expect(printed.contains("$0.009600 of $0.010000 (96%)"), "\(printed)")
                 }
             }
         }
