@@ -140,6 +140,16 @@ public struct ResponseCacheKey: Sendable, Hashable, Codable, CustomStringConvert
     }
 }
 
+/// The response cache's configuration (`cache:`).
+public struct ResponseCacheSettings: Sendable, Hashable {
+    /// The cap on the bytes of all stored results; past it the oldest are evicted (0: none).
+    public var maxBytes = 256 << 20
+
+    public init(maxBytes: Int = 256 << 20) {
+        self.maxBytes = maxBytes
+    }
+}
+
 /// What a cacheable job carries in its envelope: its cache key and how long its result is kept.
 /// Stored as one string, `"<digest> <ttl ms>"`.
 public struct ResponseCacheTicket: Sendable, Hashable, Codable {

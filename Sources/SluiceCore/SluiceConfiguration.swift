@@ -193,6 +193,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
     public var prices: [String: Price] = [:]
     /// Spending limits per key, tenant and route (`budgets:`; Budgets.swift). Empty: none.
     public var budgets = Budgets()
+    /// The response cache (`cache: {max_bytes}`; ResponseCacheKey.swift).
+    public var cache = ResponseCacheSettings()
     /// The batch APIs (`/v1/batches`, `/v1/messages/batches`).
     public struct Batches: Sendable, Hashable {
         /// The most requests in one batch (OpenAI's limit).
@@ -269,6 +271,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let queue = try reader.mapping("queue") { try readQueue(queue, into: &configuration.queue) }
         if let prices = try reader.mapping("prices") { configuration.prices = try readPrices(prices) }
         if let budgets = try reader.mapping("budgets") { configuration.budgets = try readBudgets(budgets) }
+        if let cache = try reader.mapping("cache") {
+            var section = Reader(cache, path: "cache")
+            configuration.cache.maxBytes = try section.int("max_bytes", in: 0...(1 << 40)) ?? configuration.cache.maxBytes
+            try section.finish()
+        }
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
         if let facade = try reader.mapping("facade") {
             var section = Reader(facade, path: "facade")

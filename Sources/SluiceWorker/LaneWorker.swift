@@ -84,6 +84,7 @@ public struct WorkerLane: Sendable {
         worker.breakerFailures = provider.breakerFailures
         worker.breakerOpenFor = provider.breakerOpenFor
         worker.maxPause = provider.maxPause
+        worker.cacheMaxBytes = configuration.cache.maxBytes
         return worker
     }
 }

@@ -73,4 +73,11 @@ import Testing
             #expect(error?.param == param, "\(text)")
         }
     }
+
+    @Test func theConfigSetsTheCachesByteCap() throws {
+        #expect(try SluiceConfiguration.load(yaml: "cache:\n  max_bytes: 1000\n").cache.maxBytes == 1000)
+        #expect(try SluiceConfiguration.load(yaml: "server:\n  port: 8080\n").cache.maxBytes == 256 << 20)
+        #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "cache:\n  max_bytes: -1\n") }
+        #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "cache:\n  max_byte: 10\n") }
+    }
 }
