@@ -573,7 +573,7 @@ extension MockProvider {
     static func unixNow() -> Int { Int(Date().timeIntervalSince1970) }
 
     static func object(_ object: [String: Any]) -> Response {
-        json(.ok, Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)))
+        json(.ok, Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)))
     }
 
     static func jsonString(_ text: String) -> String {
