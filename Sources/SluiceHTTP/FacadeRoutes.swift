@@ -75,15 +75,29 @@ extension FacadeController {
         // its 429 with nothing queued (an SDK retrying it must not pile up top-priority jobs).
         let outcome = try await admission.parked(key) { () async throws -> Outcome in
             try await admission.admit(key, count: 1)
+            // The budgets' reservation is given back when no new job came of it.
+            let unreserve = try await admission.reserveBudgets([spec], key: key)
             let deadline = ContinuousClock.now + wait
             let id: JobID
-            switch try await inline?.start(spec, submitter: key.id) {
+            let start: InlineStart?
+            do { start = try await inline?.start(spec, submitter: key.id) } catch {
+                await unreserve?()
+                throw error
+            }
+            switch start {
             case .run(let call)?:
                 if let answer = await Self.run(call, within: wait) { return .answered(call.id, answer) }
                 // The job failed for good (read back at once), or is back in its lane for the workers.
                 return .job(try await waiter.wait(for: call.id, timeout: max(.zero, deadline - ContinuousClock.now)))
             case .queued(let queued)?: id = queued
-            case nil: id = try await queue.enqueue(spec, submitter: key.id).id
+            case nil:
+                let result: EnqueueResult
+                do { result = try await queue.enqueue(spec, submitter: key.id) } catch {
+                    await unreserve?()
+                    throw error
+                }
+                if !result.created { await unreserve?() }
+                id = result.id
             }
             return .job(try await waiter.wait(for: id, timeout: wait))
         }

@@ -78,4 +78,14 @@ struct KeyAdmission: Sendable {
         await reservation.release(results.indices.filter { !results[$0].created }, in: budgets.store)
         return results
     }
+
+    /// Reserves `specs`' estimated cost in their budgets for a path that creates its jobs its own
+    /// way (the facade), or throws 429 `budget_exceeded`. Returns what gives the reservation back
+    /// when no job was created after all; nil without budgets.
+    func reserveBudgets(_ specs: [JobSpec], key: APIKey) async throws -> (@Sendable () async -> Void)? {
+        guard let budgets else { return nil }
+        let reservation = try await budgets.reserve(specs, key: key)
+        let store = budgets.store
+        return { await reservation.release(specs.indices, in: store) }
+    }
 }

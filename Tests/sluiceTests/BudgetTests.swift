@@ -83,6 +83,12 @@ private func object(_ text: String) -> [String: Any] {
                     let retryLine = refusal.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
                     let retryAfter = retryLine.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
                     #expect(retryAfter.map { (1...86_400).contains($0) } == true, "\(refusal.head)")
+                    // The synchronous facade is held to the same budget.
+                    let facade = try call(
+                        "POST", sluice.url + "/v1/chat/completions", bearer: key,
+                        json: #"{"model": "gpt-4o-mini", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}"#)
+                    #expect(facade.status == 429, "\(facade.body)")
+                    #expect((object(facade.body)["error"] as? [String: Any])?["type"] as? String == "budget_exceeded", "\(facade.body)")
 
                     // Every job finishes and is archived: nothing is left reserved, and the spend
                     // is the ledger's cost (each job's cost rounded up to a micro-dollar).
