@@ -32,5 +32,9 @@ import Testing
         #expect(output.contains("latency 'fast'"), "\(output)")
         let (rates, ratesOutput) = try await runSluice(["mock-provider", "--error-rate", "0.8", "--reset-rate", "0.5"], in: work)
         #expect(rates == 2 && ratesOutput.contains("add up to more than 1"), "\(ratesOutput)")
+        let (delay, delayOutput) = try await runSluice(["mock-provider", "--batch-delay", "soon"], in: work)
+        #expect(delay == 2 && delayOutput.contains("--batch-delay 'soon'"), "\(delayOutput)")
+        let (expire, expireOutput) = try await runSluice(["mock-provider", "--error-rate", "0.6", "--batch-expire-rate", "0.6"], in: work)
+        #expect(expire == 2 && expireOutput.contains("--batch-expire-rate"), "\(expireOutput)")
     }
 }
