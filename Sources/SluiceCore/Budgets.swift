@@ -38,7 +38,11 @@ public struct BudgetPolicy: Sendable, Hashable {
         }
         let begin = calendar.date(from: start) ?? date
         let next = calendar.date(byAdding: per == .day ? .day : .month, value: 1, to: begin) ?? begin.addingTimeInterval(86_400)
-        return (name, UnixMillis(Int64(begin.timeIntervalSince1970 * 1000)), UnixMillis(Int64(next.timeIntervalSince1970 * 1000)))
+        // Within 0...Bounded.maxMillis whatever time was given (a Double past Int64 would trap).
+        func millis(_ date: Date) -> UnixMillis {
+            UnixMillis(Int64(Bounded.int((date.timeIntervalSince1970 * 1000).rounded(), in: 0...Int(Bounded.maxMillis)) ?? 0))
+        }
+        return (name, millis(begin), millis(next))
     }
 }
 
