@@ -58,6 +58,18 @@ extension FuzzTarget {
         if let elements = try? array.arrayElements() {
             for element in elements { precondition(element.range.upperBound <= bytes.count) }
         }
+        // The response cache's key: any object has one (with `all`), and its canonical form is a
+        // fixed point (parsed again and made canonical, the same bytes, so the same key).
+        let input = Array(bytes)
+        if let key = ResponseCacheKey(lane: "l", scope: "t", body: input, policy: ResponseCachePolicy(all: true)),
+            let value = try? JSONValue(parsing: input)
+        {
+            let canonical = ResponseCacheKey.canonicalBytes(value)
+            guard let again = try? JSONValue(parsing: canonical) else { preconditionFailure("canonical bytes do not parse") }
+            precondition(ResponseCacheKey.canonicalBytes(again) == canonical, "canonical form not a fixed point")
+            precondition(ResponseCacheKey(lane: "l", scope: "t", body: canonical, policy: ResponseCachePolicy(all: true)) == key)
+        }
+        if let value = try? JSONValue(parsing: Array(bytes)) { _ = try? ResponseCachePolicy.parse(value) }
     }
 
     private static func walk(_ bytes: UnsafeBufferPointer<UInt8>, _ value: JSONScanner.Value, depth: Int) {
