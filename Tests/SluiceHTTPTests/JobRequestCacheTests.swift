@@ -45,4 +45,25 @@ import Testing
             }
         }
     }
+
+    /// Over HTTP: single and bulk submit carry the ticket to the queued job; a bad value is a 400
+    /// with the error's param.
+    @Test func postJobsAndBulkLinesCarryTheTicket() async throws {
+        try await withAPI { api in
+            let body = #"{"lane": "bulk", "request": {"temperature": 0, "q": 1}, "cache": {"ttl": "1h"}}"#
+            let single = try await api.request(.post, "/v1/jobs", key: api.acme, json: body)
+            #expect(single.status == .accepted)
+            let bulk = try await api.request(.post, "/v1/jobs/bulk", key: api.acme, json: "[\(body), \(body.replacingOccurrences(of: "{\"ttl\": \"1h\"}", with: "false"))]")
+            #expect(bulk.status == .accepted)
+            let leased = try await api.queue.lease(lane: "bulk", count: 10)
+            let tickets = leased.map { JobEnvelope(decoding: $0.metadata).cache }
+            #expect(tickets.count == 3)
+            #expect(tickets[0] != nil && tickets[0] == tickets[1] && tickets[0]?.ttl == .seconds(3600))
+            #expect(tickets[2] == nil)
+            let bad = try await api.request(
+                .post, "/v1/jobs", key: api.acme, json: #"{"lane": "bulk", "request": {"temperature": 0}, "cache": {"ttl": "never"}}"#)
+            #expect(bad.status == .badRequest)
+            #expect((bad.body["error"] as? [String: Any])?["param"] as? String == "cache.ttl")
+        }
+    }
 }
