@@ -144,10 +144,30 @@ public struct ResponseCacheKey: Sendable, Hashable, Codable, CustomStringConvert
 public struct ResponseCacheSettings: Sendable, Hashable {
     /// The cap on the bytes of all stored results; past it the oldest are evicted (0: none).
     public var maxBytes = 256 << 20
+    /// What `"cache": true` (and a `cache` object's missing members) mean: `ttl`, `all`.
+    public var defaults = ResponseCachePolicy()
+    /// Every job is cacheable (with `defaults`) unless it says `"cache": false`; off: only jobs
+    /// that ask.
+    public var byDefault = false
+    /// A scope every tenant shares (`scope: shared`); nil: each tenant its own (the default).
+    public var sharedScope: String?
 
-    public init(maxBytes: Int = 256 << 20) {
+    public init(maxBytes: Int = 256 << 20, defaults: ResponseCachePolicy = ResponseCachePolicy(), byDefault: Bool = false, sharedScope: String? = nil) {
         self.maxBytes = maxBytes
+        self.defaults = defaults
+        self.byDefault = byDefault
+        self.sharedScope = sharedScope
     }
+
+    /// The policy a job gets: from its `cache` value when it has one (nil: `false`), else the
+    /// defaults if `byDefault`.
+    public func policy(for value: JSONValue?) throws(ResponseCachePolicy.Refusal) -> ResponseCachePolicy? {
+        guard let value else { return byDefault ? defaults : nil }
+        return try ResponseCachePolicy.parse(value, defaults: defaults)
+    }
+
+    /// The scope a tenant's requests are keyed in.
+    public func scope(tenant: String) -> String { sharedScope.map { "shared:" + $0 } ?? "tenant:" + tenant }
 }
 
 /// What a cacheable job carries in its envelope: its cache key and how long its result is kept.

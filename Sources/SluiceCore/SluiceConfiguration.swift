@@ -274,6 +274,19 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let cache = try reader.mapping("cache") {
             var section = Reader(cache, path: "cache")
             configuration.cache.maxBytes = try section.int("max_bytes", in: 0...(1 << 40)) ?? configuration.cache.maxBytes
+            if let ttl = try section.duration("ttl") {
+                guard ttl >= .seconds(1) && ttl <= ResponseCachePolicy.maxTTL else {
+                    throw ConfigurationError(key: "cache.ttl", problem: "must be from 1s to 30d")
+                }
+                configuration.cache.defaults.ttl = ttl
+            }
+            configuration.cache.defaults.all = try section.bool("all") ?? false
+            configuration.cache.byDefault = try section.bool("by_default") ?? false
+            switch try section.string("scope") ?? "tenant" {
+            case "tenant": configuration.cache.sharedScope = nil
+            case "shared": configuration.cache.sharedScope = "shared"
+            default: throw ConfigurationError(key: "cache.scope", problem: "must be tenant or shared")
+            }
             try section.finish()
         }
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }

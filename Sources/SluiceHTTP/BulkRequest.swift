@@ -16,17 +16,21 @@ struct BulkRequest {
     }
 
     /// Each job's target resolved by `directory`, the one resolver.
-    init(body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory) throws(APIError) {
+    init(
+        body: [UInt8], jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory,
+        cache: ResponseCacheSettings = ResponseCacheSettings()
+    ) throws(APIError) {
         let result: Result<[JobSpec], APIError> = body.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
-                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, directory: directory))
+                return .success(try Self.specs(bytes, jsonLines: jsonLines, tenant: tenant, maxLines: maxLines, directory: directory, cache: cache))
             } catch { return .failure(error) }
         }
         specs = try result.get()
     }
 
     private static func specs(
-        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory
+        _ bytes: UnsafeBufferPointer<UInt8>, jsonLines: Bool, tenant: String, maxLines: Int, directory: ModelDirectory,
+        cache: ResponseCacheSettings
     ) throws(APIError) -> [JobSpec] {
         func tooMany(_ count: String) -> APIError {
             APIError(.contentTooLarge, type: "request_too_large", message: "\(count) jobs; at most \(maxLines) per request")
@@ -67,7 +71,7 @@ struct BulkRequest {
         specs.reserveCapacity(jobs.count)
         for (line, range) in jobs {
             do {
-                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil, directory: directory).spec)
+                specs.append(try JobRequest(bytes: bytes, range: range, tenant: tenant, idempotencyKey: nil, directory: directory, cache: cache).spec)
             } catch {
                 let message =
                     switch error.message {

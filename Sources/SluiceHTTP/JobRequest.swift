@@ -53,18 +53,21 @@ struct JobRequest {
         var callbackURL: String?
         var metadata: RawJSON?
         var idempotencyKey: String?
-        /// The job's `cache` value: nil when it has none or says `false`.
-        var cache: ResponseCachePolicy?
+        /// The job's `cache` value, parsed (decided in `spec`, against the config's defaults).
+        var cache: JSONValue?
     }
 
     var spec: JobSpec
 
     /// From a whole body; `idempotencyKey` (the header) wins over the `idempotency_key` field.
-    init(json: [UInt8], tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) {
+    init(
+        json: [UInt8], tenant: String, idempotencyKey: String?, directory: ModelDirectory, cache: ResponseCacheSettings = ResponseCacheSettings()
+    ) throws(APIError) {
         let result: Result<JobRequest, APIError> = json.withUnsafeBufferPointer { bytes in
             do throws(APIError) {
                 return .success(
-                    try JobRequest(bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey, directory: directory))
+                    try JobRequest(
+                        bytes: bytes, range: 0..<bytes.count, tenant: tenant, idempotencyKey: idempotencyKey, directory: directory, cache: cache))
             } catch { return .failure(error) }
         }
         self = try result.get()
@@ -79,15 +82,18 @@ struct JobRequest {
 
     /// From the object in `bytes[range]` (a whole body, or one line or element of a bulk).
     init(
-        bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?, directory: ModelDirectory
+        bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, tenant: String, idempotencyKey: String?, directory: ModelDirectory,
+        cache: ResponseCacheSettings = ResponseCacheSettings()
     ) throws(APIError) {
-        spec = try Self.spec(Self.fields(bytes, range), tenant: tenant, idempotencyKey: idempotencyKey, directory: directory)
+        spec = try Self.spec(Self.fields(bytes, range), tenant: tenant, idempotencyKey: idempotencyKey, directory: directory, cache: cache)
     }
 
     /// The policy: the lane the target resolves to (a model alone: `directory`, the one resolver;
     /// a route is recorded on the job), the callback URL's scheme, the envelope, the defaults,
     /// and the spec's own checks.
-    static func spec(_ fields: Fields, tenant: String, idempotencyKey: String?, directory: ModelDirectory) throws(APIError) -> JobSpec {
+    static func spec(
+        _ fields: Fields, tenant: String, idempotencyKey: String?, directory: ModelDirectory, cache: ResponseCacheSettings = ResponseCacheSettings()
+    ) throws(APIError) -> JobSpec {
         guard let (lane, route, why) = directory.lane(for: fields.target, deadline: fields.deadline?.value) else {
             guard case .model(let name) = fields.target else { throw .invalid("no lane", param: "lane") }
             throw .invalid(ModelDirectory.unknown(name) + "; or name the target with 'lane', or 'provider' (and 'model')", param: "model")
@@ -97,15 +103,18 @@ struct JobRequest {
                 throw .invalid("'callback_url' must be an http(s) URL", param: "callback_url")
             }
         }
+        let policy: ResponseCachePolicy?
+        do { policy = try cache.policy(for: fields.cache) } catch { throw .invalid(error.message, param: error.param) }
         var spec = JobSpec(
             lane: lane, tenant: tenant, priority: fields.priority ?? 0, payload: fields.request,
             idempotencyKey: idempotencyKey ?? fields.idempotencyKey, notBefore: fields.notBefore, deadline: fields.deadline,
             maxAttempts: fields.maxAttempts ?? 3,
             envelope: JobEnvelope(
                 callbackURL: fields.callbackURL, metadata: fields.metadata, route: route,
-                cache: fields.cache.flatMap { policy in
-                    // Scoped by tenant: a tenant never gets another tenant's cached answer.
-                    ResponseCacheKey(lane: lane, scope: tenant, body: fields.request, policy: policy)
+                cache: policy.flatMap { policy in
+                    // Scoped by tenant unless the config shares a scope: a tenant never gets
+                    // another tenant's cached answer.
+                    ResponseCacheKey(lane: lane, scope: cache.scope(tenant: tenant), body: fields.request, policy: policy)
                         .map { ResponseCacheTicket(key: $0, ttl: policy.ttl) }
                 }))
         spec.why = why
@@ -188,16 +197,10 @@ struct JobRequest {
             guard value.kind == .object else { throw .invalid("'metadata' must be a JSON object", param: "metadata") }
             metadata = RawJSON(unchecked: Array(bytes[value.range]))
         }
-        var cache: ResponseCachePolicy?
+        var cache: JSONValue?
         if let value = present(.cache) {
             // Only a job that names `cache` pays for this parse.
-            do {
-                cache = try ResponseCachePolicy.parse(JSONValue(parsing: Array(bytes[value.range])))
-            } catch let refusal as ResponseCachePolicy.Refusal {
-                throw .invalid(refusal.message, param: refusal.param)
-            } catch {
-                throw .invalid("'cache' is not valid JSON", param: "cache")
-            }
+            do { cache = try JSONValue(parsing: Array(bytes[value.range])) } catch { throw .invalid("'cache' is not valid JSON", param: "cache") }
         }
         var fields = Fields(
             target: target, request: Array(bytes[request.range]), priority: try int(.priority), notBefore: try time(.notBefore),

@@ -50,7 +50,8 @@ struct JobsController: Sendable {
         let bytes = Array(buffer: body)
         let job: JobRequest
         do {
-            job = try JobRequest(json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory)
+            job = try JobRequest(
+                json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory, cache: admission.cache)
         } catch {
             // A pipeline run (`"pipeline"`, a field no job has) is told apart only once the job
             // parser refused the body: an ordinary job pays nothing for it.
@@ -91,7 +92,8 @@ struct JobsController: Sendable {
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
-            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, directory: admission.directory)
+            body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, directory: admission.directory,
+            cache: admission.cache)
         try await admission.checkJobs(bulk.specs, key: key)
         try await callbacks.check(bulk.specs, key: key)
         try await admission.admit(key, count: bulk.specs.count)

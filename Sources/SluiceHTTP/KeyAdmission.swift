@@ -22,6 +22,8 @@ struct KeyAdmission: Sendable {
     let maxAdHocLanes: Int
     /// The budgets' submit-time check (BudgetsController.swift); nil: no budgets configured.
     var budgets: BudgetGate?
+    /// The response cache's defaults and scope (`cache:` in the config).
+    var cache = ResponseCacheSettings()
 
     init(
         queue: JobQueue, providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route],

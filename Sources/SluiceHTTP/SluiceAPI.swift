@@ -97,6 +97,8 @@ public struct SluiceAPI: Sendable {
         /// Spending limits (`budgets:`) and the prices their costs are counted at.
         public var budgets = Budgets()
         public var prices: [String: SluiceConfiguration.Price] = [:]
+        /// The response cache's defaults and scope (`cache:`).
+        public var cache = ResponseCacheSettings()
 
         public init() {}
 
@@ -114,6 +116,7 @@ public struct SluiceAPI: Sendable {
             metricsKeyRequired = configuration.server.metricsKeyRequired
             budgets = configuration.budgets
             prices = configuration.prices
+            cache = configuration.cache
         }
     }
 
@@ -138,6 +141,7 @@ public struct SluiceAPI: Sendable {
         let budgets = settings.budgets.isEmpty
             ? nil : BudgetGate(store: BudgetStore(redis: queue.redis), budgets: settings.budgets, prices: settings.prices)
         admission.budgets = budgets
+        admission.cache = settings.cache
         let lookup = JobLookup(queue: queue, archive: services.archive)
         let callbacks = Callbacks(addressGuard: services.addressGuard, keys: services.keys, webhooks: services.webhooks)
         let providers = ProvidersController(queue: queue, providers: settings.providers)

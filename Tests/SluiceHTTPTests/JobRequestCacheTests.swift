@@ -16,7 +16,7 @@ import Testing
         let ticket = try #require(job.envelope.cache)
         #expect(ticket.ttl == .seconds(7200))
         let body = Array(#"{"q":1,"temperature":0}"#.utf8)
-        #expect(ticket.key == ResponseCacheKey(lane: "openai", scope: "t", body: body, policy: .init()))
+        #expect(ticket.key == ResponseCacheKey(lane: "openai", scope: "tenant:t", body: body, policy: .init()))
         // The same request spelled differently: the same key; another tenant: another.
         let same = try Self.spec(#"{"cache": true, "request": {"q": 1, "temperature": 0.0}, "lane": "openai"}"#)
         #expect(same.envelope.cache?.key == ticket.key)
@@ -65,5 +65,23 @@ import Testing
             #expect(bad.status == .badRequest)
             #expect((bad.body["error"] as? [String: Any])?["param"] as? String == "cache.ttl")
         }
+    }
+
+    /// The config's `cache:` defaults: `by_default` makes every job cacheable unless it says
+    /// false; `ttl` is what `true` means; `scope: shared` keys every tenant alike.
+    @Test func theConfigsDefaultsAndSharedScopeApply() throws {
+        let configuration = try SluiceConfiguration.load(yaml: "cache:\n  ttl: 2h\n  by_default: true\n  scope: shared\n")
+        let settings = configuration.cache
+        #expect(settings.defaults.ttl == .seconds(7200) && settings.byDefault && settings.sharedScope != nil)
+        func spec(_ text: String, tenant: String) throws -> JobSpec {
+            try JobRequest(json: Array(text.utf8), tenant: tenant, idempotencyKey: nil, directory: JobRequestTests.directory, cache: settings).spec
+        }
+        let plain = #"{"lane": "openai", "request": {"temperature": 0, "q": 1}}"#
+        let mine = try #require(try spec(plain, tenant: "t").envelope.cache)
+        #expect(mine.ttl == .seconds(7200))
+        #expect(try spec(plain, tenant: "u").envelope.cache == mine, "a shared scope: the same key for every tenant")
+        #expect(try spec(#"{"lane": "openai", "request": {"temperature": 0, "q": 1}, "cache": false}"#, tenant: "t").envelope.cache == nil)
+        #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "cache:\n  scope: everyone\n") }
+        #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "cache:\n  ttl: 90d\n") }
     }
 }
