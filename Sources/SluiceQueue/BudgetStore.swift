@@ -103,6 +103,13 @@ public struct BudgetStore: Sendable {
         return crossings
     }
 
+    /// An amount read back from a budget's hash: 0 when absent, not an integer or negative (the
+    /// hash is only ever written by the scripts, but a value set by hand must not make a caller's
+    /// arithmetic, `limit - spent`, overflow).
+    static func amount(_ value: RedisValue?) -> Int64 {
+        max(0, value?.string.flatMap { Int64($0) } ?? 0)
+    }
+
     /// A budget's spend in the period containing `time`.
     public struct Spend: Sendable, Hashable {
         public var budget: Budgets.Applied
@@ -118,8 +125,8 @@ public struct BudgetStore: Sendable {
         for budget in budgets {
             let reply = try await redis.send("HMGET", Self.key(budget, at: time), "spent", "reserved")
             let values = reply.array ?? []
-            let spent = values.first?.string.flatMap { Int64($0) } ?? 0
-            let reserved = values.count > 1 ? (values[1].string.flatMap { Int64($0) } ?? 0) : 0
+            let spent = Self.amount(values.first)
+            let reserved = values.count > 1 ? Self.amount(values[1]) : 0
             let period = budget.policy.period(at: time)
             result.append(Spend(budget: budget, spent: spent, reserved: reserved, period: period.name, resetsAt: period.resetsAt))
         }

@@ -64,4 +64,19 @@ import Testing
             #expect(try await store.spend([Self.day], at: Self.afterMidnight).map(\.reserved) == [0])
         }
     }
+
+    /// A budget's hash holding values set by hand (not an integer, negative, Int64.min) reads as
+    /// nothing spent: GET /v1/budgets computes `limit - (spent + reserved)` from them.
+    @Test func amountsSetByHandReadAsZero() async throws {
+        try await withQueue { queue, _ in
+            let store = BudgetStore(redis: queue.redis)
+            let key = BudgetStore.key(Self.day, at: Self.beforeMidnight)
+            _ = try await queue.redis.send("HSET", key, "spent", "-9223372036854775808", "reserved", "lots")
+            let spend = try await store.spend([Self.day], at: Self.beforeMidnight)
+            #expect(spend.map(\.spent) == [0])
+            #expect(spend.map(\.reserved) == [0])
+            _ = try await queue.redis.send("HSET", key, "spent", "-5", "reserved", "7")
+            #expect(try await store.spend([Self.day], at: Self.beforeMidnight).map { [$0.spent, $0.reserved] } == [[0, 7]])
+        }
+    }
 }
