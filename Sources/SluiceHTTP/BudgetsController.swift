@@ -42,20 +42,31 @@ struct BudgetGate: Sendable {
     func reserve(_ specs: [JobSpec], key: APIKey) async throws -> Reservation {
         let at = now()
         var reservation = Reservation(jobs: [], at: at)
-        var groups: [[Budgets.Applied]: Int64] = [:]
+        // In the order the jobs name them, so which budget a refusal names does not vary.
+        var groups: [(budgets: [Budgets.Applied], estimate: Int64)] = []
         for spec in specs {
             let applied = budgets.applying(keyPrefix: key.prefix, tenant: spec.tenant, route: spec.route)
             let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
             reservation.jobs.append((applied, estimate))
-            if !applied.isEmpty { groups[applied, default: 0] = Bounded.add(groups[applied, default: 0], estimate) }
-        }
-        var done: [([Budgets.Applied], Int64)] = []
-        for (applied, estimate) in groups {
-            if let refusal = try await store.reserve(estimate, in: applied, at: at) {
-                for (budgets, amount) in done { try? await store.release(amount, in: budgets, at: at) }
-                throw Self.exceeded(refusal, estimate: estimate, at: at)
+            guard !applied.isEmpty else { continue }
+            if let index = groups.firstIndex(where: { $0.budgets == applied }) {
+                groups[index].estimate = Bounded.add(groups[index].estimate, estimate)
+            } else {
+                groups.append((applied, estimate))
             }
-            done.append((applied, estimate))
+        }
+        // Reserved group by group: a refusal, or a Redis error, gives back the groups before it.
+        var done: [(budgets: [Budgets.Applied], estimate: Int64)] = []
+        do {
+            for group in groups {
+                if let refusal = try await store.reserve(group.estimate, in: group.budgets, at: at) {
+                    throw Self.exceeded(refusal, estimate: group.estimate, at: at)
+                }
+                done.append(group)
+            }
+        } catch {
+            for group in done { try? await store.release(group.estimate, in: group.budgets, at: at) }
+            throw error
         }
         return reservation
     }
@@ -141,7 +152,7 @@ struct BudgetsController: Sendable {
                 return Listing.Row(
                     name: spend.budget.name, limitUSD: dollars(limit), per: spend.budget.policy.per.rawValue, period: spend.period,
                     spentUSD: dollars(spend.spent), reservedUSD: dollars(spend.reserved),
-                    remainingUSD: dollars(max(0, limit - Bounded.add(spend.spent, spend.reserved))), resetsAt: spend.resetsAt.value / 1000)
+                    remainingUSD: dollars(max(0, limit - min(limit, Bounded.add(spend.spent, spend.reserved)))), resetsAt: spend.resetsAt.value / 1000)
             })
     }
 }

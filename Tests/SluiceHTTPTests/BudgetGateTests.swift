@@ -1,0 +1,45 @@
+import Foundation
+import SluiceCore
+import SluiceQueue
+import SluiceStore
+import SluiceTestSupport
+import Testing
+
+@testable import SluiceHTTP
+
+/// The submit-time budget gate against a real redis-server: a request whose jobs count against
+/// two groups of budgets reserves in both or in neither.
+@Suite struct BudgetGateTests {
+    /// 2026-12-02 12:00 UTC.
+    static let noon = UnixMillis(1_796_212_800_000)
+
+    /// The second group's hash is not a hash (a Redis error): the first group's reservation is
+    /// given back, not leaked until the period ends.
+    @Test func aRedisErrorOnTheSecondGroupGivesTheFirstBack() async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-gate-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
+            let key = try keys.create(tenant: "acme", scopes: [.submit]).key
+            var budgets = Budgets()
+            budgets.routes = ["a": BudgetPolicy(micros: 1_000_000, per: .day), "b": BudgetPolicy(micros: 1_000_000, per: .day)]
+            let store = BudgetStore(redis: redis)
+            let gate = BudgetGate(
+                store: store, budgets: budgets, prices: ["m": SluiceConfiguration.Price(input: 0, output: 80)], now: { Self.noon })
+            let payload = Array(#"{"model": "m", "max_tokens": 10}"#.utf8)
+            var first = JobSpec(lane: "demo/m", tenant: "acme", payload: payload)
+            first.route = "a"
+            var second = JobSpec(lane: "demo/m", tenant: "acme", payload: payload)
+            second.route = "b"
+            let routeA = budgets.applying(keyPrefix: nil, tenant: "acme", route: "a")
+            let routeB = budgets.applying(keyPrefix: nil, tenant: "acme", route: "b")
+            _ = try await redis.send("SET", BudgetStore.key(routeB[0], at: Self.noon), "not a hash")
+            await #expect(throws: (any Error).self) { _ = try await gate.reserve([first, second], key: key) }
+            #expect(try await store.spend(routeA, at: Self.noon).map(\.reserved) == [0])
+            // The same request with the second group healthy reserves 800 in each.
+            _ = try await redis.send("DEL", BudgetStore.key(routeB[0], at: Self.noon))
+            _ = try await gate.reserve([first, second], key: key)
+            #expect(try await store.spend(routeA + routeB, at: Self.noon).map(\.reserved) == [800, 800])
+        }
+    }
+}
