@@ -146,6 +146,20 @@ extension TestClientProtocol {
         }
     }
 
+    /// An input file read line by line: blank and CRLF lines skipped but counted, the line numbers
+    /// of errors right after four million empty lines (not split into one slice per line first:
+    /// a 200 MiB file of newlines made 6.4 GB of slices).
+    @Test func inputLinesAreNumberedThroughMillionsOfBlankLines() {
+        let line = #"{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}"#
+        var content = Array((line + "\r\n\n").utf8) + [UInt8](repeating: UInt8(ascii: "\n"), count: 4_000_000)
+        content += Array("not json\n".utf8) + Array(line.replacingOccurrences(of: "\"a\"", with: "\"b\"").utf8)
+        let (requests, failures) = MockProvider.openAILines(content, endpoint: "/v1/chat/completions")
+        #expect(requests.map(\.0) == ["a", "b"])
+        #expect(failures.map(\.line) == [4_000_003])
+        #expect(failures.map(\.code) == ["invalid_json_line"])
+        #expect(MockProvider.openAILines([], endpoint: "/v1/chat/completions").1.map(\.code) == ["empty_file"])
+    }
+
     @Test func hostileUploadsAreRefused() async throws {
         try await withMock { _, client in
             let (headers, _) = fileUpload("x")
