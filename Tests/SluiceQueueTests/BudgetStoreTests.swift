@@ -79,4 +79,30 @@ import Testing
             #expect(try await store.spend([Self.day], at: Self.beforeMidnight).map { [$0.spent, $0.reserved] } == [[0, 7]])
         }
     }
+
+    /// The scripts read a hand-set value (not a number, NaN) as 0 rather than failing every
+    /// submit with a Lua error (or, for "nan", letting every estimate through), and write amounts
+    /// past 10^14 as whole numbers (Lua's own '%.14g' made "1.5e+14", read back as 0).
+    @Test func scriptsReadGarbageAsZeroAndWriteLargeAmountsWhole() async throws {
+        try await withQueue { queue, _ in
+            let store = BudgetStore(redis: queue.redis)
+            let key = BudgetStore.key(Self.day, at: Self.beforeMidnight)
+            _ = try await queue.redis.send("HSET", key, "spent", "lots", "reserved", "1.5")
+            #expect(try await store.reserve(3_000, in: [Self.day], at: Self.beforeMidnight) == nil)
+            _ = try await queue.redis.send("HSET", key, "spent", "nan")
+            #expect(try await store.reserve(3_000, in: [Self.day], at: Self.beforeMidnight) == nil)
+            #expect(try await store.spend([Self.day], at: Self.beforeMidnight).map(\.reserved) == [6_001])
+            let job = JobID.generate(lane: LaneTag(lane: "openai/gpt-4o-mini"), unixMillis: Self.beforeMidnight.value)
+            _ = try await store.settle(job: job, actual: 100, estimate: 3_000, in: [Self.day], createdAt: Self.beforeMidnight)
+            #expect(try await store.spend([Self.day], at: Self.beforeMidnight).map { [$0.spent, $0.reserved] } == [[100, 3_001]])
+            // $1 billion a month: 150,000,000,000,000 reserved, 1 given back.
+            let large = Budgets.Applied(name: "tenant:large", policy: BudgetPolicy(micros: 1_000_000_000_000_000, per: .month))
+            #expect(try await store.reserve(150_000_000_000_000, in: [large], at: Self.beforeMidnight) == nil)
+            try await store.release(1, in: [large], at: Self.beforeMidnight)
+            #expect(try await store.spend([large], at: Self.beforeMidnight).map(\.reserved) == [149_999_999_999_999])
+            let other = JobID.generate(lane: LaneTag(lane: "openai/gpt-4o-mini"), unixMillis: Self.beforeMidnight.value)
+            _ = try await store.settle(job: other, actual: 123_456_789_012_345, estimate: 0, in: [large], createdAt: Self.beforeMidnight)
+            #expect(try await store.spend([large], at: Self.beforeMidnight).map(\.spent) == [123_456_789_012_345])
+        }
+    }
 }

@@ -16,17 +16,27 @@
   The check and the reservation are one step, so concurrent submits cannot all pass on the same
   remainder.
 ]]
+-- An amount in a budget's hash: a whole number of micro-dollars, 0 when absent or not one
+-- (a value set by hand: not a number, NaN, negative, past 9e15). Written back with '%d': a
+-- number given to redis.call as is becomes '%.14g' text, "1.5e+14" past 10^14.
+local function amount(value)
+  local n = tonumber(value or '0')
+  if n == nil or n ~= n or n < 0 or n > 9e15 then return 0 end
+  return math.floor(n)
+end
 local estimate, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local reserved = {}
 for i = 1, #KEYS do
   local f = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
-  local spent, reserved = tonumber(f[1] or '0'), tonumber(f[2] or '0')
+  local spent = amount(f[1])
+  reserved[i] = amount(f[2])
   local limit = tonumber(ARGV[2 + i])
-  if spent + reserved >= limit or spent + reserved + estimate > limit then
-    return {i, spent, reserved}
+  if spent + reserved[i] >= limit or spent + reserved[i] + estimate > limit then
+    return {i, spent, reserved[i]}
   end
 end
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'reserved', estimate)
+  redis.call('HSET', KEYS[i], 'reserved', string.format('%d', reserved[i] + estimate))
   redis.call('PEXPIRE', KEYS[i], ttl)
 end
 return {0}

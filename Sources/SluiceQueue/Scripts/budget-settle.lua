@@ -19,13 +19,21 @@
   alert fire once per budget and period. reserved never goes below 0 (a job submitted before
   its budget was configured reserved nothing).
 ]]
+-- An amount in a budget's hash: a whole number of micro-dollars, 0 when absent or not one
+-- (a value set by hand: not a number, NaN, negative, past 9e15). Written back with '%d': a
+-- number given to redis.call as is becomes '%.14g' text, "1.5e+14" past 10^14.
+local function amount(value)
+  local n = tonumber(value or '0')
+  if n == nil or n ~= n or n < 0 or n > 9e15 then return 0 end
+  return math.floor(n)
+end
 local actual, estimate, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then return {} end
 local crossed = {}
 for i = 2, #KEYS do
-  local spent = redis.call('HINCRBY', KEYS[i], 'spent', actual)
-  local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0')
-  redis.call('HSET', KEYS[i], 'reserved', math.max(0, reserved - estimate))
+  local f = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  local spent = math.min(amount(f[1]) + actual, 9e15)
+  redis.call('HSET', KEYS[i], 'spent', string.format('%d', spent), 'reserved', string.format('%d', math.max(0, amount(f[2]) - estimate)))
   redis.call('PEXPIRE', KEYS[i], ttl)
   local limit = tonumber(ARGV[2 + i])
   for _, percent in ipairs({50, 80, 100}) do
