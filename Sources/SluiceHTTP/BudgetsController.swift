@@ -75,10 +75,15 @@ struct BudgetGate: Sendable {
         let policy = refusal.budget.policy
         let resetsAt = policy.period(at: at).resetsAt
         let seconds = max(1, (resetsAt.value - at.value + 999) / 1000)
+        // A route's budget is shared by every tenant on the route: its spend is theirs together,
+        // shown only to an admin (GET /v1/budgets), never in a tenant's 429.
+        let spend =
+            refusal.budget.name.hasPrefix("route:")
+            ? "has no room left" : "has $\(usd(refusal.spent)) spent and $\(usd(refusal.reserved)) reserved"
         var error = APIError(
             .tooManyRequests, type: "budget_exceeded",
-            message: "budget \(refusal.budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) has $\(usd(refusal.spent)) spent "
-                + "and $\(usd(refusal.reserved)) reserved; this request is estimated at $\(usd(estimate)); it resets at \(iso(resetsAt))")
+            message: "budget \(refusal.budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) \(spend); "
+                + "this request is estimated at $\(usd(estimate)); it resets at \(iso(resetsAt))")
         error.headers[.retryAfter] = String(seconds)
         return error
     }

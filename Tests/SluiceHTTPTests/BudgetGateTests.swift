@@ -42,4 +42,43 @@ import Testing
             #expect(try await store.spend(routeA + routeB, at: Self.noon).map(\.reserved) == [800, 800])
         }
     }
+
+    /// A refusal by a route's budget (shared by every tenant on the route) names the budget but
+    /// not its spend, which is other tenants' too; a tenant's own budget shows it.
+    @Test func aRoutesRefusalDoesNotShowTheRoutesSpend() async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-gate-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
+            let key = try keys.create(tenant: "acme", scopes: [.submit]).key
+            var budgets = Budgets()
+            budgets.routes = ["chat": BudgetPolicy(micros: 1_000, per: .day)]
+            budgets.tenants = ["acme": BudgetPolicy(micros: 1_000, per: .day)]
+            let store = BudgetStore(redis: redis)
+            let gate = BudgetGate(
+                store: store, budgets: budgets, prices: ["m": SluiceConfiguration.Price(input: 0, output: 80)], now: { Self.noon })
+            var spec = JobSpec(lane: "demo/m", tenant: "acme", payload: Array(#"{"model": "m", "max_tokens": 10}"#.utf8))
+            spec.route = "chat"
+            // Another tenant's spend on the route, 777 micro-dollars.
+            let route = budgets.applying(keyPrefix: nil, tenant: "globex", route: "chat")
+            _ = try await redis.send("HSET", BudgetStore.key(route[0], at: Self.noon), "spent", "777")
+            do {
+                _ = try await gate.reserve([spec], key: key)
+                Issue.record("a job past the route's budget was admitted")
+            } catch let error as APIError {
+                #expect(error.message.contains("route:chat"), "\(error.message)")
+                #expect(!error.message.contains("0.000777"), "\(error.message)")
+            }
+            // The tenant's own budget, full, shows its spend.
+            let tenant = budgets.applying(keyPrefix: nil, tenant: "acme", route: nil)
+            _ = try await redis.send("HSET", BudgetStore.key(tenant[0], at: Self.noon), "spent", "999")
+            do {
+                _ = try await gate.reserve([spec], key: key)
+                Issue.record("a job past the tenant's budget was admitted")
+            } catch let error as APIError {
+                #expect(error.message.contains("tenant:acme"), "\(error.message)")
+                #expect(error.message.contains("$0.000999 spent"), "\(error.message)")
+            }
+        }
+    }
 }
