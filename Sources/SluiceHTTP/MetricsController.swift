@@ -34,7 +34,7 @@ struct MetricsController: Sendable {
         let cache = try await ResponseCache(redis: providers.queue.redis).stats()
         let body = metrics.render(
             samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats(),
-            canaries: try await routes?.canaries() ?? [], cache: (cache.hits, cache.coalesced, cache.misses))
+            canaries: try await routes?.canaries() ?? [], cache: cache)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

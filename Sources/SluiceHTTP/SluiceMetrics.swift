@@ -21,7 +21,8 @@ import Synchronization
 /// - `sluice_route_canary_weight{route,target}` (the canary's weight in force, percent: 0 once
 ///   rolled back), `sluice_route_rollbacks_total{route}` (from the route's record in Redis);
 /// - `sluice_cache_hits_total`, `sluice_cache_coalesced_total`, `sluice_cache_misses_total`: the
-///   response cache's lookups (a miss is a job that called the provider and stored its answer).
+///   response cache's lookups (a miss is a job that called the provider and stored its answer);
+///   `sluice_cache_saved_tokens_total`: the tokens the calls it answered would have used.
 public final class SluiceMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// The counters' last totals, to add only the growth.
@@ -41,7 +42,7 @@ public final class SluiceMetrics: Sendable {
     /// Sets every metric from a snapshot, and renders the exposition.
     func render(
         samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)], canaries: [Canary] = [],
-        cache: (hits: Int, coalesced: Int, misses: Int) = (0, 0, 0)
+        cache: ResponseCache.Stats = ResponseCache.Stats()
     ) -> [UInt8] {
         grow(counter("sluice_cache_hits_total", labels: [], help: "Jobs answered from the response cache"), key: "cache hits", to: cache.hits)
         grow(
@@ -50,6 +51,9 @@ public final class SluiceMetrics: Sendable {
         grow(
             counter("sluice_cache_misses_total", labels: [], help: "Cacheable jobs that called the provider"),
             key: "cache misses", to: cache.misses)
+        grow(
+            counter("sluice_cache_saved_tokens_total", labels: [], help: "Tokens the calls answered from the cache would have used"),
+            key: "cache saved tokens", to: cache.savedTokens)
         for canary in canaries {
             gauge(
                 "sluice_route_canary_weight", labels: [("route", canary.route), ("target", canary.target)],

@@ -8,8 +8,8 @@ import SluiceRedis
 /// Keys, all under the `{cache}` hash tag (one Redis Cluster slot): `sluice:{cache}:r:<digest>`
 /// (the result, with its TTL), `inflight:<digest>` (the leader's job id, with the lease's TTL),
 /// `waited:<digest>` (jobs told to wait), `stored` and `expires` (zsets for eviction and
-/// accounting), `sizes` (hash) and `bytes` (their sum), `stats` (hash: hit, coalesced, miss,
-/// evicted; what `/metrics` shows).
+/// accounting), `sizes` (hash) and `bytes` (their sum), `tokens` (hash: what each stored call
+/// used), `stats` (hash: hit, coalesced, miss, evicted, saved_tokens; what `/metrics` shows).
 ///
 /// Guarantee: one provider call per key while its leader's marker lives; a leader that dies
 /// frees the key when the marker's TTL (its lease's) runs out, and a waiting job then leads.
@@ -66,14 +66,17 @@ public struct ResponseCache: Sendable {
         }
     }
 
-    /// Stores a leader's succeeded `result` for `ttl` and frees the key for the waiting jobs.
+    /// Stores a leader's succeeded `result` for `ttl` and frees the key for the waiting jobs;
+    /// `tokens` (what its call used) are counted as saved by each later hit.
     /// Returns whether it was stored (a result larger than the cap is not) and how many older
     /// results were evicted to fit it.
     @discardableResult
-    public func store(_ key: ResponseCacheKey, job: JobID, result: [UInt8], ttl: Duration) async throws -> (stored: Bool, evicted: Int) {
+    public func store(
+        _ key: ResponseCacheKey, job: JobID, result: [UInt8], ttl: Duration, tokens: Int = 0
+    ) async throws -> (stored: Bool, evicted: Int) {
         let millis = Bounded.clamp(Bounded.milliseconds(ttl), to: 1000...Bounded.milliseconds(ResponseCachePolicy.maxTTL))
         let reply = try await redis.run(
-            storeScript, keys: [Self.prefix], arguments: [key.digest, job.rawValue, result, millis, maxBytes])
+            storeScript, keys: [Self.prefix], arguments: [key.digest, job.rawValue, result, millis, maxBytes, Bounded.tokens(tokens)])
         let parts = reply.array ?? []
         return (parts.first?.int == 1, parts.count > 2 ? parts[2].int ?? 0 : 0)
     }
@@ -83,12 +86,29 @@ public struct ResponseCache: Sendable {
         _ = try await redis.run(abandonScript, keys: [Self.prefix], arguments: [key.digest, job.rawValue])
     }
 
-    /// The counters since the cache's keys were created: hits, coalesced, misses, evicted.
-    public func stats() async throws -> (hits: Int, coalesced: Int, misses: Int, evicted: Int) {
-        let reply = try await redis.send("HMGET", Self.prefix + "stats", "hit", "coalesced", "miss", "evicted")
+    /// The counters since the cache's keys were created.
+    public struct Stats: Sendable, Hashable {
+        public var hits = 0
+        public var coalesced = 0
+        public var misses = 0
+        public var evicted = 0
+        /// The tokens the calls answered from the cache (hit or coalesced) would have used.
+        public var savedTokens = 0
+
+        public init(hits: Int = 0, coalesced: Int = 0, misses: Int = 0, evicted: Int = 0, savedTokens: Int = 0) {
+            self.hits = hits
+            self.coalesced = coalesced
+            self.misses = misses
+            self.evicted = evicted
+            self.savedTokens = savedTokens
+        }
+    }
+
+    public func stats() async throws -> Stats {
+        let reply = try await redis.send("HMGET", Self.prefix + "stats", "hit", "coalesced", "miss", "evicted", "saved_tokens")
         let values = (reply.array ?? []).map { $0.int ?? 0 }
-        func at(_ index: Int) -> Int { index < values.count ? values[index] : 0 }
-        return (at(0), at(1), at(2), at(3))
+        func at(_ index: Int) -> Int { index < values.count ? max(0, values[index]) : 0 }
+        return Stats(hits: at(0), coalesced: at(1), misses: at(2), evicted: at(3), savedTokens: at(4))
     }
 
     /// The bytes all stored results hold (as accounted; expired ones are subtracted at the next store).

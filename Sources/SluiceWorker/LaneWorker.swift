@@ -302,20 +302,26 @@ final class LaneWorker: Sendable {
             case .call: break
             }
         }
-        let recorded = await callProvider(job, slot: slot, estimated: estimated, generation: generation)
-        if let ticket {
-            // Best effort: a result not stored costs a later identical job a call, nothing more.
-            do {
-                if let recorded {
-                    try await cache.store(ticket.key, job: job.id, result: recorded, ttl: ticket.ttl)
-                } else {
-                    try await cache.abandon(ticket.key, job: job.id)
-                }
-            } catch {
-                logger.warning("cache store failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+        let (recorded, stored) = await callProvider(job, slot: slot, estimated: estimated, generation: generation, ticket: ticket)
+        if let ticket, !stored {
+            // The call did not succeed (or its answer could not be stored): the next waiting job leads.
+            do { try await cache.abandon(ticket.key, job: job.id) } catch {
+                logger.warning("cache abandon failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
             }
         }
         return recorded
+    }
+
+    /// A leader's succeeded answer, stored before its job is completed (so whoever sees the job
+    /// done finds the answer in the cache). Best effort: a result not stored costs a later
+    /// identical job a call, nothing more. Returns whether it was stored.
+    private func storeInCache(_ ticket: ResponseCacheTicket, job: LeasedJob, answer: [UInt8], tokens: Int?) async -> Bool {
+        do {
+            return try await cache.store(ticket.key, job: job.id, result: answer, ttl: ticket.ttl, tokens: tokens ?? 0).stored
+        } catch {
+            logger.warning("cache store failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            return false
+        }
     }
 
     /// What the cache said of a job.
@@ -354,8 +360,11 @@ final class LaneWorker: Sendable {
         return .answered(answer)
     }
 
-    /// The provider call and its report; returns the answer recorded when the job succeeded.
-    private func callProvider(_ job: LeasedJob, slot: [String], estimated: Int, generation: String) async -> [UInt8]? {
+    /// The provider call and its report; returns the answer recorded when the job succeeded, and
+    /// whether the answer was stored in the cache under `ticket` (before the job was completed).
+    private func callProvider(
+        _ job: LeasedJob, slot: [String], estimated: Int, generation: String, ticket: ResponseCacheTicket?
+    ) async -> ([UInt8]?, Bool) {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
@@ -371,7 +380,7 @@ final class LaneWorker: Sendable {
         } catch {
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: "\(error)", retryable: false) }
             try? await limiter.release(slots: slot)
-            return nil
+            return (nil, false)
         }
         let result = await callKeepingLease(request, job: job)
         let cancelled = Task.isCancelled
@@ -405,6 +414,8 @@ final class LaneWorker: Sendable {
             await reportBreaker(.open, for: open, reason: verdict.breakerReason)
         }
         var recorded: [UInt8]?
+        var reportedTokens: Int?
+        var stored = false
         switch verdict.report {
         case .complete:
             if let response = result.response { await noteAnnounced(response) }
@@ -418,6 +429,7 @@ final class LaneWorker: Sendable {
             if case .success(let usage) = result.outcome { reported = usage }
             if let reported {
                 used = Bounded.add(reported.input, reported.output)  // each within 0...Bounded.maxTokens
+                reportedTokens = used
                 estimate.withLock { $0 = $0 * 0.9 + Double(used) * 0.1 }
             }
             let usage = reported.map { (input: $0.input, output: $0.output) }
@@ -426,20 +438,21 @@ final class LaneWorker: Sendable {
                 if let written, written != lane.provider.kind {
                     Translation.response(body, provider: lane.provider.kind, client: written)
                 } else { body }
+            if let ticket { stored = await storeInCache(ticket, job: job, answer: answer, tokens: reportedTokens) }
             let outcome = await report { try await self.queue.complete(job.id, token: job.token, result: answer, info: info, usage: usage) }
             if case .recorded(.succeeded) = outcome { recorded = answer }
         case .release(let delay, let why):
             await report { try await self.queue.release(job.id, token: job.token, delay: delay, why: why) }
             if cancelled {
                 try? await limiter.release(slots: slot)
-                return nil
+                return (nil, false)
             }
         case .fail(let error, let retryable):
             await report { try await self.queue.fail(job.id, token: job.token, attempt: job.attempt, error: error, retryable: retryable) }
         }
         try? await limiter.release(
             slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: verdict.succeeded, generation: generation, ceiling: ceiling)
-        return recorded
+        return (recorded, stored)
     }
 
     /// The provider call, with the job's lease kept alive while it runs (by the lane's

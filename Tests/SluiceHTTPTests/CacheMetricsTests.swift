@@ -17,13 +17,13 @@ import Testing
             }
             #expect(try await cache.lookup(key, job: id(1), markerTTL: .seconds(30)) == .lead)
             #expect(try await cache.lookup(key, job: id(2), markerTTL: .seconds(30)) == .wait(leader: id(1).rawValue))
-            try await cache.store(key, job: id(1), result: Array("{}".utf8), ttl: .seconds(60))
+            try await cache.store(key, job: id(1), result: Array("{}".utf8), ttl: .seconds(60), tokens: 30)
             _ = try await cache.lookup(key, job: id(2), markerTTL: .seconds(30))
             _ = try await cache.lookup(key, job: id(3), markerTTL: .seconds(30))
             _ = try await cache.lookup(key, job: id(4), markerTTL: .seconds(30))
             try await api.scaling.tick()
             let text = try await ScalingRoutesTests.metrics(api)
-            for line in ["sluice_cache_hits_total 2", "sluice_cache_coalesced_total 1", "sluice_cache_misses_total 1"] {
+            for line in ["sluice_cache_hits_total 2", "sluice_cache_coalesced_total 1", "sluice_cache_misses_total 1", "sluice_cache_saved_tokens_total 90"] {
                 #expect(text.contains(line + "\n"), "\(line) not in \(text)")
             }
         }

@@ -16,13 +16,17 @@
 
   Guarantee: while a leader's marker lives, no other job of the key is told 'lead'; so the
   provider is called once per key per marker TTL, unless a leader gives up (cache-abandon) or its
-  call outlives the marker. Counts hit, coalesced, miss (= lead) in `stats`.
+  call outlives the marker. Counts hit, coalesced, miss (= lead) in `stats`, and on a hit or a
+  coalesced answer adds the tokens the leader's call used (`tokens`, from cache-store) to
+  `stats`'s saved_tokens.
 ]]
 local prefix, digest, id, markerTTL = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local stats = prefix .. 'stats'
 local waited = prefix .. 'waited:' .. digest
 local result = redis.call('GET', prefix .. 'r:' .. digest)
 if result then
+  local tokens = tonumber(redis.call('HGET', prefix .. 'tokens', digest) or '0') or 0
+  if tokens > 0 then redis.call('HINCRBY', stats, 'saved_tokens', tokens) end
   if redis.call('SREM', waited, id) == 1 then
     redis.call('HINCRBY', stats, 'coalesced', 1)
     return {'coalesced', result}
