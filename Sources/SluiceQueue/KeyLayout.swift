@@ -40,6 +40,13 @@ import SluiceCore
 /// | `sluice:{p:<provider>}:announced` | hash | the rate-limit figures the provider last announced (remaining, limit; at) |
 /// | `sluice:breaker:<lane>` | string | the lane's circuit breaker as a worker last reported it (absent: closed) |
 ///
+/// | `sluice:{cache}:r:<digest>` | string | a response cache result (ResponseCache.swift), with its TTL |
+/// | `sluice:{cache}:inflight:<digest>` | string | the leader job calling for that key, with its lease's TTL |
+/// | `sluice:{cache}:waited:<digest>` | set | jobs told to wait for that leader (their answer is `coalesced`) |
+/// | `sluice:{cache}:stored`, `:expires` | zset | digests by store order (evict the oldest) and by expiry (give back their bytes) |
+/// | `sluice:{cache}:sizes`, `:tokens`, `:bytes`, `:seq` | hash, hash, string, string | each result's bytes and its call's tokens; the bytes' sum; the store counter |
+/// | `sluice:{cache}:stats` | hash | hit, coalesced, miss, evicted, saved_tokens (for /metrics) |
+///
 /// | `sluice:wh:d:<id>` | hash | a webhook delivery: job, url, key (the submitter's key id), type, body, status, attempts, created, next_at, last_code, last_error, log (a line per attempt: `<ms> <code or error>`) |
 /// | `sluice:wh:due` | zset | pending deliveries, score = when the next attempt is due (ms); a claimed one is pushed a lease ahead |
 /// | `sluice:wh:job:<job id>` | list | the deliveries of one job (or batch) |
