@@ -100,7 +100,10 @@ public struct Budgets: Sendable, Hashable {
         return Self.micros(input: payload.count / 4, output: output, price: price)
     }
 
-    /// The request's top-level `max_tokens` or `max_completion_tokens`, within 0...10^12.
+    /// The request's top-level `max_tokens` or `max_completion_tokens` (the larger when it sets
+    /// both, or one twice), within 0...10^12: a number past 10^12 counts as 10^12, so that a
+    /// hostile `1e300` is estimated high rather than at `defaultMaxTokens`; a negative or
+    /// fractional one is ignored.
     static func maxTokens(_ payload: [UInt8]) -> Int? {
         payload.withUnsafeBufferPointer { bytes -> Int? in
             var found: Int?
@@ -111,7 +114,13 @@ public struct Budgets: Sendable, Hashable {
                         || JSONScanner.stringToken(bytes, key, equals: "max_completion_tokens")
                 else { return }
                 let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[value.range]), as: UTF8.self)
-                found = Bounded.int(text, in: 0...Bounded.maxTokens)
+                let tokens: Int?
+                if let number = Double(text), number > Double(Bounded.maxTokens) {
+                    tokens = Bounded.maxTokens
+                } else {
+                    tokens = Bounded.int(text, in: 0...Bounded.maxTokens)
+                }
+                if let tokens { found = max(found ?? 0, tokens) }
             }
             return found
         }

@@ -47,9 +47,16 @@ import Testing
         #expect(budgets.estimate(payload: payload, model: "gpt-4o-mini", prices: prices) == 13 + 70)
         let without = Array(#"{"messages":[]}"#.utf8)  // 15 bytes: 3 tokens in, the default 100 out
         #expect(budgets.estimate(payload: without, model: "gpt-4o-mini", prices: prices) == 3 + 1_000)
-        // Hostile numbers do not trap: a huge max_tokens is not a number of tokens; no price is 0.
+        // Hostile numbers do not trap, and are not estimated low: a huge max_tokens counts as
+        // 10^12 tokens (not the default); a negative one is ignored; of two, the larger; no price is 0.
         let huge = Array(#"{"max_tokens":1e300}"#.utf8)
-        #expect(budgets.estimate(payload: huge, model: "gpt-4o-mini", prices: prices) == 5 + 1_000)
+        #expect(budgets.estimate(payload: huge, model: "gpt-4o-mini", prices: prices) == 5 + 10_000_000_000_000)
+        let past = Array(#"{"max_tokens":1000000000001}"#.utf8)
+        #expect(budgets.estimate(payload: past, model: "gpt-4o-mini", prices: prices) == 7 + 10_000_000_000_000)
+        let negative = Array(#"{"max_tokens":-5}"#.utf8)
+        #expect(budgets.estimate(payload: negative, model: "gpt-4o-mini", prices: prices) == 4 + 1_000)
+        let both = Array(#"{"max_completion_tokens":50,"max_tokens":7}"#.utf8)
+        #expect(budgets.estimate(payload: both, model: "gpt-4o-mini", prices: prices) == 10 + 500)
         #expect(budgets.estimate(payload: payload, model: "unpriced", prices: prices) == 0)
         #expect(Budgets.micros(input: Int.max, output: Int.max, price: .init(input: 1_000_000, output: 1_000_000)) == 1_000_000_000_000_000)
     }
