@@ -48,7 +48,14 @@ public struct BudgetSettlement: Sendable {
             let actual = Budgets.micros(input: Bounded.tokens(job.usageInput ?? 0), output: Bounded.tokens(job.usageOutput ?? 0), price: price)
             let estimate = budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
             let crossings = try await store.settle(job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: job.createdAt)
-            for crossing in crossings { try await alert(crossing, key: job.submitter, logger: logger) }
+            for (index, crossing) in crossings.enumerated() {
+                do { try await alert(crossing, key: job.submitter, logger: logger) } catch {
+                    // The job is booked (settled once), but these alerts are not queued: their
+                    // markers go, and the next job booked in the period crosses them again.
+                    for unsent in crossings[index...] { try? await store.forget(unsent) }
+                    throw error
+                }
+            }
         }
     }
 

@@ -110,6 +110,12 @@ public struct BudgetStore: Sendable {
         max(0, value?.string.flatMap { Int64($0) } ?? 0)
     }
 
+    /// Takes back a crossing's marker (its alert could not be queued), so that the next job booked
+    /// in that budget and period reports it again.
+    public func forget(_ crossing: Crossing) async throws {
+        _ = try await redis.send("DEL", Self.root + "budget:" + crossing.budget.name + ":" + crossing.period + ":alert:" + String(crossing.percent))
+    }
+
     /// A budget's spend in the period containing `time`.
     public struct Spend: Sendable, Hashable {
         public var budget: Budgets.Applied
