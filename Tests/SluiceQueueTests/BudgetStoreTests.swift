@@ -105,4 +105,18 @@ import Testing
             #expect(try await store.spend([large], at: Self.beforeMidnight).map(\.spent) == [123_456_789_012_345])
         }
     }
+
+    /// Twenty submits at once, 3,000 each into 10,000: exactly three are reserved, never more
+    /// (the check and the reservation are one script).
+    @Test func concurrentReservesDoNotOvershoot() async throws {
+        try await withQueue { queue, _ in
+            let store = BudgetStore(redis: queue.redis)
+            let admitted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 { group.addTask { try await store.reserve(3_000, in: [Self.day], at: Self.beforeMidnight) == nil } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(admitted == 3)
+            #expect(try await store.spend([Self.day], at: Self.beforeMidnight).map(\.reserved) == [9_000])
+        }
+    }
 }
