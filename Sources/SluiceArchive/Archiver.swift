@@ -82,10 +82,15 @@ public final class Archiver: Service, Sendable {
             cost = (Double(input ?? 0) * price.input + Double(output ?? 0) * price.output) / 1_000_000
             if !cost.isFinite { cost = 0 }
         }
-        return ArchivedJob(
+        var archived = ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
             createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope.batch, customID: envelope.customID, model: model,
             inputTokens: input, outputTokens: output, cost: cost, record: record.encoded)
+        if job.state == .succeeded, !envelope.isEmpty, envelope.cache != nil {
+            let info = record.timeline()?.last { $0.state == .succeeded }?.info
+            archived.cached = info == "cached" || info == "coalesced"
+        }
+        return archived
     }
 
     /// The model a job is booked under: its lane's (`provider/model`), else the request's own

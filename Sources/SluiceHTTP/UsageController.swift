@@ -10,7 +10,8 @@ import SluiceStore
 ///   so `from` is rounded down to its hour.
 /// - A key sees its own tenant's usage; an admin key sees every tenant's, or one with `tenant=`.
 /// - Each row: the group (`model`, `key` as its prefix, or `tenant`), requests (finished jobs),
-///   succeeded, input and output tokens, and `cost_usd` from the configured prices.
+///   succeeded, input and output tokens, `cost_usd` from the configured prices, and `cached`
+///   (of the succeeded, those answered from the response cache: provider calls saved).
 struct UsageController: Sendable {
     let archive: ArchiveStore
     let keys: APIKeyStore
@@ -25,6 +26,8 @@ struct UsageController: Sendable {
             let inputTokens: Int
             let outputTokens: Int
             let costUSD: Double
+            /// Of `succeeded`, jobs answered from the response cache: provider calls saved.
+            var cached = 0
 
             func encode(to encoder: any Encoder) throws {
                 var container = encoder.container(keyedBy: AnyField.self)
@@ -33,6 +36,7 @@ struct UsageController: Sendable {
                 try container.encode(succeeded, forKey: AnyField(stringValue: "succeeded"))
                 try container.encode(inputTokens, forKey: AnyField(stringValue: "input_tokens"))
                 try container.encode(outputTokens, forKey: AnyField(stringValue: "output_tokens"))
+                try container.encode(cached, forKey: AnyField(stringValue: "cached"))
                 // Micro-dollars: a sum of fractions of a cent prints as the cents it is.
                 try container.encode((costUSD * 1_000_000).rounded() / 1_000_000, forKey: AnyField(stringValue: "cost_usd"))
             }
@@ -85,12 +89,12 @@ struct UsageController: Sendable {
             Usage.Row(
                 group: (grouping.rawValue, grouping == .key ? (prefixes[row.group] ?? (row.group == "0" ? "none" : row.group)) : row.group),
                 requests: row.requests, succeeded: row.succeeded, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
-                costUSD: row.cost)
+                costUSD: row.cost, cached: row.cached)
         }
         let total = Usage.Row(
             group: nil, requests: rows.reduce(0) { Bounded.add($0, $1.requests) }, succeeded: rows.reduce(0) { Bounded.add($0, $1.succeeded) },
             inputTokens: rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, outputTokens: rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
-            costUSD: rows.reduce(0) { $0 + $1.cost })
+            costUSD: rows.reduce(0) { $0 + $1.cost }, cached: rows.reduce(0) { Bounded.add($0, $1.cached) })
         return Usage(from: from.value / 1000, to: to.value / 1000, groupBy: grouping.rawValue, tenant: tenant, data: data, total: total)
     }
 

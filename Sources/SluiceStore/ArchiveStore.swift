@@ -26,10 +26,10 @@ public struct ArchiveStore: Sendable {
                     """)
             let book = try db.cachedStatement(
                 sql: """
-                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost)
-                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost, cached)
+                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
                     ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
-                      requests = requests + 1, succeeded = succeeded + excluded.succeeded,
+                      requests = requests + 1, succeeded = succeeded + excluded.succeeded, cached = cached + excluded.cached,
                       -- held at 10^18: an overflowing sum would turn the column into a float
                       input_tokens = MIN(input_tokens + excluded.input_tokens, 1000000000000000000),
                       output_tokens = MIN(output_tokens + excluded.output_tokens, 1000000000000000000),
@@ -45,7 +45,7 @@ public struct ArchiveStore: Sendable {
                 let hour = job.finishedAt.value / 3_600_000 * 3_600_000
                 try book.execute(arguments: [
                     hour, job.tenant, job.keyID ?? 0, job.model, job.state == JobState.succeeded.rawValue ? 1 : 0, job.inputTokens ?? 0,
-                    job.outputTokens ?? 0, job.cost,
+                    job.outputTokens ?? 0, job.cost, job.cached ? 1 : 0,
                 ])
                 if let batch = job.batch {
                     let column = Self.batchCounter(job.state)
@@ -105,7 +105,7 @@ public struct ArchiveStore: Sendable {
         return try await database.pool.read { db in
             var sql = """
                 SELECT \(column) AS grp, SUM(requests) AS requests, SUM(succeeded) AS succeeded, SUM(input_tokens) AS input_tokens,
-                  SUM(output_tokens) AS output_tokens, SUM(cost) AS cost
+                  SUM(output_tokens) AS output_tokens, SUM(cost) AS cost, SUM(cached) AS cached
                 FROM usage WHERE hour >= ? AND hour < ?
                 """
             var arguments: StatementArguments = [hourFrom, to.value]
@@ -117,7 +117,7 @@ public struct ArchiveStore: Sendable {
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
                 UsageRow(
                     group: $0["grp"], requests: $0["requests"], succeeded: $0["succeeded"], inputTokens: $0["input_tokens"],
-                    outputTokens: $0["output_tokens"], cost: $0["cost"])
+                    outputTokens: $0["output_tokens"], cost: $0["cost"], cached: $0["cached"])
             }
         }
     }

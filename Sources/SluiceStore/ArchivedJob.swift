@@ -20,6 +20,8 @@ public struct ArchivedJob: Sendable, Hashable {
     public var cost: Double
     /// The job's hash as Redis held it (`JobRecord.encoded`).
     public var record: [UInt8]
+    /// Answered from the response cache (timeline `cached` or `coalesced`): no provider call.
+    public var cached = false
 
     public init(
         id: String, tenant: String, keyID: Int64?, lane: String, state: String, createdAt: UnixMillis, finishedAt: UnixMillis,
@@ -51,6 +53,8 @@ public struct UsageRow: Sendable, Hashable {
     public var inputTokens: Int
     public var outputTokens: Int
     public var cost: Double
+    /// Of `succeeded`, the jobs answered from the response cache (calls saved).
+    public var cached = 0
 }
 
 /// A webhook delivery that reached a final status, as the archive keeps it.

@@ -125,6 +125,11 @@ public final class SluiceDatabase: Sendable {
                 table.add(column: "lanes", .text)
             }
         }
+        migrator.registerMigration("v6: usage counts jobs answered from the response cache") { db in
+            try db.alter(table: "usage") { table in
+                table.add(column: "cached", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 }
