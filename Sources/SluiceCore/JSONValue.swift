@@ -182,7 +182,7 @@ public enum JSONValue: Sendable, Hashable {
     /// as Swift's shortest round-tripping spelling; `null` when not finite.
     static func numberText(_ value: Double) -> String {
         guard value.isFinite else { return "null" }
-        if value == value.rounded(), abs(value) <= 9_007_199_254_740_992 { return String(Int64(value)) }  // safe: whole and within ±2^53
+        if let whole = Bounded.int(value, in: -9_007_199_254_740_992...9_007_199_254_740_992) { return String(whole) }
         return "\(value)"
     }
 

@@ -224,7 +224,7 @@ extension SluiceConfiguration.Route {
     static func figure(_ value: Double) -> String {
         guard value.isFinite else { return "?" }
         guard abs(value) < 1e15 else { return String(format: "%.3g", value) }
-        if value == value.rounded() { return String(Int64(value)) }
+        if let whole = Bounded.int(value, in: -999_999_999_999_999...999_999_999_999_999) { return String(whole) }
         return String(format: "%.2f", value)
     }
 }

@@ -268,6 +268,6 @@ struct RoutesController: Sendable {
     }
 
     static func figure(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        Bounded.int(value, in: -999_999_999_999_999...999_999_999_999_999).map { String($0) } ?? String(value)
     }
 }

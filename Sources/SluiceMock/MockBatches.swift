@@ -556,7 +556,8 @@ extension MockProvider {
             guard var batch = store.batches[id], batch.anthropic == anthropic else { return .missing }
             guard batch.ended == nil, batch.cancelled == nil, batch.failures.isEmpty, phase(batch) < 1 else { return .finished(batch) }
             let progress = Bounded.clamp((phase(batch) - 0.1) / 0.8, to: 0...1)
-            batch.cancelled = (Self.unixNow(), Int(Double(batch.lines.count) * progress))
+            let done = Bounded.int((Double(batch.lines.count) * progress).rounded(.down), in: 0...batch.lines.count) ?? 0
+            batch.cancelled = (Self.unixNow(), done)
             store.batches[id] = batch
             return .cancelling(batch)
         }

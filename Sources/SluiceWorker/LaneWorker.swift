@@ -293,16 +293,18 @@ final class LaneWorker: Sendable {
     /// when the job succeeded (an inline facade call answers with it), nil otherwise.
     @discardableResult
     func call(_ job: LeasedJob, slot: [String], estimated: Int, generation: String = "") async -> [UInt8]? {
-        // A job with a cache ticket may be answered, or told to wait, without a call. Jobs
-        // without metadata (the common case) skip the envelope entirely.
-        let ticket = job.metadata.isEmpty ? nil : JobEnvelope(decoding: job.metadata).cache
+        // Decoded once for the call (its cache ticket, its shape). Jobs without metadata (the
+        // common case) skip the envelope entirely. A job with a cache ticket may be answered, or
+        // told to wait, without a call.
+        let envelope = job.metadata.isEmpty ? nil : JobEnvelope(decoding: job.metadata)
+        let ticket = envelope?.cache
         if let ticket {
             switch await lookUpCache(ticket, job: job, slot: slot, estimated: estimated) {
             case .answered(let answer): return answer
             case .call: break
             }
         }
-        let (recorded, stored) = await callProvider(job, slot: slot, estimated: estimated, generation: generation, ticket: ticket)
+        let (recorded, stored) = await callProvider(job, envelope: envelope, slot: slot, estimated: estimated, generation: generation, ticket: ticket)
         if let ticket, !stored {
             // The call did not succeed (or its answer could not be stored): the next waiting job leads.
             do { try await cache.abandon(ticket.key, job: job.id) } catch {
@@ -363,12 +365,12 @@ final class LaneWorker: Sendable {
     /// The provider call and its report; returns the answer recorded when the job succeeded, and
     /// whether the answer was stored in the cache under `ticket` (before the job was completed).
     private func callProvider(
-        _ job: LeasedJob, slot: [String], estimated: Int, generation: String, ticket: ResponseCacheTicket?
+        _ job: LeasedJob, envelope: JobEnvelope?, slot: [String], estimated: Int, generation: String, ticket: ResponseCacheTicket?
     ) async -> ([UInt8]?, Bool) {
         let request: ProviderRequest
         // A job submitted through a route is written for the route's first target: it gets this
         // lane's model, and is translated when this lane's API differs.
-        let shape = Self.shape(job.metadata, formats: lane.routeFormats)
+        let shape = Self.shape(envelope, formats: lane.routeFormats)
         let written = shape.written
         do {
             var body = job.payload
@@ -528,11 +530,10 @@ final class LaneWorker: Sendable {
         var embeddings = false
     }
 
-    /// The call's shape from the job's envelope (`JobEnvelope`, its one decoder). Most jobs have
-    /// no envelope: nothing is read for them.
-    static func shape(_ metadata: [UInt8], formats: [String: ProviderKind]) -> CallShape {
-        guard !metadata.isEmpty else { return CallShape() }
-        let envelope = JobEnvelope(decoding: metadata)
+    /// The call's shape from the job's envelope (decoded once per call by `call`). Most jobs have
+    /// no envelope: a plain call.
+    static func shape(_ envelope: JobEnvelope?, formats: [String: ProviderKind]) -> CallShape {
+        guard let envelope else { return CallShape() }
         return CallShape(
             written: envelope.format ?? envelope.route.flatMap { formats[$0] }, embeddings: envelope.endpoint == .embeddings)
     }

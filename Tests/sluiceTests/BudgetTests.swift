@@ -3,34 +3,9 @@ import SluiceMock
 import SluiceTestSupport
 import Testing
 
-/// One HTTP/1.1 request over a plain socket, query included; the status, the raw head and the body.
+/// One request over a plain socket (`httpExchange`, UpCrashTests.swift): status, head and body.
 private func call(_ method: String, _ url: String, bearer: String, json: String? = nil) throws -> (status: Int, head: String, body: String) {
-    let parsed = try #require(URL(string: url))
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(parsed.port ?? 80).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
-    let target = parsed.path + (parsed.query.map { "?" + $0 } ?? "")
-    var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(bearer)\r\n"
-    if let json { request += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json } else { request += "\r\n" }
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var response: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = recv(fd, &buffer, buffer.count, 0)
-        guard count > 0 else { break }
-        response += buffer[0..<count]
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
-    let split = text.range(of: "\r\n\r\n")
-    return (status, split.map { String(text[..<$0.lowerBound]) } ?? text, split.map { String(text[$0.upperBound...]) } ?? "")
+    try httpExchange(method, url, bearer: bearer, json: json)
 }
 
 private func object(_ text: String) -> [String: Any] {

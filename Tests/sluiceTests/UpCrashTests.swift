@@ -6,6 +6,12 @@ import Testing
 
 /// One HTTP/1.1 request over a plain socket; the status and the body.
 func httpCall(_ method: String, _ url: String, bearer: String? = nil, json: String? = nil) throws -> (status: Int, body: String) {
+    let answer = try httpExchange(method, url, bearer: bearer, json: json)
+    return (answer.status, answer.body)
+}
+
+/// One HTTP/1.1 request over a plain socket, query included; the status, the raw head and the body.
+func httpExchange(_ method: String, _ url: String, bearer: String? = nil, json: String? = nil) throws -> (status: Int, head: String, body: String) {
     let parsed = try #require(URL(string: url))
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
@@ -17,7 +23,8 @@ func httpCall(_ method: String, _ url: String, bearer: String? = nil, json: Stri
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
-    var request = "\(method) \(parsed.path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    let target = parsed.path + (parsed.query.map { "?" + $0 } ?? "")
+    var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if let bearer { request += "Authorization: Bearer \(bearer)\r\n" }
     if let json { request += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json } else { request += "\r\n" }
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
@@ -30,8 +37,8 @@ func httpCall(_ method: String, _ url: String, bearer: String? = nil, json: Stri
     }
     let text = String(decoding: response, as: UTF8.self)
     let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
-    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-    return (status, body)
+    let split = text.range(of: "\r\n\r\n")
+    return (status, split.map { String(text[..<$0.lowerBound]) } ?? text, split.map { String(text[$0.upperBound...]) } ?? "")
 }
 
 /// A file's permission bits, or nil when it does not exist.
