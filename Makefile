@@ -57,10 +57,18 @@ HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveCo
 ## with its redis-server) stalled processes for seconds on 2 cores, past the leases and timeouts
 ## some tests rely on; 8 at once takes about as long.
 TEST_WIDTH ?= 8
+## Each run's output also goes to .build/test-logs/; when one fails, its failing tests and their
+## issues are printed again at the very end, so the tail of a CI log names them.
+TEST_LOGS := .build/test-logs
+RUN_TESTS  = run_tests() { log=$(TEST_LOGS)/$$1.log; shift; "$$@" 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
+  if [ $$rc -ne 0 ]; then echo "=== FAILED ($$log): the failing tests and their issues ==="; \
+  grep -E "✘|recorded an issue|Expectation failed|error:|Fatal error|Crash|signal" $$log | grep -v "sluice.mock" | tail -80; fi; return $$rc; }
+test: SHELL := /bin/bash
 test: deps venv
 	$(SWIFT) build --build-tests
-	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
-	$(foreach suite,$(HEAVY),$(SWIFT) test --skip-build --filter $(suite) &&) true
+	@mkdir -p $(TEST_LOGS); $(RUN_TESTS); \
+	run_tests parallel env SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
+	@$(RUN_TESTS); $(foreach suite,$(HEAVY),run_tests $(suite) $(SWIFT) test --skip-build --filter $(suite) &&) true
 	$(MAKE) fuzz FUZZ_TARGETS="$(FUZZ_TEST_TARGETS)" FUZZ_RUN="$(FUZZ_TEST_RUN)"
 
 ## fuzz: the parsers' libFuzzer targets (Tests/Fuzz), FUZZ_SECONDS each (default 60), one after
