@@ -195,9 +195,10 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
 
     @Test func longPollReturnsSoonAfterTheJobCompletes() async throws {
         try await withAPI { api in
-            // Five times. It is ~1 ms on an idle machine; the suite runs many tests at once on 2
-            // cores, so the check is that the fastest is within 50 ms (a polling loop could not
-            // be) and none takes a second.
+            // Five times. It is ~1 ms on an idle machine. The waiter has no polling fallback: what
+            // else could end a wait is its 30 s timeout, so each wake-up within 10 s is the
+            // completion's notification (a loaded CI machine running many tests at once has taken
+            // over a second; the speed itself is the benchmarks' to measure).
             var delays: [Duration] = []
             var id = ""
             for _ in 0..<5 {
@@ -215,9 +216,7 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
                 #expect((response.body["result"] as? [String: Int])?["answer"] == 42)
             }
             delays.sort()
-            // Alone the fastest is a few ms; under the whole parallel suite on 2 cores it has been 77 ms.
-            #expect(delays[0] < .milliseconds(250), "fastest wake-up \(delays[0]); all: \(delays)")
-            #expect(delays[4] < .seconds(1), "slowest wake-up \(delays[4])")
+            #expect(delays[4] < .seconds(10), "woken by the completion, not the 30 s timeout: \(delays)")
             let badWait = try await api.request(.get, "/v1/jobs/\(id)?wait=600", key: api.acme)
             #expect(badWait.status == .badRequest)
         }

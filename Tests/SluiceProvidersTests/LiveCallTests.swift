@@ -45,12 +45,13 @@ import Testing
                 return
             }
         }
-        let nowhere = ProviderSettings(name: "none", kind: .openai, baseURL: "http://127.0.0.1:9/v1", timeout: .seconds(2))
+        let nowhere = ProviderSettings(name: "none", kind: .openai, baseURL: "http://127.0.0.1:9/v1", timeout: .seconds(60))
         let refused = await ProviderClient(http: http).call(try ProviderAdapter.request(nowhere, path: "/chat/completions", body: []))
         guard case .retryable = refused.outcome else {
             Issue.record("a refused connection: \(refused.outcome)")
             return
         }
-        #expect(refused.latency < .milliseconds(500), "a refused connection fails at once, not at the timeout")
+        // Loose (a loaded CI machine): the point is that it does not wait for the 60 s timeout.
+        #expect(refused.latency < .seconds(15), "a refused connection fails at once, not at the timeout")
     }
 }
