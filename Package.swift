@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The dashboard's server-rendered pages (/ui).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -113,8 +115,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
-            resources: [.copy("Resources/openapi.json")]
+            // ui/: the dashboard's templates, stylesheet and script (no CDN, no Node toolchain).
+            resources: [.copy("Resources/openapi.json"), .copy("Resources/ui")]
         ),
         // The mock provider (`sluice mock-provider`): OpenAI and Anthropic routes under configurable
         // latency, limits and faults, for tests, benchmarks and the demo.

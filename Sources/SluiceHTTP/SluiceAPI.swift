@@ -30,6 +30,7 @@ import SluiceWebhooks
 /// | `BudgetsController` | `/v1/budgets` |
 /// | `BatchesController` | `/v1/files…`, `/v1/batches…`, `/v1/messages/batches…` |
 /// | `ScalingController` | `/v1/scaling…` |
+/// | `DashboardController` | `/ui…`: the operator's dashboard (a login, not a key per request) |
 public struct SluiceAPI: Sendable {
     /// The stores and services the API serves, built by the caller.
     public struct Services: Sendable {
@@ -99,6 +100,8 @@ public struct SluiceAPI: Sendable {
         public var prices: [String: SluiceConfiguration.Price] = [:]
         /// The response cache's defaults and scope (`cache:`).
         public var cache = ResponseCacheSettings()
+        /// The operator's dashboard under `/ui`.
+        public var dashboard = DashboardSettings()
 
         public init() {}
 
@@ -180,6 +183,11 @@ public struct SluiceAPI: Sendable {
             batches: services.batches, admission: admission, callbacks: callbacks, maxFileBytes: settings.maxFileBytes
         ).addRoutes(to: v1)
         ScalingController(scaling: services.scaling).addRoutes(to: v1)
+        if settings.dashboard.enabled {
+            DashboardController(
+                queue: queue, lookup: lookup, keys: services.keys, webhooks: services.webhooks, cache: cache, settings: settings.dashboard
+            ).addRoutes(to: router)
+        }
         return router
     }
 

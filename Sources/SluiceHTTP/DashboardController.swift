@@ -1,0 +1,353 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SluiceCore
+import SluiceQueue
+import SluiceStore
+import SluiceWebhooks
+
+/// The operator's dashboard under `/ui`: server-rendered pages over the same services the API
+/// uses (the queue, the job lookup, the key store, the webhook store), behind a login.
+///
+/// - `GET /ui/login`, `POST /ui/login` (an API key in a form), `POST /ui/logout`.
+/// - `GET /ui/overview` (admin: lane depths reveal every tenant's volume, as `/v1/queues`), and
+///   `GET /ui/overview.json`, which the page's script reads every 2 s to update itself.
+/// - `GET /ui/jobs?tenant=&lane=&state=&cursor=`: the key's tenant's jobs (an admin may name any
+///   tenant), newest first; `GET /ui/jobs/{id}`: one job, its timeline and webhook deliveries;
+///   `POST /ui/jobs/{id}/cancel` (scope submit).
+/// - `GET /ui/static/{file}`: the stylesheet and the script.
+///
+/// Security: a login makes a session (`DashboardSessions`) held in an HttpOnly, SameSite=Strict
+/// cookie scoped to `/ui` (Secure when the request came over HTTPS through a proxy that the
+/// settings trust); every form carries the session's CSRF token and a POST without it is 403; every
+/// answer forbids framing, sniffing and caching, and its Content-Security-Policy allows no inline
+/// script or style (`DashboardMiddleware`). A revoked key's sessions end at its next request.
+struct DashboardController: Sendable {
+    let queue: JobQueue
+    let lookup: JobLookup
+    let keys: APIKeyStore
+    let webhooks: WebhookStore
+    let cache: AuthCache
+    let sessions: DashboardSessions
+    let views: DashboardViews
+    let history: DashboardLaneHistory
+    let settings: SluiceAPI.DashboardSettings
+
+    static let sessionCookie = "sluice_session"
+    static let loginCookie = "sluice_login"
+    /// The most bytes a form may send (a key and a token are under 200).
+    static let maxFormBytes = 16 << 10
+
+    init(
+        queue: JobQueue, lookup: JobLookup, keys: APIKeyStore, webhooks: WebhookStore, cache: AuthCache,
+        settings: SluiceAPI.DashboardSettings
+    ) {
+        self.queue = queue
+        self.lookup = lookup
+        self.keys = keys
+        self.webhooks = webhooks
+        self.cache = cache
+        self.settings = settings
+        sessions = DashboardSessions(redis: queue.redis, lifetime: settings.sessionLifetime)
+        views = DashboardViews.shared
+        history = DashboardLaneHistory(queue: queue)
+    }
+
+    func addRoutes(to router: Router<SluiceRequestContext>) {
+        let ui = router.group("ui").add(middleware: DashboardMiddleware(views: views))
+        ui.get("", use: home)
+        ui.get("login", use: loginPage)
+        ui.post("login", use: login)
+        ui.post("logout", use: logout)
+        ui.get("overview", use: overview)
+        ui.get("overview.json", use: overviewJSON)
+        ui.get("jobs", use: jobs)
+        ui.get("jobs/:id", use: job)
+        ui.post("jobs/:id/cancel", use: cancel)
+        ui.get("static/:file", use: staticFile)
+    }
+
+    // MARK: - Sessions
+
+    /// Who is signed in: the session and its key as the store holds it now.
+    struct Viewer {
+        let session: DashboardSessions.Session
+        let key: APIKey
+
+        var isAdmin: Bool { key.scopes.contains(.admin) }
+        func may(_ scope: Scope) -> Bool { key.scopes.contains(scope) || isAdmin }
+    }
+
+    /// Thrown by a page that needs a login: the middleware answers with a redirect to it.
+    struct SignInRequired: Error {}
+
+    func viewer(_ request: Request) async throws -> Viewer {
+        guard let id = request.cookies[Self.sessionCookie]?.value, let session = try await sessions.find(id) else {
+            throw SignInRequired()
+        }
+        guard let key = try keys.find(prefix: session.keyPrefix), !key.isRevoked else {
+            try await sessions.delete(session.id)
+            throw SignInRequired()
+        }
+        return Viewer(session: session, key: key)
+    }
+
+    /// The signed-in viewer of a form's POST: 403 unless the form carries the session's token.
+    func poster(_ request: Request, form: [String: String]) async throws -> Viewer {
+        let viewer = try await viewer(request)
+        guard DashboardSessions.tokensMatch(form["csrf"], viewer.session.csrf) else { throw DashboardError.csrf }
+        return viewer
+    }
+
+    /// Whether the browser reached us over HTTPS: only a trusted proxy's `X-Forwarded-Proto` says so
+    /// (Sluice serves plain HTTP itself).
+    func isSecure(_ request: Request) -> Bool {
+        settings.trustForwardedProto && request.headers[Self.forwardedProto]?.lowercased() == "https"
+    }
+
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    func cookie(_ name: String, _ value: String, maxAge: Int, request: Request) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/ui", secure: isSecure(request), httpOnly: true, sameSite: .strict)
+    }
+
+    /// A form's fields (`application/x-www-form-urlencoded`), at most `maxFormBytes`.
+    func form(_ request: Request) async throws -> [String: String] {
+        let body = try await request.body.collect(upTo: Self.maxFormBytes)
+        var fields: [String: String] = [:]
+        for pair in String(buffer: body).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.formDecode(parts[0]) else { continue }
+            fields[name] = parts.count > 1 ? Self.formDecode(parts[1]) ?? "" : ""
+        }
+        return fields
+    }
+
+    static func formDecode(_ text: Substring) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location])
+    }
+
+    func chrome(_ viewer: Viewer, current: String) -> DashboardViews.Chrome {
+        var nav: [DashboardViews.NavItem] = []
+        if viewer.isAdmin { nav.append(.init(href: "/ui/overview", label: "Overview", current: current == "overview")) }
+        nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
+        return DashboardViews.Chrome(
+            tenant: viewer.key.tenant, keyPrefix: viewer.key.prefix, admin: viewer.isAdmin, csrf: viewer.session.csrf, nav: nav)
+    }
+
+    // MARK: - Login
+
+    @Sendable func home(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        return Self.redirect(viewer.isAdmin ? "/ui/overview" : "/ui/jobs")
+    }
+
+    @Sendable func loginPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        if (try? await viewer(request)) != nil { return Self.redirect("/ui") }
+        return loginForm(request, status: .ok, message: nil)
+    }
+
+    /// The login form, with a fresh token in both the form and a short-lived cookie: a POST
+    /// from another site cannot read the cookie to copy it into its form.
+    func loginForm(_ request: Request, status: HTTPResponse.Status, message: String?) -> Response {
+        let token = DashboardSessions.randomToken()
+        var response = views.render("login", DashboardViews.LoginPage(loginToken: token, message: message), status: status)
+        response.setCookie(cookie(Self.loginCookie, token, maxAge: 3600, request: request))
+        return response
+    }
+
+    @Sendable func login(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let form = try await form(request)
+        guard let expected = request.cookies[Self.loginCookie]?.value, DashboardSessions.tokensMatch(form["csrf"], expected) else {
+            throw DashboardError.csrf
+        }
+        let presented = (form["key"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        let key: APIKey
+        if let cached = cache.lookup(presented) {
+            key = cached
+        } else if let found = try await keys.authenticateAsync(presented) {
+            cache.store(presented, found)
+            key = found
+        } else {
+            context.logger.info("dashboard login refused")
+            return loginForm(request, status: .unauthorized, message: "That API key is not valid or was revoked.")
+        }
+        let session = try await sessions.create(keyPrefix: key.prefix)
+        context.logger.info("dashboard login", metadata: ["key": "\(key.prefix)", "tenant": "\(key.tenant)"])
+        var response = Self.redirect(key.scopes.contains(.admin) ? "/ui/overview" : "/ui/jobs")
+        response.setCookie(cookie(Self.sessionCookie, session.id, maxAge: Int(Bounded.seconds(settings.sessionLifetime)), request: request))
+        response.setCookie(cookie(Self.loginCookie, "", maxAge: 0, request: request))
+        return response
+    }
+
+    @Sendable func logout(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await poster(request, form: try await form(request))
+        try await sessions.delete(viewer.session.id)
+        var response = Self.redirect("/ui/login")
+        response.setCookie(cookie(Self.sessionCookie, "", maxAge: 0, request: request))
+        return response
+    }
+
+    // MARK: - Overview
+
+    @Sendable func overview(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        let lanes = try await history.lanes()
+        return views.render(
+            "overview", DashboardViews.OverviewPage(chrome: chrome(viewer, current: "overview"), lanes: lanes.map(DashboardViews.LaneRow.init)))
+    }
+
+    struct OverviewDocument: ResponseEncodable {
+        let lanes: [DashboardLaneHistory.Lane]
+    }
+
+    @Sendable func overviewJSON(_ request: Request, _ context: SluiceRequestContext) async throws -> OverviewDocument {
+        let viewer = try await viewer(request)
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        return OverviewDocument(lanes: try await history.lanes())
+    }
+
+    // MARK: - Jobs
+
+    @Sendable func jobs(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        let query = request.uri.queryParameters
+        func value(_ name: String) -> String? { query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        var tenant = viewer.key.tenant
+        if let asked = value("tenant"), asked != tenant {
+            // Another tenant's jobs are an admin's to see: anyone else sees their own.
+            guard viewer.isAdmin else { throw DashboardError.adminOnly }
+            tenant = asked
+        }
+        let state = try value("state").map { text in
+            guard let state = JobState(rawValue: text) else { throw DashboardError.invalid("no job state is called '\(text)'") }
+            return state
+        }
+        let lane = value("lane")
+        let cursor = try value("cursor").map { text in
+            guard JobID.isOrdering(text) else { throw DashboardError.invalid("the cursor is not one this page gave") }
+            return text
+        }
+        let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 50, cursor: cursor)
+        var next: String? = nil
+        if let cursor = page.nextCursor {
+            var items = [URLQueryItem(name: "cursor", value: cursor)]
+            if tenant != viewer.key.tenant { items.append(URLQueryItem(name: "tenant", value: tenant)) }
+            if let lane { items.append(URLQueryItem(name: "lane", value: lane)) }
+            if let state { items.append(URLQueryItem(name: "state", value: state.rawValue)) }
+            var components = URLComponents()
+            components.path = "/ui/jobs"
+            components.queryItems = items
+            next = components.string
+        }
+        let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
+        return views.render(
+            "jobs",
+            DashboardViews.JobsPage(
+                chrome: chrome(viewer, current: "jobs"), tenant: tenant, lane: lane ?? "",
+                states: JobState.allCases.map { .init(value: $0.rawValue, selected: $0 == state) },
+                tenants: tenants.map { .init(value: $0, selected: $0 == tenant) }, jobs: page.jobs.map(DashboardViews.JobRow.init),
+                next: next))
+    }
+
+    @Sendable func job(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw DashboardError.notFound }
+        let job: Job
+        let timeline: [TimelineEntry]
+        do {
+            if let live = try await lookup.live(id, by: viewer.key) {
+                job = live
+                timeline = try await queue.timeline(id) ?? []
+            } else {
+                let archived = try await lookup.archived(id, by: viewer.key)
+                guard let record = try await lookup.archive.job(id).flatMap({ JobRecord(id: id, encoded: $0.record) }) else {
+                    throw DashboardError.notFound
+                }
+                job = try record.job()
+                timeline = archived.events
+            }
+        } catch let error as APIError where error.status == .notFound {
+            throw DashboardError.notFound
+        }
+        let deliveries = try await webhooks.deliveries(job: id.rawValue)
+        let notice: String? =
+            switch request.uri.queryParameters["done"] {
+            case "cancelled": "The job was cancelled."
+            case "cancel-requested": "A cancel was requested: the running attempt stops at its next heartbeat."
+            default: nil
+            }
+        return views.render(
+            "job",
+            DashboardViews.JobPage(
+                chrome: chrome(viewer, current: "jobs"), job: job, timeline: timeline, deliveries: deliveries,
+                cancellable: !job.state.isTerminal && viewer.may(.submit), notice: notice))
+    }
+
+    /// Cancels through the queue's cancel, as `POST /v1/jobs/{id}/cancel` does.
+    @Sendable func cancel(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await poster(request, form: try await form(request))
+        guard viewer.may(.submit) else { throw DashboardError.scope(.submit) }
+        guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw DashboardError.notFound }
+        let visible: Job?
+        do { visible = try await lookup.live(id, by: viewer.key) } catch let error as APIError where error.status == .notFound {
+            throw DashboardError.notFound
+        }
+        guard visible != nil else { throw DashboardError.conflict("the job already finished") }
+        switch try await queue.cancel(id) {
+        case .notFound: throw DashboardError.notFound
+        case .alreadyFinished(let state): throw DashboardError.conflict("the job already finished: \(state.rawValue)")
+        case .cancelled:
+            context.logger.info("dashboard cancel", metadata: ["job": "\(id)", "key": "\(viewer.key.prefix)"])
+            return Self.redirect("/ui/jobs/\(id.rawValue)?done=cancelled")
+        case .cancelRequested:
+            context.logger.info("dashboard cancel", metadata: ["job": "\(id)", "key": "\(viewer.key.prefix)"])
+            return Self.redirect("/ui/jobs/\(id.rawValue)?done=cancel-requested")
+        }
+    }
+
+    // MARK: - Static files
+
+    @Sendable func staticFile(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        guard let name = context.parameters.get("file"), let file = views.staticFiles[name] else { throw DashboardError.notFound }
+        return Response(
+            status: .ok, headers: [.contentType: file.contentType, .cacheControl: "no-cache"],
+            body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
+    }
+}
+
+/// What a dashboard page can refuse, shown as an HTML page with its status.
+enum DashboardError: Error {
+    case csrf
+    case adminOnly
+    case scope(Scope)
+    case notFound
+    case invalid(String)
+    case conflict(String)
+
+    var status: HTTPResponse.Status {
+        switch self {
+        case .csrf, .adminOnly, .scope: .forbidden
+        case .notFound: .notFound
+        case .invalid: .badRequest
+        case .conflict: .conflict
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .csrf: "The form's security token is missing or stale. Go back, reload the page and try again."
+        case .adminOnly: "This needs an admin key."
+        case .scope(let scope): "This key lacks the '\(scope.rawValue)' scope."
+        case .notFound: "Not found (or not yours to see)."
+        case .invalid(let message), .conflict(let message): message.prefix(1).uppercased() + message.dropFirst() + "."
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Mustache
+import SluiceCore
+import SluiceQueue
+import SluiceWebhooks
+
+/// The dashboard's templates (`Resources/ui/templates/*.mustache`, rendered by swift-mustache,
+/// which HTML-escapes every `{{value}}`), its static files (`Resources/ui/static`), and the
+/// values each page is rendered from. Loaded once per process from the module's bundle.
+struct DashboardViews: Sendable {
+    let library: MustacheLibrary
+    let staticFiles: [String: (contentType: String, bytes: [UInt8])]
+
+    static let shared: DashboardViews = {
+        guard let root = Bundle.module.url(forResource: "ui", withExtension: nil) else {
+            fatalError("Resources/ui is missing from SluiceHTTP's bundle")
+        }
+        let manager = FileManager.default
+        var library = MustacheLibrary()
+        let templates = root.appendingPathComponent("templates")
+        for name in (try? manager.contentsOfDirectory(atPath: templates.path)) ?? [] where name.hasSuffix(".mustache") {
+            guard let text = try? String(contentsOf: templates.appendingPathComponent(name), encoding: .utf8) else { continue }
+            do { try library.register(text, named: String(name.dropLast(".mustache".count))) } catch {
+                fatalError("the dashboard template \(name) does not parse: \(error)")
+            }
+        }
+        var files: [String: (contentType: String, bytes: [UInt8])] = [:]
+        let types = ["css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8", "svg": "image/svg+xml"]
+        let statics = root.appendingPathComponent("static")
+        for name in (try? manager.contentsOfDirectory(atPath: statics.path)) ?? [] {
+            guard let type = types[(name as NSString).pathExtension], let data = manager.contents(atPath: statics.appendingPathComponent(name).path)
+            else { continue }
+            files[name] = (type, Array(data))
+        }
+        return DashboardViews(library: library, staticFiles: files)
+    }()
+
+    /// The page `template` rendered from `page`, as an HTML response.
+    func render(_ template: String, _ page: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let html = library.render(page, withTemplate: template) ?? "template \(template) is missing"
+        return Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    // MARK: - What the pages show
+
+    /// The header of a signed-in page: who, the nav, and the logout form's token.
+    struct Chrome {
+        let tenant: String
+        let keyPrefix: String
+        let admin: Bool
+        let csrf: String
+        let nav: [NavItem]
+    }
+
+    struct NavItem {
+        let href: String
+        let label: String
+        let current: Bool
+    }
+
+    struct Option {
+        let value: String
+        let selected: Bool
+    }
+
+    struct LoginPage {
+        let title = "Log in"
+        let loginToken: String
+        let message: String?
+    }
+
+    struct ErrorPage {
+        let title = "Error"
+        let code: Int
+        let reason: String
+        let message: String
+
+        init(status: HTTPResponse.Status, message: String) {
+            code = status.code
+            reason = status.reasonPhrase
+            self.message = message
+        }
+    }
+
+    struct OverviewPage {
+        let title = "Overview"
+        let chrome: Chrome
+        let lanes: [LaneRow]
+    }
+
+    /// A lane's row of the overview; the sparklines are SVG polylines in a 120×24 box (the page's
+    /// script redraws them from `/ui/overview.json` with the same scale).
+    struct LaneRow {
+        let lane: String
+        let ready: Int
+        let leased: Int
+        let delayed: Int
+        let oldest: String
+        let arrivalRate: String
+        let completionRate: String
+        let errorsPerMinute: String
+        let rateLimitedPerMinute: String
+        let depthPoints: String
+        let completionPoints: String
+
+        init(_ lane: DashboardLaneHistory.Lane) {
+            self.lane = lane.lane
+            ready = lane.ready
+            leased = lane.leased
+            delayed = lane.delayed
+            oldest = lane.oldestReadyAgeSeconds.map(DashboardViews.age) ?? "–"
+            arrivalRate = DashboardViews.rate(lane.arrivalRate)
+            completionRate = DashboardViews.rate(lane.completionRate)
+            errorsPerMinute = lane.errorsPerMinute.map(DashboardViews.rate) ?? "–"
+            rateLimitedPerMinute = lane.rateLimitedPerMinute.map(DashboardViews.rate) ?? "–"
+            depthPoints = DashboardViews.sparkline(lane.depthHistory.map(Double.init))
+            completionPoints = DashboardViews.sparkline(lane.completionHistory)
+        }
+    }
+
+    struct JobsPage {
+        let title = "Jobs"
+        let chrome: Chrome
+        let tenant: String
+        let lane: String
+        let states: [Option]
+        let tenants: [Option]
+        let jobs: [JobRow]
+        let next: String?
+    }
+
+    struct JobRow {
+        let id: String
+        let href: String
+        let lane: String
+        let tenant: String
+        let state: String
+        let created: String
+        let attempts: Int
+
+        init(_ job: Job) {
+            id = job.id.rawValue
+            href = "/ui/jobs/" + job.id.rawValue
+            lane = job.lane
+            tenant = job.tenant
+            state = job.state.rawValue
+            created = DashboardViews.time(job.createdAt)
+            attempts = job.attempts
+        }
+    }
+
+    struct JobPage {
+        struct Event {
+            let at: String
+            let state: String
+            let info: String?
+        }
+
+        struct Delivery {
+            let id: String
+            let url: String
+            let status: String
+            let attempts: Int
+            let lastCode: Int?
+            let lastError: String?
+        }
+
+        let title: String
+        let chrome: Chrome
+        let id: String
+        let lane: String
+        let tenant: String
+        let state: String
+        let attempts: Int
+        let maxAttempts: Int
+        let priority: Int
+        let created: String
+        let finished: String?
+        let request: String
+        let result: String?
+        let error: String?
+        let timeline: [Event]
+        let deliveries: [Delivery]
+        let cancellable: Bool
+        let notice: String?
+
+        init(chrome: Chrome, job: Job, timeline: [TimelineEntry], deliveries: [WebhookStore.Delivery], cancellable: Bool, notice: String?) {
+            title = "Job " + job.id.rawValue
+            self.chrome = chrome
+            id = job.id.rawValue
+            lane = job.lane
+            tenant = job.tenant
+            state = job.state.rawValue
+            attempts = job.attempts
+            maxAttempts = job.maxAttempts
+            priority = job.priority
+            created = DashboardViews.time(job.createdAt)
+            finished = job.finishedAt.map(DashboardViews.time)
+            request = DashboardViews.excerpt(job.payload)
+            result = job.result.map(DashboardViews.excerpt)
+            error = job.error
+            self.timeline = timeline.map { Event(at: DashboardViews.time($0.at), state: $0.state.rawValue, info: $0.info) }
+            self.deliveries = deliveries.map {
+                Delivery(id: $0.id, url: $0.url, status: $0.status, attempts: $0.attempts, lastCode: $0.lastCode, lastError: $0.lastError)
+            }
+            self.cancellable = cancellable
+            self.notice = notice
+        }
+    }
+
+    // MARK: - Formatting
+
+    /// The first 64 KiB of a body as text (a page must not grow with a 100 MB result).
+    static func excerpt(_ bytes: [UInt8]) -> String {
+        let limit = 64 << 10
+        guard bytes.count > limit else { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: bytes.prefix(limit), as: UTF8.self) + "\n… (\(bytes.count - limit) more bytes)"
+    }
+
+    /// `2026-12-02T02:29:50.123Z`.
+    static func time(_ at: UnixMillis) -> String {
+        let date = Date(timeIntervalSince1970: Double(at.value) / 1000)
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+
+    static func age(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "–" }
+        if seconds < 60 { return String(format: "%.1f s", seconds) }
+        if seconds < 3600 { return String(format: "%.1f min", seconds / 60) }
+        return String(format: "%.1f h", seconds / 3600)
+    }
+
+    static func rate(_ value: Double) -> String {
+        guard value.isFinite else { return "–" }
+        return value < 10 ? String(format: "%.2f", value) : String(format: "%.0f", value)
+    }
+
+    /// `x,y` points of a polyline through `values`, scaled into a 120×24 box (the newest at the right).
+    static func sparkline(_ values: [Double]) -> String {
+        guard !values.isEmpty else { return "" }
+        let top = max(values.filter(\.isFinite).max() ?? 0, 1)
+        let step = values.count > 1 ? 120 / Double(values.count - 1) : 0
+        return values.enumerated().map { index, value in
+            let y = 23 - 22 * (value.isFinite ? max(0, value) : 0) / top
+            return String(format: "%.1f,%.1f", Double(index) * step, y)
+        }.joined(separator: " ")
+    }
+}
