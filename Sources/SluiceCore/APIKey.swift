@@ -136,12 +136,16 @@ public struct APIKey: Sendable, Hashable {
     public var lastUsedAt: UnixMillis?
     public var revokedAt: UnixMillis?
     public var limits: KeyLimits
+    /// The key's own response cache setting (`"cache"` through `/v1/keys`); nil: none (the
+    /// config's `cache.keys` entry for it, if any, applies).
+    public var cache: ResponseCacheDefault?
 
     public init(
         id: Int64, prefix: String, tenant: String, scopes: Set<Scope>, createdAt: UnixMillis,
-        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?, limits: KeyLimits = KeyLimits()
+        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?, limits: KeyLimits = KeyLimits(), cache: ResponseCacheDefault? = nil
     ) {
         self.limits = limits
+        self.cache = cache
         self.id = id
         self.prefix = prefix
         self.tenant = tenant

@@ -38,23 +38,8 @@ public struct ResponseCachePolicy: Sendable, Hashable {
             var policy = defaults
             for member in object.members {
                 switch member.key {
-                case "ttl":
-                    let parsed: Duration? =
-                        switch member.value {
-                        case .string(let text): Bounded.duration(text, in: .seconds(1)...maxTTL)
-                        case .integer, .number:
-                            member.value.doubleValue.flatMap { Bounded.duration(seconds: $0, in: .seconds(1)...maxTTL) }
-                        default: nil
-                        }
-                    guard let parsed else {
-                        throw Refusal(param: "cache.ttl", message: "cache.ttl must be a duration such as \"24h\" or a number of seconds, from 1 s to 30 days")
-                    }
-                    policy.ttl = parsed
-                case "all":
-                    guard case .bool(let all) = member.value else {
-                        throw Refusal(param: "cache.all", message: "cache.all must be true or false")
-                    }
-                    policy.all = all
+                case "ttl": policy.ttl = try ttl(member.value)
+                case "all": policy.all = try all(member.value)
                 default:
                     throw Refusal(param: "cache.\(member.key.prefix(40))", message: "cache takes only ttl and all")
                 }
@@ -63,6 +48,94 @@ public struct ResponseCachePolicy: Sendable, Hashable {
         default:
             throw Refusal(param: "cache", message: "cache must be true, false or an object such as {\"ttl\": \"24h\"}")
         }
+    }
+
+    /// A `cache.ttl` value: a duration text (`"24h"`) or seconds, 1 s ... 30 days.
+    static func ttl(_ value: JSONValue) throws(Refusal) -> Duration {
+        let parsed: Duration? =
+            switch value {
+            case .string(let text): Bounded.duration(text, in: .seconds(1)...maxTTL)
+            case .integer, .number: value.doubleValue.flatMap { Bounded.duration(seconds: $0, in: .seconds(1)...maxTTL) }
+            default: nil
+            }
+        guard let parsed else {
+            throw Refusal(param: "cache.ttl", message: "cache.ttl must be a duration such as \"24h\" or a number of seconds, from 1 s to 30 days")
+        }
+        return parsed
+    }
+
+    /// A `cache.all` value: a boolean.
+    static func all(_ value: JSONValue) throws(Refusal) -> Bool {
+        guard case .bool(let all) = value else { throw Refusal(param: "cache.all", message: "cache.all must be true or false") }
+        return all
+    }
+}
+
+/// A key's or a route's cache setting (`cache:` on a route in the config; on a key in the
+/// config's `cache.keys` or through `/v1/keys`): `false` turns the cache off for its jobs,
+/// `true` or `{"ttl", "all"}` on for every one of them, with the members it names over those of
+/// the layer below. The layers, lowest first: the config's `cache:` defaults, the route, the key,
+/// the job's own `cache` (which always wins, `false` included).
+public struct ResponseCacheDefault: Sendable, Hashable {
+    /// On (every job of the key or route is cacheable) or off (`false`: none is, unless it asks).
+    public var enabled: Bool
+    /// The TTL it sets; nil: the layer below's.
+    public var ttl: Duration?
+    /// Whether any request is cached, not only deterministic-looking ones; nil: the layer below's.
+    public var all: Bool?
+
+    /// `cache: false`.
+    public static let off = ResponseCacheDefault(enabled: false)
+
+    public init(enabled: Bool = true, ttl: Duration? = nil, all: Bool? = nil) {
+        self.enabled = enabled
+        self.ttl = ttl.map { Bounded.clamp($0, to: .seconds(1)...ResponseCachePolicy.maxTTL) }
+        self.all = all
+    }
+
+    /// From a `cache` value: `true`, `false` or an object with `ttl` and `all` (as a job's).
+    public static func parse(_ value: JSONValue) throws(ResponseCachePolicy.Refusal) -> ResponseCacheDefault {
+        switch value {
+        case .bool(let on): return ResponseCacheDefault(enabled: on)
+        case .object(let object):
+            var setting = ResponseCacheDefault()
+            for member in object.members {
+                switch member.key {
+                case "ttl": setting.ttl = try ResponseCachePolicy.ttl(member.value)
+                case "all": setting.all = try ResponseCachePolicy.all(member.value)
+                default:
+                    throw ResponseCachePolicy.Refusal(param: "cache.\(member.key.prefix(40))", message: "cache takes only ttl and all")
+                }
+            }
+            return setting
+        default:
+            throw ResponseCachePolicy.Refusal(param: "cache", message: "cache must be true, false or an object such as {\"ttl\": \"24h\"}")
+        }
+    }
+
+    /// As the API shows and the key store keeps it: `false`, or `{"ttl": <seconds>, "all": …}`
+    /// with the members it sets.
+    public var json: JSONValue {
+        guard enabled else { return .bool(false) }
+        var object = JSONObject()
+        if let ttl { object["ttl"] = .integer(Bounded.milliseconds(ttl) / 1000) }
+        if let all { object["all"] = .bool(all) }
+        return .object(object)
+    }
+
+    /// `json` as text, and back (nil for anything it cannot be: a damaged stored value).
+    public var text: String { json.jsonText }
+    public init?(text: String) {
+        guard let value = try? JSONValue(parsing: text), let setting = try? Self.parse(value) else { return nil }
+        self = setting
+    }
+
+    /// `policy` with this setting's members over it.
+    func applied(to policy: ResponseCachePolicy) -> ResponseCachePolicy {
+        var policy = policy
+        if let ttl { policy.ttl = ttl }
+        if let all { policy.all = all }
+        return policy
     }
 }
 
@@ -159,11 +232,36 @@ public struct ResponseCacheSettings: Sendable, Hashable {
         self.sharedScope = sharedScope
     }
 
-    /// The policy a job gets: from its `cache` value when it has one (nil: `false`), else the
-    /// defaults if `byDefault`.
-    public func policy(for value: JSONValue?) throws(ResponseCachePolicy.Refusal) -> ResponseCachePolicy? {
-        guard let value else { return byDefault ? defaults : nil }
-        return try ResponseCachePolicy.parse(value, defaults: defaults)
+    /// Each route's setting (`routes.<name>.cache`), by route name.
+    public var routes: [String: ResponseCacheDefault] = [:]
+    /// Each key's setting from the config (`cache.keys.<prefix>`), by key prefix; one set through
+    /// `/v1/keys` is the key's own and wins over it.
+    public var keys: [String: ResponseCacheDefault] = [:]
+    /// The setting of the key a submit comes from (`forKey`); nil: none.
+    public var key: ResponseCacheDefault?
+
+    /// These settings for a submit by the key with `prefix`, whose own setting is `own`.
+    public func forKey(prefix: String, own: ResponseCacheDefault?) -> ResponseCacheSettings {
+        var settings = self
+        settings.key = own ?? keys[prefix]
+        return settings
+    }
+
+    /// The policy a job gets. The layers, lowest first: the config's defaults (on for every job
+    /// when `byDefault`), the job's route's setting, its key's setting, and the job's own `cache`
+    /// value, which always wins (nil: `false`). A layer that says `false` turns the cache off for
+    /// the job unless a higher one turns it on; the members each layer names (`ttl`, `all`) are
+    /// taken over the lower ones'.
+    public func policy(for value: JSONValue?, route: String? = nil) throws(ResponseCachePolicy.Refusal) -> ResponseCachePolicy? {
+        var enabled = byDefault
+        var base = defaults
+        for layer in [route.flatMap { routes[$0] }, key] {
+            guard let layer else { continue }
+            enabled = layer.enabled
+            base = layer.applied(to: base)
+        }
+        guard let value else { return enabled ? base : nil }
+        return try ResponseCachePolicy.parse(value, defaults: base)
     }
 
     /// The scope a tenant's requests are keyed in.

@@ -143,6 +143,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// A target that takes `weight` percent of the route's picks until it fails more often
         /// than the main targets (`RouteCanary`, `CanaryPolicy`).
         public var canary: RouteCanary?
+        /// The response cache for every job submitted through the route (`cache:`; nil: the
+        /// config's defaults). ResponseCacheDefault.
+        public var cache: ResponseCacheDefault?
 
         /// `strategy` nil: weighted when a target after the first has a weight, else fallback.
         public init(name: String, targets: [Target], strategy: Strategy? = nil) {
@@ -292,6 +295,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
         if let facade = try reader.mapping("facade") {
             var section = Reader(facade, path: "facade")
+            // `keys: {sluice_ab12cd34: {ttl: 1h, all: true} | false}`: a key's setting (by prefix).
+            if let mapping = try section.mapping("keys") {
+                var keys = Reader(mapping, path: "cache.keys")
+                for prefix in mapping.keys.sorted() { configuration.cache.keys[prefix] = try keys.cacheDefault(prefix) }
+            }
             configuration.facade.inline = try section.bool("inline") ?? configuration.facade.inline
             configuration.facade.inlineConcurrency =
                 try section.int("inline_concurrency", in: 0...100_000) ?? configuration.facade.inlineConcurrency
@@ -319,6 +327,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let pipelines = try reader.mapping("pipelines") {
             let directory = ModelDirectory(providers: configuration.providers, routes: configuration.routes)
             for (name, value) in pipelines {
+                configuration.cache.routes[name] = configuration.routes[name]?.cache
                 do throws(PipelineError) {
                     let pipeline = try Pipeline(name: name, yaml: value, path: "pipelines.\(name)")
                     try pipeline.checkTargets(directory, path: "pipelines.\(name)")
@@ -487,6 +496,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
                     problem: "must be one of \(Route.Strategy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
             }
             strategy = known
+        route.cache = try section.cacheDefault("cache")
         }
         guard let targets = section.peek("targets") else {
             throw ConfigurationError(key: "routes.\(name).targets", problem: "is required")
@@ -881,3 +891,23 @@ private struct Reader {
         }
     }
 }
+    /// A key's or a route's `cache:`: `true`, `false` or `{ttl, all}` (ResponseCacheDefault).
+    mutating func cacheDefault(_ key: String) throws(ConfigurationError) -> ResponseCacheDefault? {
+        guard let value = value(key) else { return nil }
+        if let on = value as? Bool { return ResponseCacheDefault(enabled: on) }
+        guard let mapping = value as? [String: Any] else {
+            throw ConfigurationError(key: name(key), problem: "must be true, false or {ttl, all}")
+        }
+        var section = Reader(mapping, path: name(key))
+        var setting = ResponseCacheDefault()
+        if let ttl = try section.duration("ttl") {
+            guard ttl >= .seconds(1) && ttl <= ResponseCachePolicy.maxTTL else {
+                throw ConfigurationError(key: name(key) + ".ttl", problem: "must be from 1s to 30d")
+            }
+            setting.ttl = ttl
+        }
+        setting.all = try section.bool("all")
+        try section.finish()
+        return setting
+    }
+

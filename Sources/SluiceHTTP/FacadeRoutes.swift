@@ -68,7 +68,9 @@ extension FacadeController {
         var spec = JobSpec(
             lane: resolution.lane, tenant: key.tenant, priority: JobSpec.priorityRange.upperBound, payload: body,
             idempotencyKey: idempotencyKey.map { "facade:" + $0 },
-            envelope: JobEnvelope(endpoint: endpoint == .embeddings ? .embeddings : nil, format: endpoint.format, route: resolution.route))
+            envelope: JobEnvelope(
+                endpoint: endpoint == .embeddings ? .embeddings : nil, format: endpoint.format, route: resolution.route,
+                cache: try cacheTicket(request, key: key, lane: resolution.lane, route: resolution.route, body: body)))
         spec.why = resolution.why
         try await admission.checkJobs([spec], key: key, ownPriority: true)
         // The wait slot is taken before the job is queued: a key at its cap of parked waits gets
@@ -137,6 +139,27 @@ extension FacadeController {
     }
 
     /// How long to wait: `X-Sluice-Wait` seconds, or the default.
+    /// The call's response cache ticket, as a queued job's (`ResponseCacheSettings.policy`): the
+    /// config's defaults, the route's, the key's, and the call's own `X-Sluice-Cache` header
+    /// (a job's `cache` value: `false`, `true` or `{"ttl": "1h", "all": true}`), which wins.
+    private func cacheTicket(_ request: Request, key: APIKey, lane: String, route: String?, body: [UInt8]) throws -> ResponseCacheTicket? {
+        var asked: JSONValue?
+        if let text = request.headers[HTTPField.Name("X-Sluice-Cache")!] {
+            guard text.utf8.count <= 256, let value = try? JSONValue(parsing: text) else {
+                throw APIError.invalid("X-Sluice-Cache must be false, true or an object such as {\"ttl\": \"1h\"}", param: "X-Sluice-Cache")
+            }
+            asked = value
+        }
+        let settings = admission.cache(for: key)
+        let policy: ResponseCachePolicy?
+        do { policy = try settings.policy(for: asked, route: route) } catch {
+            throw APIError.invalid("X-Sluice-Cache: " + error.message, param: "X-Sluice-Cache")
+        }
+        guard let policy else { return nil }
+        return ResponseCacheKey(lane: lane, scope: settings.scope(tenant: key.tenant), body: body, policy: policy)
+            .map { ResponseCacheTicket(key: $0, ttl: policy.ttl) }
+    }
+
     private func facadeWait(_ request: Request) throws -> Duration {
         guard let text = request.headers[HTTPField.Name("X-Sluice-Wait")!] else { return facadeWait }
         guard let seconds = Double(text), let wait = Bounded.duration(seconds: seconds, in: .milliseconds(1)...facadeMaxWait) else {

@@ -45,6 +45,11 @@ extension KeyAdmission {
         if !adHoc.isEmpty { try await checkAdHocLanes(adHoc) }
     }
 
+    /// The response cache's settings for a submit by `key`: the config's, with the key's own
+    /// setting (through `/v1/keys`, else the config's `cache.keys` entry for it) as the layer
+    /// between the route's and the job's (`ResponseCacheSettings.policy`).
+    func cache(for key: APIKey) -> ResponseCacheSettings { cache.forKey(prefix: key.prefix, own: key.cache) }
+
     /// Lanes named by the configuration: each provider, route targets, and the models providers list.
     static func configuredLanes(providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route]) -> Set<String> {
         var lanes = Set(providers.keys)

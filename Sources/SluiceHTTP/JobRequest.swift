@@ -104,7 +104,7 @@ struct JobRequest {
             }
         }
         let policy: ResponseCachePolicy?
-        do { policy = try cache.policy(for: fields.cache) } catch { throw .invalid(error.message, param: error.param) }
+        do { policy = try cache.policy(for: fields.cache, route: route) } catch { throw .invalid(error.message, param: error.param) }
         var spec = JobSpec(
             lane: lane, tenant: tenant, priority: fields.priority ?? 0, payload: fields.request,
             idempotencyKey: idempotencyKey ?? fields.idempotencyKey, notBefore: fields.notBefore, deadline: fields.deadline,

@@ -51,7 +51,7 @@ struct JobsController: Sendable {
         let job: JobRequest
         do {
             job = try JobRequest(
-                json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory, cache: admission.cache)
+                json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory, cache: admission.cache(for: key))
         } catch {
             // A pipeline run (`"pipeline"`, a field no job has) is told apart only once the job
             // parser refused the body: an ordinary job pays nothing for it.
@@ -93,7 +93,7 @@ struct JobsController: Sendable {
         let body = try await request.body.collect(upTo: bulkMaxBytes)
         let bulk = try BulkRequest(
             body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, directory: admission.directory,
-            cache: admission.cache)
+            cache: admission.cache(for: key))
         try await admission.checkJobs(bulk.specs, key: key)
         try await callbacks.check(bulk.specs, key: key)
         try await admission.admit(key, count: bulk.specs.count)

@@ -26,12 +26,14 @@ struct KeysController: Sendable {
 
     /// `POST /v1/keys`.
     struct Create: Decodable, RefusesUnknownFields {
-        static let fields: Set<String> = ["tenant", "scopes", "limits"]
+        static let fields: Set<String> = ["tenant", "scopes", "limits", "cache"]
         let tenant: String
         let scopes: [String]
         let limits: LimitsPatch?
+        /// The key's response cache setting (`ResponseCacheDefault`): `false`, `true` or `{ttl, all}`.
+        let cache: Patch<JSONValue>
 
-        enum CodingKeys: String, CodingKey { case tenant, scopes, limits }
+        enum CodingKeys: String, CodingKey { case tenant, scopes, limits, cache }
 
         init(from decoder: any Decoder) throws {
             try Self.refuseUnknownFields(in: decoder)
@@ -39,19 +41,34 @@ struct KeysController: Sendable {
             tenant = try container.decode(String.self, forKey: .tenant)
             scopes = try container.decode([String].self, forKey: .scopes)
             limits = try LimitsPatch.field(container, .limits)
+            cache = try Patch(container, .cache)
         }
     }
 
     /// `PATCH /v1/keys/{prefix}`.
     struct Update: Decodable, RefusesUnknownFields {
-        static let fields: Set<String> = ["limits"]
+        static let fields: Set<String> = ["limits", "cache"]
         let limits: LimitsPatch?
+        /// Left out: unchanged; null: none; else the new setting.
+        let cache: Patch<JSONValue>
 
-        enum CodingKeys: String, CodingKey { case limits }
+        enum CodingKeys: String, CodingKey { case limits, cache }
 
         init(from decoder: any Decoder) throws {
             try Self.refuseUnknownFields(in: decoder)
             limits = try LimitsPatch.field(decoder.container(keyedBy: CodingKeys.self), .limits)
+            cache = try Patch(decoder.container(keyedBy: CodingKeys.self), .cache)
+        }
+    }
+
+    /// A body's `cache`, checked (400 naming the member that is wrong): nil when left out, else
+    /// the new setting (nil inside: none, for a null).
+    static func cacheSetting(_ patch: Patch<JSONValue>) throws -> ResponseCacheDefault?? {
+        switch patch {
+        case .unchanged: return nil
+        case .removed: return .some(nil)
+        case .set(let value):
+            do { return .some(try ResponseCacheDefault.parse(value)) } catch { throw APIError.invalid(error.message, param: error.param) }
         }
     }
 
@@ -132,13 +149,15 @@ struct KeysController: Sendable {
         let openJobs: Int
         let status: String
         let limits: Limits
+        /// The key's response cache setting: `false`, `{"ttl": <seconds>, "all": …}`, or null (none).
+        @ExplicitNull var cache: JSONValue?
         @ExplicitNull var lastUsedAt: Int64?
         @ExplicitNull var revokedAt: Int64?
         /// The secret, on creation only (left out otherwise).
         var key: String?
 
         enum CodingKeys: String, CodingKey {
-            case object, prefix, tenant, scopes, status, limits, key
+            case object, prefix, tenant, scopes, status, limits, key, cache
             case createdAt = "created_at", openJobs = "open_jobs", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
         }
 
@@ -152,6 +171,7 @@ struct KeysController: Sendable {
             limits = Limits(
                 submitRate: key.limits.submitRate, submitBurst: key.limits.effectiveBurst, maxQueued: key.limits.maxQueued,
                 maxPriority: key.limits.maxPriority, lanes: key.limits.lanes)
+            cache = key.cache?.json
             lastUsedAt = key.lastUsedAt.map { $0.value / 1000 }
             revokedAt = key.revokedAt.map { $0.value / 1000 }
             self.key = secret
@@ -176,10 +196,13 @@ struct KeysController: Sendable {
             throw APIError.invalid("\(error)", param: "scopes")
         }
         let limits = try body.limits?.applied(over: KeyLimits()) ?? KeyLimits()
-        let created: (secret: String, key: APIKey)
+        let cacheSetting = try Self.cacheSetting(body.cache) ?? nil
+        var created: (secret: String, key: APIKey)
         do { created = try keys.create(tenant: body.tenant, scopes: scopes, limits: limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: field)
         }
+        // Set before the secret is returned: no job can be submitted with the key before.
+        if let cacheSetting { created.key = try keys.setCache(prefix: created.key.prefix, cacheSetting) ?? created.key }
         return EditedResponse(status: .created, response: try await document(created.key, secret: created.secret))
     }
 
@@ -195,10 +218,12 @@ struct KeysController: Sendable {
         let key = try namedKey(context)
         let body = try await request.decode(as: Update.self, context: context)
         let limits = try body.limits?.applied(over: key.limits) ?? key.limits
-        let updated: APIKey?
+        let cacheSetting = try Self.cacheSetting(body.cache)
+        var updated: APIKey?
         do { updated = try keys.setLimits(prefix: key.prefix, limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: "limits.\(field)")
         }
+        if let cacheSetting { updated = try keys.setCache(prefix: key.prefix, cacheSetting) }
         guard let updated else { throw APIError.noSuchKey }
         cache.forget(prefix: key.prefix)  // in force at once here; other processes within the cache's 10 s
         return try await document(updated)

@@ -183,7 +183,17 @@ public struct APIKeyStore: Sendable {
             revokedAt: revoked.map(UnixMillis.init),
             limits: KeyLimits(
                 submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"],
-                maxPriority: row["max_priority"], lanes: KeyLimits.lanes(from: row["lanes"])))
+                maxPriority: row["max_priority"], lanes: KeyLimits.lanes(from: row["lanes"])),
+            cache: (row["cache"] as String?).flatMap(ResponseCacheDefault.init(text:)))
+    }
+
+    /// Sets the response cache setting of the key with this display prefix (nil: none). Returns
+    /// the key as it is now, or nil when no such key exists.
+    public func setCache(prefix: String, _ cache: ResponseCacheDefault?) throws -> APIKey? {
+        try database.pool.write { db in
+            try db.execute(sql: "UPDATE api_keys SET cache = ? WHERE prefix = ?", arguments: [cache?.text, prefix])
+            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
+        }
     }
 
     static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

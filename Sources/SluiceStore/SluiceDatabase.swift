@@ -130,6 +130,18 @@ public final class SluiceDatabase: Sendable {
                 table.add(column: "cached", .integer).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v7: the cache's and provider batches' savings in the usage ledger; a key's cache setting") { db in
+            try db.alter(table: "usage") { table in
+                // Dollars a job answered from the response cache saved (its answer's usage at list price).
+                table.add(column: "saved_usd", .double).notNull().defaults(to: 0)
+                // Jobs completed through a provider's batch API, and what its discount saved.
+                table.add(column: "batched", .integer).notNull().defaults(to: 0)
+                table.add(column: "batch_saved_usd", .double).notNull().defaults(to: 0)
+            }
+            try db.alter(table: "api_keys") { table in
+                table.add(column: "cache", .text)  // ResponseCacheDefault.text; NULL: none
+            }
+        }
         return migrator
     }
 }
