@@ -19,6 +19,12 @@ public final class Archiver: Service, Sendable {
     let queue: JobQueue
     let store: ArchiveStore
     let prices: [String: SluiceConfiguration.Price]
+    /// Each provider's batch API discount (`batch_api.discount`, by provider name): a job
+    /// completed through a provider batch is booked at `price × (1 − discount)`; a provider not
+    /// listed gets `defaultBatchDiscount`.
+    let batchDiscounts: [String: Double]
+    /// OpenAI's and Anthropic's: half price.
+    public static let defaultBatchDiscount = 0.5
     /// Books finished jobs' actual cost in their budgets (nil: no budgets configured).
     let budgets: BudgetSettlement?
     let logger: Logger
@@ -27,8 +33,9 @@ public final class Archiver: Service, Sendable {
 
     public init(
         queue: JobQueue, store: ArchiveStore, prices: [String: SluiceConfiguration.Price] = [:], budgets: BudgetSettlement? = nil,
-        logger: Logger
+        batchDiscounts: [String: Double] = [:], logger: Logger
     ) {
+        self.batchDiscounts = batchDiscounts
         self.budgets = budgets
         self.queue = queue
         self.store = store
@@ -77,20 +84,58 @@ public final class Archiver: Service, Sendable {
         // from Int64.max, and the cost is finite.
         let input = job.usageInput.map(Bounded.tokens)
         let output = job.usageOutput.map(Bounded.tokens)
-        var cost = 0.0
-        if let price = SluiceConfiguration.Price.of(model, in: prices) {
-            cost = (Double(input ?? 0) * price.input + Double(output ?? 0) * price.output) / 1_000_000
-            if !cost.isFinite { cost = 0 }
+        let price = SluiceConfiguration.Price.of(model, in: prices)
+        var cost = Self.listPrice(input: input, output: output, price: price)
+        // Completed from a provider batch's line (the job's hash names the provider's batch):
+        // booked at the batch price, the discount counted as saved.
+        let batched = !(record.fields["pbatch"] ?? []).isEmpty
+        var batchSaved = 0.0
+        if batched {
+            let provider = job.lane.split(separator: "/", maxSplits: 1).first.map(String.init) ?? job.lane
+            let discount = batchDiscounts[provider].map { $0.isFinite ? min(max($0, 0), 1) : Self.defaultBatchDiscount } ?? Self.defaultBatchDiscount
+            batchSaved = cost * discount
+            cost -= batchSaved
         }
         var archived = ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
             createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope.batch, customID: envelope.customID, model: model,
             inputTokens: input, outputTokens: output, cost: cost, record: record.encoded)
+        archived.batched = batched
+        archived.batchSavedUSD = batchSaved
         if job.state == .succeeded, !envelope.isEmpty, envelope.cache != nil {
             let info = record.timeline()?.last { $0.state == .succeeded }?.info
             archived.cached = info == "cached" || info == "coalesced"
+            if archived.cached, let result = job.result, let usage = Self.answerUsage(result) {
+                // No call was paid for: what the answer cost when it was called is what was saved.
+                archived.savedUSD = Self.listPrice(input: usage.input, output: usage.output, price: price)
+            }
         }
         return archived
+    }
+
+    /// `input` and `output` tokens at `price` (per million), in US dollars; 0 without a price.
+    static func listPrice(input: Int?, output: Int?, price: SluiceConfiguration.Price?) -> Double {
+        guard let price else { return 0 }
+        let cost = (Double(input ?? 0) * price.input + Double(output ?? 0) * price.output) / 1_000_000
+        return cost.isFinite ? cost : 0
+    }
+
+    /// The tokens an answer says it used: its top-level `usage` (OpenAI's `prompt_tokens` and
+    /// `completion_tokens`; Anthropic's `input_tokens`, with its cache counts, and
+    /// `output_tokens`), each within `0...Bounded.maxTokens`, as `ProviderAdapter.usage` reads a
+    /// live answer. Only for answers served from the cache (the live path records its usage).
+    static func answerUsage(_ answer: [UInt8]) -> (input: Int, output: Int)? {
+        guard let value = try? JSONValue(parsing: answer), case .object(let usage)? = value["usage"] else { return nil }
+        func count(_ name: String) -> Int? {
+            guard let number = usage[name]?.doubleValue, !number.isNaN else { return nil }
+            return number >= Double(Bounded.maxTokens) ? Bounded.maxTokens : Bounded.tokens(Int(max(number, 0).rounded(.down)))
+        }
+        if let input = count("prompt_tokens") { return (input, count("completion_tokens") ?? 0) }
+        if let input = count("input_tokens") {
+            let cached = Bounded.add(count("cache_creation_input_tokens") ?? 0, count("cache_read_input_tokens") ?? 0)
+            return (Bounded.tokens(Bounded.add(input, cached)), count("output_tokens") ?? 0)
+        }
+        return nil
     }
 
     /// The model a job is booked under: its lane's (`provider/model`), else the request's own

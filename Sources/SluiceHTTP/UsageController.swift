@@ -10,8 +10,12 @@ import SluiceStore
 ///   so `from` is rounded down to its hour.
 /// - A key sees its own tenant's usage; an admin key sees every tenant's, or one with `tenant=`.
 /// - Each row: the group (`model`, `key` as its prefix, or `tenant`), requests (finished jobs),
-///   succeeded, input and output tokens, `cost_usd` from the configured prices, and `cached`
-///   (of the succeeded, those answered from the response cache: provider calls saved).
+///   succeeded, input and output tokens, `cost_usd` from the configured prices (a job completed
+///   through a provider's batch API at the batch price: list price less the provider's
+///   `batch_api.discount`), `cached` (of the succeeded, those answered from the response cache:
+///   provider calls saved) and `saved_usd` (what those answers cost at list price when they were
+///   called), `batched` (jobs completed through a provider batch) and `batch_saved_usd` (the
+///   discount they got).
 struct UsageController: Sendable {
     let archive: ArchiveStore
     let keys: APIKeyStore
@@ -28,6 +32,11 @@ struct UsageController: Sendable {
             let costUSD: Double
             /// Of `succeeded`, jobs answered from the response cache: provider calls saved.
             var cached = 0
+            /// Dollars the cache saved; jobs completed through a provider batch and the dollars
+            /// its discount saved.
+            var savedUSD = 0.0
+            var batched = 0
+            var batchSavedUSD = 0.0
 
             func encode(to encoder: any Encoder) throws {
                 var container = encoder.container(keyedBy: AnyField.self)
@@ -37,8 +46,16 @@ struct UsageController: Sendable {
                 try container.encode(inputTokens, forKey: AnyField(stringValue: "input_tokens"))
                 try container.encode(outputTokens, forKey: AnyField(stringValue: "output_tokens"))
                 try container.encode(cached, forKey: AnyField(stringValue: "cached"))
-                // Micro-dollars: a sum of fractions of a cent prints as the cents it is.
-                try container.encode((costUSD * 1_000_000).rounded() / 1_000_000, forKey: AnyField(stringValue: "cost_usd"))
+                try container.encode(Self.micro(costUSD), forKey: AnyField(stringValue: "cost_usd"))
+                try container.encode(Self.micro(savedUSD), forKey: AnyField(stringValue: "saved_usd"))
+                try container.encode(batched, forKey: AnyField(stringValue: "batched"))
+                try container.encode(Self.micro(batchSavedUSD), forKey: AnyField(stringValue: "batch_saved_usd"))
+            }
+
+            /// Micro-dollars: a sum of fractions of a cent prints as the cents it is.
+            static func micro(_ usd: Double) -> Double {
+                let rounded = (usd * 1_000_000).rounded() / 1_000_000
+                return rounded.isFinite ? rounded : 0
             }
         }
 
@@ -89,12 +106,14 @@ struct UsageController: Sendable {
             Usage.Row(
                 group: (grouping.rawValue, grouping == .key ? (prefixes[row.group] ?? (row.group == "0" ? "none" : row.group)) : row.group),
                 requests: row.requests, succeeded: row.succeeded, inputTokens: row.inputTokens, outputTokens: row.outputTokens,
-                costUSD: row.cost, cached: row.cached)
+                costUSD: row.cost, cached: row.cached, savedUSD: row.savedUSD, batched: row.batched, batchSavedUSD: row.batchSavedUSD)
         }
         let total = Usage.Row(
             group: nil, requests: rows.reduce(0) { Bounded.add($0, $1.requests) }, succeeded: rows.reduce(0) { Bounded.add($0, $1.succeeded) },
             inputTokens: rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, outputTokens: rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
-            costUSD: rows.reduce(0) { $0 + $1.cost }, cached: rows.reduce(0) { Bounded.add($0, $1.cached) })
+            costUSD: rows.reduce(0) { $0 + $1.cost }, cached: rows.reduce(0) { Bounded.add($0, $1.cached) },
+            savedUSD: rows.reduce(0) { $0 + $1.savedUSD }, batched: rows.reduce(0) { Bounded.add($0, $1.batched) },
+            batchSavedUSD: rows.reduce(0) { $0 + $1.batchSavedUSD })
         return Usage(from: from.value / 1000, to: to.value / 1000, groupBy: grouping.rawValue, tenant: tenant, data: data, total: total)
     }
 

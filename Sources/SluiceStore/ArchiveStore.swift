@@ -26,10 +26,13 @@ public struct ArchiveStore: Sendable {
                     """)
             let book = try db.cachedStatement(
                 sql: """
-                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost, cached)
-                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost, cached,
+                      saved_usd, batched, batch_saved_usd)
+                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
                       requests = requests + 1, succeeded = succeeded + excluded.succeeded, cached = cached + excluded.cached,
+                      saved_usd = saved_usd + excluded.saved_usd, batched = batched + excluded.batched,
+                      batch_saved_usd = batch_saved_usd + excluded.batch_saved_usd,
                       -- held at 10^18: an overflowing sum would turn the column into a float
                       input_tokens = MIN(input_tokens + excluded.input_tokens, 1000000000000000000),
                       output_tokens = MIN(output_tokens + excluded.output_tokens, 1000000000000000000),
@@ -45,7 +48,7 @@ public struct ArchiveStore: Sendable {
                 let hour = job.finishedAt.value / 3_600_000 * 3_600_000
                 try book.execute(arguments: [
                     hour, job.tenant, job.keyID ?? 0, job.model, job.state == JobState.succeeded.rawValue ? 1 : 0, job.inputTokens ?? 0,
-                    job.outputTokens ?? 0, job.cost, job.cached ? 1 : 0,
+                    job.outputTokens ?? 0, job.cost, job.cached ? 1 : 0, job.savedUSD, job.batched ? 1 : 0, job.batchSavedUSD,
                 ])
                 if let batch = job.batch {
                     let column = Self.batchCounter(job.state)
@@ -105,7 +108,8 @@ public struct ArchiveStore: Sendable {
         return try await database.pool.read { db in
             var sql = """
                 SELECT \(column) AS grp, SUM(requests) AS requests, SUM(succeeded) AS succeeded, SUM(input_tokens) AS input_tokens,
-                  SUM(output_tokens) AS output_tokens, SUM(cost) AS cost, SUM(cached) AS cached
+                  SUM(output_tokens) AS output_tokens, SUM(cost) AS cost, SUM(cached) AS cached, SUM(saved_usd) AS saved_usd,
+                  SUM(batched) AS batched, SUM(batch_saved_usd) AS batch_saved_usd
                 FROM usage WHERE hour >= ? AND hour < ?
                 """
             var arguments: StatementArguments = [hourFrom, to.value]
@@ -117,7 +121,8 @@ public struct ArchiveStore: Sendable {
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
                 UsageRow(
                     group: $0["grp"], requests: $0["requests"], succeeded: $0["succeeded"], inputTokens: $0["input_tokens"],
-                    outputTokens: $0["output_tokens"], cost: $0["cost"], cached: $0["cached"])
+                    outputTokens: $0["output_tokens"], cost: $0["cost"], cached: $0["cached"], savedUSD: $0["saved_usd"],
+                    batched: $0["batched"], batchSavedUSD: $0["batch_saved_usd"])
             }
         }
     }

@@ -22,6 +22,13 @@ public struct ArchivedJob: Sendable, Hashable {
     public var record: [UInt8]
     /// Answered from the response cache (timeline `cached` or `coalesced`): no provider call.
     public var cached = false
+    /// US dollars the cache saved: the cached answer's usage at the list price (0 unless `cached`).
+    public var savedUSD = 0.0
+    /// Completed through its provider's batch API (booked at the batch price: `cost` is the list
+    /// price less the provider's discount).
+    public var batched = false
+    /// US dollars the provider's batch discount saved (0 unless `batched`).
+    public var batchSavedUSD = 0.0
 
     public init(
         id: String, tenant: String, keyID: Int64?, lane: String, state: String, createdAt: UnixMillis, finishedAt: UnixMillis,
@@ -55,6 +62,11 @@ public struct UsageRow: Sendable, Hashable {
     public var cost: Double
     /// Of `succeeded`, the jobs answered from the response cache (calls saved).
     public var cached = 0
+    /// US dollars the response cache saved (the cached answers' usage at list prices).
+    public var savedUSD = 0.0
+    /// Jobs completed through a provider's batch API, and the dollars its discount saved.
+    public var batched = 0
+    public var batchSavedUSD = 0.0
 }
 
 /// A webhook delivery that reached a final status, as the archive keeps it.

@@ -34,9 +34,11 @@ struct Usage: AsyncParsableCommand {
             }
             func cells(_ name: String, _ values: [String: Any]) -> [String] {
                 [name, "\(values["requests"] ?? 0)", "\(values["input_tokens"] ?? 0)", "\(values["output_tokens"] ?? 0)",
-                    String(format: "$%.6f", values["cost_usd"] as? Double ?? 0)]
+                    String(format: "$%.6f", values["cost_usd"] as? Double ?? 0), "\(values["cached"] ?? 0)",
+                    String(format: "$%.6f", values["saved_usd"] as? Double ?? 0), "\(values["batched"] ?? 0)",
+                    String(format: "$%.6f", values["batch_saved_usd"] as? Double ?? 0)]
             }
-            say(row([groupBy.uppercased(), "REQUESTS", "INPUT", "OUTPUT", "COST"]))
+            say(row([groupBy.uppercased(), "REQUESTS", "INPUT", "OUTPUT", "COST", "CACHED", "CACHE SAVED", "BATCHED", "BATCH SAVED"]))
             for values in rows { say(row(cells("\(values[groupBy] ?? "?")", values))) }
             say(row(cells("total", ledger["total"] as? [String: Any] ?? [:])))
             let budgetRows = spend["data"] as? [[String: Any]] ?? []
