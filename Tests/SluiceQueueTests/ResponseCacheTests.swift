@@ -41,10 +41,13 @@ import Testing
             let key = Self.key("a")
             #expect(try await cache.lookup(key, job: Self.id(1), markerTTL: .seconds(30)) == .lead)
             try await cache.abandon(key, job: Self.id(1))
-            #expect(try await cache.lookup(key, job: Self.id(2), markerTTL: .seconds(1)) == .lead)
-            // Job 2 "dies": its marker runs out with the lease's TTL, and a waiter leads.
-            #expect(try await cache.lookup(key, job: Self.id(3), markerTTL: .seconds(1)) == .wait(leader: Self.id(2).rawValue))
-            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await cache.lookup(key, job: Self.id(2), markerTTL: .seconds(30)) == .lead)
+            #expect(try await cache.lookup(key, job: Self.id(3), markerTTL: .seconds(30)) == .wait(leader: Self.id(2).rawValue))
+            // Job 2 "dies": its marker runs out with the lease's TTL (cut short here, so a loaded
+            // machine's pause between two lookups cannot expire it early), and a waiter leads.
+            let marker = ResponseCache.prefix + "inflight:" + key.digest
+            #expect(try await redis.send("PEXPIRE", marker, "50").int == 1)
+            try await Task.sleep(for: .milliseconds(300))
             #expect(try await cache.lookup(key, job: Self.id(3), markerTTL: .seconds(30)) == .lead)
             // The dead leader's late store does not remove the new leader's marker.
             try await cache.store(key, job: Self.id(2), result: Array("late".utf8), ttl: .seconds(60))
@@ -57,9 +60,10 @@ import Testing
             let cache = ResponseCache(redis: redis)
             let key = Self.key("a")
             _ = try await cache.lookup(key, job: Self.id(1), markerTTL: .seconds(30))
-            try await cache.store(key, job: Self.id(1), result: Array("answer".utf8), ttl: .seconds(1))
+            // 3 s: room for a loaded machine between the store and the first lookup.
+            try await cache.store(key, job: Self.id(1), result: Array("answer".utf8), ttl: .seconds(3))
             #expect(try await cache.lookup(key, job: Self.id(2), markerTTL: .seconds(30)) == .hit(Array("answer".utf8)))
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(3500))
             #expect(try await cache.lookup(key, job: Self.id(3), markerTTL: .seconds(30)) == .lead)
             // The expired result's bytes are given back at the next store.
             try await cache.store(Self.key("b"), job: Self.id(4), result: Array("xy".utf8), ttl: .seconds(60))
