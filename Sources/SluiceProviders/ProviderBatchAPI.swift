@@ -72,6 +72,9 @@ public protocol ProviderBatchAPI: Sendable {
     /// custom id. A line that could not be read is left out (and counted in the log); a request
     /// of the batch missing from the results is the caller's to treat as expired.
     func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)]
+    /// `results`, with how many lines could not be read (to log): the OpenAI and Anthropic
+    /// clients implement it; another conformer gets a default that reports none skipped.
+    func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines
     /// After a crash between "create sent" and "id recorded": the provider batches that may be the
     /// one created for `tag` (OpenAI: metadata.sluice_batch == tag, or input_file_id == inputFile;
     /// Anthropic, which has no metadata: batches created at or after `since` (minus a minute of clock
@@ -79,6 +82,12 @@ public protocol ProviderBatchAPI: Sendable {
     func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String]
     /// Asks the provider to cancel the batch (it ends later, with what ran by then).
     func cancel(_ batchID: String) async throws
+}
+
+extension ProviderBatchAPI {
+    public func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines {
+        ProviderBatchParsing.Lines(results: try await results(batchID).map { ProviderBatchParsing.Line(customID: $0.customID, result: $0.result) })
+    }
 }
 
 /// Why a batch call failed. The descriptions carry no key or header.
@@ -136,7 +145,9 @@ public enum ProviderBatchAPIs {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> (any ProviderBatchAPI)? {
         switch settings.kind {
-        case .openai, .anthropic, .huggingface: nil
+        case .openai: OpenAIBatchAPI(settings: settings, http: http, limits: limits, environment: environment)
+        case .anthropic: AnthropicBatchAPI(settings: settings, http: http, limits: limits, environment: environment)
+        case .huggingface: nil
         }
     }
 }

@@ -56,9 +56,19 @@ public final class ProviderHTTPClient: Sendable {
     /// Sends a POST of `body` to `url` and returns the whole answer. Throws `ProviderHTTPError`
     /// (or `CancellationError`) when no complete answer came.
     public func post(url: String, headers: [ProviderRequest.Header], body: [UInt8], timeout: Duration) async throws -> ProviderResponse {
+        try await send(method: "POST", url: url, headers: headers, body: body, timeout: timeout)
+    }
+
+    /// Sends a request of `method` (`GET`, `POST`, `DELETE`: an HTTP token, not HEAD; a GET with an empty
+    /// body) and returns the whole answer, as `post` does. `maxBodyBytes`, when given, is this
+    /// call's cap on the answer's body instead of the configured one (a provider batch's result
+    /// file is larger than any live answer).
+    public func send(
+        method: String, url: String, headers: [ProviderRequest.Header], body: [UInt8], timeout: Duration, maxBodyBytes: Int? = nil
+    ) async throws -> ProviderResponse {
         let target = try ProviderHTTPTarget(url)
         let deadline = NIODeadline.now() + Self.timeAmount(timeout)
-        let bytes = try Self.requestBytes(target: target, headers: headers, body: body)
+        let bytes = try Self.requestBytes(method: method, target: target, headers: headers, body: body)
         let pool = try self.pool(for: target)
         var retried = false
         while true {
@@ -80,7 +90,7 @@ public final class ProviderHTTPClient: Sendable {
                 reused = false
             }
             do {
-                return try await connection.execute(bytes, deadline: deadline)
+                return try await connection.execute(bytes, deadline: deadline, maxBodyBytes: maxBodyBytes.map { max(0, $0) })
             } catch ProviderHTTPError.closedBeforeResponse where reused && !retried {
                 // A keep-alive connection the server had closed (or was closing) while it sat idle:
                 // not one byte of an answer came, so the request is sent once more on a new
@@ -134,11 +144,16 @@ public final class ProviderHTTPClient: Sendable {
     /// The request as it goes on the wire, head and body in one buffer. Header names and values
     /// with a CR, LF or NUL are refused (they would split the request); Host, Content-Length,
     /// Transfer-Encoding and Connection are this client's to write.
-    static func requestBytes(target: ProviderHTTPTarget, headers: [ProviderRequest.Header], body: [UInt8]) throws(ProviderHTTPError) -> ByteBuffer {
-        var size = 96 + target.path.utf8.count + target.hostHeader.utf8.count + body.count
+    static func requestBytes(
+        method: String = "POST", target: ProviderHTTPTarget, headers: [ProviderRequest.Header], body: [UInt8]
+    ) throws(ProviderHTTPError) -> ByteBuffer {
+        // HEAD is refused: the response decoder is told every request is a POST (an answer with a body).
+        guard isToken(method), method.uppercased() != "HEAD" else { throw .malformedHeader }
+        var size = 96 + method.utf8.count + target.path.utf8.count + target.hostHeader.utf8.count + body.count
         for header in headers { size += header.name.utf8.count + header.value.utf8.count + 4 }
         var buffer = ByteBufferAllocator().buffer(capacity: size)
-        buffer.writeStaticString("POST ")
+        buffer.writeString(method)
+        buffer.writeStaticString(" ")
         buffer.writeString(target.path)
         buffer.writeStaticString(" HTTP/1.1\r\nHost: ")
         buffer.writeString(target.hostHeader)

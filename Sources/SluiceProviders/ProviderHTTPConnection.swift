@@ -20,7 +20,10 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     let pool: ProviderHTTPPool
     let eventLoop: any EventLoop
-    private let maxBodyBytes: Int
+    /// The configured cap on an answer's body.
+    private let defaultMaxBodyBytes: Int
+    /// The current call's cap (its own, or the configured one). On `eventLoop` only.
+    private var maxBodyBytes: Int
 
     // On `eventLoop` only.
     private var context: ChannelHandlerContext?
@@ -44,7 +47,8 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
     init(pool: ProviderHTTPPool, eventLoop: any EventLoop) {
         self.pool = pool
         self.eventLoop = eventLoop
-        maxBodyBytes = pool.configuration.maxBodyBytes
+        defaultMaxBodyBytes = pool.configuration.maxBodyBytes
+        maxBodyBytes = defaultMaxBodyBytes
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -55,14 +59,16 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         self.context = nil
     }
 
-    /// Sends `bytes` (a whole request) and returns the whole answer. Any thread.
-    func execute(_ bytes: ByteBuffer, deadline: NIODeadline) async throws -> ProviderResponse {
+    /// Sends `bytes` (a whole request) and returns the whole answer, its body at most
+    /// `maxBodyBytes` (the configured cap when nil). Any thread.
+    func execute(_ bytes: ByteBuffer, deadline: NIODeadline, maxBodyBytes: Int? = nil) async throws -> ProviderResponse {
         let promise = eventLoop.makePromise(of: ProviderResponse.self)
+        let cap = maxBodyBytes ?? defaultMaxBodyBytes
         if eventLoop.inEventLoop {
             // A call running on its connection's loop (the pool prefers those): written at once.
-            start(bytes, deadline: deadline, promise: promise)
+            start(bytes, deadline: deadline, cap: cap, promise: promise)
         } else {
-            eventLoop.execute { self.start(bytes, deadline: deadline, promise: promise) }
+            eventLoop.execute { self.start(bytes, deadline: deadline, cap: cap, promise: promise) }
         }
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
@@ -72,7 +78,7 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func start(_ bytes: ByteBuffer, deadline: NIODeadline, promise: EventLoopPromise<ProviderResponse>) {
+    private func start(_ bytes: ByteBuffer, deadline: NIODeadline, cap: Int, promise: EventLoopPromise<ProviderResponse>) {
         idleTimer?.cancel()
         idleTimer = nil
         guard self.promise == nil else {
@@ -89,6 +95,7 @@ final class ProviderHTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         self.promise = promise
+        maxBodyBytes = cap
         used = true
         answered = false
         deadlineTimer = eventLoop.scheduleTask(deadline: deadline) { self.fail(ProviderHTTPError.timeout, ifCurrent: promise) }

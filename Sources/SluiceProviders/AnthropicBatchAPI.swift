@@ -1,0 +1,126 @@
+import Foundation
+import SluiceCore
+import Synchronization
+
+/// Anthropic's Message Batches API, relative to the provider's base URL (`https://api.anthropic.com`),
+/// with the live path's `x-api-key` and `anthropic-version` headers:
+///
+/// - `upload`: nothing to upload (nil); `create`: `POST /v1/messages/batches` with
+///   `{"requests": [{"custom_id", "params"}]}` (`params` the live call's body).
+/// - `status`: `GET /v1/messages/batches/{id}`; `results`: the batch's `results_url` when it is on
+///   the configured host (the key is never sent elsewhere), else `GET …/{id}/results`.
+/// - `candidates`: `GET /v1/messages/batches?limit=100&after_id=…` (newest first). A message batch
+///   has no metadata, so the batch made for a record is recognized by time and size: created at
+///   or after `since` minus a minute (clock skew) with exactly `count` requests.
+/// - `cancel`: `POST /v1/messages/batches/{id}/cancel`.
+///
+/// Limits: 100,000 requests and 256 MB per batch (refused before anything is sent); custom ids
+/// match `^[a-zA-Z0-9_-]{1,64}$` (Sluice job ids do); a results file over
+/// `ProviderBatchLimits.maxResultBytes` is `resultTooLarge`.
+public final class AnthropicBatchAPI: ProviderBatchAPI {
+    let transport: ProviderBatchTransport
+    /// Result lines skipped (unreadable) since this client was made.
+    let skippedLines = Atomic<Int>(0)
+
+    public static let maxRequests = 100_000
+    public static let maxInputBytes = 256 << 20
+    /// How many list pages `candidates` reads at most (100 batches each).
+    static let maxCandidatePages = 20
+
+    public var limits: (requests: Int, bytes: Int) { (Self.maxRequests, Self.maxInputBytes) }
+
+    public init(
+        settings: ProviderSettings, http: ProviderHTTPClient, limits: ProviderBatchLimits = ProviderBatchLimits(),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        transport = ProviderBatchTransport(settings: settings, http: http, limits: limits, environment: environment)
+    }
+
+    /// The create call's body: `{"requests": [{"custom_id", "params"}, …]}`.
+    static func createBody(_ requests: [ProviderBatchRequest]) throws(ProviderBatchError) -> [UInt8] {
+        guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
+        guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
+        var body = Array(#"{"requests":["#.utf8)
+        body.reserveCapacity(requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 32) })
+        for (index, request) in requests.enumerated() {
+            let id = request.customID.utf8
+            guard (1...64).contains(id.count),
+                id.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 })
+            else { throw .malformed("a custom_id must match ^[a-zA-Z0-9_-]{1,64}$") }
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body += Array(#"{"custom_id":"#.utf8)
+            JSONObjectWriter.appendString(request.customID, to: &body)
+            body += Array(#","params":"#.utf8)
+            body += request.body
+            body.append(UInt8(ascii: "}"))
+            guard body.count <= maxInputBytes else { throw .tooLarge("the batch is over \(maxInputBytes) bytes") }
+        }
+        body += Array("]}".utf8)
+        return body
+    }
+
+    public func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? {
+        _ = try Self.createBody(requests)  // the limits are checked before the send, as OpenAI's upload does
+        return nil
+    }
+
+    public func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
+        let answer = try await transport.call("POST", "/v1/messages/batches", body: Self.createBody(requests), transfer: true)
+        guard let batch = ProviderBatchParsing.anthropicBatch(answer) else { throw ProviderBatchError.malformed("a message batch without an id") }
+        return batch.id
+    }
+
+    public func status(_ batchID: String) async throws -> ProviderBatchStatus {
+        try await batch(batchID).status
+    }
+
+    func batch(_ batchID: String) async throws -> ProviderBatchParsing.Batch {
+        let answer = try await transport.call("GET", "/v1/messages/batches/" + ProviderBatchTransport.segment(batchID))
+        guard let batch = ProviderBatchParsing.anthropicBatch(answer) else { throw ProviderBatchError.malformed("a message batch without an id") }
+        return batch
+    }
+
+    public func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
+        try await readResults(batchID).results.map { ($0.customID, $0.result) }
+    }
+
+    public func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines {
+        let batch = try await batch(batchID)
+        let cap = transport.limits.maxResultBytes
+        let content: [UInt8]
+        if let url = batch.resultsURL, transport.isOwn(url) {
+            content = try await transport.get(url: url, maxBodyBytes: cap)
+        } else {
+            let path = "/v1/messages/batches/" + (try ProviderBatchTransport.segment(batchID)) + "/results"
+            content = try await transport.call("GET", path, transfer: true, maxBodyBytes: cap)
+        }
+        let lines = ProviderBatchParsing.anthropicLines(content)
+        skippedLines.add(lines.skipped, ordering: .relaxed)
+        return lines
+    }
+
+    public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
+        let oldest = since.value - 60_000
+        var found: [String] = []
+        var after: String? = nil
+        for _ in 0..<Self.maxCandidatePages {
+            let path = "/v1/messages/batches?limit=100" + (after.map { "&after_id=" + ProviderBatchTransport.query($0) } ?? "")
+            guard let page = ProviderBatchParsing.page(try await transport.call("GET", path), anthropic: true) else {
+                throw ProviderBatchError.malformed("a batch list without data")
+            }
+            for batch in page.batches {
+                // A batch whose creation time cannot be read might be ours: better a candidate too many.
+                let recent = (batch.createdAt?.value ?? Int64.max) >= oldest
+                if recent && batch.total == count { found.append(batch.id) }
+            }
+            let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
+            guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }
+            after = last
+        }
+        return found
+    }
+
+    public func cancel(_ batchID: String) async throws {
+        _ = try await transport.call("POST", "/v1/messages/batches/" + ProviderBatchTransport.segment(batchID) + "/cancel")
+    }
+}

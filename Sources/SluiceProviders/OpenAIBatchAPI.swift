@@ -1,0 +1,160 @@
+import Foundation
+import SluiceCore
+import Synchronization
+
+/// OpenAI's Files + Batches API (and any server that speaks it, such as the mock), relative to the
+/// provider's base URL (`https://api.openai.com/v1`):
+///
+/// - `upload`: `POST /files`, multipart (`purpose=batch`, `file` the JSONL input, one line per
+///   request: `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}`; the url
+///   is the live call's endpoint, so embeddings batch too, one endpoint per batch).
+/// - `create`: `POST /batches` (`input_file_id`, `endpoint`, `completion_window: "24h"`,
+///   `metadata: {"sluice_batch": tag}`).
+/// - `status`: `GET /batches/{id}`; `results`: `GET /files/{id}/content` of the output and the
+///   error file; `candidates`: `GET /batches?limit=100&after=…` (newest first) until a batch
+///   older than `since` minus a minute; `cancel`: `POST /batches/{id}/cancel`.
+///
+/// Limits: 50,000 requests and 200 MB of input per batch (refused before anything is sent); a
+/// result file over `ProviderBatchLimits.maxResultBytes` is `resultTooLarge`.
+public final class OpenAIBatchAPI: ProviderBatchAPI {
+    let transport: ProviderBatchTransport
+    /// Result lines skipped (unreadable) since this client was made.
+    let skippedLines = Atomic<Int>(0)
+
+    public static let maxRequests = 50_000
+    public static let maxInputBytes = 200 << 20
+    /// How many list pages `candidates` reads at most (100 batches each).
+    static let maxCandidatePages = 20
+
+    public var limits: (requests: Int, bytes: Int) { (Self.maxRequests, Self.maxInputBytes) }
+
+    public init(
+        settings: ProviderSettings, http: ProviderHTTPClient, limits: ProviderBatchLimits = ProviderBatchLimits(),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
+        transport = ProviderBatchTransport(settings: settings, http: http, limits: limits, environment: environment)
+    }
+
+    /// The batch endpoint of a live call's path: `/v1/…` as it is, a path relative to a base URL
+    /// ending in `/v1` (`/chat/completions`) under `/v1`.
+    static func endpoint(_ path: String) -> String {
+        let path = path.hasPrefix("/") ? path : "/" + path
+        return path.hasPrefix("/v1/") ? path : "/v1" + path
+    }
+
+    /// The JSONL input file: one line per request, in order.
+    static func inputFile(_ requests: [ProviderBatchRequest]) throws(ProviderBatchError) -> [UInt8] {
+        guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
+        guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
+        let endpoint = Self.endpoint(requests[0].path)
+        var file: [UInt8] = []
+        file.reserveCapacity(requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 80) })
+        for request in requests {
+            guard Self.endpoint(request.path) == endpoint else { throw .malformed("one endpoint per batch (\(endpoint) and \(Self.endpoint(request.path)))") }
+            guard (1...256).contains(request.customID.utf8.count) else { throw .malformed("a custom_id of 1...256 bytes") }
+            file += Array(#"{"custom_id":"#.utf8)
+            JSONObjectWriter.appendString(request.customID, to: &file)
+            file += Array(#","method":"POST","url":"#.utf8)
+            JSONObjectWriter.appendString(endpoint, to: &file)
+            file += Array(#","body":"#.utf8)
+            file += ProviderBatchTransport.oneLine(request.body)
+            file += Array("}\n".utf8)
+            guard file.count <= maxInputBytes else { throw .tooLarge("the input file is over \(maxInputBytes) bytes") }
+        }
+        return file
+    }
+
+    /// The multipart body of `POST /files` and its boundary (random; it cannot occur in the file,
+    /// which has no CR).
+    static func multipart(_ file: [UInt8], filename: String) -> (body: [UInt8], boundary: String) {
+        let boundary = "sluice-" + (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+        var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\n".utf8)
+        body += Array("Content-Type: application/jsonl\r\n\r\n".utf8)
+        body.reserveCapacity(body.count + file.count + boundary.utf8.count + 8)
+        body += file
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return (body, boundary)
+    }
+
+    public func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? {
+        let file = try Self.inputFile(requests)
+        let safeTag = String(tag.utf8.prefix(64).map { byte -> Character in
+            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95 ? Character(Unicode.Scalar(byte)) : "_"
+        })
+        let (body, boundary) = Self.multipart(file, filename: "sluice-\(safeTag).jsonl")
+        let answer = try await transport.call("POST", "/files", body: body, contentType: "multipart/form-data; boundary=\(boundary)", transfer: true)
+        guard let id = answer.withUnsafeBufferPointer({ bytes in
+            ProviderBatchParsing.fields(bytes, 0..<bytes.count).flatMap { ProviderBatchParsing.string(bytes, $0["id"]) }
+        }), !id.isEmpty else { throw ProviderBatchError.malformed("a file object without an id") }
+        return id
+    }
+
+    public func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
+        guard let inputFile else { throw ProviderBatchError.malformed("an OpenAI batch needs its uploaded input file") }
+        var body = JSONObjectWriter()
+        body.string("input_file_id", inputFile)
+        body.string("endpoint", Self.endpoint(requests.first?.path ?? "/v1/chat/completions"))
+        body.string("completion_window", "24h")
+        body.object("metadata") { $0.string("sluice_batch", tag) }
+        let answer = try await transport.call("POST", "/batches", body: body.finished(), transfer: true)
+        guard let batch = ProviderBatchParsing.openAIBatch(answer) else { throw ProviderBatchError.malformed("a batch object without an id") }
+        return batch.id
+    }
+
+    public func status(_ batchID: String) async throws -> ProviderBatchStatus {
+        try await batch(batchID).status
+    }
+
+    /// The batch object.
+    func batch(_ batchID: String) async throws -> ProviderBatchParsing.Batch {
+        let answer = try await transport.call("GET", "/batches/" + ProviderBatchTransport.segment(batchID))
+        guard let batch = ProviderBatchParsing.openAIBatch(answer) else { throw ProviderBatchError.malformed("a batch object without an id") }
+        return batch
+    }
+
+    public func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
+        try await readResults(batchID).results.map { ($0.customID, $0.result) }
+    }
+
+    /// The output file's and the error file's lines, and how many were skipped. A request in
+    /// neither file was not run (the batch expired or was cancelled first).
+    public func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines {
+        let batch = try await batch(batchID)
+        var lines = ProviderBatchParsing.Lines()
+        for file in [batch.outputFileID, batch.errorFileID].compactMap({ $0 }) where !file.isEmpty {
+            let content = try await transport.call(
+                "GET", "/files/" + ProviderBatchTransport.segment(file) + "/content", transfer: true,
+                maxBodyBytes: transport.limits.maxResultBytes)
+            let read = ProviderBatchParsing.openAILines(content)
+            lines.results += read.results
+            lines.skipped += read.skipped
+        }
+        skippedLines.add(lines.skipped, ordering: .relaxed)
+        return lines
+    }
+
+    public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
+        let oldest = since.value - 60_000
+        var found: [String] = []
+        var after: String? = nil
+        for _ in 0..<Self.maxCandidatePages {
+            let path = "/batches?limit=100" + (after.map { "&after=" + ProviderBatchTransport.query($0) } ?? "")
+            guard let page = ProviderBatchParsing.page(try await transport.call("GET", path), anthropic: false) else {
+                throw ProviderBatchError.malformed("a batch list without data")
+            }
+            for batch in page.batches {
+                if batch.tag == tag || (inputFile != nil && batch.inputFileID == inputFile) { found.append(batch.id) }
+            }
+            // Newest first: once a page reaches past the oldest time that could be ours, stop.
+            let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
+            guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }
+            after = last
+        }
+        return found
+    }
+
+    public func cancel(_ batchID: String) async throws {
+        _ = try await transport.call("POST", "/batches/" + ProviderBatchTransport.segment(batchID) + "/cancel")
+    }
+}

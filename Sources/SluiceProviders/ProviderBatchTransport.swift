@@ -1,0 +1,98 @@
+import Foundation
+import SluiceCore
+
+/// How the batch clients reach a provider: the live path's HTTP client (its pools, TLS and
+/// connect timeout), the live path's URL and headers (`ProviderAdapter.request`: the API key from
+/// the environment at each call, `anthropic-version`; the key is a secret header, never in an
+/// error or a log), and the batch limits' own timeouts and body caps.
+struct ProviderBatchTransport: Sendable {
+    let settings: ProviderSettings
+    let http: ProviderHTTPClient
+    let limits: ProviderBatchLimits
+    let environment: [String: String]
+
+    /// The answers to status, list and cancel calls are small: a larger one is refused.
+    static let maxObjectBytes = 8 << 20
+
+    /// `method` to `path` (relative to the base URL, as the live path builds it); the answer's
+    /// body when its status is 2xx. Throws `ProviderBatchError` (or `CancellationError`).
+    func call(
+        _ method: String, _ path: String, body: [UInt8] = [], contentType: String? = nil, transfer: Bool = false, maxBodyBytes: Int? = nil
+    ) async throws -> [UInt8] {
+        try await call(method, url: nil, path: path, body: body, contentType: contentType, transfer: transfer, maxBodyBytes: maxBodyBytes)
+    }
+
+    /// A GET of an absolute `url` the provider gave (Anthropic's `results_url`), with the same
+    /// headers: the caller checks first that it is on the configured base URL's host.
+    func get(url: String, maxBodyBytes: Int) async throws -> [UInt8] {
+        try await call("GET", url: url, path: "/", body: [], contentType: nil, transfer: true, maxBodyBytes: maxBodyBytes)
+    }
+
+    private func call(
+        _ method: String, url: String?, path: String, body: [UInt8], contentType: String?, transfer: Bool, maxBodyBytes: Int?
+    ) async throws -> [UInt8] {
+        var request: ProviderRequest
+        do {
+            request = try ProviderAdapter.request(settings, path: path, body: body, environment: environment)
+        } catch {
+            throw ProviderBatchError.missingSecret(error.description)
+        }
+        if let url { request.url = url }
+        request.headers.removeAll { $0.name == "Content-Type" }
+        if method != "GET" {
+            request.headers.append(.init(name: "Content-Type", value: contentType ?? "application/json", secret: false))
+        }
+        let cap = maxBodyBytes ?? Self.maxObjectBytes
+        let response: ProviderResponse
+        do {
+            response = try await http.send(
+                method: method, url: request.url, headers: request.headers, body: body,
+                timeout: transfer ? limits.transferTimeout : limits.callTimeout, maxBodyBytes: cap)
+        } catch let error as ProviderHTTPError {
+            if case .bodyTooLarge(let limit) = error { throw ProviderBatchError.resultTooLarge(limit: limit) }
+            throw ProviderBatchError.transport(error.description)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw ProviderBatchError.http(status: response.status, message: ProviderAdapter.errorText(response.body) ?? "")
+        }
+        return response.body
+    }
+
+    /// Whether `url` is on the configured base URL's scheme, host and port (where the key may go).
+    func isOwn(_ url: String) -> Bool {
+        guard let own = try? ProviderHTTPTarget(settings.baseURL), let other = try? ProviderHTTPTarget(url) else { return false }
+        return own.key == other.key && other.basicAuthorization == nil
+    }
+
+    /// A query parameter's value, percent-encoded (ids are plain, but a hostile one must not add a parameter).
+    static func query(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+
+    /// A path segment: an id the provider gave, refused when it could leave its segment.
+    static func segment(_ id: String) throws(ProviderBatchError) -> String {
+        guard (1...256).contains(id.utf8.count),
+            id.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }),
+            id != ".", id != ".."
+        else { throw .malformed("an id that is not a plain token") }
+        return id
+    }
+
+    /// A provider-native body as one JSONL line: its CR and LF bytes (whitespace between tokens
+    /// in valid JSON: a string cannot hold them raw) become spaces.
+    static func oneLine(_ body: [UInt8]) -> [UInt8] {
+        guard body.contains(where: { $0 == 10 || $0 == 13 }) else { return body }
+        return body.map { $0 == 10 || $0 == 13 ? 32 : $0 }
+    }
+}
