@@ -1,0 +1,247 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import SluiceCore
+import SluiceQueue
+import Testing
+
+/// A browser's view of the dashboard: its cookies, sent back as a browser would.
+struct DashboardBrowser {
+    let api: Fixture
+    var cookies: [String: String] = [:]
+
+    struct Page {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let html: String
+
+        /// The first `name="csrf" value="…"` of a form on the page.
+        var csrf: String? { html.firstMatch(of: /name="csrf" value="([^"]+)"/).map { String($0.1) } }
+        var location: String? { headers[.location] }
+    }
+
+    init(_ api: Fixture) { self.api = api }
+
+    mutating func get(_ uri: String) async throws -> Page { try await send(.get, uri) }
+
+    mutating func post(_ uri: String, form: [String: String]) async throws -> Page {
+        let body = form.map { name, value in
+            "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        }.joined(separator: "&")
+        return try await send(.post, uri, body: body)
+    }
+
+    mutating func send(_ method: HTTPRequest.Method, _ uri: String, body: String? = nil) async throws -> Page {
+        var headers: HTTPFields = [:]
+        if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
+        if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        let response = try await api.client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        for line in response.headers[values: .setCookie] {
+            let pair = line.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = pair.count > 1 ? String(pair[1]) : ""
+            if value.isEmpty || line.contains("Max-Age=0") { cookies[String(pair[0])] = nil } else { cookies[String(pair[0])] = value }
+        }
+        return Page(status: response.status, headers: response.headers, html: String(buffer: response.body))
+    }
+
+    /// Logs in with `key` through the login form, as a person would.
+    mutating func logIn(_ key: String) async throws -> Page {
+        let form = try await get("/ui/login")
+        return try await post("/ui/login", form: ["key": key, "csrf": try #require(form.csrf)])
+    }
+}
+
+@Suite struct DashboardTests {
+    @Test func loginGivesAStrictHttpOnlySessionCookieAndPagesForbidInlineScript() async throws {
+        try await withAPI { api in
+            var browser = DashboardBrowser(api)
+            let anonymous = try await browser.get("/ui/overview")
+            #expect(anonymous.status == .seeOther)
+            #expect(anonymous.location == "/ui/login")
+
+            let wrong = try await browser.logIn("sluice_deadbeef_" + String(repeating: "x", count: 43))
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.html.contains("not valid"))
+            #expect(browser.cookies["sluice_session"] == nil)
+
+            let form = try await browser.get("/ui/login")
+            let loggedIn = try await browser.post("/ui/login", form: ["key": api.admin, "csrf": try #require(form.csrf)])
+            #expect(loggedIn.status == .seeOther)
+            #expect(loggedIn.location == "/ui/overview")
+            let sessionCookie = try #require(loggedIn.headers[values: .setCookie].first { $0.hasPrefix("sluice_session=") })
+            #expect(sessionCookie.contains("HttpOnly"))
+            #expect(sessionCookie.contains("SameSite=Strict"))
+            #expect(sessionCookie.contains("Path=/ui"))
+            // Plain HTTP, and no proxy trusted: not Secure (a browser would drop it on http://).
+            #expect(!sessionCookie.contains("Secure"))
+            // The session id is random, not the key.
+            #expect(!sessionCookie.contains(api.admin))
+
+            let overview = try await browser.get("/ui/overview")
+            #expect(overview.status == .ok)
+            let policy = try #require(overview.headers[.contentSecurityPolicy])
+            #expect(policy.contains("default-src 'self'"))
+            #expect(policy.contains("frame-ancestors 'none'"))
+            #expect(!policy.contains("unsafe-inline"))
+            #expect(overview.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            #expect(overview.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            #expect(overview.headers[.cacheControl] == "no-store")
+            // Nothing inline for the policy to block: every script has a src, no element a style.
+            for page in [overview, form] {
+                #expect(page.html.firstMatch(of: /<script(?![^>]*\bsrc=)/) == nil)
+                #expect(!page.html.contains("style="))
+                #expect(!page.html.contains("<style"))
+            }
+            let script = try await browser.get("/ui/static/dashboard.js")
+            #expect(script.status == .ok)
+            #expect(script.headers[.contentType]?.hasPrefix("text/javascript") == true)
+            #expect(try await browser.get("/ui/static/nothing.js").status == .notFound)
+        }
+    }
+
+    @Test func postsWithoutTheSessionsTokenAre403AndChangeNothing() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            var browser = DashboardBrowser(api)
+            // A login form posted without the token its page set (a cross-site POST).
+            let forged = try await browser.post("/ui/login", form: ["key": api.acme, "csrf": "nope"])
+            #expect(forged.status == .forbidden)
+            #expect(browser.cookies["sluice_session"] == nil)
+
+            _ = try await browser.logIn(api.acme)
+            #expect(browser.cookies["sluice_session"] != nil)
+            let missing = try await browser.post("/ui/jobs/\(id)/cancel", form: [:])
+            #expect(missing.status == .forbidden)
+            #expect(missing.headers[.contentType]?.hasPrefix("text/html") == true)
+            let wrong = try await browser.post("/ui/jobs/\(id)/cancel", form: ["csrf": DashboardTestsSupport.otherToken])
+            #expect(wrong.status == .forbidden)
+            #expect(try await api.queue.get(try #require(JobID(id)))?.state == .queued)
+            #expect(try await browser.post("/ui/logout", form: [:]).status == .forbidden)
+            #expect(try await browser.get("/ui/jobs").status == .ok)
+        }
+    }
+
+    @Test func cancelThroughTheJobPageFormCancelsTheJob() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.acme)
+            let page = try await browser.get("/ui/jobs/\(id)")
+            #expect(page.status == .ok)
+            #expect(page.html.contains("id=\"cancel\""))
+            #expect(page.html.contains("&quot;hi&quot;"))  // the request, escaped
+            #expect(page.html.contains("queued"))
+            let cancelled = try await browser.post("/ui/jobs/\(id)/cancel", form: ["csrf": try #require(page.csrf)])
+            #expect(cancelled.status == .seeOther)
+            #expect(cancelled.location == "/ui/jobs/\(id)?done=cancelled")
+            #expect(try await api.queue.get(try #require(JobID(id)))?.state == .cancelled)
+            let after = try await browser.get(try #require(cancelled.location))
+            #expect(after.html.contains("The job was cancelled."))
+            #expect(after.html.contains("state-cancelled"))
+            #expect(!after.html.contains("id=\"cancel\""))
+            // Again: it has finished.
+            #expect(try await browser.post("/ui/jobs/\(id)/cancel", form: ["csrf": try #require(page.csrf)]).status == .conflict)
+
+            // A read-only key sees the job but gets no cancel form, and its POST is refused.
+            let other = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            var reader = DashboardBrowser(api)
+            _ = try await reader.logIn(api.acmeReader)
+            let readOnly = try await reader.get("/ui/jobs/\(other)")
+            #expect(readOnly.status == .ok)
+            #expect(!readOnly.html.contains("id=\"cancel\""))
+            #expect(try await reader.post("/ui/jobs/\(other)/cancel", form: ["csrf": try #require(readOnly.csrf)]).status == .forbidden)
+            #expect(try await api.queue.get(try #require(JobID(other)))?.state == .queued)
+        }
+    }
+
+    @Test func aTenantSeesOnlyItsOwnJobsAndAnAdminSeesAll() async throws {
+        try await withAPI { api in
+            let mine = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            let theirs = try #require(try await api.request(.post, "/v1/jobs", key: api.globex, json: simpleJob).body["id"] as? String)
+            var acme = DashboardBrowser(api)
+            #expect(try await acme.logIn(api.acme).location == "/ui/jobs")
+            let list = try await acme.get("/ui/jobs")
+            #expect(list.status == .ok)
+            #expect(list.html.contains(mine))
+            #expect(!list.html.contains(theirs))
+            #expect(try await acme.get("/ui/jobs/\(theirs)").status == .notFound)
+            #expect(try await acme.get("/ui/jobs?tenant=globex").status == .forbidden)
+            #expect(try await acme.get("/ui/overview").status == .forbidden)
+            #expect(try await acme.get("/ui/overview.json").status == .forbidden)
+            let filtered = try await acme.get("/ui/jobs?state=succeeded")
+            #expect(!filtered.html.contains(mine))
+            #expect(try await acme.get("/ui/jobs?state=running").status == .badRequest)
+
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            let globex = try await admin.get("/ui/jobs?tenant=globex")
+            #expect(globex.html.contains(theirs))
+            #expect(!globex.html.contains(mine))
+            #expect(try await admin.get("/ui/jobs/\(mine)").status == .ok)
+        }
+    }
+
+    @Test func overviewShowsEachLanesDepthFromRedis() async throws {
+        try await withAPI { api in
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            for _ in 0..<3 { _ = try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob) }
+            let page = try await admin.get("/ui/overview")
+            #expect(page.status == .ok)
+            #expect(page.html.contains("data-lane=\"demo\""))
+            #expect(page.html.contains("<td class=\"num\" data-field=\"ready\">3</td>"))
+
+            _ = try await api.queue.lease(lane: "demo", count: 1)
+            // The overview reads Redis at most every 1.5 s: wait that out, generously.
+            var lane: [String: Any] = [:]
+            for _ in 0..<30 {
+                try await Task.sleep(for: .milliseconds(500))
+                let json = try await admin.get("/ui/overview.json")
+                #expect(json.status == .ok)
+                let lanes = (try JSONSerialization.jsonObject(with: Data(json.html.utf8)) as? [String: Any])?["lanes"] as? [[String: Any]]
+                lane = lanes?.first { $0["lane"] as? String == "demo" } ?? [:]
+                if lane["leased"] as? Int == 1 { break }
+            }
+            #expect(lane["ready"] as? Int == 2)
+            #expect(lane["leased"] as? Int == 1)
+            #expect((lane["depth_history"] as? [Int])?.isEmpty == false)
+        }
+    }
+
+    @Test func logoutAndRevocationEndTheSession() async throws {
+        try await withAPI { api in
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.acme)
+            let page = try await browser.get("/ui/jobs")
+            let out = try await browser.post("/ui/logout", form: ["csrf": try #require(page.csrf)])
+            #expect(out.status == .seeOther)
+            #expect(out.location == "/ui/login")
+            #expect(browser.cookies["sluice_session"] == nil)
+
+            // A stolen cookie is worthless after logout: the session is gone from Redis.
+            let session = try #require(try await { () async throws -> String? in
+                var again = DashboardBrowser(api)
+                _ = try await again.logIn(api.acme)
+                return again.cookies["sluice_session"]
+            }())
+            var thief = DashboardBrowser(api)
+            thief.cookies["sluice_session"] = session
+            #expect(try await thief.get("/ui/jobs").status == .ok)
+            // Revoking the key ends its sessions at the next request.
+            let prefix = String(api.acme.split(separator: "_").prefix(2).joined(separator: "_"))
+            #expect(try await api.request(.delete, "/v1/keys/\(prefix)", key: api.admin).status == .ok)
+            let revoked = try await thief.get("/ui/jobs")
+            #expect(revoked.status == .seeOther)
+            #expect(revoked.location == "/ui/login")
+            // A cookie of the wrong shape is not looked up.
+            thief.cookies["sluice_session"] = "x"
+            #expect(try await thief.get("/ui/jobs").status == .seeOther)
+        }
+    }
+}
+
+enum DashboardTestsSupport {
+    /// A token of the right shape that is no session's.
+    static let otherToken = String(repeating: "A", count: 43)
+}
