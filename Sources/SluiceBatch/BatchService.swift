@@ -362,6 +362,9 @@ public final class BatchService: Service, Sendable {
                     envelope: JobEnvelope(
                         batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route))
                 spec.why = request.why
+                // A client batch's job may go through its provider's own batch API (`client_batches`).
+                spec.providerBatch = directory.providerBatch(
+                    lane: request.lane, mode: nil, route: request.route, deadline: batch.expiresAt, clientBatch: true)
                 return spec
             }
             let results = try await queue.enqueue(specs, submitter: batch.keyID)

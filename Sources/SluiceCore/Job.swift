@@ -35,6 +35,10 @@ public struct JobSpec: Sendable, Hashable {
     /// run engine writes and reads its format). The scripts that end a job tell the run engine
     /// about a job that has one.
     public var run: String? = nil
+    /// The job goes through its provider's batch API (decided at submit by
+    /// `ModelDirectory.providerBatch`): it waits in its lane's collect set, not its ready queue,
+    /// and is stored with `mode=batch`.
+    public var providerBatch = false
 
     /// A job for `lane`; everything but the payload has a default. Call `validate()` (the queue does)
     /// before trusting it.

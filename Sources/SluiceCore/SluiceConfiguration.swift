@@ -84,6 +84,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// Models the provider serves by their bare name: a request (a batch line, a facade call)
         /// naming one of them goes to lane `provider/model`.
         public var models: [String] = []
+        /// The provider's batch API behind the queue (`batch_api:`; nil: off).
+        public var batchAPI: ProviderBatchSettings?
 
         public init(name: String, kind: String, baseURL: String, limits: Limits = Limits()) {
             self.name = name
@@ -143,6 +145,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// A target that takes `weight` percent of the route's picks until it fails more often
         /// than the main targets (`RouteCanary`, `CanaryPolicy`).
         public var canary: RouteCanary?
+        /// `mode: batch`: the route's jobs go through their provider's batch API (when it has
+        /// one); `live`: never. nil: as each job and its deadline say.
+        public var mode: JobMode?
         /// The response cache for every job submitted through the route (`cache:`; nil: the
         /// config's defaults). ResponseCacheDefault.
         public var cache: ResponseCacheDefault?
@@ -506,6 +511,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let canary = try section.mapping("canary") {
             route.canary = try Self.canary(canary, path: "routes.\(name).canary", route: route, providers: providers)
         }
+        if let text = try section.string("mode") {
+            guard let mode = JobMode(rawValue: text) else {
+                throw ConfigurationError(key: "routes.\(name).mode", problem: "must be batch or live, not '\(text)'")
+            }
+            route.mode = mode
+        }
         try section.finish()
         return route
     }
@@ -642,6 +653,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
             provider.limits.concurrency = try limitSection.int("concurrency", in: 1...100_000)
             try limitSection.finish()
         }
+        if let batch = try section.mapping("batch_api") {
+            provider.batchAPI = try providerBatch(batch, path: path + ".batch_api", kind: kind)
+        }
         if let breaker = try section.mapping("breaker") {
             var breakerSection = Reader(breaker, path: path + ".breaker")
             provider.breakerFailures = try breakerSection.int("failures", in: 1...1_000_000) ?? provider.breakerFailures
@@ -650,6 +664,34 @@ public struct SluiceConfiguration: Sendable, Hashable {
         }
         try section.finish()
         return provider
+    }
+
+    /// A provider's `batch_api: {window, max_requests, max_bytes, poll, discount, after,
+    /// client_batches}` (`ProviderBatchSettings`): only for kinds openai and anthropic, each value
+    /// within its bounds (the sizes at most the provider's own limits).
+    private static func providerBatch(_ mapping: [String: Any], path: String, kind: String) throws(ConfigurationError) -> ProviderBatchSettings {
+        guard let api = ProviderKind(rawValue: kind), api == .openai || api == .anthropic else {
+            throw ConfigurationError(key: path, problem: "only providers of kind openai or anthropic have a batch API")
+        }
+        var section = Reader(mapping, path: path)
+        var settings = ProviderBatchSettings(kind: api)
+        func within(_ key: String, _ range: ClosedRange<Duration>, _ value: Duration?) throws(ConfigurationError) -> Duration? {
+            guard let value else { return nil }
+            guard range.contains(value) else {
+                let bounds = "\(range.lowerBound.milliseconds) ms and \(range.upperBound.milliseconds / 1000) s"
+                throw ConfigurationError(key: path + "." + key, problem: "must be between " + bounds)
+            }
+            return value
+        }
+        settings.window = try within("window", ProviderBatchSettings.windowRange, section.duration("window")) ?? settings.window
+        settings.poll = try within("poll", ProviderBatchSettings.pollRange, section.duration("poll")) ?? settings.poll
+        settings.after = try within("after", ProviderBatchSettings.afterRange, section.duration("after")) ?? settings.after
+        settings.maxRequests = try section.int("max_requests", in: 1...settings.maxRequests) ?? settings.maxRequests
+        settings.maxBytes = try section.int("max_bytes", in: 1024...settings.maxBytes) ?? settings.maxBytes
+        settings.discount = try section.double("discount", in: 0...1) ?? settings.discount
+        settings.clientBatches = try section.bool("client_batches") ?? settings.clientBatches
+        try section.finish()
+        return settings
     }
 
     /// The price of `model`: its own entry, or the longest entry its name starts with.

@@ -17,7 +17,7 @@ struct JobRequest {
     /// The fields a job may have.
     enum Field: Int, CaseIterable {
         case lane, provider, model, request, priority, notBefore, deadline, maxAttempts, callbackURL, metadata,
-            idempotencyKey, cache
+            idempotencyKey, cache, mode
 
         var name: StaticString {
             switch self {
@@ -33,6 +33,7 @@ struct JobRequest {
             case .metadata: "metadata"
             case .idempotencyKey: "idempotency_key"
             case .cache: "cache"
+            case .mode: "mode"
             }
         }
 
@@ -55,6 +56,8 @@ struct JobRequest {
         var idempotencyKey: String?
         /// The job's `cache` value, parsed (decided in `spec`, against the config's defaults).
         var cache: JSONValue?
+        /// `"mode": "batch"` (through the provider's batch API, when its provider has one) or `"live"` (never).
+        var mode: JobMode?
     }
 
     var spec: JobSpec
@@ -118,6 +121,8 @@ struct JobRequest {
                         .map { ResponseCacheTicket(key: $0, ttl: policy.ttl) }
                 }))
         spec.why = why
+        // The one decision whether the job goes through its provider's batch API (kept with the job).
+        spec.providerBatch = directory.providerBatch(lane: lane, mode: fields.mode, route: route, deadline: fields.deadline)
         do { try spec.validate() } catch {
             guard case .invalid(let field, let reason) = error else { throw .invalid("\(error)") }
             throw .invalid("\(field) \(reason)", param: field)
@@ -207,6 +212,12 @@ struct JobRequest {
             deadline: try time(.deadline), maxAttempts: try int(.maxAttempts), callbackURL: callbackURL, metadata: metadata,
             idempotencyKey: try string(.idempotencyKey))
         fields.cache = cache
+        if present(.mode) != nil {
+            guard let text = try? string(.mode), let mode = JobMode(rawValue: text) else {
+                throw .invalid("'mode' must be \"batch\" or \"live\"", param: "mode")
+            }
+            fields.mode = mode
+        }
         return fields
     }
 }

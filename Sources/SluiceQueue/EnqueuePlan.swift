@@ -81,12 +81,13 @@ struct EnqueuePlan {
     static func isPlain(_ spec: JobSpec, defaults first: JobSpec) -> Bool {
         spec.tenant == first.tenant && spec.priority == first.priority && spec.maxAttempts == first.maxAttempts
             && spec.idempotencyKey == nil && spec.notBefore == nil && spec.deadline == nil && spec.metadata.isEmpty
-            && spec.route == nil && spec.why == nil && spec.run == nil
+            && spec.route == nil && spec.why == nil && spec.run == nil && !spec.providerBatch
     }
 
     /// One job's part of the script's ARGV: `id, payload, ''` for a plain job, else the extended
     /// form (`'1'`, then tenant, priority, idempotency key, not_before, deadline, max_attempts,
-    /// metadata (the envelope), route, why, run; '' for none).
+    /// metadata (the envelope), route, why, run, mode ('batch' for a job that goes through its
+    /// provider's batch API); '' for none).
     /// Appended in place: this runs once per job on the submit path.
     static func appendJobArguments(_ spec: JobSpec, id: JobID, defaults first: JobSpec, to arguments: inout [any RedisArgument]) {
         arguments.append(id.rawValue)
@@ -98,7 +99,7 @@ struct EnqueuePlan {
         arguments.append(contentsOf: [
             "1", spec.tenant, spec.priority, spec.idempotencyKey ?? "",
             spec.notBefore.map { String($0.value) } ?? "", spec.deadline.map { String($0.value) } ?? "",
-            spec.maxAttempts, spec.metadata, spec.route ?? "", spec.why ?? "", spec.run ?? "",
+            spec.maxAttempts, spec.metadata, spec.route ?? "", spec.why ?? "", spec.run ?? "", spec.providerBatch ? "batch" : "",
         ] as [any RedisArgument])
     }
 

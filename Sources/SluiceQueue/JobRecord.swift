@@ -29,6 +29,12 @@ public struct JobRecord: Sendable, Hashable {
     private func int(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
     private func millis(_ name: String) -> UnixMillis? { text(name).flatMap { Int64($0) }.map(UnixMillis.init) }
 
+    /// The provider's batch id, for a job completed (or failed) from a line of its provider's
+    /// batch (`pbatch`, written by pbatch-settle.lua); nil for a live call.
+    public var providerBatch: String? { text("pbatch") }
+    /// Whether the job was submitted to go through its provider's batch API (`mode` batch).
+    public var batchMode: Bool { text("mode") == "batch" }
+
     /// The job.
     public func job() throws -> Job {
         guard let state = text("state").flatMap(JobState.init(rawValue:)) else {

@@ -30,8 +30,8 @@ import Testing
         #expect(plan.calls.count == 1)
         let arguments = plan.calls[0].arguments
         // 8 call arguments (the defaults are the first job's; the submitter's key id), then per job
-        // 3 (plain) or 13 (extended: its route, why and run last).
-        #expect(arguments.count == 8 + 3 + 3 + 13 + 13 + 13)
+        // 3 (plain) or 14 (extended: its route, why, run and mode last).
+        #expect(arguments.count == 8 + 3 + 3 + 14 + 14 + 14)
         #expect(arguments[3] as? Int == 5)
         #expect(arguments[4] as? String == "t1")
         #expect(arguments[5] as? Int == 5)
@@ -47,6 +47,9 @@ import Testing
         var step = specs[1]
         step.run = "run_1 a 0"
         #expect(!EnqueuePlan.isPlain(step, defaults: specs[0]), "a run's step is marked")
+        var batched = specs[1]
+        batched.providerBatch = true
+        #expect(!EnqueuePlan.isPlain(batched, defaults: specs[0]), "a provider batch's job is collected, not made ready")
     }
 
     @Test func resultsNameThePlannedIdOrTheExistingJob() throws {

@@ -14,6 +14,7 @@
 --!include keys.lua
 --!include clock.lua
 --!include ready.lua
+--!include collect.lua
 --!include transition.lua
 local prefix, cap, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local jobKey = jobKey(id)
@@ -23,7 +24,7 @@ if not state then return {'not_found', ''} end
 prefix = lanePrefix(prefix, f[5])
 local now = nowMillis()
 if state == 'queued' then
-  tombstone(prefix, lane)
+  unqueue(prefix, lane, id)
 elseif state == 'delayed' or state == 'retry_wait' then
   redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
 elseif state == 'leased' then

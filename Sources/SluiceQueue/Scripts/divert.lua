@@ -28,6 +28,7 @@
   Returns  {moved, kept}
 ]]
 --!include common.lua
+--!include collect.lua
 local prefix, cap, lane, why, mode = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = nowMillis()
 local ttl, n = ARGV[6], tonumber(ARGV[7])
@@ -124,7 +125,7 @@ else
     if f.state == 'queued' and f.lane == lane then
       local target, route = nextLane(f)
       if target then
-        tombstone(prefix, lane)
+        unqueue(prefix, lane, id)
         redis.call('ZREM', deadlines, id)
         move(id, jobKey, f, target, route, 'queued')
         moved = moved + 1

@@ -18,7 +18,9 @@
                job's envelope, stored as `meta`), route ('' = none; stored as `route`, the field
                divert.lua reads), why ('' = none; stored as `why`: the note on the job's first
                timeline entry, a route's choice), run ('' = none; stored as `run`: the pipeline
-               run and step the job belongs to)
+               run and step the job belongs to), mode ('batch': the job goes through the
+               provider's batch API: stored as `mode`, and put in the lane's collect set, scored by
+               its creation time, instead of its ready list; '' = a live job)
 
   Returns  a flat array of n pairs: {id, 1} for a job created now, or {existing id, 0} when the
            tenant's idempotency key was already used in this lane.
@@ -44,7 +46,7 @@ local extra = {}
 if submitter ~= '' then extra[#extra + 1] = 'key'; extra[#extra + 1] = submitter end
 if defaultPriority ~= '0' then extra[#extra + 1] = 'prio'; extra[#extra + 1] = defaultPriority end
 local lists, listOrder = {}, {}
-local queuedIds, delayedIds = {}, {}
+local queuedIds, delayedIds, collectedIds = {}, {}, {}
 local byTenant, tenantOrder = {}, {} -- tenant -> the ids created now, for its listing index
 local out = {}
 
@@ -88,8 +90,8 @@ for _ = 1, n do
   else
     local tenant, priority, idem = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     local notBefore, deadline, maxAttempts, meta, route = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-    local why, run = ARGV[a + 8], ARGV[a + 9]
-    a = a + 10
+    local why, run, mode = ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
+    a = a + 11
     local existing = false
     if idem ~= '' then
       local idemKey = prefix .. 'idem:' .. tenant .. ':' .. idem
@@ -110,6 +112,7 @@ for _ = 1, n do
       if route ~= '' then fields[#fields + 1] = 'route'; fields[#fields + 1] = route end
       if why ~= '' then fields[#fields + 1] = 'why'; fields[#fields + 1] = why end
       if run ~= '' then fields[#fields + 1] = 'run'; fields[#fields + 1] = run end
+      if mode ~= '' then fields[#fields + 1] = 'mode'; fields[#fields + 1] = mode end
       if submitter ~= '' then fields[#fields + 1] = 'key'; fields[#fields + 1] = submitter end
       created = created + 1
       if notBefore ~= '' then fields[#fields + 1] = 'not_before'; fields[#fields + 1] = notBefore end
@@ -122,6 +125,11 @@ for _ = 1, n do
       if delayed then
         redis.call('ZADD', laneKey(prefix, lane, 'delayed'), notBefore, id)
         delayedIds[#delayedIds + 1] = id
+      elseif mode == 'batch' then
+        -- Collected for a provider batch (pbatch-take.lua takes it from here); queued to the client.
+        redis.call('ZADD', laneKey(prefix, lane, 'collect'), nowText, id)
+        redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'collecting', 1)
+        collectedIds[#collectedIds + 1] = id
       else
         ready(id, tenant, 100 - tonumber(priority))
       end
@@ -156,4 +164,5 @@ if #queuedIds > 0 then
   emit(prefix, cap, table.concat(queuedIds, ','), lane, '', 'queued', now)
 end
 if #delayedIds > 0 then emit(prefix, cap, table.concat(delayedIds, ','), lane, '', 'delayed', now) end
+if #collectedIds > 0 then emit(prefix, cap, table.concat(collectedIds, ','), lane, '', 'queued', now, 'collecting for a provider batch') end
 return out

@@ -13,6 +13,7 @@
 --!include keys.lua
 --!include clock.lua
 --!include ready.lua
+--!include collect.lua
 --!include transition.lua
 local prefix, cap, lane, limit, ttl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local now = nowMillis()
@@ -27,7 +28,7 @@ for _, id in ipairs(ids) do
   -- (A job moved to a fallback lane is that lane's to expire: it has a deadline entry there.)
   if f[3] == lane and (state == 'queued' or state == 'delayed' or state == 'retry_wait') then
     if state == 'queued' then
-      tombstone(prefix, lane)
+      unqueue(prefix, lane, id)
     else
       redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
     end

@@ -12,6 +12,7 @@
 --!include keys.lua
 --!include clock.lua
 --!include ready.lua
+--!include collect.lua
 --!include transition.lua
 local prefix, cap, lane, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = nowMillis()
@@ -21,10 +22,12 @@ local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', delayed, id)
   local jobKey = jobKey(id)
-  local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'prio')
+  local f = redis.call('HMGET', jobKey, 'state', 'tenant', 'prio', 'mode')
   if f[1] == 'delayed' or f[1] == 'retry_wait' then
     redis.call('HSET', jobKey, 'state', 'queued')
-    pushReady(prefix, lane, id, f[2], f[3])
+    -- A batch job's not_before reached: collected for its provider batch. (A retry is live: the
+    -- batch settle script takes `mode` away from a job it sends back.)
+    if f[4] == 'batch' then collect(prefix, lane, id, now) else pushReady(prefix, lane, id, f[2], f[3]) end
     -- (The timeline says why; the event does not.)
     appendLog(jobKey, now, 'queued', f[1] == 'retry_wait' and 'retry due' or 'not_before reached')
     emit(prefix, cap, id, lane, f[1], 'queued', now)
