@@ -7,16 +7,54 @@ public struct BudgetPolicy: Sendable, Hashable {
         case day, month
     }
 
+    /// What a worker does with a job it leases while the budget is exceeded (`on_exceeded:`).
+    public enum OnExceeded: String, Sendable, Hashable, CaseIterable {
+        /// The job goes back to its lane, delayed until the period resets (re-checked sooner,
+        /// every `budgets.recheck`).
+        case wait
+        /// The job fails with `budget_exceeded`.
+        case fail
+    }
+
     /// The limit in micro-dollars: 1 to 10^15 ($1 billion).
     public var micros: Int64
     public var per: Period
+    public var onExceeded: OnExceeded
 
     /// The largest budget the configuration takes, in US dollars.
     public static let maxUSD = 1_000_000_000.0
 
-    public init(micros: Int64, per: Period) {
+    public init(micros: Int64, per: Period, onExceeded: OnExceeded = .wait) {
         self.micros = micros
         self.per = per
+        self.onExceeded = onExceeded
+    }
+
+    /// Whether a budget with this spend in the current period holds back the jobs leased now:
+    /// `spent + reserved > limit` (what is booked and what is reserved no longer fits: jobs cost
+    /// more than their estimates, or were admitted without a reservation, or the limit was
+    /// lowered), or `spent >= limit` (used up by finished jobs alone: a job estimated at $0 stops
+    /// too). A leased job's own reservation is part of `reserved`, counted as spent: a job is
+    /// never held back for its own estimate, since it was admitted only if it fitted.
+    public func exceeded(spent: Int64, reserved: Int64) -> Bool {
+        spent >= micros || Bounded.add(spent, reserved) > micros
+    }
+
+    /// A key's budget as a job's envelope carries it to the worker (`JobEnvelope.budget`):
+    /// `<per> <micros> <on_exceeded> <key prefix>`.
+    public func envelopeText(keyPrefix: String) -> String {
+        "\(per.rawValue) \(micros) \(onExceeded.rawValue) \(keyPrefix)"
+    }
+
+    /// Reads `envelopeText`: the budget and the key's prefix, or nil when the text is not one
+    /// (a damaged envelope costs the job its key's lease-time check, nothing more).
+    public static func fromEnvelope(_ text: String) -> (prefix: String, policy: BudgetPolicy)? {
+        let parts = text.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, let per = Period(rawValue: String(parts[0])),
+            let micros = Bounded.int(String(parts[1]), in: 1...1_000_000_000_000_000),
+            let onExceeded = OnExceeded(rawValue: String(parts[2])), !parts[3].isEmpty
+        else { return nil }
+        return (String(parts[3]), BudgetPolicy(micros: Int64(micros), per: per, onExceeded: onExceeded))
     }
 
     /// The period `time` falls in: its name (`2026-12-02`, `2026-12`), when it started and when
@@ -58,6 +96,10 @@ public struct Budgets: Sendable, Hashable {
     /// Where `budget.threshold` webhooks go (50, 80 and 100 % of a budget, once each per period);
     /// nil: no alerts.
     public var alertURL: String?
+    /// The longest a job held back at lease by a `wait` budget waits before a worker looks
+    /// again (`recheck:`; it waits less when the period resets sooner): a limit raised, or room
+    /// freed by settlements, lets it run within this long.
+    public var recheck: Duration = .seconds(3600)
 
     public init() {}
 
@@ -74,10 +116,11 @@ public struct Budgets: Sendable, Hashable {
         }
     }
 
-    /// The budgets a job by this key (prefix), tenant and route counts against.
-    public func applying(keyPrefix: String?, tenant: String, route: String?) -> [Applied] {
+    /// The budgets a job by this key (prefix), tenant and route counts against. `keyBudget` is
+    /// the key's own (set through `/v1/keys`); it wins over the configuration's for its prefix.
+    public func applying(keyPrefix: String?, keyBudget: BudgetPolicy? = nil, tenant: String, route: String?) -> [Applied] {
         var applied: [Applied] = []
-        if let keyPrefix, let policy = keys[keyPrefix] { applied.append(Applied(name: "key:\(keyPrefix)", policy: policy)) }
+        if let keyPrefix, let policy = keyBudget ?? keys[keyPrefix] { applied.append(Applied(name: "key:\(keyPrefix)", policy: policy)) }
         if let policy = tenants[tenant] { applied.append(Applied(name: "tenant:\(tenant)", policy: policy)) }
         if let route, let policy = routes[route] { applied.append(Applied(name: "route:\(route)", policy: policy)) }
         return applied
@@ -124,6 +167,28 @@ public struct Budgets: Sendable, Hashable {
             }
             return found
         }
+    }
+
+    /// Micro-dollars as dollars, `0.012345`.
+    public static func usd(_ micros: Int64) -> String {
+        let sign = micros < 0 ? "-" : ""
+        let magnitude = micros.magnitude
+        let fraction = String(magnitude % 1_000_000)
+        return sign + String(magnitude / 1_000_000) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction
+    }
+
+    /// A time as ISO 8601, UTC: `2026-12-03T00:00:00Z`.
+    public static func iso(_ time: UnixMillis) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(time.value) / 1000))
+    }
+
+    /// Why a budget holds a job back or refuses it: its name, limit and period, and its spend
+    /// (not for a route's budget: shared by every tenant on the route, its spend is shown only
+    /// to an admin).
+    public static func describe(_ budget: Applied, spent: Int64, reserved: Int64) -> String {
+        let policy = budget.policy
+        let spend = budget.name.hasPrefix("route:") ? "has no room left" : "has $\(usd(spent)) spent and $\(usd(reserved)) reserved"
+        return "budget \(budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) \(spend)"
     }
 
     /// The model a job's price is looked up by: its lane's (`provider/model`), else the lane.

@@ -18,6 +18,10 @@
 public struct JobEnvelope: Sendable, Hashable, Codable {
     /// A batch's job: the batch's id.
     public var batch: String?
+    /// The submitting key's budget, when it has one (`BudgetPolicy.envelopeText`): the worker
+    /// checks it at lease without the key store (tenants' and routes' budgets it reads from the
+    /// configuration).
+    public var budget: String?
     /// A job the response cache serves: its key and TTL (set at submit when the job, its key,
     /// route or the config asks for caching and the request qualifies).
     public var cache: ResponseCacheTicket?
@@ -43,9 +47,11 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
 
     public init(
         batch: String? = nil, callbackURL: String? = nil, customID: String? = nil, endpoint: Endpoint? = nil,
-        format: ProviderKind? = nil, metadata: RawJSON? = nil, route: String? = nil, cache: ResponseCacheTicket? = nil
+        format: ProviderKind? = nil, metadata: RawJSON? = nil, route: String? = nil, cache: ResponseCacheTicket? = nil,
+        budget: String? = nil
     ) {
         self.batch = batch
+        self.budget = budget
         self.cache = cache
         self.callbackURL = callbackURL
         self.customID = customID
@@ -56,7 +62,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, route
+        case batch, budget, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, route
     }
 
     /// Whether it says nothing (a job submitted with no route, callback or metadata): stored as
@@ -69,6 +75,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
         guard !isEmpty else { return [] }
         var writer = JSONObjectWriter(capacity: 64 + (metadata?.bytes.count ?? 0))
         if let batch { writer.string("batch", batch) }
+        if let budget { writer.string("budget", budget) }
         if let cache { writer.string("cache", cache.text) }
         if let callbackURL { writer.string("callback_url", callbackURL) }
         if let customID { writer.string("custom_id", customID) }
@@ -104,6 +111,8 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
                     envelope.metadata = value.kind == .object ? RawJSON(unchecked: Array(buffer[value.range])) : nil
                 } else if JSONScanner.stringToken(buffer, key, equals: "cache") {
                     envelope.cache = string(value).flatMap(ResponseCacheTicket.init(text:))
+                } else if JSONScanner.stringToken(buffer, key, equals: "budget") {
+                    envelope.budget = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "batch") {
                     envelope.batch = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "custom_id") {

@@ -424,6 +424,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
         var budgets = Budgets()
         var section = Reader(mapping, path: "budgets")
         budgets.defaultMaxTokens = try section.int("default_max_tokens", in: 0...10_000_000) ?? budgets.defaultMaxTokens
+        if let recheck = try section.duration("recheck") {
+            guard recheck >= .seconds(1), recheck <= .seconds(86_400 * 31) else {
+                throw ConfigurationError(key: "budgets.recheck", problem: "must be between 1s and 31 days")
+            }
+            budgets.recheck = recheck
+        }
         if let url = try section.string("alert_url") {
             guard url.utf8.count <= 2048, url.hasPrefix("https://") || url.hasPrefix("http://"), URL(string: url)?.host != nil else {
                 throw ConfigurationError(key: "budgets.alert_url", problem: "must be an http(s) URL")
@@ -445,9 +451,13 @@ public struct SluiceConfiguration: Sendable, Hashable {
                 guard let per = BudgetPolicy.Period(rawValue: perText) else {
                     throw ConfigurationError(key: "budgets.\(group).\(name).per", problem: "must be day or month")
                 }
+                let onExceededText = try budget.string("on_exceeded") ?? "wait"
+                guard let onExceeded = BudgetPolicy.OnExceeded(rawValue: onExceededText) else {
+                    throw ConfigurationError(key: "budgets.\(group).\(name).on_exceeded", problem: "must be wait or fail")
+                }
                 try budget.finish()
                 let micros = Int64(Bounded.int((usd * 1_000_000).rounded(), in: 1...1_000_000_000_000_000) ?? 1)
-                policies[name] = BudgetPolicy(micros: micros, per: per)
+                policies[name] = BudgetPolicy(micros: micros, per: per, onExceeded: onExceeded)
             }
             switch group {
             case "keys": budgets.keys = policies

@@ -37,6 +37,26 @@ struct BudgetGate: Sendable {
         }
     }
 
+    /// Reserves the jobs' estimates (`reserve(_:key:)`) and writes the key's budget, when it has
+    /// one, into each job's envelope: the worker checks it at lease without the key store.
+    func reserve(_ specs: inout [JobSpec], key: APIKey) async throws -> Reservation {
+        let reservation = try await reserve(specs, key: key)
+        if let policy = keyBudget(key) {
+            let text = policy.envelopeText(keyPrefix: key.prefix)
+            for index in specs.indices {
+                var envelope = specs[index].envelope
+                envelope.budget = text
+                specs[index].envelope = envelope
+            }
+        }
+        return reservation
+    }
+
+    /// The key's budget: the configuration's for its prefix.
+    func keyBudget(_ key: APIKey) -> BudgetPolicy? {
+        budgets.keys[key.prefix]
+    }
+
     /// Reserves the jobs' estimates, grouped by the budgets they count against; throws 429
     /// `budget_exceeded` (reserving nothing) when one budget lacks room.
     func reserve(_ specs: [JobSpec], key: APIKey) async throws -> Reservation {
@@ -72,32 +92,16 @@ struct BudgetGate: Sendable {
     }
 
     static func exceeded(_ refusal: BudgetStore.Refusal, estimate: Int64, at: UnixMillis) -> APIError {
-        let policy = refusal.budget.policy
-        let resetsAt = policy.period(at: at).resetsAt
+        let resetsAt = refusal.budget.policy.period(at: at).resetsAt
         let seconds = max(1, (resetsAt.value - at.value + 999) / 1000)
         // A route's budget is shared by every tenant on the route: its spend is theirs together,
-        // shown only to an admin (GET /v1/budgets), never in a tenant's 429.
-        let spend =
-            refusal.budget.name.hasPrefix("route:")
-            ? "has no room left" : "has $\(usd(refusal.spent)) spent and $\(usd(refusal.reserved)) reserved"
+        // shown only to an admin (GET /v1/budgets), never in a tenant's 429 (`Budgets.describe`).
+        let head = Budgets.describe(refusal.budget, spent: refusal.spent, reserved: refusal.reserved)
         var error = APIError(
             .tooManyRequests, type: "budget_exceeded",
-            message: "budget \(refusal.budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) \(spend); "
-                + "this request is estimated at $\(usd(estimate)); it resets at \(iso(resetsAt))")
+            message: "\(head); this request is estimated at $\(Budgets.usd(estimate)); it resets at \(Budgets.iso(resetsAt))")
         error.headers[.retryAfter] = String(seconds)
         return error
-    }
-
-    /// Micro-dollars as dollars, `0.012345`.
-    static func usd(_ micros: Int64) -> String {
-        let sign = micros < 0 ? "-" : ""
-        let magnitude = micros.magnitude
-        let fraction = String(magnitude % 1_000_000)
-        return sign + String(magnitude / 1_000_000) + "." + String(repeating: "0", count: 6 - fraction.count) + fraction
-    }
-
-    static func iso(_ time: UnixMillis) -> String {
-        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(time.value) / 1000))
     }
 }
 

@@ -78,7 +78,8 @@ extension FacadeController {
         let outcome = try await admission.parked(key) { () async throws -> Outcome in
             try await admission.admit(key, count: 1)
             // The budgets' reservation is given back when no new job came of it.
-            let unreserve = try await admission.reserveBudgets([spec], key: key)
+            var spec = spec
+            let unreserve = try await admission.reserveBudgets(&spec, key: key)
             let deadline = ContinuousClock.now + wait
             let id: JobID
             let start: InlineStart?

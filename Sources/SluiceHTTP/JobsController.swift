@@ -61,7 +61,7 @@ struct JobsController: Sendable {
         try await admission.checkJobs([job.spec], key: key)
         try await callbacks.check([job.spec], key: key)
         try await admission.admit(key, count: 1)
-        let result = try await admission.budgeted([job.spec], key: key) { [try await queue.enqueue(job.spec, submitter: key.id)] }[0]
+        let result = try await admission.budgeted([job.spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
         let state: JobState
         let createdAt: UnixMillis
         if result.created {
@@ -97,7 +97,7 @@ struct JobsController: Sendable {
         try await admission.checkJobs(bulk.specs, key: key)
         try await callbacks.check(bulk.specs, key: key)
         try await admission.admit(key, count: bulk.specs.count)
-        let results = try await admission.budgeted(bulk.specs, key: key) { try await queue.enqueue(bulk.specs, submitter: key.id) }
+        let results = try await admission.budgeted(bulk.specs, key: key) { specs in try await queue.enqueue(specs, submitter: key.id) }
         return Response(
             status: .accepted, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.bulkAccepted(results))))

@@ -67,12 +67,15 @@ struct KeyAdmission: Sendable {
     /// Runs `enqueue` for `specs` with their estimated cost reserved in their budgets (429
     /// `budget_exceeded` before it when one lacks room); gives the reservation back for each job
     /// it did not create (an idempotent replay) and for all when it throws.
-    func budgeted(_ specs: [JobSpec], key: APIKey, _ enqueue: () async throws -> [EnqueueResult]) async throws -> [EnqueueResult] {
-        guard let budgets else { return try await enqueue() }
-        let reservation = try await budgets.reserve(specs, key: key)
+    /// `enqueue` is given the specs to queue: `specs` with the key's budget in their envelopes
+    /// when it has one (for the check at lease).
+    func budgeted(_ specs: [JobSpec], key: APIKey, _ enqueue: ([JobSpec]) async throws -> [EnqueueResult]) async throws -> [EnqueueResult] {
+        guard let budgets else { return try await enqueue(specs) }
+        var specs = specs
+        let reservation = try await budgets.reserve(&specs, key: key)
         let results: [EnqueueResult]
         do {
-            results = try await enqueue()
+            results = try await enqueue(specs)
         } catch {
             await reservation.release(specs.indices, in: budgets.store)
             throw error
@@ -84,10 +87,13 @@ struct KeyAdmission: Sendable {
     /// Reserves `specs`' estimated cost in their budgets for a path that creates its jobs its own
     /// way (the facade), or throws 429 `budget_exceeded`. Returns what gives the reservation back
     /// when no job was created after all; nil without budgets.
-    func reserveBudgets(_ specs: [JobSpec], key: APIKey) async throws -> (@Sendable () async -> Void)? {
+    /// `spec` gets the key's budget in its envelope when it has one.
+    func reserveBudgets(_ spec: inout JobSpec, key: APIKey) async throws -> (@Sendable () async -> Void)? {
         guard let budgets else { return nil }
-        let reservation = try await budgets.reserve(specs, key: key)
+        var specs = [spec]
+        let reservation = try await budgets.reserve(&specs, key: key)
+        spec = specs[0]
         let store = budgets.store
-        return { await reservation.release(specs.indices, in: store) }
+        return { await reservation.release([0], in: store) }
     }
 }

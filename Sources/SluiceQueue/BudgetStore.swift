@@ -125,17 +125,24 @@ public struct BudgetStore: Sendable {
         public var resetsAt: UnixMillis
     }
 
-    /// The spend of each budget now.
+    /// The spend of each budget in the period containing `time`: one round trip (an `HMGET`
+    /// per budget, pipelined).
     public func spend(_ budgets: [Budgets.Applied], at time: UnixMillis = .current()) async throws -> [Spend] {
-        var result: [Spend] = []
-        for budget in budgets {
-            let reply = try await redis.send("HMGET", Self.key(budget, at: time), "spent", "reserved")
+        guard !budgets.isEmpty else { return [] }
+        let replies = try await redis.pipeline(budgets.map { RedisCommand("HMGET", Self.key($0, at: time), "spent", "reserved") })
+        if let error = replies.first(where: { $0.errorMessage != nil }) { throw QueueError.unexpectedReply(script: "HMGET", "\(error)") }
+        return zip(budgets, replies).map { budget, reply in
             let values = reply.array ?? []
             let spent = Self.amount(values.first)
             let reserved = values.count > 1 ? Self.amount(values[1]) : 0
             let period = budget.policy.period(at: time)
-            result.append(Spend(budget: budget, spent: spent, reserved: reserved, period: period.name, resetsAt: period.resetsAt))
+            return Spend(budget: budget, spent: spent, reserved: reserved, period: period.name, resetsAt: period.resetsAt)
         }
-        return result
+    }
+
+    /// The first of `budgets` that holds back a job leased at `time` (`BudgetPolicy.exceeded`),
+    /// with its spend; nil when every one has room. One round trip.
+    public func exceeded(_ budgets: [Budgets.Applied], at time: UnixMillis = .current()) async throws -> Spend? {
+        try await spend(budgets, at: time).first { $0.budget.policy.exceeded(spent: $0.spent, reserved: $0.reserved) }
     }
 }

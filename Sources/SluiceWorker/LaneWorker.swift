@@ -41,6 +41,10 @@ public struct WorkerLane: Sendable {
     /// How long a job that found an identical call in flight waits before it looks again
     /// (released back to its lane, holding no provider slot while it waits).
     public var cacheRecheck: Duration = .milliseconds(250)
+    /// The tenants' and routes' budgets, checked at lease (LaneWorker+Budgets.swift; a key's
+    /// budget comes in its job's envelope), and the clock their periods are read by.
+    public var budgets = Budgets()
+    public var budgetClock: @Sendable () -> UnixMillis = { .current() }
 
     public init(
         lane: String, provider: ProviderSettings, path: String, limits: SluiceConfiguration.Limits, concurrency: Int,
@@ -85,6 +89,7 @@ public struct WorkerLane: Sendable {
         worker.breakerOpenFor = provider.breakerOpenFor
         worker.maxPause = provider.maxPause
         worker.cacheMaxBytes = configuration.cache.maxBytes
+        worker.budgets = configuration.budgets
         return worker
     }
 }
@@ -139,7 +144,11 @@ final class LaneWorker: Sendable {
         readyWake = JobQueue.readyWake(lane: lane.lane)
         leases = LeaseKeeper(queue: queue, logger: self.logger)
         cache = ResponseCache(redis: queue.redis, maxBytes: lane.cacheMaxBytes)
+        budgetStore = BudgetStore(redis: queue.redis)
     }
+
+    /// The budgets' spend, read at lease (LaneWorker+Budgets.swift).
+    let budgetStore: BudgetStore
 
     /// Stored results and in-flight markers for jobs that carry a cache ticket.
     let cache: ResponseCache
@@ -297,6 +306,8 @@ final class LaneWorker: Sendable {
         // common case) skip the envelope entirely. A job with a cache ticket may be answered, or
         // told to wait, without a call.
         let envelope = job.metadata.isEmpty ? nil : JobEnvelope(decoding: job.metadata)
+        // A budget spent past its limit holds the job back (or fails it) before anything else.
+        if await heldByBudget(job, envelope: envelope, slot: slot, estimated: estimated) { return nil }
         let ticket = envelope?.cache
         if let ticket {
             switch await lookUpCache(ticket, job: job, slot: slot, estimated: estimated) {
@@ -566,7 +577,7 @@ final class LaneWorker: Sendable {
     /// Sends a report, retrying while Redis is unreachable (the result must not be lost while the
     /// lease lasts; after that, the job runs again: at least once).
     @discardableResult
-    private func report(_ send: @Sendable () async throws -> ReportOutcome) async -> ReportOutcome? {
+    func report(_ send: @Sendable () async throws -> ReportOutcome) async -> ReportOutcome? {
         for attempt in 0..<20 {
             do {
                 let outcome = try await send()
