@@ -14,7 +14,8 @@ import SluiceQueue
 ///   most 60) until it is finished. Another tenant's job is 404, unless the key is admin.
 /// - `GET /v1/jobs?state=&lane=&limit=&cursor=` (scope read): the tenant's jobs, newest first;
 ///   an admin key may add `tenant=` to list another tenant's.
-/// - `GET /v1/jobs/{id}/events` (scope read): the job's timeline.
+/// - `GET /v1/jobs/{id}/events` (scope read): the job's timeline; with `Accept: text/event-stream`,
+///   the timeline and then each transition as it happens (`EventsController`).
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
 ///
 /// The two submits are the hot paths: their bodies are read by the strict byte scanner
@@ -30,6 +31,8 @@ struct JobsController: Sendable {
     let bulkMaxBytes: Int
     /// Creates pipeline runs (`"pipeline"` in a submit); nil: this API serves no pipelines.
     var runs: RunsController? = nil
+    /// Serves `GET /v1/jobs/{id}/events` as an event stream when the client asks for one.
+    var live: EventsController? = nil
 
     func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
         group.post("jobs", use: submit)
@@ -170,12 +173,19 @@ struct JobsController: Sendable {
         }
     }
 
-    @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Events {
+    @Sendable func events(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.read)
         let id = try Self.jobID(context)
-        guard try await lookup.live(id, by: key) != nil else { return Events(id, try await lookup.archived(id, by: key).events) }
+        // `Accept: text/event-stream`: the timeline, then each transition live (EventsController).
+        if let live, EventsController.wantsStream(request) {
+            try await lookup.requireVisible(id, by: key)
+            return try await live.jobStream(id, request: request, key: key)
+        }
+        guard try await lookup.live(id, by: key) != nil else {
+            return try Events(id, try await lookup.archived(id, by: key).events).response(from: request, context: context)
+        }
         guard let timeline = try await queue.timeline(id) else { throw APIError.notFound }
-        return Events(id, timeline)
+        return try Events(id, timeline).response(from: request, context: context)
     }
 
     @Sendable func cancel(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {

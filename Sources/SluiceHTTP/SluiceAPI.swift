@@ -19,6 +19,7 @@ import SluiceWebhooks
 /// | `HealthController` | `/healthz`, `/readyz`, `/openapi.json` (no key) |
 /// | `MetricsController` | `/metrics` (a key only with `server.metrics_key: required`) |
 /// | `JobsController` | `/v1/jobs`, `/v1/jobs/bulk`, `/v1/jobs/{id}`, `…/events`, `…/cancel` |
+/// | `EventsController` | `/v1/events`, and `/v1/jobs/{id}/events` as an event stream (SSE) |
 /// | `RunsController` | `POST /v1/jobs` with `"pipeline"`, `/v1/runs`, `/v1/runs/{id}`, `…/cancel` |
 /// | `PipelinesController` | `/v1/pipelines`, `/v1/pipelines/{name}` |
 /// | `QueuesController`, `ProvidersController` | `/v1/queues`, `/v1/providers` |
@@ -53,11 +54,14 @@ public struct SluiceAPI: Sendable {
         /// Chooses routes' targets from what is measured (run it as a service beside the API);
         /// nil: from the configuration alone.
         public var routeBoard: RouteBoard?
+        /// The lanes' event streams, read once per process and fanned out to the SSE streams
+        /// (and the dashboard): one hub per process, built here unless the caller hands one over.
+        public var events: EventHub
 
         public init(
             queue: JobQueue, waiter: JobWaiter, keys: APIKeyStore, archive: ArchiveStore, webhooks: WebhookStore,
             addressGuard: AddressGuard = AddressGuard(), batches: BatchService? = nil, scaling: ScalingMonitor? = nil,
-            inline: (any InlineCaller)? = nil, routeBoard: RouteBoard? = nil
+            inline: (any InlineCaller)? = nil, routeBoard: RouteBoard? = nil, events: EventHub? = nil
         ) {
             self.queue = queue
             self.waiter = waiter
@@ -69,6 +73,7 @@ public struct SluiceAPI: Sendable {
             self.scaling = scaling
             self.inline = inline
             self.routeBoard = routeBoard
+            self.events = events ?? EventHub(queue: queue)
         }
     }
 
@@ -163,9 +168,11 @@ public struct SluiceAPI: Sendable {
             pipelines: { name, tenant in try await catalog.pipeline(named: name, tenant: tenant) })
         runs.addRoutes(to: v1)
         PipelinesController(catalog: catalog, admission: admission).addRoutes(to: v1)
+        let live = EventsController(hub: services.events, queue: queue, lookup: lookup)
+        live.addRoutes(to: v1)
         JobsController(
             queue: queue, waiter: services.waiter, lookup: lookup, admission: admission, callbacks: callbacks,
-            bulkMaxLines: settings.bulkMaxLines, bulkMaxBytes: settings.bulkMaxBytes, runs: runs
+            bulkMaxLines: settings.bulkMaxLines, bulkMaxBytes: settings.bulkMaxBytes, runs: runs, live: live
         ).addRoutes(to: v1)
         QueuesController(queue: queue).addRoutes(to: v1)
         providers.addRoutes(to: v1)
