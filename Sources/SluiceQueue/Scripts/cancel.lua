@@ -7,7 +7,8 @@
   ARGV[3]  result TTL, milliseconds
 
   Returns  {outcome, state}, the outcome one of: 'cancelled' (it was queued, delayed or waiting
-           to retry, and is cancelled now; a queued job's id stays in its list as a tombstone); 'cancel_requested' (it is leased: the holder's next
+           to retry, or in a provider batch, and is cancelled now; a queued job's id stays in its
+           list as a tombstone); 'cancel_requested' (it is leased: the holder's next
            complete or fail records 'cancelled', and its next heartbeat tells it); 'finished' (it
            had already reached the terminal `state`, unchanged); 'not_found'.
 ]]
@@ -27,6 +28,11 @@ if state == 'queued' then
   unqueue(prefix, lane, id)
 elseif state == 'delayed' or state == 'retry_wait' then
   redis.call('ZREM', laneKey(prefix, lane, 'delayed'), id)
+elseif state == 'leased' and redis.call('HEXISTS', jobKey, 'brec') == 1 then
+  -- In a provider batch (pbatch-take.lua): cancelled now, out of the record; its line is
+  -- ignored when the batch ends (pbatch-settle.lua moves only the record's jobs).
+  redis.call('HDEL', jobKey, 'brec')
+  redis.call('HINCRBY', laneKey(prefix, lane, 'meta'), 'batched', -1)
 elseif state == 'leased' then
   if redis.call('HSETNX', jobKey, 'cancel', '1') == 1 then
     transition{prefix = prefix, cap = cap, lane = lane, key = jobKey, id = id, from = 'leased', to = 'leased',
