@@ -5,7 +5,7 @@ SWIFT      ?= swift
 APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps venv build release run test fuzz bench bench-chart bench-autoscale clean
+.PHONY: deps venv browser screenshots build release run test fuzz bench bench-chart bench-autoscale clean
 
 VENV       := .build-py/venv
 PY_PKGS    := openai anthropic standardwebhooks
@@ -31,6 +31,19 @@ $(VENV)/.ready:
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_PKGS)
 	touch $@
 
+## browser: headless Chromium (Debian's chromium) and the venv's `websockets` (its DevTools
+## client), for the dashboard's browser tests (Tests/e2e/browser_*.py); each only when missing.
+browser: venv
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	@$(VENV)/bin/python -c 'import websockets' 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check websockets
+
+## screenshots: the dashboard's pages against a demo `sluice up` (a bulk through the mock
+## provider), written to docs/screenshots/*.png.
+screenshots: deps browser
+	$(SWIFT) build --product sluice
+	$(VENV)/bin/python Tests/e2e/browser_screenshots.py .build/debug/sluice docs/screenshots
+
 build: deps
 	$(SWIFT) build
 
@@ -52,7 +65,7 @@ run: deps
 ## of sluice up, pipeline runs through sluice serve and sluice work with kill -9 between steps, and
 ## routing over three mock providers by their measured load and latency.
 HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests \
-         PipelineProcessTests RoutingStrategyTests
+         PipelineProcessTests RoutingStrategyTests BrowserTests
 ## The parallel suite runs at most TEST_WIDTH tests at once: all 120 suites starting together (each
 ## with its redis-server) stalled processes for seconds on 2 cores, past the leases and timeouts
 ## some tests rely on; 8 at once takes about as long.
@@ -64,7 +77,7 @@ RUN_TESTS  = run_tests() { log=$(TEST_LOGS)/$$1.log; shift; "$$@" 2>&1 | tee $$l
   if [ $$rc -ne 0 ]; then echo "=== FAILED ($$log): the failing tests and their issues ==="; \
   grep -E "✘|recorded an issue|Expectation failed|error:|Fatal error|Crash|signal" $$log | grep -v "sluice.mock" | tail -80; fi; return $$rc; }
 test: SHELL := /bin/bash
-test: deps venv
+test: deps venv browser
 	$(SWIFT) build --build-tests
 	@mkdir -p $(TEST_LOGS); $(RUN_TESTS); \
 	run_tests parallel env SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) $(SWIFT) test --skip-build $(foreach suite,$(HEAVY),--skip $(suite))
@@ -78,7 +91,7 @@ test: deps venv
 ## to .build-fuzz/corpus/<target>, and writes a crashing input to .build-fuzz/crashes/. Fails if
 ## any target crashed. `make test` ends with a short, fixed-seed pass of each (FUZZ_TEST_RUN).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= json job bulk multipart ratelimit duration batchline config pipeline template condition mockbatch
+FUZZ_TARGETS ?= json job bulk multipart ratelimit duration batchline config pipeline template condition mockbatch providerbatch
 FUZZ_TEST_TARGETS := $(FUZZ_TARGETS)
 # make test's pass is deterministic (a fixed seed and count), so CI replays the corpus and the same
 # 20,000 mutations every time rather than failing at random on a new find: exploring is make fuzz's job.

@@ -28,7 +28,8 @@ final class DashboardLaneHistory: Sendable {
         let errorsPerMinute: Double?
         /// 429s per minute from the lane's provider (all its lanes together); nil as above.
         let rateLimitedPerMinute: Double?
-        /// The last 15 minutes, oldest first: ready depth and completions per second.
+        /// The last 15 minutes, oldest first, a point per 10 s: the most jobs ready in it, and
+        /// completions per second.
         let depthHistory: [Int]
         let completionHistory: [Double]
 
@@ -98,9 +99,15 @@ final class DashboardLaneHistory: Sendable {
                 } else {
                     limitedRate = nil
                 }
+                // One point per `bucket` of time: the most jobs ready in it (a spike between two
+                // samples' ends still shows), and the latest completion rate.
                 var points = state.points[lane, default: []]
-                let point = Point(at: now, ready: signals.ready, completionRate: signals.completionRate)
-                if let last = points.last, now - last.at < bucket { points[points.count - 1] = point } else { points.append(point) }
+                let slot = (now / bucket).rounded(.down) * bucket
+                if let last = points.last, last.at == slot {
+                    points[points.count - 1] = Point(at: slot, ready: max(last.ready, signals.ready), completionRate: signals.completionRate)
+                } else {
+                    points.append(Point(at: slot, ready: signals.ready, completionRate: signals.completionRate))
+                }
                 points.removeAll { now - $0.at > span }
                 state.points[lane] = points
                 lanes.append(

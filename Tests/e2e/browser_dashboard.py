@@ -1,0 +1,119 @@
+"""The dashboard in a real browser (headless Chromium over its DevTools protocol), against `sluice up`.
+
+Usage: browser_dashboard.py BASE_URL ADMIN_KEY
+
+The sluice under test serves lane `mock/gpt-4o-mini` (a mock provider, held to 600 requests a
+minute, so that a bulk of 100 takes about ten seconds to drain) and `held` (an external provider
+with no worker: its jobs stay queued). Checks, as a person would see them:
+- logging in through the form (a key in a password field), and being refused with a wrong key;
+- the overview's row for the lane appearing after a bulk, its depth rising and then falling to 0
+  as the mock drains it, without the page being reloaded;
+- a job's page with its timeline, ending in succeeded;
+- cancelling a queued job with the job page's button;
+- a tenant's key seeing its own jobs and not another tenant's (list and job page).
+"""
+import json
+import sys
+
+from browser_support import Browser
+from e2e_support import check, request
+
+base, admin = sys.argv[1], sys.argv[2]
+LANE = "mock/gpt-4o-mini"
+
+
+def new_key(tenant):
+    status, body = request(base, admin, "POST", "/v1/keys", {"tenant": tenant, "scopes": ["submit", "read"]})
+    check(status in (200, 201), f"an admin creates a key for {tenant} ({status})")
+    return json.loads(body)["key"]
+
+
+def log_in(browser, key):
+    browser.goto(base + "/ui")
+    browser.evaluate(f"document.getElementById('key').value = {json.dumps(key)}")
+    browser.submit("#login")
+
+
+def submit(key, lane, count=1):
+    jobs = [{"lane": lane, "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"hello {n}"}]}}
+            for n in range(count)]
+    status, body = request(base, key, "POST", "/v1/jobs/bulk", jobs)
+    check(status == 202, f"a bulk of {count} into {lane} is accepted ({status})")
+    return [entry["id"] for entry in json.loads(body)["data"]]
+
+
+def ready_of(browser, lane):
+    """The overview's ready and leased figures for `lane`, as the page shows them now (None: no row)."""
+    return browser.evaluate(
+        "(() => { const row = Array.from(document.querySelectorAll('#lanes tbody tr'))"
+        f".find(r => r.dataset.lane === {json.dumps(lane)}); if (!row) return null;"
+        " const n = f => Number(row.querySelector('[data-field=\"' + f + '\"]').textContent);"
+        " return [n('ready'), n('leased')]; })()")
+
+
+acme, globex = new_key("acme"), new_key("globex")
+
+with Browser() as browser:
+    browser.goto(base + "/ui/overview")
+    check(browser.evaluate("location.pathname") == "/ui/login", "a page without a login goes to the login form")
+    log_in(browser, "sluice_wrongkey_" + "x" * 43)
+    check("not valid" in (browser.text("#login-error") or ""), "a wrong key is refused on the form")
+
+    log_in(browser, admin)
+    check(browser.evaluate("location.pathname") == "/ui/overview", "an admin key logs in to the overview")
+    cookie_visible = browser.evaluate("document.cookie.includes('sluice_session')")
+    check(not cookie_visible, "the session cookie is HttpOnly: the page's script cannot read it")
+
+    # The bulk goes in after the page loaded: the row appears and moves by the page's own polling.
+    marker = browser.evaluate("performance.timeOrigin")
+    ids = submit(acme, LANE, 100)
+    check(browser.wait_for(f"(() => {{ const r = {json.dumps(LANE)}; return Array.from(document.querySelectorAll('#lanes tbody tr')).some(x => x.dataset.lane === r); }})()", 20),
+          "the lane's row appears on the overview without a reload")
+    seen = []
+    deadline_rise = browser.wait_for(
+        f"(() => {{ const row = Array.from(document.querySelectorAll('#lanes tbody tr')).find(r => r.dataset.lane === {json.dumps(LANE)});"
+        " return row && Number(row.querySelector('[data-field=\"ready\"]').textContent) + Number(row.querySelector('[data-field=\"leased\"]').textContent) > 0; })()", 20)
+    seen.append(ready_of(browser, LANE))
+    check(deadline_rise, f"the lane's depth rises after the bulk ({seen[-1]})")
+    drained = browser.wait_for(
+        f"(() => {{ const row = Array.from(document.querySelectorAll('#lanes tbody tr')).find(r => r.dataset.lane === {json.dumps(LANE)});"
+        " return row && row.querySelector('[data-field=\"ready\"]').textContent === '0' && row.querySelector('[data-field=\"leased\"]').textContent === '0'; })()", 90)
+    check(drained, f"the depth falls to 0 as the mock drains the lane ({ready_of(browser, LANE)})")
+    check(browser.evaluate("performance.timeOrigin") == marker, "all of it without reloading the page")
+    points = browser.evaluate(f"document.querySelector('tr[data-lane=\"{LANE}\"] polyline[data-field=\"depth\"]').getAttribute('points')")
+    # Each point is a 10 s slot's most ready jobs: the bulk's rise stays on the chart (y < 23).
+    check(any(float(point.split(",")[1]) < 23 for point in (points or "").split()), f"the depth sparkline shows the rise ({points!r})")
+
+    # A job's page: its timeline, ending in succeeded.
+    browser.goto(f"{base}/ui/jobs/{ids[0]}")
+    check(browser.text("#job-state") == "succeeded", f"the job page shows the job succeeded ({browser.text('#job-state')})")
+    timeline = browser.evaluate("Array.from(document.querySelectorAll('#timeline li .state')).map(e => e.textContent)")
+    check(timeline[:1] == ["queued"] and "leased" in timeline and timeline[-1] == "succeeded",
+          f"the timeline runs queued → leased → succeeded ({timeline})")
+    check("hello 0" in (browser.text("#job-request") or ""), "the job page shows the request")
+    check((browser.text("#job-result") or "") != "", "the job page shows the result")
+
+    # Cancel with the job page's button (a POST carrying the session's CSRF token).
+    held = submit(acme, "held")[0]
+    browser.goto(f"{base}/ui/jobs/{held}")
+    check(browser.text("#job-state") == "queued", "a job of a lane with no worker is queued")
+    browser.submit("#cancel")
+    check(browser.text("#job-state") == "cancelled", f"the cancel button cancels it ({browser.text('#job-state')})")
+    status, body = request(base, acme, "GET", f"/v1/jobs/{held}")
+    check(json.loads(body)["status"] == "cancelled", "the API sees it cancelled too")
+
+with Browser() as browser:
+    # A tenant's key: its own jobs, not another tenant's.
+    theirs = submit(globex, "held")[0]
+    mine = submit(acme, "held")[0]
+    log_in(browser, acme)
+    check(browser.evaluate("location.pathname") == "/ui/jobs", "a tenant's key logs in to its jobs")
+    listed = browser.evaluate("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => r.dataset.job)")
+    check(mine in listed, "the tenant's list has its job")
+    check(theirs not in listed, "the tenant's list does not have another tenant's job")
+    browser.goto(f"{base}/ui/jobs/{theirs}")
+    check("Not found" in (browser.text("#error-message") or ""), "another tenant's job page is not found")
+    browser.goto(f"{base}/ui/overview")
+    check("admin key" in (browser.text("#error-message") or ""), "the overview (every tenant's volume) needs an admin key")
+
+print("browser: all checks passed")

@@ -1,0 +1,27 @@
+import Foundation
+import SluiceMock
+import SluiceTestSupport
+import Testing
+
+/// The dashboard in headless Chromium (Debian's `chromium`, driven over its DevTools protocol by
+/// Tests/e2e/browser_dashboard.py) against a real `sluice up` and the mock provider as a server.
+/// In the Makefile's HEAVY list: a browser beside the parallel suite is too much for 2 cores.
+@Suite struct BrowserTests {
+    @Test func dashboardInABrowserShowsALaneDrainOpensATimelineCancelsAndKeepsTenantsApart() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            // 600 requests a minute: a bulk of 100 drains in about ten seconds, long enough to watch.
+            let config = """
+                providers:
+                  mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini], limits: { rpm: 600, concurrency: 4 } }
+                  held: { kind: external }
+
+                """
+            try await withRunningSluice(config: config) { sluice in
+                let (status, output) = try await runPython(
+                    "browser_dashboard.py", [sluice.url, sluice.adminKey], in: sluice.work, timeout: .seconds(240))
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("browser: all checks passed"), "\(output)")
+            }
+        }
+    }
+}
