@@ -169,9 +169,8 @@ private func serve(
             .init(
                 service: Archiver(
                     queue: queue, store: archive, prices: configuration.prices,
-                    budgets: configuration.budgets.isEmpty
-                        ? nil
-                        : BudgetSettlement(
+                    // Always: a key may be given a budget through /v1/keys (its jobs carry it).
+                    budgets: BudgetSettlement(
                             store: BudgetStore(redis: queue.redis), budgets: configuration.budgets, prices: configuration.prices, keys: keys,
                             webhooks: webhooks,
                             ensureSecret: { keyID in
@@ -179,7 +178,7 @@ private func serve(
                                 try await webhooks.publishSecrets(
                                     key: keyID, current: record.current, previous: record.previous, previousUntil: record.previousUntil)
                             }),
-                    logger: logger)))
+                    batchDiscounts: configuration.providers.compactMapValues { $0.batchAPI?.discount }, logger: logger)))
         services.append(.init(service: batches))
         // Pipeline runs move on as their steps' jobs end (any number of these may run: each step
         // is created once all the same).
