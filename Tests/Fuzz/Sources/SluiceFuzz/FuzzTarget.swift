@@ -43,6 +43,7 @@ extension FuzzTarget {
         FuzzTarget(name: "template", run: template),
         FuzzTarget(name: "condition", run: condition),
         FuzzTarget(name: "mockbatch", run: mockBatch),
+        FuzzTarget(name: "providerbatch", run: providerBatch),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -146,6 +147,33 @@ extension FuzzTarget {
     }
 
     // MARK: - SluiceProviders
+
+    /// What a provider's batch API answers (a batch object, a list page, an OpenAI output or
+    /// error file, an Anthropic results file, an RFC 3339 time): every count within its bounds,
+    /// every line either read or counted as skipped, never a trap.
+    static func providerBatch(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let body = Array(bytes)
+        let lineCount = body.split(separator: UInt8(ascii: "\n")).count
+        for lines in [ProviderBatchParsing.openAILines(body, maxLineBytes: 4096), ProviderBatchParsing.anthropicLines(body, maxLineBytes: 4096)] {
+            precondition(lines.skipped >= 0 && lines.results.count + lines.skipped <= lineCount)
+            for line in lines.results {
+                precondition(!line.customID.isEmpty && line.customID.utf8.count <= 256)
+                if case .errored(let status, _) = line.result { precondition((0...999).contains(status)) }
+            }
+        }
+        for anthropic in [false, true] {
+            let batch = anthropic ? ProviderBatchParsing.anthropicBatch(body) : ProviderBatchParsing.openAIBatch(body)
+            let batches = (ProviderBatchParsing.page(body, anthropic: anthropic)?.batches ?? []) + (batch.map { [$0] } ?? [])
+            for batch in batches {
+                precondition(!batch.id.isEmpty && (0...ProviderBatchParsing.maxCount).contains(batch.total))
+                if case .inProgress(let done, let total) = batch.status {
+                    precondition((0...ProviderBatchParsing.maxCount).contains(done) && total == batch.total)
+                    precondition(done <= total || (!anthropic && total == 0))
+                }
+            }
+        }
+        if let time = ProviderBatchParsing.rfc3339(text(bytes)) { precondition(time.value >= -86_400_000 && time.value < 253_402_387_200_000) }
+    }
 
     /// A provider's answer headers (`name: value` a line): whatever they say, the waits and
     /// limits read from them stay within their bounds.
