@@ -35,14 +35,21 @@ public struct BudgetSettlement: Sendable {
     /// Books these finished jobs; throws on a Redis error (the archiver's feed then reads the
     /// entry again, and the jobs already settled are skipped).
     func settle(_ jobs: [Job], logger: Logger) async throws {
-        guard !budgets.isEmpty, !jobs.isEmpty else { return }
-        var prefixes: [Int64: String] = [:]
-        if !budgets.keys.isEmpty, jobs.contains(where: { $0.submitter != nil }) {
-            for key in try keys.list() { prefixes[key.id] = key.prefix }
-        }
+        guard !jobs.isEmpty else { return }
+        var prefixes: [Int64: String]?
         for job in jobs {
-            let route = JobEnvelope(decoding: job.metadata).route
-            let applied = budgets.applying(keyPrefix: job.submitter.flatMap { prefixes[$0] }, tenant: job.tenant, route: route)
+            // Without configured budgets only a key's budget, carried in the job's envelope, can apply.
+            if budgets.isEmpty && job.metadata.isEmpty { continue }
+            let envelope = JobEnvelope(decoding: job.metadata)
+            // The key's budget as the job was reserved under (stamped at submit); else, for a job
+            // submitted before jobs carried it, the configuration's for the key's prefix.
+            let stamped = envelope.budget.flatMap(BudgetPolicy.fromEnvelope)
+            var prefix = stamped?.prefix
+            if stamped == nil, !budgets.keys.isEmpty, let submitter = job.submitter {
+                if prefixes == nil { prefixes = Dictionary(try keys.list().map { ($0.id, $0.prefix) }) { first, _ in first } }
+                prefix = prefixes?[submitter]
+            }
+            let applied = budgets.applying(keyPrefix: prefix, keyBudget: stamped?.policy, tenant: job.tenant, route: envelope.route)
             guard !applied.isEmpty else { continue }
             let price = SluiceConfiguration.Price.of(Archiver.model(of: job), in: prices)
             let actual = Budgets.micros(input: Bounded.tokens(job.usageInput ?? 0), output: Bounded.tokens(job.usageOutput ?? 0), price: price)

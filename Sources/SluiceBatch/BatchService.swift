@@ -264,7 +264,7 @@ public final class BatchService: Service, Sendable {
     /// throws to refuse the whole batch.
     public func submitOpenAI(
         key: APIKey, inputFileID: String, endpoint: String, completionWindow: String, metadata: [String: String]?, callbackURL: String?,
-        admission: Admission = { _, _ in }
+        admission: Admission = { _, _ in }, budgeting: Budgeting = { _ in nil }
     ) async throws -> BatchRecord {
         guard Self.openAIEndpoints.contains(endpoint) else {
             throw BatchError(.invalid, "endpoint must be one of \(Self.openAIEndpoints.joined(separator: ", "))", param: "endpoint")
@@ -300,9 +300,13 @@ public final class BatchService: Service, Sendable {
             return batch
         }
         try await admission(lanes(of: requests), requests.count)
+        let hold = try await budgeting(budgetSpecs(requests, tenant: key.tenant))
         batch.total = requests.count
-        try await store.create(batch)
-        return try await start(batch, requests)
+        do { try await store.create(batch) } catch {
+            await hold?.release(Array(requests.indices))
+            throw error
+        }
+        return try await start(batch, requests, budget: hold)
     }
 
     /// The lanes a batch's requests may run on: their own, and every target of a route they
@@ -322,21 +326,47 @@ public final class BatchService: Service, Sendable {
     /// Applies a key's admission to a batch's lanes and count of requests; throws to refuse it.
     public typealias Admission = @Sendable (_ lanes: Set<String>, _ count: Int) async throws -> Void
 
+    /// What a batch's budget reservation holds: the key's budget for its jobs' envelopes
+    /// (`JobEnvelope.budget`; nil: none), and what gives back the reservation of the jobs at
+    /// the given indices (those not queued after all).
+    public struct BudgetHold: Sendable {
+        public var keyBudget: String?
+        public var release: @Sendable ([Int]) async -> Void
+        public init(keyBudget: String?, release: @escaping @Sendable ([Int]) async -> Void) {
+            self.keyBudget = keyBudget
+            self.release = release
+        }
+    }
+
+    /// Reserves the estimated cost of a batch's jobs in their budgets, the batch as a whole, or
+    /// throws to refuse it (429 `budget_exceeded`); nil: no budget applies.
+    public typealias Budgeting = @Sendable (_ specs: [JobSpec]) async throws -> BudgetHold?
+
+    /// The jobs a batch's requests become, as far as their budgets go (lane, tenant, route,
+    /// request): what `Budgeting` estimates.
+    func budgetSpecs(_ requests: [Request], tenant: String) -> [JobSpec] {
+        requests.map { request in
+            var spec = JobSpec(lane: request.lane, tenant: tenant, payload: request.body)
+            spec.route = request.route
+            return spec
+        }
+    }
+
     /// The longest completion window a batch may ask for.
     public static let maxCompletionWindow: Duration = .seconds(30 * 86_400)
 
     /// Creates an Anthropic Message Batch from its requests (kept as a file, so that a crash
     /// before they are all queued can be resumed).
     public func submitAnthropic(
-        key: APIKey, body: [UInt8], callbackURL: String?, admission: Admission = { _, _ in }
+        key: APIKey, body: [UInt8], callbackURL: String?, admission: Admission = { _, _ in }, budgeting: Budgeting = { _ in nil }
     ) async throws -> BatchRecord {
         let requests = try checkAnthropic(body)
         try await admission(lanes(of: requests), requests.count)
+        let hold = try await budgeting(budgetSpecs(requests, tenant: key.tenant))
         let now = UnixMillis.current()
         let input = StoredFile(
             id: Self.newID("file-"), tenant: key.tenant, keyID: key.id, purpose: "message_batch_input", filename: "requests.json",
             bytes: body.count, createdAt: now)
-        try await store.createFile(input, content: body)
         var batch = BatchRecord(
             id: Self.newID("msgbatch_"), api: ProviderKind.anthropic.rawValue, tenant: key.tenant, keyID: key.id, endpoint: "/v1/messages",
             status: "validating", completionWindow: "24h", createdAt: now)
@@ -344,13 +374,34 @@ public final class BatchService: Service, Sendable {
         batch.expiresAt = now + .seconds(86_400)
         batch.callbackURL = callbackURL
         batch.total = requests.count
-        try await store.create(batch)
-        return try await start(batch, requests)
+        do {
+            try await store.createFile(input, content: body)
+            try await store.create(batch)
+        } catch {
+            await hold?.release(Array(requests.indices))
+            throw error
+        }
+        return try await start(batch, requests, budget: hold)
     }
 
-    /// Queues a validated batch's requests and marks it in progress.
-    func start(_ batch: BatchRecord, _ requests: [Request]) async throws -> BatchRecord {
+    /// Queues a validated batch's requests and marks it in progress. `budget`: the batch's
+    /// reservation (its key's budget goes in each job's envelope; the reservation of a job not
+    /// created, a replay, or of those left when queueing fails, is given back).
+    func start(_ batch: BatchRecord, _ requests: [Request], budget: BudgetHold? = nil) async throws -> BatchRecord {
         var chunkStart = 0
+        do {
+            try await enqueueJobs(batch, requests, budget: budget, from: &chunkStart)
+        } catch {
+            await budget?.release(Array(chunkStart..<requests.count))
+            throw error
+        }
+        try await store.transition(batch.id, to: "in_progress", from: ["validating"], stamp: "in_progress_at")
+        return try await store.batch(batch.id) ?? batch
+    }
+
+    /// Queues the requests from `chunkStart` on, 5,000 at a time, moving `chunkStart` past each
+    /// chunk queued.
+    private func enqueueJobs(_ batch: BatchRecord, _ requests: [Request], budget: BudgetHold?, from chunkStart: inout Int) async throws {
         while chunkStart < requests.count {
             let chunk = requests[chunkStart..<min(chunkStart + 5_000, requests.count)]
             let format = batch.format
@@ -360,7 +411,8 @@ public final class BatchService: Service, Sendable {
                     lane: request.lane, tenant: batch.tenant, priority: settings.priority, payload: request.body,
                     idempotencyKey: "batch:\(batch.id):\(request.line)", deadline: batch.expiresAt, maxAttempts: settings.maxAttempts,
                     envelope: JobEnvelope(
-                        batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route))
+                        batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route,
+                        budget: budget?.keyBudget))
                 spec.why = request.why
                 // A client batch's job may go through its provider's own batch API (`client_batches`).
                 spec.providerBatch = directory.providerBatch(
@@ -368,12 +420,13 @@ public final class BatchService: Service, Sendable {
                 return spec
             }
             let results = try await queue.enqueue(specs, submitter: batch.keyID)
+            // A job queued before (a resumed batch's) holds its own reservation.
+            let replayed = results.indices.filter { !results[$0].created }.map { chunkStart + $0 }
+            if !replayed.isEmpty { await budget?.release(replayed) }
             try await store.addRequests(
                 batch.id, zip(chunk, results).map { BatchRequest(line: $0.line, customID: $0.customID, jobID: $1.id.rawValue) })
             chunkStart += chunk.count
         }
-        try await store.transition(batch.id, to: "in_progress", from: ["validating"], stamp: "in_progress_at")
-        return try await store.batch(batch.id) ?? batch
     }
 
     // MARK: - Cancelling

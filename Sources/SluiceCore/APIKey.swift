@@ -139,11 +139,16 @@ public struct APIKey: Sendable, Hashable {
     /// The key's own response cache setting (`"cache"` through `/v1/keys`); nil: none (the
     /// config's `cache.keys` entry for it, if any, applies).
     public var cache: ResponseCacheDefault?
+    /// The key's own budget (`"budget"` through `/v1/keys`); nil: none (the config's
+    /// `budgets.keys` entry for its prefix, if any, applies).
+    public var budget: BudgetPolicy?
 
     public init(
         id: Int64, prefix: String, tenant: String, scopes: Set<Scope>, createdAt: UnixMillis,
-        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?, limits: KeyLimits = KeyLimits(), cache: ResponseCacheDefault? = nil
+        lastUsedAt: UnixMillis?, revokedAt: UnixMillis?, limits: KeyLimits = KeyLimits(), cache: ResponseCacheDefault? = nil,
+        budget: BudgetPolicy? = nil
     ) {
+        self.budget = budget
         self.limits = limits
         self.cache = cache
         self.id = id

@@ -43,7 +43,67 @@ public struct BudgetPolicy: Sendable, Hashable {
     /// A key's budget as a job's envelope carries it to the worker (`JobEnvelope.budget`):
     /// `<per> <micros> <on_exceeded> <key prefix>`.
     public func envelopeText(keyPrefix: String) -> String {
-        "\(per.rawValue) \(micros) \(onExceeded.rawValue) \(keyPrefix)"
+        text + " " + keyPrefix
+    }
+
+    /// As the key store keeps it: `<per> <micros> <on_exceeded>`.
+    public var text: String { "\(per.rawValue) \(micros) \(onExceeded.rawValue)" }
+
+    /// Reads `text`; nil for anything else (a damaged stored value).
+    public init?(text: String) {
+        guard let (_, policy) = Self.fromEnvelope(text + " -") else { return nil }
+        self = policy
+    }
+
+    /// As the API shows it: `{"usd": 5, "per": "day", "on_exceeded": "fail"}`.
+    public var json: JSONValue {
+        var object = JSONObject()
+        object["usd"] = .number(Double(micros) / 1_000_000)
+        object["per"] = .string(per.rawValue)
+        object["on_exceeded"] = .string(onExceeded.rawValue)
+        return .object(object)
+    }
+
+    /// Why a budget from a client was refused: the member (`budget.usd`) and what is wrong.
+    public struct Refusal: Error, Sendable, Hashable {
+        public var param: String
+        public var message: String
+    }
+
+    /// A budget from a client (`"budget"` through `/v1/keys`), checked as the configuration's:
+    /// `usd` (required, $0.000001 to $1 billion), `per` (`day` | `month`, default month),
+    /// `on_exceeded` (`wait` | `fail`, default wait); nothing else.
+    public static func parse(_ value: JSONValue) throws(Refusal) -> BudgetPolicy {
+        guard case .object(let object) = value else {
+            throw Refusal(param: "budget", message: "budget must be an object such as {\"usd\": 5, \"per\": \"day\"}")
+        }
+        var usd: Double?
+        var per = Period.month
+        var onExceeded = OnExceeded.wait
+        for member in object.members {
+            switch member.key {
+            case "usd":
+                guard let number = member.value.doubleValue, number >= 0.000001, number <= maxUSD else {
+                    throw Refusal(param: "budget.usd", message: "budget.usd must be a number of US dollars from 0.000001 to \(Int(maxUSD))")
+                }
+                usd = number
+            case "per":
+                guard let text = member.value.stringValue, let period = Period(rawValue: text) else {
+                    throw Refusal(param: "budget.per", message: "budget.per must be day or month")
+                }
+                per = period
+            case "on_exceeded":
+                guard let text = member.value.stringValue, let action = OnExceeded(rawValue: text) else {
+                    throw Refusal(param: "budget.on_exceeded", message: "budget.on_exceeded must be wait or fail")
+                }
+                onExceeded = action
+            default:
+                throw Refusal(param: "budget.\(member.key.prefix(40))", message: "budget takes only usd, per and on_exceeded")
+            }
+        }
+        guard let usd else { throw Refusal(param: "budget.usd", message: "budget.usd is required: US dollars per period") }
+        let micros = Int64(Bounded.int((usd * 1_000_000).rounded(), in: 1...1_000_000_000_000_000) ?? 1)
+        return BudgetPolicy(micros: micros, per: per, onExceeded: onExceeded)
     }
 
     /// Reads `envelopeText`: the budget and the key's prefix, or nil when the text is not one

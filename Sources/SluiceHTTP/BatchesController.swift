@@ -241,7 +241,7 @@ struct BatchesController: Sendable {
             try await service.submitOpenAI(
                 key: key, inputFileID: body.inputFileID, endpoint: body.endpoint, completionWindow: body.completionWindow,
                 metadata: body.metadata, callbackURL: callback,
-                admission: batchAdmission(key))
+                admission: batchAdmission(key), budgeting: batchBudgeting(key))
         }
         return BatchObject(.openAI(.init(batch)))
     }
@@ -259,7 +259,8 @@ struct BatchesController: Sendable {
         } catch { named = nil }
         let callback = try await callbacks.check(batchCallback: named, key: key)
         let batch = try await batchCall {
-            try await service.submitAnthropic(key: key, body: Array(buffer: body), callbackURL: callback, admission: batchAdmission(key))
+            try await service.submitAnthropic(
+                key: key, body: Array(buffer: body), callbackURL: callback, admission: batchAdmission(key), budgeting: batchBudgeting(key))
         }
         return BatchObject(.anthropic(.init(batch, base: Self.base(request))))
     }
@@ -271,6 +272,19 @@ struct BatchesController: Sendable {
             let adHoc = lanes.filter { !admission.configuredLanes.contains($0) }
             if !adHoc.isEmpty { try await admission.checkAdHocLanes(Dictionary(uniqueKeysWithValues: adHoc.map { ($0, "") })) }
             try await admission.admit(key, count: count)
+        }
+    }
+
+    /// A batch's jobs reserve their budgets like a bulk submit: the batch as a whole, refused
+    /// with 429 `budget_exceeded` when its estimate does not fit.
+    private func batchBudgeting(_ key: APIKey) -> BatchService.Budgeting {
+        { specs in
+            guard let gate = admission.budgets else { return nil }
+            let reservation = try await gate.reserve(specs, key: key)
+            let store = gate.store
+            return BatchService.BudgetHold(
+                keyBudget: gate.keyBudget(key).map { $0.envelopeText(keyPrefix: key.prefix) },
+                release: { indices in await reservation.release(indices, in: store) })
         }
     }
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
+import SluiceStore
 
 /// The submit-time side of budgets (Budgets.swift, BudgetStore.swift): each job's estimated cost
 /// is checked against, and reserved in, every budget of its key, tenant and route before it is
@@ -52,9 +53,9 @@ struct BudgetGate: Sendable {
         return reservation
     }
 
-    /// The key's budget: the configuration's for its prefix.
+    /// The key's budget: its own (set through `/v1/keys`), else the configuration's for its prefix.
     func keyBudget(_ key: APIKey) -> BudgetPolicy? {
-        budgets.keys[key.prefix]
+        key.budget ?? budgets.keys[key.prefix]
     }
 
     /// Reserves the jobs' estimates, grouped by the budgets they count against; throws 429
@@ -65,7 +66,7 @@ struct BudgetGate: Sendable {
         // In the order the jobs name them, so which budget a refusal names does not vary.
         var groups: [(budgets: [Budgets.Applied], estimate: Int64)] = []
         for spec in specs {
-            let applied = budgets.applying(keyPrefix: key.prefix, tenant: spec.tenant, route: spec.route)
+            let applied = budgets.applying(keyPrefix: key.prefix, keyBudget: key.budget, tenant: spec.tenant, route: spec.route)
             let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
             reservation.jobs.append((applied, estimate))
             guard !applied.isEmpty else { continue }
@@ -113,6 +114,8 @@ struct BudgetGate: Sendable {
 /// (estimates of jobs not yet finished), `remaining_usd`, `resets_at` (Unix seconds).
 struct BudgetsController: Sendable {
     let gate: BudgetGate?
+    /// Keys given a budget of their own through `/v1/keys` (an admin sees them all).
+    var keys: APIKeyStore? = nil
 
     struct Listing: ResponseEncodable {
         struct Row: Encodable {
@@ -146,11 +149,16 @@ struct BudgetsController: Sendable {
         let budgets = gate.budgets
         var visible: [Budgets.Applied] = []
         if key.scopes.contains(.admin) {
-            visible += budgets.keys.map { Budgets.Applied(name: "key:\($0.key)", policy: $0.value) }
+            // A key's own budget wins over the configuration's for its prefix.
+            var keyBudgets = budgets.keys
+            for owner in try keys?.list() ?? [] where !owner.isRevoked {
+                if let budget = owner.budget { keyBudgets[owner.prefix] = budget }
+            }
+            visible += keyBudgets.map { Budgets.Applied(name: "key:\($0.key)", policy: $0.value) }
             visible += budgets.tenants.map { Budgets.Applied(name: "tenant:\($0.key)", policy: $0.value) }
             visible += budgets.routes.map { Budgets.Applied(name: "route:\($0.key)", policy: $0.value) }
         } else {
-            visible += budgets.applying(keyPrefix: key.prefix, tenant: key.tenant, route: nil)
+            visible += budgets.applying(keyPrefix: key.prefix, keyBudget: key.budget, tenant: key.tenant, route: nil)
         }
         visible.sort { $0.name < $1.name }
         let spends = try await gate.store.spend(visible, at: gate.now())

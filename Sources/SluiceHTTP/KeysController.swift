@@ -26,14 +26,16 @@ struct KeysController: Sendable {
 
     /// `POST /v1/keys`.
     struct Create: Decodable, RefusesUnknownFields {
-        static let fields: Set<String> = ["tenant", "scopes", "limits", "cache"]
+        static let fields: Set<String> = ["tenant", "scopes", "limits", "cache", "budget"]
         let tenant: String
         let scopes: [String]
         let limits: LimitsPatch?
         /// The key's response cache setting (`ResponseCacheDefault`): `false`, `true` or `{ttl, all}`.
         let cache: Patch<JSONValue>
+        /// The key's budget (`BudgetPolicy.parse`): `{"usd", "per", "on_exceeded"}`.
+        let budget: Patch<JSONValue>
 
-        enum CodingKeys: String, CodingKey { case tenant, scopes, limits, cache }
+        enum CodingKeys: String, CodingKey { case tenant, scopes, limits, cache, budget }
 
         init(from decoder: any Decoder) throws {
             try Self.refuseUnknownFields(in: decoder)
@@ -42,22 +44,37 @@ struct KeysController: Sendable {
             scopes = try container.decode([String].self, forKey: .scopes)
             limits = try LimitsPatch.field(container, .limits)
             cache = try Patch(container, .cache)
+            budget = try Patch(container, .budget)
         }
     }
 
     /// `PATCH /v1/keys/{prefix}`.
     struct Update: Decodable, RefusesUnknownFields {
-        static let fields: Set<String> = ["limits", "cache"]
+        static let fields: Set<String> = ["limits", "cache", "budget"]
         let limits: LimitsPatch?
         /// Left out: unchanged; null: none; else the new setting.
         let cache: Patch<JSONValue>
+        /// Left out: unchanged; null: none; else the new budget.
+        let budget: Patch<JSONValue>
 
-        enum CodingKeys: String, CodingKey { case limits, cache }
+        enum CodingKeys: String, CodingKey { case limits, cache, budget }
 
         init(from decoder: any Decoder) throws {
             try Self.refuseUnknownFields(in: decoder)
             limits = try LimitsPatch.field(decoder.container(keyedBy: CodingKeys.self), .limits)
             cache = try Patch(decoder.container(keyedBy: CodingKeys.self), .cache)
+            budget = try Patch(decoder.container(keyedBy: CodingKeys.self), .budget)
+        }
+    }
+
+    /// A body's `budget`, checked as the configuration's (400 naming the member that is
+    /// wrong): nil when left out, else the new budget (nil inside: none, for a null).
+    static func budgetSetting(_ patch: Patch<JSONValue>) throws -> BudgetPolicy?? {
+        switch patch {
+        case .unchanged: return nil
+        case .removed: return .some(nil)
+        case .set(let value):
+            do { return .some(try BudgetPolicy.parse(value)) } catch { throw APIError.invalid(error.message, param: error.param) }
         }
     }
 
@@ -151,13 +168,15 @@ struct KeysController: Sendable {
         let limits: Limits
         /// The key's response cache setting: `false`, `{"ttl": <seconds>, "all": …}`, or null (none).
         @ExplicitNull var cache: JSONValue?
+        /// The key's own budget: `{"usd", "per", "on_exceeded"}`, or null (none).
+        @ExplicitNull var budget: JSONValue?
         @ExplicitNull var lastUsedAt: Int64?
         @ExplicitNull var revokedAt: Int64?
         /// The secret, on creation only (left out otherwise).
         var key: String?
 
         enum CodingKeys: String, CodingKey {
-            case object, prefix, tenant, scopes, status, limits, key, cache
+            case object, prefix, tenant, scopes, status, limits, key, cache, budget
             case createdAt = "created_at", openJobs = "open_jobs", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
         }
 
@@ -172,6 +191,7 @@ struct KeysController: Sendable {
                 submitRate: key.limits.submitRate, submitBurst: key.limits.effectiveBurst, maxQueued: key.limits.maxQueued,
                 maxPriority: key.limits.maxPriority, lanes: key.limits.lanes)
             cache = key.cache?.json
+            budget = key.budget?.json
             lastUsedAt = key.lastUsedAt.map { $0.value / 1000 }
             revokedAt = key.revokedAt.map { $0.value / 1000 }
             self.key = secret
@@ -197,12 +217,14 @@ struct KeysController: Sendable {
         }
         let limits = try body.limits?.applied(over: KeyLimits()) ?? KeyLimits()
         let cacheSetting = try Self.cacheSetting(body.cache) ?? nil
+        let budgetSetting = try Self.budgetSetting(body.budget) ?? nil
         var created: (secret: String, key: APIKey)
         do { created = try keys.create(tenant: body.tenant, scopes: scopes, limits: limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: field)
         }
         // Set before the secret is returned: no job can be submitted with the key before.
         if let cacheSetting { created.key = try keys.setCache(prefix: created.key.prefix, cacheSetting) ?? created.key }
+        if let budgetSetting { created.key = try keys.setBudget(prefix: created.key.prefix, budgetSetting) ?? created.key }
         return EditedResponse(status: .created, response: try await document(created.key, secret: created.secret))
     }
 
@@ -219,11 +241,13 @@ struct KeysController: Sendable {
         let body = try await request.decode(as: Update.self, context: context)
         let limits = try body.limits?.applied(over: key.limits) ?? key.limits
         let cacheSetting = try Self.cacheSetting(body.cache)
+        let budgetSetting = try Self.budgetSetting(body.budget)
         var updated: APIKey?
         do { updated = try keys.setLimits(prefix: key.prefix, limits) } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: "limits.\(field)")
         }
         if let cacheSetting { updated = try keys.setCache(prefix: key.prefix, cacheSetting) }
+        if let budgetSetting { updated = try keys.setBudget(prefix: key.prefix, budgetSetting) }
         guard let updated else { throw APIError.noSuchKey }
         cache.forget(prefix: key.prefix)  // in force at once here; other processes within the cache's 10 s
         return try await document(updated)

@@ -146,8 +146,8 @@ public struct SluiceAPI: Sendable {
         var admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,
             maxAdHocLanes: settings.maxAdHocLanes, chooser: services.routeBoard)
-        let budgets = settings.budgets.isEmpty
-            ? nil : BudgetGate(store: BudgetStore(redis: queue.redis), budgets: settings.budgets, prices: settings.prices)
+        // Always: a key may be given a budget through /v1/keys (no budget applying costs no Redis call).
+        let budgets: BudgetGate? = BudgetGate(store: BudgetStore(redis: queue.redis), budgets: settings.budgets, prices: settings.prices)
         admission.budgets = budgets
         admission.cache = settings.cache
         let lookup = JobLookup(queue: queue, archive: services.archive)
@@ -185,7 +185,7 @@ public struct SluiceAPI: Sendable {
         WebhooksController(webhooks: services.webhooks, keys: services.keys, archive: services.archive, lookup: lookup, callbacks: callbacks)
             .addRoutes(to: v1)
         UsageController(archive: services.archive, keys: services.keys).addRoutes(to: v1)
-        BudgetsController(gate: budgets).addRoutes(to: v1)
+        BudgetsController(gate: budgets, keys: services.keys).addRoutes(to: v1)
         BatchesController(
             batches: services.batches, admission: admission, callbacks: callbacks, maxFileBytes: settings.maxFileBytes
         ).addRoutes(to: v1)

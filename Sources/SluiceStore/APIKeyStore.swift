@@ -184,7 +184,17 @@ public struct APIKeyStore: Sendable {
             limits: KeyLimits(
                 submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"],
                 maxPriority: row["max_priority"], lanes: KeyLimits.lanes(from: row["lanes"])),
-            cache: (row["cache"] as String?).flatMap(ResponseCacheDefault.init(text:)))
+            cache: (row["cache"] as String?).flatMap(ResponseCacheDefault.init(text:)),
+            budget: (row["budget"] as String?).flatMap(BudgetPolicy.init(text:)))
+    }
+
+    /// Sets the budget of the key with this display prefix (nil: none). Returns the key as it is
+    /// now, or nil when no such key exists.
+    public func setBudget(prefix: String, _ budget: BudgetPolicy?) throws -> APIKey? {
+        try database.pool.write { db in
+            try db.execute(sql: "UPDATE api_keys SET budget = ? WHERE prefix = ?", arguments: [budget?.text, prefix])
+            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
+        }
     }
 
     /// Sets the response cache setting of the key with this display prefix (nil: none). Returns

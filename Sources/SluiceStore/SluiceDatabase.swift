@@ -142,6 +142,11 @@ public final class SluiceDatabase: Sendable {
                 table.add(column: "cache", .text)  // ResponseCacheDefault.text; NULL: none
             }
         }
+        migrator.registerMigration("v8: a key's budget") { db in
+            try db.alter(table: "api_keys") { table in
+                table.add(column: "budget", .text)  // BudgetPolicy.text; NULL: none
+            }
+        }
         return migrator
     }
 }
