@@ -67,7 +67,8 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
     /// The multipart body of `POST /files` and its boundary (random; it cannot occur in the file,
     /// which has no CR).
     static func multipart(_ file: [UInt8], filename: String) -> (body: [UInt8], boundary: String) {
-        let boundary = "sluice-" + (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+        // At most 70 characters (RFC 2046): 7 + 3 × 16.
+        let boundary = "sluice-" + (0..<3).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
         var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
         body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\n".utf8)
         body += Array("Content-Type: application/jsonl\r\n\r\n".utf8)
