@@ -184,6 +184,7 @@ struct DashboardViews: Sendable {
         let error: String?
         let timeline: [Event]
         let deliveries: [Delivery]
+        let hasDeliveries: Bool
         let cancellable: Bool
         let notice: String?
 
@@ -206,6 +207,7 @@ struct DashboardViews: Sendable {
             self.deliveries = deliveries.map {
                 Delivery(id: $0.id, url: $0.url, status: $0.status, attempts: $0.attempts, lastCode: $0.lastCode, lastError: $0.lastError)
             }
+            hasDeliveries = !deliveries.isEmpty
             self.cancellable = cancellable
             self.notice = notice
         }
