@@ -6,8 +6,10 @@ import Synchronization
 
 /// The providers' batch APIs on the mock: OpenAI's files (`POST /v1/files`, `GET /v1/files/{id}`,
 /// `GET /v1/files/{id}/content`, `DELETE /v1/files/{id}`) and batches (`POST /v1/batches`,
-/// `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`), and Anthropic's message batches
-/// (`POST /v1/messages/batches`, `GET …/{id}`, `GET …/{id}/results`, `POST …/{id}/cancel`).
+/// `GET /v1/batches` (the list), `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`), and
+/// Anthropic's message batches (`POST /v1/messages/batches`, `GET /v1/messages/batches` (the
+/// list), `GET …/{id}`, `GET …/{id}/results`, `POST …/{id}/cancel`). A create answers after
+/// `batchCreateDelay` (the batch is stored first).
 ///
 /// Every line is answered when the batch is created, as a live call would be (no latency, no rate
 /// limits; `errorRate` makes an errored line, `batchExpireRate` an expired one), and counted in
@@ -146,9 +148,11 @@ extension MockProvider {
             return Self.object(["id": id, "object": "file", "deleted": true])
         }
         router.post("/v1/batches") { request, _ in try await self.createOpenAIBatch(request) }
+        router.get("/v1/batches") { request, _ in self.listBatches(request, anthropic: false) }
         router.get("/v1/batches/:id") { _, context in self.showBatch(context, anthropic: false, request: nil) }
         router.post("/v1/batches/:id/cancel") { _, context in self.cancelBatch(context, anthropic: false, request: nil) }
         router.post("/v1/messages/batches") { request, _ in try await self.createAnthropicBatch(request) }
+        router.get("/v1/messages/batches") { request, _ in self.listBatches(request, anthropic: true) }
         router.get("/v1/messages/batches/:id") { request, context in self.showBatch(context, anthropic: true, request: request) }
         router.post("/v1/messages/batches/:id/cancel") { request, context in self.cancelBatch(context, anthropic: true, request: request) }
         router.get("/v1/messages/batches/:id/results") { _, context in self.anthropicResults(context) }
@@ -251,6 +255,7 @@ extension MockProvider {
             store.store(batch, limits: cap)
             return batch.id
         }
+        try await createDelay()
         let now = ContinuousClock.now
         return Self.object(openAIBatchObject(observe(id, now: now) ?? batch, now: now))
     }
@@ -403,6 +408,7 @@ extension MockProvider {
             store.store(batch, limits: cap)
             return batch.id
         }
+        try await createDelay()
         let now = ContinuousClock.now
         return Self.object(anthropicBatchObject(observe(id, now: now) ?? batch, now: now, request: request))
     }
@@ -450,6 +456,67 @@ extension MockProvider {
     }
 
     // MARK: - Both
+
+    /// `batchCreateDelay`: the batch is stored (and running) before the create call answers, so a
+    /// client killed while it waits has created a batch it never learned the id of.
+    private func createDelay() async throws {
+        let delay = configuration.batchCreateDelay
+        if delay > .zero { try await Task.sleep(for: delay) }
+    }
+
+    /// `GET /v1/batches?after=&limit=` (OpenAI: limit 1...100, default 20) and
+    /// `GET /v1/messages/batches?after_id=&before_id=&limit=` (Anthropic: limit 1...1000, default
+    /// 20): the batches newest first, `{"data", "first_id", "last_id", "has_more"}` (OpenAI adds
+    /// `"object": "list"`). `after`/`after_id` starts the page just past (older than) that batch,
+    /// `before_id` ends it just before (newer than) it; a cursor the mock does not hold (never
+    /// made, or dropped as old) gives an empty page.
+    private func listBatches(_ request: Request, anthropic: Bool) -> Response {
+        let query = request.uri.queryParameters
+        let maxLimit = anthropic ? 1000 : 100
+        var limit = 20
+        if let text = query["limit"] {
+            guard let value = Bounded.int(String(text), in: 1...maxLimit) else {
+                return anthropic
+                    ? Self.anthropicError(.badRequest, "invalid_request_error", "limit: Input should be between 1 and \(maxLimit)")
+                    : Self.openAIError(.badRequest, "limit must be between 1 and \(maxLimit).", param: "limit")
+            }
+            limit = value
+        }
+        let after = query[anthropic ? "after_id" : "after"].map(String.init)
+        let before = anthropic ? query["before_id"].map(String.init) : nil
+        // Newest first: the order they were stored in, reversed.
+        let ids = batchStore.withLock { store in
+            store.order.reversed().filter { !$0.file && store.batches[$0.id]?.anthropic == anthropic }.map(\.id)
+        }
+        var window = ids[...]
+        if let after {
+            guard let index = ids.firstIndex(of: after) else { return listPage([], hasMore: false, anthropic: anthropic, request: request) }
+            window = ids[(index + 1)...]
+        }
+        var page: ArraySlice<String>
+        var hasMore: Bool
+        if let before, after == nil {
+            guard let index = ids.firstIndex(of: before) else { return listPage([], hasMore: false, anthropic: anthropic, request: request) }
+            page = ids[..<index].suffix(limit)
+            hasMore = page.startIndex > ids.startIndex
+        } else {
+            page = window.prefix(limit)
+            hasMore = window.count > limit
+        }
+        let now = ContinuousClock.now
+        let batches = page.compactMap { observe($0, now: now) }
+        return listPage(batches, hasMore: hasMore, anthropic: anthropic, request: request)
+    }
+
+    private func listPage(_ batches: [BatchStore.Batch], hasMore: Bool, anthropic: Bool, request: Request) -> Response {
+        let now = ContinuousClock.now
+        var object: [String: Any] = [
+            "data": batches.map { anthropic ? anthropicBatchObject($0, now: now, request: request) : openAIBatchObject($0, now: now) },
+            "first_id": batches.first?.id ?? NSNull(), "last_id": batches.last?.id ?? NSNull(), "has_more": hasMore,
+        ]
+        if !anthropic { object["object"] = "list" }
+        return Self.object(object)
+    }
 
     /// Answers each request as a live call would be answered (without its latency), and counts it.
     private func answerLines(_ requests: [(String, [UInt8])], kind: Kind, anthropic: Bool) -> [BatchStore.Line] {

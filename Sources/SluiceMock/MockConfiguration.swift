@@ -83,6 +83,9 @@ public struct MockConfiguration: Sendable, Hashable {
 
     /// How long a batch (OpenAI's or Anthropic's) stays in progress before its answers show.
     public var batchDelay: Duration = .milliseconds(500)
+    /// How long a batch create call (either provider's) waits before it answers, the batch already
+    /// stored and running: a client killed meanwhile has created a batch it has no id for.
+    public var batchCreateDelay: Duration = .zero
     /// The fraction of batch lines that expire (the rest: `errorRate` errored, then succeeded).
     public var batchExpireRate = 0.0
     /// At most this many files and this many batches are kept (each); the oldest go first.
@@ -101,6 +104,9 @@ public struct MockConfiguration: Sendable, Hashable {
             throw MockConfigurationError("--batch-expire-rate must be between 0 and 1, and add up to at most 1 with --error-rate")
         }
         guard batchDelay >= .zero, batchDelay <= .seconds(86_400) else { throw MockConfigurationError("--batch-delay must be between 0 and 24h") }
+        guard batchCreateDelay >= .zero, batchCreateDelay <= .seconds(3600) else {
+            throw MockConfigurationError("--batch-create-delay must be between 0 and 1h")
+        }
         guard batchMaxStored >= 1, batchMaxBytes >= 1 else { throw MockConfigurationError("--batch-max-stored and --batch-max-bytes must be at least 1") }
         guard errorRate + timeoutRate + resetRate <= 1 else {
             throw MockConfigurationError("the fault rates add up to more than 1")

@@ -33,6 +33,7 @@ struct MockProviderCommand: AsyncParsableCommand {
     @Option(help: "How long a timeout hangs, e.g. 120s.") var timeoutDelay = "120s"
     @Option(help: "How long a batch stays in progress before its answers show, e.g. 2s.") var batchDelay = "500ms"
     @Option(help: "Fraction of batch lines that expire (--error-rate makes errored lines).") var batchExpireRate = 0.0
+    @Option(help: "How long a batch create call waits before answering, the batch already stored, e.g. 5s.") var batchCreateDelay = "0"
     @Option(help: "At most this many files and this many batches kept in memory (each); the oldest go first.") var batchMaxStored = 256
     @Option(help: "At most this many bytes of batch files and answers in memory; the oldest go first.") var batchMaxBytes = 1 << 30
     @Flag(help: "Keep each accepted request's arrival time; /stats then reports most_in_any_60s.") var recordArrivals = false
@@ -58,6 +59,10 @@ struct MockProviderCommand: AsyncParsableCommand {
                     throw MockConfigurationError("--batch-delay '\(self.batchDelay)' is not a duration")
                 }
                 settings.batchDelay = batchDelay
+                guard let batchCreateDelay = Duration(parsing: batchCreateDelay) else {
+                    throw MockConfigurationError("--batch-create-delay '\(self.batchCreateDelay)' is not a duration")
+                }
+                settings.batchCreateDelay = batchCreateDelay
                 settings.batchExpireRate = batchExpireRate
                 settings.batchMaxStored = batchMaxStored
                 settings.batchMaxBytes = batchMaxBytes

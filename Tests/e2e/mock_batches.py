@@ -1,6 +1,7 @@
 """The mock provider's batch APIs, driven by the official SDKs against it: OpenAI's files.create,
 batches.create, batches.retrieve until completed and files.content, and Anthropic's
-messages.batches.create, retrieve until ended, and results; then the mock's /stats.
+messages.batches.create, retrieve until ended, and results; both lists (newest first, paged as the
+SDKs page); then the mock's /stats.
 
 Usage: mock_batches.py MOCK_BASE_URL   (run by Tests/SluiceMockTests/MockBatchTests.swift against a
 mock with a short --batch-delay, --error-rate 0.2 and --batch-expire-rate 0.2). Exits non-zero,
@@ -97,6 +98,18 @@ cancel = an.messages.batches.cancel(cancel.id)
 check(cancel.processing_status == "canceling", "cancel answers canceling")
 cancel = an.messages.batches.retrieve(cancel.id)
 check(cancel.processing_status == "ended" and cancel.request_counts.canceled > 0, f"then ended, with canceled lines: {cancel.request_counts}")
+
+# Listing, newest first, a page at a time, as the SDKs page: OpenAI's two batches (the failed one
+# newest), Anthropic's two.
+page = oa.batches.list(limit=1)
+check([b.id for b in page.data] == [failed.id] and page.has_more, f"batches.list(limit=1): {[b.id for b in page.data]}")
+listed = list(oa.batches.list(limit=1))
+check([b.id for b in listed] == [failed.id, batch.id], "batches.list pages through with after")
+check(listed[1].metadata == {"run": "e2e"} and listed[1].status == "completed", "a listed batch is the whole object")
+listed = an.messages.batches.list(limit=1)
+check([b.id for b in listed.data] == [cancel.id] and listed.has_more and listed.last_id == cancel.id, f"messages.batches.list: {listed}")
+check([b.id for b in an.messages.batches.list(limit=1)] == [cancel.id, created.id], "messages.batches.list pages through with after_id")
+check([b.id for b in an.messages.batches.list(before_id=created.id).data] == [cancel.id], "before_id: the newer ones")
 
 stats = json.loads(urllib.request.urlopen(base + "/stats").read())
 check(stats["batch_lines"] == 200 + 150 + 10 and stats["batches"] == 3 and stats["batch_duplicate_ids"] == 10, f"/stats counts batch lines: {stats}")
