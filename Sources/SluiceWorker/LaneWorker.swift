@@ -41,6 +41,9 @@ public struct WorkerLane: Sendable {
     /// How long a job that found an identical call in flight waits before it looks again
     /// (released back to its lane, holding no provider slot while it waits).
     public var cacheRecheck: Duration = .milliseconds(250)
+    /// The provider's batch API (`batch_api:`): the lane's batch jobs go through it
+    /// (`ProviderBatchSender`, started beside the lane's worker); nil: none.
+    public var batchAPI: ProviderBatchSettings?
     /// The tenants' and routes' budgets, checked at lease (LaneWorker+Budgets.swift; a key's
     /// budget comes in its job's envelope), and the clock their periods are read by.
     public var budgets = Budgets()
@@ -89,6 +92,7 @@ public struct WorkerLane: Sendable {
         worker.breakerOpenFor = provider.breakerOpenFor
         worker.maxPause = provider.maxPause
         worker.cacheMaxBytes = configuration.cache.maxBytes
+        worker.batchAPI = provider.batchAPI
         worker.budgets = configuration.budgets
         return worker
     }

@@ -33,6 +33,8 @@ public final class WorkerPool: Service, Sendable {
     let newLanesWake = JobQueue.newLanesWake()
     /// The lane workers started so far (told to stop when shutdown begins).
     let workers = Mutex<[LaneWorker]>([])
+    /// The provider batch senders started so far, one beside each lane whose provider has `batch_api`.
+    let senders = Mutex<[ProviderBatchSender]>([])
     /// Call latencies and 429s, written to Redis once a second for /metrics.
     let stats: ProviderStats
 
@@ -64,7 +66,7 @@ public final class WorkerPool: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 // Ends when every lane worker has stopped and its calls have ended.
-                group.addTask { await self.serveLanes(client: client) }
+                group.addTask { await self.serveLanes(client: client, http: http) }
                 group.addTask {
                     while (try? await Task.sleep(for: .seconds(1))) != nil { try? await self.stats.flush() }
                 }
@@ -89,9 +91,10 @@ public final class WorkerPool: Service, Sendable {
     private func stop() {
         stopping.fire()
         for worker in workers.withLock({ $0 }) { worker.stop() }
+        for sender in senders.withLock({ $0 }) { sender.stop() }
     }
 
-    private func serveLanes(client: ProviderClient) async {
+    private func serveLanes(client: ProviderClient, http: ProviderHTTPClient) async {
         await withDiscardingTaskGroup { group in
             var started: Set<String> = []
             var unserved: Set<String> = []
@@ -124,6 +127,12 @@ public final class WorkerPool: Service, Sendable {
                     workers.withLock { $0.append(worker) }
                     if stopping.isFired { worker.stop() }
                     group.addTask { await worker.run() }
+                    if let settings = lane.batchAPI, let api = ProviderBatchAPIs.make(lane.provider, http: http, environment: environment) {
+                        let sender = ProviderBatchSender(lane: lane, settings: settings, api: api, queue: queue, logger: logger)
+                        senders.withLock { $0.append(sender) }
+                        if stopping.isFired { sender.stop() }
+                        group.addTask { await sender.run() }
+                    }
                 }
                 if case .named = lanes { break }
                 cursor = await waitForNewLanes(after: cursor)
