@@ -79,17 +79,24 @@ public struct ResponseCachePolicy: Sendable, Hashable {
 public struct ResponseCacheDefault: Sendable, Hashable {
     /// On (every job of the key or route is cacheable) or off (`false`: none is, unless it asks).
     public var enabled: Bool
-    /// The TTL it sets; nil: the layer below's.
-    public var ttl: Duration?
+    /// The TTL it sets; nil: the layer below's. Kept in whole milliseconds (as it is stored),
+    /// within 1 s ... 30 days.
+    public var ttl: Duration? {
+        didSet { ttl = ttl.map(Self.normalized) }
+    }
     /// Whether any request is cached, not only deterministic-looking ones; nil: the layer below's.
     public var all: Bool?
+
+    static func normalized(_ ttl: Duration) -> Duration {
+        .milliseconds(Bounded.milliseconds(Bounded.clamp(ttl, to: .seconds(1)...ResponseCachePolicy.maxTTL)))
+    }
 
     /// `cache: false`.
     public static let off = ResponseCacheDefault(enabled: false)
 
     public init(enabled: Bool = true, ttl: Duration? = nil, all: Bool? = nil) {
         self.enabled = enabled
-        self.ttl = ttl.map { Bounded.clamp($0, to: .seconds(1)...ResponseCachePolicy.maxTTL) }
+        self.ttl = ttl.map(Self.normalized)
         self.all = all
     }
 
@@ -118,7 +125,12 @@ public struct ResponseCacheDefault: Sendable, Hashable {
     public var json: JSONValue {
         guard enabled else { return .bool(false) }
         var object = JSONObject()
-        if let ttl { object["ttl"] = .integer(Bounded.milliseconds(ttl) / 1000) }
+        if let ttl {
+            // Whole seconds as a number; a TTL with a fraction of a second as milliseconds text
+            // (`"1500ms"`), which reads back exactly.
+            let millis = Bounded.milliseconds(ttl)
+            object["ttl"] = millis % 1000 == 0 ? .integer(millis / 1000) : .string("\(millis)ms")
+        }
         if let all { object["all"] = .bool(all) }
         return .object(object)
     }

@@ -182,7 +182,10 @@ import Testing
             }
         }
         // The stored form reads back as it was.
-        for setting in [ResponseCacheDefault.off, ResponseCacheDefault(), ResponseCacheDefault(ttl: .seconds(90), all: false)] {
+        for setting in [
+            ResponseCacheDefault.off, ResponseCacheDefault(), ResponseCacheDefault(ttl: .seconds(90), all: false),
+            ResponseCacheDefault(ttl: .milliseconds(1500)), ResponseCacheDefault(ttl: .seconds(1.0005)),
+        ] {
             #expect(ResponseCacheDefault(text: setting.text) == setting)
         }
     }

@@ -70,7 +70,13 @@ extension FuzzTarget {
             precondition(ResponseCacheKey.canonicalBytes(again) == canonical, "canonical form not a fixed point")
             precondition(ResponseCacheKey(lane: "l", scope: "t", body: canonical, policy: ResponseCachePolicy(all: true)) == key)
         }
-        if let value = try? JSONValue(parsing: Array(bytes)) { _ = try? ResponseCachePolicy.parse(value) }
+        if let value = try? JSONValue(parsing: Array(bytes)) {
+            _ = try? ResponseCachePolicy.parse(value)
+            // A key's or a route's setting: what the key store keeps reads back as the same setting.
+            if let setting = try? ResponseCacheDefault.parse(value) {
+                precondition(ResponseCacheDefault(text: setting.text) == setting, "a cache setting does not read back")
+            }
+        }
     }
 
     private static func walk(_ bytes: UnsafeBufferPointer<UInt8>, _ value: JSONScanner.Value, depth: Int) {
