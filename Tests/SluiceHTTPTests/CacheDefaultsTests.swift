@@ -69,7 +69,13 @@ import Testing
 
         /// A facade chat call (on a connection of its own) with `headers`: its status, body and job.
         func chat(_ model: String, headers: [String: String] = [:]) async throws -> (status: Int, body: Data, job: String?) {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(client.port!)/v1/chat/completions")!)
+            try await Self.chat(port: client.port!, key: admin, model, headers: headers)
+        }
+
+        static func chat(port: Int, key admin: String, _ model: String, headers: [String: String] = [:]) async throws -> (
+            status: Int, body: Data, job: String?
+        ) {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/chat/completions")!)
             request.httpMethod = "POST"
             request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -85,7 +91,7 @@ import Testing
 
     /// The API with routes `cached` (`cache: {ttl: 1h}`) and `plain` (no cache), both to one
     /// lane on the mock; the config's defaults leave the cache off.
-    func withCacheAPI(_ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
+    func withCacheAPI(mock configuration: MockConfiguration = MockConfiguration(), _ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
         try await withRedis { _, redis in
             let directory = NSTemporaryDirectory() + "sluice-cache-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -94,7 +100,7 @@ import Testing
             let queue = JobQueue(redis: redis)
             let waiter = JobWaiter(queue: queue)
             defer { waiter.close() }
-            try await withMockProvider(MockConfiguration()) { mock, base in
+            try await withMockProvider(configuration) { mock, base in
                 var provider = SluiceConfiguration.Provider(name: "mock", kind: "openai", baseURL: base + "/v1")
                 provider.models = ["gpt-4o-mini"]
                 var cached = SluiceConfiguration.Route(name: "cached", targets: [.init(provider: "mock", model: "gpt-4o-mini")])
@@ -252,6 +258,26 @@ import Testing
             #expect(try await setup.chat("plain").status == 200)
             #expect(setup.mock.stats().received == 4)
             #expect(try await setup.chat("cached", headers: ["X-Sluice-Cache": "{\"ttl\": 0}"]).status == 400)
+        }
+    }
+
+    /// Identical facade calls at once, on a slow provider: one reaches it; the others wait for
+    /// its answer (given back to the lane and answered from the cache when it is stored, by the
+    /// workers) or find it stored. Each call gets the one answer, under its own job.
+    @Test func identicalFacadeCallsAtOnceShareOneProviderCall() async throws {
+        var slow = MockConfiguration()
+        slow.latency = .fixed(.milliseconds(700))
+        try await withCacheAPI(mock: slow) { setup in
+            let port = setup.client.port!
+            let admin = setup.admin
+            let answers = try await withThrowingTaskGroup(of: (status: Int, body: Data, job: String?).self) { group in
+                for _ in 0..<4 { group.addTask { try await Setup.chat(port: port, key: admin, "cached", headers: ["X-Sluice-Wait": "30"]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.status))")
+            #expect(Set(answers.map(\.body)).count == 1)
+            #expect(Set(answers.compactMap(\.job)).count == 4)
+            #expect(setup.mock.stats().received == 1)
         }
     }
 }
