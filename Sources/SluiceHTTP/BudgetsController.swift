@@ -58,36 +58,20 @@ struct BudgetGate: Sendable {
         key.budget ?? budgets.keys[key.prefix]
     }
 
-    /// Reserves the jobs' estimates, grouped by the budgets they count against; throws 429
-    /// `budget_exceeded` (reserving nothing) when one budget lacks room.
+    /// Reserves the jobs' estimates, grouped by the budgets they count against
+    /// (`BudgetStore.reserve(jobs:at:)`); throws 429 `budget_exceeded` (reserving nothing) when
+    /// one budget lacks room.
     func reserve(_ specs: [JobSpec], key: APIKey) async throws -> Reservation {
         let at = now()
         var reservation = Reservation(jobs: [], at: at)
-        // In the order the jobs name them, so which budget a refusal names does not vary.
-        var groups: [(budgets: [Budgets.Applied], estimate: Int64)] = []
+        let keyBudget = keyBudget(key)
         for spec in specs {
-            let applied = budgets.applying(keyPrefix: key.prefix, keyBudget: key.budget, tenant: spec.tenant, route: spec.route)
+            let applied = budgets.applying(keyPrefix: key.prefix, keyBudget: keyBudget, tenant: spec.tenant, route: spec.route)
             let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
             reservation.jobs.append((applied, estimate))
-            guard !applied.isEmpty else { continue }
-            if let index = groups.firstIndex(where: { $0.budgets == applied }) {
-                groups[index].estimate = Bounded.add(groups[index].estimate, estimate)
-            } else {
-                groups.append((applied, estimate))
-            }
         }
-        // Reserved group by group: a refusal, or a Redis error, gives back the groups before it.
-        var done: [(budgets: [Budgets.Applied], estimate: Int64)] = []
-        do {
-            for group in groups {
-                if let refusal = try await store.reserve(group.estimate, in: group.budgets, at: at) {
-                    throw Self.exceeded(refusal, estimate: group.estimate, at: at)
-                }
-                done.append(group)
-            }
-        } catch {
-            for group in done { try? await store.release(group.estimate, in: group.budgets, at: at) }
-            throw error
+        if let (refusal, estimate) = try await store.reserve(jobs: reservation.jobs, at: at) {
+            throw Self.exceeded(refusal, estimate: estimate, at: at)
         }
         return reservation
     }

@@ -63,6 +63,37 @@ public struct BudgetStore: Sendable {
         return Refusal(budget: budgets[index - 1], spent: Int64(parts[1].int ?? 0), reserved: Int64(parts[2].int ?? 0))
     }
 
+    /// Reserves each job's estimate in its budgets, grouped by the budgets they count against
+    /// (one script call per group, in the order the jobs name them, so which budget a refusal
+    /// names does not vary): all or none. A refusal, or a Redis error, gives back the groups
+    /// reserved before it. Returns the refusal and the estimate of the group refused.
+    public func reserve(
+        jobs: [(budgets: [Budgets.Applied], estimate: Int64)], at time: UnixMillis
+    ) async throws -> (refusal: Refusal, estimate: Int64)? {
+        var groups: [(budgets: [Budgets.Applied], estimate: Int64)] = []
+        for job in jobs where !job.budgets.isEmpty {
+            if let index = groups.firstIndex(where: { $0.budgets == job.budgets }) {
+                groups[index].estimate = Bounded.add(groups[index].estimate, job.estimate)
+            } else {
+                groups.append(job)
+            }
+        }
+        var done: [(budgets: [Budgets.Applied], estimate: Int64)] = []
+        do {
+            for group in groups {
+                if let refusal = try await reserve(group.estimate, in: group.budgets, at: time) {
+                    for reserved in done { try? await release(reserved.estimate, in: reserved.budgets, at: time) }
+                    return (refusal, group.estimate)
+                }
+                done.append(group)
+            }
+        } catch {
+            for reserved in done { try? await release(reserved.estimate, in: reserved.budgets, at: time) }
+            throw error
+        }
+        return nil
+    }
+
     /// Gives back a reservation that made no job.
     public func release(_ estimate: Int64, in budgets: [Budgets.Applied], at time: UnixMillis) async throws {
         guard !budgets.isEmpty else { return }
@@ -144,5 +175,84 @@ public struct BudgetStore: Sendable {
     /// with its spend; nil when every one has room. One round trip.
     public func exceeded(_ budgets: [Budgets.Applied], at time: UnixMillis = .current()) async throws -> Spend? {
         try await spend(budgets, at: time).first { $0.budget.policy.exceeded(spent: $0.spent, reserved: $0.reserved) }
+    }
+}
+
+/// The budgets of pipeline runs' steps, reserved as each step's jobs are created (RunAdvancer):
+/// every job of the step is estimated as a submit's would be, and the step reserved as a whole.
+public struct StepBudgets: Sendable {
+    public let store: BudgetStore
+    public let budgets: Budgets
+    public let prices: [String: SluiceConfiguration.Price]
+    /// The key that submitted a run, by its id (nil: none known): its prefix and own budget.
+    public let key: @Sendable (Int64) async throws -> APIKey?
+    public let now: @Sendable () -> UnixMillis
+
+    public init(
+        store: BudgetStore, budgets: Budgets, prices: [String: SluiceConfiguration.Price], key: @escaping @Sendable (Int64) async throws -> APIKey?,
+        now: @escaping @Sendable () -> UnixMillis = { .current() }
+    ) {
+        self.store = store
+        self.budgets = budgets
+        self.prices = prices
+        self.key = key
+        self.now = now
+    }
+
+    /// What a step's reservation holds: per job, its budgets and estimate, and when.
+    public struct Reservation: Sendable {
+        public var jobs: [(budgets: [Budgets.Applied], estimate: Int64)]
+        public var at: UnixMillis
+
+        /// Gives back the reservations of the jobs at `indices` (they made no new job).
+        public func release(_ indices: some Sequence<Int>, in store: BudgetStore) async {
+            for index in indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
+                try? await store.release(jobs[index].estimate, in: jobs[index].budgets, at: at)
+            }
+        }
+    }
+
+    /// A step that did not fit: the budget refusing it (its `on_exceeded` says whether the step
+    /// fails or waits) and why, as a job's error says it.
+    public struct Refused: Error, Sendable {
+        public var budget: Budgets.Applied
+        public var message: String
+    }
+
+    /// Reserves the estimates of a step's jobs (`specs`, submitted by key `submitter`), writing the
+    /// key's budget into each job's envelope; or says which budget refused them (nothing reserved).
+    public func reserve(_ specs: inout [JobSpec], submitter: Int64?) async throws -> Result<Reservation, Refused> {
+        let at = now()
+        let owner = try await submitter.asyncMap { try await key($0) } ?? nil
+        let keyBudget = owner.flatMap { $0.budget ?? budgets.keys[$0.prefix] }
+        var reservation = Reservation(jobs: [], at: at)
+        for spec in specs {
+            let applied = budgets.applying(keyPrefix: owner?.prefix, keyBudget: keyBudget, tenant: spec.tenant, route: spec.route)
+            let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
+            reservation.jobs.append((applied, estimate))
+        }
+        if let (refusal, estimate) = try await store.reserve(jobs: reservation.jobs, at: at) {
+            let resetsAt = refusal.budget.policy.period(at: at).resetsAt
+            let message =
+                "budget_exceeded: " + Budgets.describe(refusal.budget, spent: refusal.spent, reserved: refusal.reserved)
+                + "; this step is estimated at $\(Budgets.usd(estimate)); it resets at \(Budgets.iso(resetsAt))"
+            return .failure(Refused(budget: refusal.budget, message: message))
+        }
+        if let owner, let keyBudget {
+            let text = keyBudget.envelopeText(keyPrefix: owner.prefix)
+            for index in specs.indices {
+                var envelope = specs[index].envelope
+                envelope.budget = text
+                specs[index].envelope = envelope
+            }
+        }
+        return .success(reservation)
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

@@ -50,6 +50,11 @@ public struct RunAdvancer: Service {
     /// idle sweep advances it (`idleSweepLoop`).
     public let idleRunAfter: Duration
 
+    /// The budgets each step's jobs reserve as they are created (nil: none). A step that does
+    /// not fit fails (`on_exceeded: fail`, and so its run) or stays `creating` until an advance
+    /// finds room (`wait`: the idle sweep looks again every `idleRunAfter`).
+    public var budgets: StepBudgets?
+
     public init(
         queue: JobQueue, outbox: (any WebhookOutbox)?, directory: @escaping @Sendable () -> ModelDirectory, logger: Logger,
         batch: Int = 500, sweepIdle: Duration = .seconds(60), idleRunAfter: Duration = .seconds(300)
@@ -250,7 +255,10 @@ public struct RunAdvancer: Service {
                     queue += pipeline.step(named: name)?.dependencies ?? []
                 }
                 let jobs = try await readJobs(of: Array(ancestors), run)
-                _ = try await createJobs(creating, run: run, pipeline: pipeline, jobs: jobs)
+                var waiting = false
+                let recorded = try await createJobs(creating, run: run, pipeline: pipeline, jobs: jobs, waiting: &waiting)
+                // A step waiting for its budget: looked at again at the run's next event or idle sweep.
+                if waiting && !recorded { return }
                 continue
             }
             // Most advances read no job at all: the run's hash counts its steps' ended jobs.
@@ -323,7 +331,17 @@ public struct RunAdvancer: Service {
     /// Moves 2 and 3 of a step's creation (see the type's doc): enqueues the jobs of the
     /// `creating` steps, idempotently, in the lanes recorded, and records their ids.
     func createJobs(_ steps: [Pipeline.Step], run: PipelineRun, pipeline: Pipeline, jobs: [String: StepJob]) async throws -> Bool {
+        var waiting = false
+        return try await createJobs(steps, run: run, pipeline: pipeline, jobs: jobs, waiting: &waiting)
+    }
+
+    /// `createJobs`, reserving each step's budgets first (`budgets`): a step refused fails, or
+    /// is left `creating` and `waiting` set.
+    func createJobs(
+        _ steps: [Pipeline.Step], run: PipelineRun, pipeline: Pipeline, jobs: [String: StepJob], waiting: inout Bool
+    ) async throws -> Bool {
         var specs: [JobSpec] = []
+        var reservations: [StepBudgets.Reservation] = []
         var owners: [(step: String, count: Int)] = []
         var fields: [(String, [UInt8])] = []
         typealias F = PipelineRun.Field
@@ -341,6 +359,7 @@ public struct RunAdvancer: Service {
                 fields += [(F.status(step.name), Array("failed".utf8)), (F.error(step.name), Array("its items changed while it was created".utf8))]
                 continue
             }
+            var stepSpecs: [JobSpec] = []
             for (item, request) in requests.enumerated() {
                 let lane = record.lane(of: item) ?? ""
                 var spec = JobSpec(
@@ -354,13 +373,43 @@ public struct RunAdvancer: Service {
                 let route: String? = if case .model(let name) = step.target, directory.routes[name] != nil { name } else { nil }
                 spec.envelope = JobEnvelope(metadata: RawJSON(unchecked: metadata.finished()), route: route)
                 spec.run = PipelineRun.jobTag(run: run.id, step: step.name, item: item)
-                specs.append(spec)
+                stepSpecs.append(spec)
             }
+            if let budgets, !stepSpecs.isEmpty {
+                switch try await budgets.reserve(&stepSpecs, submitter: run.submitter) {
+                case .success(let reservation): reservations.append(reservation)
+                case .failure(let refused):
+                    if refused.budget.policy.onExceeded == .fail {
+                        fields += [(F.status(step.name), Array("failed".utf8)), (F.error(step.name), Array(refused.message.utf8))]
+                    } else {
+                        waiting = true
+                        logger.info(
+                            "runs: a step waits for its budget",
+                            metadata: ["run": "\(run.id)", "step": "\(step.name)", "budget": "\(refused.budget.name)"])
+                    }
+                    continue
+                }
+            }
+            specs += stepSpecs
             owners.append((step.name, requests.count))
         }
+        // Only steps that wait: nothing to create or record now.
+        if specs.isEmpty && fields.isEmpty && waiting { return false }
+        // The reservations, in the order of `specs` (a step's jobs are contiguous).
+        let reserved = StepBudgets.Reservation(jobs: reservations.flatMap(\.jobs), at: reservations.first?.at ?? now)
         // One job (a plain step) goes through the single submit's group commit, so the steps of
         // many runs created at once share a script call; a fan-out goes as one bulk.
-        let created = specs.count == 1 ? [try await queue.enqueue(specs[0], submitter: run.submitter)] : try await queue.enqueue(specs, submitter: run.submitter)
+        let created: [EnqueueResult]
+        do {
+            created =
+                specs.isEmpty
+                ? [] : specs.count == 1 ? [try await queue.enqueue(specs[0], submitter: run.submitter)] : try await queue.enqueue(specs, submitter: run.submitter)
+        } catch {
+            if let budgets { await reserved.release(specs.indices, in: budgets.store) }
+            throw error
+        }
+        // A job created before (a repeat after a crash) holds its own reservation.
+        if let budgets { await reserved.release(created.indices.filter { !created[$0].created }, in: budgets.store) }
         let foreign = try await foreignJobs(specs: specs, created: created)
         var offset = 0
         let started = Array("\(now.value)".utf8)

@@ -156,6 +156,13 @@ public struct APIKeyStore: Sendable {
         }
     }
 
+    /// The key with this id, if any (revoked ones too).
+    public func find(id: Int64) throws -> APIKey? {
+        try database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]).map(Self.key(from:))
+        }
+    }
+
     /// Records that the key was used at `now`. Callers should coalesce (once a minute is plenty):
     /// every call is a write.
     public func recordUse(id: Int64, now: UnixMillis = .current()) throws {

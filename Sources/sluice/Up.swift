@@ -184,11 +184,14 @@ private func serve(
         // is created once all the same).
         let providers = configuration.providers
         let routes = configuration.routes
-        services.append(
-            .init(
-                service: RunAdvancer(
-                    queue: queue, outbox: webhooks, directory: { ModelDirectory(providers: providers, routes: routes, chooser: routeBoard) },
-                    logger: logger)))
+        var advancer = RunAdvancer(
+            queue: queue, outbox: webhooks, directory: { ModelDirectory(providers: providers, routes: routes, chooser: routeBoard) },
+            logger: logger)
+        // Each step reserves its jobs' budgets as it is created (a key's own budget read from the key store).
+        advancer.budgets = StepBudgets(
+            store: BudgetStore(redis: queue.redis), budgets: configuration.budgets, prices: configuration.prices,
+            key: { id in try keys.find(id: id) })
+        services.append(.init(service: advancer))
     }
     if allInOne, let mockPort = configuration.mockProviderPort {
         var mock = MockConfiguration()
