@@ -20,7 +20,27 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "The most unfinished jobs the key may have at once.") var maxQueued: Int?
         @Option(help: "The highest job priority the key may use (default 0; admin keys are not held to it).") var maxPriority: Int?
         @Option(help: "Comma-separated lanes or providers the key may submit to (default: every configured lane).") var lanes: String?
+        @Option(help: "A budget for the key: US dollars per period (see --budget-per).") var budgetUsd: Double?
+        @Option(help: "The budget's period: day or month (default month).") var budgetPer: String?
+        @Option(help: "What a job leased while the budget is exceeded does: wait (default) or fail.") var budgetOnExceeded: String?
         @Flag(help: "Print JSON.") var json = false
+
+        /// The options' budget, checked as the API checks one (nil when --budget-usd is not given).
+        func budget() throws -> BudgetPolicy? {
+            guard let budgetUsd else {
+                if budgetPer != nil || budgetOnExceeded != nil {
+                    throw CommandFailure(exitCode: 2, message: "--budget-per and --budget-on-exceeded need --budget-usd")
+                }
+                return nil
+            }
+            var object = JSONObject()
+            object["usd"] = .number(budgetUsd)
+            if let budgetPer { object["per"] = .string(budgetPer) }
+            if let budgetOnExceeded { object["on_exceeded"] = .string(budgetOnExceeded) }
+            do { return try BudgetPolicy.parse(.object(object)) } catch {
+                throw CommandFailure(exitCode: 2, message: "--" + error.param.replacingOccurrences(of: ".", with: "-").replacingOccurrences(of: "_", with: "-") + ": " + error.message)
+            }
+        }
 
         func run() async throws {
             try await CommandFailure.wrap {
@@ -28,11 +48,13 @@ struct Keys: AsyncParsableCommand {
                 do { parsed = try Scope.parseList(scopes) } catch {
                     throw CommandFailure(exitCode: 2, message: "--scopes: \(error)")
                 }
+                let budget = try budget()
                 let store = try openStore(options)
                 let limits = KeyLimits(
                     submitRate: rate, submitBurst: burst, maxQueued: maxQueued, maxPriority: maxPriority,
                     lanes: KeyLimits.lanes(from: lanes))
-                let (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
+                var (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
+                if let budget { key = try storeCall { try store.setBudget(prefix: key.prefix, budget) } ?? key }
                 if json {
                     say(jsonLine(["key": secret, "prefix": key.prefix, "tenant": key.tenant, "scopes": Scope.format(key.scopes)]))
                 } else {
@@ -67,7 +89,7 @@ struct Keys: AsyncParsableCommand {
                 for key in keys {
                     let lastUsed = key.lastUsedAt.map { iso8601($0) } ?? "never"
                     say([pad(key.prefix, 17), pad(key.tenant, 17), pad(Scope.format(key.scopes), 19), pad(lastUsed, 20),
-                         pad(key.isRevoked ? "revoked" : "active", 8), describe(key.limits)].joined(separator: " "))
+                         pad(key.isRevoked ? "revoked" : "active", 8), describe(key.limits, budget: key.budget)].joined(separator: " "))
                 }
             }
         }
@@ -141,13 +163,14 @@ private func storeCall<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-/// "rate 50/s burst 100, max queued 1000", or "none".
-private func describe(_ limits: KeyLimits) -> String {
+/// "rate 50/s burst 100, max queued 1000, budget $5.000000/day (fail)", or "none".
+private func describe(_ limits: KeyLimits, budget: BudgetPolicy? = nil) -> String {
     var parts: [String] = []
     if let rate = limits.submitRate { parts.append("rate \(rate)/s burst \(limits.effectiveBurst ?? 1)") }
     if let cap = limits.maxQueued { parts.append("max queued \(cap)") }
     if let most = limits.maxPriority { parts.append("max priority \(most)") }
     if let lanes = limits.lanes { parts.append("lanes \(lanes.joined(separator: ","))") }
+    if let budget { parts.append("budget $\(Budgets.usd(budget.micros))/\(budget.per.rawValue) (\(budget.onExceeded.rawValue))") }
     return parts.isEmpty ? "none" : parts.joined(separator: ", ")
 }
 

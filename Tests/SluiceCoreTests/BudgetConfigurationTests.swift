@@ -3,6 +3,59 @@ import SluiceCore
 import Testing
 
 @Suite struct BudgetConfigurationTests {
+    @Test func onExceededAndRecheckAreReadAndChecked() throws {
+        let configuration = try SluiceConfiguration.load(
+            yaml: """
+                budgets:
+                  tenants: { acme: { usd: 5, per: day, on_exceeded: fail }, other: { usd: 1 } }
+                  recheck: 5m
+                """)
+        #expect(configuration.budgets.tenants["acme"] == BudgetPolicy(micros: 5_000_000, per: .day, onExceeded: .fail))
+        #expect(configuration.budgets.tenants["other"]?.onExceeded == .wait)
+        #expect(configuration.budgets.recheck == .seconds(300))
+        #expect(try SluiceConfiguration.load(yaml: "budgets: { tenants: { a: { usd: 1 } } }").budgets.recheck == .seconds(3600))
+        #expect(throws: ConfigurationError(key: "budgets.tenants.t.on_exceeded", problem: "must be wait or fail")) {
+            try SluiceConfiguration.load(yaml: "budgets: { tenants: { t: { usd: 1, on_exceeded: queue } } }")
+        }
+        #expect(throws: ConfigurationError(key: "budgets.recheck", problem: "must be between 1s and 31 days")) {
+            try SluiceConfiguration.load(yaml: "budgets: { recheck: 100ms }")
+        }
+    }
+
+    /// The lease-time rule: held back when spent + reserved > limit, or spent >= limit; a job's
+    /// own reservation (inside reserved) never holds it back by itself.
+    @Test func theLeaseRule() {
+        let policy = BudgetPolicy(micros: 1000, per: .day)
+        #expect(!policy.exceeded(spent: 0, reserved: 1000))  // reserved up to the limit: every reserved job runs
+        #expect(policy.exceeded(spent: 1, reserved: 1000))  // overdrawn
+        #expect(policy.exceeded(spent: 1000, reserved: 0))  // used up: a $0 job stops too
+        #expect(!policy.exceeded(spent: 999, reserved: 0))
+        #expect(policy.exceeded(spent: Int64.max, reserved: Int64.max))  // no overflow
+    }
+
+    /// A key's budget as its jobs' envelopes and the key store carry it, and as the API reads it.
+    @Test func aKeysBudgetTextAndJSON() throws {
+        let policy = BudgetPolicy(micros: 5_000_000, per: .day, onExceeded: .fail)
+        #expect(policy.envelopeText(keyPrefix: "sluice_ab12cd34") == "day 5000000 fail sluice_ab12cd34")
+        #expect(BudgetPolicy.fromEnvelope("day 5000000 fail sluice_ab12cd34")?.policy == policy)
+        #expect(BudgetPolicy(text: policy.text) == policy)
+        for damaged in ["", "day", "week 5 fail k", "day -5 fail k", "day 1e300 wait k", "day 5 stop k", "day 5 wait "] {
+            #expect(BudgetPolicy.fromEnvelope(damaged) == nil, "\(damaged)")
+        }
+        #expect(try BudgetPolicy.parse(JSONValue(parsing: #"{"usd": 5, "per": "day", "on_exceeded": "fail"}"#)) == policy)
+        #expect(policy.json.jsonText == #"{"usd":5,"per":"day","on_exceeded":"fail"}"#)
+        for (json, param) in [
+            (#"{"usd": 0}"#, "budget.usd"), (#"{"usd": 1e300}"#, "budget.usd"), (#"{"usd": "5"}"#, "budget.usd"), (#"{"per": "day"}"#, "budget.usd"),
+            (#"{"usd": 5, "per": "week"}"#, "budget.per"), (#"{"usd": 5, "on_exceeded": 1}"#, "budget.on_exceeded"),
+            (#"{"usd": 5, "limit": 1}"#, "budget.limit"), ("[5]", "budget"),
+        ] {
+            #expect(throws: BudgetPolicy.Refusal.self, "\(json)") { try BudgetPolicy.parse(JSONValue(parsing: json)) }
+            do { _ = try BudgetPolicy.parse(try JSONValue(parsing: json)) } catch let refusal as BudgetPolicy.Refusal {
+                #expect(refusal.param == param, "\(json)")
+            } catch {}
+        }
+    }
+
     @Test func budgetsAreReadStrictlyAndNameThePathAtFault() throws {
         let configuration = try SluiceConfiguration.load(
             yaml: """
