@@ -1,6 +1,7 @@
 import Hummingbird
 import SluiceQueue
 import SluiceScaler
+import SluiceStore
 
 /// `GET /metrics`: the Prometheus exposition (`SluiceMetrics`) of the scaling monitor's latest
 /// sample and the providers' call statistics. Without a key, unless `server.metrics_key:
@@ -11,6 +12,8 @@ struct MetricsController: Sendable {
     /// The routes' canaries (nil: none shown).
     var routes: RoutesController? = nil
     let auth: AuthMiddleware?
+    /// The usage ledger, for the dollars saved (nil: not shown).
+    var archive: ArchiveStore? = nil
     let metrics = SluiceMetrics()
 
     func addRoutes(to router: Router<SluiceRequestContext>) {
@@ -34,7 +37,7 @@ struct MetricsController: Sendable {
         let cache = try await ResponseCache(redis: providers.queue.redis).stats()
         let body = metrics.render(
             samples: snapshot.samples, decisions: snapshot.decisions, providers: try await providers.stats(),
-            canaries: try await routes?.canaries() ?? [], cache: cache)
+            canaries: try await routes?.canaries() ?? [], cache: cache, saved: try await archive?.savedTotals())
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

@@ -159,8 +159,9 @@ public struct SluiceAPI: Sendable {
             overrides: services.routeBoard?.overrides ?? RouteOverrides(redis: queue.redis, routes: Array(settings.routes.keys)))
 
         HealthController(redis: queue.redis, database: services.keys.database).addRoutes(to: router)
-        MetricsController(scaling: services.scaling, providers: providers, routes: routes, auth: settings.metricsKeyRequired ? auth : nil)
-            .addRoutes(to: router)
+        MetricsController(
+            scaling: services.scaling, providers: providers, routes: routes, auth: settings.metricsKeyRequired ? auth : nil, archive: services.archive
+        ).addRoutes(to: router)
         let v1 = router.group("v1").add(middleware: auth)
         let catalog = PipelineCatalog(redis: queue.redis, configured: settings.pipelines)
         let runs = RunsController(

@@ -22,7 +22,10 @@ import Synchronization
 ///   rolled back), `sluice_route_rollbacks_total{route}` (from the route's record in Redis);
 /// - `sluice_cache_hits_total`, `sluice_cache_coalesced_total`, `sluice_cache_misses_total`: the
 ///   response cache's lookups (a miss is a job that called the provider and stored its answer);
-///   `sluice_cache_saved_tokens_total`: the tokens the calls it answered would have used.
+///   `sluice_cache_saved_tokens_total`: the tokens the calls it answered would have used;
+/// - `sluice_cache_saved_usd`, `sluice_batch_saved_usd`: the usage ledger's dollars saved, in all,
+///   by the response cache (the answers' usage at list price) and by provider batches' discount
+///   (gauges: the ledger's sums as the archiver has booked them).
 public final class SluiceMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// The counters' last totals, to add only the growth.
@@ -42,8 +45,14 @@ public final class SluiceMetrics: Sendable {
     /// Sets every metric from a snapshot, and renders the exposition.
     func render(
         samples: [LaneSample], decisions: [PoolDecision], providers: [(String, ProviderCallStats)], canaries: [Canary] = [],
-        cache: ResponseCache.Stats = ResponseCache.Stats()
+        cache: ResponseCache.Stats = ResponseCache.Stats(), saved: (cache: Double, batch: Double)? = nil
     ) -> [UInt8] {
+        if let saved {
+            gauge("sluice_cache_saved_usd", labels: [], help: "US dollars the response cache saved (the ledger's saved_usd, in all)")
+                .set(saved.cache.isFinite ? saved.cache : 0)
+            gauge("sluice_batch_saved_usd", labels: [], help: "US dollars provider batches' discount saved (the ledger's batch_saved_usd, in all)")
+                .set(saved.batch.isFinite ? saved.batch : 0)
+        }
         grow(counter("sluice_cache_hits_total", labels: [], help: "Jobs answered from the response cache"), key: "cache hits", to: cache.hits)
         grow(
             counter("sluice_cache_coalesced_total", labels: [], help: "Jobs answered by an identical call they waited for"),

@@ -127,6 +127,15 @@ public struct ArchiveStore: Sendable {
         }
     }
 
+    /// What the ledger has counted as saved, in all: by the response cache (`saved_usd`) and by
+    /// provider batches' discount (`batch_saved_usd`). One SUM over the ledger's rows.
+    public func savedTotals() async throws -> (cache: Double, batch: Double) {
+        try await database.pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT TOTAL(saved_usd) AS cache, TOTAL(batch_saved_usd) AS batch FROM usage")
+            return ((row?["cache"] as Double?) ?? 0, (row?["batch"] as Double?) ?? 0)
+        }
+    }
+
     /// Records deliveries that reached a final status (a replayed one replaces its record).
     public func archive(deliveries: [ArchivedDelivery]) async throws {
         guard !deliveries.isEmpty else { return }

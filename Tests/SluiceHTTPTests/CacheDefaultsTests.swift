@@ -11,6 +11,7 @@ import SluiceHTTP
 import SluiceMock
 import SluiceProviders
 import SluiceQueue
+import SluiceScaler
 import SluiceStore
 import SluiceTestSupport
 import SluiceWebhooks
@@ -28,6 +29,8 @@ import Testing
         let client: any TestClientProtocol
         let admin: String
         let mock: MockProvider
+        /// The archive and usage ledger the API reads.
+        let archive: ArchiveStore
 
         func request(_ method: HTTPRequest.Method, _ uri: String, key: String, json: String? = nil) async throws -> (
             status: HTTPResponse.Status, body: [String: Any]
@@ -115,10 +118,14 @@ import Testing
                     path: "/chat/completions", limits: .init(), concurrency: 8, model: "gpt-4o-mini")
                 let http = ProviderClient.makeHTTPClient(connectionsPerHost: 8)
                 let inline = InlineCalls(lanes: [workerLane], queue: queue, client: ProviderClient(http: http), limit: 16, logger: cacheTestLogger)
+                let archive = ArchiveStore(database: keys.database)
+                let scaling = ScalingMonitor(
+                    queue: queue, providers: settings.providers, pools: [ScaledPool(name: "default", definition: WorkerPoolDefinition())],
+                    logger: cacheTestLogger)
                 let api = SluiceAPI(
                     services: .init(
-                        queue: queue, waiter: waiter, keys: keys, archive: ArchiveStore(database: keys.database),
-                        webhooks: WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL), inline: inline),
+                        queue: queue, waiter: waiter, keys: keys, archive: archive,
+                        webhooks: WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL), scaling: scaling, inline: inline),
                     settings: settings)
                 let pool = WorkerPool(queue: queue, lanes: .named([workerLane]), grace: .seconds(1), logger: cacheTestLogger)
                 let maintenance = QueueMaintenance(queue: queue, logger: cacheTestLogger)
@@ -129,7 +136,7 @@ import Testing
                         group.addTask { try await maintenance.run() }
                         group.addTask { await inline.keepLeases() }
                         try await app.test(.live) { client in
-                            try await body(Setup(queue: queue, client: client, admin: admin, mock: mock))
+                            try await body(Setup(queue: queue, client: client, admin: admin, mock: mock, archive: archive))
                         }
                         group.cancelAll()
                     }
@@ -258,6 +265,30 @@ import Testing
             #expect(try await setup.chat("plain").status == 200)
             #expect(setup.mock.stats().received == 4)
             #expect(try await setup.chat("cached", headers: ["X-Sluice-Cache": "{\"ttl\": 0}"]).status == 400)
+        }
+    }
+
+    /// /metrics shows the dollars the ledger says were saved, by the cache and by provider batches.
+    @Test func metricsShowTheLedgersDollarsSaved() async throws {
+        try await withCacheAPI { setup in
+            func job(_ id: String, cost: Double) -> ArchivedJob {
+                ArchivedJob(
+                    id: id, tenant: "acme", keyID: 1, lane: Self.lane, state: "succeeded", createdAt: .current(), finishedAt: .current(),
+                    batch: nil, customID: nil, model: "gpt-4o-mini", inputTokens: 1000, outputTokens: 500, cost: cost, record: [])
+            }
+            var cached = job("job_cached", cost: 0)
+            cached.cached = true
+            cached.savedUSD = 0.0675
+            var batched = job("job_batched", cost: 0.00375)
+            batched.batched = true
+            batched.batchSavedUSD = 0.00375
+            try await setup.archive.archive([cached, batched])
+            let response = try await setup.client.execute(uri: "/metrics", method: .get, headers: [:], body: nil)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            for line in ["sluice_cache_saved_usd 0.0675", "sluice_batch_saved_usd 0.00375"] {
+                #expect(text.contains(line + "\n"), "\(line) not in \(text)")
+            }
         }
     }
 
