@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
+import SluiceScaler
 import SluiceStore
 import SluiceWebhooks
 
@@ -15,6 +16,8 @@ import SluiceWebhooks
 /// - `GET /ui/jobs?tenant=&lane=&state=&cursor=`: the key's tenant's jobs (an admin may name any
 ///   tenant), newest first; `GET /ui/jobs/{id}`: one job, its timeline and webhook deliveries;
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
+/// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
+///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
 /// - `GET /ui/static/{file}`: the stylesheet and the script.
 ///
 /// Security: a login makes a session (`DashboardSessions`) held in an HttpOnly, SameSite=Strict
@@ -31,6 +34,9 @@ struct DashboardController: Sendable {
     let sessions: DashboardSessions
     let views: DashboardViews
     let history: DashboardLaneHistory
+    /// The providers' and the autoscaler's state, read as `/v1/providers` and `/v1/scaling` read it.
+    let providers: ProvidersController
+    let scaling: ScalingController
     let settings: SluiceAPI.DashboardSettings
 
     static let sessionCookie = "sluice_session"
@@ -40,8 +46,10 @@ struct DashboardController: Sendable {
 
     init(
         queue: JobQueue, lookup: JobLookup, keys: APIKeyStore, webhooks: WebhookStore, cache: AuthCache,
-        settings: SluiceAPI.DashboardSettings
+        providers: ProvidersController, scaling: ScalingController, settings: SluiceAPI.DashboardSettings
     ) {
+        self.providers = providers
+        self.scaling = scaling
         self.queue = queue
         self.lookup = lookup
         self.keys = keys
@@ -64,6 +72,8 @@ struct DashboardController: Sendable {
         ui.get("jobs", use: jobs)
         ui.get("jobs/:id", use: job)
         ui.post("jobs/:id/cancel", use: cancel)
+        ui.get("providers", use: providersPage)
+        ui.get("scaling", use: scalingPage)
         ui.get("static/:file", use: staticFile)
     }
 
@@ -135,6 +145,8 @@ struct DashboardController: Sendable {
         var nav: [DashboardViews.NavItem] = []
         if viewer.isAdmin { nav.append(.init(href: "/ui/overview", label: "Overview", current: current == "overview")) }
         nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
+        if viewer.isAdmin { nav.append(.init(href: "/ui/providers", label: "Providers", current: current == "providers")) }
+        if viewer.may(.read) { nav.append(.init(href: "/ui/scaling", label: "Scaling", current: current == "scaling")) }
         return DashboardViews.Chrome(
             tenant: viewer.key.tenant, keyPrefix: viewer.key.prefix, admin: viewer.isAdmin, csrf: viewer.session.csrf, nav: nav)
     }
@@ -311,6 +323,38 @@ struct DashboardController: Sendable {
             context.logger.info("dashboard cancel", metadata: ["job": "\(id)", "key": "\(viewer.key.prefix)"])
             return Self.redirect("/ui/jobs/\(id.rawValue)?done=cancel-requested")
         }
+    }
+
+    // MARK: - Providers and scaling
+
+    /// `/ui/providers` (admin, as `/v1/providers`): limits, announced limits, pauses, breakers,
+    /// calls in flight, latency percentiles and 429s, from the providers' state in Redis.
+    @Sendable func providersPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        let states = try await providers.states()
+        let stats = Dictionary(try await providers.stats(), uniquingKeysWith: { first, _ in first })
+        return views.render(
+            "providers",
+            DashboardViews.ProvidersPage(
+                chrome: chrome(viewer, current: "providers"),
+                providers: states.map { DashboardViews.ProviderRow($0, stats: stats[$0.provider]) }))
+    }
+
+    /// `/ui/scaling` (scope read, as `/v1/scaling`): each pool's latest decision and its reason,
+    /// with the lanes' signals it was made from.
+    @Sendable func scalingPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        let decisions: [PoolDecision]
+        do { decisions = try await scaling.decisions() } catch let error as APIError where error.status == .serviceUnavailable {
+            decisions = []
+        }
+        return views.render(
+            "scaling",
+            DashboardViews.ScalingPage(
+                chrome: chrome(viewer, current: "scaling"), monitored: scaling.scaling != nil,
+                pools: decisions.map(DashboardViews.PoolRow.init)))
     }
 
     // MARK: - Static files

@@ -4,6 +4,7 @@ import Hummingbird
 import Mustache
 import SluiceCore
 import SluiceQueue
+import SluiceScaler
 import SluiceWebhooks
 
 /// The dashboard's templates (`Resources/ui/templates/*.mustache`, rendered by swift-mustache,
@@ -210,6 +211,122 @@ struct DashboardViews: Sendable {
             hasDeliveries = !deliveries.isEmpty
             self.cancellable = cancellable
             self.notice = notice
+        }
+    }
+
+    struct ProvidersPage {
+        let title = "Providers"
+        let chrome: Chrome
+        let providers: [ProviderRow]
+    }
+
+    /// A provider as `/v1/providers` reports it, with its calls' latency percentiles (the upper
+    /// bound of the histogram bucket each falls in, as Prometheus would estimate no better).
+    struct ProviderRow {
+        struct Lane {
+            let lane: String
+            let ready: Int
+            let leased: Int
+            let delayed: Int
+            let breaker: String
+            let breakerOpen: Bool
+            let breakerReason: String
+        }
+
+        let name: String
+        let kind: String
+        let baseURL: String
+        let rpm: String
+        let tpm: String
+        let concurrency: String
+        let paused: String?
+        let resuming: String?
+        let announced: String?
+        let inFlight: Int
+        let calls: Int
+        let rateLimited: Int
+        let p50: String
+        let p95: String
+        let p99: String
+        let lanes: [Lane]
+
+        init(_ provider: ProvidersController.Provider, stats: ProviderCallStats?) {
+            name = provider.provider
+            kind = provider.kind
+            baseURL = provider.baseURL
+            rpm = provider.limits.rpm.map(String.init) ?? "–"
+            tpm = provider.limits.tpm.map(String.init) ?? "–"
+            concurrency = provider.limits.concurrency.map(String.init) ?? "–"
+            paused = provider.pausedUntil.flatMap(Bounded.unixMillis(seconds:)).map { "until " + DashboardViews.time(UnixMillis($0)) }
+            resuming = provider.resuming.map { $0.probe ? "probing with one call" : "window of \($0.window) calls" }
+            announced = provider.announced.map { announced in
+                var parts: [String] = []
+                if let remaining = announced.requestsRemaining { parts.append("\(remaining)/\(announced.requestsLimit.map(String.init) ?? "?") requests left") }
+                if let remaining = announced.tokensRemaining { parts.append("\(remaining)/\(announced.tokensLimit.map(String.init) ?? "?") tokens left") }
+                return parts.isEmpty ? "–" : parts.joined(separator: ", ")
+            }
+            inFlight = provider.inFlight
+            calls = stats?.count ?? 0
+            rateLimited = stats?.rateLimited ?? 0
+            p50 = stats.map { DashboardViews.percentile(0.5, of: $0) } ?? "–"
+            p95 = stats.map { DashboardViews.percentile(0.95, of: $0) } ?? "–"
+            p99 = stats.map { DashboardViews.percentile(0.99, of: $0) } ?? "–"
+            lanes = provider.lanes.map {
+                Lane(
+                    lane: $0.lane, ready: $0.ready, leased: $0.leased, delayed: $0.delayed, breaker: $0.breaker.state,
+                    breakerOpen: $0.breaker.state != "closed", breakerReason: $0.breaker.reason)
+            }
+        }
+    }
+
+    /// `≤ 0.25 s`: the upper bound of the bucket holding the `quantile`th call; "–" with no calls.
+    static func percentile(_ quantile: Double, of stats: ProviderCallStats) -> String {
+        guard let total = stats.cumulative.last?.count, total > 0 else { return "–" }
+        let rank = Double(total) * quantile
+        guard let bucket = stats.cumulative.first(where: { Double($0.count) >= rank }) else { return "–" }
+        return bucket.le == "+Inf" ? "> 120 s" : "≤ " + bucket.le + " s"
+    }
+
+    struct ScalingPage {
+        let title = "Scaling"
+        let chrome: Chrome
+        /// Whether this process runs a scaling monitor at all.
+        let monitored: Bool
+        let pools: [PoolRow]
+    }
+
+    struct PoolRow {
+        struct Lane {
+            let lane: String
+            let ready: Int
+            let leased: Int
+            let arrivalRate: String
+            let completionRate: String
+            let serviceTime: String
+        }
+
+        let pool: String
+        let desired: Int
+        let workers: String
+        let wanted: Int
+        let reason: String
+        let at: String
+        let source: String
+        let lanes: [Lane]
+
+        init(_ decision: PoolDecision) {
+            pool = decision.pool
+            desired = decision.desired
+            workers = decision.workers.map(String.init) ?? "–"
+            wanted = decision.wanted
+            reason = decision.reason
+            at = DashboardViews.time(decision.at)
+            source = decision.source
+            lanes = decision.lanes.map {
+                Lane(
+                    lane: $0.lane, ready: $0.ready, leased: $0.leased, arrivalRate: DashboardViews.rate($0.arrivalRate),
+                    completionRate: DashboardViews.rate($0.completionRate), serviceTime: $0.serviceTime.map(DashboardViews.age) ?? "–")
+            }
         }
     }
 

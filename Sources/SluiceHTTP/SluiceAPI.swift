@@ -193,7 +193,8 @@ public struct SluiceAPI: Sendable {
         ScalingController(scaling: services.scaling).addRoutes(to: v1)
         if settings.dashboard.enabled {
             DashboardController(
-                queue: queue, lookup: lookup, keys: services.keys, webhooks: services.webhooks, cache: cache, settings: settings.dashboard
+                queue: queue, lookup: lookup, keys: services.keys, webhooks: services.webhooks, cache: cache, providers: providers,
+                scaling: ScalingController(scaling: services.scaling), settings: settings.dashboard
             ).addRoutes(to: router)
         }
         return router

@@ -209,6 +209,30 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func providersAndScalingPagesShowTheStateTheAPIReports() async throws {
+        try await withAPI { api in
+            _ = try await api.request(
+                .post, "/v1/jobs", key: api.acme, json: #"{"provider": "mock", "model": "a", "request": {"x": 1}}"#)
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            let providers = try await admin.get("/ui/providers")
+            #expect(providers.status == .ok)
+            // The configured limits of the fixture's provider, and its lane with the job ready.
+            #expect(providers.html.contains("data-provider=\"mock\""))
+            #expect(providers.html.contains("60 requests/min"))
+            #expect(providers.html.contains("4 at once"))
+            #expect(providers.html.contains("<tr data-lane=\"mock/a\"><td><a href=\"/ui/jobs?lane=mock/a\">mock/a</a></td><td class=\"num\">1</td>"))
+            let scaling = try await admin.get("/ui/scaling")
+            #expect(scaling.status == .ok)
+            #expect(scaling.html.contains("data-pool=\"default\""))
+
+            var acme = DashboardBrowser(api)
+            _ = try await acme.logIn(api.acme)
+            #expect(try await acme.get("/ui/providers").status == .forbidden)
+            #expect(try await acme.get("/ui/scaling").status == .ok)
+        }
+    }
+
     @Test func logoutAndRevocationEndTheSession() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
