@@ -36,5 +36,9 @@ import Testing
         #expect(delay == 2 && delayOutput.contains("--batch-delay 'soon'"), "\(delayOutput)")
         let (expire, expireOutput) = try await runSluice(["mock-provider", "--error-rate", "0.6", "--batch-expire-rate", "0.6"], in: work)
         #expect(expire == 2 && expireOutput.contains("--batch-expire-rate"), "\(expireOutput)")
+        let (create, createOutput) = try await runSluice(["mock-provider", "--batch-create-delay", "2h"], in: work)
+        #expect(create == 2 && createOutput.contains("--batch-create-delay must be between 0 and 1h"), "\(createOutput)")
+        let (word, wordOutput) = try await runSluice(["mock-provider", "--batch-create-delay", "later"], in: work)
+        #expect(word == 2 && wordOutput.contains("--batch-create-delay 'later'"), "\(wordOutput)")
     }
 }
