@@ -106,7 +106,7 @@ public enum ProviderBatchParsing {
             let code = string(bytes, error["code"]) ?? "error"
             let message = string(bytes, error["message"]).map { ": " + $0.prefix(200) } ?? ""
             let line = error["line"].flatMap { $0.kind == .number ? JSONScanner.wholeNumber(bytes, $0.range) : nil }.map { " (line \($0))" } ?? ""
-            return code.prefix(64) + message + line
+            return String(code.prefix(64)) + message + line
         }
         let text = parts.isEmpty ? "the batch failed" : parts.joined(separator: "; ")
         return ProviderAdapter.redacted(String(text.prefix(600)))
