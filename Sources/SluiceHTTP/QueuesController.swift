@@ -14,10 +14,14 @@ struct QueuesController: Sendable {
         let delayed: Int
         /// Left out when no job is ready.
         let oldestReadyAgeSeconds: Double?
+        /// Jobs waiting for the lane's next provider batch, and jobs in provider batches sent.
+        var collecting = 0
+        var providerBatched = 0
 
         enum CodingKeys: String, CodingKey {
-            case lane, ready, leased, delayed
+            case lane, ready, leased, delayed, collecting
             case oldestReadyAgeSeconds = "oldest_ready_age_seconds"
+            case providerBatched = "provider_batched"
         }
     }
 
@@ -29,12 +33,16 @@ struct QueuesController: Sendable {
         _ = try context.require(.admin)
         let now = UnixMillis.current()
         var data: [Lane] = []
-        for stats in try await queue.stats(lanes: try await queue.lanes()) {
+        let lanes = try await queue.lanes()
+        let batched = try await ProviderBatches(queue: queue).depths(lanes: lanes)
+        for (stats, depth) in zip(try await queue.stats(lanes: lanes), batched) {
             let lane = stats.lane
-            data.append(
-                Lane(
-                    lane: lane, ready: stats.counts.ready, leased: stats.counts.leased, delayed: stats.counts.delayed,
-                    oldestReadyAgeSeconds: stats.oldestReadyCreatedAt.map { Double(max(0, now.value - $0.value)) / 1000 }))
+            var entry = Lane(
+                lane: lane, ready: stats.counts.ready, leased: stats.counts.leased, delayed: stats.counts.delayed,
+                oldestReadyAgeSeconds: stats.oldestReadyCreatedAt.map { Double(max(0, now.value - $0.value)) / 1000 })
+            entry.collecting = depth.collecting
+            entry.providerBatched = depth.batched
+            data.append(entry)
         }
         return ListDocument(data: data)
     }

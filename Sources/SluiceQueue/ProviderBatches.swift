@@ -209,10 +209,20 @@ public struct ProviderBatches: Sendable {
 
     /// A lane's jobs collected for a provider batch, and those in a provider batch now.
     public func depth(lane: String) async throws -> (collecting: Int, batched: Int) {
-        let reply = try await queue.redis.send("HMGET", KeyLayout.meta(lane: lane), "collecting", "batched")
-        let values = reply.array ?? []
-        func count(_ index: Int) -> Int { index < values.count ? max(0, values[index].string.flatMap { Bounded.int($0, in: Int.min / 2...Int.max / 2) } ?? 0) : 0 }
-        return (count(0), count(1))
+        try await depths(lanes: [lane])[0]
+    }
+
+    /// `depth` of each lane, in order, in one pipeline.
+    public func depths(lanes: [String]) async throws -> [(collecting: Int, batched: Int)] {
+        guard !lanes.isEmpty else { return [] }
+        let replies = try await queue.redis.pipeline(lanes.map { RedisCommand("HMGET", KeyLayout.meta(lane: $0), "collecting", "batched") })
+        return replies.map { reply in
+            let values = reply.array ?? []
+            func count(_ index: Int) -> Int {
+                index < values.count ? max(0, values[index].string.flatMap { Bounded.int($0, in: 0...Int(Int32.max)) } ?? 0) : 0
+            }
+            return (count(0), count(1))
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceCore
+import SluiceQueue
 import Testing
 
 @testable import SluiceHTTP
@@ -46,5 +47,23 @@ import Testing
         let body = Array("{\"lane\": \"oa/m\", \"request\": {}, \"mode\": \"batch\"}\n{\"lane\": \"oa/m\", \"request\": {}}\n".utf8)
         let bulk = try BulkRequest(body: body, jsonLines: true, tenant: "t", maxLines: 10, directory: Self.directory)
         #expect(bulk.specs.map(\.providerBatch) == [true, false])
+    }
+}
+
+@Suite struct ProviderBatchQueuesRouteTests {
+    @Test func queuesShowTheJobsCollectedAndInProviderBatches() async throws {
+        try await withAPI { api in
+            var job = JobSpec(lane: "demo", payload: Array("{}".utf8))
+            job.providerBatch = true
+            _ = try await api.queue.enqueue([job, job, job])
+            _ = try await api.queue.enqueue(JobSpec(lane: "demo", payload: Array("{}".utf8)))
+            guard case .taken = try await ProviderBatches(queue: api.queue).take(
+                lane: "demo", maxRequests: 2, maxBytes: 1 << 20, window: .seconds(60), claim: .seconds(30))
+            else { Issue.record("expected a record"); return }
+            let lanes = try #require(try await api.request(.get, "/v1/queues", key: api.admin).body["data"] as? [[String: Any]])
+            let demo = try #require(lanes.first { $0["lane"] as? String == "demo" })
+            #expect(demo["ready"] as? Int == 1 && demo["collecting"] as? Int == 1 && demo["provider_batched"] as? Int == 2)
+            #expect(demo["leased"] as? Int == 0, "a batched job holds no lease")
+        }
     }
 }
