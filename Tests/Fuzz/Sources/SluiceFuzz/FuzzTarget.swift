@@ -76,7 +76,15 @@ extension FuzzTarget {
             if let setting = try? ResponseCacheDefault.parse(value) {
                 precondition(ResponseCacheDefault(text: setting.text) == setting, "a cache setting does not read back")
             }
+            // A key's budget (`"budget"` through /v1/keys): what the key store keeps, and what its
+            // jobs' envelopes carry, read back as the same budget.
+            if let budget = try? BudgetPolicy.parse(value) {
+                precondition(BudgetPolicy(text: budget.text) == budget, "a budget does not read back")
+                precondition(BudgetPolicy.fromEnvelope(budget.envelopeText(keyPrefix: "sluice_k"))?.policy == budget, "an envelope's budget does not read back")
+            }
         }
+        // A job's envelope's budget text, as a damaged envelope may hold it: read or refused, never a trap.
+        _ = BudgetPolicy.fromEnvelope(String(decoding: input, as: UTF8.self))
     }
 
     private static func walk(_ bytes: UnsafeBufferPointer<UInt8>, _ value: JSONScanner.Value, depth: Int) {
