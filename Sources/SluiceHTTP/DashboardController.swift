@@ -18,6 +18,8 @@ import SluiceWebhooks
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
 ///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
+/// - `GET /ui/keys`, `POST /ui/keys`, `POST /ui/keys/{prefix}/revoke` (admin): the keys, creating
+///   one (its secret shown once), revoking one.
 /// - `GET /ui/static/{file}`: the stylesheet and the script.
 ///
 /// Security: a login makes a session (`DashboardSessions`) held in an HttpOnly, SameSite=Strict
@@ -74,6 +76,9 @@ struct DashboardController: Sendable {
         ui.post("jobs/:id/cancel", use: cancel)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
+        ui.get("keys", use: keysPage)
+        ui.post("keys", use: createKey)
+        ui.post("keys/:prefix/revoke", use: revokeKey)
         ui.get("static/:file", use: staticFile)
     }
 
@@ -147,6 +152,7 @@ struct DashboardController: Sendable {
         nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
         if viewer.isAdmin { nav.append(.init(href: "/ui/providers", label: "Providers", current: current == "providers")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/scaling", label: "Scaling", current: current == "scaling")) }
+        if viewer.isAdmin { nav.append(.init(href: "/ui/keys", label: "Keys", current: current == "keys")) }
         return DashboardViews.Chrome(
             tenant: viewer.key.tenant, keyPrefix: viewer.key.prefix, admin: viewer.isAdmin, csrf: viewer.session.csrf, nav: nav)
     }
@@ -355,6 +361,57 @@ struct DashboardController: Sendable {
             DashboardViews.ScalingPage(
                 chrome: chrome(viewer, current: "scaling"), monitored: scaling.scaling != nil,
                 pools: decisions.map(DashboardViews.PoolRow.init)))
+    }
+
+    // MARK: - Keys
+
+    /// `/ui/keys` (admin): every key, newest first (secrets are never stored, so never shown), a
+    /// form to create one and a button to revoke each live one.
+    @Sendable func keysPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        let notice: String? = request.uri.queryParameters["done"] == "revoked" ? "The key was revoked: it no longer authenticates." : nil
+        return try keysPage(viewer, created: nil, notice: notice, status: .ok)
+    }
+
+    func keysPage(_ viewer: Viewer, created: DashboardViews.CreatedKey?, notice: String?, status: HTTPResponse.Status) throws -> Response {
+        let all = try keys.list()
+        return views.render(
+            "keys",
+            DashboardViews.KeysPage(
+                chrome: chrome(viewer, current: "keys"), keys: all.map { DashboardViews.KeyRow($0, mine: $0.prefix == viewer.key.prefix) },
+                created: created, notice: notice),
+            status: status)
+    }
+
+    /// Creates a key as `POST /v1/keys` does (`APIKeyStore.create`); its secret is in this answer
+    /// only (`Cache-Control: no-store`), never again.
+    @Sendable func createKey(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let form = try await form(request)
+        let viewer = try await poster(request, form: form)
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        let tenant = (form["tenant"] ?? "").trimmingCharacters(in: .whitespaces)
+        let scopes = Set(Scope.allCases.filter { form["scope_" + $0.rawValue] != nil })
+        guard !scopes.isEmpty else { return try keysPage(viewer, created: nil, notice: "Choose at least one scope.", status: .badRequest) }
+        let created: (secret: String, key: APIKey)
+        do { created = try keys.create(tenant: tenant, scopes: scopes) } catch StoreError.invalid(let field, let reason) {
+            return try keysPage(viewer, created: nil, notice: "The \(field) \(reason).", status: .badRequest)
+        }
+        context.logger.info(
+            "dashboard created a key", metadata: ["key": "\(created.key.prefix)", "tenant": "\(tenant)", "by": "\(viewer.key.prefix)"])
+        return try keysPage(
+            viewer, created: DashboardViews.CreatedKey(secret: created.secret, prefix: created.key.prefix, tenant: tenant), notice: nil,
+            status: .created)
+    }
+
+    /// Revokes a key as `DELETE /v1/keys/{prefix}` does, and forgets it from the API's cache.
+    @Sendable func revokeKey(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await poster(request, form: try await form(request))
+        guard viewer.isAdmin else { throw DashboardError.adminOnly }
+        guard let prefix = context.parameters.get("prefix"), try keys.revoke(prefix: prefix) else { throw DashboardError.notFound }
+        cache.forget(prefix: prefix)
+        context.logger.info("dashboard revoked a key", metadata: ["key": "\(prefix)", "by": "\(viewer.key.prefix)"])
+        return Self.redirect("/ui/keys?done=revoked")
     }
 
     // MARK: - Static files

@@ -330,6 +330,44 @@ struct DashboardViews: Sendable {
         }
     }
 
+    struct KeysPage {
+        let title = "Keys"
+        let chrome: Chrome
+        let keys: [KeyRow]
+        let created: CreatedKey?
+        let notice: String?
+    }
+
+    /// A key just created: the only time its secret is shown.
+    struct CreatedKey {
+        let secret: String
+        let prefix: String
+        let tenant: String
+    }
+
+    struct KeyRow {
+        let prefix: String
+        let tenant: String
+        let scopes: String
+        let created: String
+        let lastUsed: String
+        let revoked: String?
+        let live: Bool
+        /// The key this session logged in with (revoking it ends the session).
+        let mine: Bool
+
+        init(_ key: APIKey, mine: Bool) {
+            prefix = key.prefix
+            tenant = key.tenant
+            scopes = Scope.format(key.scopes)
+            created = DashboardViews.time(key.createdAt)
+            lastUsed = key.lastUsedAt.map(DashboardViews.time) ?? "never"
+            revoked = key.revokedAt.map(DashboardViews.time)
+            live = !key.isRevoked
+            self.mine = mine
+        }
+    }
+
     // MARK: - Formatting
 
     /// The first 64 KiB of a body as text (a page must not grow with a 100 MB result).

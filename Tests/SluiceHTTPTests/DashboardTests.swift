@@ -233,6 +233,50 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func keysPageCreatesAKeyShownOnceAndRevokesIt() async throws {
+        try await withAPI { api in
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            let page = try await admin.get("/ui/keys")
+            #expect(page.status == .ok)
+            let csrf = try #require(page.csrf)
+            // Without the token: refused, and no key is made.
+            let before = try await api.keyCount()
+            #expect(try await admin.post("/ui/keys", form: ["tenant": "initech", "scope_read": "on"]).status == .forbidden)
+            #expect(try await api.keyCount() == before)
+
+            let created = try await admin.post("/ui/keys", form: ["csrf": csrf, "tenant": "initech", "scope_read": "on", "scope_submit": "on"])
+            #expect(created.status == .created)
+            #expect(created.headers[.cacheControl] == "no-store")
+            let secret = try #require(created.html.firstMatch(of: /id="secret">(sluice_[a-z0-9]{8}_[A-Za-z0-9_-]{43})</).map { String($0.1) })
+            #expect(try await api.request(.get, "/v1/jobs", key: secret).status == .ok)
+            // Shown once: the list has its prefix, never the secret.
+            let list = try await admin.get("/ui/keys")
+            let prefix = String(secret.split(separator: "_").prefix(2).joined(separator: "_"))
+            #expect(list.html.contains("data-key=\"\(prefix)\""))
+            #expect(!list.html.contains(secret))
+            // A bad tenant and no scope are refused on the page.
+            #expect(try await admin.post("/ui/keys", form: ["csrf": csrf, "tenant": "a:b", "scope_read": "on"]).status == .badRequest)
+            #expect(try await admin.post("/ui/keys", form: ["csrf": csrf, "tenant": "initech"]).status == .badRequest)
+
+            #expect(try await admin.post("/ui/keys/\(prefix)/revoke", form: [:]).status == .forbidden)
+            #expect(try await api.request(.get, "/v1/jobs", key: secret).status == .ok)
+            let revoked = try await admin.post("/ui/keys/\(prefix)/revoke", form: ["csrf": csrf])
+            #expect(revoked.status == .seeOther)
+            #expect(revoked.location == "/ui/keys?done=revoked")
+            // At once, despite the API's cache of keys found valid.
+            #expect(try await api.request(.get, "/v1/jobs", key: secret).status == .unauthorized)
+            #expect(try await admin.post("/ui/keys/sluice_nothere/revoke", form: ["csrf": csrf]).status == .notFound)
+
+            var acme = DashboardBrowser(api)
+            _ = try await acme.logIn(api.acme)
+            #expect(try await acme.get("/ui/keys").status == .forbidden)
+            let acmeToken = try #require(try await acme.get("/ui/jobs").csrf)
+            #expect(try await acme.post("/ui/keys", form: ["csrf": acmeToken, "tenant": "acme", "scope_admin": "on"]).status == .forbidden)
+            #expect(try await api.keyCount() == before + 1)
+        }
+    }
+
     @Test func logoutAndRevocationEndTheSession() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
@@ -263,6 +307,11 @@ struct DashboardBrowser {
             #expect(try await thief.get("/ui/jobs").status == .seeOther)
         }
     }
+}
+
+extension Fixture {
+    /// How many keys the store holds (revoked ones too), as `GET /v1/keys` lists them.
+    func keyCount() async throws -> Int { (try await request(.get, "/v1/keys", key: admin).body["data"] as? [Any])?.count ?? -1 }
 }
 
 enum DashboardTestsSupport {
