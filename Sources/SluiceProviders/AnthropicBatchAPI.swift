@@ -100,7 +100,10 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
     }
 
     public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
+        // The create was sent at `since` and given up at its timeout: the provider made the batch
+        // in between (a minute of clock skew either side), never later.
         let oldest = since.value - 60_000
+        let newest = Bounded.add(since.value, Bounded.add(transport.limits.transferTimeout.milliseconds, 60_000))
         var found: [String] = []
         var after: String? = nil
         for _ in 0..<Self.maxCandidatePages {
@@ -110,8 +113,9 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
             }
             for batch in page.batches {
                 // A batch whose creation time cannot be read might be ours: better a candidate too many.
-                let recent = (batch.createdAt?.value ?? Int64.max) >= oldest
-                if recent && batch.total == count { found.append(batch.id) }
+                let created = batch.createdAt?.value
+                let inWindow = created.map { (oldest...newest).contains($0) } ?? true
+                if inWindow && batch.total == count { found.append(batch.id) }
             }
             let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
             guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }

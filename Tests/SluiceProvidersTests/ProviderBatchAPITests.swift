@@ -188,6 +188,8 @@ import Testing
             #expect(try await anthropic.candidates(tag: "rec-x", inputFile: nil, since: since, count: 4).isEmpty)
             let later = since + .seconds(600)
             #expect(try await anthropic.candidates(tag: "rec-x", inputFile: nil, since: later, count: 3).isEmpty, "created before the record: not ours")
+            let earlier = UnixMillis(since.value - 3_600_000)
+            #expect(try await anthropic.candidates(tag: "rec-x", inputFile: nil, since: earlier, count: 3).isEmpty, "created after the send's timeout: not ours")
         }
     }
 
