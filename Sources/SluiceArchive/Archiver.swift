@@ -88,7 +88,7 @@ public final class Archiver: Service, Sendable {
         var cost = Self.listPrice(input: input, output: output, price: price)
         // Completed from a provider batch's line (the job's hash names the provider's batch):
         // booked at the batch price, the discount counted as saved.
-        let batched = !(record.fields["pbatch"] ?? []).isEmpty
+        let batched = !(record.providerBatch ?? "").isEmpty
         var batchSaved = 0.0
         if batched {
             let provider = job.lane.split(separator: "/", maxSplits: 1).first.map(String.init) ?? job.lane
