@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import SluiceCore
 import SluiceQueue
 import SluiceRedis
@@ -118,10 +119,11 @@ public struct EventFilter: Sendable {
     }
 }
 
-/// What a subscription hands over: an event, or a heartbeat (nothing happened for a while:
-/// write an SSE comment so that proxies keep the connection).
+/// What a subscription hands over: the events of one read that pass its filter (in order), or
+/// a heartbeat (nothing happened for a while: write an SSE comment so that proxies keep the
+/// connection).
 public enum HubMessage: Sendable {
-    case event(LaneEvent)
+    case events([LaneEvent])
     case heartbeat
 }
 
@@ -179,22 +181,27 @@ final class SubscriberOverflow: Sendable {
 ///   resumes from it (`history`) misses nothing and sees nothing twice. This holds as long as the
 ///   Redis clock does not step back (a stream's ids never go back, but two streams' may
 ///   interleave differently then).
-/// - Bounded: each subscriber has a buffer of `Limits.buffer` messages; one that fills it is
+/// - Bounded: each subscriber has a buffer of `Limits.buffer` messages (one per read of the
+///   streams that had something for it); one that fills it is
 ///   dropped (its stream ends; `EventSubscription.wasDropped`), never waited for: a slow
 ///   subscriber never slows the reader, the other subscribers or the queue. Subscriptions are
 ///   capped per API key and per process.
+/// - Shutdown: run as a `Service` beside the HTTP server (after it in the group, so that it
+///   stops first), a graceful shutdown ends every subscription, so that the server's wait for
+///   its open answers is not a wait for clients that never leave.
 /// - Tenants: a stream entry does not carry the jobs' tenant. While some subscriber filters by
 ///   tenant, the reader looks up each new job's tenant once (one pipelined `HGET` per unknown job
 ///   per read, kept in a bounded in-memory cache); a job whose record is gone is shown to no
 ///   tenant's stream.
-public final class EventHub: Sendable {
+public final class EventHub: Service, Sendable {
     /// The hub's bounds.
     public struct Limits: Sendable {
         /// The most subscriptions open at once in this process, and per API key.
         public var total = 1_000
         public var perKey = 16
-        /// The messages a subscriber may have waiting before it is dropped.
-        public var buffer = 1_000
+        /// The messages (each the events of one read of the streams, or a heartbeat) a
+        /// subscriber may have waiting before it is dropped.
+        public var buffer = 64
         /// How long a subscription may see nothing before it gets a heartbeat.
         public var heartbeat: Duration = .seconds(15)
         /// The most entries read from one stream at once.
@@ -298,6 +305,19 @@ public final class EventHub: Sendable {
         return EventSubscription(messages: messages, watermark: watermark, id: id, hub: self, overflow: overflow)
     }
 
+    /// Waits for a graceful shutdown (or cancellation), then ends every subscription.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        closeAll()
+    }
+
+    /// Ends every subscription now (their streams end, as if the clients had left); the reader
+    /// stops with the last.
+    public func closeAll() {
+        let all = state.withLock { state in state.subscribers.keys.compactMap { state.remove($0) } }
+        for subscriber in all { subscriber.continuation.finish() }
+    }
+
     fileprivate func unsubscribe(_ id: UInt64) {
         state.withLock { state in state.remove(id) }?.continuation.finish()
     }
@@ -311,13 +331,10 @@ public final class EventHub: Sendable {
         let dropped: [Subscriber] = state.withLock { state in
             guard generation == state.generation else { return [] }
             var full: [UInt64] = []
-            for (id, subscriber) in state.subscribers {
-                for event in events {
-                    guard let shown = subscriber.filter.apply(event) else { continue }
-                    if !Self.offer(.event(shown), to: subscriber) {
-                        full.append(id)
-                        break
-                    }
+            if !events.isEmpty {
+                for (id, subscriber) in state.subscribers {
+                    let shown = events.compactMap { subscriber.filter.apply($0) }
+                    if !shown.isEmpty && !Self.offer(.events(shown), to: subscriber) { full.append(id) }
                 }
             }
             if ContinuousClock.now - state.lastHeartbeat >= limits.heartbeat {
@@ -350,7 +367,11 @@ public final class EventHub: Sendable {
 
     /// Redis `TIME`, in ms.
     static func serverTime(_ redis: RedisClient) async throws -> UInt64 {
-        let reply = try await redis.send("TIME")
+        try serverTime(try await redis.send("TIME"))
+    }
+
+    /// A `TIME` reply, in ms.
+    static func serverTime(_ reply: RedisValue) throws -> UInt64 {
         guard let parts = reply.array, parts.count == 2, let seconds = parts[0].string.flatMap({ UInt64($0) }),
             let micros = parts[1].string.flatMap({ UInt64($0) })
         else { throw RedisError.unexpectedReply("TIME: \(reply)") }
@@ -392,36 +413,42 @@ public final class EventHub: Sendable {
         var tags: [String: String] = [:]
         var held: [LaneEvent] = []
         var handedOver = start
-        var lanesReadAt: ContinuousClock.Instant?
+        var knownLanes = -1
         var tenantCache: [String: String] = [:]
         let wake = KeyLayout.consumerWake(group: "events", consumer: UUID().uuidString)
         let batch = max(1, limits.batch)
         while !Task.isCancelled {
             do {
-                if lanesReadAt.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+                // Held-back entries are handed over once Redis time has passed them.
+                if !held.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+                // Redis time, then the number of lanes, in that order (one pipeline): a lane is
+                // added to the lanes' set before its stream's first entry, so every stream with
+                // an entry older than `now` is known by the time it is read.
+                let clock = try await redis.pipeline([RedisCommand("TIME"), RedisCommand("SCARD", KeyLayout.lanes)])
+                let now = try serverTime(clock[0])
+                if let count = clock[1].int, count != knownLanes {
                     for lane in try await lanes() {
                         let tag = LaneTag(lane: lane).rawValue
                         let stream = stream(tag: tag)
-                        // A stream seen for the first time is read from the watermark: what is
-                        // older was handed over (or came before the hub started).
+                        // A stream seen for the first time is read from the watermark: it has
+                        // nothing older (its lane would have been counted a round earlier).
                         if cursors[stream] == nil {
                             cursors[stream] = "\(handedOver &- 1)-\(UInt64.max)"
                             tags[stream] = tag
                         }
                     }
-                    lanesReadAt = .now
+                    knownLanes = count
                 }
-                // Held-back entries are handed over once Redis time has passed them.
-                if !held.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
-                let now = try await serverTime(redis)
                 let names = cursors.keys.sorted()
                 var arguments: [any RedisArgument] = ["COUNT", batch]
                 if held.isEmpty { arguments += ["BLOCK", 1000] }
                 arguments.append("STREAMS")
                 arguments += names.map { $0 as any RedisArgument }
-                arguments.append(wake)
+                // Also the wake-up stream, and the stream of new lanes: a lane's first job ends
+                // a blocked read at once (the lanes' count, next round, adds its stream).
+                arguments += [wake, KeyLayout.newLanes]
                 arguments += names.map { cursors[$0]! as any RedisArgument }
-                arguments.append("$")
+                arguments += ["$", "$"]
                 let command = RedisCommand("XREAD", arguments)
                 let reply: RedisValue
                 if held.isEmpty {
@@ -436,7 +463,7 @@ public final class EventHub: Sendable {
                 // past a stream whose read filled `batch`: there, only what is older than its
                 // last entry read.
                 var bound = now
-                for (stream, entries) in entries(reply) where stream != wake {
+                for (stream, entries) in entries(reply) where stream != wake && stream != KeyLayout.newLanes {
                     guard let tag = tags[stream], let last = entries.last else { continue }
                     cursors[stream] = String(last.id)
                     for entry in entries {
@@ -561,20 +588,33 @@ public final class EventHub: Sendable {
         if !shown.isEmpty { try await body(shown) }
     }
 
-    /// Whether `stream` lost (to trimming) an entry at or after `since`: Redis 7 keeps the
-    /// largest id it ever deleted from a stream.
+    /// Whether `stream` may have lost (to trimming) an entry at or after `since`. Trimming
+    /// takes the oldest entries; Redis 7.0 does not say up to which id, so this answers yes
+    /// when entries were removed and the oldest left (or, none left, the last ever added) is
+    /// past `since`: never no when some were lost, sometimes yes when the ones lost were all
+    /// older than `since`.
     private func trimmed(stream: String, since: (ms: UInt64, seq: UInt64, inclusive: Bool)) async throws -> Bool {
         let reply: RedisValue
         do { reply = try await redis.send("XINFO", "STREAM", stream) } catch {
             return false  // no such stream: nothing was ever in it
         }
         let flat = reply.array ?? []
-        for index in stride(from: 0, to: flat.count - 1, by: 2) where flat[index].string == "max-deleted-entry-id" {
-            guard let text = flat[index + 1].string, let deleted = EventPosition(tag: "", entryID: Substring(text)) else { return false }
-            if deleted.ms != since.ms { return deleted.ms > since.ms }
-            return since.inclusive ? deleted.seq >= since.seq : deleted.seq > since.seq
+        var info: [String: RedisValue] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            if let name = flat[index].string { info[name] = flat[index + 1] }
         }
-        return false
+        guard let length = info["length"]?.int, let added = info["entries-added"]?.int, added > length else { return false }
+        let sinceTuple = (since.ms, since.seq)
+        func position(_ name: String) -> (UInt64, UInt64)? {
+            guard let text = info[name]?.string, let position = EventPosition(tag: "", entryID: Substring(text)) else { return nil }
+            return (position.ms, position.seq)
+        }
+        if length == 0 {
+            guard let last = position("last-generated-id") else { return false }
+            return since.inclusive ? last >= sinceTuple : last > sinceTuple
+        }
+        guard let first = position("recorded-first-entry-id") else { return false }
+        return first > sinceTuple
     }
 }
 
@@ -597,7 +637,7 @@ struct HistoryPager {
 
     mutating func fill(redis: RedisClient, count: Int) async throws {
         let reply = try await redis.send("XRANGE", stream, next, end, "COUNT", count)
-        let entries = EventHub.entries(RedisValue.array([RedisValue.bulkString(Array(stream.utf8)), reply])).first?.entries ?? []
+        let entries = EventHub.entries(.array([.array([.bulkString(Array(stream.utf8)), reply])])).first?.entries ?? []
         for entry in entries {
             guard let position = EventPosition(tag: tag, entryID: entry.id), let event = LaneEvent(position: position, fields: entry.fields)
             else { continue }

@@ -96,7 +96,7 @@ struct EventsController: Sendable {
             }
             for await message in subscription.messages {
                 switch message {
-                case .event(let event): try await writer.write(Self.frame(event))
+                case .events(let events): try await writer.write(contentsOf: events.map(Self.frame))
                 case .heartbeat: try await writer.write(Self.ping)
                 }
             }
@@ -158,7 +158,7 @@ struct EventsController: Sendable {
                         return
                     }
                     switch message {
-                    case .event: woken = true
+                    case .events: woken = true
                     case .heartbeat: try await writer.write(Self.ping)
                     }
                 }

@@ -1,0 +1,338 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import SluiceCore
+import SluiceHTTP
+import SluiceMock
+import SluiceQueue
+import SluiceRedis
+import SluiceStore
+import SluiceTestSupport
+import SluiceWebhooks
+import SluiceWorker
+import Synchronization
+import Testing
+
+private let eventsLogger = Logger(label: "test.events")
+
+/// The live job events (`EventHub`, `GET /v1/events`, `GET /v1/jobs/{id}/events` as SSE), read by
+/// a plain-socket SSE client from the API served on loopback, over a real redis-server, with a
+/// worker pool calling the mock provider served over HTTP.
+@Suite(.timeLimit(.minutes(1))) struct EventStreamTests {
+    struct Setup: Sendable {
+        let queue: JobQueue
+        let client: any TestClientProtocol
+        let port: Int
+        let hub: EventHub
+        let pool: WorkerPool
+        let acme: String
+        let globex: String
+        let admin: String
+
+        func stream(_ path: String, key: String?, headers: [String: String] = [:]) throws -> EventStreamClient {
+            try EventStreamClient(port: port, path: path, key: key, headers: headers)
+        }
+
+        /// Submits one job to `lane` and returns its id.
+        func submit(key: String, lane: String = "mock/m") async throws -> String {
+            let response = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+                body: ByteBuffer(string: #"{"lane": "\#(lane)", "request": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}"#))
+            #expect(response.status == .accepted)
+            let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+            return try #require(body?["id"] as? String)
+        }
+
+        func cancel(_ id: String, key: String) async throws {
+            let response = try await client.execute(uri: "/v1/jobs/\(id)/cancel", method: .post, headers: [.authorization: "Bearer \(key)"])
+            #expect(response.status == .ok)
+        }
+
+        func status(_ method: HTTPRequest.Method = .get, _ uri: String, key: String, headers: HTTPFields = [:]) async throws -> HTTPResponse.Status {
+            var fields = headers
+            fields[.authorization] = "Bearer \(key)"
+            return try await client.execute(uri: uri, method: method, headers: fields).status
+        }
+    }
+
+    /// The API with `limits` for its event hub, a mock provider behind lanes `mock/*` and a
+    /// worker pool for lane `mock/m` (not running: a test runs `pool.run()` when it wants jobs
+    /// served).
+    func withEvents(limits: EventHub.Limits = EventHub.Limits(), _ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-events-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
+            let acme = try keys.create(tenant: "acme", scopes: [.submit, .read]).secret
+            let globex = try keys.create(tenant: "globex", scopes: [.submit, .read]).secret
+            let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
+            let queue = JobQueue(redis: redis)
+            let waiter = JobWaiter(queue: queue)
+            defer { waiter.close() }
+            var mock = MockConfiguration()
+            mock.latency = .fixed(.milliseconds(5))
+            try await withMockProvider(mock) { _, base in
+                let configuration = try SluiceConfiguration.load(yaml: """
+                    providers:
+                      mock: { kind: openai, base_url: "\(base)/v1", limits: { concurrency: 8 } }
+                    """)
+                let hub = EventHub(queue: queue, limits: limits, logger: eventsLogger)
+                let api = SluiceAPI(
+                    services: .init(
+                        queue: queue, waiter: waiter, keys: keys, archive: ArchiveStore(database: keys.database),
+                        webhooks: WebhookStore(redis: redis, retention: queue.configuration.resultTTL), events: hub),
+                    settings: SluiceAPI.Settings(configuration))
+                let workers = try #require(WorkerLane.configured("mock/m", in: configuration, concurrency: 4))
+                let pool = WorkerPool(queue: queue, lanes: .named([workers]), grace: .seconds(1), logger: eventsLogger)
+                let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+                try await app.test(.live) { client in
+                    let port = try #require(client.port)
+                    // The streams still open end before the server stops (as `sluice serve`'s
+                    // graceful shutdown ends them), so that it does not wait for them.
+                    do {
+                        try await body(
+                            Setup(queue: queue, client: client, port: port, hub: hub, pool: pool, acme: acme, globex: globex, admin: admin))
+                    } catch {
+                        hub.closeAll()
+                        throw error
+                    }
+                    hub.closeAll()
+                }
+            }
+        }
+    }
+
+    // MARK: - One job's stream
+
+    @Test func jobStreamShowsTheTimelineThenEachTransitionLiveAndEndsWithTheOutcome() async throws {
+        try await withEvents { setup in
+            let id = try await setup.submit(key: setup.acme)
+            // No worker yet: the stream opens with the timeline so far (queued) and stays open.
+            let stream = try setup.stream("/v1/jobs/\(id)/events", key: setup.acme)
+            #expect(await stream.waitForStatus() == 200)
+            #expect(stream.head.lowercased().contains("content-type: text/event-stream"))
+            #expect(await stream.wait { $0.contains { $0.event == "status" } })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(stream.events.map(\.event) == ["status"])
+            #expect(!stream.ended)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await setup.pool.run() }
+                #expect(await stream.wait { $0.contains { $0.event == "end" } })
+                group.cancelAll()
+            }
+            let events = stream.events
+            #expect(events.filter { $0.event == "status" }.map { $0.json["status"] as? String } == ["queued", "leased", "succeeded"])
+            #expect(events.filter { $0.event == "status" }.map(\.id) == ["1", "2", "3"])
+            #expect(events.last?.event == "end")
+            #expect(events.last?.json["status"] as? String == "succeeded")
+            #expect(events.allSatisfy { $0.event == "end" || $0.json["job"] as? String == id })
+            // The server ends the stream after the outcome.
+            #expect(await eventuallyTrue { stream.ended })
+
+            // A finished job's stream replays its timeline and ends at once; Last-Event-ID skips
+            // what the client saw.
+            let again = try setup.stream("/v1/jobs/\(id)/events", key: setup.acme, headers: ["Last-Event-ID": "2"])
+            #expect(await eventuallyTrue { again.ended })
+            #expect(again.events.map(\.event) == ["status", "end"])
+            #expect(again.events.first?.json["status"] as? String == "succeeded")
+            #expect(again.events.first?.id == "3")
+
+            // Without the Accept header, the same route still answers the JSON timeline.
+            let json = try await setup.client.execute(
+                uri: "/v1/jobs/\(id)/events", method: .get, headers: [.authorization: "Bearer \(setup.acme)"])
+            #expect(json.status == .ok)
+            #expect(json.headers[.contentType]?.hasPrefix("application/json") == true)
+        }
+    }
+
+    // MARK: - Tenancy
+
+    @Test func aTenantsStreamNeverShowsAnotherTenantsJobs() async throws {
+        try await withEvents { setup in
+            let globexStream = try setup.stream("/v1/events", key: setup.globex)
+            let acmeStream = try setup.stream("/v1/events", key: setup.acme)
+            let adminStream = try setup.stream("/v1/events", key: setup.admin)
+            let adminAcme = try setup.stream("/v1/events?tenant=acme", key: setup.admin)
+            for stream in [globexStream, acmeStream, adminStream, adminAcme] { #expect(await stream.waitForStatus() == 200) }
+            var acmeJobs: Set<String> = []
+            var globexJobs: Set<String> = []
+            for _ in 0..<3 {
+                acmeJobs.insert(try await setup.submit(key: setup.acme))
+                globexJobs.insert(try await setup.submit(key: setup.globex))
+            }
+            let everything = acmeJobs.union(globexJobs)
+            func jobs(_ stream: EventStreamClient) -> Set<String> {
+                Set(stream.events.filter { $0.event == "job" }.flatMap { $0.json["jobs"] as? [String] ?? [] })
+            }
+            #expect(await adminStream.wait { _ in jobs(adminStream) == everything })
+            #expect(await globexStream.wait { _ in jobs(globexStream) == globexJobs })
+            #expect(await acmeStream.wait { _ in jobs(acmeStream) == acmeJobs })
+            #expect(await adminAcme.wait { _ in jobs(adminAcme) == acmeJobs })
+            // Every job was created (from null to queued), and nothing else has happened.
+            #expect(adminStream.events.filter { $0.event == "job" }.allSatisfy { $0.json["to"] as? String == "queued" && $0.json["from"] is NSNull })
+            // Given time, still nothing of the other tenant's.
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(jobs(globexStream) == globexJobs)
+            #expect(jobs(acmeStream) == acmeJobs)
+
+            // A tenant may not ask for another's events, nor follow another's job.
+            #expect(try await setup.status(.get, "/v1/events?tenant=acme", key: setup.globex) == .forbidden)
+            let foreign = try setup.stream("/v1/jobs/\(acmeJobs.first!)/events", key: setup.globex)
+            #expect(await foreign.waitForStatus() == 404)
+            // Filters are checked.
+            #expect(try await setup.status(.get, "/v1/events?state=nope", key: setup.acme) == .badRequest)
+            #expect(try await setup.status(.get, "/v1/events?last_event_id=x", key: setup.acme) == .badRequest)
+            #expect(try await setup.status(.get, "/v1/events?color=red", key: setup.acme) == .badRequest)
+        }
+    }
+
+    // MARK: - Resuming
+
+    @Test func resumingWithLastEventIDMissesNothingAndRepeatsNothing() async throws {
+        try await withEvents { setup in
+            // Two lanes (two streams, two tags): the order across them must hold too.
+            let control = try setup.stream("/v1/events", key: setup.acme)
+            let first = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await control.waitForStatus() == 200)
+            #expect(await first.waitForStatus() == 200)
+            var ids: [String] = []
+            for index in 0..<4 { ids.append(try await setup.submit(key: setup.acme, lane: index % 2 == 0 ? "mock/m" : "mock/other")) }
+            #expect(await first.wait { $0.filter { $0.event == "job" }.count >= 4 })
+            first.close()
+            let seen = first.events.filter { $0.event == "job" }
+            let lastID = try #require(seen.last?.id)
+            // While the client is away: more jobs, and cancels (each a transition in its lane).
+            for index in 0..<4 { ids.append(try await setup.submit(key: setup.acme, lane: index % 2 == 0 ? "mock/other" : "mock/m")) }
+            for id in ids.prefix(3) { try await setup.cancel(id, key: setup.acme) }
+            let resumed = try setup.stream("/v1/events", key: setup.acme, headers: ["Last-Event-ID": lastID])
+            #expect(await resumed.waitForStatus() == 200)
+            // Live again: one more of each.
+            let late = try await setup.submit(key: setup.acme)
+            try await setup.cancel(ids[3], key: setup.acme)
+            func entries(_ stream: EventStreamClient) -> [String] {
+                stream.events.filter { $0.event == "job" }.compactMap(\.id)
+            }
+            // The control saw 8 creations, 4 cancels and the late creation: 13 entries.
+            #expect(await control.wait { _ in entries(control).count >= 13 })
+            let expected = entries(control)
+            #expect(await resumed.wait { _ in joined(seen: seen, resumed) == expected })
+            #expect(joined(seen: seen, resumed) == expected)
+            #expect(Set(expected).count == expected.count)
+            #expect(resumed.events.allSatisfy { $0.event != "missed" })
+            #expect(control.events.filter { $0.event == "job" }.flatMap { $0.json["jobs"] as? [String] ?? [] }.contains(late))
+            // The resume id is the same through the query.
+            let byQuery = try setup.stream("/v1/events?last_event_id=\(lastID)", key: setup.acme)
+            #expect(await byQuery.wait { _ in joined(seen: seen, byQuery) == expected })
+        }
+    }
+
+    /// What the first connection saw, then what the resumed one saw.
+    private func joined(seen: [EventStreamClient.Frame], _ resumed: EventStreamClient) -> [String] {
+        seen.compactMap(\.id) + resumed.events.filter { $0.event == "job" }.compactMap(\.id)
+    }
+
+    @Test func resumingPastWhatTheStreamsStillHoldSaysSomeWereMissed() async throws {
+        try await withEvents { setup in
+            let first = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await first.waitForStatus() == 200)
+            _ = try await setup.submit(key: setup.acme)
+            #expect(await first.wait { $0.contains { $0.event == "job" } })
+            first.close()
+            let lastID = try #require(first.events.first { $0.event == "job" }?.id)
+            let later = try await setup.submit(key: setup.acme)
+            // The lane's stream is trimmed past what the client saw (as maintenance's cap does).
+            _ = try await setup.queue.redis.send("XTRIM", KeyLayout.events(lane: "mock/m"), "MAXLEN", 0)
+            let third = try await setup.submit(key: setup.acme)
+            let resumed = try setup.stream("/v1/events", key: setup.acme, headers: ["Last-Event-ID": lastID])
+            #expect(await resumed.wait { frames in frames.contains { $0.event == "missed" } })
+            // What the stream still held is sent after the notice.
+            #expect(await resumed.wait { frames in frames.contains { ($0.json["jobs"] as? [String])?.contains(third) == true } })
+            #expect(!resumed.events.contains { ($0.json["jobs"] as? [String])?.contains(later) == true })
+        }
+    }
+
+    // MARK: - Bounds
+
+    @Test func aSlowSubscriberIsDroppedWithoutHoldingUpTheOthers() async throws {
+        var limits = EventHub.Limits()
+        limits.buffer = 5
+        try await withEvents(limits: limits) { setup in
+            // One subscriber never reads; another does.
+            let slow = try await setup.hub.subscribe(EventFilter(tenant: "acme"), key: 1)
+            let fast = try await setup.hub.subscribe(EventFilter(tenant: "acme"), key: 2)
+            let seen = Mutex(0)
+            let reader = Task {
+                for await message in fast.messages {
+                    if case .events(let events) = message { seen.withLock { $0 += events.reduce(0) { $0 + $1.jobs.count } } }
+                }
+            }
+            // Jobs one by one, each once the reader saw the one before (so that each comes in a
+            // read of its own: a message), until the slow one is dropped.
+            var submitted = 0
+            while !slow.wasDropped && submitted < 20 {
+                _ = try await setup.submit(key: setup.acme)
+                submitted += 1
+                let total = submitted
+                #expect(await eventuallyTrue { seen.withLock { $0 } == total })
+            }
+            #expect(slow.wasDropped, "submitted \(submitted), the reader saw \(seen.withLock { $0 })")
+            #expect(submitted == 6)
+            // The reader saw every job, and was not dropped.
+            let total = submitted
+            #expect(await eventuallyTrue { seen.withLock { $0 } == total })
+            #expect(!fast.wasDropped)
+            reader.cancel()
+            // The slow one's stream ends after the messages it could hold.
+            var held = 0
+            for await message in slow.messages { if case .events = message { held += 1 } }
+            #expect(held == 5)
+            fast.close()
+            slow.close()
+            #expect(await eventuallyTrue { setup.hub.count == 0 })
+        }
+    }
+
+    @Test func subscriptionsAreCappedPerKeyWith429() async throws {
+        var limits = EventHub.Limits()
+        limits.perKey = 2
+        try await withEvents(limits: limits) { setup in
+            let one = try setup.stream("/v1/events", key: setup.acme)
+            let two = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await one.waitForStatus() == 200)
+            #expect(await two.waitForStatus() == 200)
+            let three = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await three.waitForStatus() == 429)
+            #expect(three.head.lowercased().contains("retry-after: 1"))
+            // Another key is not held up by acme's streams.
+            let other = try setup.stream("/v1/events", key: setup.globex)
+            #expect(await other.waitForStatus() == 200)
+            // A stream that closes frees its place (the server notices at its next write).
+            one.close()
+            var freed = false
+            for _ in 0..<60 where !freed {
+                _ = try await setup.submit(key: setup.acme)
+                try await Task.sleep(for: .milliseconds(500))
+                freed = setup.hub.count == 2
+            }
+            #expect(freed)
+            let again = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await again.waitForStatus() == 200)
+        }
+    }
+
+    @Test func heartbeatsKeepAQuietStreamAlive() async throws {
+        var limits = EventHub.Limits()
+        limits.heartbeat = .milliseconds(300)
+        try await withEvents(limits: limits) { setup in
+            let stream = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await stream.wait { $0.filter { $0.comment == "ping" }.count >= 2 })
+        }
+    }
+}
+
+/// Waits (30 s at most) until `condition` holds.
+func eventuallyTrue(_ condition: @Sendable () -> Bool) async -> Bool {
+    await eventually(timeout: .seconds(30)) { condition() }
+}
