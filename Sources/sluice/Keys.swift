@@ -23,7 +23,17 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "A budget for the key: US dollars per period (see --budget-per).") var budgetUsd: Double?
         @Option(help: "The budget's period: day or month (default month).") var budgetPer: String?
         @Option(help: "What a job leased while the budget is exceeded does: wait (default) or fail.") var budgetOnExceeded: String?
+        @Option(help: "The key's response cache setting, as JSON: false, true or '{\"ttl\": \"1h\", \"all\": true}'.") var cache: String?
         @Flag(help: "Print JSON.") var json = false
+
+        /// The option's cache setting, checked as the API checks one (nil when --cache is not given).
+        func cacheSetting() throws -> ResponseCacheDefault? {
+            guard let cache else { return nil }
+            guard let value = try? JSONValue(parsing: cache) else {
+                throw CommandFailure(exitCode: 2, message: "--cache: must be JSON: false, true or {\"ttl\": \"1h\", \"all\": true}")
+            }
+            do { return try ResponseCacheDefault.parse(value) } catch { throw CommandFailure(exitCode: 2, message: "--cache: " + error.message) }
+        }
 
         /// The options' budget, checked as the API checks one (nil when --budget-usd is not given).
         func budget() throws -> BudgetPolicy? {
@@ -49,12 +59,14 @@ struct Keys: AsyncParsableCommand {
                     throw CommandFailure(exitCode: 2, message: "--scopes: \(error)")
                 }
                 let budget = try budget()
+                let cacheSetting = try cacheSetting()
                 let store = try openStore(options)
                 let limits = KeyLimits(
                     submitRate: rate, submitBurst: burst, maxQueued: maxQueued, maxPriority: maxPriority,
                     lanes: KeyLimits.lanes(from: lanes))
                 var (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
                 if let budget { key = try storeCall { try store.setBudget(prefix: key.prefix, budget) } ?? key }
+                if let cacheSetting { key = try storeCall { try store.setCache(prefix: key.prefix, cacheSetting) } ?? key }
                 if json {
                     say(jsonLine(["key": secret, "prefix": key.prefix, "tenant": key.tenant, "scopes": Scope.format(key.scopes)]))
                 } else {
@@ -89,7 +101,7 @@ struct Keys: AsyncParsableCommand {
                 for key in keys {
                     let lastUsed = key.lastUsedAt.map { iso8601($0) } ?? "never"
                     say([pad(key.prefix, 17), pad(key.tenant, 17), pad(Scope.format(key.scopes), 19), pad(lastUsed, 20),
-                         pad(key.isRevoked ? "revoked" : "active", 8), describe(key.limits, budget: key.budget)].joined(separator: " "))
+                         pad(key.isRevoked ? "revoked" : "active", 8), describe(key.limits, budget: key.budget, cache: key.cache)].joined(separator: " "))
                 }
             }
         }
@@ -163,14 +175,15 @@ private func storeCall<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-/// "rate 50/s burst 100, max queued 1000, budget $5.000000/day (fail)", or "none".
-private func describe(_ limits: KeyLimits, budget: BudgetPolicy? = nil) -> String {
+/// "rate 50/s burst 100, max queued 1000, budget $5.000000/day (fail), cache {"ttl":3600}", or "none".
+private func describe(_ limits: KeyLimits, budget: BudgetPolicy? = nil, cache: ResponseCacheDefault? = nil) -> String {
     var parts: [String] = []
     if let rate = limits.submitRate { parts.append("rate \(rate)/s burst \(limits.effectiveBurst ?? 1)") }
     if let cap = limits.maxQueued { parts.append("max queued \(cap)") }
     if let most = limits.maxPriority { parts.append("max priority \(most)") }
     if let lanes = limits.lanes { parts.append("lanes \(lanes.joined(separator: ","))") }
     if let budget { parts.append("budget $\(Budgets.usd(budget.micros))/\(budget.per.rawValue) (\(budget.onExceeded.rawValue))") }
+    if let cache { parts.append("cache \(cache.text)") }
     return parts.isEmpty ? "none" : parts.joined(separator: ", ")
 }
 
