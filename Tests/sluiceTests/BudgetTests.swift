@@ -1,5 +1,7 @@
 import Foundation
+import SluiceCore
 import SluiceMock
+import SluiceQueue
 import SluiceTestSupport
 import Testing
 
@@ -124,5 +126,66 @@ private func object(_ text: String) -> [String: Any] {
         #expect(bad.output.contains("--budget-per: budget.per must be day or month"), "\(bad.output)")
         let alone = try await runSluice(["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-per", "day"], in: work, environment: environment)
         #expect(alone.status == 2 && alone.output.contains("need --budget-usd"), "\(alone.output)")
+    }
+
+    /// The check at lease through `sluice up` (its workers configured from the file, the mock
+    /// served over HTTP): two jobs admitted at submit, due in 6 s, whose budgets are then spent
+    /// (set in Redis, as overdrawing settlements would): the tenant's `on_exceeded: fail` fails
+    /// its job with budget_exceeded; the key's own budget (set through /v1/keys, `wait`) holds its
+    /// job back until there is room again (`recheck: 1s`); another tenant's job runs meanwhile.
+    @Test func spentBudgetsHoldJobsBackAtLease() async throws {
+        try await withMockProvider(MockConfiguration()) { mock, base in
+            let config = """
+                providers:
+                  mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini] }
+                prices:
+                  gpt-4o-mini: { input: 0, output: 80 }
+                budgets:
+                  tenants: { capped: { usd: 0.01, per: day, on_exceeded: fail } }
+                  recheck: 1s
+
+                """
+            try await withRunningSluice(config: config) { sluice in
+                func key(_ body: String) throws -> (secret: String, prefix: String) {
+                    let created = try call("POST", sluice.url + "/v1/keys", bearer: sluice.adminKey, json: body)
+                    #expect(created.status == 201, "\(created.body)")
+                    return (try #require(object(created.body)["key"] as? String), try #require(object(created.body)["prefix"] as? String))
+                }
+                let capped = try key(#"{"tenant": "capped", "scopes": ["submit", "read"]}"#)
+                let keyed = try key(#"{"tenant": "keyed", "scopes": ["submit", "read"], "budget": {"usd": 0.01, "per": "day"}}"#)
+                let free = try key(#"{"tenant": "free", "scopes": ["submit", "read"]}"#)
+                let due = Int(Date().timeIntervalSince1970) + 6
+                let later = #"{"lane": "mock/gpt-4o-mini", "not_before": \#(due), "request": {"model": "gpt-4o-mini", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}}"#
+                func submit(_ key: String, _ body: String) throws -> JobID {
+                    let answer = try call("POST", sluice.url + "/v1/jobs", bearer: key, json: body)
+                    #expect(answer.status == 202, "\(answer.body)")
+                    return try #require((object(answer.body)["id"] as? String).flatMap(JobID.init))
+                }
+                let failing = try submit(capped.secret, later)
+                let waiting = try submit(keyed.secret, later)
+                // Spent to the limit before the two are due.
+                let now = UnixMillis.current()
+                let tenant = Budgets.Applied(name: "tenant:capped", policy: BudgetPolicy(micros: 10_000, per: .day))
+                let ownKey = Budgets.Applied(name: "key:\(keyed.prefix)", policy: BudgetPolicy(micros: 10_000, per: .day))
+                for budget in [tenant, ownKey] { _ = try await sluice.queue.redis.send("HSET", BudgetStore.key(budget, at: now), "spent", "10000") }
+                let running = try submit(free.secret, later.replacingOccurrences(of: #""not_before": \#(due), "#, with: ""))
+
+                #expect(await eventually(timeout: .seconds(30)) { (try? await sluice.queue.get(failing))?.state == .failed })
+                let failed = try #require(try await sluice.queue.get(failing))
+                #expect(failed.error?.hasPrefix("budget_exceeded: budget tenant:capped of $0.010000 per day has $0.010000 spent") == true, "\(failed.error ?? "")")
+                #expect((try await sluice.queue.get(running))?.state == .succeeded)
+                #expect(
+                    await eventually(timeout: .seconds(30)) {
+                        ((try? await sluice.queue.timeline(waiting)) ?? nil)?.contains { $0.info?.hasPrefix("budget_exceeded: budget key:\(keyed.prefix)") == true } == true
+                    })
+                try await Task.sleep(for: .seconds(2))
+                #expect((try await sluice.queue.get(waiting)).map { !$0.state.isTerminal } == true)
+                #expect(mock.stats().received == 1)
+                // Room again: the waiting job runs at its next look.
+                _ = try await sluice.queue.redis.send("HSET", BudgetStore.key(ownKey, at: now), "spent", "0")
+                #expect(await eventually(timeout: .seconds(30)) { (try? await sluice.queue.get(waiting))?.state == .succeeded })
+                #expect(mock.stats().received == 2)
+            }
+        }
     }
 }
