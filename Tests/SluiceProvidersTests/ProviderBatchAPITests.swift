@@ -360,6 +360,30 @@ import Testing
         #expect(anthropicByID["d"] == .cancelled && anthropicByID["e"] == .expired)
     }
 
+    @Test func aCallsOwnBodyCapHoldsForThatCallOnlyAndHEADIsRefused() async throws {
+        let http = ProviderHTTPClient(configuration: .init(connectionsPerHost: 1, maxBodyBytes: 1_000))
+        defer { Task { try? await http.shutdown() } }
+        let big = String(repeating: "x", count: 2_000)
+        let server = try await RawHTTPServer.start { _, _ in [.ok(big)] }
+        defer { Task { await server.stop() } }
+        let url = "http://127.0.0.1:\(server.port)/v1/files/f/content"
+        let raised = try await http.send(method: "GET", url: url, headers: [], body: [], timeout: .seconds(10), maxBodyBytes: 5_000)
+        #expect(raised.body.count == 2_000)
+        // The next call on the same (kept-alive) connection has the configured cap again.
+        await #expect(throws: ProviderHTTPError.bodyTooLarge(limit: 1_000)) {
+            _ = try await http.send(method: "GET", url: url, headers: [], body: [], timeout: .seconds(10))
+        }
+        #expect(server.snapshot().connections == 1)
+        let sent = String(decoding: try #require(server.snapshot().received.first), as: UTF8.self)
+        #expect(sent.hasPrefix("GET /v1/files/f/content HTTP/1.1\r\n"))
+        for method in ["HEAD", "head", "GET /x", "G\r\nE"] {
+            await #expect(throws: ProviderHTTPError.malformedHeader) {
+                _ = try await http.send(method: method, url: url, headers: [], body: [], timeout: .seconds(10))
+            }
+        }
+        #expect(server.snapshot().requests == 2)
+    }
+
     @Test func rfc3339TimesAreReadOrRefused() {
         #expect(ProviderBatchParsing.rfc3339("1970-01-01T00:00:00Z") == UnixMillis(0))
         #expect(ProviderBatchParsing.rfc3339("2024-08-20T18:37:24.100435Z") == UnixMillis(1_724_179_044_100))
