@@ -121,7 +121,7 @@ public struct ResponseCacheDefault: Sendable, Hashable {
     }
 
     /// As the API shows and the key store keeps it: `false`, or `{"ttl": <seconds>, "all": …}`
-    /// with the members it sets.
+    /// with the members it sets (a TTL with a fraction of a second as `"<ms>ms"`).
     public var json: JSONValue {
         guard enabled else { return .bool(false) }
         var object = JSONObject()

@@ -3,8 +3,8 @@ the usage ledger says it saved.
 
 Usage: cache.py BASE_URL API_KEY MOCK_URL   (run by Tests/sluiceTests/CacheSDKTests.swift against `sluice up`)
 
-The config it expects: route `cached` (one target, mock/gpt-4o-mini, `cache: {ttl: 1h}`) and a
-price for gpt-4o-mini. Ten identical calls reach the mock once; the ledger books one call and
+The config it expects: route `cached` (one target, mock/gpt-4o-mini, `cache: {ttl: 1h}`) and
+gpt-4o-mini priced at $0.15 / $0.60 per million input / output tokens. Ten identical calls reach the mock once; the ledger books one call and
 nine saved; a call with `X-Sluice-Cache: false` reaches the mock. Prints the measured figures.
 Exits non-zero, naming the check, at the first failure.
 """
@@ -57,9 +57,11 @@ def ledger():
 check(eventually(lambda: ledger().get("requests", 0) >= 11, timeout=30), "the archiver books the eleven calls")
 total = ledger()
 check(total["cached"] == 9, "the ledger counts nine answered from the cache")
-per_call = total["cost_usd"] / 2
-check(per_call > 0, "the two calls made are booked at the list price")
-check(abs(total["saved_usd"] - 9 * per_call) <= 2e-6, "saved_usd is nine calls at the list price")
+# The config's price of gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output.
+per_call = (usage.prompt_tokens * 0.15 + usage.completion_tokens * 0.6) / 1_000_000
+# The API rounds dollars to the micro-dollar: within half of one.
+check(abs(total["cost_usd"] - 2 * per_call) <= 5.1e-7, "the two calls made are booked at the list price")
+check(abs(total["saved_usd"] - 9 * per_call) <= 5.1e-7, "saved_usd is nine calls at the list price")
 print(f"measured: 11 calls, {received() - before} reached the provider, {total['cached']} from the cache; "
       f"{usage.prompt_tokens}+{usage.completion_tokens} tokens a call; cost_usd {total['cost_usd']}, saved_usd {total['saved_usd']}")
 print("cache: all checks passed")
