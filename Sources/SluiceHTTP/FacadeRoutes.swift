@@ -139,7 +139,6 @@ extension FacadeController {
         }
     }
 
-    /// How long to wait: `X-Sluice-Wait` seconds, or the default.
     /// The call's response cache ticket, as a queued job's (`ResponseCacheSettings.policy`): the
     /// config's defaults, the route's, the key's, and the call's own `X-Sluice-Cache` header
     /// (a job's `cache` value: `false`, `true` or `{"ttl": "1h", "all": true}`), which wins.
@@ -161,6 +160,7 @@ extension FacadeController {
             .map { ResponseCacheTicket(key: $0, ttl: policy.ttl) }
     }
 
+    /// How long to wait: `X-Sluice-Wait` seconds, or the default.
     private func facadeWait(_ request: Request) throws -> Duration {
         guard let text = request.headers[HTTPField.Name("X-Sluice-Wait")!] else { return facadeWait }
         guard let seconds = Double(text), let wait = Bounded.duration(seconds: seconds, in: .milliseconds(1)...facadeMaxWait) else {
