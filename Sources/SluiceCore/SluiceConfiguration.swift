@@ -145,12 +145,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
         /// A target that takes `weight` percent of the route's picks until it fails more often
         /// than the main targets (`RouteCanary`, `CanaryPolicy`).
         public var canary: RouteCanary?
-        /// `mode: batch`: the route's jobs go through their provider's batch API (when it has
-        /// one); `live`: never. nil: as each job and its deadline say.
-        public var mode: JobMode?
         /// The response cache for every job submitted through the route (`cache:`; nil: the
         /// config's defaults). ResponseCacheDefault.
         public var cache: ResponseCacheDefault?
+        /// `mode: batch`: the route's jobs go through their provider's batch API (when it has
+        /// one); `live`: never. nil: as each job and its deadline say.
+        public var mode: JobMode?
 
         /// `strategy` nil: weighted when a target after the first has a weight, else fallback.
         public init(name: String, targets: [Target], strategy: Strategy? = nil) {
@@ -295,16 +295,16 @@ public struct SluiceConfiguration: Sendable, Hashable {
             case "shared": configuration.cache.sharedScope = "shared"
             default: throw ConfigurationError(key: "cache.scope", problem: "must be tenant or shared")
             }
-            try section.finish()
-        }
-        if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
-        if let facade = try reader.mapping("facade") {
-            var section = Reader(facade, path: "facade")
             // `keys: {sluice_ab12cd34: {ttl: 1h, all: true} | false}`: a key's setting (by prefix).
             if let mapping = try section.mapping("keys") {
                 var keys = Reader(mapping, path: "cache.keys")
                 for prefix in mapping.keys.sorted() { configuration.cache.keys[prefix] = try keys.cacheDefault(prefix) }
             }
+            try section.finish()
+        }
+        if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
+        if let facade = try reader.mapping("facade") {
+            var section = Reader(facade, path: "facade")
             configuration.facade.inline = try section.bool("inline") ?? configuration.facade.inline
             configuration.facade.inlineConcurrency =
                 try section.int("inline_concurrency", in: 0...100_000) ?? configuration.facade.inlineConcurrency
@@ -327,12 +327,12 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let routes = try reader.mapping("routes") {
             for (name, value) in routes {
                 configuration.routes[name] = try Self.route(name, value, providers: configuration.providers)
+                configuration.cache.routes[name] = configuration.routes[name]?.cache
             }
         }
         if let pipelines = try reader.mapping("pipelines") {
             let directory = ModelDirectory(providers: configuration.providers, routes: configuration.routes)
             for (name, value) in pipelines {
-                configuration.cache.routes[name] = configuration.routes[name]?.cache
                 do throws(PipelineError) {
                     let pipeline = try Pipeline(name: name, yaml: value, path: "pipelines.\(name)")
                     try pipeline.checkTargets(directory, path: "pipelines.\(name)")
@@ -511,7 +511,6 @@ public struct SluiceConfiguration: Sendable, Hashable {
                     problem: "must be one of \(Route.Strategy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
             }
             strategy = known
-        route.cache = try section.cacheDefault("cache")
         }
         guard let targets = section.peek("targets") else {
             throw ConfigurationError(key: "routes.\(name).targets", problem: "is required")
@@ -521,6 +520,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let canary = try section.mapping("canary") {
             route.canary = try Self.canary(canary, path: "routes.\(name).canary", route: route, providers: providers)
         }
+        route.cache = try section.cacheDefault("cache")
         if let text = try section.string("mode") {
             guard let mode = JobMode(rawValue: text) else {
                 throw ConfigurationError(key: "routes.\(name).mode", problem: "must be batch or live, not '\(text)'")
@@ -937,12 +937,6 @@ private struct Reader {
 
     mutating func markUsed(_ key: String) { used.insert(key) }
 
-    func finish() throws(ConfigurationError) {
-        if let unknown = values.keys.filter({ !used.contains($0) }).sorted().first {
-            throw ConfigurationError(key: name(unknown), problem: "is not a known setting")
-        }
-    }
-}
     /// A key's or a route's `cache:`: `true`, `false` or `{ttl, all}` (ResponseCacheDefault).
     mutating func cacheDefault(_ key: String) throws(ConfigurationError) -> ResponseCacheDefault? {
         guard let value = value(key) else { return nil }
@@ -963,3 +957,9 @@ private struct Reader {
         return setting
     }
 
+    func finish() throws(ConfigurationError) {
+        if let unknown = values.keys.filter({ !used.contains($0) }).sorted().first {
+            throw ConfigurationError(key: name(unknown), problem: "is not a known setting")
+        }
+    }
+}
