@@ -18,6 +18,8 @@ import SluiceWebhooks
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
 ///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
+/// - `GET /ui/usage?from=&to=&group_by=&tenant=` and `GET /ui/usage.csv?…` (scope read): the
+///   usage ledger as `GET /v1/usage` reads it, as a chart and table, or a CSV download.
 /// - `GET /ui/keys`, `POST /ui/keys`, `POST /ui/keys/{prefix}/revoke` (admin): the keys, creating
 ///   one (its secret shown once), revoking one.
 /// - `GET /ui/static/{file}`: the stylesheet and the script.
@@ -76,6 +78,8 @@ struct DashboardController: Sendable {
         ui.post("jobs/:id/cancel", use: cancel)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
+        ui.get("usage", use: usagePage)
+        ui.get("usage.csv", use: usageCSV)
         ui.get("keys", use: keysPage)
         ui.post("keys", use: createKey)
         ui.post("keys/:prefix/revoke", use: revokeKey)
@@ -152,6 +156,7 @@ struct DashboardController: Sendable {
         nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
         if viewer.isAdmin { nav.append(.init(href: "/ui/providers", label: "Providers", current: current == "providers")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/scaling", label: "Scaling", current: current == "scaling")) }
+        if viewer.may(.read) { nav.append(.init(href: "/ui/usage", label: "Usage", current: current == "usage")) }
         if viewer.isAdmin { nav.append(.init(href: "/ui/keys", label: "Keys", current: current == "keys")) }
         return DashboardViews.Chrome(
             tenant: viewer.key.tenant, keyPrefix: viewer.key.prefix, admin: viewer.isAdmin, csrf: viewer.session.csrf, nav: nav)
@@ -361,6 +366,95 @@ struct DashboardController: Sendable {
             DashboardViews.ScalingPage(
                 chrome: chrome(viewer, current: "scaling"), monitored: scaling.scaling != nil,
                 pools: decisions.map(DashboardViews.PoolRow.init)))
+    }
+
+    // MARK: - Usage
+
+    /// What a usage page or its CSV asks for: `from`, `to` (read as `GET /v1/usage` reads them),
+    /// `group_by`, and `tenant` (an admin's choice; nil: every tenant; anyone else: their own).
+    struct UsageQuery {
+        let from: UnixMillis
+        let to: UnixMillis
+        let grouping: ArchiveStore.UsageGrouping
+        let tenant: String?
+        let fromText: String
+        let toText: String
+    }
+
+    func usageQuery(_ request: Request, _ viewer: Viewer) throws -> UsageQuery {
+        let query = request.uri.queryParameters
+        func value(_ name: String) -> String? { query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        let to: UnixMillis
+        let from: UnixMillis
+        do {
+            to = try value("to").map { try UsageController.instant($0, param: "to") } ?? UnixMillis.current()
+            from = try value("from").map { try UsageController.instant($0, param: "from") } ?? UnixMillis(to.value - 30 * 86_400_000)
+        } catch let error as APIError {
+            throw DashboardError.invalid(error.message)
+        }
+        guard from < to else { throw DashboardError.invalid("'from' must be before 'to'") }
+        guard let grouping = ArchiveStore.UsageGrouping(rawValue: value("group_by") ?? "model") else {
+            throw DashboardError.invalid("'group_by' must be model, key or tenant")
+        }
+        var tenant: String? = viewer.key.tenant
+        if viewer.isAdmin {
+            tenant = value("tenant")
+        } else if let asked = value("tenant"), asked != viewer.key.tenant {
+            throw DashboardError.adminOnly
+        }
+        return UsageQuery(
+            from: from, to: to, grouping: grouping, tenant: tenant, fromText: value("from") ?? "", toText: value("to") ?? "")
+    }
+
+    /// The ledger's rows for `query`, keys named by their prefixes, from the archive as
+    /// `GET /v1/usage` reads it.
+    func usageRows(_ query: UsageQuery) async throws -> [UsageRow] {
+        var rows = try await lookup.archive.usage(from: query.from, to: query.to, grouping: query.grouping, tenant: query.tenant)
+        if query.grouping == .key {
+            var prefixes: [String: String] = [:]
+            for key in try keys.list() { prefixes[String(key.id)] = key.prefix }
+            for index in rows.indices { rows[index].group = prefixes[rows[index].group] ?? (rows[index].group == "0" ? "none" : rows[index].group) }
+        }
+        return rows
+    }
+
+    /// `/ui/usage` (scope read): requests, tokens and cost by model, key or tenant over a period,
+    /// as a bar chart and a table, with a link to the same as CSV.
+    @Sendable func usagePage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        let query = try usageQuery(request, viewer)
+        let rows = try await usageRows(query)
+        var csv = URLComponents()
+        csv.path = "/ui/usage.csv"
+        csv.queryItems = [
+            URLQueryItem(name: "from", value: String(query.from.value / 1000)), URLQueryItem(name: "to", value: String(query.to.value / 1000)),
+            URLQueryItem(name: "group_by", value: query.grouping.rawValue),
+        ] + (viewer.isAdmin && query.tenant != nil ? [URLQueryItem(name: "tenant", value: query.tenant)] : [])
+        let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
+        return views.render(
+            "usage",
+            DashboardViews.UsagePage(
+                chrome: chrome(viewer, current: "usage"), rows: rows, from: query.fromText, to: query.toText,
+                period: DashboardViews.time(query.from) + " – " + DashboardViews.time(query.to),
+                groupings: ["model", "key", "tenant"].map { .init(value: $0, selected: $0 == query.grouping.rawValue) },
+                tenants: tenants.map { .init(value: $0, selected: $0 == query.tenant) }, allTenants: query.tenant == nil,
+                csv: csv.string ?? "/ui/usage.csv"))
+    }
+
+    /// `/ui/usage.csv`: the usage page's table as a CSV download.
+    @Sendable func usageCSV(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        let query = try usageQuery(request, viewer)
+        let csv = DashboardViews.usageCSV(try await usageRows(query), grouping: query.grouping.rawValue)
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/csv; charset=utf-8",
+                .contentDisposition: "attachment; filename=\"sluice-usage-\(query.grouping.rawValue)-\(query.from.value / 1000)-\(query.to.value / 1000).csv\"",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: csv)))
     }
 
     // MARK: - Keys

@@ -5,6 +5,7 @@ import Mustache
 import SluiceCore
 import SluiceQueue
 import SluiceScaler
+import SluiceStore
 import SluiceWebhooks
 
 /// The dashboard's templates (`Resources/ui/templates/*.mustache`, rendered by swift-mustache,
@@ -328,6 +329,96 @@ struct DashboardViews: Sendable {
                     completionRate: DashboardViews.rate($0.completionRate), serviceTime: $0.serviceTime.map(DashboardViews.age) ?? "–")
             }
         }
+    }
+
+    struct UsagePage {
+        struct Row {
+            let group: String
+            let requests: Int
+            let succeeded: Int
+            let inputTokens: Int
+            let outputTokens: Int
+            let cost: String
+            let cached: Int
+            /// The cost bar's length in the chart (0-300), and its vertical place.
+            let bar: Int
+            let y: Int
+            let textY: Int
+        }
+
+        let title = "Usage"
+        let chrome: Chrome
+        let rows: [Row]
+        let total: Row
+        let chartHeight: Int
+        let from: String
+        let to: String
+        let period: String
+        let groupings: [Option]
+        let tenants: [Option]
+        let allTenants: Bool
+        let csv: String
+
+        init(
+            chrome: Chrome, rows: [UsageRow], from: String, to: String, period: String, groupings: [Option], tenants: [Option],
+            allTenants: Bool, csv: String
+        ) {
+            self.chrome = chrome
+            // The chart: one bar per group, by cost (by requests when nothing has a price).
+            let byCost = rows.contains { $0.cost > 0 }
+            let measure: (UsageRow) -> Double = { byCost ? $0.cost : Double($0.requests) }
+            let top = max(rows.map(measure).filter(\.isFinite).max() ?? 0, .leastNonzeroMagnitude)
+            self.rows = rows.enumerated().map { index, row in
+                let share = measure(row).isFinite ? max(0, measure(row)) / top : 0
+                return Row(
+                    group: row.group, requests: row.requests, succeeded: row.succeeded, inputTokens: row.inputTokens,
+                    outputTokens: row.outputTokens, cost: DashboardViews.dollars(row.cost), cached: row.cached,
+                    bar: Int((share * 300).rounded()), y: index * 22, textY: index * 22 + 14)
+            }
+            total = Row(
+                group: "total", requests: rows.reduce(0) { Bounded.add($0, $1.requests) }, succeeded: rows.reduce(0) { Bounded.add($0, $1.succeeded) },
+                inputTokens: rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, outputTokens: rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
+                cost: DashboardViews.dollars(rows.reduce(0) { $0 + $1.cost }), cached: rows.reduce(0) { Bounded.add($0, $1.cached) },
+                bar: 0, y: 0, textY: 0)
+            chartHeight = max(22, rows.count * 22)
+            self.from = from
+            self.to = to
+            self.period = period
+            self.groupings = groupings
+            self.tenants = tenants
+            self.allTenants = allTenants
+            self.csv = csv
+        }
+    }
+
+    static func dollars(_ usd: Double) -> String {
+        guard usd.isFinite else { return "–" }
+        return String(format: "$%.4f", usd)
+    }
+
+    /// The ledger's rows as CSV (RFC 4180). A group is a model or tenant name a client chose: a
+    /// cell that a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'`.
+    static func usageCSV(_ rows: [UsageRow], grouping: String) -> String {
+        func cell(_ text: String) -> String {
+            var text = text
+            if let first = text.first, "=+-@\t\r".contains(first) { text = "'" + text }
+            guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        var lines = [
+            [grouping, "requests", "succeeded", "input_tokens", "output_tokens", "cost_usd", "cached", "saved_usd", "batched", "batch_saved_usd"]
+                .joined(separator: ",")
+        ]
+        for row in rows {
+            lines.append(
+                [
+                    cell(row.group), String(row.requests), String(row.succeeded), String(row.inputTokens), String(row.outputTokens),
+                    String(format: "%.6f", row.cost.isFinite ? row.cost : 0), String(row.cached),
+                    String(format: "%.6f", row.savedUSD.isFinite ? row.savedUSD : 0), String(row.batched),
+                    String(format: "%.6f", row.batchSavedUSD.isFinite ? row.batchSavedUSD : 0),
+                ].joined(separator: ","))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
     }
 
     struct KeysPage {

@@ -3,7 +3,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import SluiceCore
+@testable import SluiceHTTP
 import SluiceQueue
+@testable import SluiceStore
 import Testing
 
 /// A browser's view of the dashboard: its cookies, sent back as a browser would.
@@ -275,6 +277,41 @@ struct DashboardBrowser {
             #expect(try await acme.post("/ui/keys", form: ["csrf": acmeToken, "tenant": "acme", "scope_admin": "on"]).status == .forbidden)
             #expect(try await api.keyCount() == before + 1)
         }
+    }
+
+    @Test func usagePageAndItsCSVReadTheLedgerForTheKeysOwnTenant() async throws {
+        try await withAPI { api in
+            var acme = DashboardBrowser(api)
+            _ = try await acme.logIn(api.acme)
+            let page = try await acme.get("/ui/usage?group_by=tenant")
+            #expect(page.status == .ok)
+            #expect(page.html.contains("id=\"no-usage\""))
+            let link = try #require(page.html.firstMatch(of: /id="csv"/) != nil ? page.html.firstMatch(of: /href="(\/ui\/usage\.csv[^"]*)"/).map { String($0.1) } : nil)
+            let csv = try await acme.get(link.replacingOccurrences(of: "&amp;", with: "&"))
+            #expect(csv.status == .ok)
+            #expect(csv.headers[.contentType] == "text/csv; charset=utf-8")
+            #expect(csv.headers[.contentDisposition]?.hasPrefix("attachment; filename=\"sluice-usage-tenant-") == true)
+            #expect(csv.html == "tenant,requests,succeeded,input_tokens,output_tokens,cost_usd,cached,saved_usd,batched,batch_saved_usd\r\n")
+            // Another tenant's usage is an admin's; bad periods are 400 on the page.
+            #expect(try await acme.get("/ui/usage?tenant=globex").status == .forbidden)
+            #expect(try await acme.get("/ui/usage?from=yesterday").status == .badRequest)
+            #expect(try await acme.get("/ui/usage?from=2026-11-02&to=2026-11-01").status == .badRequest)
+            #expect(try await acme.get("/ui/usage.csv?group_by=colour").status == .badRequest)
+        }
+    }
+
+    @Test func usageCSVQuotesCellsAndDefusesFormulas() {
+        let rows = [
+            UsageRow(group: "gpt-4o-mini", requests: 3, succeeded: 2, inputTokens: 10, outputTokens: 20, cost: 0.0015),
+            UsageRow(group: "=HYPERLINK(\"x\")", requests: 1, succeeded: 1, inputTokens: 1, outputTokens: 1, cost: .nan),
+            UsageRow(group: "a,b", requests: 1, succeeded: 0, inputTokens: 0, outputTokens: 0, cost: 0),
+        ]
+        let lines = DashboardViews.usageCSV(rows, grouping: "model").components(separatedBy: "\r\n")
+        #expect(lines[0] == "model,requests,succeeded,input_tokens,output_tokens,cost_usd,cached,saved_usd,batched,batch_saved_usd")
+        #expect(lines[1] == "gpt-4o-mini,3,2,10,20,0.001500,0,0.000000,0,0.000000")
+        #expect(lines[2].hasPrefix("\"'=HYPERLINK(\"\"x\"\")\",1,1,1,1,0.000000,"))
+        #expect(lines[3].hasPrefix("\"a,b\",1,0"))
+        #expect(lines.count == 5 && lines[4].isEmpty)
     }
 
     @Test func logoutAndRevocationEndTheSession() async throws {

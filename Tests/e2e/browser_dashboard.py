@@ -9,11 +9,13 @@ with no worker: its jobs stay queued). Checks, as a person would see them:
 - the overview's row for the lane appearing after a bulk, its depth rising and then falling to 0
   as the mock drains it, without the page being reloaded;
 - a job's page with its timeline, ending in succeeded;
+- the usage page and its CSV, once the archiver has booked the jobs;
 - cancelling a queued job with the job page's button;
 - a tenant's key seeing its own jobs and not another tenant's (list and job page).
 """
 import json
 import sys
+import time
 
 from browser_support import Browser
 from e2e_support import check, request
@@ -92,6 +94,20 @@ with Browser() as browser:
           f"the timeline runs queued → leased → succeeded ({timeline})")
     check("hello 0" in (browser.text("#job-request") or ""), "the job page shows the request")
     check((browser.text("#job-result") or "") != "", "the job page shows the result")
+
+    # Usage: the archiver books the finished jobs into the ledger; the page and its CSV show them.
+    booked = 0
+    for _ in range(40):
+        browser.goto(base + "/ui/usage?group_by=tenant")
+        booked = browser.evaluate("(() => { const r = document.querySelector('#usage tr[data-group=\"acme\"]');"
+                                  " return r ? Number(r.children[1].textContent) : 0; })()")
+        if booked >= 100:
+            break
+        time.sleep(1)
+    check(booked >= 100, f"the usage page shows acme's 100 finished jobs ({booked})")
+    check(browser.evaluate("document.querySelectorAll('#usage-chart rect').length") >= 1, "the usage chart has a bar")
+    csv = browser.evaluate("fetch(document.getElementById('csv').href).then(r => r.text())")
+    check(csv.startswith("tenant,requests,") and "\nacme," in csv, f"the CSV download has the same rows ({csv[:120]!r})")
 
     # Cancel with the job page's button (a POST carrying the session's CSRF token).
     held = submit(acme, "held")[0]
