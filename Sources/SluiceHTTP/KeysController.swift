@@ -14,7 +14,9 @@ import SluiceStore
 /// - `DELETE /v1/keys/{prefix}`: revokes it (kept, marked revoked); 404 if there is none.
 ///
 /// Limits: `{"submit_rate": jobs/s, "submit_burst": jobs, "max_queued": jobs, "max_priority": n,
-/// "lanes": ["provider", "provider/model"]}`.
+/// "lanes": ["provider", "provider/model"]}`. A key's own budget (POST and PATCH):
+/// `"budget": {"usd", "per": "day" | "month", "on_exceeded": "wait" | "fail"}` or null (none),
+/// checked as the configuration's (`BudgetPolicy.parse`).
 struct KeysController: Sendable {
     let keys: APIKeyStore
     /// For each key's `open_jobs`.

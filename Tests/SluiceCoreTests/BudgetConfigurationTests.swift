@@ -39,6 +39,10 @@ import Testing
         #expect(policy.envelopeText(keyPrefix: "sluice_ab12cd34") == "day 5000000 fail sluice_ab12cd34")
         #expect(BudgetPolicy.fromEnvelope("day 5000000 fail sluice_ab12cd34")?.policy == policy)
         #expect(BudgetPolicy(text: policy.text) == policy)
+        // Stored in the job's envelope, read back by the worker.
+        let envelope = JobEnvelope(route: "chat", budget: policy.envelopeText(keyPrefix: "sluice_ab12cd34"))
+        #expect(String(decoding: envelope.encoded, as: UTF8.self) == #"{"budget":"day 5000000 fail sluice_ab12cd34","route":"chat"}"#)
+        #expect(JobEnvelope(decoding: envelope.encoded) == envelope)
         for damaged in ["", "day", "week 5 fail k", "day -5 fail k", "day 1e300 wait k", "day 5 stop k", "day 5 wait "] {
             #expect(BudgetPolicy.fromEnvelope(damaged) == nil, "\(damaged)")
         }
