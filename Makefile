@@ -8,7 +8,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps venv browser screenshots build release run test fuzz bench bench-chart bench-autoscale clean
 
 VENV       := .build-py/venv
-PY_PKGS    := openai anthropic standardwebhooks
+PY_PKGS    := openai anthropic standardwebhooks httpx httpx-sse
 
 ## deps: install the Debian packages Sluice needs, only those missing; apt-get update only if needed.
 deps:

@@ -145,6 +145,8 @@ private func serve(
     }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: application), .init(service: scaling), .init(service: routeBoard),
+        // After the server: it stops first, ending the open event streams the server would wait for.
+        .init(service: api.services.events),
     ]
     if let overrides = routeBoard.overrides {
         // Canaries roll back from every web process (a compare-and-set makes it once).
