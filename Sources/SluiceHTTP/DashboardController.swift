@@ -253,10 +253,16 @@ struct DashboardController: Sendable {
             return state
         }
         let lane = value("lane")
+        // `before`: jobs created before a time (read as /v1/usage reads times), as the cursor a
+        // job created at that instant would give; an explicit cursor (the next page) wins.
+        let before: UnixMillis?
+        do { before = try value("before").map { try UsageController.instant($0, param: "before") } } catch let error as APIError {
+            throw DashboardError.invalid(error.message)
+        }
         let cursor = try value("cursor").map { text in
             guard JobID.isOrdering(text) else { throw DashboardError.invalid("the cursor is not one this page gave") }
             return text
-        }
+        } ?? before.map(Self.cursor(before:))
         let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 50, cursor: cursor)
         var next: String? = nil
         if let cursor = page.nextCursor {
@@ -264,6 +270,7 @@ struct DashboardController: Sendable {
             if tenant != viewer.key.tenant { items.append(URLQueryItem(name: "tenant", value: tenant)) }
             if let lane { items.append(URLQueryItem(name: "lane", value: lane)) }
             if let state { items.append(URLQueryItem(name: "state", value: state.rawValue)) }
+            if let before = value("before") { items.append(URLQueryItem(name: "before", value: before)) }
             var components = URLComponents()
             components.path = "/ui/jobs"
             components.queryItems = items
@@ -273,7 +280,7 @@ struct DashboardController: Sendable {
         return views.render(
             "jobs",
             DashboardViews.JobsPage(
-                chrome: chrome(viewer, current: "jobs"), tenant: tenant, lane: lane ?? "",
+                chrome: chrome(viewer, current: "jobs"), tenant: tenant, lane: lane ?? "", before: value("before") ?? "",
                 states: JobState.allCases.map { .init(value: $0.rawValue, selected: $0 == state) },
                 tenants: tenants.map { .init(value: $0, selected: $0 == tenant) }, jobs: page.jobs.map(DashboardViews.JobRow.init),
                 next: next))
@@ -334,6 +341,16 @@ struct DashboardController: Sendable {
             context.logger.info("dashboard cancel", metadata: ["job": "\(id)", "key": "\(viewer.key.prefix)"])
             return Self.redirect("/ui/jobs/\(id.rawValue)?done=cancel-requested")
         }
+    }
+
+    /// The listing cursor below every job created at or after `time`: the ordering part of the
+    /// smallest id of that millisecond (its random part all zeros).
+    static func cursor(before time: UnixMillis) -> String {
+        struct Zeros: RandomNumberGenerator {
+            mutating func next() -> UInt64 { 0 }
+        }
+        var zeros = Zeros()
+        return String(JobID.generate(lane: LaneTag(lane: ""), unixMillis: time.value, using: &zeros).ordering)
     }
 
     // MARK: - Providers and scaling

@@ -128,6 +128,7 @@ struct DashboardViews: Sendable {
         let chrome: Chrome
         let tenant: String
         let lane: String
+        let before: String
         let states: [Option]
         let tenants: [Option]
         let jobs: [JobRow]

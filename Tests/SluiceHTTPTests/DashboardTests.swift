@@ -171,6 +171,11 @@ struct DashboardBrowser {
             #expect(try await acme.get("/ui/jobs?tenant=globex").status == .forbidden)
             #expect(try await acme.get("/ui/overview").status == .forbidden)
             #expect(try await acme.get("/ui/overview.json").status == .forbidden)
+            // Created before a time: 2020 has none of them; an hour from now has it.
+            #expect(!(try await acme.get("/ui/jobs?before=2020-01-01").html.contains(mine)))
+            let later = Int(Date().timeIntervalSince1970) + 3600
+            #expect(try await acme.get("/ui/jobs?before=\(later)").html.contains(mine))
+            #expect(try await acme.get("/ui/jobs?before=soon").status == .badRequest)
             let filtered = try await acme.get("/ui/jobs?state=succeeded")
             #expect(!filtered.html.contains(mine))
             #expect(try await acme.get("/ui/jobs?state=running").status == .badRequest)
