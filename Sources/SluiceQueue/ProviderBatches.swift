@@ -156,8 +156,9 @@ public struct ProviderBatches: Sendable {
     public static let settleChunk = 500
 
     /// Settles `lines` of `record` (the provider's batch `providerID`, '' when none) in chunks;
-    /// with `final`, then every job of the record no line named goes back (`reason` on its
-    /// timeline) and the record is removed. Returns the jobs moved and the lines skipped.
+    /// with `final`, every job of the record no line named goes back too (`reason` on its
+    /// timeline), and the last call removes the record. Returns the jobs moved and the lines
+    /// skipped (their job already settled or cancelled, or not one of the record's).
     @discardableResult
     public func settle(
         _ record: Record, providerID: String?, lines: [Line], final: Bool, reason: String = "no result line"
@@ -165,13 +166,21 @@ public struct ProviderBatches: Sendable {
         var settled = 0
         var skipped = 0
         var start = 0
+        var lines = lines
+        if final {
+            let named = Set(lines.map(\.job))
+            let note = "provider batch \(providerID ?? record.id): \(reason)"
+            for job in record.jobs where !named.contains(job.rawValue) {
+                lines.append(Line(job: job.rawValue, verdict: .back, info: note))
+            }
+        }
         repeat {
             let chunk = lines[start..<min(start + Self.settleChunk, lines.count)]
             start += chunk.count
             let last = start >= lines.count
             var arguments: [any RedisArgument] = [
                 queue.configuration.eventStreamMax, record.lane, queue.configuration.resultTTL.milliseconds, record.id,
-                providerID ?? "", final && last ? "1" : "", reason, chunk.count,
+                providerID ?? "", final && last ? "1" : "", "", chunk.count,
             ]
             arguments.reserveCapacity(arguments.count + chunk.count * 5)
             for line in chunk {

@@ -1,7 +1,8 @@
 --[[
   pbatch-settle: ends (or sends back live) the jobs of a provider batch record from its result
-  lines, a chunk per call; the last call (`final`) also handles the record's jobs no line named
-  and removes the record.
+  lines, a chunk per call; the last call (`final`) also removes the record (the caller sends the
+  record's jobs no result line named as `back` lines, so every job of the record is moved by
+  the time the record goes).
 
   KEYS[1]  the lane's key prefix (the record's lane)
   ARGV[1]  event stream cap
@@ -10,7 +11,7 @@
   ARGV[4]  record id
   ARGV[5]  the provider's batch id ('' when none was created), stored on each job as `pbatch`
   ARGV[6]  '1' for the final call, else ''
-  ARGV[7]  for the final call, why a job without a line goes back (the timeline's note)
+  ARGV[7]  unused ('')
   ARGV[8]  n, the number of lines
   ARGV[9…] n groups of 5: job id, verdict, body, info for the timeline, usage
            "<input> <output>" ('' = unknown). The verdict (decided as the live path decides on
@@ -38,7 +39,7 @@
 --!include ready.lua
 --!include transition.lua
 local prefix, cap, lane, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local record, pbatch, final, reason = ARGV[4], ARGV[5], ARGV[6] == '1', ARGV[7]
+local record, pbatch, final = ARGV[4], ARGV[5], ARGV[6] == '1'
 local n = tonumber(ARGV[8])
 local now = nowMillis()
 local nowText = fmt(now)
@@ -87,16 +88,20 @@ local function settle(id, verdict, body, info, usage)
     pushReady(prefix, lane, id, f[8], f[9], true)
     if f[4] then redis.call('ZADD', laneKey(prefix, lane, 'deadlines'), f[4], id) end
   else
-    redis.call('HSET', key, 'state', state, 'finished', nowText, 'log', log)
-    if pbatch ~= '' and state ~= 'cancelled' and state ~= 'expired' then redis.call('HSET', key, 'pbatch', pbatch) end
-    if state == 'succeeded' then
-      redis.call('HSET', key, 'result', body)
-      if usage ~= '' then redis.call('HSET', key, 'usage', usage) end
-    elseif state == 'failed' or state == 'dead' then
-      redis.call('HSET', key, 'error', body)
-    elseif state == 'expired' then
-      redis.call('HSET', key, 'error', 'deadline passed')
+    -- One HSET per job (as complete.lua): state, stamp, timeline, and what the line brought.
+    local fields = {'state', state, 'finished', nowText, 'log', log}
+    if pbatch ~= '' and state ~= 'cancelled' and state ~= 'expired' then
+      fields[#fields + 1] = 'pbatch'; fields[#fields + 1] = pbatch
     end
+    if state == 'succeeded' then
+      fields[#fields + 1] = 'result'; fields[#fields + 1] = body
+      if usage ~= '' then fields[#fields + 1] = 'usage'; fields[#fields + 1] = usage end
+    elseif state == 'failed' or state == 'dead' then
+      fields[#fields + 1] = 'error'; fields[#fields + 1] = body
+    elseif state == 'expired' then
+      fields[#fields + 1] = 'error'; fields[#fields + 1] = 'deadline passed'
+    end
+    redis.call('HSET', key, unpack(fields))
     if f[6] then finishedBy[f[6]] = (finishedBy[f[6]] or 0) + 1 end
     if f[7] then runEnded(f[7], id, state) end
     if tonumber(ttl) > 0 then redis.call('PEXPIRE', key, ttl) end
@@ -112,12 +117,6 @@ for i = 0, n - 1 do
 end
 local recordKey = prefix .. 'pbatch:' .. record
 if final then
-  local jobs = redis.call('HGET', recordKey, 'jobs') or ''
-  local note = (pbatch ~= '' and ('provider batch ' .. pbatch) or ('provider batch ' .. record)) .. ': ' .. reason
-  for id in string.gmatch(jobs, '[^,]+') do
-    -- Only the jobs still in the record: one that was settled or cancelled is skipped.
-    if redis.call('HGET', jobKey(id), 'brec') == record then settle(id, 'back', '', note, '') end
-  end
   redis.call('DEL', recordKey)
   redis.call('ZREM', laneKey(prefix, lane, 'pbatches'), record)
 end
