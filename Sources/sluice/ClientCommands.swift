@@ -170,9 +170,15 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "The job id.") var id: String
     @Flag(help: "Also show its timeline.") var events = false
+    @Flag(help: "Follow it: print each event as it happens (its timeline first); exit with its outcome (0 succeeded, 1 otherwise).")
+    var follow = false
 
     func run() async throws {
         try await ClientExit.wrap {
+            if follow {
+                try await client.withClient { api in try await followJob(api, id: id, json: client.json) }
+                return
+            }
             let (job, timeline) = try await client.withClient { api in
                 (try await api.job(id), events ? try await api.events(id) : nil)
             }
@@ -188,6 +194,42 @@ struct Status: AsyncParsableCommand {
                 say("  \(at)  \(event.status ?? "?")" + (event.info.map { "  \($0)" } ?? ""))
             }
         }
+    }
+}
+
+/// Prints a job's events as they happen (`GET /v1/jobs/{id}/events` as an event stream), one
+/// line each (`--json`: each event's data), until its `end`; a stream cut short is resumed from
+/// the last event id. Throws the exit code for a job that did not succeed.
+func followJob(_ api: SluiceClient, id: String, json: Bool) async throws {
+    let path = "/v1/jobs/\(id)/events"
+    var last: String?
+    var outcome: String??
+    var attempts = 0
+    while outcome == nil {
+        if attempts > 0 {
+            guard attempts <= 5 else { throw CommandFailure(exitCode: 5, message: "the event stream of \(id) kept ending early") }
+            try await Task.sleep(for: .seconds(1))
+        }
+        attempts += 1
+        last = try await api.stream(path, lastEventID: last) { event in
+            let data = event.object
+            if json {
+                say(event.data)
+            } else if event.event == "status" {
+                let at = (data["at"] as? Double).map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) } ?? "?"
+                say("\(at)  \(data["status"] as? String ?? "?")" + ((data["info"] as? String).map { "  \($0)" } ?? ""))
+            }
+            if event.event == "end" {
+                outcome = .some(data["status"] as? String)
+                return false
+            }
+            return true
+        }
+    }
+    let status = outcome.flatMap { $0 }
+    if !json { say("\(id) \(status ?? "gone")") }
+    if status != "succeeded" {
+        throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(id) ended \(status ?? "gone")")
     }
 }
 
@@ -316,9 +358,39 @@ struct Batch: AsyncParsableCommand {
             lines.append((number, noIdempotency ? Data(line) : try Self.withIdempotencyKey(Data(line), line: number, tag: batchTag)))
         }
         guard !lines.isEmpty else { throw CommandFailure(exitCode: 2, message: "\(file) holds no jobs") }
+        guard wait else {
+            _ = try await send(api, lines)
+            return
+        }
+        // The key's event stream is opened before the jobs go in, so that no job's end is missed.
+        var bar: ProgressBar?
+        var replayedCount = 0
+        let (ids, outcomes) = try await api.follow(
+            submit: {
+                let sent = try await send(api, lines)
+                replayedCount = sent.replayed.count
+                bar = ProgressBar(label: "finished", total: sent.ids.count)
+                return sent
+            },
+            progress: { bar?.update($0) })
+        bar?.finish()
+        let succeeded = outcomes["succeeded", default: 0]
+        if client.json {
+            printJSON(["count": ids.count, "replayed": replayedCount, "ids": ids, "outcomes": outcomes])
+        } else {
+            say("finished: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        }
+        if succeeded != ids.count {
+            throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(ids.count - succeeded) of \(ids.count) jobs did not succeed")
+        }
+    }
+
+    /// Submits `lines` in chunks with a progress bar and says how many went in; the ids, and
+    /// those that were already there (idempotent replays).
+    func send(_ api: SluiceClient, _ lines: [(number: Int, body: Data)]) async throws -> (ids: [String], replayed: [String]) {
         let bar = ProgressBar(label: "submitted", total: lines.count)
         var ids: [String] = []
-        var replayed = 0
+        var replayed: [String] = []
         for start in stride(from: 0, to: lines.count, by: chunk) {
             let part = lines[start..<min(start + chunk, lines.count)]
             var body = Data()
@@ -336,28 +408,20 @@ struct Batch: AsyncParsableCommand {
                 throw CommandFailure(exitCode: ClientExit.code(for: error), message: message)
             }
             for entry in data {
-                if let id = entry.id { ids.append(id) }
-                if entry.created == false { replayed += 1 }
+                if let id = entry.id {
+                    ids.append(id)
+                    if entry.created == false { replayed.append(id) }
+                }
             }
             bar.update(ids.count)
         }
         bar.finish()
         if client.json && !wait {
-            printJSON(["count": ids.count, "replayed": replayed, "ids": ids])
+            printJSON(["count": ids.count, "replayed": replayed.count, "ids": ids])
         } else if !client.json {
-            say("submitted \(ids.count) jobs" + (replayed > 0 ? " (\(replayed) already there from an earlier run)" : ""))
+            say("submitted \(ids.count) jobs" + (replayed.isEmpty ? "" : " (\(replayed.count) already there from an earlier run)"))
         }
-        guard wait else { return }
-        let outcomes = try await Self.follow(api, ids: ids)
-        let succeeded = outcomes["succeeded", default: 0]
-        if client.json {
-            printJSON(["count": ids.count, "replayed": replayed, "ids": ids, "outcomes": outcomes])
-        } else {
-            say("finished: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
-        }
-        if succeeded != ids.count {
-            throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(ids.count - succeeded) of \(ids.count) jobs did not succeed")
-        }
+        return (ids, replayed)
     }
 
     /// Adds `idempotency_key` (from the line's number and content) unless the line has one.
@@ -369,32 +433,6 @@ struct Batch: AsyncParsableCommand {
         let digest = SHA256.hash(data: line).prefix(12).map { String(format: "%02x", $0) }.joined()
         object["idempotency_key"] = "batch:\(tag):\(number):\(digest)"
         return try JSONSerialization.data(withJSONObject: object)
-    }
-
-    /// Long-polls every job (64 at a time) until each has finished; counts the final states.
-    static func follow(_ api: SluiceClient, ids: [String]) async throws -> [String: Int] {
-        let bar = ProgressBar(label: "finished", total: ids.count)
-        defer { bar.finish() }
-        var outcomes: [String: Int] = [:]
-        var finished = 0
-        try await withThrowingTaskGroup(of: (String, String).self) { group in
-            var next = ids.makeIterator()
-            func poll(_ id: String) {
-                group.addTask { (id, try await api.job(id, wait: 30).value.status ?? "?") }
-            }
-            for _ in 0..<64 { if let id = next.next() { poll(id) } }
-            while let (id, status) = try await group.next() {
-                if terminalStates.contains(status) {
-                    outcomes[status, default: 0] += 1
-                    finished += 1
-                    bar.update(finished)
-                    if let id = next.next() { poll(id) }
-                } else {
-                    poll(id)  // not yet: poll it again
-                }
-            }
-        }
-        return outcomes
     }
 }
 

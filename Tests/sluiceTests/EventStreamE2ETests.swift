@@ -7,17 +7,61 @@ import Testing
 /// from a real `sluice up` (its embedded Redis, its workers) and the mock provider run as a
 /// server: a job's order and outcome, resumption after a dropped connection, tenant isolation.
 @Suite struct EventStreamE2ETests {
+    /// The mock's OpenAI-compatible lane, and a lane no built-in worker serves.
+    static func config(mock base: String) -> String {
+        """
+        providers:
+          mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini] }
+          ext: { kind: external }
+
+        """
+    }
+
     @Test func aRealSSEClientFollowsJobsResumesWithoutGapsAndSeesOnlyItsTenant() async throws {
         try await withMockProvider(MockConfiguration()) { _, base in
-            let config = """
-                providers:
-                  mock: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini] }
-
-                """
-            try await withRunningSluice(config: config) { sluice in
+            try await withRunningSluice(config: Self.config(mock: base)) { sluice in
                 let (status, output) = try await runPython("sse_events.py", [sluice.url, sluice.adminKey], in: sluice.work)
                 #expect(status == 0, "\(output)")
                 #expect(output.contains("sse: all checks passed"), "\(output)")
+            }
+        }
+    }
+
+    /// `sluice status ID --follow` prints the job's events as they come and exits with its
+    /// outcome; `sluice batch --wait` follows the jobs through the event stream.
+    @Test func theCLIFollowsAJobAndABatchThroughTheEventStreams() async throws {
+        try await withMockProvider(MockConfiguration()) { _, base in
+            try await withRunningSluice(config: Self.config(mock: base)) { sluice in
+                let job = #"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}"#
+                let (submitted, id) = try await sluice.sluice(["submit", "--lane", "mock/gpt-4o-mini", "--request", job])
+                #expect(submitted == 0, "\(id)")
+                let jobID = id.trimmingCharacters(in: .whitespacesAndNewlines)
+                let (followed, output) = try await sluice.sluice(["status", jobID, "--follow"])
+                #expect(followed == 0, "\(output)")
+                let lines = output.split(separator: "\n").map(String.init)
+                #expect(lines.compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first }.prefix(3)
+                    == ["queued", "leased", "succeeded"], "\(output)")
+                #expect(lines.last == "\(jobID) succeeded", "\(output)")
+
+                // A job that ends otherwise: followed while it waits (no worker serves `ext`),
+                // then cancelled; exit 1.
+                let (_, waiting) = try await sluice.sluice(["submit", "--lane", "ext", "--request", #"{"n": 1}"#])
+                let waitingID = waiting.trimmingCharacters(in: .whitespacesAndNewlines)
+                async let follow = sluice.sluice(["status", waitingID, "--follow"])
+                try await Task.sleep(for: .milliseconds(500))
+                let (cancelled, cancelOutput) = try await sluice.sluice(["cancel", waitingID])
+                #expect(cancelled == 0, "\(cancelOutput)")
+                let (ended, endOutput) = try await follow
+                #expect(ended == 1, "\(endOutput)")
+                #expect(endOutput.contains("\(waitingID) cancelled"), "\(endOutput)")
+
+                // A batch through the mock, followed to the end by events.
+                let file = sluice.work + "/jobs.jsonl"
+                try (1...30).map { _ in #"{"lane": "mock/gpt-4o-mini", "request": \#(job)}"# }.joined(separator: "\n")
+                    .write(toFile: file, atomically: true, encoding: .utf8)
+                let (batch, batchOutput) = try await sluice.sluice(["batch", file, "--wait", "--no-idempotency"])
+                #expect(batch == 0, "\(batchOutput)")
+                #expect(batchOutput.contains("finished: 30 succeeded"), "\(batchOutput)")
             }
         }
     }
