@@ -477,6 +477,7 @@ struct DashboardViews: Sendable {
 
     static func age(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "–" }
+        if seconds < 1 { return String(format: "%.0f ms", seconds * 1000) }
         if seconds < 60 { return String(format: "%.1f s", seconds) }
         if seconds < 3600 { return String(format: "%.1f min", seconds / 60) }
         return String(format: "%.1f h", seconds / 3600)

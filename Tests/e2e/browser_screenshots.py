@@ -4,7 +4,8 @@ Usage: browser_screenshots.py SLUICE_BINARY OUTPUT_FOLDER
 
 Starts `sluice up` in a temporary folder (its own redis-server, and the mock provider on a free
 port), feeds it bulks for about 40 seconds so that the overview's charts have something to show,
-and writes login.png, overview.png, jobs.png and job.png.
+and writes login.png, overview.png, jobs.png, job.png, providers.png, scaling.png, usage.png and
+keys.png.
 """
 import json
 import os
@@ -34,6 +35,9 @@ providers:
   demo: {{ kind: openai, base_url: "http://127.0.0.1:{mock_port}/v1", models: [gpt-4o-mini], limits: {{ rpm: 900, concurrency: 8 }} }}
   demo-claude: {{ kind: anthropic, base_url: "http://127.0.0.1:{mock_port}", models: [claude-3-5-haiku], limits: {{ rpm: 300, concurrency: 4 }} }}
   held: {{ kind: external }}
+prices:
+  gpt-4o-mini: {{ input: 0.15, output: 0.60 }}
+  claude-3-5-haiku: {{ input: 0.80, output: 4.00 }}
 """)
 
 log_path = os.path.join(work, "up.log")
@@ -76,6 +80,9 @@ try:
         browser.screenshot(os.path.join(output, "jobs.png"))
         browser.goto(f"{base}/ui/jobs/{first[0]}")
         browser.screenshot(os.path.join(output, "job.png"))
+        for page in ["providers", "scaling", "usage", "keys"]:
+            browser.goto(f"{base}/ui/{page}")
+            browser.screenshot(os.path.join(output, f"{page}.png"))
     print("screenshots:", ", ".join(sorted(name for name in os.listdir(output) if name.endswith(".png"))), "in", output)
 finally:
     up.send_signal(signal.SIGTERM)

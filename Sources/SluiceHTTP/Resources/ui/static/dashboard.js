@@ -15,6 +15,7 @@
 
   function age(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds) || seconds < 0) return "–";
+    if (seconds < 1) return (seconds * 1000).toFixed(0) + " ms";
     if (seconds < 60) return seconds.toFixed(1) + " s";
     if (seconds < 3600) return (seconds / 60).toFixed(1) + " min";
     return (seconds / 3600).toFixed(1) + " h";
