@@ -42,48 +42,50 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
         return path.hasPrefix("/v1/") ? path : "/v1" + path
     }
 
-    /// The JSONL input file: one line per request, in order.
-    static func inputFile(_ requests: [ProviderBatchRequest]) throws(ProviderBatchError) -> [UInt8] {
+    /// Appends the JSONL input file to `out`: one line per request, in order. At most
+    /// `maxRequests` requests and `maxInputBytes` bytes of file, one endpoint.
+    static func appendInputFile(_ requests: [ProviderBatchRequest], to out: inout [UInt8]) throws(ProviderBatchError) {
         guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
         guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
         let endpoint = Self.endpoint(requests[0].path)
-        var file: [UInt8] = []
-        file.reserveCapacity(requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 80) })
+        let start = out.count
+        out.reserveCapacity(start + requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 80) })
         for request in requests {
             guard Self.endpoint(request.path) == endpoint else { throw .malformed("one endpoint per batch (\(endpoint) and \(Self.endpoint(request.path)))") }
             guard (1...256).contains(request.customID.utf8.count) else { throw .malformed("a custom_id of 1...256 bytes") }
-            file += Array(#"{"custom_id":"#.utf8)
-            JSONObjectWriter.appendString(request.customID, to: &file)
-            file += Array(#","method":"POST","url":"#.utf8)
-            JSONObjectWriter.appendString(endpoint, to: &file)
-            file += Array(#","body":"#.utf8)
-            file += ProviderBatchTransport.oneLine(request.body)
-            file += Array("}\n".utf8)
-            guard file.count <= maxInputBytes else { throw .tooLarge("the input file is over \(maxInputBytes) bytes") }
+            out += Array(#"{"custom_id":"#.utf8)
+            JSONObjectWriter.appendString(request.customID, to: &out)
+            out += Array(#","method":"POST","url":"#.utf8)
+            JSONObjectWriter.appendString(endpoint, to: &out)
+            out += Array(#","body":"#.utf8)
+            out += ProviderBatchTransport.oneLine(request.body)
+            out += Array("}\n".utf8)
+            guard out.count - start <= maxInputBytes else { throw .tooLarge("the input file is over \(maxInputBytes) bytes") }
         }
-        return file
     }
 
-    /// The multipart body of `POST /files` and its boundary (random; it cannot occur in the file,
-    /// which has no CR).
-    static func multipart(_ file: [UInt8], filename: String) -> (body: [UInt8], boundary: String) {
-        // At most 70 characters (RFC 2046): 7 + 3 × 16.
-        let boundary = "sluice-" + (0..<3).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+    /// The multipart body of `POST /files` (`purpose=batch`, `file` the JSONL input, written
+    /// straight into it: the upload holds no second copy of the file) and its boundary (random;
+    /// it cannot occur in the file, which has no CR).
+    static func multipart(_ requests: [ProviderBatchRequest], filename: String) throws(ProviderBatchError) -> (body: [UInt8], boundary: String) {
+        // 38 characters (RFC 2046 allows 70): "sluice-" and 128 random bits, as 32 hex digits.
+        let boundary = "sluice-" + (0..<2).map { _ in
+            let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
         var body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
         body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\n".utf8)
         body += Array("Content-Type: application/jsonl\r\n\r\n".utf8)
-        body.reserveCapacity(body.count + file.count + boundary.utf8.count + 8)
-        body += file
+        try appendInputFile(requests, to: &body)
         body += Array("\r\n--\(boundary)--\r\n".utf8)
         return (body, boundary)
     }
 
     public func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? {
-        let file = try Self.inputFile(requests)
         let safeTag = String(tag.utf8.prefix(64).map { byte -> Character in
             (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95 ? Character(Unicode.Scalar(byte)) : "_"
         })
-        let (body, boundary) = Self.multipart(file, filename: "sluice-\(safeTag).jsonl")
+        let (body, boundary) = try Self.multipart(requests, filename: "sluice-\(safeTag).jsonl")
         let answer = try await transport.call("POST", "/files", body: body, contentType: "multipart/form-data; boundary=\(boundary)", transfer: true)
         guard let id = answer.withUnsafeBufferPointer({ bytes in
             ProviderBatchParsing.fields(bytes, 0..<bytes.count).flatMap { ProviderBatchParsing.string(bytes, $0["id"]) }

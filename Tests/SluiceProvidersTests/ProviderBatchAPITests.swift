@@ -10,12 +10,13 @@ import Testing
 /// batches, Anthropic message batches), and against a raw server for what a hostile one sends.
 @Suite struct ProviderBatchAPITests {
     /// A chat request whose answer tells which request it was: the mock echoes the model and
-    /// answers `max_tokens` tokens (at most 12).
+    /// answers `max_tokens` tokens (at most 12). Its body ends in a raw CRLF (whitespace a JSONL
+    /// line cannot hold).
     static func chatRequests(_ count: Int, prefix: String = "job_") -> [ProviderBatchRequest] {
         (0..<count).map { index in
             ProviderBatchRequest(
                 customID: "\(prefix)\(index)",
-                body: Array(#"{"model": "gpt-test-\#(index)", "messages": [{"role": "user", "content": "line \#(index)\n"}], "max_tokens": \#(index % 12 + 1)}"#.utf8),
+                body: Array(#"{"model": "gpt-test-\#(index)", "messages": [{"role": "user", "content": "line \#(index)\n"}], "max_tokens": \#(index % 12 + 1)\#r\#n}"#.utf8),
                 path: "/chat/completions")
         }
     }
@@ -382,6 +383,25 @@ import Testing
             }
         }
         #expect(server.snapshot().requests == 2)
+    }
+
+    @Test func theUploadIsWellFormedMultipartWithOneJSONLLinePerRequest() throws {
+        for _ in 0..<200 {
+            let requests = Self.chatRequests(3)
+            let (body, boundary) = try OpenAIBatchAPI.multipart(requests, filename: "sluice-rec.jsonl")
+            #expect(MockMultipart.boundary("multipart/form-data; boundary=\(boundary)") == boundary, "a boundary of at most 70 characters")
+            let parts = try #require(MockMultipart.parts(body, boundary: boundary))
+            #expect(parts.map(\.name) == ["purpose", "file"] && parts[0].content == Array("batch".utf8))
+            let lines = parts[1].content.split(separator: UInt8(ascii: "\n"))
+            #expect(lines.count == 3)
+            for (line, request) in zip(lines, requests) {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+                #expect(object["custom_id"] as? String == request.customID && object["method"] as? String == "POST")
+                #expect(object["url"] as? String == "/v1/chat/completions")
+                // The body's raw newline (whitespace between tokens) is a space: one line per request.
+                #expect((object["body"] as? [String: Any])?["max_tokens"] as? Int == (Int(request.customID.dropFirst(4)) ?? 0) % 12 + 1)
+            }
+        }
     }
 
     @Test func rfc3339TimesAreReadOrRefused() {
