@@ -12,8 +12,45 @@ struct EndToEndBench {
     let redisURL: String
     let lane: String
     let jobs: Int
+    /// SSE streams (`GET /v1/events`) held open and read through the run, and their keys.
+    var subscribers = 0
+    var subscriberKeys: [String] = []
 
     func run() async throws {
+        guard subscribers > 0 else { return try await measure() }
+        // The streams open (each answered 200) before the run starts, and are read all along.
+        let delivered = EventCount()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let keys = subscriberKeys.isEmpty ? [apiKey] : subscriberKeys
+            for index in 0..<subscribers {
+                let key = keys[index % keys.count]
+                group.addTask {
+                    try await SluiceClient.with(url: url, apiKey: key, maxConnections: 1) { api in
+                        _ = try await api.stream("/v1/events", opened: { await delivered.opened() }) { event in
+                            if event.event == "job" { await delivered.add(1) }
+                            return !Task.isCancelled
+                        }
+                    }
+                }
+            }
+            while await delivered.open < subscribers { try await Task.sleep(for: .milliseconds(20)) }
+            print("\(subscribers) SSE streams open (GET /v1/events, \(keys.count) keys)")
+            try await measure()
+            let events = await delivered.events
+            print(String(format: "RESULT sse_subscribers=%d sse_events_delivered=%d", subscribers, events))
+            group.cancelAll()
+        }
+    }
+
+    /// Counts what the SSE streams got.
+    actor EventCount {
+        var open = 0
+        var events = 0
+        func opened() { open += 1 }
+        func add(_ count: Int) { events += count }
+    }
+
+    func measure() async throws {
         let redis = try await RedisClient.connect(url: redisURL, connections: 1)
         defer { redis.close() }
         let queue = JobQueue(redis: redis)

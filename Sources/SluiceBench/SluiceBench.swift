@@ -33,6 +33,9 @@ struct SluiceBench: AsyncParsableCommand {
     @Option(help: "With --http-url: long-polls timed.") var longPolls = 300
     @Option(help: "With --http-url: instead, time jobs end to end through the workers on this lane.") var e2eLane: String?
     @Option(help: "With --e2e-lane: jobs to submit.") var e2eJobs = 100_000
+    @Option(help: "With --e2e-lane: SSE streams (GET /v1/events) held open and read through the run (bench/sse.sh).")
+    var sseSubscribers = 0
+    @Option(help: "With --sse-subscribers: the keys the streams use, comma-separated, in turn (a key may hold 16).") var sseKeys: String?
     @Option(help: "Only enqueue this many small chat jobs (on --enqueue-lane, in --redis-url), then exit.")
     var enqueueOnly: Int?
     @Option(help: "With --enqueue-only: the lane.") var enqueueLane = "mock"
@@ -75,7 +78,10 @@ struct SluiceBench: AsyncParsableCommand {
                 throw ValidationError("--http-url needs --api-key and --redis-url (the Redis that Sluice uses)")
             }
             if let e2eLane {
-                try await EndToEndBench(url: httpURL, apiKey: apiKey, redisURL: redisURL, lane: e2eLane, jobs: e2eJobs).run()
+                try await EndToEndBench(
+                    url: httpURL, apiKey: apiKey, redisURL: redisURL, lane: e2eLane, jobs: e2eJobs, subscribers: sseSubscribers,
+                    subscriberKeys: (sseKeys ?? apiKey).split(separator: ",").map(String.init)
+                ).run()
                 return
             }
             try await HTTPBench(
