@@ -216,6 +216,16 @@ public struct ProviderBatches: Sendable {
         return out
     }
 
+    /// The provider batch ids recorded by `lane`'s records other than `except` (a candidate
+    /// found after a crash that is one of these belongs to another record).
+    public func recordedProviderIDs(lane: String, except: String) async throws -> Set<String> {
+        let ids = try await queue.redis.send("ZRANGE", KeyLayout.providerBatches(lane: lane), 0, -1).array?.compactMap(\.string) ?? []
+        let others = ids.filter { $0 != except }
+        guard !others.isEmpty else { return [] }
+        let replies = try await queue.redis.pipeline(others.map { RedisCommand("HGET", KeyLayout.providerBatch(lane: lane, id: $0), "provider") })
+        return Set(replies.compactMap(\.string))
+    }
+
     /// A lane's jobs collected for a provider batch, and those in a provider batch now.
     public func depth(lane: String) async throws -> (collecting: Int, batched: Int) {
         try await depths(lanes: [lane])[0]

@@ -134,8 +134,12 @@ final class ProviderBatchSender: Sendable {
             var providerID: String?
             if !fresh {
                 // A create may have been sent by a process that died: adopt what the provider has.
+                // (Anthropic's are found by time and count: a batch another record of the lane
+                // recorded is not this one's.)
+                let taken = try await batches.recordedProviderIDs(lane: lane.lane, except: record.id)
                 let found = try await api.candidates(
                     tag: record.id, inputFile: record.file, since: record.creatingAt ?? record.created, count: record.jobs.count)
+                    .filter { !taken.contains($0) }
                 providerID = found.first
                 if found.count > 1 {
                     logger.warning("provider batch: several candidates; adopting the first, cancelling the rest", metadata: ["record": "\(record.id)", "candidates": "\(found)"])

@@ -71,6 +71,11 @@ import Testing
             #expect(claimed.first?.state == .creating && claimed.first?.file == "file-1" && claimed.first?.creatingAt == UnixMillis(123))
             #expect(claimed.first?.jobs == record.jobs)
             #expect(try await batches.claim(lane: "lane-a", claim: .seconds(30), limit: 10).isEmpty, "claimed for 30 s")
+            // Once submitted, its batch id is another record's to a recovery elsewhere, not its own.
+            let creating = try #require(claimed.first)
+            #expect(try await batches.note(creating, to: .submitted, fields: [("provider", "msgbatch_1")], due: .seconds(30)))
+            #expect(try await batches.recordedProviderIDs(lane: "lane-a", except: "pb_other") == ["msgbatch_1"])
+            #expect(try await batches.recordedProviderIDs(lane: "lane-a", except: record.id).isEmpty)
         }
     }
 
