@@ -16,6 +16,8 @@ import SluiceWebhooks
 /// - `GET /ui/jobs?tenant=&lane=&state=&cursor=`: the key's tenant's jobs (an admin may name any
 ///   tenant), newest first; `GET /ui/jobs/{id}`: one job, its timeline and webhook deliveries;
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
+/// - `GET /ui/dead`: the tenant's dead jobs and (admin) the dead webhook deliveries;
+///   `POST /ui/webhooks/{id}/replay` (scope submit) sends a delivery again.
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
 ///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
 /// - `GET /ui/usage?from=&to=&group_by=&tenant=` and `GET /ui/usage.csv?…` (scope read): the
@@ -78,6 +80,8 @@ struct DashboardController: Sendable {
         ui.post("jobs/:id/cancel", use: cancel)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
+        ui.get("dead", use: deadLetters)
+        ui.post("webhooks/:id/replay", use: replayDelivery)
         ui.get("usage", use: usagePage)
         ui.get("usage.csv", use: usageCSV)
         ui.get("keys", use: keysPage)
@@ -154,6 +158,7 @@ struct DashboardController: Sendable {
         var nav: [DashboardViews.NavItem] = []
         if viewer.isAdmin { nav.append(.init(href: "/ui/overview", label: "Overview", current: current == "overview")) }
         nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
+        nav.append(.init(href: "/ui/dead", label: "Dead letters", current: current == "dead"))
         if viewer.isAdmin { nav.append(.init(href: "/ui/providers", label: "Providers", current: current == "providers")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/scaling", label: "Scaling", current: current == "scaling")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/usage", label: "Usage", current: current == "usage")) }
@@ -312,12 +317,13 @@ struct DashboardController: Sendable {
             switch request.uri.queryParameters["done"] {
             case "cancelled": "The job was cancelled."
             case "cancel-requested": "A cancel was requested: the running attempt stops at its next heartbeat."
+            case "replayed": "The webhook delivery was queued again, due now."
             default: nil
             }
         return views.render(
             "job",
             DashboardViews.JobPage(
-                chrome: chrome(viewer, current: "jobs"), job: job, timeline: timeline, deliveries: deliveries,
+                chrome: chrome(viewer, current: "jobs"), job: job, timeline: timeline, deliveries: deliveries, canReplay: viewer.may(.submit),
                 cancellable: !job.state.isTerminal && viewer.may(.submit), notice: notice))
     }
 
@@ -351,6 +357,53 @@ struct DashboardController: Sendable {
         }
         var zeros = Zeros()
         return String(JobID.generate(lane: LaneTag(lane: ""), unixMillis: time.value, using: &zeros).ordering)
+    }
+
+    // MARK: - Dead letters
+
+    /// `/ui/dead` (scope read): the tenant's dead jobs (an admin may name any tenant), and, for an
+    /// admin, the webhook deliveries that used up their attempts, each with a Replay button.
+    @Sendable func deadLetters(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        var tenant = viewer.key.tenant
+        if let asked = request.uri.queryParameters["tenant"].map(String.init), !asked.isEmpty, asked != tenant {
+            guard viewer.isAdmin else { throw DashboardError.adminOnly }
+            tenant = asked
+        }
+        let jobs = try await queue.list(tenant: tenant, state: .dead, limit: 50).jobs
+        // Deliveries of every tenant: an admin's to see (a tenant sees its own on its jobs' pages).
+        let deliveries = viewer.isAdmin ? try await webhooks.deadLetters(limit: 100) : []
+        let notice: String? = request.uri.queryParameters["done"] == "replayed" ? "The delivery was queued again, due now." : nil
+        return views.render(
+            "dead",
+            DashboardViews.DeadLettersPage(
+                chrome: chrome(viewer, current: "dead"), tenant: tenant, jobs: jobs.map(DashboardViews.JobRow.init),
+                deliveries: deliveries.map { DashboardViews.JobPage.Delivery($0, canReplay: viewer.may(.submit)) },
+                showDeliveries: viewer.isAdmin, notice: notice))
+    }
+
+    /// Replays a webhook delivery as `POST /v1/webhooks/deliveries/{id}/retry` does: only one of a
+    /// job the key may see, within the key's replays a minute; an endpoint disabled by a 410 is
+    /// enabled again; the same webhook-id, due now.
+    @Sendable func replayDelivery(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let form = try await form(request)
+        let viewer = try await poster(request, form: form)
+        guard viewer.may(.submit) else { throw DashboardError.scope(.submit) }
+        guard let id = context.parameters.get("id"), id.hasPrefix("msg_"), let job = JobID(String(id.dropFirst(4))),
+            let delivery = try await webhooks.delivery(id)
+        else { throw DashboardError.notFound }
+        do { try await lookup.requireVisible(job, by: viewer.key) } catch let error as APIError where error.status == .notFound {
+            throw DashboardError.notFound
+        }
+        if let wait = try await webhooks.admitReplay(key: viewer.key.id, perMinute: WebhookStore.replaysPerMinute) {
+            throw DashboardError.conflict("this key may replay \(WebhookStore.replaysPerMinute) deliveries a minute; try again in \(wait.milliseconds / 1000 + 1) s")
+        }
+        try await webhooks.enable(url: delivery.url, key: delivery.key)
+        guard try await webhooks.retry(id) else { throw DashboardError.notFound }
+        context.logger.info("dashboard replayed a delivery", metadata: ["delivery": "\(id)", "key": "\(viewer.key.prefix)"])
+        // Back where the button was: the job's page, or the dead letters.
+        return Self.redirect(form["back"] == "job" ? "/ui/jobs/\(job.rawValue)?done=replayed" : "/ui/dead?done=replayed")
     }
 
     // MARK: - Providers and scaling

@@ -164,11 +164,25 @@ struct DashboardViews: Sendable {
 
         struct Delivery {
             let id: String
+            let job: String
             let url: String
             let status: String
             let attempts: Int
             let lastCode: Int?
             let lastError: String?
+            /// A finished delivery that did not arrive, and a key that may replay it.
+            let replayable: Bool
+
+            init(_ delivery: WebhookStore.Delivery, canReplay: Bool) {
+                id = delivery.id
+                job = delivery.job
+                url = delivery.url
+                status = delivery.status
+                attempts = delivery.attempts
+                lastCode = delivery.lastCode
+                lastError = delivery.lastError
+                replayable = canReplay && (delivery.status == "dead" || delivery.status == "disabled")
+            }
         }
 
         let title: String
@@ -191,7 +205,10 @@ struct DashboardViews: Sendable {
         let cancellable: Bool
         let notice: String?
 
-        init(chrome: Chrome, job: Job, timeline: [TimelineEntry], deliveries: [WebhookStore.Delivery], cancellable: Bool, notice: String?) {
+        init(
+            chrome: Chrome, job: Job, timeline: [TimelineEntry], deliveries: [WebhookStore.Delivery], canReplay: Bool, cancellable: Bool,
+            notice: String?
+        ) {
             title = "Job " + job.id.rawValue
             self.chrome = chrome
             id = job.id.rawValue
@@ -207,13 +224,21 @@ struct DashboardViews: Sendable {
             result = job.result.map(DashboardViews.excerpt)
             error = job.error
             self.timeline = timeline.map { Event(at: DashboardViews.time($0.at), state: $0.state.rawValue, info: $0.info) }
-            self.deliveries = deliveries.map {
-                Delivery(id: $0.id, url: $0.url, status: $0.status, attempts: $0.attempts, lastCode: $0.lastCode, lastError: $0.lastError)
-            }
+            self.deliveries = deliveries.map { Delivery($0, canReplay: canReplay) }
             hasDeliveries = !deliveries.isEmpty
             self.cancellable = cancellable
             self.notice = notice
         }
+    }
+
+    struct DeadLettersPage {
+        let title = "Dead letters"
+        let chrome: Chrome
+        let tenant: String
+        let jobs: [JobRow]
+        let deliveries: [JobPage.Delivery]
+        let showDeliveries: Bool
+        let notice: String?
     }
 
     struct ProvidersPage {

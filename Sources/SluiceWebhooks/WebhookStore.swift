@@ -153,6 +153,15 @@ public struct WebhookStore: Sendable {
         return out
     }
 
+    /// The dead letters, newest first (at most `limit`): deliveries that used up their attempts
+    /// and have been neither replayed nor expired.
+    public func deadLetters(limit: Int) async throws -> [Delivery] {
+        let ids = (try await redis.send("LRANGE", Self.dead, -max(1, limit), -1).array ?? []).compactMap(\.string)
+        var out: [Delivery] = []
+        for id in ids.reversed() { if let delivery = try await delivery(id), delivery.status == "dead" { out.append(delivery) } }
+        return out
+    }
+
     /// Records an attempt's outcome: `pending` again with its next time, or finished (`delivered`,
     /// `dead`, `disabled`).
     public func record(_ id: String, status: String, next: UnixMillis? = nil, code: Int?, error: String = "") async throws {

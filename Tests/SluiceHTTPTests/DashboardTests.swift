@@ -6,6 +6,7 @@ import SluiceCore
 @testable import SluiceHTTP
 import SluiceQueue
 @testable import SluiceStore
+import SluiceWebhooks
 import Testing
 
 /// A browser's view of the dashboard: its cookies, sent back as a browser would.
@@ -317,6 +318,59 @@ struct DashboardBrowser {
         #expect(lines[2].hasPrefix("\"'=HYPERLINK(\"\"x\"\")\",1,1,1,1,0.000000,"))
         #expect(lines[3].hasPrefix("\"a,b\",1,0"))
         #expect(lines.count == 5 && lines[4].isEmpty)
+    }
+
+    @Test func deadLettersListDeadJobsAndReplayADeadDelivery() async throws {
+        try await withAPI { api in
+            // A job of acme's that used up its one attempt, and its webhook delivery, dead too.
+            let id = try #require(
+                try await api.request(
+                    .post, "/v1/jobs", key: api.acme,
+                    json: #"{"lane": "demo", "request": {"x": 1}, "max_attempts": 1}"#
+                ).body["id"] as? String)
+            let jobID = try #require(JobID(id))
+            let leased = try #require(try await api.queue.lease(lane: "demo", count: 1).first)
+            _ = try await api.queue.fail(jobID, token: leased.token, attempt: leased.attempt, error: "upstream 500", retryable: true)
+            #expect(try await api.queue.get(jobID)?.state == .dead)
+            let webhooks = WebhookStore(redis: api.queue.redis)
+            #expect(try await webhooks.create(job: jobID, url: "http://127.0.0.1:9/hook", key: nil, type: "job.dead", body: Array("{}".utf8)))
+            let delivery = WebhookStore.deliveryID(job: jobID)
+            try await webhooks.record(delivery, status: "dead", code: 500, error: "receiver failed")
+
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            let page = try await admin.get("/ui/dead?tenant=acme")
+            #expect(page.status == .ok)
+            #expect(page.html.contains("data-job=\"\(id)\""))
+            #expect(page.html.contains("data-delivery=\"\(delivery)\""))
+            #expect(page.html.contains("/ui/webhooks/\(delivery)/replay"))
+            #expect(try await admin.post("/ui/webhooks/\(delivery)/replay", form: [:]).status == .forbidden)
+            #expect(try await webhooks.delivery(delivery)?.status == "dead")
+            let replayed = try await admin.post("/ui/webhooks/\(delivery)/replay", form: ["csrf": try #require(page.csrf)])
+            #expect(replayed.status == .seeOther)
+            #expect(replayed.location == "/ui/dead?done=replayed")
+            #expect(try await webhooks.delivery(delivery)?.status == "pending")
+            #expect(!(try await admin.get("/ui/dead").html.contains("data-delivery=\"\(delivery)\"")))
+
+            // A tenant sees its dead jobs, not the deliveries of every tenant; another tenant
+            // cannot replay acme's delivery.
+            try await webhooks.record(delivery, status: "dead", code: 500, error: "receiver failed again")
+            var acme = DashboardBrowser(api)
+            _ = try await acme.logIn(api.acme)
+            let own = try await acme.get("/ui/dead")
+            #expect(own.html.contains("data-job=\"\(id)\""))
+            #expect(!own.html.contains("dead-deliveries"))
+            let jobPage = try await acme.get("/ui/jobs/\(id)")
+            #expect(jobPage.html.contains("/ui/webhooks/\(delivery)/replay"))
+            var globex = DashboardBrowser(api)
+            _ = try await globex.logIn(api.globex)
+            let globexToken = try #require(try await globex.get("/ui/dead").csrf)
+            #expect(try await globex.post("/ui/webhooks/\(delivery)/replay", form: ["csrf": globexToken]).status == .notFound)
+            #expect(try await globex.get("/ui/dead?tenant=acme").status == .forbidden)
+            #expect(try await webhooks.delivery(delivery)?.status == "dead")
+            let back = try await acme.post("/ui/webhooks/\(delivery)/replay", form: ["csrf": try #require(jobPage.csrf), "back": "job"])
+            #expect(back.location == "/ui/jobs/\(id)?done=replayed")
+        }
     }
 
     @Test func logoutAndRevocationEndTheSession() async throws {
