@@ -61,12 +61,13 @@ public final class Archiver: Service, Sendable {
     func archive(_ ids: [JobID]) async throws {
         let unique = Array(Set(ids))
         var records: [ArchivedJob] = []
-        var jobs: [Job] = []
+        var jobs: [(job: Job, cost: JobCost)] = []
         records.reserveCapacity(unique.count)
         for case let record? in try await queue.records(unique) {
             guard let job = try? record.job(), job.state.isTerminal else { continue }
-            records.append(archived(job, record))
-            if budgets != nil { jobs.append(job) }
+            let cost = self.cost(of: job, providerBatch: record.providerBatch)
+            records.append(archived(job, record, cost: cost))
+            if budgets != nil { jobs.append((job, cost)) }
         }
         if records.count < unique.count {
             logger.warning("finished jobs gone from Redis before they were archived", metadata: ["count": "\(unique.count - records.count)"])
@@ -76,38 +77,56 @@ public final class Archiver: Service, Sendable {
         archived.add(added, ordering: .relaxed)
     }
 
+    /// What a finished job cost: its tokens (within `0...Bounded.maxTokens`) at its model's price,
+    /// less the provider's batch discount when it was completed from a provider batch's line (its
+    /// hash names the provider's batch). The usage ledger books `usd` and its budgets are charged
+    /// `micros`: one price for both.
+    struct JobCost: Sendable {
+        var input: Int?
+        var output: Int?
+        var price: SluiceConfiguration.Price?
+        /// 0 unless the job went through a provider batch; then `batch_api.discount`, within 0...1.
+        var discount: Double = 0
+        var batched = false
+
+        /// The dollars the job cost at list price.
+        var listUSD: Double { Archiver.listPrice(input: input, output: output, price: price) }
+        /// The dollars booked: list price less the batch discount.
+        var usd: Double { listUSD - batchSavedUSD }
+        /// The dollars the batch discount saved.
+        var batchSavedUSD: Double { listUSD * discount }
+        /// The micro-dollars charged to its budgets (rounded up).
+        var micros: Int64 { Budgets.micros(input: input ?? 0, output: output ?? 0, price: price, discount: discount) }
+    }
+
+    func cost(of job: Job, providerBatch: String?) -> JobCost {
+        var cost = JobCost(
+            input: job.usageInput.map(Bounded.tokens), output: job.usageOutput.map(Bounded.tokens),
+            price: SluiceConfiguration.Price.of(Self.model(of: job), in: prices))
+        if !(providerBatch ?? "").isEmpty {
+            let provider = job.lane.split(separator: "/", maxSplits: 1).first.map(String.init) ?? job.lane
+            cost.batched = true
+            cost.discount = batchDiscounts[provider].map { $0.isFinite ? min(max($0, 0), 1) : Self.defaultBatchDiscount } ?? Self.defaultBatchDiscount
+        }
+        return cost
+    }
+
     /// The archive's row of a finished job.
-    func archived(_ job: Job, _ record: JobRecord) -> ArchivedJob {
+    func archived(_ job: Job, _ record: JobRecord, cost: JobCost) -> ArchivedJob {
         let envelope = JobEnvelope(decoding: job.metadata)
         let model = Self.model(of: job)
-        // Token counts within 0...Bounded.maxTokens (10^12): the ledger's sums of them stay far
-        // from Int64.max, and the cost is finite.
-        let input = job.usageInput.map(Bounded.tokens)
-        let output = job.usageOutput.map(Bounded.tokens)
-        let price = SluiceConfiguration.Price.of(model, in: prices)
-        var cost = Self.listPrice(input: input, output: output, price: price)
-        // Completed from a provider batch's line (the job's hash names the provider's batch):
-        // booked at the batch price, the discount counted as saved.
-        let batched = !(record.providerBatch ?? "").isEmpty
-        var batchSaved = 0.0
-        if batched {
-            let provider = job.lane.split(separator: "/", maxSplits: 1).first.map(String.init) ?? job.lane
-            let discount = batchDiscounts[provider].map { $0.isFinite ? min(max($0, 0), 1) : Self.defaultBatchDiscount } ?? Self.defaultBatchDiscount
-            batchSaved = cost * discount
-            cost -= batchSaved
-        }
         var archived = ArchivedJob(
             id: job.id.rawValue, tenant: job.tenant, keyID: job.submitter, lane: job.lane, state: job.state.rawValue,
             createdAt: job.createdAt, finishedAt: job.finishedAt ?? .current(), batch: envelope.batch, customID: envelope.customID, model: model,
-            inputTokens: input, outputTokens: output, cost: cost, record: record.encoded)
-        archived.batched = batched
-        archived.batchSavedUSD = batchSaved
+            inputTokens: cost.input, outputTokens: cost.output, cost: cost.usd, record: record.encoded)
+        archived.batched = cost.batched
+        archived.batchSavedUSD = cost.batchSavedUSD
         if job.state == .succeeded, !envelope.isEmpty, envelope.cache != nil {
             let info = record.timeline()?.last { $0.state == .succeeded }?.info
             archived.cached = info == "cached" || info == "coalesced"
             if archived.cached, let result = job.result, let usage = Self.answerUsage(result) {
                 // No call was paid for: what the answer cost when it was called is what was saved.
-                archived.savedUSD = Self.listPrice(input: usage.input, output: usage.output, price: price)
+                archived.savedUSD = Self.listPrice(input: usage.input, output: usage.output, price: cost.price)
             }
         }
         return archived

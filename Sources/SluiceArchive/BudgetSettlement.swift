@@ -5,8 +5,8 @@ import SluiceQueue
 import SluiceStore
 
 /// The completion side of budgets: the archiver hands it every finished job it archives, and it
-/// books the job's actual cost (its tokens at its model's price, as the usage ledger counts it,
-/// rounded up to a micro-dollar) in the budgets of its key, tenant and route, replacing the
+/// books the job's actual cost (`Archiver.JobCost`: its tokens at its model's price, less a
+/// provider batch's discount, as the usage ledger books it, rounded up to a micro-dollar) in the budgets of its key, tenant and route, replacing the
 /// estimate reserved at submit (`BudgetStore.settle`, once per job). A threshold crossed for the
 /// first time in the period (50, 80, 100 %) becomes a `budget.threshold` webhook to
 /// `budgets.alert_url` through the webhook outbox.
@@ -34,10 +34,10 @@ public struct BudgetSettlement: Sendable {
 
     /// Books these finished jobs; throws on a Redis error (the archiver's feed then reads the
     /// entry again, and the jobs already settled are skipped).
-    func settle(_ jobs: [Job], logger: Logger) async throws {
+    func settle(_ jobs: [(job: Job, cost: Archiver.JobCost)], logger: Logger) async throws {
         guard !jobs.isEmpty else { return }
         var prefixes: [Int64: String]?
-        for job in jobs {
+        for (job, cost) in jobs {
             // Without configured budgets only a key's budget, carried in the job's envelope, can apply.
             if budgets.isEmpty && job.metadata.isEmpty { continue }
             let envelope = JobEnvelope(decoding: job.metadata)
@@ -51,8 +51,8 @@ public struct BudgetSettlement: Sendable {
             }
             let applied = budgets.applying(keyPrefix: prefix, keyBudget: stamped?.policy, tenant: job.tenant, route: envelope.route)
             guard !applied.isEmpty else { continue }
-            let price = SluiceConfiguration.Price.of(Archiver.model(of: job), in: prices)
-            let actual = Budgets.micros(input: Bounded.tokens(job.usageInput ?? 0), output: Bounded.tokens(job.usageOutput ?? 0), price: price)
+            // What the ledger books, batch discount included.
+            let actual = cost.micros
             let estimate = budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
             let crossings = try await store.settle(job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: job.createdAt)
             for (index, crossing) in crossings.enumerated() {

@@ -187,10 +187,13 @@ public struct Budgets: Sendable, Hashable {
     }
 
     /// What a call costs in micro-dollars at `price` (US dollars per million tokens, so a token
-    /// costs `price` micro-dollars): 0 without a price; at most 10^15.
-    public static func micros(input: Int, output: Int, price: SluiceConfiguration.Price?) -> Int64 {
+    /// costs `price` micro-dollars), less `discount` (a provider batch's, 0...1): 0 without a
+    /// price; at most 10^15.
+    public static func micros(input: Int, output: Int, price: SluiceConfiguration.Price?, discount: Double = 0) -> Int64 {
         guard let price else { return 0 }
-        let cost = (Double(max(0, input)) * price.input + Double(max(0, output)) * price.output).rounded(.up)
+        let factor = discount.isFinite ? 1 - min(max(discount, 0), 1) : 1
+        let cost = ((Double(max(0, input)) * price.input + Double(max(0, output)) * price.output) * factor).rounded(.up)
+        guard cost.isFinite else { return 0 }
         return Int64(Bounded.int(min(cost, 1e15), in: 0...1_000_000_000_000_000) ?? 0)
     }
 

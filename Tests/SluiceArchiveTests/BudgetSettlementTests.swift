@@ -47,18 +47,57 @@ import Testing
                 return job
             }
             let logger = Logger(label: "test")
+            let archiver = Archiver(queue: JobQueue(redis: redis), store: ArchiveStore(database: try SluiceDatabase(path: directory + "/archive.sqlite")),
+                prices: ["m": SluiceConfiguration.Price(input: 0, output: 100)], logger: logger)
+            func cost(_ job: Job) -> Archiver.JobCost { archiver.cost(of: job, providerBatch: nil) }
             // 6 tokens × 100 = 600 of 1,000: past 50 %, and the outbox fails.
             let first = job(output: 6)
-            await #expect(throws: (any Error).self) { try await settlement.settle([first], logger: logger) }
+            await #expect(throws: (any Error).self) { try await settlement.settle([(first, cost(first))], logger: logger) }
             // Read again by the feed: booked once, nothing more.
-            try await settlement.settle([first], logger: logger)
+            try await settlement.settle([(first, cost(first))], logger: logger)
             #expect(outbox.created.withLock { $0 }.isEmpty)
             // The next job (100 more, 70 %) crosses 50 % again for the alert to be queued.
             outbox.failing.withLock { $0 = false }
-            try await settlement.settle([job(output: 1)], logger: logger)
+            try await settlement.settle([(job(output: 1), cost(job(output: 1)))], logger: logger)
             #expect(outbox.created.withLock { $0 }.map { $0.hasSuffix(":50") } == [true])
             let spend = try await BudgetStore(redis: redis).spend(budgets.applying(keyPrefix: nil, tenant: "acme", route: nil))
             #expect(spend.map(\.spent) == [700])
+        }
+    }
+
+    /// A job completed from a provider batch's line is charged to its budgets what the usage
+    /// ledger books for it: the list price less the provider's batch discount, not the list price.
+    @Test func aJobCompletedThroughAProviderBatchIsChargedTheBatchPrice() async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-settle-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let database = try SluiceDatabase(path: directory + "/sluice.sqlite")
+            let queue = JobQueue(redis: redis)
+            var budgets = Budgets()
+            budgets.tenants = ["acme": BudgetPolicy(micros: 1_000_000, per: .day)]
+            let prices = ["gpt-4o": SluiceConfiguration.Price(input: 2.5, output: 10)]
+            let settlement = BudgetSettlement(
+                store: BudgetStore(redis: redis), budgets: budgets, prices: prices, keys: APIKeyStore(database: database), webhooks: nil)
+            let archive = ArchiveStore(database: database)
+            let archiver = Archiver(
+                queue: queue, store: archive, prices: prices, budgets: settlement, batchDiscounts: ["openai": 0.4], logger: Logger(label: "test"))
+            let specs = (0..<2).map { _ in JobSpec(lane: "openai/gpt-4o", tenant: "acme", payload: Array(#"{"max_tokens":1}"#.utf8)) }
+            let ids = try await queue.enqueue(specs).map(\.id)
+            for job in try await queue.lease(lane: "openai/gpt-4o", count: 10) {
+                _ = try await queue.complete(job.id, token: job.token, result: Array("{}".utf8), info: "done", usage: (1000, 500))
+            }
+            // The first went through a provider batch (discount 0.4); the second was called live.
+            _ = try await redis.send("HSET", KeyLayout.job(ids[0]), "pbatch", "batch_abc")
+            let run = Task { try await archiver.run() }
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 2 })
+            run.cancel()
+            _ = await run.result
+            // List: 1,000 × 2.5 + 500 × 10 = 7,500 micro-dollars; batched: 7,500 × 0.6 = 4,500.
+            let spend = try await BudgetStore(redis: redis).spend(budgets.applying(keyPrefix: nil, tenant: "acme", route: nil))
+            #expect(spend.map(\.spent) == [4_500 + 7_500])
+            let now = UnixMillis.current()
+            let rows = try await archive.usage(from: UnixMillis(now.value - 3_600_000), to: UnixMillis(now.value + 60_000), grouping: .model, tenant: "acme")
+            #expect(abs((rows.first?.cost ?? 0) - 0.012) < 1e-12)
         }
     }
 }
