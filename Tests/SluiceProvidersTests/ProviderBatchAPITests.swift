@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 @testable import SluiceMock
@@ -411,6 +412,33 @@ import Testing
         for bad in ["", "2024-08-20", "2024-13-01T00:00:00Z", "2024-08-20T18:37:24", "2024-08-20T18:37:24.Z", "99999-01-01T00:00:00Z", "2024-08-20T18:37:24Zjunk"] {
             #expect(ProviderBatchParsing.rfc3339(bad) == nil, "\(bad)")
         }
+    }
+
+    @Test func resultsComeFromTheOwnHostsResultsURLAndNeverFromAnotherHost() async throws {
+        let http = ProviderClient.makeHTTPClient()
+        defer { Task { try? await http.shutdown() } }
+        let results = #"{"custom_id":"job_1","result":{"type":"expired"}}"#
+        // Requests 0 and 2 (counted across connections): the batch, its results_url elsewhere and
+        // then on this host; 1 and 3: the results.
+        let state = Mutex<(urls: [String], served: Int)>(([], 0))
+        let server = try await RawHTTPServer.start { _, _ in
+            let (request, url) = state.withLock { state -> (Int, String) in
+                defer { state.served += 1 }
+                return (state.served, state.urls.count > state.served / 2 ? state.urls[state.served / 2] : "")
+            }
+            return request % 2 == 0
+                ? [.ok(#"{"id":"m","processing_status":"ended","request_counts":{},"results_url":"\#(url)"}"#)] : [.ok(results)]
+        }
+        defer { Task { await server.stop() } }
+        let base = "http://127.0.0.1:\(server.port)"
+        state.withLock { $0.urls = ["http://127.0.0.1:1/steal", base + "/own/results"] }
+        let settings = ProviderSettings(name: "an", kind: .anthropic, baseURL: base, apiKeyEnvironment: "AN_KEY")
+        let api = try #require(ProviderBatchAPIs.make(settings, http: http, environment: ["AN_KEY": "sk-ant-secret-123456"]))
+        #expect(try await api.results("m").map(\.result) == [.expired])
+        #expect(try await api.results("m").map(\.result) == [.expired])
+        let lines = server.snapshot().received.map { String(decoding: $0.prefix(while: { $0 != 13 }), as: UTF8.self) }
+        #expect(lines == ["GET /v1/messages/batches/m HTTP/1.1", "GET /v1/messages/batches/m/results HTTP/1.1",
+                          "GET /v1/messages/batches/m HTTP/1.1", "GET /own/results HTTP/1.1"])
     }
 
     @Test func aResultsURLOnAnotherHostIsNotFollowedWithTheKey() {
