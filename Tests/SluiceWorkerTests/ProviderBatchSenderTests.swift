@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import SluiceCore
+import SluiceProviders
+import SluiceQueue
+import SluiceRedis
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@testable import SluiceWorker
+
+/// A provider batch API that answers from a script: every request's line is given by its
+/// custom id's position (what the mock cannot produce: a 4xx line, a 429 line, an Anthropic answer).
+final class ScriptedBatchAPI: ProviderBatchAPI {
+    let limits = (requests: 100, bytes: 1 << 20)
+    let lines: @Sendable (Int, ProviderBatchRequest) -> ProviderBatchLineResult
+    let sent = Mutex<[ProviderBatchRequest]>([])
+    let creates = Mutex(0)
+
+    init(_ lines: @escaping @Sendable (Int, ProviderBatchRequest) -> ProviderBatchLineResult) { self.lines = lines }
+
+    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
+    func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
+        sent.withLock { $0 = requests }
+        creates.withLock { $0 += 1 }
+        return "msgbatch_scripted"
+    }
+    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
+    func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
+        sent.withLock { $0 }.enumerated().map { ($1.customID, lines($0, $1)) }
+    }
+    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { [] }
+    func cancel(_ batchID: String) async throws {}
+}
+
+@Suite struct ProviderBatchSenderTests {
+    /// Jobs routed from OpenAI's shape to an Anthropic lane: each request is translated as the
+    /// live call's would be; the lines get the live path's verdicts (answer translated back, 400
+    /// failed, 429 retried live with its attempt counted, expired back live without).
+    @Test func linesGetTheLivePathsVerdictsAndAnswersInTheClientsShape() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            let answer = #"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi there"}],"stop_reason":"end_turn","usage":{"input_tokens":7,"output_tokens":3}}"#
+            let api = ScriptedBatchAPI { index, _ in
+                switch index % 4 {
+                case 0: .succeeded(body: Array(answer.utf8))
+                case 1: .errored(status: 400, body: Array(#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}}"#.utf8))
+                case 2: .errored(status: 429, body: Array(#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#.utf8))
+                default: .expired
+                }
+            }
+            var lane = WorkerLane(
+                lane: "anth/claude-x", provider: ProviderSettings(name: "anth", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
+                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-x", routes: [:], routeFormats: ["r": .openai])
+            var settings = ProviderBatchSettings(kind: .anthropic)
+            settings.window = .milliseconds(100)
+            settings.poll = .milliseconds(100)
+            lane.batchAPI = settings
+            let specs = (0..<4).map { n -> JobSpec in
+                var job = JobSpec(
+                    lane: "anth/claude-x", payload: Array(#"{"model": "r", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8),
+                    envelope: JobEnvelope(route: "r"))
+                job.providerBatch = true
+                return job
+            }
+            let ids = try await queue.enqueue(specs).map(\.id)
+            let sender = ProviderBatchSender(
+                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
+                retryAfter: .milliseconds(100))
+            let running = Task { await sender.run() }
+            defer { running.cancel() }
+            let ended = try await eventually(timeout: .seconds(30)) {
+                // Every job out of the batch (settled): none leased any more.
+                for id in ids where try await queue.get(id)?.state == .leased { return false }
+                return try await queue.get(ids[0])?.state.isTerminal == true
+            }
+            sender.stop()
+            try #require(ended)
+            // Sent as the live call would send them: translated to Anthropic's Messages, with the lane's model.
+            let sent = api.sent.withLock { $0 }
+            #expect(sent.count == 4 && api.creates.withLock { $0 } == 1)
+            let first = try #require(sent.first { $0.customID == ids[0].rawValue })
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(first.body)) as? [String: Any])
+            #expect(body["model"] as? String == "claude-x" && body["max_tokens"] as? Int == 16)
+            // The answer in the client's (OpenAI's) shape, with its usage.
+            let done = try #require(try await queue.get(ids[0]))
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(done.result ?? [])) as? [String: Any])
+            #expect(result["object"] as? String == "chat.completion")
+            #expect(done.usageInput == 7 && done.usageOutput == 3)
+            let failed = try #require(try await queue.get(ids[1]))
+            #expect(failed.state == .failed && failed.error?.contains("max_tokens: too large") == true)
+            // The 429 and the expired line went back live (nobody serves the lane here).
+            let limited = try #require(try await queue.get(ids[2]))
+            #expect(limited.state == .queued && limited.attempts == 1 && limited.error?.contains("slow down") == true)
+            let expired = try #require(try await queue.get(ids[3]))
+            #expect(expired.state == .queued && expired.attempts == 0)
+            #expect(try await queue.timeline(ids[3])?.last?.info == "provider batch msgbatch_scripted: expired")
+        }
+    }
+}
