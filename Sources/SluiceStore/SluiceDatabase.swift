@@ -15,7 +15,11 @@ public final class SluiceDatabase: Sendable {
     /// The file is its owner's only (0600), and so are its `-wal` and `-shm` (SQLite gives them
     /// the database file's mode); a directory created for it is 0700. It holds key hashes,
     /// webhook secrets and every archived payload.
-    public init(path: String) throws {
+    public convenience init(path: String) throws { try self.init(path: path, upTo: nil) }
+
+    /// `upTo`: the last migration to run, nil for all (tests open a database as an older
+    /// version left it).
+    init(path: String, upTo last: String?) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -24,7 +28,7 @@ public final class SluiceDatabase: Sendable {
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
         self.path = path
-        try Self.migrator.migrate(pool)
+        if let last { try Self.migrator.migrate(pool, upTo: last) } else { try Self.migrator.migrate(pool) }
     }
 
     /// Creates the database file 0600 if it is missing, and takes group and other access away
