@@ -18,6 +18,7 @@ import SluiceWebhooks
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
 /// - `GET /ui/dead`: the tenant's dead jobs and (admin) the dead webhook deliveries;
 ///   `POST /ui/webhooks/{id}/replay` (scope submit) sends a delivery again.
+/// - `GET /ui/batches`: the tenant's OpenAI and Anthropic batches with their progress.
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
 ///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
 /// - `GET /ui/usage?from=&to=&group_by=&tenant=` and `GET /ui/usage.csv?…` (scope read): the
@@ -43,6 +44,8 @@ struct DashboardController: Sendable {
     /// The providers' and the autoscaler's state, read as `/v1/providers` and `/v1/scaling` read it.
     let providers: ProvidersController
     let scaling: ScalingController
+    /// The batch APIs' store (nil: this process serves no batches).
+    let batches: BatchStore?
     let settings: SluiceAPI.DashboardSettings
 
     static let sessionCookie = "sluice_session"
@@ -52,8 +55,9 @@ struct DashboardController: Sendable {
 
     init(
         queue: JobQueue, lookup: JobLookup, keys: APIKeyStore, webhooks: WebhookStore, cache: AuthCache,
-        providers: ProvidersController, scaling: ScalingController, settings: SluiceAPI.DashboardSettings
+        providers: ProvidersController, scaling: ScalingController, batches: BatchStore?, settings: SluiceAPI.DashboardSettings
     ) {
+        self.batches = batches
         self.providers = providers
         self.scaling = scaling
         self.queue = queue
@@ -82,6 +86,7 @@ struct DashboardController: Sendable {
         ui.get("scaling", use: scalingPage)
         ui.get("dead", use: deadLetters)
         ui.post("webhooks/:id/replay", use: replayDelivery)
+        ui.get("batches", use: batchesPage)
         ui.get("usage", use: usagePage)
         ui.get("usage.csv", use: usageCSV)
         ui.get("keys", use: keysPage)
@@ -159,6 +164,7 @@ struct DashboardController: Sendable {
         if viewer.isAdmin { nav.append(.init(href: "/ui/overview", label: "Overview", current: current == "overview")) }
         nav.append(.init(href: "/ui/jobs", label: "Jobs", current: current == "jobs"))
         nav.append(.init(href: "/ui/dead", label: "Dead letters", current: current == "dead"))
+        nav.append(.init(href: "/ui/batches", label: "Batches", current: current == "batches"))
         if viewer.isAdmin { nav.append(.init(href: "/ui/providers", label: "Providers", current: current == "providers")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/scaling", label: "Scaling", current: current == "scaling")) }
         if viewer.may(.read) { nav.append(.init(href: "/ui/usage", label: "Usage", current: current == "usage")) }
@@ -404,6 +410,31 @@ struct DashboardController: Sendable {
         context.logger.info("dashboard replayed a delivery", metadata: ["delivery": "\(id)", "key": "\(viewer.key.prefix)"])
         // Back where the button was: the job's page, or the dead letters.
         return Self.redirect(form["back"] == "job" ? "/ui/jobs/\(job.rawValue)?done=replayed" : "/ui/dead?done=replayed")
+    }
+
+    // MARK: - Batches
+
+    /// `/ui/batches` (scope read): the tenant's OpenAI and Anthropic batches (an admin may name any
+    /// tenant), newest first, 50 of each, with their progress, from the batch store as
+    /// `GET /v1/batches` and `GET /v1/messages/batches` read it.
+    @Sendable func batchesPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        var tenant = viewer.key.tenant
+        if let asked = request.uri.queryParameters["tenant"].map(String.init), !asked.isEmpty, asked != tenant {
+            guard viewer.isAdmin else { throw DashboardError.adminOnly }
+            tenant = asked
+        }
+        var rows: [BatchRecord] = []
+        if let batches {
+            for api in ["openai", "anthropic"] { rows += try await batches.batches(tenant: tenant, api: api, after: nil, limit: 50) }
+        }
+        rows.sort { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+        return views.render(
+            "batches",
+            DashboardViews.BatchesPage(
+                chrome: chrome(viewer, current: "batches"), tenant: tenant, served: batches != nil,
+                batches: rows.map(DashboardViews.BatchRow.init)))
     }
 
     // MARK: - Providers and scaling

@@ -241,6 +241,50 @@ struct DashboardViews: Sendable {
         let notice: String?
     }
 
+    struct BatchesPage {
+        let title = "Batches"
+        let chrome: Chrome
+        let tenant: String
+        /// Whether this process serves the batch APIs at all.
+        let served: Bool
+        let batches: [BatchRow]
+    }
+
+    /// A batch with its counts, and its progress as a 200-wide bar: the requests ended
+    /// (succeeded, failed, cancelled, expired) of its total.
+    struct BatchRow {
+        let id: String
+        let api: String
+        let endpoint: String
+        let status: String
+        let total: Int
+        let succeeded: Int
+        let failed: Int
+        let ended: Int
+        let succeededWidth: Int
+        let failedWidth: Int
+        let failedX: Int
+        let percent: Int
+        let created: String
+
+        init(_ batch: BatchRecord) {
+            id = batch.id
+            api = batch.api
+            endpoint = batch.endpoint
+            status = batch.status
+            total = max(0, batch.total)
+            succeeded = max(0, batch.succeeded)
+            failed = [batch.failed, batch.cancelled, batch.expired].reduce(0) { Bounded.add($0, max(0, $1)) }
+            ended = Bounded.add(succeeded, failed)
+            let scale = total > 0 ? 200 / Double(total) : 0
+            succeededWidth = Int((Double(min(succeeded, total)) * scale).rounded())
+            failedWidth = Int((Double(min(failed, max(0, total - succeeded))) * scale).rounded())
+            failedX = succeededWidth
+            percent = total > 0 ? Int((Double(min(ended, total)) * 100 / Double(total)).rounded(.down)) : 0
+            created = DashboardViews.time(batch.createdAt)
+        }
+    }
+
     struct ProvidersPage {
         let title = "Providers"
         let chrome: Chrome

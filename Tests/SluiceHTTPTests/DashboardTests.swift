@@ -217,7 +217,7 @@ struct DashboardBrowser {
         }
     }
 
-    @Test func providersAndScalingPagesShowTheStateTheAPIReports() async throws {
+    @Test func providersScalingAndBatchesPagesShowTheStateTheAPIReports() async throws {
         try await withAPI { api in
             _ = try await api.request(
                 .post, "/v1/jobs", key: api.acme, json: #"{"provider": "mock", "model": "a", "request": {"x": 1}}"#)
@@ -234,8 +234,14 @@ struct DashboardBrowser {
             #expect(scaling.status == .ok)
             #expect(scaling.html.contains("data-pool=\"default\""))
 
+            // This API serves no batches: the page says so rather than failing.
+            let batches = try await admin.get("/ui/batches")
+            #expect(batches.status == .ok)
+            #expect(batches.html.contains("id=\"no-batches-served\""))
+
             var acme = DashboardBrowser(api)
             _ = try await acme.logIn(api.acme)
+            #expect(try await acme.get("/ui/batches?tenant=globex").status == .forbidden)
             #expect(try await acme.get("/ui/providers").status == .forbidden)
             #expect(try await acme.get("/ui/scaling").status == .ok)
         }

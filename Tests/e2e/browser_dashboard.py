@@ -10,6 +10,7 @@ with no worker: its jobs stay queued). Checks, as a person would see them:
   as the mock drains it, without the page being reloaded;
 - a job's page with its timeline, ending in succeeded;
 - the usage page and its CSV, once the archiver has booked the jobs;
+- an OpenAI batch (from the official SDK) on the batches page, completed, with its counts;
 - cancelling a queued job with the job page's button;
 - a tenant's key seeing its own jobs and not another tenant's (list and job page).
 """
@@ -108,6 +109,26 @@ with Browser() as browser:
     check(browser.evaluate("document.querySelectorAll('#usage-chart rect').length") >= 1, "the usage chart has a bar")
     csv = browser.evaluate("fetch(document.getElementById('csv').href).then(r => r.text())")
     check(csv.startswith("tenant,requests,") and "\nacme," in csv, f"the CSV download has the same rows ({csv[:120]!r})")
+
+    # Batches: an OpenAI batch of 20 from the official SDK, its progress bar full once it completes.
+    import io
+    import openai
+    oa = openai.OpenAI(base_url=base + "/v1", api_key=acme, max_retries=0, timeout=60)
+    lines = "".join(json.dumps({"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+                                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"batch {n}"}]}}) + "\n"
+                    for n in range(20))
+    uploaded = oa.files.create(file=("batch.jsonl", io.BytesIO(lines.encode())), purpose="batch")
+    batch = oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    status = None
+    for _ in range(60):
+        browser.goto(base + "/ui/batches?tenant=acme")
+        status = browser.text(f'tr[data-batch="{batch.id}"] [data-field="status"]')
+        if status == "completed":
+            break
+        time.sleep(1)
+    check(status == "completed", f"the batches page shows the SDK's batch completed ({status})")
+    check(browser.text(f'tr[data-batch="{batch.id}"] [data-field="succeeded"]') == "20"
+          and browser.text(f'tr[data-batch="{batch.id}"] [data-field="percent"]') == "100%", "with its 20 requests, 100 %")
 
     # Cancel with the job page's button (a POST carrying the session's CSRF token).
     held = submit(acme, "held")[0]
