@@ -96,7 +96,7 @@ struct EventsController: Sendable {
             }
             for await message in subscription.messages {
                 switch message {
-                case .events(let events): try await writer.write(contentsOf: events.map(Self.frame))
+                case .events(let events): try await writer.write(contentsOf: events.map { $0.frame ?? Self.frame($0) })
                 case .heartbeat: try await writer.write(Self.ping)
                 }
             }
