@@ -4,8 +4,8 @@ Usage: browser_screenshots.py SLUICE_BINARY OUTPUT_FOLDER
 
 Starts `sluice up` in a temporary folder (its own redis-server, and the mock provider on a free
 port), feeds it bulks for about 40 seconds so that the overview's charts have something to show,
-and writes login.png, overview.png, jobs.png, job.png, providers.png, scaling.png, usage.png and
-keys.png.
+and writes login.png, overview.png, jobs.png, job.png, providers.png, scaling.png, usage.png,
+keys.png, batches.png and dead.png.
 """
 import json
 import os
@@ -62,6 +62,16 @@ try:
         assert status == 202, (status, body)
         return [entry["id"] for entry in json.loads(body)["data"]]
 
+    # An OpenAI batch through the official SDK, for the batches page.
+    import io
+    import openai
+    oa = openai.OpenAI(base_url=base + "/v1", api_key=admin, max_retries=0, timeout=60)
+    lines = "".join(json.dumps({"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+                                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"batch {n}"}]}}) + "\n"
+                    for n in range(200))
+    uploaded = oa.files.create(file=("batch.jsonl", io.BytesIO(lines.encode())), purpose="batch")
+    oa.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+
     with Browser(width=1440, height=900) as browser:
         browser.goto(base + "/ui/login")
         browser.screenshot(os.path.join(output, "login.png"))
@@ -80,7 +90,7 @@ try:
         browser.screenshot(os.path.join(output, "jobs.png"))
         browser.goto(f"{base}/ui/jobs/{first[0]}")
         browser.screenshot(os.path.join(output, "job.png"))
-        for page in ["providers", "scaling", "usage", "keys"]:
+        for page in ["providers", "scaling", "usage", "keys", "batches", "dead"]:
             browser.goto(f"{base}/ui/{page}")
             browser.screenshot(os.path.join(output, f"{page}.png"))
     print("screenshots:", ", ".join(sorted(name for name in os.listdir(output) if name.endswith(".png"))), "in", output)
