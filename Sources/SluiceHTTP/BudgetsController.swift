@@ -25,31 +25,14 @@ struct BudgetGate: Sendable {
         self.now = now
     }
 
-    /// What one request reserved: per job, its budgets and estimate; and when.
-    struct Reservation: Sendable {
-        var jobs: [(budgets: [Budgets.Applied], estimate: Int64)]
-        var at: UnixMillis
-
-        /// Gives back the reservations of the jobs at `indices` (they made no new job).
-        func release(_ indices: some Sequence<Int>, in store: BudgetStore) async {
-            for index in indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
-                try? await store.release(jobs[index].estimate, in: jobs[index].budgets, at: at)
-            }
-        }
-    }
+    /// What one request reserved.
+    typealias Reservation = BudgetReservation
 
     /// Reserves the jobs' estimates (`reserve(_:key:)`) and writes the key's budget, when it has
     /// one, into each job's envelope: the worker checks it at lease without the key store.
     func reserve(_ specs: inout [JobSpec], key: APIKey) async throws -> Reservation {
         let reservation = try await reserve(specs, key: key)
-        if let policy = keyBudget(key) {
-            let text = policy.envelopeText(keyPrefix: key.prefix)
-            for index in specs.indices {
-                var envelope = specs[index].envelope
-                envelope.budget = text
-                specs[index].envelope = envelope
-            }
-        }
+        BudgetReservation.stamp(&specs, keyBudget: keyBudget(key), keyPrefix: key.prefix)
         return reservation
     }
 
@@ -63,13 +46,7 @@ struct BudgetGate: Sendable {
     /// one budget lacks room.
     func reserve(_ specs: [JobSpec], key: APIKey) async throws -> Reservation {
         let at = now()
-        var reservation = Reservation(jobs: [], at: at)
-        let keyBudget = keyBudget(key)
-        for spec in specs {
-            let applied = budgets.applying(keyPrefix: key.prefix, keyBudget: keyBudget, tenant: spec.tenant, route: spec.route)
-            let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
-            reservation.jobs.append((applied, estimate))
-        }
+        let reservation = BudgetReservation(specs, budgets: budgets, keyPrefix: key.prefix, keyBudget: keyBudget(key), prices: prices, at: at)
         if let (refusal, estimate) = try await store.reserve(jobs: reservation.jobs, at: at) {
             throw Self.exceeded(refusal, estimate: estimate, at: at)
         }

@@ -178,6 +178,51 @@ public struct BudgetStore: Sendable {
     }
 }
 
+/// What one reservation (a submit, a client batch, a pipeline run's step) holds: per job, the
+/// budgets it counts against and its estimate; and when it was made (its period).
+public struct BudgetReservation: Sendable {
+    public var jobs: [(budgets: [Budgets.Applied], estimate: Int64)]
+    public var at: UnixMillis
+
+    public init(jobs: [(budgets: [Budgets.Applied], estimate: Int64)], at: UnixMillis) {
+        self.jobs = jobs
+        self.at = at
+    }
+
+    /// Each of `specs` with the budgets of its key (`keyPrefix`, whose budget is `keyBudget`), its
+    /// tenant and its route, and its estimate (0 when no budget applies: nothing is estimated).
+    public init(
+        _ specs: [JobSpec], budgets: Budgets, keyPrefix: String?, keyBudget: BudgetPolicy?, prices: [String: SluiceConfiguration.Price],
+        at: UnixMillis
+    ) {
+        self.at = at
+        jobs = specs.map { spec in
+            let applied = budgets.applying(keyPrefix: keyPrefix, keyBudget: keyBudget, tenant: spec.tenant, route: spec.route)
+            let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
+            return (applied, estimate)
+        }
+    }
+
+    /// Gives back the reservations of the jobs at `indices` (they made no new job).
+    public func release(_ indices: some Sequence<Int>, in store: BudgetStore) async {
+        for index in indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
+            try? await store.release(jobs[index].estimate, in: jobs[index].budgets, at: at)
+        }
+    }
+
+    /// Writes the key's budget, when it has one, into each job's envelope: the worker checks it
+    /// at lease without the key store.
+    public static func stamp(_ specs: inout [JobSpec], keyBudget: BudgetPolicy?, keyPrefix: String) {
+        guard let keyBudget else { return }
+        let text = keyBudget.envelopeText(keyPrefix: keyPrefix)
+        for index in specs.indices {
+            var envelope = specs[index].envelope
+            envelope.budget = text
+            specs[index].envelope = envelope
+        }
+    }
+}
+
 /// The budgets of pipeline runs' steps, reserved as each step's jobs are created (RunAdvancer):
 /// every job of the step is estimated as a submit's would be, and the step reserved as a whole.
 public struct StepBudgets: Sendable {
@@ -199,18 +244,8 @@ public struct StepBudgets: Sendable {
         self.now = now
     }
 
-    /// What a step's reservation holds: per job, its budgets and estimate, and when.
-    public struct Reservation: Sendable {
-        public var jobs: [(budgets: [Budgets.Applied], estimate: Int64)]
-        public var at: UnixMillis
-
-        /// Gives back the reservations of the jobs at `indices` (they made no new job).
-        public func release(_ indices: some Sequence<Int>, in store: BudgetStore) async {
-            for index in indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
-                try? await store.release(jobs[index].estimate, in: jobs[index].budgets, at: at)
-            }
-        }
-    }
+    /// What a step's reservation holds.
+    public typealias Reservation = BudgetReservation
 
     /// A step that did not fit: the budget refusing it (its `on_exceeded` says whether the step
     /// fails or waits) and why, as a job's error says it.
@@ -225,12 +260,7 @@ public struct StepBudgets: Sendable {
         let at = now()
         let owner = try await submitter.asyncMap { try await key($0) } ?? nil
         let keyBudget = owner.flatMap { $0.budget ?? budgets.keys[$0.prefix] }
-        var reservation = Reservation(jobs: [], at: at)
-        for spec in specs {
-            let applied = budgets.applying(keyPrefix: owner?.prefix, keyBudget: keyBudget, tenant: spec.tenant, route: spec.route)
-            let estimate = applied.isEmpty ? 0 : budgets.estimate(payload: spec.payload, model: Budgets.model(ofLane: spec.lane), prices: prices)
-            reservation.jobs.append((applied, estimate))
-        }
+        let reservation = BudgetReservation(specs, budgets: budgets, keyPrefix: owner?.prefix, keyBudget: keyBudget, prices: prices, at: at)
         if let (refusal, estimate) = try await store.reserve(jobs: reservation.jobs, at: at) {
             let resetsAt = refusal.budget.policy.period(at: at).resetsAt
             let message =
@@ -238,14 +268,7 @@ public struct StepBudgets: Sendable {
                 + "; this step is estimated at $\(Budgets.usd(estimate)); it resets at \(Budgets.iso(resetsAt))"
             return .failure(Refused(budget: refusal.budget, message: message))
         }
-        if let owner, let keyBudget {
-            let text = keyBudget.envelopeText(keyPrefix: owner.prefix)
-            for index in specs.indices {
-                var envelope = specs[index].envelope
-                envelope.budget = text
-                specs[index].envelope = envelope
-            }
-        }
+        if let owner { BudgetReservation.stamp(&specs, keyBudget: keyBudget, keyPrefix: owner.prefix) }
         return .success(reservation)
     }
 }
