@@ -2,8 +2,10 @@
 # Live events' cost to the queue (issue 16): the end-to-end benchmark (bench/workers.sh's run 1:
 # jobs bulk-submitted over HTTP to a release `sluice up` whose workers call nginx) with no SSE
 # stream open, then with SSE_SUBSCRIBERS (default 200) streams of GET /v1/events open and read
-# all along (each sees every job's events: its key is the submitting tenant's), each run on a
-# fresh `sluice up`; prints both rates and their ratio.
+# all along, each run on a fresh `sluice up`; prints both rates and their ratio. The streams'
+# keys are of tenant SSE_TENANT: `bench` (the default, the submitting tenant: every stream gets
+# every job's events, the worst case) or another (each stream gets none: the hub's reading,
+# tenant lookups and filtering only).
 # BENCH_RESULTS=FILE appends the RESULT line there. SLUICE_BUILD_PATH picks the build folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ build_release
 peers=../shared/peers/peers
 [ -x "$peers" ] || { echo "../shared/peers/peers is missing" >&2; exit 1; }
 subscribers=${SSE_SUBSCRIBERS:-200}
+tenant=${SSE_TENANT:-bench}
 jobs=${E2E_JOBS:-50000}
 pids=()
 cleanup() {
@@ -34,16 +37,21 @@ providers:
 YAML
   start_sluice_up "$work/sluice.yaml" "$work" >&2
   pids+=("$up_pid")
-  # A key holds 16 streams at most: keys of tenant `bench` (the jobs' tenant) for them all.
+  # A key holds 16 streams at most: keys of tenant $tenant for them all.
   local admin keys=""
   admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
   for _ in $(seq $(( (streams + 15) / 16 ))); do
     keys+=$(curl -sf -X POST "$url/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-      -d '{"tenant":"bench","scopes":["read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'),
+      -d "{\"tenant\":\"$tenant\",\"scopes\":[\"read\"]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'),
   done
-  "$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
-    --e2e-lane nginx --e2e-jobs "$jobs" --sse-subscribers "$streams" --sse-keys "${keys%,}" > "$work/e2e.log"
+  local up_before
+  up_before=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$up_pid/stat")
+  /usr/bin/time -f "sluice-bench (submitter and stream readers) CPU: %U s user, %S s system" \
+    "$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
+    --e2e-lane nginx --e2e-jobs "$jobs" --sse-subscribers "$streams" --sse-keys "${keys%,}" > "$work/e2e.log" 2> "$work/time.log"
   grep -E '^(RESULT|end to end|[0-9]+ SSE)' "$work/e2e.log" >&2
+  tail -1 "$work/time.log" >&2
+  echo "sluice up (API, workers, hub) CPU over the run: $(( ($(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$up_pid/stat") - up_before) / $(getconf CLK_TCK) )) s" >&2
   kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
   sed -n 's/^RESULT e2e_jobs_per_s=\([0-9]*\).*/\1/p' "$work/e2e.log"
   rm -rf "$work"
@@ -53,8 +61,8 @@ none=$(run 0)
 with=$(run "$subscribers")
 ratio=$(python3 -c "print(f'{$with / $none:.3f}')")
 printf 'end to end, %s jobs, no SSE stream:      %8s jobs/s\n' "$jobs" "$none"
-printf 'end to end, %s jobs, %s SSE streams:   %8s jobs/s   ratio %s\n' "$jobs" "$subscribers" "$with" "$ratio"
-results="RESULT bench=sse e2e_jobs_per_s=$none e2e_with_sse_jobs_per_s=$with sse_subscribers=$subscribers ratio=$ratio"
+printf 'end to end, %s jobs, %s SSE streams (tenant %s):   %8s jobs/s   ratio %s\n' "$jobs" "$subscribers" "$tenant" "$with" "$ratio"
+results="RESULT bench=sse e2e_jobs_per_s=$none e2e_with_sse_jobs_per_s=$with sse_subscribers=$subscribers sse_tenant=$tenant ratio=$ratio"
 echo "$results"
 [ -n "${BENCH_RESULTS:-}" ] && echo "$results" >> "$BENCH_RESULTS"
 exit 0

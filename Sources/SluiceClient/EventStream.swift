@@ -65,6 +65,29 @@ extension SluiceClient {
     }
 }
 
+extension SluiceClient {
+    /// Reads the event stream at `path` without parsing it, until cancelled or the server ends
+    /// it; the bytes read (for benchmarks: a reader that costs next to nothing).
+    public func streamBytes(_ path: String, opened: @Sendable () async -> Void = {}) async throws -> Int {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        let response = try await http.execute(request, timeout: .hours(24))
+        guard response.status == .ok else {
+            throw ClientError.api(status: Int(response.status.code), type: "http_\(response.status.code)", message: "", param: nil, retryAfter: nil)
+        }
+        await opened()
+        var bytes = 0
+        do {
+            for try await buffer in response.body {
+                bytes += buffer.readableBytes
+                if Task.isCancelled { break }
+            }
+        } catch {}
+        return bytes
+    }
+}
+
 /// Cuts an event stream's bytes into events (`id:`, `event:`, `data:` lines; a blank line ends
 /// one). An event larger than 16 MiB is refused rather than held.
 struct EventStreamParser {
