@@ -53,8 +53,12 @@ public struct BudgetSettlement: Sendable {
             guard !applied.isEmpty else { continue }
             // What the ledger books, batch discount included.
             let actual = cost.micros
-            let estimate = budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
-            let crossings = try await store.settle(job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: job.createdAt)
+            // What the job reserved, in the period it reserved it in (stamped at submit); a job
+            // submitted without it is estimated again, in the period it was created in.
+            let reserved = envelope.reserved.flatMap(Budgets.reserved)
+            let estimate = reserved?.estimate ?? budgets.estimate(payload: job.payload, model: Budgets.model(ofLane: job.lane), prices: prices)
+            let crossings = try await store.settle(
+                job: job.id, actual: actual, estimate: estimate, in: applied, createdAt: reserved?.at ?? job.createdAt)
             for (index, crossing) in crossings.enumerated() {
                 do { try await alert(crossing, key: job.submitter, logger: logger) } catch {
                     // The job is booked (settled once), but these alerts are not queued: their

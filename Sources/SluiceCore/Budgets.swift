@@ -254,6 +254,22 @@ public struct Budgets: Sendable, Hashable {
         return "budget \(budget.name) of $\(usd(policy.micros)) per \(policy.per.rawValue) \(spend)"
     }
 
+    /// A job's reservation as its envelope carries it to the settlement (`JobEnvelope.reserved`):
+    /// `<estimate, micro-dollars> <reserved at, Unix ms>`.
+    public static func reservedText(estimate: Int64, at time: UnixMillis) -> String {
+        "\(estimate) \(time.value)"
+    }
+
+    /// Reads `reservedText`; nil for anything else (the settlement then estimates the job again,
+    /// in the period it was created in).
+    public static func reserved(_ text: String) -> (estimate: Int64, at: UnixMillis)? {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2, let estimate = Bounded.int(String(parts[0]), in: 0...1_000_000_000_000_000),
+            let millis = Bounded.int(String(parts[1]), in: 0...253_402_300_799_999)
+        else { return nil }
+        return (Int64(estimate), UnixMillis(Int64(millis)))
+    }
+
     /// The model a job's price is looked up by: its lane's (`provider/model`), else the lane.
     public static func model(ofLane lane: String) -> String {
         guard let slash = lane.firstIndex(of: "/") else { return lane }

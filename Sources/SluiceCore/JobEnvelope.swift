@@ -39,6 +39,9 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     /// The route the job was submitted through: the worker gives it the lane's model, and it may
     /// fall back along the route.
     public var route: String?
+    /// What the job reserved in its budgets, and when (`Budgets.reservedText`): the settlement
+    /// gives back exactly that, in that period, whatever lane the job ended on.
+    public var reserved: String?
 
     /// The provider endpoints a job may call besides the default (chat, messages).
     public enum Endpoint: String, Sendable, Hashable, Codable {
@@ -62,7 +65,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, budget, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, route
+        case batch, budget, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, reserved, route
     }
 
     /// Whether it says nothing (a job submitted with no route, callback or metadata): stored as
@@ -82,6 +85,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
         if let endpoint { writer.string("endpoint", endpoint.rawValue) }
         if let format { writer.string("format", format.rawValue) }
         if let metadata { writer.raw("metadata", metadata.bytes) }
+        if let reserved { writer.string("reserved", reserved) }
         if let route { writer.string("route", route) }
         return writer.finished()
     }
@@ -117,6 +121,8 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
                     envelope.batch = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "custom_id") {
                     envelope.customID = string(value)
+                } else if JSONScanner.stringToken(buffer, key, equals: "reserved") {
+                    envelope.reserved = string(value)
                 }
             }
             if read == nil { envelope = JobEnvelope() }

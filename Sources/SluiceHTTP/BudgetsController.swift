@@ -28,11 +28,11 @@ struct BudgetGate: Sendable {
     /// What one request reserved.
     typealias Reservation = BudgetReservation
 
-    /// Reserves the jobs' estimates (`reserve(_:key:)`) and writes the key's budget, when it has
-    /// one, into each job's envelope: the worker checks it at lease without the key store.
+    /// Reserves the jobs' estimates (`reserve(_:key:)`) and writes into each job's envelope what
+    /// it reserved and the key's budget, when it has one (`BudgetReservation.stamp`).
     func reserve(_ specs: inout [JobSpec], key: APIKey) async throws -> Reservation {
         let reservation = try await reserve(specs, key: key)
-        BudgetReservation.stamp(&specs, keyBudget: keyBudget(key), keyPrefix: key.prefix)
+        reservation.stamp(&specs, keyBudget: keyBudget(key), keyPrefix: key.prefix)
         return reservation
     }
 

@@ -210,14 +210,17 @@ public struct BudgetReservation: Sendable {
         }
     }
 
-    /// Writes the key's budget, when it has one, into each job's envelope: the worker checks it
-    /// at lease without the key store.
-    public static func stamp(_ specs: inout [JobSpec], keyBudget: BudgetPolicy?, keyPrefix: String) {
-        guard let keyBudget else { return }
-        let text = keyBudget.envelopeText(keyPrefix: keyPrefix)
-        for index in specs.indices {
+    /// Writes into the envelope of each of `specs` (the jobs this reservation was made for, in
+    /// its order) that counts against a budget what it reserved and when (the settlement gives
+    /// back exactly that, in that period, even after a fallback to a lane of another price), and
+    /// the key's budget when it has one (the worker checks it at lease without the key store).
+    /// A job no budget applies to is left as it is.
+    public func stamp(_ specs: inout [JobSpec], keyBudget: BudgetPolicy?, keyPrefix: String) {
+        let text = keyBudget?.envelopeText(keyPrefix: keyPrefix)
+        for index in specs.indices where jobs.indices.contains(index) && !jobs[index].budgets.isEmpty {
             var envelope = specs[index].envelope
             envelope.budget = text
+            envelope.reserved = Budgets.reservedText(estimate: jobs[index].estimate, at: at)
             specs[index].envelope = envelope
         }
     }
@@ -268,7 +271,7 @@ public struct StepBudgets: Sendable {
                 + "; this step is estimated at $\(Budgets.usd(estimate)); it resets at \(Budgets.iso(resetsAt))"
             return .failure(Refused(budget: refusal.budget, message: message))
         }
-        if let owner { BudgetReservation.stamp(&specs, keyBudget: keyBudget, keyPrefix: owner.prefix) }
+        reservation.stamp(&specs, keyBudget: keyBudget, keyPrefix: owner?.prefix ?? "")
         return .success(reservation)
     }
 }

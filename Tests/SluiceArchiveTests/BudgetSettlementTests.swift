@@ -100,4 +100,46 @@ import Testing
             #expect(abs((rows.first?.cost ?? 0) - 0.012) < 1e-12)
         }
     }
+
+    /// A job gives back exactly what it reserved, in the period it reserved it in: after a
+    /// fallback to a lane of another price (its estimate there would differ) and when it was
+    /// reserved in the day before it was created. Nothing stays reserved, and its cost is spent
+    /// in the day it was reserved in.
+    @Test func aJobGivesBackWhatItReservedWhereverItEnded() async throws {
+        try await withRedis { _, redis in
+            let directory = NSTemporaryDirectory() + "sluice-settle-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let database = try SluiceDatabase(path: directory + "/sluice.sqlite")
+            let queue = JobQueue(redis: redis)
+            var budgets = Budgets()
+            budgets.tenants = ["acme": BudgetPolicy(micros: 1_000_000_000, per: .day)]
+            // The reserved lane's model costs ten times the lane the job ends on.
+            let prices = ["big": SluiceConfiguration.Price(input: 10, output: 100), "small": SluiceConfiguration.Price(input: 1, output: 10)]
+            let store = BudgetStore(redis: redis)
+            let settlement = BudgetSettlement(store: store, budgets: budgets, prices: prices, keys: APIKeyStore(database: database), webhooks: nil)
+            let archiver = Archiver(queue: queue, store: ArchiveStore(database: database), prices: prices, budgets: settlement, logger: Logger(label: "test"))
+            let yesterday = UnixMillis(UnixMillis.current().value - 86_400_000)
+            var specs = [JobSpec(lane: "demo/big", tenant: "acme", payload: Array(#"{"max_tokens":100}"#.utf8))]
+            let reservation = BudgetReservation(specs, budgets: budgets, keyPrefix: nil, keyBudget: nil, prices: prices, at: yesterday)
+            #expect(try await store.reserve(jobs: reservation.jobs, at: yesterday) == nil)
+            reservation.stamp(&specs, keyBudget: nil, keyPrefix: "")
+            // It falls back: it is created, and runs, in the cheaper lane.
+            specs[0].lane = "demo/small"
+            _ = try await queue.enqueue(specs)
+            for job in try await queue.lease(lane: "demo/small", count: 1) {
+                _ = try await queue.complete(job.id, token: job.token, result: Array("{}".utf8), info: "done", usage: (4, 10))
+            }
+            let run = Task { try await archiver.run() }
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 1 })
+            run.cancel()
+            _ = await run.result
+            let applied = budgets.applying(keyPrefix: nil, tenant: "acme", route: nil)
+            let before = try #require(try await store.spend(applied, at: yesterday).first)
+            // Reserved: 4 × 10 + 100 × 100 = 10,040 at the big price; spent: 4 × 1 + 10 × 10 = 104.
+            #expect(reservation.jobs.first?.estimate == 10_040)
+            #expect(before.reserved == 0 && before.spent == 104)
+            let today = try #require(try await store.spend(applied).first)
+            #expect(today.reserved == 0 && today.spent == 0)
+        }
+    }
 }
