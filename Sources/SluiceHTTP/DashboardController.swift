@@ -19,6 +19,8 @@ import SluiceWebhooks
 /// - `GET /ui/dead`: the tenant's dead jobs and (admin) the dead webhook deliveries;
 ///   `POST /ui/webhooks/{id}/replay` (scope submit) sends a delivery again.
 /// - `GET /ui/batches`: the tenant's OpenAI and Anthropic batches with their progress.
+/// - `GET /ui/jobs/{id}/events`: the job's timeline as Server-Sent Events (EventHub), which the
+///   job page follows until the job finishes.
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
 ///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
 /// - `GET /ui/usage?from=&to=&group_by=&tenant=` and `GET /ui/usage.csv?…` (scope read): the
@@ -46,6 +48,8 @@ struct DashboardController: Sendable {
     let scaling: ScalingController
     /// The batch APIs' store (nil: this process serves no batches).
     let batches: BatchStore?
+    /// A job's live timeline, as `GET /v1/jobs/{id}/events` streams it (the process's EventHub).
+    let live: EventsController
     let settings: SluiceAPI.DashboardSettings
 
     static let sessionCookie = "sluice_session"
@@ -55,8 +59,10 @@ struct DashboardController: Sendable {
 
     init(
         queue: JobQueue, lookup: JobLookup, keys: APIKeyStore, webhooks: WebhookStore, cache: AuthCache,
-        providers: ProvidersController, scaling: ScalingController, batches: BatchStore?, settings: SluiceAPI.DashboardSettings
+        providers: ProvidersController, scaling: ScalingController, batches: BatchStore?, live: EventsController,
+        settings: SluiceAPI.DashboardSettings
     ) {
+        self.live = live
         self.batches = batches
         self.providers = providers
         self.scaling = scaling
@@ -81,6 +87,7 @@ struct DashboardController: Sendable {
         ui.get("overview.json", use: overviewJSON)
         ui.get("jobs", use: jobs)
         ui.get("jobs/:id", use: job)
+        ui.get("jobs/:id/events", use: jobEvents)
         ui.post("jobs/:id/cancel", use: cancel)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
@@ -331,6 +338,19 @@ struct DashboardController: Sendable {
             DashboardViews.JobPage(
                 chrome: chrome(viewer, current: "jobs"), job: job, timeline: timeline, deliveries: deliveries, canReplay: viewer.may(.submit),
                 cancellable: !job.state.isTerminal && viewer.may(.submit), notice: notice))
+    }
+
+    /// The job's timeline as Server-Sent Events, for its page's script: the stream
+    /// `GET /v1/jobs/{id}/events` serves (every entry, then one per transition, ending when the
+    /// job finishes), behind the session instead of a key header.
+    @Sendable func jobEvents(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw DashboardError.notFound }
+        do { try await lookup.requireVisible(id, by: viewer.key) } catch let error as APIError where error.status == .notFound {
+            throw DashboardError.notFound
+        }
+        return try await live.jobStream(id, request: request, key: viewer.key)
     }
 
     /// Cancels through the queue's cancel, as `POST /v1/jobs/{id}/cancel` does.

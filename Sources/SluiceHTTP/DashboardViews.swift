@@ -204,6 +204,10 @@ struct DashboardViews: Sendable {
         let hasDeliveries: Bool
         let cancellable: Bool
         let notice: String?
+        /// Whether the page follows the job's events (it has not finished), and how many
+        /// timeline entries it shows already.
+        let followed: Bool
+        let timelineCount: Int
 
         init(
             chrome: Chrome, job: Job, timeline: [TimelineEntry], deliveries: [WebhookStore.Delivery], canReplay: Bool, cancellable: Bool,
@@ -226,6 +230,8 @@ struct DashboardViews: Sendable {
             self.timeline = timeline.map { Event(at: DashboardViews.time($0.at), state: $0.state.rawValue, info: $0.info) }
             self.deliveries = deliveries.map { Delivery($0, canReplay: canReplay) }
             hasDeliveries = !deliveries.isEmpty
+            followed = !job.state.isTerminal
+            timelineCount = timeline.count
             self.cancellable = cancellable
             self.notice = notice
         }

@@ -194,7 +194,8 @@ public struct SluiceAPI: Sendable {
         if settings.dashboard.enabled {
             DashboardController(
                 queue: queue, lookup: lookup, keys: services.keys, webhooks: services.webhooks, cache: cache, providers: providers,
-                scaling: ScalingController(scaling: services.scaling), batches: services.batches?.store, settings: settings.dashboard
+                scaling: ScalingController(scaling: services.scaling), batches: services.batches?.store, live: live,
+                settings: settings.dashboard
             ).addRoutes(to: router)
         }
         return router

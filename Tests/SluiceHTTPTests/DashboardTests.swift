@@ -379,6 +379,30 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func jobPageFollowsItsTimelineOverServerSentEvents() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            var acme = DashboardBrowser(api)
+            _ = try await acme.logIn(api.acme)
+            // A live job's page follows its events; a finished one's does not.
+            #expect(try await acme.get("/ui/jobs/\(id)").html.contains("data-events=\"/ui/jobs/\(id)/events\" data-count=\"1\""))
+            _ = try await api.request(.post, "/v1/jobs/\(id)/cancel", key: api.acme)
+            #expect(!(try await acme.get("/ui/jobs/\(id)").html.contains("data-events")))
+            // The stream of a finished job: its whole timeline, then its end.
+            let stream = try await acme.get("/ui/jobs/\(id)/events")
+            #expect(stream.status == .ok)
+            #expect(stream.headers[.contentType] == "text/event-stream")
+            #expect(stream.html.contains("event: status\ndata: "))
+            #expect(stream.html.contains("\"status\":\"queued\""))
+            #expect(stream.html.contains("event: end\ndata: {\"job\":\"\(id)\",\"status\":\"cancelled\"}"))
+            var globex = DashboardBrowser(api)
+            _ = try await globex.logIn(api.globex)
+            #expect(try await globex.get("/ui/jobs/\(id)/events").status == .notFound)
+            var anonymous = DashboardBrowser(api)
+            #expect(try await anonymous.get("/ui/jobs/\(id)/events").status == .seeOther)
+        }
+    }
+
     @Test func logoutAndRevocationEndTheSession() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)

@@ -11,7 +11,8 @@ with no worker: its jobs stay queued). Checks, as a person would see them:
 - a job's page with its timeline, ending in succeeded;
 - the usage page and its CSV, once the archiver has booked the jobs;
 - an OpenAI batch (from the official SDK) on the batches page, completed, with its counts;
-- cancelling a queued job with the job page's button;
+- cancelling a queued job with the job page's button, and an open job page following a cancel made
+  elsewhere (its timeline over Server-Sent Events);
 - a tenant's key seeing its own jobs and not another tenant's (list and job page).
 """
 import json
@@ -138,6 +139,17 @@ with Browser() as browser:
     check(browser.text("#job-state") == "cancelled", f"the cancel button cancels it ({browser.text('#job-state')})")
     status, body = request(base, acme, "GET", f"/v1/jobs/{held}")
     check(json.loads(body)["status"] == "cancelled", "the API sees it cancelled too")
+
+    # A job's page follows its timeline live (Server-Sent Events): cancelled over the API, the open
+    # page shows it without a reload.
+    other = submit(acme, "held")[0]
+    browser.goto(f"{base}/ui/jobs/{other}")
+    marker = browser.evaluate("performance.timeOrigin")
+    time.sleep(0.5)  # the page's EventSource connects
+    request(base, acme, "POST", f"/v1/jobs/{other}/cancel")
+    check(browser.wait_for("document.getElementById('job-state').textContent === 'cancelled'", 20)
+          and browser.evaluate("performance.timeOrigin") == marker, "an open job page shows the cancel without a reload")
+    check(browser.evaluate("document.getElementById('cancel') === null"), "and takes its cancel button away")
 
 with Browser() as browser:
     # A tenant's key: its own jobs, not another tenant's.

@@ -2,6 +2,48 @@
 // No framework, no inline script (the Content-Security-Policy forbids it): this file is all.
 "use strict";
 
+// A job's page follows its timeline over Server-Sent Events until the job finishes.
+(function () {
+  const timeline = document.getElementById("timeline");
+  if (!timeline || !timeline.dataset.events || !window.EventSource) return;
+  let shown = Number(timeline.dataset.count || "0");
+  const source = new EventSource(timeline.dataset.events);
+  function setState(status) {
+    const badge = document.getElementById("job-state");
+    if (!badge || !status) return;
+    badge.textContent = status;
+    badge.className = "state state-" + status;
+  }
+  source.addEventListener("status", (event) => {
+    const index = Number(event.lastEventId);
+    if (!(index > shown)) return; // the stream starts from the first entry: skip those shown
+    shown = index;
+    const entry = JSON.parse(event.data);
+    const item = document.createElement("li");
+    const time = document.createElement("time");
+    time.textContent = new Date(entry.at * 1000).toISOString();
+    const state = document.createElement("span");
+    state.className = "state state-" + entry.status;
+    state.textContent = entry.status;
+    item.append(time, " ", state);
+    if (entry.info) {
+      const info = document.createElement("span");
+      info.className = "info";
+      info.textContent = entry.info;
+      item.append(" ", info);
+    }
+    timeline.appendChild(item);
+    setState(entry.status);
+  });
+  source.addEventListener("end", (event) => {
+    source.close();
+    setState(JSON.parse(event.data).status);
+    const cancel = document.getElementById("cancel");
+    if (cancel) cancel.remove();
+    timeline.dataset.ended = "true";
+  });
+})();
+
 (function () {
   const table = document.getElementById("lanes");
   if (!table) return;
