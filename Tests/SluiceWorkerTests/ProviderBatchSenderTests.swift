@@ -10,8 +10,7 @@ import Testing
 
 @testable import SluiceWorker
 
-/// A provider batch API that answers from a script: every request's line is given by its
-/// custom id's position (what the mock cannot produce: a 4xx line, a 429 line, an Anthropic answer).
+/// A provider batch API that answers from a script: every request's line is given by the test (what the mock cannot produce: a 4xx line, a 429 line, an Anthropic answer).
 final class ScriptedBatchAPI: ProviderBatchAPI {
     let limits = (requests: 100, bytes: 1 << 20)
     let lines: @Sendable (Int, ProviderBatchRequest) -> ProviderBatchLineResult
@@ -42,14 +41,6 @@ final class ScriptedBatchAPI: ProviderBatchAPI {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
             let answer = #"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi there"}],"stop_reason":"end_turn","usage":{"input_tokens":7,"output_tokens":3}}"#
-            let api = ScriptedBatchAPI { index, _ in
-                switch index % 4 {
-                case 0: .succeeded(body: Array(answer.utf8))
-                case 1: .errored(status: 400, body: Array(#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}}"#.utf8))
-                case 2: .errored(status: 429, body: Array(#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#.utf8))
-                default: .expired
-                }
-            }
             var lane = WorkerLane(
                 lane: "anth/claude-x", provider: ProviderSettings(name: "anth", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
                 path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-x", routes: [:], routeFormats: ["r": .openai])
@@ -65,6 +56,15 @@ final class ScriptedBatchAPI: ProviderBatchAPI {
                 return job
             }
             let ids = try await queue.enqueue(specs).map(\.id)
+            let api = ScriptedBatchAPI { _, request in
+                // By the job's place in the submit (the batch's order is the collect set's).
+                switch ids.firstIndex(where: { $0.rawValue == request.customID }) ?? 3 {
+                case 0: .succeeded(body: Array(answer.utf8))
+                case 1: .errored(status: 400, body: Array(#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}}"#.utf8))
+                case 2: .errored(status: 429, body: Array(#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#.utf8))
+                default: .expired
+                }
+            }
             let sender = ProviderBatchSender(
                 lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
                 retryAfter: .milliseconds(100))

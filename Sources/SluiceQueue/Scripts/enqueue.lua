@@ -110,6 +110,8 @@ for _ = 1, n do
       if idem ~= '' then fields[#fields + 1] = 'idem'; fields[#fields + 1] = idem end
       if meta ~= '' then fields[#fields + 1] = 'meta'; fields[#fields + 1] = meta end
       if route ~= '' then fields[#fields + 1] = 'route'; fields[#fields + 1] = route end
+      -- A batch job's first timeline entry says so, unless a route's choice has a note.
+      if why == '' and mode == 'batch' then why = 'collecting for a provider batch' end
       if why ~= '' then fields[#fields + 1] = 'why'; fields[#fields + 1] = why end
       if run ~= '' then fields[#fields + 1] = 'run'; fields[#fields + 1] = run end
       if mode ~= '' then fields[#fields + 1] = 'mode'; fields[#fields + 1] = mode end
