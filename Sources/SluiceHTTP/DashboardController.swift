@@ -136,8 +136,10 @@ struct DashboardController: Sendable {
 
     /// Whether the browser reached us over HTTPS: only a trusted proxy's `X-Forwarded-Proto` says so
     /// (Sluice serves plain HTTP itself).
-    func isSecure(_ request: Request) -> Bool {
-        settings.trustForwardedProto && request.headers[Self.forwardedProto]?.lowercased() == "https"
+    func isSecure(_ request: Request) -> Bool { Self.isSecure(request.headers, trustForwardedProto: settings.trustForwardedProto) }
+
+    static func isSecure(_ headers: HTTPFields, trustForwardedProto: Bool) -> Bool {
+        trustForwardedProto && headers[forwardedProto]?.lowercased() == "https"
     }
 
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!

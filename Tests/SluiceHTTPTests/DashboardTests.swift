@@ -312,6 +312,16 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func cookiesAreSecureOnlyBehindATrustedProxysHTTPS() {
+        let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
+        #expect(DashboardController.isSecure(https, trustForwardedProto: true))
+        // A client may send the header itself: untrusted, it changes nothing.
+        #expect(!DashboardController.isSecure(https, trustForwardedProto: false))
+        #expect(!DashboardController.isSecure([HTTPField.Name("X-Forwarded-Proto")!: "http"], trustForwardedProto: true))
+        #expect(!DashboardController.isSecure([:], trustForwardedProto: true))
+        #expect(!SluiceAPI.DashboardSettings().trustForwardedProto)
+    }
+
     @Test func usageCSVQuotesCellsAndDefusesFormulas() {
         let rows = [
             UsageRow(group: "gpt-4o-mini", requests: 3, succeeded: 2, inputTokens: 10, outputTokens: 20, cost: 0.0015),
