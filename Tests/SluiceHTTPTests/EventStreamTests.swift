@@ -255,6 +255,35 @@ private let eventsLogger = Logger(label: "test.events")
 
     // MARK: - Bounds
 
+    @Test func hostileFiltersAndEventIDsAre400sNamingTheParameter() async throws {
+        try await withEvents { setup in
+            let hostile = [
+                "/v1/events?last_event_id=ffffffff-99999999999999999999999-0",  // past UInt64
+                "/v1/events?last_event_id=ffffffff--1-0", "/v1/events?last_event_id=FFFFFFFF-1-0",
+                "/v1/events?last_event_id=" + String(repeating: "a", count: 10_000),
+                "/v1/events?lane=" + (0..<33).map { "l\($0)" }.joined(separator: ","),
+                "/v1/events?lane=" + String(repeating: "x", count: 201), "/v1/events?lane=,,,",
+                "/v1/events?state=queued,queued2", "/v1/events?state=",
+            ]
+            for uri in hostile {
+                let response = try await setup.client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(setup.acme)"])
+                #expect(response.status == .badRequest, "\(uri.prefix(80))")
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let param = (body?["error"] as? [String: Any])?["param"] as? String
+                #expect(["last_event_id", "lane", "state"].contains(param), "\(uri.prefix(80))")
+            }
+            // A job stream's Last-Event-ID is a whole number within bounds.
+            let id = try await setup.submit(key: setup.acme)
+            for value in ["-1", "1e9", "99999999999999999999", "x"] {
+                let stream = try setup.stream("/v1/jobs/\(id)/events", key: setup.acme, headers: ["Last-Event-ID": value])
+                #expect(await stream.waitForStatus() == 400, "\(value)")
+            }
+            // The process is still serving.
+            let stream = try setup.stream("/v1/jobs/\(id)/events", key: setup.acme)
+            #expect(await stream.wait { $0.contains { $0.event == "status" } })
+        }
+    }
+
     @Test func aSlowSubscriberIsDroppedWithoutHoldingUpTheOthers() async throws {
         var limits = EventHub.Limits()
         limits.buffer = 5
