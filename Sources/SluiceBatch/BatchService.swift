@@ -331,11 +331,18 @@ public final class BatchService: Service, Sendable {
     /// the given indices (those not queued after all).
     public struct BudgetHold: Sendable {
         public var keyBudget: String?
+        /// What each request's job reserved, and when (`JobEnvelope.reserved`), by request index
+        /// (nil: none): the settlement gives back exactly that.
+        public var reserved: [String?]
         public var release: @Sendable ([Int]) async -> Void
-        public init(keyBudget: String?, release: @escaping @Sendable ([Int]) async -> Void) {
+        public init(keyBudget: String?, reserved: [String?] = [], release: @escaping @Sendable ([Int]) async -> Void) {
             self.keyBudget = keyBudget
+            self.reserved = reserved
             self.release = release
         }
+
+        /// The `JobEnvelope.reserved` of request `index`'s job.
+        func reserved(_ index: Int) -> String? { reserved.indices.contains(index) ? reserved[index] : nil }
     }
 
     /// Reserves the estimated cost of a batch's jobs in their budgets, the batch as a whole, or
@@ -406,13 +413,15 @@ public final class BatchService: Service, Sendable {
             let chunk = requests[chunkStart..<min(chunkStart + 5_000, requests.count)]
             let format = batch.format
             let endpoint: JobEnvelope.Endpoint? = batch.endpoint == "/v1/embeddings" ? .embeddings : nil
-            let specs = chunk.map { request -> JobSpec in
+            let specs = zip(chunk.indices, chunk).map { index, request -> JobSpec in
+                var envelope = JobEnvelope(
+                    batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route,
+                    budget: budget?.keyBudget)
+                envelope.reserved = budget?.reserved(index)
                 var spec = JobSpec(
                     lane: request.lane, tenant: batch.tenant, priority: settings.priority, payload: request.body,
                     idempotencyKey: "batch:\(batch.id):\(request.line)", deadline: batch.expiresAt, maxAttempts: settings.maxAttempts,
-                    envelope: JobEnvelope(
-                        batch: batch.id, customID: request.customID, endpoint: endpoint, format: format, route: request.route,
-                        budget: budget?.keyBudget))
+                    envelope: envelope)
                 spec.why = request.why
                 // A client batch's job may go through its provider's own batch API (`client_batches`).
                 spec.providerBatch = directory.providerBatch(

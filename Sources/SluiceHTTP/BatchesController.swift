@@ -284,6 +284,7 @@ struct BatchesController: Sendable {
             let store = gate.store
             return BatchService.BudgetHold(
                 keyBudget: gate.keyBudget(key).map { $0.envelopeText(keyPrefix: key.prefix) },
+                reserved: reservation.jobs.map { $0.budgets.isEmpty ? nil : Budgets.reservedText(estimate: $0.estimate, at: reservation.at) },
                 release: { indices in await reservation.release(indices, in: store) })
         }
     }

@@ -95,6 +95,8 @@ import Testing
             let id = try #require((first.json["id"] as? String).flatMap(JobID.init))
             let envelope = JobEnvelope(decoding: try #require(try await queue.get(id)).metadata)
             #expect(envelope.budget == "day 2000 fail \(prefix)")
+            // And what it reserved, and when: the settlement gives back exactly that.
+            #expect(envelope.reserved.flatMap(Budgets.reserved)?.estimate == 960, "\(envelope)")
 
             // GET /v1/budgets: the key sees its own budget; so does an admin.
             let mine = try await Self.call(client, .get, "/v1/budgets", key: secret).json["data"] as? [[String: Any]] ?? []
@@ -159,6 +161,9 @@ import Testing
                 body: #"{"input_file_id": "\#(ten)", "endpoint": "/v1/chat/completions", "completion_window": "24h"}"#)
             #expect(created.status == .ok, "\(created.json)")
             #expect(try await queue.openJobs(key: key.id) == 10)
+            // Each of the batch's jobs carries what it reserved (12 × $80 per million: 960 micro-dollars).
+            let jobs = try await queue.list(tenant: "acme", limit: 20).jobs
+            #expect(jobs.count == 10 && jobs.allSatisfy { JobEnvelope(decoding: $0.metadata).reserved.flatMap(Budgets.reserved)?.estimate == 960 })
             let budget = (try await Self.call(client, .get, "/v1/budgets", key: secret).json["data"] as? [[String: Any]])?.first ?? [:]
             #expect(abs((budget["reserved_usd"] as? Double ?? 0) - 0.0096) < 1e-9, "\(budget)")
             #expect(try await Self.call(client, .post, "/v1/jobs", key: secret, body: Self.job).status == .tooManyRequests)
