@@ -23,8 +23,10 @@ deps:
 
 ## venv: a Python venv with the official SDKs, the clients of the end-to-end tests (Tests/e2e).
 ## Debian's python3 needs python3-venv for it; installed when missing.
-venv: $(VENV)/.ready
-$(VENV)/.ready:
+## Its stamp names the package list, so a venv made before a package was added is made again.
+VENV_READY := $(VENV)/.ready-$(shell echo $(PY_PKGS) | md5sum | cut -c1-8)
+venv: $(VENV_READY)
+$(VENV_READY):
 	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; }
 	rm -rf $(VENV) && python3 -m venv $(VENV)
