@@ -105,6 +105,13 @@ import Testing
             let all = try await Self.call(client, .get, "/v1/budgets", key: admin).json["data"] as? [[String: Any]] ?? []
             #expect(all.contains { $0["name"] as? String == "key:\(prefix)" && $0["limit_usd"] as? Double == 0.002 }, "\(all)")
 
+            // The key itself (no admin scope) can neither raise its budget nor turn its cache on.
+            for body in [#"{"budget": {"usd": 1000, "per": "day"}}"#, #"{"budget": null}"#, #"{"cache": true}"#] {
+                let own = try await Self.call(client, .patch, "/v1/keys/\(prefix)", key: secret, body: body)
+                #expect(own.status == .forbidden, "\(own.json)")
+            }
+            #expect(try keys.find(prefix: prefix)?.budget?.micros == 2_000)
+
             // Raised through PATCH: in force at once; removed (null): no budget at all.
             let raised = try await Self.call(client, .patch, "/v1/keys/\(prefix)", key: admin, body: #"{"budget": {"usd": 0.003, "per": "day"}}"#)
             #expect((raised.json["budget"] as? [String: Any])?["on_exceeded"] as? String == "wait", "\(raised.json)")
