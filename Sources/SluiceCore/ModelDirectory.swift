@@ -17,6 +17,9 @@ public struct ModelDirectory: Sendable {
     /// Chooses a route's target from what is measured (the route board); nil: from the
     /// configured limits alone, as if every lane were idle and never measured.
     public let chooser: (any RouteChooser)?
+    /// Whether any provider has a batch API (`providerBatch` answers no at once otherwise: the
+    /// submit path of a config without one pays nothing per job).
+    public let anyProviderBatch: Bool
 
     public init(
         providers: [String: SluiceConfiguration.Provider], routes: [String: SluiceConfiguration.Route], chooser: (any RouteChooser)? = nil
@@ -24,6 +27,7 @@ public struct ModelDirectory: Sendable {
         self.providers = providers
         self.routes = routes
         self.chooser = chooser
+        anyProviderBatch = providers.values.contains { $0.batchAPI != nil }
     }
 
     public struct Resolution: Sendable, Hashable {

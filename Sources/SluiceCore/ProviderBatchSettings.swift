@@ -56,7 +56,7 @@ extension ModelDirectory {
     public func providerBatch(
         lane: String, mode: JobMode?, route: String?, deadline: UnixMillis?, clientBatch: Bool = false, now: UnixMillis? = nil
     ) -> Bool {
-        if mode == .live { return false }
+        if mode == .live || !anyProviderBatch { return false }
         // The common case (no provider with a batch API) ends at this lookup.
         let name = lane.firstIndex(of: "/").map { String(lane[..<$0]) } ?? lane
         guard let settings = providers[name]?.batchAPI else { return false }
