@@ -64,10 +64,11 @@ run: deps
 ## autoscaler running up to four workers through a burst. Alongside the parallel suite, a 2-core
 ## machine is too loaded for its timing checks (long-poll wake-up, adaptive concurrency). So are
 ## the suites that time a provider's pauses, probes and RPM spacing, idle connections, a kill -9
-## of sluice up, pipeline runs through sluice serve and sluice work with kill -9 between steps, and
-## routing over three mock providers by their measured load and latency.
+## of sluice up, pipeline runs through sluice serve and sluice work with kill -9 between steps,
+## routing over three mock providers by their measured load and latency, the dashboard in headless
+## Chromium, and jobs through the mock's batch APIs with sluice work killed mid-batch.
 HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests \
-         PipelineProcessTests RoutingStrategyTests BrowserTests
+         PipelineProcessTests RoutingStrategyTests BrowserTests ProviderBatchProcessTests
 ## The parallel suite runs at most TEST_WIDTH tests at once: all 120 suites starting together (each
 ## with its redis-server) stalled processes for seconds on 2 cores, past the leases and timeouts
 ## some tests rely on; 8 at once takes about as long.
