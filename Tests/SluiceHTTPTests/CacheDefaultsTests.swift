@@ -265,6 +265,19 @@ import Testing
             #expect(try await setup.chat("plain").status == 200)
             #expect(setup.mock.stats().received == 4)
             #expect(try await setup.chat("cached", headers: ["X-Sluice-Cache": "{\"ttl\": 0}"]).status == 400)
+            // Another tenant's identical call, whatever its header asks, is its own call (the
+            // header sets ttl and all, never the scope); its next one is answered from its own.
+            let created = try await setup.request(.post, "/v1/keys", key: setup.admin, json: #"{"tenant": "globex", "scopes": ["submit", "read"]}"#)
+            let other = try #require(created.body["key"] as? String)
+            var infos: [String] = []
+            for header in [#"{"ttl": "1h", "all": true}"#, "true"] {
+                let theirs = try await Setup.chat(port: setup.client.port!, key: other, "cached", headers: ["X-Sluice-Cache": header])
+                #expect(theirs.status == 200)
+                let id = try #require(theirs.job.flatMap(JobID.init))
+                infos.append(try await setup.queue.timeline(id)?.last { $0.state == .succeeded }?.info ?? "")
+            }
+            #expect(infos.first != "cached" && infos.first != "coalesced" && infos.last == "cached", "\(infos)")
+            #expect(setup.mock.stats().received == 5)
         }
     }
 
