@@ -226,6 +226,32 @@ public struct ProviderBatches: Sendable {
         return Set(replies.compactMap(\.string))
     }
 
+    /// Which record holds each provider batch id, for all lanes and tenants of one provider
+    /// (`sluice:{p:<provider>}:pbatch-owners`, batch id -> record id): a batch found again after
+    /// a crash (Anthropic's candidates are found by time and request count only) is adopted only
+    /// when no other record holds it.
+    static func ownersKey(provider: String) -> String { KeyLayout.providerPrefix(provider) + "pbatch-owners" }
+
+    /// Records `batch` as `record`'s (HSETNX); false when another record already holds it.
+    public func own(provider: String, batch: String, record: String) async throws -> Bool {
+        let key = Self.ownersKey(provider: provider)
+        if try await queue.redis.send("HSETNX", key, batch, record).int == 1 { return true }
+        return try await queue.redis.send("HGET", key, batch).string == record
+    }
+
+    /// The record holding each of `batches` (nil: none), in order.
+    public func owners(provider: String, batches: [String]) async throws -> [String?] {
+        guard !batches.isEmpty else { return [] }
+        let reply = try await queue.redis.send(RedisCommand("HMGET", [Self.ownersKey(provider: provider)] + batches))
+        let values = reply.array ?? []
+        return batches.indices.map { $0 < values.count ? values[$0].string : nil }
+    }
+
+    /// Forgets who held `batch` (its record settled and removed).
+    public func disown(provider: String, batch: String) async throws {
+        _ = try await queue.redis.send("HDEL", Self.ownersKey(provider: provider), batch)
+    }
+
     /// A lane's jobs collected for a provider batch, and those in a provider batch now.
     public func depth(lane: String) async throws -> (collecting: Int, batched: Int) {
         try await depths(lanes: [lane])[0]

@@ -134,16 +134,23 @@ final class ProviderBatchSender: Sendable {
             var providerID: String?
             if !fresh {
                 // A create may have been sent by a process that died: adopt what the provider has.
-                // (Anthropic's are found by time and count: a batch another record of the lane
-                // recorded is not this one's.)
+                // Anthropic's candidates are found by time and count only, so a batch another
+                // record holds (of this lane, or of any lane or tenant of the provider) is never
+                // taken, and nothing found is cancelled: it may be another record's whose owner
+                // has not noted it yet.
                 let taken = try await batches.recordedProviderIDs(lane: lane.lane, except: record.id)
                 let found = try await api.candidates(
                     tag: record.id, inputFile: record.file, since: record.creatingAt ?? record.created, count: record.jobs.count)
                     .filter { !taken.contains($0) }
-                providerID = found.first
+                let owners = try await batches.owners(provider: lane.provider.name, batches: found)
+                for (candidate, owner) in zip(found, owners) where owner == nil || owner == record.id {
+                    if try await batches.own(provider: lane.provider.name, batch: candidate, record: record.id) {
+                        providerID = candidate
+                        break
+                    }
+                }
                 if found.count > 1 {
-                    logger.warning("provider batch: several candidates; adopting the first, cancelling the rest", metadata: ["record": "\(record.id)", "candidates": "\(found)"])
-                    for extra in found.dropFirst() { try? await api.cancel(extra) }
+                    logger.warning("provider batch: several candidates; none cancelled", metadata: ["record": "\(record.id)", "candidates": "\(found)"])
                 }
                 if let providerID { logger.info("provider batch adopted after a restart", metadata: ["record": "\(record.id)", "batch": "\(providerID)"]) }
             }
@@ -155,6 +162,8 @@ final class ProviderBatchSender: Sendable {
                 {
                     return try await giveBack(record, providerID: nil, why: "create refused: \(error)")
                 }
+                // Held by this record from now on: no other record's recovery adopts it.
+                if let providerID { _ = try? await batches.own(provider: lane.provider.name, batch: providerID, record: record.id) }
             }
             guard let providerID, try await batches.note(record, to: .submitted, fields: [("provider", providerID)], due: pollDelay())
             else { return }
@@ -172,6 +181,7 @@ final class ProviderBatchSender: Sendable {
             let read = try await api.readResults(providerID)
             let lines = try await settleLines(record, providerID: providerID, results: read.results)
             let (settled, skipped) = try await batches.settle(record, providerID: providerID, lines: lines, final: true)
+            try? await batches.disown(provider: lane.provider.name, batch: providerID)
             logger.info(
                 "provider batch settled",
                 metadata: ["record": "\(record.id)", "batch": "\(providerID)", "settled": "\(settled)", "skipped": "\(skipped)", "unread": "\(read.skipped)"])
@@ -182,6 +192,7 @@ final class ProviderBatchSender: Sendable {
     private func giveBack(_ record: ProviderBatches.Record, providerID: String?, why: String) async throws {
         logger.warning("provider batch not sent; its jobs go back live", metadata: ["record": "\(record.id)", "why": "\(why)"])
         try await batches.settle(record, providerID: providerID, lines: [], final: true, reason: why)
+        if let providerID { try? await batches.disown(provider: lane.provider.name, batch: providerID) }
     }
 
     /// A refusal that sending again cannot help (a 4xx other than 408, 409 and 429; a missing key;

@@ -33,6 +33,36 @@ final class ScriptedBatchAPI: ProviderBatchAPI {
     func cancel(_ batchID: String) async throws {}
 }
 
+/// A provider batch API whose account already holds batches: `candidates` lists them all (as
+/// Anthropic's recovery, by time and count, would list another record's batch of the same size).
+final class CandidatesBatchAPI: ProviderBatchAPI {
+    let limits = (requests: 100, bytes: 1 << 20)
+    let found: [String]
+    let jobs: [String]
+    let creates = Mutex(0)
+    let cancelled = Mutex<[String]>([])
+    let read = Mutex<[String]>([])
+
+    init(found: [String], jobs: [String]) {
+        self.found = found
+        self.jobs = jobs
+    }
+
+    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
+    func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
+        creates.withLock { $0 += 1 }
+        return "msgbatch_created"
+    }
+    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
+    func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
+        read.withLock { $0.append(batchID) }
+        let answer = #"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#
+        return jobs.map { ($0, .succeeded(body: Array(answer.utf8))) }
+    }
+    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { found }
+    func cancel(_ batchID: String) async throws { cancelled.withLock { $0.append(batchID) } }
+}
+
 @Suite struct ProviderBatchSenderTests {
     /// Jobs routed from OpenAI's shape to an Anthropic lane: each request is translated as the
     /// live call's would be; the lines get the live path's verdicts (answer translated back, 400
@@ -96,6 +126,57 @@ final class ScriptedBatchAPI: ProviderBatchAPI {
             let expired = try #require(try await queue.get(ids[3]))
             #expect(expired.state == .queued && expired.attempts == 0)
             #expect(try await queue.timeline(ids[3])?.last?.info == "provider batch msgbatch_scripted: expired")
+        }
+    }
+
+    /// A record left in `creating` (its sender killed after the create call) is recovered on an
+    /// Anthropic-like listing that also holds a batch of the same size another record (of
+    /// another lane of the provider) holds: that one is neither adopted nor cancelled; the
+    /// record's own is adopted, settled, and forgotten once settled.
+    @Test func recoveryNeverAdoptsOrCancelsABatchAnotherRecordHolds() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            let provider = ProviderSettings(name: "anth", kind: .anthropic, baseURL: "http://127.0.0.1:1")
+            var lane = WorkerLane(
+                lane: "anth/claude-x", provider: provider, path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-x",
+                routes: [:])
+            var settings = ProviderBatchSettings(kind: .anthropic)
+            settings.window = .milliseconds(100)
+            settings.poll = .milliseconds(100)
+            lane.batchAPI = settings
+            let specs = (0..<2).map { n -> JobSpec in
+                var job = JobSpec(
+                    lane: "anth/claude-x",
+                    payload: Array(#"{"model": "claude-x", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8))
+                job.providerBatch = true
+                return job
+            }
+            let ids = try await queue.enqueue(specs).map(\.id)
+            let batches = ProviderBatches(queue: queue)
+            // Another lane's record holds msgbatch_other (same provider account, same size).
+            #expect(try await batches.own(provider: "anth", batch: "msgbatch_other", record: "pb_elsewhere"))
+            guard case .taken(let record) = try await batches.take(lane: lane.lane, maxRequests: 10, maxBytes: 1 << 20, window: .zero, claim: .seconds(30))
+            else { Issue.record("expected a record"); return }
+            // Its sender wrote `creating`, sent the create, and died: due again at once.
+            #expect(try await batches.note(record, to: .creating, fields: [("creating_at", String(UnixMillis.current().value))], due: .zero))
+            let api = CandidatesBatchAPI(found: ["msgbatch_other", "msgbatch_mine"], jobs: ids.map(\.rawValue))
+            let sender = ProviderBatchSender(
+                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
+                retryAfter: .milliseconds(100))
+            let running = Task { await sender.run() }
+            defer { running.cancel() }
+            let ended = try await eventually(timeout: .seconds(30)) {
+                for id in ids where try await queue.get(id)?.state.isTerminal != true { return false }
+                return true
+            }
+            sender.stop()
+            try #require(ended)
+            #expect(api.creates.withLock { $0 } == 0, "adopted, not sent again")
+            #expect(api.cancelled.withLock { $0 }.isEmpty, "nothing found is cancelled")
+            #expect(!api.read.withLock { $0 }.contains("msgbatch_other"))
+            for id in ids { #expect(try await redis.send("HGET", KeyLayout.job(id), "pbatch").string == "msgbatch_mine") }
+            // Settled: its own batch forgotten; the other record's still held.
+            #expect(try await batches.owners(provider: "anth", batches: ["msgbatch_mine", "msgbatch_other"]) == [nil, "pb_elsewhere"])
         }
     }
 }
