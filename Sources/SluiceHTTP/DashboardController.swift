@@ -143,6 +143,18 @@ struct DashboardController: Sendable {
     }
 
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    /// The address a login came from, for its failure count: the peer's IP, or behind a trusted
+    /// proxy the last address its `X-Forwarded-For` names (the one the proxy added).
+    func peer(_ request: Request, _ context: SluiceRequestContext) -> String {
+        if settings.trustForwardedProto, let forwarded = request.headers[Self.forwardedFor],
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        {
+            return last
+        }
+        return context.peer ?? "unknown"
+    }
 
     func cookie(_ name: String, _ value: String, maxAge: Int, request: Request) -> Cookie {
         Cookie(name: name, value: value, maxAge: maxAge, path: "/ui", secure: isSecure(request), httpOnly: true, sameSite: .strict)
@@ -208,6 +220,14 @@ struct DashboardController: Sendable {
         guard let expected = request.cookies[Self.loginCookie]?.value, DashboardSessions.tokensMatch(form["csrf"], expected) else {
             throw DashboardError.csrf
         }
+        let peer = self.peer(request, context)
+        if let wait = try await sessions.loginBlocked(peer: peer) {
+            context.logger.info("dashboard login throttled")
+            let seconds = Bounded.seconds(wait).rounded(.up)
+            return loginForm(
+                request, status: .tooManyRequests,
+                message: "Too many failed logins from this address; try again in \(Int(min(60, max(1, seconds)))) s.")
+        }
         let presented = (form["key"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let key: APIKey
         if let cached = cache.lookup(presented) {
@@ -217,6 +237,7 @@ struct DashboardController: Sendable {
             key = found
         } else {
             context.logger.info("dashboard login refused")
+            try await sessions.loginFailed(peer: peer)
             return loginForm(request, status: .unauthorized, message: "That API key is not valid or was revoked.")
         }
         let session = try await sessions.create(keyPrefix: key.prefix)

@@ -51,6 +51,30 @@ struct DashboardSessions: Sendable {
         _ = try await redis.send("DEL", Self.redisKey(id))
     }
 
+    /// Failed logins allowed from one address a minute; past them every login from it (a right key
+    /// too) is refused until the minute ends, so a key cannot be guessed at the server's speed.
+    static let failedLoginsPerMinute = 20
+
+    /// How long logins from `peer` are refused (nil: they are not), as its failures this minute say.
+    func loginBlocked(peer: String) async throws -> Duration? {
+        let counter = Self.loginFailures(peer)
+        let replies = try await redis.pipeline([RedisCommand("GET", counter), RedisCommand("PTTL", counter)])
+        guard let count = replies[0].string.flatMap({ Int($0) }), count >= Self.failedLoginsPerMinute else { return nil }
+        return .milliseconds(max(1, replies[1].int ?? 60_000))
+    }
+
+    /// Counts a failed login from `peer` (the count expires a minute after the first failure).
+    func loginFailed(peer: String) async throws {
+        let counter = Self.loginFailures(peer)
+        _ = try await redis.pipeline([RedisCommand("INCR", counter), RedisCommand("PEXPIRE", counter, 60_000, "NX")])
+    }
+
+    /// The failure counter of an address (hashed: a header's text never becomes a key's name).
+    static func loginFailures(_ peer: String) -> String {
+        let digest = SHA256.hash(data: Array(peer.utf8.prefix(256)))
+        return KeyLayout.root + "ui:login-failures:" + digest.map { String(format: "%02x", $0) }.joined()
+    }
+
     static func redisKey(_ id: String) -> String {
         let digest = SHA256.hash(data: Array(id.utf8))
         return KeyLayout.root + "ui:session:" + digest.map { String(format: "%02x", $0) }.joined()

@@ -8,9 +8,13 @@ public struct SluiceRequestContext: RequestContext {
     /// Set by `AuthMiddleware` for every route behind it.
     public var key: APIKey?
 
+    /// The client's IP address, as the connection's peer (nil when the channel has none).
+    public let peer: String?
+
     public init(source: Source) {
         coreContext = .init(source: source)
         key = nil
+        peer = source.channel.remoteAddress?.ipAddress
     }
 
     /// Request bodies above this are refused with 413.

@@ -55,7 +55,8 @@ struct DashboardBrowser {
     }
 }
 
-@Suite struct DashboardTests {
+// A stream or a page that never answers fails its test instead of hanging CI.
+@Suite(.timeLimit(.minutes(2))) struct DashboardTests {
     @Test func loginGivesAStrictHttpOnlySessionCookieAndPagesForbidInlineScript() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
@@ -410,6 +411,37 @@ struct DashboardBrowser {
             #expect(try await globex.get("/ui/jobs/\(id)/events").status == .notFound)
             var anonymous = DashboardBrowser(api)
             #expect(try await anonymous.get("/ui/jobs/\(id)/events").status == .seeOther)
+        }
+    }
+
+    @Test func failedLoginsFromOneAddressAreLimitedAMinute() async throws {
+        try await withAPI { api in
+            var browser = DashboardBrowser(api)
+            let wrong = "sluice_deadbeef_" + String(repeating: "x", count: 43)
+            for _ in 0..<DashboardSessions.failedLoginsPerMinute {
+                #expect(try await browser.logIn(wrong).status == .unauthorized)
+            }
+            // Past the limit even the right key is refused, with no session, until the minute ends.
+            let blocked = try await browser.logIn(api.admin)
+            #expect(blocked.status == .tooManyRequests)
+            #expect(blocked.html.contains("Too many failed logins"))
+            #expect(browser.cookies["sluice_session"] == nil)
+            // A client's X-Forwarded-For is not believed (no proxy is trusted): still refused.
+            let form = try await browser.get("/ui/login")
+            let token = try #require(form.csrf)
+            let spoofed = try await api.client.execute(
+                uri: "/ui/login", method: .post,
+                headers: [
+                    .contentType: "application/x-www-form-urlencoded", HTTPField.Name("X-Forwarded-For")!: "203.0.113.9",
+                    .cookie: "sluice_login=\(try #require(browser.cookies["sluice_login"]))",
+                ],
+                body: ByteBuffer(string: "csrf=\(token)&key=\(api.admin)"))
+            #expect(spoofed.status == .tooManyRequests)
+            // The count is kept per address in Redis with a minute's TTL.
+            let counters = try await api.queue.redis.send("KEYS", "sluice:ui:login-failures:*").array ?? []
+            #expect(counters.count == 1)
+            let ttl = try await api.queue.redis.send("PTTL", try #require(counters.first?.string)).int ?? -1
+            #expect(ttl > 0 && ttl <= 60_000)
         }
     }
 
