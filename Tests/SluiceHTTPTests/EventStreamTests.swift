@@ -351,6 +351,33 @@ private let eventsLogger = Logger(label: "test.events")
         }
     }
 
+    @Test func streamsDroppedMidStreamLeaveNoSubscriberOrSocketBehind() async throws {
+        var limits = EventHub.Limits()
+        limits.perKey = 300
+        limits.heartbeat = .milliseconds(300)
+        try await withEvents(limits: limits) { setup in
+            @Sendable func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+            let before = openDescriptors()
+            var streams: [EventStreamClient] = []
+            for index in 0..<200 {
+                streams.append(try setup.stream(index % 2 == 0 ? "/v1/events" : "/v1/events?state=succeeded", key: setup.acme))
+            }
+            for stream in streams { #expect(await stream.waitForStatus() == 200) }
+            #expect(setup.hub.count == 200)
+            // Every client goes away without a word; the server notices at its next write (a
+            // heartbeat at the latest) and lets go of the subscription and the connection.
+            for stream in streams { stream.close() }
+            streams.removeAll()
+            #expect(await eventuallyTrue { setup.hub.count == 0 })
+            // 400 descriptors were open (both ends); other tests in this process open some too.
+            #expect(await eventuallyTrue { openDescriptors() < before + 100 }, "\(openDescriptors()) open, \(before) before")
+            // And the hub still serves.
+            let again = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await again.waitForStatus() == 200)
+            again.close()
+        }
+    }
+
     @Test func heartbeatsKeepAQuietStreamAlive() async throws {
         var limits = EventHub.Limits()
         limits.heartbeat = .milliseconds(300)
