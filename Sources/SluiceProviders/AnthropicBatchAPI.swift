@@ -24,8 +24,6 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
 
     public static let maxRequests = 100_000
     public static let maxInputBytes = 256 << 20
-    /// How many list pages `candidates` reads at most (100 batches each).
-    static let maxCandidatePages = 20
 
     public var limits: (requests: Int, bytes: Int) { (Self.maxRequests, Self.maxInputBytes) }
 
@@ -104,24 +102,14 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
         // in between (a minute of clock skew either side), never later.
         let oldest = since.value - 60_000
         let newest = Bounded.add(since.value, Bounded.add(transport.limits.transferTimeout.milliseconds, 60_000))
-        var found: [String] = []
-        var after: String? = nil
-        for _ in 0..<Self.maxCandidatePages {
-            let path = "/v1/messages/batches?limit=100" + (after.map { "&after_id=" + ProviderBatchTransport.query($0) } ?? "")
-            guard let page = ProviderBatchParsing.page(try await transport.call("GET", path), anthropic: true) else {
-                throw ProviderBatchError.malformed("a batch list without data")
-            }
-            for batch in page.batches {
-                // A batch whose creation time cannot be read might be ours: better a candidate too many.
-                let created = batch.createdAt?.value
-                let inWindow = created.map { (oldest...newest).contains($0) } ?? true
-                if inWindow && batch.total == count { found.append(batch.id) }
-            }
-            let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
-            guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }
-            after = last
+        return try await transport.findBatches(
+            list: { "/v1/messages/batches?limit=100" + ($0.map { "&after_id=" + ProviderBatchTransport.query($0) } ?? "") },
+            anthropic: true, oldest: oldest
+        ) { batch in
+            // A batch whose creation time cannot be read might be ours: better a candidate too many.
+            let inWindow = batch.createdAt.map { (oldest...newest).contains($0.value) } ?? true
+            return inWindow && batch.total == count
         }
-        return found
     }
 
     public func cancel(_ batchID: String) async throws {

@@ -23,8 +23,6 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
 
     public static let maxRequests = 50_000
     public static let maxInputBytes = 200 << 20
-    /// How many list pages `candidates` reads at most (100 batches each).
-    static let maxCandidatePages = 20
 
     public var limits: (requests: Int, bytes: Int) { (Self.maxRequests, Self.maxInputBytes) }
 
@@ -139,22 +137,11 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
 
     public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
         let oldest = since.value - 60_000
-        var found: [String] = []
-        var after: String? = nil
-        for _ in 0..<Self.maxCandidatePages {
-            let path = "/batches?limit=100" + (after.map { "&after=" + ProviderBatchTransport.query($0) } ?? "")
-            guard let page = ProviderBatchParsing.page(try await transport.call("GET", path), anthropic: false) else {
-                throw ProviderBatchError.malformed("a batch list without data")
-            }
-            for batch in page.batches {
-                if batch.tag == tag || (inputFile != nil && batch.inputFileID == inputFile) { found.append(batch.id) }
-            }
-            // Newest first: once a page reaches past the oldest time that could be ours, stop.
-            let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
-            guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }
-            after = last
-        }
-        return found
+        // Newest first: once a page reaches past the oldest time that could be ours, stop.
+        return try await transport.findBatches(
+            list: { "/batches?limit=100" + ($0.map { "&after=" + ProviderBatchTransport.query($0) } ?? "") }, anthropic: false,
+            oldest: oldest
+        ) { $0.tag == tag || (inputFile != nil && $0.inputFileID == inputFile) }
     }
 
     public func cancel(_ batchID: String) async throws {

@@ -22,6 +22,29 @@ struct ProviderBatchTransport: Sendable {
         try await call(method, url: nil, path: path, body: body, contentType: contentType, transfer: transfer, maxBodyBytes: maxBodyBytes)
     }
 
+    /// The most list pages read when looking for a batch again (100 batches a page).
+    static let maxCandidatePages = 20
+
+    /// The ids of the batches in the provider's list (`list`: the path of the page after a
+    /// batch id, or of the first page for nil) that `matches`, newest first, until a page reaches
+    /// back past `oldest` (ms), the list ends or `maxCandidatePages` were read.
+    func findBatches(
+        list: (String?) -> String, anthropic: Bool, oldest: Int64, matches: (ProviderBatchParsing.Batch) -> Bool
+    ) async throws -> [String] {
+        var found: [String] = []
+        var after: String? = nil
+        for _ in 0..<Self.maxCandidatePages {
+            guard let page = ProviderBatchParsing.page(try await call("GET", list(after)), anthropic: anthropic) else {
+                throw ProviderBatchError.malformed("a batch list without data")
+            }
+            found += page.batches.filter(matches).map(\.id)
+            let reachedOld = page.batches.contains { ($0.createdAt?.value ?? Int64.max) < oldest }
+            guard page.hasMore, !reachedOld, let last = page.lastID, last != after else { break }
+            after = last
+        }
+        return found
+    }
+
     /// A GET of an absolute `url` the provider gave (Anthropic's `results_url`), with the same
     /// headers: the caller checks first that it is on the configured base URL's host.
     func get(url: String, maxBodyBytes: Int) async throws -> [UInt8] {
