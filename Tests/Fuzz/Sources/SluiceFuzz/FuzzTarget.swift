@@ -44,6 +44,7 @@ extension FuzzTarget {
         FuzzTarget(name: "condition", run: condition),
         FuzzTarget(name: "mockbatch", run: mockBatch),
         FuzzTarget(name: "providerbatch", run: providerBatch),
+        FuzzTarget(name: "eventid", run: eventID),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -202,6 +203,19 @@ extension FuzzTarget {
             if let reset = window.reset { precondition(reset >= .zero) }
         }
         for header in headers { _ = RateLimitInfo.goDuration(header.value) }
+    }
+
+    // MARK: - Live events
+
+    /// An SSE event id from a client (`Last-Event-ID`, `last_event_id=`) as the event hub reads it:
+    /// nil or a position that writes back as an id reading as the same position, never a trap.
+    static func eventID(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let string = text(bytes)
+        guard let position = EventPosition(eventID: string) else { return }
+        precondition(string.utf8.count <= 64)
+        precondition(EventPosition(eventID: position.description) == position)
+        precondition(position.tag.utf8.count == 8)
+        _ = position < EventPosition(ms: .max, tag: "ffffffff", seq: .max)
     }
 
     // MARK: - SluiceCore
