@@ -263,7 +263,7 @@ let package = Package(
             ]
         ),
         // Runs the built `sluice` binary as a user would.
-        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceMock", "SluiceTestSupport"]),
+        .testTarget(name: "sluiceTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceQueue", "SluiceCore", "SluiceMock", "SluiceTestSupport", "SluiceClient"]),
         .testTarget(name: "SluiceRedisTests", dependencies: ["SluiceRedis", "SluiceProcess", "SluiceTestSupport"]),
         .testTarget(name: "SluiceProcessTests", dependencies: ["SluiceProcess"]),
         .testTarget(

@@ -92,13 +92,16 @@ extension SluiceClient {
 /// one). An event larger than 16 MiB is refused rather than held.
 struct EventStreamParser {
     private var pending: [UInt8] = []
+    /// Where the search for a blank line resumes: the bytes before it were searched (an event
+    /// that comes in many small reads is scanned once, not once per read).
+    private var scanned = 0
 
     mutating func feed(_ bytes: some Collection<UInt8>) throws -> [ServerSentEvent] {
         pending.append(contentsOf: bytes)
         guard pending.count <= 16 << 20 else { throw ClientError.unexpectedAnswer("an event larger than 16 MiB") }
         var events: [ServerSentEvent] = []
         var start = 0
-        var index = 0
+        var index = scanned
         while index + 1 < pending.count {
             if pending[index] == 10 && pending[index + 1] == 10 {
                 if let event = Self.event(pending[start..<index]) { events.append(event) }
@@ -109,6 +112,8 @@ struct EventStreamParser {
             }
         }
         pending.removeFirst(start)
+        // The last byte may begin a blank line with the next read's first.
+        scanned = max(0, index - start)
         return events
     }
 
