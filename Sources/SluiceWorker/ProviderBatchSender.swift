@@ -35,6 +35,11 @@ final class ProviderBatchSender: Sendable {
     let claimFor: Duration
     /// How long a step that failed (the provider or Redis unreachable) waits before it is tried again.
     let retryAfter: Duration
+    /// One ended batch's results read and settled at a time in this process, whatever the lane:
+    /// a result file is held about twice in memory while it is read (up to
+    /// `ProviderBatchLimits.maxResultBytes`, 1 GiB), so several records ending together would need
+    /// that many times over. The others wait their turn, their claims renewed meanwhile.
+    static let resultReads = AsyncSemaphore(limit: 1)
 
     init(
         lane: WorkerLane, settings: ProviderBatchSettings, api: any ProviderBatchAPI, queue: JobQueue, logger: Logger,
@@ -178,6 +183,8 @@ final class ProviderBatchSender: Sendable {
             logger.warning("provider batch failed as a whole; its jobs go back live", metadata: ["record": "\(record.id)", "batch": "\(providerID)"])
             try await giveBack(record, providerID: providerID, why: "the batch failed: \(why.prefix(200))")
         case .ended:
+            guard await Self.resultReads.acquire() == 1 else { return }  // cancelled while waiting
+            defer { Self.resultReads.release() }
             let read = try await api.readResults(providerID)
             let lines = try await settleLines(record, providerID: providerID, results: read.results)
             let (settled, skipped) = try await batches.settle(record, providerID: providerID, lines: lines, final: true)

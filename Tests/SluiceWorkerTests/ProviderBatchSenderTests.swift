@@ -63,6 +63,29 @@ final class CandidatesBatchAPI: ProviderBatchAPI {
     func cancel(_ batchID: String) async throws { cancelled.withLock { $0.append(batchID) } }
 }
 
+/// A provider batch API whose results take a while to read, counting how many are read at once.
+final class SlowResultsBatchAPI: ProviderBatchAPI {
+    let limits = (requests: 100, bytes: 1 << 20)
+    let sent = Mutex<[String: [String]]>([:])
+    let reading = Mutex((now: 0, most: 0))
+
+    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
+    func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
+        let id = "msgbatch_" + tag
+        sent.withLock { $0[id] = requests.map(\.customID) }
+        return id
+    }
+    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
+    func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
+        reading.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+        defer { reading.withLock { $0.now -= 1 } }
+        try await Task.sleep(for: .milliseconds(400))
+        return (sent.withLock { $0[batchID] } ?? []).map { ($0, .expired) }
+    }
+    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { [] }
+    func cancel(_ batchID: String) async throws {}
+}
+
 @Suite struct ProviderBatchSenderTests {
     /// Jobs routed from OpenAI's shape to an Anthropic lane: each request is translated as the
     /// live call's would be; the lines get the live path's verdicts (answer translated back, 400
@@ -177,6 +200,45 @@ final class CandidatesBatchAPI: ProviderBatchAPI {
             for id in ids { #expect(try await redis.send("HGET", KeyLayout.job(id), "pbatch").string == "msgbatch_mine") }
             // Settled: its own batch forgotten; the other record's still held.
             #expect(try await batches.owners(provider: "anth", batches: ["msgbatch_mine", "msgbatch_other"]) == [nil, "pb_elsewhere"])
+        }
+    }
+
+    /// Several records ending together: their results (up to 1 GiB each, held about twice while
+    /// read) are read one at a time in a process, not all at once.
+    @Test func endedBatchesAreReadOneAtATime() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            var lane = WorkerLane(
+                lane: "anth/claude-y", provider: ProviderSettings(name: "anth-y", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
+                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-y", routes: [:])
+            var settings = ProviderBatchSettings(kind: .anthropic)
+            settings.window = .milliseconds(50)
+            settings.poll = .milliseconds(100)
+            settings.maxRequests = 1
+            lane.batchAPI = settings
+            let specs = (0..<3).map { n -> JobSpec in
+                var job = JobSpec(
+                    lane: "anth/claude-y",
+                    payload: Array(#"{"model": "claude-y", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8))
+                job.providerBatch = true
+                return job
+            }
+            let ids = try await queue.enqueue(specs).map(\.id)
+            let api = SlowResultsBatchAPI()
+            let sender = ProviderBatchSender(
+                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
+                retryAfter: .milliseconds(100))
+            let running = Task { await sender.run() }
+            defer { running.cancel() }
+            // Every line expired: each job back in the ready queue, out of its record.
+            let ended = try await eventually(timeout: .seconds(30)) {
+                for id in ids where try await queue.timeline(id)?.last?.info?.hasSuffix(": expired") != true { return false }
+                return true
+            }
+            sender.stop()
+            try #require(ended)
+            #expect(api.sent.withLock { $0.count } == 3, "one record a job")
+            #expect(api.reading.withLock { $0.most } == 1)
         }
     }
 }
