@@ -255,7 +255,10 @@ final class ProviderBatchSender: Sendable {
         let info = "provider batch \(providerID)"
         var lines: [ProviderBatches.Line] = []
         lines.reserveCapacity(results.count)
-        for line in results where members.contains(line.customID) {
+        // Only the record's jobs, each once (the first line for it): a line for a job not in
+        // the record (another batch's, another tenant's) or a repeated one is dropped here.
+        var seen = Set<String>()
+        for line in results where members.contains(line.customID) && seen.insert(line.customID).inserted {
             switch line.result {
             case .succeeded(let body):
                 let answer =

@@ -241,4 +241,36 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
             #expect(api.reading.withLock { $0.most } == 1)
         }
     }
+
+    /// Result lines from a hostile or confused provider: a job of no record here (another
+    /// tenant's id), a job named twice: only the record's jobs become lines, each once, the
+    /// first line for it winning.
+    @Test func onlyTheRecordsJobsBecomeLinesEachOnce() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            var lane = WorkerLane(
+                lane: "anth/claude-z", provider: ProviderSettings(name: "anth-z", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
+                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-z", routes: [:])
+            let settings = ProviderBatchSettings(kind: .anthropic)
+            lane.batchAPI = settings
+            var spec = JobSpec(lane: "anth/claude-z", payload: Array(#"{"model": "claude-z", "messages": [], "max_tokens": 1}"#.utf8))
+            spec.providerBatch = true
+            let ids = try await queue.enqueue([spec, spec]).map(\.id)
+            let batches = ProviderBatches(queue: queue)
+            guard case .taken(let record) = try await batches.take(lane: lane.lane, maxRequests: 10, maxBytes: 1 << 20, window: .zero, claim: .seconds(30))
+            else { Issue.record("expected a record"); return }
+            let sender = ProviderBatchSender(lane: lane, settings: settings, api: ScriptedBatchAPI { _, _ in .expired }, queue: queue, logger: Logger(label: "test"))
+            let foreign = JobID.generate(lane: LaneTag(lane: "other-tenant/lane"), unixMillis: UnixMillis.current().value).rawValue
+            let lines = try await sender.settleLines(
+                record, providerID: "msgbatch_z",
+                results: [
+                    .init(customID: ids[0].rawValue, result: .expired),
+                    .init(customID: foreign, result: .expired),
+                    .init(customID: ids[0].rawValue, result: .errored(status: 400, body: [])),
+                    .init(customID: ids[1].rawValue, result: .cancelled),
+                ])
+            #expect(lines.map(\.job) == [ids[0].rawValue, ids[1].rawValue])
+            #expect(lines.map(\.verdict) == [.back, .back])
+        }
+    }
 }
