@@ -6,7 +6,7 @@ import Testing
 /// Live job events (SSE) read by a real SSE client (Python's `httpx-sse`, Tests/e2e/sse_events.py)
 /// from a real `sluice up` (its embedded Redis, its workers) and the mock provider run as a
 /// server: a job's order and outcome, resumption after a dropped connection, tenant isolation.
-@Suite struct EventStreamE2ETests {
+@Suite(.timeLimit(.minutes(5))) struct EventStreamE2ETests {
     /// The mock's OpenAI-compatible lane, and a lane no built-in worker serves.
     static func config(mock base: String) -> String {
         """
