@@ -71,19 +71,21 @@ final class ProviderBatchSender: Sendable {
         await withDiscardingTaskGroup { group in
             while !stopping.isFired && !Task.isCancelled {
                 var wait = min(settings.window, .seconds(1))
+                // Before the claims are made: a claim runs out `claimFor` after this at the latest.
+                let claimed = ContinuousClock.now
                 do {
                     switch try await batches.take(
                         lane: lane.lane, maxRequests: maxRequests, maxBytes: maxBytes, window: settings.window, claim: claimFor)
                     {
                     case .taken(let record):
                         logger.info("provider batch taken", metadata: ["record": "\(record.id)", "jobs": "\(record.jobs.count)"])
-                        group.addTask { await self.work(record, fresh: true) }
+                        group.addTask { await self.work(record, fresh: true, claimed: claimed) }
                         wait = .zero  // more may be due at once (max_requests reached)
                     case .wait(let left): wait = min(wait, left)
                     case .empty: break
                     }
                     for record in try await batches.claim(lane: lane.lane, claim: claimFor, limit: 16) {
-                        group.addTask { await self.work(record, fresh: false) }
+                        group.addTask { await self.work(record, fresh: false, claimed: claimed) }
                     }
                 } catch {
                     logger.warning("provider batches: taking or claiming failed; retrying", metadata: ["error": "\(error)"])
@@ -95,17 +97,23 @@ final class ProviderBatchSender: Sendable {
     }
 
     /// One step (or several in a row) on a record this process holds, its claim renewed while it
-    /// works. `fresh`: taken by this process just now (no create can have been sent for it).
-    func work(_ record: ProviderBatches.Record, fresh: Bool) async {
+    /// works. `fresh`: taken by this process just now (no create can have been sent for it);
+    /// `claimed`: an instant before the claim was made.
+    func work(_ record: ProviderBatches.Record, fresh: Bool, claimed: ContinuousClock.Instant = .now) async {
+        let hold = Hold(claimed)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // The claim, renewed every third of its length until the step ends.
                 while (try? await Task.sleep(for: self.claimFor / 3)) != nil {
-                    try? await self.batches.due(record, after: self.claimFor)
+                    let start = ContinuousClock.now
+                    if (try? await self.batches.due(record, after: self.claimFor)) != nil { hold.renewed(start) }
                 }
             }
             do {
-                try await step(record, fresh: fresh)
+                try await step(record, fresh: fresh, hold: hold)
+            } catch is ClaimLost {
+                // Another process may hold it now: its due time is left as it is.
+                logger.warning("provider batch claim not renewed in time; not sending", metadata: ["record": "\(record.id)"])
             } catch {
                 logger.warning(
                     "provider batch step failed; trying again", metadata: ["record": "\(record.id)", "state": "\(record.state.rawValue)", "error": "\(error)"])
@@ -115,7 +123,20 @@ final class ProviderBatchSender: Sendable {
         }
     }
 
-    private func step(_ record: ProviderBatches.Record, fresh: Bool) async throws {
+    /// When this process last made sure of its claim on a record (the instant before the claim or
+    /// renewal that succeeded was sent: the claim lasts `claimFor` from later than that).
+    final class Hold: Sendable {
+        let since: Mutex<ContinuousClock.Instant>
+        init(_ since: ContinuousClock.Instant) { self.since = Mutex(since) }
+        func renewed(_ at: ContinuousClock.Instant) { since.withLock { $0 = max($0, at) } }
+        /// Still held with `margin` to spare: no other process can have claimed the record.
+        func held(for claim: Duration, margin: Duration) -> Bool { ContinuousClock.now - since.withLock { $0 } < claim - margin }
+    }
+
+    /// The create is not sent: this process may no longer hold the record.
+    struct ClaimLost: Error {}
+
+    private func step(_ record: ProviderBatches.Record, fresh: Bool, hold: Hold) async throws {
         var record = record
         var fresh = fresh
         var requests: [ProviderBatchRequest]?
@@ -127,9 +148,11 @@ final class ProviderBatchSender: Sendable {
                 return try await giveBack(record, providerID: nil, why: "upload refused: \(error)")
             }
             let now = UnixMillis.current()
+            let noting = ContinuousClock.now
             // Written before the create call is sent: from here on, a batch may exist for it.
             guard try await batches.note(record, to: .creating, fields: [("file", file ?? ""), ("creating_at", String(now.value))], due: claimFor)
             else { return }  // another process moved it on
+            hold.renewed(noting)
             record.state = .creating
             record.file = file
             record.creatingAt = now
@@ -162,6 +185,9 @@ final class ProviderBatchSender: Sendable {
             if providerID == nil {
                 let built: [ProviderBatchRequest]
                 if let requests { built = requests } else { built = try await self.requests(record) }
+                // A claim that ran out (this process stalled, or Redis out of its reach for a
+                // while) may be another process's now, which may be sending this batch: not twice.
+                guard hold.held(for: claimFor, margin: .seconds(1)) else { throw ClaimLost() }
                 do { providerID = try await api.create(built, inputFile: record.file, tag: record.id) } catch let error as ProviderBatchError
                     where Self.refused(error)
                 {

@@ -273,4 +273,36 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
             #expect(lines.map(\.verdict) == [.back, .back])
         }
     }
+
+    /// A sender whose claim ran out before it could send (stalled past `claimFor` with no renewal:
+    /// another process may have claimed the record and be sending it) does not send the create;
+    /// the record stays `creating` for whoever holds it, to find the batch or send it once.
+    @Test func aClaimThatRanOutIsNotSentOn() async throws {
+        try await withRedis { _, redis in
+            let queue = JobQueue(redis: redis)
+            var lane = WorkerLane(
+                lane: "anth/claude-w", provider: ProviderSettings(name: "anth-w", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
+                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-w", routes: [:])
+            let settings = ProviderBatchSettings(kind: .anthropic)
+            lane.batchAPI = settings
+            var spec = JobSpec(lane: "anth/claude-w", payload: Array(#"{"model": "claude-w", "messages": [], "max_tokens": 1}"#.utf8))
+            spec.providerBatch = true
+            _ = try await queue.enqueue([spec])
+            let batches = ProviderBatches(queue: queue)
+            guard case .taken(let record) = try await batches.take(lane: lane.lane, maxRequests: 10, maxBytes: 1 << 20, window: .zero, claim: .seconds(5))
+            else { Issue.record("expected a record"); return }
+            // Its input noted (`creating`): the create is next.
+            #expect(try await batches.note(record, to: .creating, fields: [("creating_at", String(UnixMillis.current().value))], due: .seconds(5)))
+            var creating = record
+            creating.state = .creating
+            let api = ScriptedBatchAPI { _, _ in .expired }
+            let sender = ProviderBatchSender(lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5))
+            await sender.work(creating, fresh: false, claimed: .now - .seconds(6))
+            #expect(api.creates.withLock { $0 } == 0)
+            #expect(try await redis.send("HGET", KeyLayout.providerBatch(lane: lane.lane, id: record.id), "state").string == "creating")
+            // Held (claimed just now): sent once.
+            await sender.work(creating, fresh: false)
+            #expect(api.creates.withLock { $0 } == 1)
+        }
+    }
 }
