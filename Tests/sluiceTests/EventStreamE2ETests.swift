@@ -1,4 +1,5 @@
 import Foundation
+import SluiceProcess
 import SluiceMock
 import SluiceTestSupport
 import Testing
@@ -64,5 +65,37 @@ import Testing
                 #expect(batchOutput.contains("finished: 30 succeeded"), "\(batchOutput)")
             }
         }
+    }
+
+    /// A graceful shutdown of `sluice up` with event streams open ends them and exits promptly:
+    /// the server does not wait for clients that never leave.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "the streams are curl's"))
+    func sigtermWithStreamsOpenEndsThemAndExits() async throws {
+        let work = NSTemporaryDirectory() + "sluice-sse-stop-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let log = work + "/up.log"
+        try "server: { port: 0 }\ndatabase: \(work)/sluice.sqlite\nproviders:\n  ext: { kind: external }\n"
+            .write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
+        let up = try ChildProcess.spawn(
+            try sluiceBinary(), arguments: ["up", "--config", work + "/sluice.yaml", "--data-directory", work + "/redis"], outputPath: log)
+        defer { up.signal(SIGKILL) }
+        #expect(await eventually(timeout: .seconds(30)) { contents(of: log).contains("sluice: ready") }, "\(contents(of: log))")
+        let output = contents(of: log)
+        let port = try #require(listeningPort(in: output))
+        let admin = try #require(output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("sluice_") })
+        var streams: [(ChildProcess, String)] = []
+        for index in 0..<3 {
+            let file = work + "/stream-\(index).txt"
+            streams.append((try ChildProcess.spawn(
+                "/usr/bin/curl", arguments: ["-sN", "-H", "Authorization: Bearer \(admin)", "-H", "Accept: text/event-stream", "http://127.0.0.1:\(port)/v1/events"],
+                outputPath: file), file))
+        }
+        defer { for (curl, _) in streams { curl.signal(SIGKILL) } }
+        for (_, file) in streams { #expect(await eventually(timeout: .seconds(30)) { contents(of: file).contains(": connected") }) }
+        up.signal(SIGTERM)
+        // A generous bound on 2 loaded cores; a server waiting on its streams would never exit.
+        #expect(await up.waitForExit(timeout: .seconds(30)) == 0, "\(contents(of: log))")
+        for (curl, file) in streams { #expect(await curl.waitForExit(timeout: .seconds(10)) != nil, "\(contents(of: file))") }
     }
 }
