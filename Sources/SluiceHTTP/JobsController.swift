@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
+import SluiceStore
 
 /// `/v1/jobs`: submit one job or a bulk of them, read, long-poll, list, follow and cancel.
 ///
@@ -17,6 +18,8 @@ import SluiceQueue
 /// - `GET /v1/jobs/{id}/events` (scope read): the job's timeline; with `Accept: text/event-stream`,
 ///   the timeline and then each transition as it happens (`EventsController`).
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
+/// - `POST /v1/jobs/{id}/retry` (scope submit): a dead or failed job submitted again as a new job
+///   (`retry(_:_:)`); 409 for any other state.
 ///
 /// The two submits are the hot paths: their bodies are read by the strict byte scanner
 /// (JobRequest, BulkRequest) and their answers written as bytes (JobDocument), not Codable.
@@ -41,6 +44,7 @@ struct JobsController: Sendable {
         group.get("jobs/:id", use: get)
         group.get("jobs/:id/events", use: events)
         group.post("jobs/:id/cancel", use: cancel)
+        group.post("jobs/:id/retry", use: retry)
     }
 
     @Sendable func submit(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -203,6 +207,45 @@ struct JobsController: Sendable {
             guard let job = try await queue.get(id) else { throw APIError.notFound }
             return JobDocument.response(job)
         }
+    }
+
+    /// The final states a retry accepts: the job gave up (attempts used up, or a fatal error).
+    /// A cancelled or expired job was stopped on purpose, a succeeded one has its answer.
+    static let retryableStates: Set<JobState> = [.dead, .failed]
+
+    /// `POST /v1/jobs/{id}/retry`: the dead (or failed) job is left as it is (its record, usage
+    /// and webhook stay); a NEW job is enqueued with its lane, tenant, request, priority, metadata
+    /// and max_attempts (fresh attempts), its deadline only if still ahead, and the note `retry of
+    /// <id>` as its first timeline entry. The idempotency key `retry:<id>` makes a second retry of
+    /// the same job answer the same new job (`Idempotent-Replayed: true`). 202 with the new job.
+    @Sendable func retry(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let id = try Self.jobID(context)
+        let old: Job
+        if let live = try await lookup.live(id, by: key) {
+            old = live
+        } else {
+            guard let archived = try await lookup.archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin),
+                let record = JobRecord(id: id, encoded: archived.record)
+            else { throw APIError.notFound }
+            old = try record.job()
+        }
+        guard Self.retryableStates.contains(old.state) else {
+            throw APIError(.conflict, type: "conflict", message: "only a dead or failed job may be retried; this one is \(old.state.rawValue)")
+        }
+        let now = UnixMillis.current()
+        var spec = JobSpec(
+            lane: old.lane, tenant: old.tenant, priority: old.priority, payload: old.payload, idempotencyKey: "retry:\(id.rawValue)",
+            deadline: old.deadline.flatMap { $0 > now ? $0 : nil }, maxAttempts: old.maxAttempts, metadata: old.metadata)
+        spec.why = "retry of \(id.rawValue)"
+        try await admission.admit(key, count: 1)
+        let result = try await admission.budgeted([spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
+        guard let created = try await queue.get(result.id) else { throw APIError.notFound }
+        var response = Response(
+            status: .accepted, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.accepted(result.id, state: created.state, createdAt: created.createdAt))))
+        if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+        return response
     }
 
     private static func jobID(_ context: SluiceRequestContext) throws -> JobID {
