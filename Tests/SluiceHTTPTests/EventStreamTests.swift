@@ -378,6 +378,33 @@ private let eventsLogger = Logger(label: "test.events")
         }
     }
 
+    @Test func theReaderStopsWhenNobodySubscribes() async throws {
+        try await withEvents { setup in
+            /// The Redis clients blocked in an XREAD: the hub's reader, while it runs.
+            @Sendable func blockedReaders() async throws -> Int {
+                let list = try await setup.queue.redis.send("CLIENT", "LIST").string ?? ""
+                return list.split(separator: "\n").filter { line in
+                    line.contains("cmd=xread") && line.split(separator: " ").contains { $0.hasPrefix("flags=") && $0.contains("b") }
+                }.count
+            }
+            #expect(try await blockedReaders() == 0)
+            let stream = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await stream.waitForStatus() == 200)
+            #expect(await eventually(timeout: .seconds(30)) { ((try? await blockedReaders()) ?? 0) == 1 })
+            // The last subscriber leaves (the server notices at its next write: an event here).
+            stream.close()
+            var stopped = false
+            for _ in 0..<60 where !stopped {
+                _ = try await setup.submit(key: setup.acme)
+                try await Task.sleep(for: .milliseconds(500))
+                let blocked = try await blockedReaders()
+                stopped = setup.hub.count == 0 && blocked == 0
+            }
+            let blocked = try await blockedReaders()
+            #expect(stopped, "\(setup.hub.count) subscribers, \(blocked) blocked readers")
+        }
+    }
+
     @Test func heartbeatsKeepAQuietStreamAlive() async throws {
         var limits = EventHub.Limits()
         limits.heartbeat = .milliseconds(300)
