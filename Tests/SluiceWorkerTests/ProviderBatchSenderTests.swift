@@ -87,6 +87,30 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
 }
 
 @Suite struct ProviderBatchSenderTests {
+    /// An Anthropic lane `<provider>/<model>` with `batch_api` (window and poll 100 ms).
+    static func batchLane(provider: String, model: String, maxRequests: Int? = nil) -> WorkerLane {
+        var lane = WorkerLane(
+            lane: provider + "/" + model, provider: ProviderSettings(name: provider, kind: .anthropic, baseURL: "http://127.0.0.1:1"),
+            path: "/v1/messages", limits: .init(), concurrency: 4, model: model, routes: [:])
+        var settings = ProviderBatchSettings(kind: .anthropic)
+        settings.window = .milliseconds(100)
+        settings.poll = .milliseconds(100)
+        if let maxRequests { settings.maxRequests = maxRequests }
+        lane.batchAPI = settings
+        return lane
+    }
+
+    /// `count` jobs of `lane` with `mode=batch`, each asking something else.
+    static func batchJobs(_ lane: WorkerLane, count: Int) -> [JobSpec] {
+        (0..<count).map { n in
+            var job = JobSpec(
+                lane: lane.lane,
+                payload: Array(#"{"model": "\#(lane.model ?? "")", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8))
+            job.providerBatch = true
+            return job
+        }
+    }
+
     /// Jobs routed from OpenAI's shape to an Anthropic lane: each request is translated as the
     /// live call's would be; the lines get the live path's verdicts (answer translated back, 400
     /// failed, 429 retried live with its attempt counted, expired back live without).
@@ -159,22 +183,9 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
     @Test func recoveryNeverAdoptsOrCancelsABatchAnotherRecordHolds() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
-            let provider = ProviderSettings(name: "anth", kind: .anthropic, baseURL: "http://127.0.0.1:1")
-            var lane = WorkerLane(
-                lane: "anth/claude-x", provider: provider, path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-x",
-                routes: [:])
-            var settings = ProviderBatchSettings(kind: .anthropic)
-            settings.window = .milliseconds(100)
-            settings.poll = .milliseconds(100)
-            lane.batchAPI = settings
-            let specs = (0..<2).map { n -> JobSpec in
-                var job = JobSpec(
-                    lane: "anth/claude-x",
-                    payload: Array(#"{"model": "claude-x", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8))
-                job.providerBatch = true
-                return job
-            }
-            let ids = try await queue.enqueue(specs).map(\.id)
+            let lane = Self.batchLane(provider: "anth", model: "claude-x")
+            let settings = try #require(lane.batchAPI)
+            let ids = try await queue.enqueue(Self.batchJobs(lane, count: 2)).map(\.id)
             let batches = ProviderBatches(queue: queue)
             // Another lane's record holds msgbatch_other (same provider account, same size).
             #expect(try await batches.own(provider: "anth", batch: "msgbatch_other", record: "pb_elsewhere"))
@@ -208,22 +219,9 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
     @Test func endedBatchesAreReadOneAtATime() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
-            var lane = WorkerLane(
-                lane: "anth/claude-y", provider: ProviderSettings(name: "anth-y", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
-                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-y", routes: [:])
-            var settings = ProviderBatchSettings(kind: .anthropic)
-            settings.window = .milliseconds(50)
-            settings.poll = .milliseconds(100)
-            settings.maxRequests = 1
-            lane.batchAPI = settings
-            let specs = (0..<3).map { n -> JobSpec in
-                var job = JobSpec(
-                    lane: "anth/claude-y",
-                    payload: Array(#"{"model": "claude-y", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8))
-                job.providerBatch = true
-                return job
-            }
-            let ids = try await queue.enqueue(specs).map(\.id)
+            let lane = Self.batchLane(provider: "anth-y", model: "claude-y", maxRequests: 1)
+            let settings = try #require(lane.batchAPI)
+            let ids = try await queue.enqueue(Self.batchJobs(lane, count: 3)).map(\.id)
             let api = SlowResultsBatchAPI()
             let sender = ProviderBatchSender(
                 lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
@@ -248,14 +246,9 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
     @Test func onlyTheRecordsJobsBecomeLinesEachOnce() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
-            var lane = WorkerLane(
-                lane: "anth/claude-z", provider: ProviderSettings(name: "anth-z", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
-                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-z", routes: [:])
-            let settings = ProviderBatchSettings(kind: .anthropic)
-            lane.batchAPI = settings
-            var spec = JobSpec(lane: "anth/claude-z", payload: Array(#"{"model": "claude-z", "messages": [], "max_tokens": 1}"#.utf8))
-            spec.providerBatch = true
-            let ids = try await queue.enqueue([spec, spec]).map(\.id)
+            let lane = Self.batchLane(provider: "anth-z", model: "claude-z")
+            let settings = try #require(lane.batchAPI)
+            let ids = try await queue.enqueue(Self.batchJobs(lane, count: 2)).map(\.id)
             let batches = ProviderBatches(queue: queue)
             guard case .taken(let record) = try await batches.take(lane: lane.lane, maxRequests: 10, maxBytes: 1 << 20, window: .zero, claim: .seconds(30))
             else { Issue.record("expected a record"); return }
@@ -280,14 +273,9 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
     @Test func aClaimThatRanOutIsNotSentOn() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
-            var lane = WorkerLane(
-                lane: "anth/claude-w", provider: ProviderSettings(name: "anth-w", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
-                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-w", routes: [:])
-            let settings = ProviderBatchSettings(kind: .anthropic)
-            lane.batchAPI = settings
-            var spec = JobSpec(lane: "anth/claude-w", payload: Array(#"{"model": "claude-w", "messages": [], "max_tokens": 1}"#.utf8))
-            spec.providerBatch = true
-            _ = try await queue.enqueue([spec])
+            let lane = Self.batchLane(provider: "anth-w", model: "claude-w")
+            let settings = try #require(lane.batchAPI)
+            _ = try await queue.enqueue(Self.batchJobs(lane, count: 1))
             let batches = ProviderBatches(queue: queue)
             guard case .taken(let record) = try await batches.take(lane: lane.lane, maxRequests: 10, maxBytes: 1 << 20, window: .zero, claim: .seconds(5))
             else { Issue.record("expected a record"); return }
