@@ -15,10 +15,11 @@ import Synchronization
 /// it works); a process killed anywhere leaves the record to the next one that claims it:
 /// - `uploading`: uploads again (an orphan input file at most);
 /// - `creating`: asks the provider for batches created for this record (`candidates`) and adopts
-///   one; only when there is none is the batch created again. The one window where a batch can be
-///   sent twice: a create call the provider took but did not yet list when another process looked
-///   (a record is looked at again only after its claim ran out: two polls, 5 s to a minute, after
-///   its holder died);
+///   one no other record holds (`ProviderBatches.own`: provider-wide), cancelling none; only when
+///   there is none is the batch created again. The one window where a batch can be sent twice: a
+///   create call the provider took but did not yet list when another process looked (a record is
+///   looked at again only after its claim ran out: two polls, 5 s to a minute, after its holder
+///   died; a holder whose claim may have run out sends no create);
 /// - `submitted`: polls, then settles every job from its line (idempotent: a line whose job was
 ///   cancelled or already settled changes nothing).
 final class ProviderBatchSender: Sendable {
