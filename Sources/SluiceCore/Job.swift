@@ -144,6 +144,10 @@ public struct Job: Sendable, Hashable {
     public var usageOutput: Int?
     /// The id of the API key that submitted it, when one did.
     public var submitter: Int64?
+    /// The dead or failed job this one retries (`POST /v1/jobs/{id}/retry`), and the new job
+    /// that retries this one.
+    public var retryOf: JobID? = nil
+    public var retriedAs: JobID? = nil
 
     public init(
         id: JobID, lane: String, tenant: String, priority: Int, state: JobState, payload: [UInt8],

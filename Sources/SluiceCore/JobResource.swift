@@ -41,6 +41,9 @@ public struct JobResource: Sendable, Hashable {
     public var metadata: RawJSON?
     public var callbackURL: String?
     public var route: String?
+    /// The job this one retries, and the job that retries this one (`POST /v1/jobs/{id}/retry`).
+    public var retryOf: JobID?
+    public var retriedAs: JobID?
 
     /// A job's result: a provider's JSON answer is returned as JSON, anything else as text.
     public enum Result: Sendable, Hashable {
@@ -82,6 +85,8 @@ public struct JobResource: Sendable, Hashable {
         metadata = envelope.metadata
         callbackURL = envelope.callbackURL
         route = envelope.route
+        retryOf = job.retryOf
+        retriedAs = job.retriedAs
     }
 
     /// The links every job carries.
@@ -120,6 +125,8 @@ public struct JobResource: Sendable, Hashable {
         case .text(let text): writer.string("result", text)
         case nil: break
         }
+        if let retriedAs { writer.string("retried_as", retriedAs.rawValue) }
+        if let retryOf { writer.string("retry_of", retryOf.rawValue) }
         if let route { writer.string("route", route) }
         if let startedAt { writer.int("started_at", Self.seconds(startedAt)) }
         writer.string("status", status.rawValue)

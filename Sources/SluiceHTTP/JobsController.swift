@@ -240,6 +240,7 @@ struct JobsController: Sendable {
         spec.why = "retry of \(id.rawValue)"
         try await admission.admit(key, count: 1)
         let result = try await admission.budgeted([spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
+        try await queue.linkRetry(of: id, as: result.id)
         guard let created = try await queue.get(result.id) else { throw APIError.notFound }
         var response = Response(
             status: .accepted, headers: [.contentType: "application/json"],

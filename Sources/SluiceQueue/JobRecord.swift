@@ -53,6 +53,8 @@ public struct JobRecord: Sendable, Hashable {
             job.usageOutput = Int(usage[1]).map(Bounded.tokens)
         }
         job.submitter = text("key").flatMap { Int64($0) }
+        job.retryOf = text("retry_of").flatMap { JobID($0) }
+        job.retriedAs = text("retried_as").flatMap { JobID($0) }
         return job
     }
 

@@ -40,8 +40,11 @@ import Testing
             let events = try await api.request(.get, "/v1/jobs/\(new)/events", key: api.acme)
             let first = try #require((events.body["data"] as? [[String: Any]])?.first)
             #expect(first["info"] as? String == "retry of \(old)")
-            // The old job is left as it was.
-            #expect(try await api.request(.get, "/v1/jobs/\(old)", key: api.acme).body["status"] as? String == "dead")
+            #expect(read.body["retry_of"] as? String == old)
+            // The old job is left as it was, but for the link to its retry.
+            let oldRead = try await api.request(.get, "/v1/jobs/\(old)", key: api.acme)
+            #expect(oldRead.body["status"] as? String == "dead")
+            #expect(oldRead.body["retried_as"] as? String == new)
 
             // A second retry answers the same new job.
             let again = try await api.request(.post, "/v1/jobs/\(old)/retry", key: api.acme)
