@@ -414,6 +414,25 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func foreignTextOnAJobsPageIsEscaped() async throws {
+        try await withAPI { api in
+            let payload = #"\"'><img src=x onerror=alert(1)><script>alert(1)</script>"#
+            let job = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"role": "user", "content": "\#(payload)"}]}}"#
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: job).body["id"] as? String)
+            // Its answer, as a provider might send it, carries the same.
+            let leased = try #require(try await api.queue.lease(lane: "demo", count: 1).first)
+            _ = try await api.queue.complete(leased.id, token: leased.token, result: Array(#"{"answer": "\#(payload)"}"#.utf8))
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.acme)
+            let page = try await browser.get("/ui/jobs/\(id)")
+            #expect(page.status == .ok)
+            #expect(!page.html.contains("<script>alert"))
+            #expect(!page.html.contains("<img src=x"))
+            #expect(page.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            #expect(page.html.contains("&lt;img src=x onerror=alert(1)&gt;"))
+        }
+    }
+
     @Test func failedLoginsFromOneAddressAreLimitedAMinute() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
