@@ -433,6 +433,30 @@ struct DashboardBrowser {
         }
     }
 
+    @Test func hostileQueryStringsAre400sAndTheProcessKeepsServing() async throws {
+        try await withAPI { api in
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.admin)
+            for uri in [
+                "/ui/jobs?before=1e400", "/ui/jobs?before=-5", "/ui/jobs?before=nan", "/ui/jobs?before=%F0%9F%92%A5",
+                "/ui/jobs?before=" + String(repeating: "9", count: 5_000), "/ui/jobs?cursor=zz", "/ui/jobs?state=nope",
+                "/ui/usage?from=nan", "/ui/usage?to=1e999", "/ui/usage?from=100&to=50", "/ui/usage?group_by=x",
+                "/ui/usage.csv?from=-1e308", "/ui/usage?to=inf",
+            ] {
+                #expect(try await browser.get(uri).status == .badRequest, "\(uri)")
+            }
+            let id = try #require(try await api.request(.post, "/v1/jobs", key: api.acme, json: simpleJob).body["id"] as? String)
+            for lastID in ["-1", "99999999999999999999999", "1.5", String(repeating: "7", count: 10_000)] {
+                let status = try await api.client.execute(
+                    uri: "/ui/jobs/\(id)/events", method: .get,
+                    headers: [.cookie: "sluice_session=\(try #require(browser.cookies["sluice_session"]))", HTTPField.Name("Last-Event-ID")!: lastID]
+                ).status
+                #expect(status == .badRequest, "\(lastID)")
+            }
+            #expect(try await browser.get("/ui/jobs").status == .ok)
+        }
+    }
+
     @Test func failedLoginsFromOneAddressAreLimitedAMinute() async throws {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
