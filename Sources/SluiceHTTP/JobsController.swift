@@ -20,6 +20,8 @@ import SluiceStore
 /// - `POST /v1/jobs/{id}/cancel` (scope submit): cancel; 409 if it had already finished.
 /// - `POST /v1/jobs/{id}/retry` (scope submit): a dead or failed job submitted again as a new job
 ///   (`retry(_:_:)`); 409 for any other state.
+/// - `POST /v1/jobs/retry` (scope submit): the same for the tenant's dead (or failed) jobs that a
+///   filter `{lane?, state?, before?, limit?}` selects, at most 1,000 (`retryMany(_:_:)`).
 ///
 /// The two submits are the hot paths: their bodies are read by the strict byte scanner
 /// (JobRequest, BulkRequest) and their answers written as bytes (JobDocument), not Codable.
@@ -45,6 +47,7 @@ struct JobsController: Sendable {
         group.get("jobs/:id/events", use: events)
         group.post("jobs/:id/cancel", use: cancel)
         group.post("jobs/:id/retry", use: retry)
+        group.post("jobs/retry", use: retryMany)
     }
 
     @Sendable func submit(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -233,11 +236,7 @@ struct JobsController: Sendable {
         guard Self.retryableStates.contains(old.state) else {
             throw APIError(.conflict, type: "conflict", message: "only a dead or failed job may be retried; this one is \(old.state.rawValue)")
         }
-        let now = UnixMillis.current()
-        var spec = JobSpec(
-            lane: old.lane, tenant: old.tenant, priority: old.priority, payload: old.payload, idempotencyKey: "retry:\(id.rawValue)",
-            deadline: old.deadline.flatMap { $0 > now ? $0 : nil }, maxAttempts: old.maxAttempts, metadata: old.metadata)
-        spec.why = "retry of \(id.rawValue)"
+        let spec = Self.retrySpec(of: old, now: UnixMillis.current())
         try await admission.admit(key, count: 1)
         let result = try await admission.budgeted([spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
         try await queue.linkRetry(of: id, as: result.id)
@@ -247,6 +246,92 @@ struct JobsController: Sendable {
             body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.accepted(result.id, state: created.state, createdAt: created.createdAt))))
         if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return response
+    }
+
+    /// The new job that retries `old`: its lane, tenant, request, priority, metadata and
+    /// max_attempts, its deadline only if still ahead, keyed `retry:<id>` so that a second retry
+    /// of the same job answers the first one's new job.
+    static func retrySpec(of old: Job, now: UnixMillis) -> JobSpec {
+        var spec = JobSpec(
+            lane: old.lane, tenant: old.tenant, priority: old.priority, payload: old.payload, idempotencyKey: "retry:\(old.id.rawValue)",
+            deadline: old.deadline.flatMap { $0 > now ? $0 : nil }, maxAttempts: old.maxAttempts, metadata: old.metadata)
+        spec.why = "retry of \(old.id.rawValue)"
+        return spec
+    }
+
+    /// The body of `POST /v1/jobs/retry`: which of the tenant's jobs to retry.
+    struct RetryFilter: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["lane", "state", "before", "limit"]
+        /// Only this lane's jobs; every lane when absent.
+        var lane: String?
+        /// `dead` (the default) or `failed`.
+        var state: String?
+        /// Only jobs created before this time (Unix seconds).
+        var before: Double?
+        /// The most jobs retried, 1 to 1,000 (default 100).
+        var limit: Int?
+
+        init(from decoder: any Swift.Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder)
+            let container = try decoder.container(keyedBy: AnyField.self)
+            lane = try container.decodeIfPresent(String.self, forKey: AnyField(stringValue: "lane"))
+            state = try container.decodeIfPresent(String.self, forKey: AnyField(stringValue: "state"))
+            before = try container.decodeIfPresent(Double.self, forKey: AnyField(stringValue: "before"))
+            limit = try container.decodeIfPresent(Int.self, forKey: AnyField(stringValue: "limit"))
+        }
+    }
+
+    /// `POST /v1/jobs/retry`: each of the key's tenant's jobs the filter selects (newest first;
+    /// one already retried is left out) retried as by `retry`, all admitted at once. 202 with
+    /// `{"object": "list", "count", "data": [{"id", "retry_of", "created"}…]}`. The listing
+    /// examines at most 50 pages of 100 jobs, so a call is bounded whatever the queue holds.
+    @Sendable func retryMany(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let key = try context.require(.submit)
+        let filter = try await APIJSON.Decoder().decode(RetryFilter.self, from: request, context: context)
+        let stateName = filter.state ?? JobState.dead.rawValue
+        guard let state = JobState(rawValue: stateName), Self.retryableStates.contains(state) else {
+            throw APIError.invalid("'state' must be dead or failed", param: "state")
+        }
+        let limit = filter.limit ?? 100
+        guard (1...1000).contains(limit) else { throw APIError.invalid("'limit' must be a whole number from 1 to 1000", param: "limit") }
+        if let before = filter.before, !before.isFinite { throw APIError.invalid("'before' must be a time in Unix seconds", param: "before") }
+        var chosen: [Job] = []
+        var cursor: String? = nil
+        for _ in 0..<50 {
+            let page = try await queue.list(tenant: key.tenant, lane: filter.lane, state: state, limit: 100, cursor: cursor)
+            for job in page.jobs where job.state == state && job.retriedAs == nil && chosen.count < limit {
+                if let before = filter.before, !(Double(job.createdAt.value) / 1000 < before) { continue }
+                chosen.append(job)
+            }
+            guard chosen.count < limit, let next = page.nextCursor else { break }
+            cursor = next
+        }
+        struct Retried: Encodable {
+            let id: String
+            let retryOf: String
+            let created: Bool
+            enum CodingKeys: String, CodingKey { case id, retryOf = "retry_of", created }
+        }
+        struct Answer: Encodable {
+            var object = "list"
+            let count: Int
+            let data: [Retried]
+        }
+        var retried: [Retried] = []
+        if !chosen.isEmpty {
+            let now = UnixMillis.current()
+            let specs = chosen.map { Self.retrySpec(of: $0, now: now) }
+            try await admission.admit(key, count: specs.count)
+            let results = try await admission.budgeted(specs, key: key) { specs in try await queue.enqueue(specs, submitter: key.id) }
+            for (old, result) in zip(chosen, results) {
+                try await queue.linkRetry(of: old.id, as: result.id)
+                retried.append(Retried(id: result.id.rawValue, retryOf: old.id.rawValue, created: result.created))
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let body = try encoder.encode(Answer(count: retried.count, data: retried))
+        return Response(status: .accepted, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private static func jobID(_ context: SluiceRequestContext) throws -> JobID {

@@ -9,8 +9,9 @@ import Testing
 @Suite struct JobRetryTests {
     /// Submits a job with one attempt as `key` and makes it dead (a retryable failure with no
     /// attempt left) or failed (a fatal one) through the queue, as a worker would.
-    private func finishedBadly(_ api: Fixture, key: String, retryable: Bool) async throws -> String {
-        let job = #"{"lane": "demo", "max_attempts": 1, "priority": 3, "metadata": {"ticket": "t-7"}, "request": {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}}"#
+    /// (globex may not use a priority above 0.)
+    private func finishedBadly(_ api: Fixture, key: String, retryable: Bool, priority: Int = 3) async throws -> String {
+        let job = #"{"lane": "demo", "max_attempts": 1, "priority": \#(priority), "metadata": {"ticket": "t-7"}, "request": {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}}"#
         let id = try #require(try await api.request(.post, "/v1/jobs", key: key, json: job).body["id"] as? String)
         let leased = try #require(try await api.queue.lease(lane: "demo", count: 1, duration: .seconds(30)).first)
         #expect(leased.id.rawValue == id)
@@ -77,6 +78,48 @@ import Testing
             let queued = try await api.request(.post, "/v1/jobs/\(new)/retry", key: api.acme)
             #expect(queued.status == .conflict)
             #expect((queued.body["error"] as? [String: String])?["message"]?.hasSuffix("queued") == true)
+        }
+    }
+
+    @Test func filteredRetryRetriesTheTenantsDeadJobsOnceAndChecksItsFilter() async throws {
+        try await withAPI { api in
+            var dead: [String] = []
+            for _ in 0..<3 { dead.append(try await finishedBadly(api, key: api.acme, retryable: true)) }
+            let failed = try await finishedBadly(api, key: api.acme, retryable: false)
+            let others = try await finishedBadly(api, key: api.globex, retryable: true, priority: 0)
+
+            let retried = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: #"{"lane": "demo", "state": "dead", "limit": 1000}"#)
+            #expect(retried.status == .accepted)
+            #expect(retried.body["count"] as? Int == 3)
+            let data = try #require(retried.body["data"] as? [[String: Any]])
+            #expect(Set(data.compactMap { $0["retry_of"] as? String }) == Set(dead))
+            #expect(data.allSatisfy { $0["created"] as? Bool == true })
+            for entry in data {
+                let new = try #require(entry["id"] as? String)
+                let read = try await api.request(.get, "/v1/jobs/\(new)", key: api.acme)
+                #expect(read.body["status"] as? String == "queued")
+                #expect(read.body["retry_of"] as? String == entry["retry_of"] as? String)
+            }
+            // Neither the failed job nor the other tenant's dead one was touched.
+            #expect(try await api.request(.get, "/v1/jobs/\(failed)", key: api.acme).body["retried_as"] == nil)
+            #expect(try await api.request(.get, "/v1/jobs/\(others)", key: api.globex).body["retried_as"] == nil)
+
+            // A second call finds nothing left to retry; a 'before' in the past selects nothing.
+            let again = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: #"{"state": "dead"}"#)
+            #expect(again.status == .accepted)
+            #expect(again.body["count"] as? Int == 0)
+            let old = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: #"{"state": "failed", "before": 1000}"#)
+            #expect(old.body["count"] as? Int == 0)
+            let failedRetry = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: #"{"state": "failed", "limit": 1}"#)
+            #expect(failedRetry.body["count"] as? Int == 1)
+
+            // Bad filters are 400 naming the field; a reader may not retry.
+            for (body, param) in [(#"{"limit": 1001}"#, "limit"), (#"{"limit": 0}"#, "limit"), (#"{"state": "succeeded"}"#, "state"), (#"{"lane": "demo", "tenant": "x"}"#, "tenant"), (#"{"before": "yesterday"}"#, "before")] {
+                let refused = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: body)
+                #expect(refused.status == .badRequest)
+                #expect((refused.body["error"] as? [String: String])?["param"] == param, "\(body)")
+            }
+            #expect(try await api.request(.post, "/v1/jobs/retry", key: api.acmeReader, json: "{}").status == .forbidden)
         }
     }
 }
