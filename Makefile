@@ -37,8 +37,10 @@ $(VENV_READY):
 ## client), for the dashboard's browser tests (Tests/e2e/browser_*.py); each only when missing.
 browser: venv
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
-	@$(VENV)/bin/python -c 'import websockets' 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check websockets
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; } || \
+	  echo "browser: chromium could not be installed; BrowserTests will be skipped (and say so)"
+	@$(VENV)/bin/python -c 'import websockets' 2>/dev/null || $(VENV)/bin/pip install -q --disable-pip-version-check websockets || \
+	  echo "browser: websockets could not be installed; BrowserTests will be skipped (and say so)"
 
 ## screenshots: the dashboard's pages against a demo `sluice up` (a bulk through the mock
 ## provider), written to docs/screenshots/*.png.
