@@ -84,6 +84,12 @@ public struct SluiceClient: Sendable {
         try await call(.POST, "/v1/jobs/\(try Self.pathSegment(id))/cancel").answer(JobSummary.self)
     }
 
+    /// Retries a dead or failed job as a new job (`POST /v1/jobs/{id}/retry`): the new job's id;
+    /// a second retry of the same job answers the same new job.
+    public func retry(_ id: String) async throws(ClientError) -> Answer<Accepted> {
+        try await call(.POST, "/v1/jobs/\(try Self.pathSegment(id))/retry").answer(Accepted.self)
+    }
+
     /// A job's timeline; `json` is the whole answer (`{"data": [...], ...}`).
     public func events(_ id: String) async throws(ClientError) -> Answer<[JobEvent]> {
         let reply = try await call(.GET, "/v1/jobs/\(try Self.pathSegment(id))/events")

@@ -297,6 +297,21 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
+/// `sluice retry ID`.
+struct Retry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Retry a dead or failed job as a new job (the old one stays as it is); prints the new job's id. Exit 1 if the job is in another state.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The dead or failed job's id.") var id: String
+
+    func run() async throws {
+        try await ClientExit.wrap {
+            let job = try await client.withClient { api in try await api.retry(id) }
+            if client.json { printJSON(job.json) } else { say(job.value.id ?? "?") }
+        }
+    }
+}
+
 /// `sluice queues`.
 struct Queues: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Per lane: ready, leased and delayed jobs, and the oldest ready job's age (admin key).")
