@@ -212,51 +212,19 @@ struct JobsController: Sendable {
         }
     }
 
-    /// The final states a retry accepts: the job gave up (attempts used up, or a fatal error).
-    /// A cancelled or expired job was stopped on purpose, a succeeded one has its answer.
-    static let retryableStates: Set<JobState> = [.dead, .failed]
-
-    /// `POST /v1/jobs/{id}/retry`: the dead (or failed) job is left as it is (its record, usage
-    /// and webhook stay); a NEW job is enqueued with its lane, tenant, request, priority, metadata
-    /// and max_attempts (fresh attempts), its deadline only if still ahead, and the note `retry of
-    /// <id>` as its first timeline entry. The idempotency key `retry:<id>` makes a second retry of
-    /// the same job answer the same new job (`Idempotent-Replayed: true`). 202 with the new job.
+    /// `POST /v1/jobs/{id}/retry`: `JobRetry` (a new job; the dead or failed one is left as it
+    /// is; a second retry answers the same new job, `Idempotent-Replayed: true`). 202 with the
+    /// new job; 409 unless the job is dead or failed.
     @Sendable func retry(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let key = try context.require(.submit)
         let id = try Self.jobID(context)
-        let old: Job
-        if let live = try await lookup.live(id, by: key) {
-            old = live
-        } else {
-            guard let archived = try await lookup.archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin),
-                let record = JobRecord(id: id, encoded: archived.record)
-            else { throw APIError.notFound }
-            old = try record.job()
-        }
-        guard Self.retryableStates.contains(old.state) else {
-            throw APIError(.conflict, type: "conflict", message: "only a dead or failed job may be retried; this one is \(old.state.rawValue)")
-        }
-        let spec = Self.retrySpec(of: old, now: UnixMillis.current())
-        try await admission.admit(key, count: 1)
-        let result = try await admission.budgeted([spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
-        try await queue.linkRetry(of: id, as: result.id)
+        let result = try await JobRetry(queue: queue, lookup: lookup, admission: admission).retry(id, by: key)
         guard let created = try await queue.get(result.id) else { throw APIError.notFound }
         var response = Response(
             status: .accepted, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: JobDocument.accepted(result.id, state: created.state, createdAt: created.createdAt))))
         if !result.created { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
         return response
-    }
-
-    /// The new job that retries `old`: its lane, tenant, request, priority, metadata and
-    /// max_attempts, its deadline only if still ahead, keyed `retry:<id>` so that a second retry
-    /// of the same job answers the first one's new job.
-    static func retrySpec(of old: Job, now: UnixMillis) -> JobSpec {
-        var spec = JobSpec(
-            lane: old.lane, tenant: old.tenant, priority: old.priority, payload: old.payload, idempotencyKey: "retry:\(old.id.rawValue)",
-            deadline: old.deadline.flatMap { $0 > now ? $0 : nil }, maxAttempts: old.maxAttempts, metadata: old.metadata)
-        spec.why = "retry of \(old.id.rawValue)"
-        return spec
     }
 
     /// The body of `POST /v1/jobs/retry`: which of the tenant's jobs to retry.
@@ -289,7 +257,7 @@ struct JobsController: Sendable {
         let key = try context.require(.submit)
         let filter = try await APIJSON.Decoder().decode(RetryFilter.self, from: request, context: context)
         let stateName = filter.state ?? JobState.dead.rawValue
-        guard let state = JobState(rawValue: stateName), Self.retryableStates.contains(state) else {
+        guard let state = JobState(rawValue: stateName), JobRetry.retryableStates.contains(state) else {
             throw APIError.invalid("'state' must be dead or failed", param: "state")
         }
         let limit = filter.limit ?? 100
@@ -317,17 +285,8 @@ struct JobsController: Sendable {
             let count: Int
             let data: [Retried]
         }
-        var retried: [Retried] = []
-        if !chosen.isEmpty {
-            let now = UnixMillis.current()
-            let specs = chosen.map { Self.retrySpec(of: $0, now: now) }
-            try await admission.admit(key, count: specs.count)
-            let results = try await admission.budgeted(specs, key: key) { specs in try await queue.enqueue(specs, submitter: key.id) }
-            for (old, result) in zip(chosen, results) {
-                try await queue.linkRetry(of: old.id, as: result.id)
-                retried.append(Retried(id: result.id.rawValue, retryOf: old.id.rawValue, created: result.created))
-            }
-        }
+        let results = try await JobRetry(queue: queue, lookup: lookup, admission: admission).retry(chosen, by: key)
+        let retried = zip(chosen, results).map { Retried(id: $1.id.rawValue, retryOf: $0.id.rawValue, created: $1.created) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let body = try encoder.encode(Answer(count: retried.count, data: retried))

@@ -1,0 +1,57 @@
+import SluiceCore
+import SluiceQueue
+
+/// Retries a dead or failed job as a new one, for `POST /v1/jobs/{id}/retry` and the dashboard's
+/// Retry button: the old job is left as it is (its record, usage line and webhook stay); the new
+/// job has its lane, tenant, request, priority, metadata and max_attempts (fresh attempts), its
+/// deadline only if still ahead, the note `retry of <id>` on its first timeline entry, and the
+/// idempotency key `retry:<id>`, so a second retry answers the same new job. The two are linked
+/// (`retry_of`, `retried_as`: retry-link.lua).
+struct JobRetry: Sendable {
+    let queue: JobQueue
+    let lookup: JobLookup
+    let admission: KeyAdmission
+
+    /// The final states a retry accepts: the job gave up (attempts used up, or a fatal error).
+    /// A cancelled or expired job was stopped on purpose, a succeeded one has its answer.
+    static let retryableStates: Set<JobState> = [.dead, .failed]
+
+    /// Retries job `id` as `key` may: 404 when the key may not see it, 409 when it is not dead or
+    /// failed. The new job's enqueue result.
+    func retry(_ id: JobID, by key: APIKey) async throws -> EnqueueResult {
+        let old: Job
+        if let live = try await lookup.live(id, by: key) {
+            old = live
+        } else {
+            guard let archived = try await lookup.archive.job(id), archived.tenant == key.tenant || key.scopes.contains(.admin),
+                let record = JobRecord(id: id, encoded: archived.record)
+            else { throw APIError.notFound }
+            old = try record.job()
+        }
+        guard Self.retryableStates.contains(old.state) else {
+            throw APIError(.conflict, type: "conflict", message: "only a dead or failed job may be retried; this one is \(old.state.rawValue)")
+        }
+        return try await retry([old], by: key)[0]
+    }
+
+    /// Retries `jobs` (each already checked: visible to the key, dead or failed), admitted at
+    /// once; their results in order.
+    func retry(_ jobs: [Job], by key: APIKey) async throws -> [EnqueueResult] {
+        guard !jobs.isEmpty else { return [] }
+        let now = UnixMillis.current()
+        let specs = jobs.map { Self.spec(of: $0, now: now) }
+        try await admission.admit(key, count: specs.count)
+        let results = try await admission.budgeted(specs, key: key) { specs in try await queue.enqueue(specs, submitter: key.id) }
+        for (old, result) in zip(jobs, results) { try await queue.linkRetry(of: old.id, as: result.id) }
+        return results
+    }
+
+    /// The new job that retries `old`.
+    static func spec(of old: Job, now: UnixMillis) -> JobSpec {
+        var spec = JobSpec(
+            lane: old.lane, tenant: old.tenant, priority: old.priority, payload: old.payload, idempotencyKey: "retry:\(old.id.rawValue)",
+            deadline: old.deadline.flatMap { $0 > now ? $0 : nil }, maxAttempts: old.maxAttempts, metadata: old.metadata)
+        spec.why = "retry of \(old.id.rawValue)"
+        return spec
+    }
+}
