@@ -51,6 +51,8 @@ struct DashboardController: Sendable {
     /// A job's live timeline, as `GET /v1/jobs/{id}/events` streams it (the process's EventHub).
     let live: EventsController
     let settings: SluiceAPI.DashboardSettings
+    /// Retries a dead or failed job (the job page's Retry button); nil: no Retry button.
+    var retries: JobRetry? = nil
 
     static let sessionCookie = "sluice_session"
     static let loginCookie = "sluice_login"
@@ -89,6 +91,7 @@ struct DashboardController: Sendable {
         ui.get("jobs/:id", use: job)
         ui.get("jobs/:id/events", use: jobEvents)
         ui.post("jobs/:id/cancel", use: cancel)
+        ui.post("jobs/:id/retry", use: retry)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
         ui.get("dead", use: deadLetters)
@@ -354,13 +357,15 @@ struct DashboardController: Sendable {
             case "cancelled": "The job was cancelled."
             case "cancel-requested": "A cancel was requested: the running attempt stops at its next heartbeat."
             case "replayed": "The webhook delivery was queued again, due now."
+            case "retried": "This job retries " + (job.retryOf?.rawValue ?? "another") + "; that one is left as it was."
             default: nil
             }
         return views.render(
             "job",
             DashboardViews.JobPage(
                 chrome: chrome(viewer, current: "jobs"), job: job, timeline: timeline, deliveries: deliveries, canReplay: viewer.may(.submit),
-                cancellable: !job.state.isTerminal && viewer.may(.submit), notice: notice))
+                cancellable: !job.state.isTerminal && viewer.may(.submit), notice: notice,
+                retryable: retries != nil && JobRetry.retryableStates.contains(job.state) && job.retriedAs == nil && viewer.may(.submit)))
     }
 
     /// The job's timeline as Server-Sent Events, for its page's script: the stream
@@ -396,6 +401,22 @@ struct DashboardController: Sendable {
             context.logger.info("dashboard cancel", metadata: ["job": "\(id)", "key": "\(viewer.key.prefix)"])
             return Self.redirect("/ui/jobs/\(id.rawValue)?done=cancel-requested")
         }
+    }
+
+    /// Retries a dead or failed job as `POST /v1/jobs/{id}/retry` does (`JobRetry`), then shows
+    /// the new job.
+    @Sendable func retry(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await poster(request, form: try await form(request))
+        guard viewer.may(.submit) else { throw DashboardError.scope(.submit) }
+        guard let retries, let raw = context.parameters.get("id"), let id = JobID(raw) else { throw DashboardError.notFound }
+        let result: EnqueueResult
+        do { result = try await retries.retry(id, by: viewer.key) } catch let error as APIError where error.status == .notFound {
+            throw DashboardError.notFound
+        } catch let error as APIError where error.status == .conflict {
+            throw DashboardError.conflict(error.message)
+        }
+        context.logger.info("dashboard retry", metadata: ["job": "\(id)", "new": "\(result.id)", "key": "\(viewer.key.prefix)"])
+        return Self.redirect("/ui/jobs/\(result.id.rawValue)?done=retried")
     }
 
     /// The listing cursor below every job created at or after `time`: the ordering part of the

@@ -203,6 +203,9 @@ struct DashboardViews: Sendable {
         let deliveries: [Delivery]
         let hasDeliveries: Bool
         let cancellable: Bool
+        /// A dead or failed job not yet retried, and a key that may retry it.
+        let retryable: Bool
+        let retriedAs: String?
         let notice: String?
         /// Whether the page follows the job's events (it has not finished), and how many
         /// timeline entries it shows already.
@@ -211,7 +214,7 @@ struct DashboardViews: Sendable {
 
         init(
             chrome: Chrome, job: Job, timeline: [TimelineEntry], deliveries: [WebhookStore.Delivery], canReplay: Bool, cancellable: Bool,
-            notice: String?
+            notice: String?, retryable: Bool = false
         ) {
             title = "Job " + job.id.rawValue
             self.chrome = chrome
@@ -233,6 +236,8 @@ struct DashboardViews: Sendable {
             followed = !job.state.isTerminal
             timelineCount = timeline.count
             self.cancellable = cancellable
+            self.retryable = retryable
+            retriedAs = job.retriedAs?.rawValue
             self.notice = notice
         }
     }

@@ -192,11 +192,13 @@ public struct SluiceAPI: Sendable {
         ).addRoutes(to: v1)
         ScalingController(scaling: services.scaling).addRoutes(to: v1)
         if settings.dashboard.enabled {
-            DashboardController(
+            var dashboard = DashboardController(
                 queue: queue, lookup: lookup, keys: services.keys, webhooks: services.webhooks, cache: cache, providers: providers,
                 scaling: ScalingController(scaling: services.scaling), batches: services.batches?.store, live: live,
                 settings: settings.dashboard
-            ).addRoutes(to: router)
+            )
+            dashboard.retries = JobRetry(queue: queue, lookup: lookup, admission: admission)
+            dashboard.addRoutes(to: router)
         }
         return router
     }
