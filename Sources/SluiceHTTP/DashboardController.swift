@@ -92,6 +92,8 @@ struct DashboardController: Sendable {
         ui.get("jobs/:id/events", use: jobEvents)
         ui.post("jobs/:id/cancel", use: cancel)
         ui.post("jobs/:id/retry", use: retry)
+        ui.get("retry", use: retryManyPage)
+        ui.post("retry", use: retryMany)
         ui.get("providers", use: providersPage)
         ui.get("scaling", use: scalingPage)
         ui.get("dead", use: deadLetters)
@@ -321,13 +323,22 @@ struct DashboardController: Sendable {
             next = components.string
         }
         let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
+        // "Retry these": the viewer's own tenant's dead or failed jobs, to a confirmation page.
+        var retryLink: String? = nil
+        if retries != nil, viewer.may(.submit), tenant == viewer.key.tenant, let state, JobRetry.retryableStates.contains(state), !page.jobs.isEmpty {
+            var components = URLComponents()
+            components.path = "/ui/retry"
+            components.queryItems = [URLQueryItem(name: "state", value: state.rawValue)]
+                + (lane.map { [URLQueryItem(name: "lane", value: $0)] } ?? []) + (value("before").map { [URLQueryItem(name: "before", value: $0)] } ?? [])
+            retryLink = components.string
+        }
         return views.render(
             "jobs",
             DashboardViews.JobsPage(
                 chrome: chrome(viewer, current: "jobs"), tenant: tenant, lane: lane ?? "", before: value("before") ?? "",
                 states: JobState.allCases.map { .init(value: $0.rawValue, selected: $0 == state) },
                 tenants: tenants.map { .init(value: $0, selected: $0 == tenant) }, jobs: page.jobs.map(DashboardViews.JobRow.init),
-                next: next))
+                next: next, retryLink: retryLink))
     }
 
     @Sendable func job(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
@@ -417,6 +428,60 @@ struct DashboardController: Sendable {
         }
         context.logger.info("dashboard retry", metadata: ["job": "\(id)", "new": "\(result.id)", "key": "\(viewer.key.prefix)"])
         return Self.redirect("/ui/jobs/\(result.id.rawValue)?done=retried")
+    }
+
+    /// The filter of a "Retry these" (the jobs page's lane, state and before), read from a query
+    /// or a form: the viewer's own tenant's dead or failed jobs only.
+    private func retryFilter(_ value: (String) -> String?) throws -> (lane: String?, state: JobState, before: UnixMillis?, query: String) {
+        guard let state = value("state").flatMap(JobState.init(rawValue:)), JobRetry.retryableStates.contains(state) else {
+            throw DashboardError.invalid("only dead or failed jobs may be retried")
+        }
+        let lane = value("lane")
+        let before: UnixMillis?
+        do { before = try value("before").map { try UsageController.instant($0, param: "before") } } catch let error as APIError {
+            throw DashboardError.invalid(error.message)
+        }
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "state", value: state.rawValue)]
+            + (lane.map { [URLQueryItem(name: "lane", value: $0)] } ?? [])
+            + (value("before").map { [URLQueryItem(name: "before", value: $0)] } ?? [])
+        return (lane, state, before, components.percentEncodedQuery ?? "")
+    }
+
+    /// `GET /ui/retry?state=&lane=&before=`: the confirmation of a "Retry these": how many of the
+    /// tenant's jobs the filter selects (at most 1,000), and the form that retries them.
+    @Sendable func retryManyPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let viewer = try await viewer(request)
+        guard viewer.may(.submit) else { throw DashboardError.scope(.submit) }
+        guard let retries else { throw DashboardError.notFound }
+        let query = request.uri.queryParameters
+        let filter = try retryFilter { name in query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        let chosen = try await retries.select(
+            tenant: viewer.key.tenant, lane: filter.lane, state: filter.state, before: filter.before, limit: JobRetry.maxSelected)
+        return views.render(
+            "retry",
+            DashboardViews.RetryPage(
+                chrome: chrome(viewer, current: "jobs"), state: filter.state.rawValue, lane: filter.lane ?? "",
+                before: query["before"].map(String.init) ?? "", count: chosen.count, retried: nil))
+    }
+
+    /// `POST /ui/retry` (the confirmation's form, with the session's CSRF token): retries the jobs
+    /// the filter selects now (as `POST /v1/jobs/retry` does) and lists the new jobs.
+    @Sendable func retryMany(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        let form = try await form(request)
+        let viewer = try await poster(request, form: form)
+        guard viewer.may(.submit) else { throw DashboardError.scope(.submit) }
+        guard let retries else { throw DashboardError.notFound }
+        let filter = try retryFilter { name in form[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let chosen = try await retries.select(
+            tenant: viewer.key.tenant, lane: filter.lane, state: filter.state, before: filter.before, limit: JobRetry.maxSelected)
+        let results = try await retries.retry(chosen, by: viewer.key)
+        context.logger.info("dashboard retry", metadata: ["jobs": "\(results.count)", "key": "\(viewer.key.prefix)"])
+        return views.render(
+            "retry",
+            DashboardViews.RetryPage(
+                chrome: chrome(viewer, current: "jobs"), state: filter.state.rawValue, lane: filter.lane ?? "", before: form["before"] ?? "",
+                count: results.count, retried: zip(chosen, results).map { .init(old: $0.id.rawValue, new: $1.id.rawValue) }))
     }
 
     /// The listing cursor below every job created at or after `time`: the ordering part of the

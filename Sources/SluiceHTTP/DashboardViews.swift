@@ -133,6 +133,39 @@ struct DashboardViews: Sendable {
         let tenants: [Option]
         let jobs: [JobRow]
         let next: String?
+        /// The "Retry these" confirmation's address, for a list of dead or failed jobs.
+        var retryLink: String? = nil
+    }
+
+    /// `/ui/retry`: the confirmation of a filtered retry (`retried` nil), or what it did.
+    struct RetryPage {
+        struct Pair {
+            let old: String
+            let new: String
+        }
+
+        let title = "Retry jobs"
+        let chrome: Chrome
+        let state: String
+        let lane: String
+        let before: String
+        let count: Int
+        let retried: [Pair]?
+        /// Whether this is the confirmation (nothing retried yet), and whether it has a job to
+        /// retry (stored: the templates read stored properties only).
+        let confirming: Bool
+        let any: Bool
+
+        init(chrome: Chrome, state: String, lane: String, before: String, count: Int, retried: [Pair]?) {
+            self.chrome = chrome
+            self.state = state
+            self.lane = lane
+            self.before = before
+            self.count = count
+            self.retried = retried
+            confirming = retried == nil
+            any = count > 0
+        }
     }
 
     struct JobRow {

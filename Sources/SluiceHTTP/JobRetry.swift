@@ -34,6 +34,27 @@ struct JobRetry: Sendable {
         return try await retry([old], by: key)[0]
     }
 
+    /// The most jobs one filtered retry takes.
+    static let maxSelected = 1000
+
+    /// The jobs of `tenant` a filtered retry takes: in `state` (dead or failed), in `lane` (any
+    /// when nil), created before `before` (any when nil), not retried already, newest first, at
+    /// most `limit`. At most 50 pages of 100 are read, so a call is bounded whatever Redis holds.
+    func select(tenant: String, lane: String?, state: JobState, before: UnixMillis?, limit: Int) async throws -> [Job] {
+        var chosen: [Job] = []
+        var cursor: String? = nil
+        for _ in 0..<50 {
+            let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 100, cursor: cursor)
+            for job in page.jobs where job.state == state && job.retriedAs == nil && chosen.count < limit {
+                if let before, job.createdAt >= before { continue }
+                chosen.append(job)
+            }
+            guard chosen.count < limit, let next = page.nextCursor else { break }
+            cursor = next
+        }
+        return chosen
+    }
+
     /// Retries `jobs` (each already checked: visible to the key, dead or failed), admitted at
     /// once; their results in order.
     func retry(_ jobs: [Job], by key: APIKey) async throws -> [EnqueueResult] {

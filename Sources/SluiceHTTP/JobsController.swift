@@ -261,19 +261,12 @@ struct JobsController: Sendable {
             throw APIError.invalid("'state' must be dead or failed", param: "state")
         }
         let limit = filter.limit ?? 100
-        guard (1...1000).contains(limit) else { throw APIError.invalid("'limit' must be a whole number from 1 to 1000", param: "limit") }
+        guard (1...JobRetry.maxSelected).contains(limit) else { throw APIError.invalid("'limit' must be a whole number from 1 to 1000", param: "limit") }
         if let before = filter.before, !before.isFinite { throw APIError.invalid("'before' must be a time in Unix seconds", param: "before") }
-        var chosen: [Job] = []
-        var cursor: String? = nil
-        for _ in 0..<50 {
-            let page = try await queue.list(tenant: key.tenant, lane: filter.lane, state: state, limit: 100, cursor: cursor)
-            for job in page.jobs where job.state == state && job.retriedAs == nil && chosen.count < limit {
-                if let before = filter.before, !(Double(job.createdAt.value) / 1000 < before) { continue }
-                chosen.append(job)
-            }
-            guard chosen.count < limit, let next = page.nextCursor else { break }
-            cursor = next
-        }
+        // Unix seconds to milliseconds, clamped (a finite Double of any size, never a trap).
+        let before = filter.before.map { UnixMillis(Int64(min(max($0, 0), 1e12) * 1000)) }
+        let retries = JobRetry(queue: queue, lookup: lookup, admission: admission)
+        let chosen = try await retries.select(tenant: key.tenant, lane: filter.lane, state: state, before: before, limit: limit)
         struct Retried: Encodable {
             let id: String
             let retryOf: String
@@ -285,7 +278,7 @@ struct JobsController: Sendable {
             let count: Int
             let data: [Retried]
         }
-        let results = try await JobRetry(queue: queue, lookup: lookup, admission: admission).retry(chosen, by: key)
+        let results = try await retries.retry(chosen, by: key)
         let retried = zip(chosen, results).map { Retried(id: $1.id.rawValue, retryOf: $0.id.rawValue, created: $1.created) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
