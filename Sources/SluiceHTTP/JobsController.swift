@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
-import SluiceStore
 
 /// `/v1/jobs`: submit one job or a bulk of them, read, long-poll, list, follow and cancel.
 ///
