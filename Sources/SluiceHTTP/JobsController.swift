@@ -261,9 +261,12 @@ struct JobsController: Sendable {
         }
         let limit = filter.limit ?? 100
         guard (1...JobRetry.maxSelected).contains(limit) else { throw APIError.invalid("'limit' must be a whole number from 1 to 1000", param: "limit") }
-        if let before = filter.before, !before.isFinite { throw APIError.invalid("'before' must be a time in Unix seconds", param: "before") }
-        // Unix seconds to milliseconds, clamped (a finite Double of any size, never a trap).
-        let before = filter.before.map { UnixMillis(Int64(min(max($0, 0), 1e12) * 1000)) }
+        let before = try filter.before.map { seconds in
+            guard let millis = Bounded.unixMillis(seconds: seconds) else {
+                throw APIError.invalid("'before' must be a time in Unix seconds, from 1970 to 9999", param: "before")
+            }
+            return UnixMillis(millis)
+        }
         let retries = JobRetry(queue: queue, lookup: lookup, admission: admission)
         let chosen = try await retries.select(tenant: key.tenant, lane: filter.lane, state: state, before: before, limit: limit)
         struct Retried: Encodable {

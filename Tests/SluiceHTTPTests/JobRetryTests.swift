@@ -114,7 +114,7 @@ import Testing
             #expect(failedRetry.body["count"] as? Int == 1)
 
             // Bad filters are 400 naming the field; a reader may not retry.
-            for (body, param) in [(#"{"limit": 1001}"#, "limit"), (#"{"limit": 0}"#, "limit"), (#"{"state": "succeeded"}"#, "state"), (#"{"lane": "demo", "tenant": "x"}"#, "tenant"), (#"{"before": "yesterday"}"#, "before")] {
+            for (body, param) in [(#"{"limit": 1001}"#, "limit"), (#"{"limit": 0}"#, "limit"), (#"{"state": "succeeded"}"#, "state"), (#"{"lane": "demo", "tenant": "x"}"#, "tenant"), (#"{"before": "yesterday"}"#, "before"), (#"{"before": -1}"#, "before"), (#"{"before": 1e300}"#, "before")] {
                 let refused = try await api.request(.post, "/v1/jobs/retry", key: api.acme, json: body)
                 #expect(refused.status == .badRequest)
                 #expect((refused.body["error"] as? [String: String])?["param"] == param, "\(body)")
