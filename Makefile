@@ -80,7 +80,7 @@ TEST_WIDTH ?= 8
 TEST_LOGS := .build/test-logs
 RUN_TESTS  = run_tests() { log=$(TEST_LOGS)/$$1.log; shift; "$$@" 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
   if [ $$rc -ne 0 ]; then echo "=== FAILED ($$log): the failing tests and their issues ==="; \
-  grep -E "✘|recorded an issue|Expectation failed|error:|Fatal error|Crash|signal" $$log | grep -v "sluice.mock" | tail -80; fi; return $$rc; }
+  grep -E "✘|recorded an issue|error:|Fatal error|crashed|signal [0-9]" $$log | grep -vE "sluice.mock|^◇|^✔" | tail -80; fi; return $$rc; }
 test: SHELL := /bin/bash
 test: deps venv browser
 	$(SWIFT) build --build-tests

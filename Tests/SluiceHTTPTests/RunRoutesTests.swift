@@ -199,6 +199,9 @@ import Testing
                 .post, "/v1/jobs", key: api.acme, json: #"{"pipeline": "two", "input": {"text": "a"}, "callback_url": "http://127.0.0.1:9/hook"}"#)
             let id = try #require(submitted.body["id"] as? String)
             #expect(try await eventually(timeout: .seconds(30)) { try await api.queue.counts(lane: "demo").ready == 1 })
+            // The step's job is queued before the run records it: wait for the record, or a cancel
+            // in between leaves the step with no job to look at below (seen on a loaded machine).
+            #expect(try await eventually(timeout: .seconds(30)) { try await api.queue.run(id)?.step("first").jobs.first != nil })
             #expect(try await api.queue.cancelRun(id) == .cancelled)
             let delivery = KeyLayout.webhookDelivery(WebhookStore.deliveryID(subject: id))
             #expect(try await eventually(timeout: .seconds(30)) { try await api.queue.redis.send("EXISTS", delivery).int == 1 })

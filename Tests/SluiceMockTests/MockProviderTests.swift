@@ -133,7 +133,8 @@ func object(_ response: TestResponse) -> [String: Any] {
     }
 
     @Test func concurrencyLimitsVisibleAndHidden() async throws {
-        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.milliseconds(400)) }) { mock, client in
+        // Calls of 3 s: long enough that all four overlap however slowly a loaded machine sends them.
+        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.seconds(3)) }) { mock, client in
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                 for _ in 0..<4 { group.addTask { try await postConcurrently(client, "/v1/chat/completions") } }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -142,9 +143,10 @@ func object(_ response: TestResponse) -> [String: Any] {
             #expect(statuses.filter { $0 == .tooManyRequests }.count == 2)
             #expect(mock.stats().peakConcurrency == 2)
         }
-        try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.milliseconds(400)) }) { mock, client in
+        try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.seconds(5)) }) { mock, client in
             async let first = postConcurrently(client, "/v1/chat/completions")
-            // The second goes once the first is in flight (a fixed pause is too short on a loaded machine).
+            // The second goes once the first is in flight (a fixed pause is too short on a loaded
+            // machine), and the first stays in flight 5 s (400 ms ran out before the second came).
             #expect(await eventually(timeout: .seconds(5)) { mock.stats().peakConcurrency == 1 })
             let second = try await client.post("/v1/chat/completions")
             #expect(second.status == .tooManyRequests)
