@@ -249,7 +249,11 @@ private let eventsLogger = Logger(label: "test.events")
             #expect(await resumed.wait { frames in frames.contains { $0.event == "missed" } })
             // What the stream still held is sent after the notice.
             #expect(await resumed.wait { frames in frames.contains { ($0.json["jobs"] as? [String])?.contains(third) == true } })
-            #expect(!resumed.events.contains { ($0.json["jobs"] as? [String])?.contains(later) == true })
+            // `later` was trimmed from Redis, but the hub's reader may have read it before the trim
+            // (the first stream had not yet let go on a loaded machine) and still hand it over:
+            // either way is right; what is required is the notice and what the stream holds. And
+            // it is sent at most once.
+            #expect(resumed.events.filter { ($0.json["jobs"] as? [String])?.contains(later) == true }.count <= 1)
         }
     }
 
