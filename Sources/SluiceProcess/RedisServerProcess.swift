@@ -194,7 +194,8 @@ public final class RedisServerProcess: Sendable {
                 let info = (try? await client.send("INFO", "all").string) ?? ""
                 client.close()
                 let ours = info.contains("process_id:\(child.pid)\r")
-                if ours && info.contains("loading:0") { return }
+                // The whole line: "async_loading:0" (Redis 7) is there while an AOF still loads.
+                if ours && info.contains("\nloading:0\r") { return }
                 if !ours {
                     try await Task.sleep(for: .milliseconds(20))
                     continue  // ours will exit (its port is taken) and say so above
