@@ -257,7 +257,7 @@ extension TestClientProtocol {
             return
         }
         var configuration = MockConfiguration()
-        configuration.batchDelay = .milliseconds(800)
+        configuration.batchDelay = .seconds(4)  // long enough that a loaded machine still polls during in_progress
         configuration.errorRate = 0.2
         configuration.batchExpireRate = 0.2
         try await withMockProvider(configuration) { _, base in
