@@ -256,7 +256,7 @@ struct EventsController: Sendable {
     /// Unix ms as seconds with three decimals.
     static func seconds(_ ms: Int64) -> String {
         let (whole, rest) = ms.quotientAndRemainder(dividingBy: 1000)
-        let fraction = String(abs(Int(rest)))
+        let fraction = String(rest.magnitude)  // |rest| < 1000; magnitude never traps
         return (ms < 0 && whole == 0 ? "-" : "") + String(whole) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }

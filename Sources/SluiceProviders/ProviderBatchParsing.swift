@@ -349,6 +349,6 @@ public enum ProviderBatchParsing {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        return UnixMillis(Int64(seconds) * 1000 + Int64(millis))
+        return UnixMillis(Bounded.add(Bounded.multiply(Int64(seconds), 1000), Int64(millis)))
     }
 }
