@@ -1,6 +1,5 @@
 import Foundation
 import SluiceCore
-import Synchronization
 
 /// Anthropic's Message Batches API, relative to the provider's base URL (`https://api.anthropic.com`),
 /// with the live path's `x-api-key` and `anthropic-version` headers:
@@ -19,8 +18,6 @@ import Synchronization
 /// `ProviderBatchLimits.maxResultBytes` is `resultTooLarge`.
 public final class AnthropicBatchAPI: ProviderBatchAPI {
     let transport: ProviderBatchTransport
-    /// Result lines skipped (unreadable) since this client was made.
-    let skippedLines = Atomic<Int>(0)
 
     public static let maxRequests = 100_000
     public static let maxInputBytes = 256 << 20
@@ -36,8 +33,7 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
 
     /// The create call's body: `{"requests": [{"custom_id", "params"}, …]}`.
     static func createBody(_ requests: [ProviderBatchRequest]) throws(ProviderBatchError) -> [UInt8] {
-        guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
-        guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
+        try ProviderBatchTransport.checkCount(requests, maxRequests: maxRequests)
         var body = Array(#"{"requests":["#.utf8)
         body.reserveCapacity(requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 32) })
         for (index, request) in requests.enumerated() {
@@ -63,19 +59,11 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
     }
 
     public func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
-        let answer = try await transport.call("POST", "/v1/messages/batches", body: Self.createBody(requests), transfer: true)
-        guard let batch = ProviderBatchParsing.anthropicBatch(answer) else { throw ProviderBatchError.malformed("a message batch without an id") }
-        return batch.id
+        try await transport.create(Self.createBody(requests))
     }
 
     public func status(_ batchID: String) async throws -> ProviderBatchStatus {
-        try await batch(batchID).status
-    }
-
-    func batch(_ batchID: String) async throws -> ProviderBatchParsing.Batch {
-        let answer = try await transport.call("GET", "/v1/messages/batches/" + ProviderBatchTransport.segment(batchID))
-        guard let batch = ProviderBatchParsing.anthropicBatch(answer) else { throw ProviderBatchError.malformed("a message batch without an id") }
-        return batch
+        try await transport.batch(batchID).status
     }
 
     public func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
@@ -83,18 +71,15 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
     }
 
     public func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines {
-        let batch = try await batch(batchID)
+        let batch = try await transport.batch(batchID)
         let cap = transport.limits.maxResultBytes
         let content: [UInt8]
         if let url = batch.resultsURL, transport.isOwn(url) {
             content = try await transport.get(url: url, maxBodyBytes: cap)
         } else {
-            let path = "/v1/messages/batches/" + (try ProviderBatchTransport.segment(batchID)) + "/results"
-            content = try await transport.call("GET", path, transfer: true, maxBodyBytes: cap)
+            content = try await transport.call("GET", transport.batchPath(batchID, "/results"), transfer: true, maxBodyBytes: cap)
         }
-        let lines = ProviderBatchParsing.anthropicLines(content)
-        skippedLines.add(lines.skipped, ordering: .relaxed)
-        return lines
+        return ProviderBatchParsing.anthropicLines(content)
     }
 
     public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
@@ -102,10 +87,7 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
         // in between (a minute of clock skew either side), never later.
         let oldest = since.value - 60_000
         let newest = Bounded.add(since.value, Bounded.add(transport.limits.transferTimeout.milliseconds, 60_000))
-        return try await transport.findBatches(
-            list: { "/v1/messages/batches?limit=100" + ($0.map { "&after_id=" + ProviderBatchTransport.query($0) } ?? "") },
-            anthropic: true, oldest: oldest
-        ) { batch in
+        return try await transport.findBatches(oldest: oldest) { batch in
             // A batch whose creation time cannot be read might be ours: better a candidate too many.
             let inWindow = batch.createdAt.map { (oldest...newest).contains($0.value) } ?? true
             return inWindow && batch.total == count
@@ -113,6 +95,6 @@ public final class AnthropicBatchAPI: ProviderBatchAPI {
     }
 
     public func cancel(_ batchID: String) async throws {
-        _ = try await transport.call("POST", "/v1/messages/batches/" + ProviderBatchTransport.segment(batchID) + "/cancel")
+        try await transport.cancel(batchID)
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import SluiceCore
-import Synchronization
 
 /// OpenAI's Files + Batches API (and any server that speaks it, such as the mock), relative to the
 /// provider's base URL (`https://api.openai.com/v1`):
@@ -18,8 +17,6 @@ import Synchronization
 /// result file over `ProviderBatchLimits.maxResultBytes` is `resultTooLarge`.
 public final class OpenAIBatchAPI: ProviderBatchAPI {
     let transport: ProviderBatchTransport
-    /// Result lines skipped (unreadable) since this client was made.
-    let skippedLines = Atomic<Int>(0)
 
     public static let maxRequests = 50_000
     public static let maxInputBytes = 200 << 20
@@ -43,8 +40,7 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
     /// Appends the JSONL input file to `out`: one line per request, in order. At most
     /// `maxRequests` requests and `maxInputBytes` bytes of file, one endpoint.
     static func appendInputFile(_ requests: [ProviderBatchRequest], to out: inout [UInt8]) throws(ProviderBatchError) {
-        guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
-        guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
+        try ProviderBatchTransport.checkCount(requests, maxRequests: maxRequests)
         let endpoint = Self.endpoint(requests[0].path)
         let start = out.count
         out.reserveCapacity(start + requests.reduce(0) { Bounded.add($0, $1.body.count + $1.customID.utf8.count + 80) })
@@ -98,20 +94,11 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
         body.string("endpoint", Self.endpoint(requests.first?.path ?? "/v1/chat/completions"))
         body.string("completion_window", "24h")
         body.object("metadata") { $0.string("sluice_batch", tag) }
-        let answer = try await transport.call("POST", "/batches", body: body.finished(), transfer: true)
-        guard let batch = ProviderBatchParsing.openAIBatch(answer) else { throw ProviderBatchError.malformed("a batch object without an id") }
-        return batch.id
+        return try await transport.create(body.finished())
     }
 
     public func status(_ batchID: String) async throws -> ProviderBatchStatus {
-        try await batch(batchID).status
-    }
-
-    /// The batch object.
-    func batch(_ batchID: String) async throws -> ProviderBatchParsing.Batch {
-        let answer = try await transport.call("GET", "/batches/" + ProviderBatchTransport.segment(batchID))
-        guard let batch = ProviderBatchParsing.openAIBatch(answer) else { throw ProviderBatchError.malformed("a batch object without an id") }
-        return batch
+        try await transport.batch(batchID).status
     }
 
     public func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
@@ -121,7 +108,7 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
     /// The output file's and the error file's lines, and how many were skipped. A request in
     /// neither file was not run (the batch expired or was cancelled first).
     public func readResults(_ batchID: String) async throws -> ProviderBatchParsing.Lines {
-        let batch = try await batch(batchID)
+        let batch = try await transport.batch(batchID)
         var lines = ProviderBatchParsing.Lines()
         for file in [batch.outputFileID, batch.errorFileID].compactMap({ $0 }) where !file.isEmpty {
             let content = try await transport.call(
@@ -131,20 +118,16 @@ public final class OpenAIBatchAPI: ProviderBatchAPI {
             lines.results += read.results
             lines.skipped += read.skipped
         }
-        skippedLines.add(lines.skipped, ordering: .relaxed)
         return lines
     }
 
     public func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] {
         let oldest = since.value - 60_000
         // Newest first: once a page reaches past the oldest time that could be ours, stop.
-        return try await transport.findBatches(
-            list: { "/batches?limit=100" + ($0.map { "&after=" + ProviderBatchTransport.query($0) } ?? "") }, anthropic: false,
-            oldest: oldest
-        ) { $0.tag == tag || (inputFile != nil && $0.inputFileID == inputFile) }
+        return try await transport.findBatches(oldest: oldest) { $0.tag == tag || (inputFile != nil && $0.inputFileID == inputFile) }
     }
 
     public func cancel(_ batchID: String) async throws {
-        _ = try await transport.call("POST", "/batches/" + ProviderBatchTransport.segment(batchID) + "/cancel")
+        try await transport.cancel(batchID)
     }
 }

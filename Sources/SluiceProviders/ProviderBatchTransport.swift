@@ -22,19 +22,60 @@ struct ProviderBatchTransport: Sendable {
         try await call(method, url: nil, path: path, body: body, contentType: contentType, transfer: transfer, maxBodyBytes: maxBodyBytes)
     }
 
+    /// Whether the provider speaks Anthropic's Message Batches (by its kind), else OpenAI's Batches.
+    var anthropic: Bool { settings.kind == .anthropic }
+
+    /// The batches' collection, relative to the base URL: `/v1/messages/batches` (Anthropic),
+    /// `/batches` (OpenAI, whose base URL ends in `/v1`).
+    var batchesPath: String { anthropic ? "/v1/messages/batches" : "/batches" }
+
+    /// The path of one batch (`id` checked as a plain segment) and `suffix` (`/cancel`, `/results`).
+    func batchPath(_ id: String, _ suffix: String = "") throws(ProviderBatchError) -> String {
+        batchesPath + "/" + (try Self.segment(id)) + suffix
+    }
+
+    /// A batch object (the answer to a create or a status call), read as the provider writes it.
+    func batch(from answer: [UInt8]) throws(ProviderBatchError) -> ProviderBatchParsing.Batch {
+        guard let batch = anthropic ? ProviderBatchParsing.anthropicBatch(answer) : ProviderBatchParsing.openAIBatch(answer) else {
+            throw .malformed(anthropic ? "a message batch without an id" : "a batch object without an id")
+        }
+        return batch
+    }
+
+    /// Creates a batch (`body` the create call's JSON) and returns its id.
+    func create(_ body: [UInt8]) async throws -> String {
+        try batch(from: await call("POST", batchesPath, body: body, transfer: true)).id
+    }
+
+    /// The batch object of `id`.
+    func batch(_ id: String) async throws -> ProviderBatchParsing.Batch {
+        try batch(from: await call("GET", batchPath(id)))
+    }
+
+    /// Asks the provider to cancel batch `id`.
+    func cancel(_ id: String) async throws {
+        _ = try await call("POST", batchPath(id, "/cancel"))
+    }
+
+    /// The count and size checks both providers' inputs start with: at least one request, at most `maxRequests`.
+    static func checkCount(_ requests: [ProviderBatchRequest], maxRequests: Int) throws(ProviderBatchError) {
+        guard !requests.isEmpty else { throw .malformed("a batch needs at least one request") }
+        guard requests.count <= maxRequests else { throw .tooLarge("\(requests.count) requests, at most \(maxRequests)") }
+    }
+
     /// The most list pages read when looking for a batch again (100 batches a page).
     static let maxCandidatePages = 20
 
-    /// The ids of the batches in the provider's list (`list`: the path of the page after a
-    /// batch id, or of the first page for nil) that `matches`, newest first, until a page reaches
-    /// back past `oldest` (ms), the list ends or `maxCandidatePages` were read.
-    func findBatches(
-        list: (String?) -> String, anthropic: Bool, oldest: Int64, matches: (ProviderBatchParsing.Batch) -> Bool
-    ) async throws -> [String] {
+    /// The ids of the batches in the provider's list (`GET batchesPath?limit=100`, then the page
+    /// after the last id seen) that `matches`, newest first, until a page reaches back past
+    /// `oldest` (ms), the list ends or `maxCandidatePages` were read.
+    func findBatches(oldest: Int64, matches: (ProviderBatchParsing.Batch) -> Bool) async throws -> [String] {
         var found: [String] = []
         var after: String? = nil
+        let afterName = anthropic ? "&after_id=" : "&after="
         for _ in 0..<Self.maxCandidatePages {
-            guard let page = ProviderBatchParsing.page(try await call("GET", list(after)), anthropic: anthropic) else {
+            let list = batchesPath + "?limit=100" + (after.map { afterName + Self.query($0) } ?? "")
+            guard let page = ProviderBatchParsing.page(try await call("GET", list), anthropic: anthropic) else {
                 throw ProviderBatchError.malformed("a batch list without data")
             }
             found += page.batches.filter(matches).map(\.id)

@@ -93,7 +93,7 @@ import Testing
             #expect(mock.stats().batchLines == 25 && mock.stats().batches == 1)
             #expect(Set(mock.stats().batchIDs.keys) == Set(requests.map(\.customID)))
             // The batch carries its tag, and the endpoint of the live path under /v1.
-            let batch = try await (api as! OpenAIBatchAPI).batch(id)
+            let batch = try await (api as! OpenAIBatchAPI).transport.batch(id)
             #expect(batch.tag == "rec-1" && batch.inputFileID == file)
         }
     }
