@@ -1,13 +1,14 @@
 # Shared by the bench scripts (sourced, not run): the release build, and a `sluice up` to measure.
 # After `build_release`: $bin holds the binaries. After `start_sluice_up CONFIG WORK`: $up_pid,
-# $url, and $key (an API key of tenant `bench` with submit and read, created with the admin key
-# the first start printed).
+# $url, $admin (the admin key the first start printed) and $key (an API key of tenant `bench`
+# with submit and read, created with it).
 
 build_release() {
   build=${SLUICE_BUILD_PATH:-.build}   # the build folder
+  bin="$build/release"
+  [ "${SLUICE_BENCH_NO_BUILD:-}" = 1 ] && return 0   # the binaries already built, as they are
   swift build -c release --scratch-path "$build" --product sluice >/dev/null
   swift build -c release --scratch-path "$build" --product sluice-bench >/dev/null
-  bin="$build/release"
 }
 
 start_sluice_up() {
@@ -16,10 +17,47 @@ start_sluice_up() {
   up_pid=$!
   for _ in $(seq 200); do grep -q "sluice: ready" "$work/up.log" && break; sleep 0.1; done
   grep -q "sluice: ready" "$work/up.log" || { cat "$work/up.log"; return 1; }
-  local port admin
+  local port
   port=$(sed -n 's#.*HTTP API on http://[^:]*:\([0-9]*\).*#\1#p' "$work/up.log" | head -1)
   admin=$(grep -o 'sluice_[a-z0-9]\{8\}_[A-Za-z0-9_-]\{43\}' "$work/up.log" | head -1)
   url="http://127.0.0.1:$port"
-  key=$(curl -sf -X POST "$url/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-    -d '{"tenant":"bench","scopes":["submit","read"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  key=$(new_key bench '"submit","read"')
 }
+
+# new_key TENANT SCOPES: a new key of TENANT with SCOPES (JSON strings, comma-separated), made
+# with $admin on $url.
+new_key() {
+  curl -sf -X POST "$url/v1/keys" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+    -d "{\"tenant\":\"$1\",\"scopes\":[$2]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+}
+
+# e2e_config WORK: a sluice.yaml in WORK whose provider `nginx` is the peers' nginx answering a
+# fixed chat completion (start it with `start_nginx`).
+e2e_config() {
+  cat > "$1/sluice.yaml" <<YAML
+server: { port: 0 }
+database: $1/sluice.sqlite
+providers:
+  nginx: { kind: openai, base_url: "http://127.0.0.1:${FAKE_PORT:-18080}/v1" }
+YAML
+}
+
+# start_nginx: the peers' nginx (../shared/peers), and a trap that stops it and every pid in
+# $pids (append the processes you start) on exit.
+start_nginx() {
+  peers=../shared/peers/peers
+  [ -x "$peers" ] || { echo "../shared/peers/peers is missing" >&2; exit 1; }
+  pids=()
+  trap 'for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+        "$peers" nginx stop >/dev/null 2>&1 || true' EXIT
+  "$peers" nginx start >/dev/null
+}
+
+# cpu_seconds PID: the user + system CPU seconds PID has used so far (/proc/PID/stat).
+cpu_seconds() {
+  awk -v tck="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.1f", ($12 + $13) / tck }' "/proc/$1/stat"
+}
+
+# median N...: the median of the numbers given.
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
