@@ -33,11 +33,14 @@ echo "$(nproc) cores; $submitted jobs a run; $rounds rounds of: ${cases[*]}"
 
 # run CASE: one run on a fresh `sluice up`; prints "RATE UP_CPU UP_RSS_MB CLIENT_CPU".
 run() {
-  local case=$1 work clients="" flags=()
+  local case=$1 clients="" flags=()
+  # This runs in a subshell ($(run ...)): its own processes are stopped here, whatever happens.
   work=$(mktemp -d /tmp/sluice-livebench.XXXXXX)
+  mine=()
+  trap 'for pid in "${mine[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
   e2e_config "$work"
   start_sluice_up "$work/sluice.yaml" "$work" >&2
-  pids+=("$up_pid")
+  mine+=("$up_pid")
   case $case in
     none) ;;
     realistic) flags=(--dashboards "$dashboards" --followers $(( subscribers / 2 )) --tenant-streams $(( subscribers - subscribers / 2 ))) ;;
@@ -48,7 +51,7 @@ run() {
     python3 bench/live_clients.py --url "$url" --admin "$admin" --key "$key" --expect-jobs "$submitted" "${flags[@]}" \
       > "$work/clients.log" 2>&1 &
     clients=$!
-    pids+=("$clients")
+    mine=("$clients" "${mine[@]}")
     for _ in $(seq 600); do grep -q '^ready' "$work/clients.log" && break; kill -0 "$clients" 2>/dev/null || break; sleep 0.1; done
     grep -q '^ready' "$work/clients.log" || { cat "$work/clients.log" >&2; exit 1; }
   fi
@@ -67,8 +70,11 @@ run() {
     client_cpu=$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' "$work/clients.log")
   fi
   printf '  %-9s %6s jobs/s   sluice up: %5s s CPU, %4s MB peak RSS   clients: %5s s CPU\n' "$case" "$rate" "$up_cpu" "$rss" "$client_cpu" >&2
-  kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true
-  rm -rf "$work"
+  kill -TERM "$up_pid"
+  exited() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+  for _ in $(seq 100); do exited "$up_pid" && break; sleep 0.1; done
+  exited "$up_pid" || { echo "sluice up did not stop within 10 s of SIGTERM" >&2; exit 1; }
+  wait "$up_pid" 2>/dev/null || true
   echo "$rate $up_cpu $rss $client_cpu"
 }
 
@@ -77,6 +83,7 @@ for round in $(seq "$rounds"); do
   echo "round $round" >&2
   for case in "${cases[@]}"; do
     read -r rate cpu rss client <<< "$(run "$case")"
+    [ -n "$rate" ] || { echo "the $case run failed" >&2; exit 1; }
     rates[$case]+="$rate "; cpus[$case]+="$cpu "; rsss[$case]+="$rss "; clientcpus[$case]+="$client "
   done
 done

@@ -247,6 +247,7 @@ async def main():
         opened.append(event)
         tasks.append(asyncio.create_task(coroutine_factory(event)))
 
+    print("creating keys", file=sys.stderr, flush=True)
     bench_keys = await make_keys(args.admin, "bench", (args.firehoses + args.followers + 15) // 16)
     fire_succeeded.extend([0] * args.firehoses)
     for n in range(args.firehoses):
@@ -260,6 +261,7 @@ async def main():
         spawn(lambda e, key=key: tenant_stream(key, e))
     for n in range(args.dashboards):
         tasks.append(asyncio.create_task(dashboard(n, args.admin, stop)))
+    print("opening the streams", file=sys.stderr, flush=True)
     await asyncio.gather(*(event.wait() for event in opened))
     await asyncio.sleep(2.5 if args.dashboards else 0)  # every dashboard logged in and polling
     failed = [task for task in tasks if task.done() and task.exception()]
