@@ -125,7 +125,14 @@ struct DashboardController: Sendable {
         guard let id = request.cookies[Self.sessionCookie]?.value, let session = try await sessions.find(id) else {
             throw SignInRequired()
         }
-        guard let key = try keys.find(prefix: session.keyPrefix), !key.isRevoked else {
+        // Off the cooperative threads: a blocking store read there, beside the store's async reads
+        // (each needs a cooperative thread to hand its connection back), deadlocked `sluice up`
+        // on 2 cores with 20 dashboards polling (bench/live.sh).
+        let (keys, prefix) = (self.keys, session.keyPrefix)
+        let found = try await withCheckedThrowingContinuation { (done: CheckedContinuation<APIKey?, any Error>) in
+            DispatchQueue.global().async { done.resume(with: Result { try keys.find(prefix: prefix) }) }
+        }
+        guard let key = found, !key.isRevoked else {
             try await sessions.delete(session.id)
             throw SignInRequired()
         }
