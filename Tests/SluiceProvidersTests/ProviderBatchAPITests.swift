@@ -39,6 +39,42 @@ import Testing
         ProviderBatchAPIs.make(ProviderSettings(name: "an", kind: .anthropic, baseURL: base), http: http, limits: limits, environment: [:])!
     }
 
+    /// One provider's client (Anthropic's or OpenAI's) and `count` requests for it.
+    static func client(
+        anthropic: Bool, _ base: String, http: ProviderHTTPClient, limits: ProviderBatchLimits = ProviderBatchLimits(), requests count: Int
+    ) -> (api: any ProviderBatchAPI, requests: [ProviderBatchRequest]) {
+        anthropic
+            ? (Self.anthropic(base, http: http, limits: limits), Self.messageRequests(count))
+            : (Self.openAI(base, http: http, limits: limits), Self.chatRequests(count))
+    }
+
+    /// Runs `body` with a live-path HTTP client against the mock provider served on loopback, its
+    /// batches taking `batchDelay` (`configure` sets the rest).
+    static func withBatchMock(
+        batchDelay: Duration, configure: (inout MockConfiguration) -> Void = { _ in },
+        _ body: (MockProvider, String, ProviderHTTPClient) async throws -> Void
+    ) async throws {
+        let http = ProviderClient.makeHTTPClient()
+        defer { Task { try? await http.shutdown() } }
+        var configuration = MockConfiguration()
+        configuration.batchDelay = batchDelay
+        configure(&configuration)
+        try await withMockProvider(configuration) { mock, base in try await body(mock, base, http) }
+    }
+
+    /// Expects every line to have succeeded with the answer to the request of its own custom id.
+    static func expectEachAnswersItsRequest(_ results: [(customID: String, result: ProviderBatchLineResult)], modelPrefix: String) throws {
+        for (customID, result) in results {
+            guard case .succeeded(let body) = result else {
+                Issue.record("\(customID): \(result)")
+                continue
+            }
+            // The body that went in under that custom id is the one answered.
+            let index = try #require(Int(customID.dropFirst(4)))
+            #expect(Self.answers(body, index: index, modelPrefix: modelPrefix), "\(customID)")
+        }
+    }
+
     /// Polls until the batch has ended (30 s safety net), returning the statuses seen.
     static func waitEnded(_ api: any ProviderBatchAPI, _ id: String) async throws -> [ProviderBatchStatus] {
         var seen: [ProviderBatchStatus] = []
@@ -62,11 +98,7 @@ import Testing
     }
 
     @Test func openAIBatchUploadsCreatesEndsAndEveryLineComesBackByCustomID() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .milliseconds(400)
-        try await withMockProvider(configuration) { mock, base in
+        try await Self.withBatchMock(batchDelay: .milliseconds(400)) { mock, base, http in
             let api = Self.openAI(base, http: http)
             let requests = Self.chatRequests(25)
             let file = try #require(try await api.upload(requests, tag: "rec-1"))
@@ -80,15 +112,7 @@ import Testing
             let results = try await api.results(id)
             #expect(results.count == 25)
             #expect(Set(results.map(\.customID)) == Set(requests.map(\.customID)))
-            for (customID, result) in results {
-                guard case .succeeded(let body) = result else {
-                    Issue.record("\(customID): \(result)")
-                    continue
-                }
-                // The body that went in under that custom id is the one answered.
-                let index = try #require(Int(customID.dropFirst(4)))
-                #expect(Self.answers(body, index: index, modelPrefix: "gpt-test-"), "\(customID)")
-            }
+            try Self.expectEachAnswersItsRequest(results, modelPrefix: "gpt-test-")
             // Each line reached the mock once, as a batch line of one batch.
             #expect(mock.stats().batchLines == 25 && mock.stats().batches == 1)
             #expect(Set(mock.stats().batchIDs.keys) == Set(requests.map(\.customID)))
@@ -99,11 +123,7 @@ import Testing
     }
 
     @Test func anthropicBatchCreatesEndsAndEveryLineComesBackByCustomID() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .milliseconds(400)
-        try await withMockProvider(configuration) { _, base in
+        try await Self.withBatchMock(batchDelay: .milliseconds(400)) { _, base, http in
             let api = Self.anthropic(base, http: http)
             let requests = Self.messageRequests(25)
             #expect(try await api.upload(requests, tag: "rec-2") == nil)
@@ -112,28 +132,14 @@ import Testing
             #expect(seen.count >= 1)
             let results = try await api.results(id)
             #expect(Set(results.map(\.customID)) == Set(requests.map(\.customID)))
-            for (customID, result) in results {
-                guard case .succeeded(let body) = result else {
-                    Issue.record("\(customID): \(result)")
-                    continue
-                }
-                let index = try #require(Int(customID.dropFirst(4)))
-                #expect(Self.answers(body, index: index, modelPrefix: "claude-test-"), "\(customID)")
-            }
+            try Self.expectEachAnswersItsRequest(results, modelPrefix: "claude-test-")
         }
     }
 
     @Test func erroredAndExpiredLinesComeBackAsSuch() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .zero
-        configuration.errorRate = 0.4
-        configuration.batchExpireRate = 0.4
-        try await withMockProvider(configuration) { _, base in
+        try await Self.withBatchMock(batchDelay: .zero, configure: { $0.errorRate = 0.4; $0.batchExpireRate = 0.4 }) { _, base, http in
             for anthropic in [false, true] {
-                let api = anthropic ? Self.anthropic(base, http: http) : Self.openAI(base, http: http)
-                let requests = anthropic ? Self.messageRequests(60) : Self.chatRequests(60)
+                let (api, requests) = Self.client(anthropic: anthropic, base, http: http, requests: 60)
                 let file = try await api.upload(requests, tag: "rec-3")
                 let id = try await api.create(requests, inputFile: file, tag: "rec-3")
                 _ = try await Self.waitEnded(api, id)
@@ -159,11 +165,7 @@ import Testing
     }
 
     @Test func candidatesFindTheBatchOfATagOrOfATimeAndCountAndNoneWhenNoneWasCreated() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .seconds(60)
-        try await withMockProvider(configuration) { _, base in
+        try await Self.withBatchMock(batchDelay: .seconds(60)) { _, base, http in
             let since = UnixMillis.current()
             let openAI = Self.openAI(base, http: http)
             let anthropic = Self.anthropic(base, http: http)
@@ -196,16 +198,10 @@ import Testing
     }
 
     @Test func aCreateCutOffBeforeItsAnswerLeavesABatchThatCandidatesFind() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .seconds(60)
-        configuration.batchCreateDelay = .seconds(30)
-        try await withMockProvider(configuration) { mock, base in
+        try await Self.withBatchMock(batchDelay: .seconds(60), configure: { $0.batchCreateDelay = .seconds(30) }) { mock, base, http in
             let since = UnixMillis.current()
             for anthropic in [false, true] {
-                let api = anthropic ? Self.anthropic(base, http: http) : Self.openAI(base, http: http)
-                let requests = anthropic ? Self.messageRequests(4) : Self.chatRequests(4)
+                let (api, requests) = Self.client(anthropic: anthropic, base, http: http, requests: 4)
                 let file = try await api.upload(requests, tag: "rec-cut-\(anthropic)")
                 let before = mock.stats().batches
                 // The create is sent, and the caller dies before the answer (its task is cancelled).
@@ -223,15 +219,10 @@ import Testing
     }
 
     @Test func aResultFileOverTheCapIsRefusedAndTheClientStaysUsable() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .zero
-        try await withMockProvider(configuration) { _, base in
+        try await Self.withBatchMock(batchDelay: .zero) { _, base, http in
             let small = ProviderBatchLimits(maxResultBytes: 2_000)
             for anthropic in [false, true] {
-                let api = anthropic ? Self.anthropic(base, http: http, limits: small) : Self.openAI(base, http: http, limits: small)
-                let requests = anthropic ? Self.messageRequests(30) : Self.chatRequests(30)
+                let (api, requests) = Self.client(anthropic: anthropic, base, http: http, limits: small, requests: 30)
                 let id = try await api.create(requests, inputFile: try await api.upload(requests, tag: "rec-4"), tag: "rec-4")
                 _ = try await Self.waitEnded(api, id)
                 await #expect(throws: ProviderBatchError.resultTooLarge(limit: 2_000)) { try await api.results(id) }
@@ -241,14 +232,9 @@ import Testing
     }
 
     @Test func aCancelledBatchEndsWithItsUnrunLinesCancelled() async throws {
-        let http = ProviderClient.makeHTTPClient()
-        defer { Task { try? await http.shutdown() } }
-        var configuration = MockConfiguration()
-        configuration.batchDelay = .seconds(120)
-        try await withMockProvider(configuration) { _, base in
+        try await Self.withBatchMock(batchDelay: .seconds(120)) { _, base, http in
             for anthropic in [false, true] {
-                let api = anthropic ? Self.anthropic(base, http: http) : Self.openAI(base, http: http)
-                let requests = anthropic ? Self.messageRequests(10) : Self.chatRequests(10)
+                let (api, requests) = Self.client(anthropic: anthropic, base, http: http, requests: 10)
                 let id = try await api.create(requests, inputFile: try await api.upload(requests, tag: "rec-5"), tag: "rec-5")
                 try await api.cancel(id)
                 _ = try await Self.waitEnded(api, id)

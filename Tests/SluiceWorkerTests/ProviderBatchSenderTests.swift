@@ -10,33 +10,39 @@ import Testing
 
 @testable import SluiceWorker
 
+/// The parts the fake batch APIs below share: small limits, no upload, every batch ended, nothing
+/// found again, a cancel that does nothing (each fake replaces what it tests).
+protocol FakeBatchAPI: ProviderBatchAPI {}
+
+extension FakeBatchAPI {
+    var limits: (requests: Int, bytes: Int) { (100, 1 << 20) }
+    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
+    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
+    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { [] }
+    func cancel(_ batchID: String) async throws {}
+}
+
 /// A provider batch API that answers from a script: every request's line is given by the test (what the mock cannot produce: a 4xx line, a 429 line, an Anthropic answer).
-final class ScriptedBatchAPI: ProviderBatchAPI {
-    let limits = (requests: 100, bytes: 1 << 20)
+final class ScriptedBatchAPI: FakeBatchAPI {
     let lines: @Sendable (Int, ProviderBatchRequest) -> ProviderBatchLineResult
     let sent = Mutex<[ProviderBatchRequest]>([])
     let creates = Mutex(0)
 
     init(_ lines: @escaping @Sendable (Int, ProviderBatchRequest) -> ProviderBatchLineResult) { self.lines = lines }
 
-    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
     func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
         sent.withLock { $0 = requests }
         creates.withLock { $0 += 1 }
         return "msgbatch_scripted"
     }
-    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
     func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
         sent.withLock { $0 }.enumerated().map { ($1.customID, lines($0, $1)) }
     }
-    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { [] }
-    func cancel(_ batchID: String) async throws {}
 }
 
 /// A provider batch API whose account already holds batches: `candidates` lists them all (as
 /// Anthropic's recovery, by time and count, would list another record's batch of the same size).
-final class CandidatesBatchAPI: ProviderBatchAPI {
-    let limits = (requests: 100, bytes: 1 << 20)
+final class CandidatesBatchAPI: FakeBatchAPI {
     let found: [String]
     let jobs: [String]
     let creates = Mutex(0)
@@ -48,12 +54,10 @@ final class CandidatesBatchAPI: ProviderBatchAPI {
         self.jobs = jobs
     }
 
-    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
     func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
         creates.withLock { $0 += 1 }
         return "msgbatch_created"
     }
-    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
     func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
         read.withLock { $0.append(batchID) }
         let answer = #"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#
@@ -64,40 +68,48 @@ final class CandidatesBatchAPI: ProviderBatchAPI {
 }
 
 /// A provider batch API whose results take a while to read, counting how many are read at once.
-final class SlowResultsBatchAPI: ProviderBatchAPI {
-    let limits = (requests: 100, bytes: 1 << 20)
+final class SlowResultsBatchAPI: FakeBatchAPI {
     let sent = Mutex<[String: [String]]>([:])
     let reading = Mutex((now: 0, most: 0))
 
-    func upload(_ requests: [ProviderBatchRequest], tag: String) async throws -> String? { nil }
     func create(_ requests: [ProviderBatchRequest], inputFile: String?, tag: String) async throws -> String {
         let id = "msgbatch_" + tag
         sent.withLock { $0[id] = requests.map(\.customID) }
         return id
     }
-    func status(_ batchID: String) async throws -> ProviderBatchStatus { .ended }
     func results(_ batchID: String) async throws -> [(customID: String, result: ProviderBatchLineResult)] {
         reading.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
         defer { reading.withLock { $0.now -= 1 } }
         try await Task.sleep(for: .milliseconds(400))
         return (sent.withLock { $0[batchID] } ?? []).map { ($0, .expired) }
     }
-    func candidates(tag: String, inputFile: String?, since: UnixMillis, count: Int) async throws -> [String] { [] }
-    func cancel(_ batchID: String) async throws {}
 }
 
 @Suite struct ProviderBatchSenderTests {
     /// An Anthropic lane `<provider>/<model>` with `batch_api` (window and poll 100 ms).
-    static func batchLane(provider: String, model: String, maxRequests: Int? = nil) -> WorkerLane {
+    static func batchLane(provider: String, model: String, maxRequests: Int? = nil, routeFormats: [String: ProviderKind] = [:]) -> WorkerLane {
         var lane = WorkerLane(
             lane: provider + "/" + model, provider: ProviderSettings(name: provider, kind: .anthropic, baseURL: "http://127.0.0.1:1"),
-            path: "/v1/messages", limits: .init(), concurrency: 4, model: model, routes: [:])
+            path: "/v1/messages", limits: .init(), concurrency: 4, model: model, routes: [:], routeFormats: routeFormats)
         var settings = ProviderBatchSettings(kind: .anthropic)
         settings.window = .milliseconds(100)
         settings.poll = .milliseconds(100)
         if let maxRequests { settings.maxRequests = maxRequests }
         lane.batchAPI = settings
         return lane
+    }
+
+    /// Runs a sender of `lane` (its batch settings, `api`; a 5 s claim, a retry after 100 ms) until
+    /// `done` holds (30 s safety net), then stops it; the test fails if `done` never held.
+    static func run(_ lane: WorkerLane, api: any ProviderBatchAPI, queue: JobQueue, until done: () async throws -> Bool) async throws {
+        let sender = ProviderBatchSender(
+            lane: lane, settings: try #require(lane.batchAPI), api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
+            retryAfter: .milliseconds(100))
+        let running = Task { await sender.run() }
+        defer { running.cancel() }
+        let ended = try await eventually(timeout: .seconds(30), done)
+        sender.stop()
+        try #require(ended)
     }
 
     /// `count` jobs of `lane` with `mode=batch`, each asking something else.
@@ -118,13 +130,7 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
             let answer = #"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi there"}],"stop_reason":"end_turn","usage":{"input_tokens":7,"output_tokens":3}}"#
-            var lane = WorkerLane(
-                lane: "anth/claude-x", provider: ProviderSettings(name: "anth", kind: .anthropic, baseURL: "http://127.0.0.1:1"),
-                path: "/v1/messages", limits: .init(), concurrency: 4, model: "claude-x", routes: [:], routeFormats: ["r": .openai])
-            var settings = ProviderBatchSettings(kind: .anthropic)
-            settings.window = .milliseconds(100)
-            settings.poll = .milliseconds(100)
-            lane.batchAPI = settings
+            let lane = Self.batchLane(provider: "anth", model: "claude-x", routeFormats: ["r": .openai])
             let specs = (0..<4).map { n -> JobSpec in
                 var job = JobSpec(
                     lane: "anth/claude-x", payload: Array(#"{"model": "r", "messages": [{"role": "user", "content": "q\#(n)"}], "max_tokens": 16}"#.utf8),
@@ -142,18 +148,11 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
                 default: .expired
                 }
             }
-            let sender = ProviderBatchSender(
-                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
-                retryAfter: .milliseconds(100))
-            let running = Task { await sender.run() }
-            defer { running.cancel() }
-            let ended = try await eventually(timeout: .seconds(30)) {
+            try await Self.run(lane, api: api, queue: queue) {
                 // Every job out of the batch (settled): none leased any more.
                 for id in ids where try await queue.get(id)?.state == .leased { return false }
                 return try await queue.get(ids[0])?.state.isTerminal == true
             }
-            sender.stop()
-            try #require(ended)
             // Sent as the live call would send them: translated to Anthropic's Messages, with the lane's model.
             let sent = api.sent.withLock { $0 }
             #expect(sent.count == 4 && api.creates.withLock { $0 } == 1)
@@ -184,7 +183,6 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
             let lane = Self.batchLane(provider: "anth", model: "claude-x")
-            let settings = try #require(lane.batchAPI)
             let ids = try await queue.enqueue(Self.batchJobs(lane, count: 2)).map(\.id)
             let batches = ProviderBatches(queue: queue)
             // Another lane's record holds msgbatch_other (same provider account, same size).
@@ -194,17 +192,10 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
             // Its sender wrote `creating`, sent the create, and died: due again at once.
             #expect(try await batches.note(record, to: .creating, fields: [("creating_at", String(UnixMillis.current().value))], due: .zero))
             let api = CandidatesBatchAPI(found: ["msgbatch_other", "msgbatch_mine"], jobs: ids.map(\.rawValue))
-            let sender = ProviderBatchSender(
-                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
-                retryAfter: .milliseconds(100))
-            let running = Task { await sender.run() }
-            defer { running.cancel() }
-            let ended = try await eventually(timeout: .seconds(30)) {
+            try await Self.run(lane, api: api, queue: queue) {
                 for id in ids where try await queue.get(id)?.state.isTerminal != true { return false }
                 return true
             }
-            sender.stop()
-            try #require(ended)
             #expect(api.creates.withLock { $0 } == 0, "adopted, not sent again")
             #expect(api.cancelled.withLock { $0 }.isEmpty, "nothing found is cancelled")
             #expect(!api.read.withLock { $0 }.contains("msgbatch_other"))
@@ -220,21 +211,13 @@ final class SlowResultsBatchAPI: ProviderBatchAPI {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
             let lane = Self.batchLane(provider: "anth-y", model: "claude-y", maxRequests: 1)
-            let settings = try #require(lane.batchAPI)
             let ids = try await queue.enqueue(Self.batchJobs(lane, count: 3)).map(\.id)
             let api = SlowResultsBatchAPI()
-            let sender = ProviderBatchSender(
-                lane: lane, settings: settings, api: api, queue: queue, logger: Logger(label: "test"), claimFor: .seconds(5),
-                retryAfter: .milliseconds(100))
-            let running = Task { await sender.run() }
-            defer { running.cancel() }
             // Every line expired: each job back in the ready queue, out of its record.
-            let ended = try await eventually(timeout: .seconds(30)) {
+            try await Self.run(lane, api: api, queue: queue) {
                 for id in ids where try await queue.timeline(id)?.last?.info?.hasSuffix(": expired") != true { return false }
                 return true
             }
-            sender.stop()
-            try #require(ended)
             #expect(api.sent.withLock { $0.count } == 3, "one record a job")
             #expect(api.reading.withLock { $0.most } == 1)
         }
