@@ -22,7 +22,7 @@ import Testing
 /// path: real redis-server, the mock provider as a server (its counts say which jobs called it),
 /// real HTTP, a worker pool for queued jobs and inline calls for the facade.
 @Suite struct CacheDefaultsTests {
-    static let lane = "mock/gpt-4o-mini"
+    static let lane = FacadeHarness.lane
 
     struct Setup {
         let queue: JobQueue
@@ -78,17 +78,10 @@ import Testing
         static func chat(port: Int, key admin: String, _ model: String, headers: [String: String] = [:]) async throws -> (
             status: Int, body: Data, job: String?
         ) {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/chat/completions")!)
-            request.httpMethod = "POST"
-            request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-            request.httpBody = Data(
-                #"{"model": "\#(model)", "temperature": 0, "messages": [{"role": "user", "content": "facade"}], "max_tokens": 8}"#.utf8)
-            request.timeoutInterval = 60
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let http = try #require(response as? HTTPURLResponse)
-            return (http.statusCode, data, http.value(forHTTPHeaderField: "X-Sluice-Job"))
+            try await FacadeHarness.chat(
+                port: port, key: admin,
+                body: #"{"model": "\#(model)", "temperature": 0, "messages": [{"role": "user", "content": "facade"}], "max_tokens": 8}"#,
+                headers: headers)
         }
     }
 
@@ -113,38 +106,27 @@ import Testing
                 settings.providers = ["mock": provider]
                 settings.routes = ["cached": cached, "plain": plain]
                 settings.cache.routes = ["cached": try #require(cached.cache)]
-                let workerLane = WorkerLane(
-                    lane: Self.lane, provider: ProviderSettings(name: "mock", kind: .openai, baseURL: base + "/v1", timeout: .seconds(30)),
-                    path: "/chat/completions", limits: .init(), concurrency: 8, model: "gpt-4o-mini")
-                let http = ProviderClient.makeHTTPClient(connectionsPerHost: 8)
-                let inline = InlineCalls(lanes: [workerLane], queue: queue, client: ProviderClient(http: http), limit: 16, logger: cacheTestLogger)
+                let workerLane = FacadeHarness.mockLane(base)
                 let archive = ArchiveStore(database: keys.database)
                 let scaling = ScalingMonitor(
                     queue: queue, providers: settings.providers, pools: [ScaledPool(name: "default", definition: WorkerPoolDefinition())],
                     logger: cacheTestLogger)
-                let api = SluiceAPI(
-                    services: .init(
-                        queue: queue, waiter: waiter, keys: keys, archive: archive,
-                        webhooks: WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL), scaling: scaling, inline: inline),
-                    settings: settings)
                 let pool = WorkerPool(queue: queue, lanes: .named([workerLane]), grace: .seconds(1), logger: cacheTestLogger)
                 let maintenance = QueueMaintenance(queue: queue, logger: cacheTestLogger)
-                let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-                do {
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { try await pool.run() }
-                        group.addTask { try await maintenance.run() }
-                        group.addTask { await inline.keepLeases() }
-                        try await app.test(.live) { client in
-                            try await body(Setup(queue: queue, client: client, admin: admin, mock: mock, archive: archive))
+                try await FacadeHarness.withInlineAPI(
+                    queue: queue, waiter: waiter, keys: keys, archive: archive, settings: settings, lane: workerLane, inlineLimit: 16,
+                    scaling: scaling, logger: cacheTestLogger,
+                    beside: { inline in
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { try await pool.run() }
+                            group.addTask { try await maintenance.run() }
+                            group.addTask { await inline.keepLeases() }
+                            try await group.waitForAll()
                         }
-                        group.cancelAll()
                     }
-                } catch {
-                    try? await http.shutdown()
-                    throw error
+                ) { client in
+                    try await body(Setup(queue: queue, client: client, admin: admin, mock: mock, archive: archive))
                 }
-                try await http.shutdown()
             }
         }
     }

@@ -21,7 +21,7 @@ import Testing
 /// the mock provider as a server, real HTTP. No worker pool runs unless a test starts one, so a
 /// call answered without one was served inline.
 @Suite struct InlineFacadeTests {
-    static let lane = "mock/gpt-4o-mini"
+    static let lane = FacadeHarness.lane
 
     /// The API with inline calls for `lane`, through `inlineMock`; the test gets the base URL of
     /// a second, healthy mock (for a worker pool it may start).
@@ -39,25 +39,18 @@ import Testing
         func chat(_ content: String = "hi", wait: String? = nil) async throws -> (
             status: HTTPResponse.Status, body: [String: Any], job: JobID?
         ) {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(client.port!)/v1/chat/completions")!)
-            request.httpMethod = "POST"
-            request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            if let wait { request.setValue(wait, forHTTPHeaderField: "X-Sluice-Wait") }
-            request.httpBody = Data(
-                #"{"model": "\#(InlineFacadeTests.lane)", "messages": [{"role": "user", "content": "\#(content)"}], "max_tokens": 8}"#.utf8)
-            request.timeoutInterval = 60
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let http = try #require(response as? HTTPURLResponse)
+            let (status, data, job) = try await FacadeHarness.chat(
+                port: client.port!, key: key,
+                body: #"{"model": "\#(InlineFacadeTests.lane)", "messages": [{"role": "user", "content": "\#(content)"}], "max_tokens": 8}"#,
+                headers: wait.map { ["X-Sluice-Wait": $0] } ?? [:])
             let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-            let job = http.value(forHTTPHeaderField: "X-Sluice-Job").flatMap(JobID.init)
-            return (HTTPResponse.Status(code: http.statusCode), body, job)
+            return (HTTPResponse.Status(code: status), body, job.flatMap(JobID.init))
         }
 
         /// Runs a worker pool (and queue maintenance) calling the healthy mock until `body` returns.
         func withWorkers<T: Sendable>(_ body: () async throws -> T) async throws -> T {
             let pool = WorkerPool(
-                queue: queue, lanes: .named([InlineFacadeTests.workerLane(healthyBase, limits: limits)]), grace: .seconds(1),
+                queue: queue, lanes: .named([FacadeHarness.mockLane(healthyBase, limits: limits)]), grace: .seconds(1),
                 logger: quietLogger)
             let maintenance = QueueMaintenance(queue: queue, logger: quietLogger)
             return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -73,12 +66,6 @@ import Testing
         func events(_ id: JobID) async throws -> [String] {
             try await queue.events(lane: InlineFacadeTests.lane).filter { $0.job == id }.map(\.to.rawValue)
         }
-    }
-
-    static func workerLane(_ base: String, limits: SluiceConfiguration.Limits) -> WorkerLane {
-        WorkerLane(
-            lane: lane, provider: ProviderSettings(name: "mock", kind: .openai, baseURL: base + "/v1", timeout: .seconds(30)),
-            path: "/chat/completions", limits: limits, concurrency: 8, model: "gpt-4o-mini")
     }
 
     func withInline(
@@ -100,28 +87,15 @@ import Testing
                     settings.providers = [
                         "mock": SluiceConfiguration.Provider(name: "mock", kind: "openai", baseURL: inlineBase + "/v1", limits: limits)
                     ]
-                    let http = ProviderClient.makeHTTPClient(connectionsPerHost: 8)
-                    let inline = InlineCalls(
-                        lanes: [Self.workerLane(inlineBase, limits: limits)], queue: queue, client: ProviderClient(http: http),
-                        limit: inlineLimit, logger: quietLogger)
-                    let api = SluiceAPI(
-                        services: .init(
-                            queue: queue, waiter: waiter, keys: keys, archive: ArchiveStore(database: keys.database),
-                            webhooks: WebhookStore(redis: queue.redis, retention: queue.configuration.resultTTL), inline: inline),
-                        settings: settings)
-                    let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-                    do {
-                        try await app.test(.live) { client in
-                            try await body(
-                                Setup(
-                                    queue: queue, client: client, key: key, inlineMock: inlineMock, healthy: healthy,
-                                    healthyBase: healthyBase, limits: limits))
-                        }
-                    } catch {
-                        try? await http.shutdown()
-                        throw error
+                    try await FacadeHarness.withInlineAPI(
+                        queue: queue, waiter: waiter, keys: keys, archive: ArchiveStore(database: keys.database), settings: settings,
+                        lane: FacadeHarness.mockLane(inlineBase, limits: limits), inlineLimit: inlineLimit, logger: quietLogger
+                    ) { client in
+                        try await body(
+                            Setup(
+                                queue: queue, client: client, key: key, inlineMock: inlineMock, healthy: healthy,
+                                healthyBase: healthyBase, limits: limits))
                     }
-                    try await http.shutdown()
                 }
             }
         }
