@@ -247,17 +247,25 @@ extension MockProvider {
         } else {
             batch.failures = failures
         }
-        // The clock starts once the lines are answered (50,000 take a while); a zero delay ends at once.
+        let (stored, now) = try await storeNew(batch, prefix: "batch_mock")
+        return Self.object(openAIBatchObject(stored, now: now))
+    }
+
+    /// Stores a batch just made under a new id with `prefix`, its clock started now (once its
+    /// lines are answered: 50,000 take a while; a zero delay ends at once), waits the create's
+    /// delay, and returns it as it is then.
+    func storeNew(_ made: BatchStore.Batch, prefix: String) async throws -> (batch: BatchStore.Batch, now: ContinuousClock.Instant) {
+        var batch = made
         batch.started = .now
         let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
         let id = batchStore.withLock { store in
-            batch.id = store.nextID("batch_mock")
+            batch.id = store.nextID(prefix)
             store.store(batch, limits: cap)
             return batch.id
         }
         try await createDelay()
         let now = ContinuousClock.now
-        return Self.object(openAIBatchObject(observe(id, now: now) ?? batch, now: now))
+        return (observe(id, now: now) ?? batch, now)
     }
 
     /// The input file's requests as (custom_id, body), or the validation errors OpenAI reports
@@ -401,16 +409,8 @@ extension MockProvider {
         }
         var batch = BatchStore.Batch(id: "", anthropic: true, createdAt: Self.unixNow(), started: .now)
         batch.lines = answerLines(requests, kind: .messages, anthropic: true)
-        batch.started = .now
-        let cap = (configuration.batchMaxStored, configuration.batchMaxBytes)
-        let id = batchStore.withLock { store in
-            batch.id = store.nextID("msgbatch_mock")
-            store.store(batch, limits: cap)
-            return batch.id
-        }
-        try await createDelay()
-        let now = ContinuousClock.now
-        return Self.object(anthropicBatchObject(observe(id, now: now) ?? batch, now: now, request: request))
+        let (stored, now) = try await storeNew(batch, prefix: "msgbatch_mock")
+        return Self.object(anthropicBatchObject(stored, now: now, request: request))
     }
 
     static func isAnthropicCustomID(_ id: String) -> Bool {
