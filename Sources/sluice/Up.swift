@@ -64,7 +64,7 @@ struct Serve: AsyncParsableCommand {
 
     @Flag(
         inversion: .prefixedNo,
-        help: "Also run the archiver, the webhook sender, the batch finalizer and the pipeline runs' advancer. Run exactly one web process per database with them; start the others with --no-background.")
+        help: "Also run the archiver, the webhook sender, the batch finalizer and the pipeline runs' advancer. Any number of web processes may: the archiver and the batch finalizer run in one at a time (a leader lock in Redis), the others share their work.")
     var background = true
 
     func run() async throws {
@@ -162,14 +162,21 @@ private func serve(
         services.append(.init(service: workers))
     }
     if allInOne || background {
-        // The database's one writer: the archive, the batches it finishes, and the webhooks.
+        // The background work; see the README's "Running several web replicas".
         services.append(
             .init(
                 service: WebhookService(
                     queue: queue, store: webhooks, settings: webhookSettings, logger: logger)))
+        // The archiver and the batch finalizer run in one web replica at a time (a leader lock
+        // each, taken over within its TTL when the holder dies); the webhook sender and the runs'
+        // advancer share their work through consumer groups and claims in every replica.
+        func leader(_ role: String, _ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
+            .init(service: LeaderService(lock: SluiceQueue.LeaderLock(redis: redis, key: KeyLayout.leaderLock(role: role), ttl: .seconds(10)), name: role, service: service, logger: logger))
+        }
         services.append(
-            .init(
-                service: Archiver(
+            leader(
+                "archiver",
+                Archiver(
                     queue: queue, store: archive, prices: configuration.prices,
                     // Always: a key may be given a budget through /v1/keys (its jobs carry it).
                     budgets: BudgetSettlement(
@@ -181,7 +188,7 @@ private func serve(
                                     key: keyID, current: record.current, previous: record.previous, previousUntil: record.previousUntil)
                             }),
                     batchDiscounts: configuration.providers.compactMapValues { $0.batchAPI?.discount }, logger: logger)))
-        services.append(.init(service: batches))
+        services.append(leader("batches", batches))
         // Pipeline runs move on as their steps' jobs end (any number of these may run: each step
         // is created once all the same).
         let providers = configuration.providers

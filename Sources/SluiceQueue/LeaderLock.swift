@@ -2,7 +2,9 @@ import Foundation
 import SluiceRedis
 
 /// A lock in Redis that one holder at a time keeps by renewing it: two scalers of one pool never
-/// act at once. It lapses `ttl` after its holder stops renewing (a crash), and another takes it.
+/// act at once, and one web replica at a time runs the archiver and the batch finalizer
+/// (`LeaderService`). It lapses `ttl` after its holder stops renewing (a crash), and another
+/// takes it.
 public struct LeaderLock: Sendable {
     public let redis: RedisClient
     public let key: String
@@ -20,7 +22,7 @@ public struct LeaderLock: Sendable {
         do {
             return (try RedisScript.load("leader-acquire", bundle: Bundle.module), try RedisScript.load("leader-release", bundle: Bundle.module))
         } catch {
-            fatalError("SluiceScaler's Lua scripts are missing from its bundle: \(error)")
+            fatalError("SluiceQueue's leader lock scripts are missing from its bundle: \(error)")
         }
     }()
 
