@@ -106,26 +106,20 @@ private func object(_ text: String) -> [String: Any] {
     /// `sluice keys create --budget-usd 5 --budget-per day`: the key's budget, checked as the API
     /// checks one (exit code 2 naming the option), shown by `sluice keys list`.
     @Test func keysCreateSetsAKeysBudget() async throws {
-        let work = NSTemporaryDirectory() + "sluice-keys-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        try "".write(toFile: work + "/none.yaml", atomically: true, encoding: .utf8)
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLUICE_DB"] = work + "/sluice.sqlite"
-        environment["SLUICE_CONFIG"] = work + "/none.yaml"
-        let created = try await runSluice(
-            ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-usd", "5", "--budget-per", "day", "--budget-on-exceeded", "fail", "--json"],
-            in: work, environment: environment)
-        #expect(created.status == 0, "\(created.output)")
-        let prefix = try #require(object(created.output)["prefix"] as? String, "\(created.output)")
-        let listed = try await runSluice(["keys", "list"], in: work, environment: environment)
-        #expect(listed.output.contains(prefix) && listed.output.contains("budget $5.000000/day (fail)"), "\(listed.output)")
-        let bad = try await runSluice(
-            ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-usd", "5", "--budget-per", "week"], in: work, environment: environment)
-        #expect(bad.status == 2)
-        #expect(bad.output.contains("--budget-per: budget.per must be day or month"), "\(bad.output)")
-        let alone = try await runSluice(["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-per", "day"], in: work, environment: environment)
-        #expect(alone.status == 2 && alone.output.contains("need --budget-usd"), "\(alone.output)")
+        try await withKeysDatabase { run in
+            let created = try await run(
+                ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-usd", "5", "--budget-per", "day", "--budget-on-exceeded", "fail", "--json"])
+            #expect(created.status == 0, "\(created.output)")
+            let prefix = try #require(object(created.output)["prefix"] as? String, "\(created.output)")
+            let listed = try await run(["keys", "list"])
+            #expect(listed.output.contains(prefix) && listed.output.contains("budget $5.000000/day (fail)"), "\(listed.output)")
+            let bad = try await run(
+                ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-usd", "5", "--budget-per", "week"])
+            #expect(bad.status == 2)
+            #expect(bad.output.contains("--budget-per: budget.per must be day or month"), "\(bad.output)")
+            let alone = try await run(["keys", "create", "--tenant", "acme", "--scopes", "submit", "--budget-per", "day"])
+            #expect(alone.status == 2 && alone.output.contains("need --budget-usd"), "\(alone.output)")
+        }
     }
 
     /// The check at lease through `sluice up` (its workers configured from the file, the mock

@@ -42,24 +42,19 @@ import Testing
     /// `sluice keys create --cache '{"ttl": "1h"}'`: the key's cache setting, checked as the API
     /// checks one (exit code 2 naming the option), shown by `sluice keys list`.
     @Test func keysCreateSetsAKeysCacheSetting() async throws {
-        let work = NSTemporaryDirectory() + "sluice-keys-cache-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        try "".write(toFile: work + "/none.yaml", atomically: true, encoding: .utf8)
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLUICE_DB"] = work + "/sluice.sqlite"
-        environment["SLUICE_CONFIG"] = work + "/none.yaml"
-        let created = try await runSluice(
-            ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", #"{"ttl": "1h", "all": true}"#], in: work, environment: environment)
-        #expect(created.status == 0, "\(created.output)")
-        let off = try await runSluice(["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", "false"], in: work, environment: environment)
-        #expect(off.status == 0, "\(off.output)")
-        let listed = try await runSluice(["keys", "list"], in: work, environment: environment)
-        #expect(listed.output.contains(#"cache {"ttl":3600,"all":true}"#), "\(listed.output)")
-        #expect(listed.output.contains("cache false"), "\(listed.output)")
-        let bad = try await runSluice(
-            ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", #"{"ttl": "forever"}"#], in: work, environment: environment)
-        #expect(bad.status == 2)
-        #expect(bad.output.contains("--cache: cache.ttl must be"), "\(bad.output)")
+        try await withKeysDatabase { run in
+            let created = try await run(
+                ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", #"{"ttl": "1h", "all": true}"#])
+            #expect(created.status == 0, "\(created.output)")
+            let off = try await run(["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", "false"])
+            #expect(off.status == 0, "\(off.output)")
+            let listed = try await run(["keys", "list"])
+            #expect(listed.output.contains(#"cache {"ttl":3600,"all":true}"#), "\(listed.output)")
+            #expect(listed.output.contains("cache false"), "\(listed.output)")
+            let bad = try await run(
+                ["keys", "create", "--tenant", "acme", "--scopes", "submit", "--cache", #"{"ttl": "forever"}"#])
+            #expect(bad.status == 2)
+            #expect(bad.output.contains("--cache: cache.ttl must be"), "\(bad.output)")
+        }
     }
 }
