@@ -66,6 +66,17 @@ extension SluiceClient {
 }
 
 extension SluiceClient {
+    /// `stream` of one job's events (`GET /v1/jobs/{id}/events`), the id checked first as one
+    /// path segment (`invalidArgument` otherwise), as every other call on a job checks it.
+    @discardableResult
+    public func streamJob(
+        _ id: String, lastEventID: String? = nil, _ handle: (ServerSentEvent) async throws -> Bool
+    ) async throws -> String? {
+        try await stream("/v1/jobs/\(try Self.pathSegment(id))/events", lastEventID: lastEventID, handle)
+    }
+}
+
+extension SluiceClient {
     /// Reads the event stream at `path` without parsing it, until cancelled or the server ends
     /// it; the bytes read (for benchmarks: a reader that costs next to nothing).
     public func streamBytes(_ path: String, opened: @Sendable () async -> Void = {}) async throws -> Int {

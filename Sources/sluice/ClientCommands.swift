@@ -201,7 +201,6 @@ struct Status: AsyncParsableCommand {
 /// line each (`--json`: each event's data), until its `end`; a stream cut short is resumed from
 /// the last event id. Throws the exit code for a job that did not succeed.
 func followJob(_ api: SluiceClient, id: String, json: Bool) async throws {
-    let path = "/v1/jobs/\(id)/events"
     var last: String?
     var outcome: String??
     var attempts = 0
@@ -211,7 +210,7 @@ func followJob(_ api: SluiceClient, id: String, json: Bool) async throws {
             try await Task.sleep(for: .seconds(1))
         }
         attempts += 1
-        last = try await api.stream(path, lastEventID: last) { event in
+        last = try await api.streamJob(id, lastEventID: last) { event in
             let data = event.object
             if json {
                 say(event.data)
