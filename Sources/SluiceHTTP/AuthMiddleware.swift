@@ -5,8 +5,10 @@ import SluiceStore
 
 /// Requires `Authorization: Bearer <key>` (or `x-api-key: <key>`) and puts the key in the context.
 ///
-/// A key found valid is remembered for `cacheFor` (default 10 s), so that a busy client does not
-/// cost a SQLite read per request; a revocation therefore takes effect within that time.
+/// A key found valid is remembered (`AuthCache`), so that a busy client does not cost a database
+/// read per request. A change to the key evicts it at once in the process that made it and, through
+/// the `sluice:keys:changed` announcement, in every process running a `KeyChangeListener`; the
+/// cache's lifetime (10 s by default) bounds a process that missed the announcement.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SluiceRequestContext
     let keys: APIKeyStore
@@ -32,10 +34,12 @@ struct AuthMiddleware: RouterMiddleware {
         if let cached = cache.lookup(presented) {
             key = cached
         } else {
+            // Taken before the read: a change announced while it runs keeps this read out of the cache.
+            let generation = cache.generation
             guard let found = try await keys.authenticateAsync(presented) else {
                 throw APIError(.unauthorized, type: "authentication", message: "the API key is not valid or was revoked")
             }
-            cache.store(presented, found)
+            cache.store(presented, found, readAt: generation)
             key = found
         }
         if cache.shouldRecordUse(of: key) {

@@ -740,7 +740,7 @@ struct DashboardController: Sendable {
         let viewer = try await poster(request, form: try await form(request))
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
         guard let prefix = context.parameters.get("prefix"), try keys.revoke(prefix: prefix) else { throw DashboardError.notFound }
-        cache.forget(prefix: prefix)
+        await cache.keyChanged(prefix: prefix, logger: context.logger)
         context.logger.info("dashboard revoked a key", metadata: ["key": "\(prefix)", "by": "\(viewer.key.prefix)"])
         return Self.redirect("/ui/keys?done=revoked")
     }

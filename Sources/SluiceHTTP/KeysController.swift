@@ -21,7 +21,8 @@ struct KeysController: Sendable {
     let keys: APIKeyStore
     /// For each key's `open_jobs`.
     let queue: JobQueue
-    /// The authentication cache, told of a change to a key so that it is in force at once here.
+    /// The authentication cache, told of a change to a key so that it is in force at once here
+    /// (and, announced through it, in every web process listening for key changes).
     let cache: AuthCache
 
     // MARK: - Bodies
@@ -227,6 +228,8 @@ struct KeysController: Sendable {
         // Set before the secret is returned: no job can be submitted with the key before.
         if let cacheSetting { created.key = try keys.setCache(prefix: created.key.prefix, cacheSetting) ?? created.key }
         if let budgetSetting { created.key = try keys.setBudget(prefix: created.key.prefix, budgetSetting) ?? created.key }
+        // Announced too (no process has it cached; a listener may keep more than positive entries one day).
+        await cache.keyChanged(prefix: created.key.prefix, logger: context.logger)
         return EditedResponse(status: .created, response: try await document(created.key, secret: created.secret))
     }
 
@@ -251,14 +254,15 @@ struct KeysController: Sendable {
         if let cacheSetting { updated = try keys.setCache(prefix: key.prefix, cacheSetting) }
         if let budgetSetting { updated = try keys.setBudget(prefix: key.prefix, budgetSetting) }
         guard let updated else { throw APIError.noSuchKey }
-        cache.forget(prefix: key.prefix)  // in force at once here; other processes within the cache's 10 s
+        // In force at once here, and in every process listening for key changes.
+        await cache.keyChanged(prefix: key.prefix, logger: context.logger)
         return try await document(updated)
     }
 
     @Sendable func revoke(_ request: Request, _ context: SluiceRequestContext) async throws -> KeyDocument {
         let key = try namedKey(context)
         try keys.revoke(prefix: key.prefix)
-        cache.forget(prefix: key.prefix)
+        await cache.keyChanged(prefix: key.prefix, logger: context.logger)
         guard let revoked = try keys.find(prefix: key.prefix) else { throw APIError.noSuchKey }
         return try await document(revoked)
     }

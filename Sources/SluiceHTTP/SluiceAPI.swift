@@ -107,6 +107,9 @@ public struct SluiceAPI: Sendable {
         public var cache = ResponseCacheSettings()
         /// The operator's dashboard under `/ui`.
         public var dashboard = DashboardSettings()
+        /// How long a key found valid is trusted without reading it again: only the fallback for
+        /// a process that missed a key change's announcement (`KeyChangeListener`).
+        public var keyCacheLifetime: Duration = .seconds(10)
 
         public init() {}
 
@@ -130,10 +133,20 @@ public struct SluiceAPI: Sendable {
 
     public let services: Services
     public let settings: Settings
+    /// The keys found valid, shared by every router this API builds; a key changed here is
+    /// announced to the other processes (`KeyChanges`).
+    let cache: AuthCache
 
     public init(services: Services, settings: Settings = Settings()) {
         self.services = services
         self.settings = settings
+        cache = AuthCache(lifetime: settings.keyCacheLifetime, announcer: KeyChanges(redis: services.queue.redis))
+    }
+
+    /// The service that applies key changes made in other processes to this API's cache at once
+    /// (run it beside the application; without it they apply within `keyCacheLifetime`).
+    public func keyChangeListener(logger: Logger) -> KeyChangeListener {
+        KeyChangeListener(changes: KeyChanges(redis: services.queue.redis), cache: cache, logger: logger)
     }
 
     /// The router with every controller's routes.
@@ -141,7 +154,6 @@ public struct SluiceAPI: Sendable {
         let queue = services.queue
         let router = Router(context: SluiceRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
-        let cache = AuthCache()
         let auth = AuthMiddleware(keys: services.keys, cache: cache)
         var admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,

@@ -67,6 +67,7 @@ struct Keys: AsyncParsableCommand {
                 var (secret, key) = try storeCall { try store.create(tenant: tenant, scopes: parsed, limits: limits) }
                 if let budget { key = try storeCall { try store.setBudget(prefix: key.prefix, budget) } ?? key }
                 if let cacheSetting { key = try storeCall { try store.setCache(prefix: key.prefix, cacheSetting) } ?? key }
+                await announceKeyChange(options, prefix: key.prefix)
                 if json {
                     say(jsonLine(["key": secret, "prefix": key.prefix, "tenant": key.tenant, "scopes": Scope.format(key.scopes)]))
                 } else {
@@ -132,6 +133,7 @@ struct Keys: AsyncParsableCommand {
                 guard let key = try storeCall({ try store.setLimits(prefix: prefix, limits) }) else {
                     throw CommandFailure(exitCode: 1, message: "no key with prefix \(prefix)")
                 }
+                await announceKeyChange(options, prefix: key.prefix)
                 say("\(key.prefix): " + describe(key.limits))
             }
         }
@@ -153,6 +155,7 @@ struct Keys: AsyncParsableCommand {
                 guard try storeCall({ try openStore(options).revoke(prefix: prefix) }) else {
                     throw CommandFailure(exitCode: 1, message: "no key with prefix \(prefix)")
                 }
+                await announceKeyChange(options, prefix: prefix)
                 say("revoked \(prefix)")
             }
         }

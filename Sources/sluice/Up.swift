@@ -145,6 +145,8 @@ private func serve(
     }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: application), .init(service: scaling), .init(service: routeBoard),
+        // Key changes made in another web process (or with `sluice keys`) are in force here at once.
+        .init(service: api.keyChangeListener(logger: logger)),
         // After the server: it stops first, ending the open event streams the server would wait for.
         .init(service: api.services.events),
     ]
