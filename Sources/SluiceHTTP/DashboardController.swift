@@ -12,7 +12,7 @@ import SluiceWebhooks
 ///
 /// - `GET /ui/login`, `POST /ui/login` (an API key in a form), `POST /ui/logout`.
 /// - `GET /ui/overview` (admin: lane depths reveal every tenant's volume, as `/v1/queues`), and
-///   `GET /ui/overview.json`, which the page's script reads every 2 s to update itself.
+///   `GET /ui/overview.json`, which the page's script reads every `refresh` (2 s) to update itself.
 /// - `GET /ui/jobs?tenant=&lane=&state=&cursor=`: the key's tenant's jobs (an admin may name any
 ///   tenant), newest first; `GET /ui/jobs/{id}`: one job, its timeline and webhook deliveries;
 ///   `POST /ui/jobs/{id}/cancel` (scope submit).
@@ -22,7 +22,9 @@ import SluiceWebhooks
 /// - `GET /ui/jobs/{id}/events`: the job's timeline as Server-Sent Events (EventHub), which the
 ///   job page follows until the job finishes.
 /// - `GET /ui/providers` (admin), `GET /ui/scaling`: the providers' state and the autoscaler's
-///   decisions, read as `/v1/providers` and `/v1/scaling` read them.
+///   decisions, read as `/v1/providers` and `/v1/scaling` read them; the scaling page charts each
+///   pool's desired and running workers over the last hour, and refreshes itself from
+///   `GET /ui/scaling/pools`.
 /// - `GET /ui/usage?from=&to=&group_by=&tenant=` and `GET /ui/usage.csv?…` (scope read): the
 ///   usage ledger as `GET /v1/usage` reads it, as a chart and table, or a CSV download.
 /// - `GET /ui/keys`, `POST /ui/keys`, `POST /ui/keys/{prefix}/revoke` (admin): the keys, creating
@@ -74,7 +76,9 @@ struct DashboardController: Sendable {
         self.webhooks = webhooks
         self.cache = cache
         self.settings = settings
-        sessions = DashboardSessions(redis: queue.redis, lifetime: settings.sessionLifetime)
+        var sessions = DashboardSessions(redis: queue.redis, lifetime: settings.sessionLifetime)
+        sessions.failedLoginsPerMinute = settings.loginAttemptsPerMinute
+        self.sessions = sessions
         views = DashboardViews.shared
         history = DashboardLaneHistory(queue: queue)
     }
@@ -95,7 +99,9 @@ struct DashboardController: Sendable {
         ui.get("retry", use: retryManyPage)
         ui.post("retry", use: retryMany)
         ui.get("providers", use: providersPage)
+        ui.get("providers/cards", use: providerCards)
         ui.get("scaling", use: scalingPage)
+        ui.get("scaling/pools", use: scalingPools)
         ui.get("dead", use: deadLetters)
         ui.post("webhooks/:id/replay", use: replayDelivery)
         ui.get("batches", use: batchesPage)
@@ -275,7 +281,9 @@ struct DashboardController: Sendable {
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
         let lanes = try await history.lanes()
         return views.render(
-            "overview", DashboardViews.OverviewPage(chrome: chrome(viewer, current: "overview"), lanes: lanes.map(DashboardViews.LaneRow.init)))
+            "overview",
+            DashboardViews.OverviewPage(
+                chrome: chrome(viewer, current: "overview"), lanes: lanes.map(DashboardViews.LaneRow.init), refreshMillis: refreshMillis))
     }
 
     struct OverviewDocument: ResponseEncodable {
@@ -576,34 +584,73 @@ struct DashboardController: Sendable {
     // MARK: - Providers and scaling
 
     /// `/ui/providers` (admin, as `/v1/providers`): limits, announced limits, pauses, breakers,
-    /// calls in flight, latency percentiles and 429s, from the providers' state in Redis.
+    /// calls in flight, latency percentiles and 429s, and the last failed calls, from the
+    /// providers' state in Redis. The page's script fetches `/ui/providers/cards` (the same,
+    /// without the page around it) every `refresh`.
     @Sendable func providersPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        try await providersView(request, template: "providers")
+    }
+
+    @Sendable func providerCards(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        try await providersView(request, template: "providers-cards")
+    }
+
+    func providersView(_ request: Request, template: String) async throws -> Response {
         let viewer = try await viewer(request)
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
         let states = try await providers.states()
         let stats = Dictionary(try await providers.stats(), uniquingKeysWith: { first, _ in first })
         return views.render(
-            "providers",
+            template,
             DashboardViews.ProvidersPage(
                 chrome: chrome(viewer, current: "providers"),
-                providers: states.map { DashboardViews.ProviderRow($0, stats: stats[$0.provider]) }))
+                providers: states.map { DashboardViews.ProviderRow($0, stats: stats[$0.provider]) }, refreshMillis: refreshMillis))
     }
 
-    /// `/ui/scaling` (scope read, as `/v1/scaling`): each pool's latest decision and its reason,
-    /// with the lanes' signals it was made from.
+    /// `/ui/scaling` (scope read, as `/v1/scaling`): each pool's latest decision, a chart of its
+    /// desired and running workers over the last hour and its recent decisions (the supervisors'
+    /// stream, `ScalingEvents`); the reasons and the lanes' signals for an admin only, as the API
+    /// rules. The page's script fetches `/ui/scaling/pools` (the same, without the page around it)
+    /// every `refresh`.
     @Sendable func scalingPage(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        try await scalingView(request, template: "scaling")
+    }
+
+    @Sendable func scalingPools(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        try await scalingView(request, template: "scaling-pools")
+    }
+
+    func scalingView(_ request: Request, template: String) async throws -> Response {
         let viewer = try await viewer(request)
         guard viewer.may(.read) else { throw DashboardError.scope(.read) }
+        return views.render(
+            template,
+            DashboardViews.ScalingPage(
+                chrome: chrome(viewer, current: "scaling"), monitored: scaling.scaling != nil, pools: try await poolRows(viewer),
+                refreshMillis: refreshMillis))
+    }
+
+    /// The pools' rows of the Scaling page: the decisions, and the stream's last hour.
+    func poolRows(_ viewer: Viewer) async throws -> [DashboardViews.PoolRow] {
         let decisions: [PoolDecision]
         do { decisions = try await scaling.decisions() } catch let error as APIError where error.status == .serviceUnavailable {
             decisions = []
         }
-        return views.render(
-            "scaling",
-            DashboardViews.ScalingPage(
-                chrome: chrome(viewer, current: "scaling"), monitored: scaling.scaling != nil,
-                pools: decisions.map(DashboardViews.PoolRow.init)))
+        guard !decisions.isEmpty else { return [] }
+        let now = UnixMillis.current()
+        let since = UnixMillis(now.value - 3_600_000)
+        let history = try await ScalingEvents.recent(redis: queue.redis, since: since, limit: 2_000)
+        let full = ScalingController.seesLanes(viewer.key)
+        return decisions.map { decision in
+            DashboardViews.PoolRow(
+                decision, full: full,
+                chart: DashboardScalingChart(
+                    pool: decision.pool, before: history.before[decision.pool], events: history.events, since: since, now: now, reasons: full))
+        }
     }
+
+    /// `settings.refresh` in ms, for a page's script (at least 500 ms).
+    var refreshMillis: Int { Int(max(0.5, min(3600, Bounded.seconds(settings.refresh))) * 1000) }
 
     // MARK: - Usage
 

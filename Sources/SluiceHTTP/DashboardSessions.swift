@@ -15,6 +15,10 @@ struct DashboardSessions: Sendable {
     let redis: RedisClient
     /// How long a session lasts from its login (not extended by use).
     let lifetime: Duration
+    /// Failed logins allowed from one address a minute (`dashboard.login_attempts_per_minute`);
+    /// past them every login from it (a right key too) is refused until the minute ends, so a key
+    /// cannot be guessed at the server's speed.
+    var failedLoginsPerMinute = Self.defaultFailedLoginsPerMinute
 
     /// A live session: whose key it is, and the token its forms must carry.
     struct Session: Sendable {
@@ -51,15 +55,13 @@ struct DashboardSessions: Sendable {
         _ = try await redis.send("DEL", Self.redisKey(id))
     }
 
-    /// Failed logins allowed from one address a minute; past them every login from it (a right key
-    /// too) is refused until the minute ends, so a key cannot be guessed at the server's speed.
-    static let failedLoginsPerMinute = 20
+    static let defaultFailedLoginsPerMinute = 20
 
     /// How long logins from `peer` are refused (nil: they are not), as its failures this minute say.
     func loginBlocked(peer: String) async throws -> Duration? {
         let counter = Self.loginFailures(peer)
         let replies = try await redis.pipeline([RedisCommand("GET", counter), RedisCommand("PTTL", counter)])
-        guard let count = replies[0].string.flatMap({ Int($0) }), count >= Self.failedLoginsPerMinute else { return nil }
+        guard let count = replies[0].string.flatMap({ Int($0) }), count >= failedLoginsPerMinute else { return nil }
         return .milliseconds(max(1, replies[1].int ?? 60_000))
     }
 

@@ -91,6 +91,16 @@ struct DashboardViews: Sendable {
         let title = "Overview"
         let chrome: Chrome
         let lanes: [LaneRow]
+        /// How often the page's script reads `/ui/overview.json`, in ms, and as text (`2 s`).
+        let refreshMillis: Int
+        let refreshText: String
+
+        init(chrome: Chrome, lanes: [LaneRow], refreshMillis: Int) {
+            self.chrome = chrome
+            self.lanes = lanes
+            self.refreshMillis = refreshMillis
+            refreshText = DashboardViews.age(Double(refreshMillis) / 1000)
+        }
     }
 
     /// A lane's row of the overview; the sparklines are SVG polylines in a 120×24 box (the page's
@@ -333,6 +343,8 @@ struct DashboardViews: Sendable {
         let title = "Providers"
         let chrome: Chrome
         let providers: [ProviderRow]
+        /// How often the page's script fetches the providers again (`/ui/providers/cards`), in ms.
+        let refreshMillis: Int
     }
 
     /// A provider as `/v1/providers` reports it, with its calls' latency percentiles (the upper
@@ -364,6 +376,17 @@ struct DashboardViews: Sendable {
         let p95: String
         let p99: String
         let lanes: [Lane]
+        let lastErrors: [LastError]
+        let hasErrors: Bool
+
+        /// A failed call: when, its status (or "no answer"), its kind, message and model.
+        struct LastError {
+            let at: String
+            let status: String
+            let kind: String
+            let message: String
+            let model: String
+        }
 
         init(_ provider: ProvidersController.Provider, stats: ProviderCallStats?) {
             name = provider.provider
@@ -391,6 +414,12 @@ struct DashboardViews: Sendable {
                     lane: $0.lane, ready: $0.ready, leased: $0.leased, delayed: $0.delayed, breaker: $0.breaker.state,
                     breakerOpen: $0.breaker.state != "closed", breakerReason: $0.breaker.reason)
             }
+            lastErrors = provider.lastErrors.map {
+                LastError(
+                    at: Bounded.unixMillis(seconds: $0.at).map { DashboardViews.time(UnixMillis($0)) } ?? "–",
+                    status: $0.status.map { "HTTP \($0)" } ?? "no answer", kind: $0.kind, message: $0.message, model: $0.model ?? "–")
+            }
+            hasErrors = !lastErrors.isEmpty
         }
     }
 
@@ -408,8 +437,12 @@ struct DashboardViews: Sendable {
         /// Whether this process runs a scaling monitor at all.
         let monitored: Bool
         let pools: [PoolRow]
+        /// How often the page's script fetches the pools again (`/ui/scaling/pools`), in ms.
+        let refreshMillis: Int
     }
 
+    /// A pool's decision, its chart and recent decisions. `reason` and `lanes` are an admin's
+    /// to see (lanes are every tenant's, as `/v1/scaling` rules); `full` says whether they are shown.
     struct PoolRow {
         struct Lane {
             let lane: String
@@ -424,20 +457,24 @@ struct DashboardViews: Sendable {
         let desired: Int
         let workers: String
         let wanted: Int
-        let reason: String
+        let reason: String?
         let at: String
         let source: String
         let lanes: [Lane]
+        let full: Bool
+        let chart: DashboardScalingChart
 
-        init(_ decision: PoolDecision) {
+        init(_ decision: PoolDecision, full: Bool, chart: DashboardScalingChart) {
             pool = decision.pool
             desired = decision.desired
             workers = decision.workers.map(String.init) ?? "–"
             wanted = decision.wanted
-            reason = decision.reason
+            reason = full ? decision.reason : nil
             at = DashboardViews.time(decision.at)
             source = decision.source
-            lanes = decision.lanes.map {
+            self.full = full
+            self.chart = chart
+            lanes = !full ? [] : decision.lanes.map {
                 Lane(
                     lane: $0.lane, ready: $0.ready, leased: $0.leased, arrivalRate: DashboardViews.rate($0.arrivalRate),
                     completionRate: DashboardViews.rate($0.completionRate), serviceTime: $0.serviceTime.map(DashboardViews.age) ?? "–")

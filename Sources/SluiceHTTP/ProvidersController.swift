@@ -3,8 +3,8 @@ import SluiceCore
 import SluiceQueue
 
 /// `GET /v1/providers` (scope admin): each configured provider's limits, its pause, its calls in
-/// flight across the cluster, the limits it last announced, and its lanes with their depths and
-/// breakers. The reads of provider state (here and for `/metrics`) are kept in this one type.
+/// flight across the cluster, the limits it last announced, its lanes with their depths and
+/// breakers, and its last failed calls (`ProviderErrors`: at most 20, newest first). The reads of provider state (here and for `/metrics`) are kept in this one type.
 struct ProvidersController: Sendable {
     let queue: JobQueue
     let providers: [String: SluiceConfiguration.Provider]
@@ -49,6 +49,16 @@ struct ProvidersController: Sendable {
             let breaker: Breaker
         }
 
+        /// A failed call: Unix seconds, the HTTP status (null: no answer), the kind, a short
+        /// message with no header and the key masked, the lane's model.
+        struct LastError: Encodable {
+            let at: Double
+            @ExplicitNull var status: Int?
+            let kind: String
+            let message: String
+            @ExplicitNull var model: String?
+        }
+
         let provider: String
         let kind: String
         let baseURL: String
@@ -61,10 +71,11 @@ struct ProvidersController: Sendable {
         /// With a concurrency limit, the limiter's slots; otherwise the lanes' leased jobs.
         let inFlight: Int
         let lanes: [Lane]
+        let lastErrors: [LastError]
 
         enum CodingKeys: String, CodingKey {
             case provider, kind, limits, resuming, announced, lanes
-            case baseURL = "base_url", pausedUntil = "paused_until", inFlight = "in_flight"
+            case baseURL = "base_url", pausedUntil = "paused_until", inFlight = "in_flight", lastErrors = "last_errors"
         }
     }
 
@@ -80,7 +91,9 @@ struct ProvidersController: Sendable {
     func states() async throws -> [Provider] {
         let names = providers.keys.sorted()
         let states = try await ProviderStateReader(redis: queue.redis).states(providers: names, lanes: try await queue.lanes())
-        return zip(names, states).map { name, state in
+        let errors = try await ProviderErrors.read(names, redis: queue.redis)
+        return zip(zip(names, states), errors).map { named, errors in
+            let (name, state) = named
             let provider = providers[name]!
             let lanes = state.lanes.map { lane in
                 Provider.Lane(
@@ -102,7 +115,10 @@ struct ProvidersController: Sendable {
                 resuming: state.resuming.map { .init(probe: $0.probe, window: $0.window) },
                 announced: announced,
                 inFlight: provider.limits.concurrency == nil ? state.leased : state.slotsHeld,
-                lanes: lanes)
+                lanes: lanes,
+                lastErrors: errors.map {
+                    .init(at: Double($0.at.value) / 1000, status: $0.status, kind: $0.kind, message: $0.message, model: $0.model)
+                })
         }
     }
 

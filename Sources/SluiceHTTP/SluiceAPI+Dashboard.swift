@@ -10,6 +10,10 @@ extension SluiceAPI {
         /// Whether `X-Forwarded-Proto: https` is believed, making the session cookie `Secure`. Set it
         /// only behind a proxy that terminates TLS and overwrites the header: a client could send it.
         public var trustForwardedProto = false
+        /// How often a live page (the overview, scaling, providers) fetches its figures again.
+        public var refresh: Duration = .seconds(2)
+        /// Failed logins allowed from one address a minute, past which its logins wait for the minute's end.
+        public var loginAttemptsPerMinute = DashboardSessions.defaultFailedLoginsPerMinute
 
         public init() {}
     }

@@ -181,7 +181,8 @@ public struct KeyLayout: Sendable, Hashable {
     /// A pool's latest scaling decision, as its supervisor published it (hash: desired, workers,
     /// wanted, reason, at, leader, ready, leased; expires when no supervisor renews it).
     public static func scalingDecision(pool: String) -> String { root + "scaling:pool:" + pool }
-    /// Each change of a pool's decision (stream: pool, from, to, reason).
+    /// Each change of a pool's decision or of its running workers (stream: pool, kind, from, to,
+    /// workers, reason; `ScalingEvents`).
     public static let scalingEvents = root + "scaling:events"
     /// The leader lock of a pool's supervisors (string: the holder).
     public static func scalingLock(pool: String) -> String { root + "scaling:lock:" + pool }

@@ -16,8 +16,9 @@ import Synchronization
 ///   to 30 s) while crashes repeat.
 /// - A leader lock in Redis makes sure that two scalers of one pool never act at once: one that
 ///   does not hold it runs no workers and waits.
-/// - Each change of the decision is logged and appended to the stream `sluice:scaling:events`,
-///   and every decision is published for the web role (`/v1/scaling`, `/metrics`).
+/// - Each change of the decision is logged and appended to the stream `sluice:scaling:events`
+///   (`ScalingEvents`), and so is each change of the workers running without one; every decision
+///   is published for the web role (`/v1/scaling`, `/metrics`).
 /// - Workers are started with `--parent-pid`, so they stop by themselves if the scaler dies
 ///   (even by SIGKILL); on SIGTERM the scaler drains them all and waits for them.
 public final class Supervisor: Service, Sendable {
@@ -45,8 +46,8 @@ public final class Supervisor: Service, Sendable {
     let logger: Logger
     /// The worker processes (started with `--parent-pid`).
     let workers: ProcessPool
-    /// The last decision's figure, to log and record only its changes.
-    private let lastDesired = Mutex<Int?>(nil)
+    /// The last decision's figure and the workers running after it, to log and record only their changes.
+    private let lastRecorded = Mutex<(desired: Int, running: Int)?>(nil)
 
     /// Workers running and not draining.
     public var running: Int { workers.running }
@@ -87,27 +88,33 @@ public final class Supervisor: Service, Sendable {
         for pid in workers.reapExited() { logger.warning("worker exited unasked; restarting it", metadata: ["pid": "\(pid)"]) }
         let live = running
         guard let decision = try await monitor.tick(current: [pool.name: live]).first(where: { $0.pool == pool.name }) else { return }
-        let changed = lastDesired.withLock { last -> Bool in
-            defer { last = decision.desired }
-            return last != decision.desired
-        }
+        let changed = lastRecorded.withLock { $0?.desired != decision.desired }
         if changed {
             logger.info(
                 "autoscale decision",
                 metadata: ["from": "\(live)", "to": "\(decision.desired)", "reason": "\(decision.reason)"])
-            _ = try? await monitor.queue.redis.send(
-                "XADD", KeyLayout.scalingEvents, "MAXLEN", "~", 10_000, "*", "pool", pool.name, "from", live, "to", decision.desired,
-                "reason", decision.reason)
         }
         do { try workers.adjust(to: decision.desired) } catch {
             logger.error("cannot start a worker", metadata: ["error": "\(error)"])
         }
-        _ = try await monitor.queue.redis.pipeline([
+        let after = running
+        let recorded = lastRecorded.withLock { last -> Bool in
+            defer { last = (decision.desired, after) }
+            return last?.desired != decision.desired || last?.running != after
+        }
+        var commands = [
             RedisCommand(
-                "HSET", KeyLayout.scalingDecision(pool: pool.name), "desired", decision.desired, "workers", running, "wanted", decision.wanted,
+                "HSET", KeyLayout.scalingDecision(pool: pool.name), "desired", decision.desired, "workers", after, "wanted", decision.wanted,
                 "reason", decision.reason, "at", String(UnixMillis.current().value), "leader", lock.holder,
                 "ready", decision.lanes.reduce(0) { $0 + $1.ready }, "leased", decision.lanes.reduce(0) { $0 + $1.leased }),
             RedisCommand("PEXPIRE", KeyLayout.scalingDecision(pool: pool.name), 30_000),
-        ])
+        ]
+        if recorded {
+            commands.append(
+                ScalingEvents.append(
+                    pool: pool.name, kind: changed ? .decision : .workers, from: live, desired: decision.desired, workers: after,
+                    reason: decision.reason))
+        }
+        _ = try await monitor.queue.redis.pipeline(commands)
     }
 }

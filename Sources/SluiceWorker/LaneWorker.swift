@@ -405,6 +405,7 @@ final class LaneWorker: Sendable {
             var rateLimited = false
             if case .rateLimited = result.outcome { rateLimited = true }
             stats.record(provider: lane.provider.name, latency: result.latency, rateLimited: rateLimited)
+            if let failure = failure(result.outcome, status: result.response?.status) { stats.recordError(provider: lane.provider.name, failure) }
             if lane.recordsCalls, let outcome = LaneCallRecorder.Outcome.of(result.outcome, latency: result.latency, cancelled: cancelled) {
                 stats.lanes.record(lane: lane.lane, outcome)
             }
@@ -470,6 +471,22 @@ final class LaneWorker: Sendable {
         try? await limiter.release(
             slots: slot, tokenDelta: Bounded.add(used, -estimated), succeeded: verdict.succeeded, generation: generation, ceiling: ceiling)
         return (recorded, stored)
+    }
+
+    /// A failed call as the provider's last errors keep it (`ProviderErrors`); nil for a success.
+    private func failure(_ outcome: CallOutcome, status: Int?) -> ProviderErrors.Entry? {
+        let kind: String
+        let message: String
+        switch outcome {
+        case .success: return nil
+        case .rateLimited(_, let text): (kind, message) = ("rate_limited", text)
+        case .retryable(let text): (kind, message) = ("retryable", text)
+        case .contextLength(let text): (kind, message) = ("context_length", text)
+        case .fatal(let text): (kind, message) = ("fatal", text)
+        }
+        return ProviderErrors.Entry(
+            at: .current(), status: status, kind: kind, message: message, model: lane.model,
+            secret: lane.provider.apiKeyEnvironment.flatMap { environment[$0] })
     }
 
     /// The provider call, with the job's lease kept alive while it runs (by the lane's

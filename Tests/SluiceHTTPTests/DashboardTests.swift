@@ -461,7 +461,7 @@ struct DashboardBrowser {
         try await withAPI { api in
             var browser = DashboardBrowser(api)
             let wrong = "sluice_deadbeef_" + String(repeating: "x", count: 43)
-            for _ in 0..<DashboardSessions.failedLoginsPerMinute {
+            for _ in 0..<DashboardSessions.defaultFailedLoginsPerMinute {
                 #expect(try await browser.logIn(wrong).status == .unauthorized)
             }
             // Past the limit even the right key is refused, with no session, until the minute ends.

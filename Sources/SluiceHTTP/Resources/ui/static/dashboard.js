@@ -148,5 +148,26 @@
     }
   }
 
-  setInterval(refresh, 2000);
+  setInterval(refresh, Math.max(500, Number(table.dataset.refresh || "2000")));
+})();
+
+// A live part of a page (the Scaling page's pools) is fetched again, as the server renders it,
+// every data-refresh ms and put in place: the charts are the server's SVG, drawn once.
+(function () {
+  const live = document.querySelector("[data-live]");
+  if (!live) return;
+  const every = Math.max(500, Number(live.dataset.refresh || "2000"));
+  async function refresh() {
+    try {
+      const answer = await fetch(live.dataset.live, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (answer.redirected || answer.status === 401 || answer.status === 403) { window.location.assign("/ui/login"); return; }
+      if (!answer.ok) return;
+      const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+      live.replaceChildren(...page.body.childNodes);
+      live.dataset.updated = String(Date.now());
+    } catch (error) {
+      // A failed fetch (a restart, a dropped connection) is retried at the next tick.
+    }
+  }
+  setInterval(refresh, every);
 })();
