@@ -36,20 +36,31 @@ struct JobRetry: Sendable {
 
     /// The most jobs one filtered retry takes.
     static let maxSelected = 1000
+    /// The most bytes of requests (and results) one filtered retry holds: 1,000 jobs of up to
+    /// 1 MiB each would be a gigabyte in memory, and again in the enqueue, from one call.
+    static let maxSelectedBytes = 32 << 20
 
     /// The jobs of `tenant` a filtered retry takes: in `state` (dead or failed), in `lane` (any
     /// when nil), created before `before` (any when nil), not retried already, newest first, at
-    /// most `limit`. At most 50 pages of 100 are read, so a call is bounded whatever Redis holds.
-    func select(tenant: String, lane: String?, state: JobState, before: UnixMillis?, limit: Int) async throws -> [Job] {
+    /// most `limit` and `maxBytes` of requests and results (at least one job). At most 50 pages
+    /// of 100 are read, so a call is bounded whatever Redis holds; a call that stops short leaves
+    /// the rest to the next.
+    func select(
+        tenant: String, lane: String?, state: JobState, before: UnixMillis?, limit: Int, maxBytes: Int = maxSelectedBytes
+    ) async throws -> [Job] {
         var chosen: [Job] = []
+        var bytes = 0
         var cursor: String? = nil
-        for _ in 0..<50 {
+        pages: for _ in 0..<50 {
             let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 100, cursor: cursor)
-            for job in page.jobs where job.state == state && job.retriedAs == nil && chosen.count < limit {
+            for job in page.jobs where job.state == state && job.retriedAs == nil {
                 if let before, job.createdAt >= before { continue }
+                let size = Bounded.add(job.payload.count, job.result?.count ?? 0)
+                guard chosen.count < limit, chosen.isEmpty || Bounded.add(bytes, size) <= maxBytes else { break pages }
                 chosen.append(job)
+                bytes = Bounded.add(bytes, size)
             }
-            guard chosen.count < limit, let next = page.nextCursor else { break }
+            guard let next = page.nextCursor else { break }
             cursor = next
         }
         return chosen
