@@ -66,9 +66,10 @@ public struct LaneEvent: Sendable {
     /// The tenant of each job (same order), when some subscriber filters by tenant; nil for a
     /// job whose record is gone.
     public var tenants: [String?]?
-    /// The event as an SSE frame, written once per read for every subscriber that sees it whole
-    /// (nil once a filter took jobs out).
-    public var frame: ByteBuffer?
+    /// The tenant of every job, when `tenants` is known and names one tenant only (the usual
+    /// case: one entry is one script call, and most calls are one tenant's): a tenant filter
+    /// then takes or leaves the event whole without looking at each job.
+    public var soleTenant: String?
 
     /// An entry from its stream fields; nil when it lacks any of them.
     init?(position: EventPosition, fields: [String: String]) {
@@ -84,7 +85,7 @@ public struct LaneEvent: Sendable {
 }
 
 /// What a subscriber wants to see. Empty sets are not allowed (nil means any).
-public struct EventFilter: Sendable {
+public struct EventFilter: Sendable, Hashable {
     /// One job only (its SSE stream).
     public var job: String?
     public var lanes: Set<String>?
@@ -105,6 +106,7 @@ public struct EventFilter: Sendable {
         if let lanes, !lanes.contains(event.lane) { return nil }
         if let states, !states.contains(event.to) { return nil }
         if job == nil && tenant == nil { return event }
+        if job == nil, let tenant, let sole = event.soleTenant { return sole == tenant ? event : nil }
         var kept: [String] = []
         for (index, id) in event.jobs.enumerated() {
             if let job, id != job { continue }
@@ -119,7 +121,7 @@ public struct EventFilter: Sendable {
         var filtered = event
         filtered.jobs = kept
         filtered.tenants = nil
-        filtered.frame = nil
+        filtered.soleTenant = nil
         return filtered
     }
 }
@@ -128,7 +130,10 @@ public struct EventFilter: Sendable {
 /// a heartbeat (nothing happened for a while: write an SSE comment so that proxies keep the
 /// connection).
 public enum HubMessage: Sendable {
-    case events([LaneEvent])
+    /// The events, and the same events as SSE frames back to back in one buffer (what
+    /// `GET /v1/events` writes, in one write): built once per read for every subscriber with
+    /// the same filter, and shared by them.
+    case events([LaneEvent], frames: ByteBuffer)
     case heartbeat
 }
 
@@ -229,6 +234,7 @@ public final class EventHub: Service, Sendable {
         var subscribers: [UInt64: Subscriber] = [:]
         var perKey: [Int64: Int] = [:]
         var tenantFilters = 0
+        var jobFilters = 0
         var nextID: UInt64 = 0
         /// The running reader, its generation (a stopped reader's late hand-over is ignored),
         /// and the watermark: every entry older than it (ms) was handed over.
@@ -248,6 +254,7 @@ public final class EventHub: Service, Sendable {
             let left = perKey[subscriber.key, default: 1] - 1
             perKey[subscriber.key] = left > 0 ? left : nil
             if subscriber.filter.tenant != nil { tenantFilters -= 1 }
+            if subscriber.filter.job != nil { jobFilters -= 1 }
             if subscribers.isEmpty {
                 reader?.cancel()
                 reader = nil
@@ -308,6 +315,7 @@ public final class EventHub: Service, Sendable {
             state.subscribers[state.nextID] = Subscriber(filter: filter, key: key, continuation: continuation, overflow: overflow)
             state.perKey[key, default: 0] += 1
             if filter.tenant != nil { state.tenantFilters += 1 }
+            if filter.job != nil { state.jobFilters += 1 }
             return (state.nextID, state.watermark ?? now)
         }
         return EventSubscription(messages: messages, watermark: watermark, id: id, hub: self, overflow: overflow)
@@ -340,15 +348,19 @@ public final class EventHub: Service, Sendable {
             guard generation == state.generation else { return [] }
             var full: [UInt64] = []
             if !events.isEmpty && !state.subscribers.isEmpty {
-                // Each event is written out once, shared by every subscriber that sees it whole.
-                let events = events.map { event in
-                    var framed = event
-                    framed.frame = EventsController.frame(event)
-                    return framed
-                }
+                // One message per filter, shared by every subscriber with that filter; each
+                // event written out once, for every filter that takes it whole.
+                var batch = DeliveryBatch(events, indexJobs: state.jobFilters >= DeliveryBatch.indexFrom)
+                var messages: [EventFilter: HubMessage?] = [:]
                 for (id, subscriber) in state.subscribers {
-                    let shown = events.compactMap { subscriber.filter.apply($0) }
-                    if !shown.isEmpty && !Self.offer(.events(shown), to: subscriber) { full.append(id) }
+                    let message: HubMessage?
+                    if let known = messages[subscriber.filter] {
+                        message = known
+                    } else {
+                        message = batch.message(for: subscriber.filter)
+                        messages[subscriber.filter] = message
+                    }
+                    if let message, !Self.offer(message, to: subscriber) { full.append(id) }
                 }
             }
             if ContinuousClock.now - state.lastHeartbeat >= limits.heartbeat {
@@ -510,7 +522,8 @@ public final class EventHub: Service, Sendable {
         _ = try? await redis.send("DEL", wake)
     }
 
-    /// Fills in each event's tenants: from `cache`, else one pipelined `HGET` per job. The
+    /// Fills in each event's tenants (and its sole tenant): from `cache`, else one pipelined
+    /// `HGET` per job. The
     /// cache is emptied when it grows past 100,000 jobs (a job's tenant never changes).
     static func resolveTenants(_ events: inout [LaneEvent], cache: inout [String: String], redis: RedisClient) async throws {
         var unknown: [String] = []
@@ -530,7 +543,11 @@ public final class EventHub: Service, Sendable {
             let replies = commands.isEmpty ? [] : try await redis.pipeline(commands)
             for (job, reply) in zip(ids, replies) { if let tenant = reply.string { cache[job] = tenant } }
         }
-        for index in events.indices { events[index].tenants = events[index].jobs.map { cache[$0] } }
+        for index in events.indices {
+            let tenants = events[index].jobs.map { cache[$0] }
+            events[index].tenants = tenants
+            if let first = tenants.first ?? nil, tenants.allSatisfy({ $0 == first }) { events[index].soleTenant = first }
+        }
     }
 
     // MARK: - History
@@ -661,5 +678,63 @@ struct HistoryPager {
         }
         if let last = entries.last { next = "(" + last.id }
         if entries.count < count { done = true }
+    }
+}
+
+/// The events of one read on their way to the subscribers (`EventHub.deliver`): the message for
+/// each filter, each event written as an SSE frame at most once (when some filter takes it
+/// whole), and the frames a message holds joined into one buffer.
+struct DeliveryBatch {
+    /// From how many single-job subscribers on, the events' jobs are indexed (one dictionary
+    /// pass) rather than each such filter looking through every job of every event.
+    static let indexFrom = 8
+
+    let events: [LaneEvent]
+    private var frames: [ByteBuffer?]
+    private var jobIndex: [String: [Int]]?
+
+    init(_ events: [LaneEvent], indexJobs: Bool) {
+        self.events = events
+        self.frames = Array(repeating: nil, count: events.count)
+        if indexJobs {
+            var index: [String: [Int]] = [:]
+            for (position, event) in events.enumerated() {
+                for job in event.jobs where index[job]?.last != position { index[job, default: []].append(position) }
+            }
+            jobIndex = index
+        }
+    }
+
+    /// What `filter` is handed: the events it passes (in order) and their frames joined; nil
+    /// when it passes none.
+    mutating func message(for filter: EventFilter) -> HubMessage? {
+        var shown: [LaneEvent] = []
+        var parts: [ByteBuffer] = []
+        func take(_ position: Int) {
+            let event = events[position]
+            guard let passed = filter.apply(event) else { return }
+            if passed.jobs.count == event.jobs.count {
+                if frames[position] == nil { frames[position] = EventsController.frame(event) }
+                parts.append(frames[position]!)
+            } else {
+                parts.append(EventsController.frame(passed))
+            }
+            shown.append(passed)
+        }
+        if let job = filter.job, let jobIndex {
+            for position in jobIndex[job] ?? [] { take(position) }
+        } else {
+            for position in events.indices { take(position) }
+        }
+        guard !shown.isEmpty else { return nil }
+        return .events(shown, frames: Self.joined(parts))
+    }
+
+    /// `parts` back to back in one buffer (the one part itself when there is one).
+    static func joined(_ parts: [ByteBuffer]) -> ByteBuffer {
+        if parts.count == 1 { return parts[0] }
+        var buffer = ByteBufferAllocator().buffer(capacity: parts.reduce(0) { $0 + $1.readableBytes })
+        for part in parts { buffer.writeImmutableBuffer(part) }
+        return buffer
     }
 }

@@ -87,7 +87,7 @@ struct EventsController: Sendable {
             try await writer.write(Self.opening)
             if let resumeAfter {
                 let complete = try await hub.history(after: resumeAfter, before: subscription.watermark, filter: chosen) { events in
-                    try await writer.write(contentsOf: events.map(Self.frame))
+                    try await writer.write(DeliveryBatch.joined(events.map(Self.frame)))
                 }
                 if !complete {
                     try await writer.write(
@@ -96,7 +96,8 @@ struct EventsController: Sendable {
             }
             for await message in subscription.messages {
                 switch message {
-                case .events(let events): try await writer.write(contentsOf: events.map { $0.frame ?? Self.frame($0) })
+                // One buffer per message: one write and one flush to the socket.
+                case .events(_, let frames): try await writer.write(frames)
                 case .heartbeat: try await writer.write(Self.ping)
                 }
             }
@@ -205,7 +206,8 @@ struct EventsController: Sendable {
         var text = ""
         if let id { text += "id: " + id + "\n" }
         text += "event: " + event + "\ndata: "
-        var buffer = ByteBuffer(string: text)
+        var buffer = ByteBufferAllocator().buffer(capacity: text.utf8.count + data.count + 2)
+        buffer.writeString(text)
         buffer.writeBytes(data)
         buffer.writeString("\n\n")
         return buffer
@@ -214,7 +216,10 @@ struct EventsController: Sendable {
     /// One lane event: `{"at", "from", "info"?, "jobs", "lane", "to"}` (`at` in Unix seconds,
     /// `from` null for jobs just created).
     static func frame(_ event: LaneEvent) -> ByteBuffer {
-        var bytes = Array(#"{"at":"#.utf8)
+        var bytes: [UInt8] = []
+        // The jobs are most of it (a bulk's entry names thousands): one allocation, not a growth.
+        bytes.reserveCapacity(96 + event.lane.utf8.count + (event.info?.utf8.count ?? 0) + event.jobs.reduce(0) { $0 + $1.utf8.count + 3 })
+        bytes += Array(#"{"at":"#.utf8)
         bytes += seconds(event.at).utf8
         bytes += Array(#","from":"#.utf8)
         if event.from.isEmpty { bytes += Array("null".utf8) } else { JSONObjectWriter.appendString(event.from, to: &bytes) }

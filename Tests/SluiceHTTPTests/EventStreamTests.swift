@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import SluiceCore
-import SluiceHTTP
+@testable import SluiceHTTP
 import SluiceMock
 import SluiceQueue
 import SluiceRedis
@@ -298,7 +298,7 @@ private let eventsLogger = Logger(label: "test.events")
             let seen = Mutex(0)
             let reader = Task {
                 for await message in fast.messages {
-                    if case .events(let events) = message { seen.withLock { $0 += events.reduce(0) { $0 + $1.jobs.count } } }
+                    if case .events(let events, _) = message { seen.withLock { $0 += events.reduce(0) { $0 + $1.jobs.count } } }
                 }
             }
             // Jobs one by one, each once the reader saw the one before (so that each comes in a
@@ -325,6 +325,85 @@ private let eventsLogger = Logger(label: "test.events")
             slow.close()
             #expect(await eventuallyTrue { setup.hub.count == 0 })
         }
+    }
+
+    @Test func aReadsEventsComeInOrderInOneBufferSharedBySubscribersWithTheSameFilter() async throws {
+        var limits = EventHub.Limits()
+        limits.linger = .seconds(1)  // so that the jobs submitted meanwhile come in one read
+        try await withEvents(limits: limits) { setup in
+            let one = try await setup.hub.subscribe(EventFilter(tenant: "acme"), key: 1)
+            let two = try await setup.hub.subscribe(EventFilter(tenant: "acme"), key: 2)
+            let everyone = try await setup.hub.subscribe(EventFilter(), key: 3)
+            var jobs: [String] = []
+            for index in 0..<12 { jobs.append(try await setup.submit(key: index % 3 == 2 ? setup.globex : setup.acme)) }
+            let followed = jobs[4]
+            // Followers of single jobs, past the count from which the hub indexes the jobs.
+            var followers: [EventSubscription] = []
+            for index in 0..<DeliveryBatch.indexFrom { followers.append(try await setup.hub.subscribe(EventFilter(job: index == 0 ? followed : "job_none\(index)"), key: 4)) }
+            // Six cancels, each by the job's tenant: four of acme's (0, 1, 3, 4), two of globex's.
+            for (index, id) in jobs.prefix(6).enumerated() { try await setup.cancel(id, key: index % 3 == 2 ? setup.globex : setup.acme) }
+
+            /// The messages of `subscription` until it has seen `count` jobs' transitions.
+            func read(_ subscription: EventSubscription, transitions count: Int) async -> [(events: [LaneEvent], frames: ByteBuffer)] {
+                var messages: [(events: [LaneEvent], frames: ByteBuffer)] = []
+                var seen = 0
+                for await message in subscription.messages {
+                    guard case .events(let events, let frames) = message else { continue }
+                    messages.append((events, frames))
+                    seen += events.reduce(0) { $0 + $1.jobs.count }
+                    if seen >= count { break }
+                }
+                return messages
+            }
+            let acmeJobs = jobs.enumerated().filter { $0.offset % 3 != 2 }.map(\.element)
+            // Everyone's: 12 creations and 6 cancels; acme's: 8 creations and 4 cancels.
+            let all = await read(everyone, transitions: 18)
+            let acme = await read(one, transitions: 12)
+            let acmeAgain = await read(two, transitions: 12)
+            for (events, frames) in all + acme {
+                // The frames are the events', in order, each complete, back to back.
+                #expect(String(buffer: frames) == events.map { String(buffer: EventsController.frame($0)) }.joined())
+                #expect(events.map(\.position) == events.map(\.position).sorted())
+            }
+            #expect(all.contains { $0.events.count >= 2 }, "no read gathered two events: \(all.map(\.events.count))")
+            // Subscribers with the same filter got the same messages, in the same buffer.
+            #expect(acme.count == acmeAgain.count)
+            for (mine, theirs) in zip(acme, acmeAgain) {
+                #expect(mine.frames == theirs.frames)
+                let same = mine.frames.withUnsafeReadableBytes { a in theirs.frames.withUnsafeReadableBytes { b in a.baseAddress == b.baseAddress } }
+                #expect(same)
+            }
+            // A tenant's messages name its jobs only; the creations came in creation order.
+            let created = acme.flatMap(\.events).filter { $0.to == "queued" }.flatMap(\.jobs)
+            #expect(created == acmeJobs)
+            // The follower of one job gets that job's events only, written for it alone.
+            let mine = await read(followers[0], transitions: 2)
+            #expect(mine.flatMap(\.events).allSatisfy { $0.jobs == [followed] })
+            #expect(mine.flatMap(\.events).map(\.to) == ["queued", "cancelled"])
+            for (events, frames) in mine {
+                #expect(String(buffer: frames) == events.map { String(buffer: EventsController.frame($0)) }.joined())
+            }
+            for subscription in [one, two, everyone] + followers { subscription.close() }
+        }
+    }
+
+    @Test func aTenantFilterTakesAnEventOfOneTenantWholeAndSplitsAMixedOne() throws {
+        let position = EventPosition(ms: 1, tag: "0000000a", seq: 0)
+        var single = try #require(LaneEvent(position: position, fields: ["jobs": "job_a,job_b", "lane": "l", "to": "queued"]))
+        single.tenants = ["acme", "acme"]
+        single.soleTenant = "acme"
+        #expect(EventFilter(tenant: "acme").apply(single)?.jobs == ["job_a", "job_b"])
+        #expect(EventFilter(tenant: "globex").apply(single) == nil)
+        #expect(EventFilter(job: "job_b", tenant: "acme").apply(single)?.jobs == ["job_b"])
+        var mixed = single
+        mixed.tenants = ["acme", "globex"]
+        mixed.soleTenant = nil
+        #expect(EventFilter(tenant: "globex").apply(mixed)?.jobs == ["job_b"])
+        #expect(EventFilter(tenant: "globex").apply(mixed)?.soleTenant == nil)
+        var gone = single
+        gone.tenants = ["acme", nil]
+        gone.soleTenant = nil
+        #expect(EventFilter(tenant: "acme").apply(gone)?.jobs == ["job_a"])
     }
 
     @Test func subscriptionsAreCappedPerKeyWith429() async throws {
