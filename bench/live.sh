@@ -10,6 +10,8 @@
 #              tenants reading GET /v1/events of their own tenant (none of the load's jobs);
 #   worst      DASHBOARDS dashboards + SUBSCRIBERS streams of GET /v1/events of the load's own
 #              tenant: every stream carries every job.
+# and, to see what costs what: dashboards (the dashboards alone), followers (the realistic case's
+# job followers alone), tenants (its streams of other tenants alone).
 # The clients are one Python process (bench/live_clients.py: asyncio, raw HTTP/1.1), on the same
 # two cores as `sluice up` and the submitter; they count what they get and check it (no gap, order,
 # every job seen), and a run whose checks fail stops the benchmark. LIVE_CASES picks the cases
@@ -45,6 +47,9 @@ run() {
     none) ;;
     realistic) flags=(--dashboards "$dashboards" --followers $(( subscribers / 2 )) --tenant-streams $(( subscribers - subscribers / 2 ))) ;;
     worst) flags=(--dashboards "$dashboards" --firehoses "$subscribers") ;;
+    dashboards) flags=(--dashboards "$dashboards") ;;
+    followers) flags=(--followers $(( subscribers / 2 ))) ;;
+    tenants) flags=(--tenant-streams $(( subscribers - subscribers / 2 ))) ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac
   if [ "${#flags[@]}" -gt 0 ]; then
@@ -55,13 +60,16 @@ run() {
     for _ in $(seq 600); do grep -q '^ready' "$work/clients.log" && break; kill -0 "$clients" 2>/dev/null || break; sleep 0.1; done
     grep -q '^ready' "$work/clients.log" || { cat "$work/clients.log" >&2; exit 1; }
   fi
-  local up_before client_cpu=0
+  local up_before client_cpu=0 redis_pid redis_before
   up_before=$(cpu_seconds "$up_pid")
+  redis_pid=$(pgrep -P "$up_pid" -x redis-server | head -1)
+  redis_before=$(cpu_seconds "$redis_pid")
   "$bin/sluice-bench" --http-url "$url" --api-key "$key" --redis-url "unix://$work/redis/redis.sock" \
     --e2e-lane nginx --e2e-jobs "$jobs" > "$work/e2e.log" 2>&1
-  local rate up_cpu rss
+  local rate up_cpu rss redis_cpu
   rate=$(sed -n 's/^RESULT e2e_jobs_per_s=\([0-9]*\).*/\1/p' "$work/e2e.log")
   up_cpu=$(python3 -c "print(f'{$(cpu_seconds "$up_pid") - $up_before:.1f}')")
+  redis_cpu=$(python3 -c "print(f'{$(cpu_seconds "$redis_pid") - $redis_before:.1f}')")
   rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$up_pid/status")
   if [ -n "$clients" ]; then
     kill -TERM "$clients"
@@ -69,35 +77,36 @@ run() {
     grep '^LIVE' "$work/clients.log" >&2
     client_cpu=$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' "$work/clients.log")
   fi
-  printf '  %-9s %6s jobs/s   sluice up: %5s s CPU, %4s MB peak RSS   clients: %5s s CPU\n' "$case" "$rate" "$up_cpu" "$rss" "$client_cpu" >&2
+  printf '  %-10s %6s jobs/s   sluice up: %5s s CPU, %4s MB peak RSS   its redis-server: %5s s CPU   clients: %5s s CPU\n' \
+    "$case" "$rate" "$up_cpu" "$rss" "$redis_cpu" "$client_cpu" >&2
   kill -TERM "$up_pid"
   exited() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
   for _ in $(seq 100); do exited "$up_pid" && break; sleep 0.1; done
   exited "$up_pid" || { echo "sluice up did not stop within 10 s of SIGTERM" >&2; exit 1; }
   wait "$up_pid" 2>/dev/null || true
-  echo "$rate $up_cpu $rss $client_cpu"
+  echo "$rate $up_cpu $rss $client_cpu $redis_cpu"
 }
 
-declare -A rates cpus rsss clientcpus
+declare -A rates cpus rsss clientcpus rediscpus
 for round in $(seq "$rounds"); do
   echo "round $round" >&2
   for case in "${cases[@]}"; do
-    read -r rate cpu rss client <<< "$(run "$case")"
+    read -r rate cpu rss client rediscpu <<< "$(run "$case")"
     [ -n "$rate" ] || { echo "the $case run failed" >&2; exit 1; }
-    rates[$case]+="$rate "; cpus[$case]+="$cpu "; rsss[$case]+="$rss "; clientcpus[$case]+="$client "
+    rates[$case]+="$rate "; cpus[$case]+="$cpu "; rsss[$case]+="$rss "; clientcpus[$case]+="$client "; rediscpus[$case]+="$rediscpu "
   done
 done
 
 base=""
-printf '\n%-10s %12s %7s %22s %14s %14s %12s\n' case "median/s" ratio "runs (jobs/s)" "up CPU (s)" "up RSS (MB)" "client CPU"
+printf '\n%-10s %9s %6s %22s %11s %12s %14s %11s\n' case "median/s" ratio "runs (jobs/s)" "up CPU (s)" "up RSS (MB)" "redis CPU (s)" "client CPU"
 for case in "${cases[@]}"; do
   read -r -a r <<< "${rates[$case]}"
   m=$(median "${r[@]}")
   [ -z "$base" ] && [ "$case" = none ] && base=$m
   ratio=$([ -n "$base" ] && python3 -c "print(f'{$m / $base:.3f}')" || echo "-")
   spread=$(python3 -c "r=[${rates[$case]// /,}]; print(f'{(max(r)-min(r))/$m*100:.0f} %')")
-  printf '%-10s %12s %7s %22s %14s %14s %12s   spread %s\n' "$case" "$m" "$ratio" "${rates[$case]}" \
-    "$(median ${cpus[$case]})" "$(median ${rsss[$case]})" "$(median ${clientcpus[$case]})" "$spread"
+  printf '%-10s %9s %6s %22s %11s %12s %14s %11s   spread %s\n' "$case" "$m" "$ratio" "${rates[$case]}" \
+    "$(median ${cpus[$case]})" "$(median ${rsss[$case]})" "$(median ${rediscpus[$case]})" "$(median ${clientcpus[$case]})" "$spread"
   runs=$(echo ${rates[$case]} | tr ' ' ',')
   result="RESULT bench=live case=$case e2e_jobs_per_s=$m ratio=$ratio runs=$runs dashboards=$dashboards subscribers=$subscribers"
   echo "$result"
