@@ -2,7 +2,7 @@
 # Both install what is missing first (Debian packages, idempotently).
 
 SWIFT      ?= swift
-APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server
+APT_PKGS   := libhiredis-dev libsqlite3-dev redis-server postgresql
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps venv browser screenshots build release run test fuzz bench bench-chart bench-autoscale clean
@@ -11,14 +11,18 @@ VENV       := .build-py/venv
 PY_PKGS    := openai anthropic standardwebhooks httpx httpx-sse
 
 ## deps: install the Debian packages Sluice needs, only those missing; apt-get update only if needed.
+## postgresql: the tests start their own servers; a policy-rc.d (unless one exists) keeps the
+## install from starting the package's system cluster, which nothing here needs.
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
+	  policy=/usr/sbin/policy-rc.d; made=""; [ -e $$policy ] || { printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null && $(SUDO) chmod 755 $$policy && made=1; }; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; status=$$?; \
+	  [ -z "$$made" ] || $(SUDO) rm -f $$policy; [ $$status = 0 ]; \
 	else echo "deps: all present ($(APT_PKGS))"; fi
 
 ## venv: a Python venv with the official SDKs, the clients of the end-to-end tests (Tests/e2e).

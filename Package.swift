@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // The dashboard's server-rendered pages (/ui).
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        // PostgreSQL, the shared durable store of several web replicas (`database: postgres://…`).
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -62,14 +64,20 @@ let package = Package(
             ],
             resources: [.copy("Scripts")]
         ),
-        // SQLite (WAL) through GRDB: API keys and tenants, the archive of finished jobs (which
-        // SluiceArchive writes), the usage ledger, batches and their files. It knows no Redis.
+        // The durable store, on SQLite (WAL, through GRDB) or PostgreSQL (PostgresNIO): API keys and
+        // tenants, the archive of finished jobs (which SluiceArchive writes), the usage ledger,
+        // batches and their files. It knows no Redis.
         .target(
             name: "SluiceStore",
             dependencies: [
                 "SluiceCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The archiver: a service draining the event streams in Redis into the durable store.
@@ -208,7 +216,7 @@ let package = Package(
             ],
             path: "Tests/Fuzz/Sources/SluiceFuzz"
         ),
-        // Starts real redis-server processes for the tests.
+        // Starts real redis-server (and PostgreSQL) processes for the tests.
         .target(
             name: "SluiceTestSupport",
             dependencies: ["SluiceRedis", "SluiceProcess", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
@@ -220,7 +228,7 @@ let package = Package(
             name: "SluiceBatchTests",
             dependencies: ["SluiceBatch", "SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceWebhooks", "SluiceTestSupport"]
         ),
-        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore"]),
+        .testTarget(name: "SluiceStoreTests", dependencies: ["SluiceStore", "SluiceCore", "SluiceProcess", "SluiceTestSupport"]),
         .testTarget(
             name: "SluiceArchiveTests",
             dependencies: ["SluiceArchive", "SluiceStore", "SluiceCore", "SluiceQueue", "SluiceRedis", "SluiceTestSupport"]

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import GRDB
 import SluiceCore
 
 /// API keys: created with a high-entropy secret that is shown once, stored only as its SHA-256,
@@ -25,33 +24,32 @@ public struct APIKeyStore: Sendable {
         }
         guard !scopes.isEmpty else { throw StoreError.invalid(field: "scopes", reason: "at least one scope is needed") }
         if let problem = limits.problem { throw StoreError.invalid(field: problem.field, reason: problem.reason) }
-        return try database.pool.write { db in try insert(db, tenant: tenant, scopes: scopes, limits: limits, now: now) }
+        return try database.writeSync { db in try insert(db, tenant: tenant, scopes: scopes, limits: limits, now: now) }
     }
 
     /// Inserts a new key in `db`, drawing a new prefix on the (1 in 10^12) chance of a collision.
     private func insert(
-        _ db: Database, tenant: String, scopes: Set<Scope>, limits: KeyLimits = KeyLimits(), now: UnixMillis
+        _ db: any SQLSession, tenant: String, scopes: Set<Scope>, limits: KeyLimits = KeyLimits(), now: UnixMillis
     ) throws -> (String, APIKey) {
         var random = SystemRandomNumberGenerator()  // getrandom(2): cryptographically secure
         for _ in 0..<5 {
             let prefix = "sluice_" + Self.randomText(count: 8, alphabet: Self.prefixAlphabet, using: &random)
-            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM api_keys WHERE prefix = ?", arguments: [prefix]) == 0 else {
-                continue
-            }
+            guard try db.queryOne("SELECT id FROM api_keys WHERE prefix = ?", [prefix]) == nil else { continue }
             let secret = prefix + "_" + Self.randomText(count: 43, alphabet: Self.secretAlphabet, using: &random)
             let hash = Array(SHA256.hash(data: Array(secret.utf8)))
-            try db.execute(
-                sql: """
-                    INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at, submit_rate, submit_burst, max_queued,
-                      max_priority, lanes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    prefix, Data(hash), tenant, Scope.format(scopes), now.value, limits.submitRate, limits.submitBurst,
+            let inserted = try db.queryOne(
+                """
+                INSERT INTO api_keys (prefix, hash, tenant, scopes, created_at, submit_rate, submit_burst, max_queued,
+                  max_priority, lanes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                """,
+                [
+                    prefix, hash, tenant, Scope.format(scopes), now.value, limits.submitRate, limits.submitBurst,
                     limits.maxQueued, limits.maxPriority, limits.lanesText,
                 ])
+            guard let inserted else { throw StoreError.corrupt("an insert returned no id") }
             let key = APIKey(
-                id: db.lastInsertedRowID, prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now,
+                id: try inserted["id"], prefix: prefix, tenant: tenant, scopes: scopes, createdAt: now,
                 lastUsedAt: nil, revokedAt: nil, limits: limits)
             return (secret, key)
         }
@@ -62,8 +60,11 @@ public struct APIKeyStore: Sendable {
     /// once); otherwise nil. The check and the insert are one transaction, so two processes
     /// starting at once create one key between them. There is never a fixed default key.
     public func createFirstAdminKeyIfNone(now: UnixMillis = .current()) throws -> (secret: String, key: APIKey)? {
-        try database.pool.write { db -> (String, APIKey)? in
-            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM api_keys") == 0 else { return nil }
+        try database.writeSync { db -> (String, APIKey)? in
+            // SQLite's write transaction holds the one writer; PostgreSQL's needs the table locked
+            // against a second inserter (reads go on).
+            if db.engine == .postgres { try db.execute("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE") }
+            guard try db.queryOne("SELECT id FROM api_keys LIMIT 1") == nil else { return nil }
             return try insert(db, tenant: "admin", scopes: [.admin], now: now)
         }
     }
@@ -72,18 +73,16 @@ public struct APIKeyStore: Sendable {
     /// secret is compared by hash in constant time.
     public func authenticate(_ presented: String) throws -> APIKey? {
         guard let prefix = Self.prefix(of: presented) else { return nil }
-        guard let row = try database.pool.read({ db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
-        }) else { return nil }
+        guard let row = try database.readSync({ db in try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]) }) else {
+            return nil
+        }
         return try Self.verify(presented, against: row)
     }
 
     /// `authenticate`, with the read done off the caller's thread (for async servers).
     public func authenticateAsync(_ presented: String) async throws -> APIKey? {
         guard let prefix = Self.prefix(of: presented) else { return nil }
-        let row = try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
-        }
+        let row = try await database.read { db in try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]) }
         return try row.flatMap { try Self.verify(presented, against: $0) }
     }
 
@@ -97,22 +96,22 @@ public struct APIKeyStore: Sendable {
     }
 
     /// The key of `row` if `presented` hashes to its stored hash (constant time) and it is live.
-    private static func verify(_ presented: String, against row: Row) throws -> APIKey? {
-        let stored: Data = row["hash"]
+    private static func verify(_ presented: String, against row: SQLRow) throws -> APIKey? {
+        let stored: [UInt8] = try row["hash"]
         let presentedHash = Array(SHA256.hash(data: Array(presented.utf8)))
-        guard constantTimeEqual(Array(stored), presentedHash) else { return nil }
+        guard constantTimeEqual(stored, presentedHash) else { return nil }
         let key = try key(from: row)
         return key.isRevoked ? nil : key
     }
 
     /// Every key (of `tenant`, when given), newest first. Secrets are never stored, so never listed.
     public func list(tenant: String? = nil) throws -> [APIKey] {
-        try database.pool.read { db in
+        try database.readSync { db in
             let rows =
                 if let tenant {
-                    try Row.fetchAll(db, sql: "SELECT * FROM api_keys WHERE tenant = ? ORDER BY id DESC", arguments: [tenant])
+                    try db.query("SELECT * FROM api_keys WHERE tenant = ? ORDER BY id DESC", [tenant])
                 } else {
-                    try Row.fetchAll(db, sql: "SELECT * FROM api_keys ORDER BY id DESC")
+                    try db.query("SELECT * FROM api_keys ORDER BY id DESC")
                 }
             return try rows.map(Self.key(from:))
         }
@@ -122,13 +121,9 @@ public struct APIKeyStore: Sendable {
     /// twice keeps the first time.
     @discardableResult
     public func revoke(prefix: String, now: UnixMillis = .current()) throws -> Bool {
-        try database.pool.write { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM api_keys WHERE prefix = ?", arguments: [prefix]) != nil else {
-                return false
-            }
-            try db.execute(
-                sql: "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
-                arguments: [now.value, prefix])
+        try database.writeSync { db in
+            guard try db.queryOne("SELECT id FROM api_keys WHERE prefix = ?", [prefix]) != nil else { return false }
+            try db.execute("UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL", [now.value, prefix])
             return true
         }
     }
@@ -137,79 +132,70 @@ public struct APIKeyStore: Sendable {
     /// key as it is now, or nil when no such key exists.
     public func setLimits(prefix: String, _ limits: KeyLimits) throws -> APIKey? {
         if let problem = limits.problem { throw StoreError.invalid(field: problem.field, reason: problem.reason) }
-        return try database.pool.write { db in
+        return try database.writeSync { db in
             try db.execute(
-                sql: """
-                    UPDATE api_keys SET submit_rate = ?, submit_burst = ?, max_queued = ?, max_priority = ?, lanes = ?
-                    WHERE prefix = ?
-                    """,
-                arguments: [limits.submitRate, limits.submitBurst, limits.maxQueued, limits.maxPriority, limits.lanesText, prefix])
-            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix])
-                .map(Self.key(from:))
+                """
+                UPDATE api_keys SET submit_rate = ?, submit_burst = ?, max_queued = ?, max_priority = ?, lanes = ?
+                WHERE prefix = ?
+                """,
+                [limits.submitRate, limits.submitBurst, limits.maxQueued, limits.maxPriority, limits.lanesText, prefix])
+            return try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]).map(Self.key(from:))
         }
     }
 
     /// The key with this display prefix, if any (revoked ones too).
     public func find(prefix: String) throws -> APIKey? {
-        try database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
-        }
+        try database.readSync { db in try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]).map(Self.key(from:)) }
     }
 
     /// The key with this id, if any (revoked ones too).
     public func find(id: Int64) throws -> APIKey? {
-        try database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]).map(Self.key(from:))
-        }
+        try database.readSync { db in try db.queryOne("SELECT * FROM api_keys WHERE id = ?", [id]).map(Self.key(from:)) }
     }
 
     /// Records that the key was used at `now`. Callers should coalesce (once a minute is plenty):
     /// every call is a write.
     public func recordUse(id: Int64, now: UnixMillis = .current()) throws {
-        try database.pool.write { db in
-            try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.value, id])
-        }
+        try database.writeSync { db in try db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [now.value, id]) }
     }
 
     /// `recordUse`, with the write done off the caller's thread.
     public func recordUseAsync(id: Int64, now: UnixMillis = .current()) async throws {
-        try await database.pool.write { db in
-            try db.execute(sql: "UPDATE api_keys SET last_used_at = ? WHERE id = ?", arguments: [now.value, id])
-        }
+        _ = try await database.write { db in try db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [now.value, id]) }
     }
 
-    private static func key(from row: Row) throws -> APIKey {
-        let scopesText: String = row["scopes"]
+    private static func key(from row: SQLRow) throws -> APIKey {
+        let scopesText: String = try row["scopes"]
         let scopes: Set<Scope>
         do { scopes = try Scope.parseList(scopesText) } catch { throw StoreError.corrupt("scopes '\(scopesText)'") }
-        let lastUsed: Int64? = row["last_used_at"]
-        let revoked: Int64? = row["revoked_at"]
+        let lastUsed: Int64? = try row["last_used_at"]
+        let revoked: Int64? = try row["revoked_at"]
         return APIKey(
-            id: row["id"], prefix: row["prefix"], tenant: row["tenant"], scopes: scopes,
-            createdAt: UnixMillis(row["created_at"]), lastUsedAt: lastUsed.map(UnixMillis.init),
+            id: try row["id"], prefix: try row["prefix"], tenant: try row["tenant"], scopes: scopes,
+            createdAt: UnixMillis(try row["created_at"] as Int64), lastUsedAt: lastUsed.map(UnixMillis.init),
             revokedAt: revoked.map(UnixMillis.init),
             limits: KeyLimits(
-                submitRate: row["submit_rate"], submitBurst: row["submit_burst"], maxQueued: row["max_queued"],
-                maxPriority: row["max_priority"], lanes: KeyLimits.lanes(from: row["lanes"])),
-            cache: (row["cache"] as String?).flatMap(ResponseCacheDefault.init(text:)),
-            budget: (row["budget"] as String?).flatMap(BudgetPolicy.init(text:)))
+                submitRate: try row["submit_rate"], submitBurst: try row["submit_burst"], maxQueued: try row["max_queued"],
+                maxPriority: try row["max_priority"], lanes: KeyLimits.lanes(from: try row["lanes"])),
+            cache: (try row["cache"] as String?).flatMap(ResponseCacheDefault.init(text:)),
+            budget: (try row["budget"] as String?).flatMap(BudgetPolicy.init(text:)))
     }
 
     /// Sets the budget of the key with this display prefix (nil: none). Returns the key as it is
     /// now, or nil when no such key exists.
     public func setBudget(prefix: String, _ budget: BudgetPolicy?) throws -> APIKey? {
-        try database.pool.write { db in
-            try db.execute(sql: "UPDATE api_keys SET budget = ? WHERE prefix = ?", arguments: [budget?.text, prefix])
-            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
+        try database.writeSync { db in
+            try db.execute("UPDATE api_keys SET budget = ? WHERE prefix = ?", [budget?.text, prefix])
+            return try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]).map(Self.key(from:))
         }
     }
 
     /// Sets the response cache setting of the key with this display prefix (nil: none). Returns
     /// the key as it is now, or nil when no such key exists.
     public func setCache(prefix: String, _ cache: ResponseCacheDefault?) throws -> APIKey? {
-        try database.pool.write { db in
-            try db.execute(sql: "UPDATE api_keys SET cache = ? WHERE prefix = ?", arguments: [cache?.text, prefix])
-            return try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE prefix = ?", arguments: [prefix]).map(Self.key(from:))
+        try database.writeSync { db in
+            try db.execute("UPDATE api_keys SET cache = ? WHERE prefix = ?", [cache?.text, prefix])
+            return try db.queryOne("SELECT * FROM api_keys WHERE prefix = ?", [prefix]).map(Self.key(from:))
         }
     }
 

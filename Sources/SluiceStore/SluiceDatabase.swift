@@ -1,17 +1,37 @@
 import Foundation
 import GRDB
+import Logging
+import NIOCore
+import NIOPosix
 
-/// Sluice's SQLite database: the durable record (API keys and tenants now; the archive, the
-/// usage ledger and webhook deliveries in later issues).
+/// Sluice's durable store: API keys and their limits, webhook secrets, files, batches, the
+/// archive of finished jobs, the usage ledger and webhook deliveries.
 ///
-/// WAL mode (GRDB's `DatabasePool`), so readers never block the writer and several processes
-/// can read while one writes. The schema is created and migrated on open.
+/// One of two engines, behind one interface (`SQLSession`, statements both accept):
+/// - SQLite, the embedded default (`database: var/sluice.sqlite`): a file in WAL mode (GRDB's
+///   `DatabasePool`), so readers never block the writer and several processes on one machine
+///   can read while one writes.
+/// - PostgreSQL (`database: postgres://user@host:5432/sluice`), shared by any number of web
+///   replicas on any number of machines.
+/// The schema is created and migrated on open, in versions (GRDB's migrator on SQLite, the
+/// `schema_migrations` table under an advisory lock on PostgreSQL).
 public final class SluiceDatabase: Sendable {
-    let pool: DatabasePool
-    /// The file's path.
+    enum Backend: Sendable {
+        case sqlite(DatabasePool)
+        case postgres(PostgresPool)
+    }
+    let backend: Backend
+    /// The SQLite file's path; for PostgreSQL, its URL without the password.
     public let path: String
 
-    /// Opens (creating if needed, with its directory) the database at `path` and migrates it.
+    public var engine: SQLEngine {
+        switch backend {
+        case .sqlite: .sqlite
+        case .postgres: .postgres
+        }
+    }
+
+    /// Opens (creating if needed, with its directory) the SQLite database at `path` and migrates it.
     /// The file is its owner's only (0600), and so are its `-wal` and `-shm` (SQLite gives them
     /// the database file's mode); a directory created for it is 0700. It holds key hashes,
     /// webhook secrets and every archived payload.
@@ -26,28 +46,131 @@ public final class SluiceDatabase: Sendable {
         Self.restrict(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        backend = .sqlite(pool)
         self.path = path
         if let last { try Self.migrator.migrate(pool, upTo: last) } else { try Self.migrator.migrate(pool) }
+    }
+
+    /// Connects to the PostgreSQL database at `location` (up to `connections` at once) and
+    /// migrates it. Several replicas starting at once migrate one after the other.
+    public convenience init(postgres location: PostgresLocation, connections: Int = 8, logger: Logger = Logger(label: "sluice.database")) throws {
+        try self.init(postgres: location, connections: connections, logger: logger, upTo: nil)
+    }
+
+    init(postgres location: PostgresLocation, connections: Int, logger: Logger, upTo last: String?) throws {
+        let pool = try PostgresPool(location: location, size: max(1, connections), logger: logger)
+        backend = .postgres(pool)
+        path = location.description
+        try PostgresMigrations.migrate(pool, upTo: last, logger: logger)
+    }
+
+    /// Opens what `database:` names: a PostgreSQL URL (its password from `SLUICE_DATABASE_URL`,
+    /// which then stands for the whole setting, or `SLUICE_DATABASE_PASSWORD_FILE`), or else a
+    /// SQLite file's path.
+    public static func open(
+        _ setting: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger = Logger(label: "sluice.database")
+    ) throws -> SluiceDatabase {
+        switch try DatabaseSetting(setting, environment: environment) {
+        case .sqlite(let path): try SluiceDatabase(path: path)
+        case .postgres(let location): try SluiceDatabase(postgres: location, logger: logger)
+        }
+    }
+
+    /// Closes PostgreSQL's connections (SQLite's close with the last reference).
+    public func close() {
+        if case .postgres(let pool) = backend { pool.close() }
+    }
+
+    // MARK: - Sessions
+
+    /// Runs `body` on the calling thread with a session that sees committed data.
+    func readSync<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let pool): try pool.read { db in try body(SQLiteSession(db: db)) }
+        case .postgres(let pool): try pool.withConnection { connection in try body(PostgresSession(connection: connection, logger: Self.quiet)) }
+        }
+    }
+
+    /// Runs `body` on the calling thread in one transaction: all of it is committed, or none.
+    func writeSync<T>(_ body: (any SQLSession) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let pool):
+            return try pool.write { db in try body(SQLiteSession(db: db)) }
+        case .postgres(let pool):
+            return try pool.withConnection { connection in
+                let session = PostgresSession(connection: connection, logger: Self.quiet)
+                try session.execute("BEGIN")
+                do {
+                    let result = try body(session)
+                    try session.execute("COMMIT")
+                    return result
+                } catch {
+                    // A failed ROLLBACK leaves the connection unusable: close it, and the pool drops it.
+                    do { try session.execute("ROLLBACK") } catch { _ = connection.close() as EventLoopFuture<Void> }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// `readSync`, off the caller's thread.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool): try await pool.read { db in try body(SQLiteSession(db: db)) }
+        case .postgres: try await NIOThreadPool.singleton.runIfActive { try self.readSync(body) }
+        }
+    }
+
+    /// `writeSync`, off the caller's thread.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool): try await pool.write { db in try body(SQLiteSession(db: db)) }
+        case .postgres: try await NIOThreadPool.singleton.runIfActive { try self.writeSync(body) }
+        }
+    }
+
+    /// PostgresNIO logs each query at debug; ours go through swift-log's `sluice.database` only
+    /// when that is at trace.
+    static let quiet = Logger(label: "sluice.database.postgres")
+
+    /// A health check: SQLite's journal mode (`wal`), or, on PostgreSQL, `postgresql` once the
+    /// server has answered a query.
+    public func journalMode() throws -> String {
+        switch backend {
+        case .sqlite(let pool): return try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        case .postgres:
+            _ = try readSync { session in try session.query("SELECT 1 AS one") }
+            return "postgresql"
+        }
+    }
+
+    /// The migrations applied, oldest first (`sluice migrate` prints them).
+    public func appliedMigrations() throws -> [String] {
+        switch backend {
+        case .sqlite(let pool):
+            let applied = try pool.read { db in try Self.migrator.appliedIdentifiers(db) }
+            return Self.migrator.migrations.filter(applied.contains)
+        case .postgres:
+            return try readSync { session in
+                try session.query("SELECT name FROM schema_migrations ORDER BY version").map { row in try row["name"] as String }
+            }
+        }
     }
 
     /// Creates the database file 0600 if it is missing, and takes group and other access away
     /// from an existing one and its `-wal` and `-shm` (made by an older version, or another umask).
     static func restrict(_ path: String) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        if fd >= 0 { close(fd) }
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { Glibc.close(fd) }
         for file in [path, path + "-wal", path + "-shm"] {
             var info = stat()
             if stat(file, &info) == 0, info.st_mode & 0o077 != 0 { _ = chmod(file, info.st_mode & 0o700) }
         }
     }
 
-    /// The journal mode SQLite reports (`wal`).
-    public func journalMode() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
-    }
-
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: api keys") { db in
             try db.create(table: "api_keys") { table in

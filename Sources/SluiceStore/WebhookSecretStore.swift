@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SluiceCore
 
 /// Each API key's webhook signing secret (`whsec_…`), with the previous one during a rotation:
@@ -14,22 +13,22 @@ public struct WebhookSecretRecord: Sendable, Hashable {
 
 extension APIKeyStore {
     public func webhookSecret(keyID: Int64) async throws -> WebhookSecretRecord? {
-        try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM webhook_secrets WHERE key_id = ?", arguments: [keyID]).map(Self.secret(from:))
-        }
+        try await database.read { db in try db.queryOne("SELECT * FROM webhook_secrets WHERE key_id = ?", [keyID]).map(Self.secret(from:)) }
     }
 
     /// Every key's secrets (to publish them at start).
     public func allWebhookSecrets() async throws -> [WebhookSecretRecord] {
-        try await database.pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM webhook_secrets").map(Self.secret(from:)) }
+        try await database.read { db in try db.query("SELECT * FROM webhook_secrets ORDER BY key_id").map(Self.secret(from:)) }
     }
 
     /// The key's secret, created as `fresh` if it has none yet.
     public func ensureWebhookSecret(keyID: Int64, fresh: String) async throws -> WebhookSecretRecord {
-        try await database.pool.write { db in
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO webhook_secrets (key_id, current) VALUES (?, ?)", arguments: [keyID, fresh])
-            return try Self.secret(from: try Row.fetchOne(db, sql: "SELECT * FROM webhook_secrets WHERE key_id = ?", arguments: [keyID])!)
+        try await database.write { db in
+            try db.execute("INSERT INTO webhook_secrets (key_id, current) VALUES (?, ?) ON CONFLICT (key_id) DO NOTHING", [keyID, fresh])
+            guard let row = try db.queryOne("SELECT * FROM webhook_secrets WHERE key_id = ?", [keyID]) else {
+                throw StoreError.corrupt("the webhook secret of key \(keyID) vanished")
+            }
+            return try Self.secret(from: row)
         }
     }
 
@@ -38,19 +37,23 @@ extension APIKeyStore {
     public func rotateWebhookSecret(
         keyID: Int64, fresh: String, keepPrevious: Duration, now: UnixMillis = .current()
     ) async throws -> WebhookSecretRecord {
-        try await database.pool.write { db in
-            let old = try String.fetchOne(db, sql: "SELECT current FROM webhook_secrets WHERE key_id = ?", arguments: [keyID])
+        try await database.write { db in
+            let old: String? = try db.queryOne("SELECT current FROM webhook_secrets WHERE key_id = ?", [keyID]).map { try $0["current"] }
             let until = old == nil ? nil : now.value + Int64(keepPrevious.components.seconds) * 1000
             try db.execute(
-                sql: "INSERT OR REPLACE INTO webhook_secrets (key_id, current, previous, previous_until) VALUES (?, ?, ?, ?)",
-                arguments: [keyID, fresh, old, until])
+                """
+                INSERT INTO webhook_secrets (key_id, current, previous, previous_until) VALUES (?, ?, ?, ?)
+                ON CONFLICT (key_id) DO UPDATE SET current = excluded.current, previous = excluded.previous,
+                  previous_until = excluded.previous_until
+                """,
+                [keyID, fresh, old, until])
             return WebhookSecretRecord(keyID: keyID, current: fresh, previous: old, previousUntil: until.map(UnixMillis.init))
         }
     }
 
-    private static func secret(from row: Row) -> WebhookSecretRecord {
+    private static func secret(from row: SQLRow) throws -> WebhookSecretRecord {
         WebhookSecretRecord(
-            keyID: row["key_id"], current: row["current"], previous: row["previous"],
-            previousUntil: (row["previous_until"] as Int64?).map(UnixMillis.init))
+            keyID: try row["key_id"], current: try row["current"], previous: try row["previous"],
+            previousUntil: (try row["previous_until"] as Int64?).map(UnixMillis.init))
     }
 }

@@ -15,11 +15,12 @@ struct Doctor: AsyncParsableCommand {
             let configuration = try options.load()
             // The database: it opens (creating it if needed), migrates, and is in WAL mode.
             do {
-                let database = try SluiceDatabase(path: configuration.database)
+                let database = try SluiceDatabase.open(configuration.database)
+                defer { database.close() }
                 let mode = try database.journalMode()
-                say("[\(mode == "wal" ? "ok" : "warning")] database: \(configuration.database), journal mode \(mode)")
+                say("[\(mode == "wal" || mode == "postgresql" ? "ok" : "warning")] database: \(database.path), journal mode \(mode)")
             } catch {
-                say("[error] database: cannot open or write \(configuration.database): \(error). Fix its directory's permissions, or set database / SLUICE_DB")
+                say("[error] database: cannot open or write it: \(error). Fix its directory's permissions, or set database / SLUICE_DB")
                 throw CommandFailure(exitCode: 1, message: "the database is not usable")
             }
             guard let url = configuration.redis.url else {

@@ -15,7 +15,7 @@ struct Sluice: AsyncParsableCommand {
             """,
         subcommands: [
             Up.self, Serve.self, Work.self, Submit.self, Batch.self, Status.self, Wait.self, Cancel.self, Retry.self, Queues.self,
-            Usage.self, Keys.self, Doctor.self, MockProviderCommand.self, Autoscale.self,
+            Usage.self, Keys.self, Doctor.self, Migrate.self, MockProviderCommand.self, Autoscale.self,
         ]
     )
 }
