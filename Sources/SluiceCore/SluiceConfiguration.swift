@@ -223,6 +223,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var inlineConcurrency = 256
     }
     public var facade = Facade()
+    /// A SQLite file's path, or a PostgreSQL URL (`postgres://user@host:5432/sluice`) whose
+    /// password comes from SLUICE_DATABASE_URL or SLUICE_DATABASE_PASSWORD_FILE, never the file.
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
 
@@ -276,6 +278,14 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let server = try reader.mapping("server") { try readServer(server, into: &configuration.server) }
         if let redis = try reader.mapping("redis") { try readRedis(redis, into: &configuration.redis) }
         configuration.database = try reader.string("database") ?? configuration.database
+        // A SQLite path, or a postgres:// URL whose password comes from the environment only.
+        if (configuration.database.hasPrefix("postgres://") || configuration.database.hasPrefix("postgresql://")),
+            URLComponents(string: configuration.database)?.password != nil
+        {
+            throw ConfigurationError(
+                key: "database",
+                problem: "the URL holds a password, which the file must not: give the whole URL in SLUICE_DATABASE_URL, or the password in a file named by SLUICE_DATABASE_PASSWORD_FILE")
+        }
         if let queue = try reader.mapping("queue") { try readQueue(queue, into: &configuration.queue) }
         if let prices = try reader.mapping("prices") { configuration.prices = try readPrices(prices) }
         if let budgets = try reader.mapping("budgets") { configuration.budgets = try readBudgets(budgets) }

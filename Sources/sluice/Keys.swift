@@ -165,7 +165,7 @@ struct Keys: AsyncParsableCommand {
 private func openStore(_ options: ConfigurationOptions) throws -> APIKeyStore {
     let configuration = try options.load()
     do {
-        return APIKeyStore(database: try SluiceDatabase(path: configuration.database))
+        return APIKeyStore(database: try SluiceDatabase.open(configuration.database))
     } catch {
         throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
     }

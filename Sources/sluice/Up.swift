@@ -95,7 +95,7 @@ private func serve(
         say("sluice: \(finding)")
     }
     let database: SluiceDatabase
-    do { database = try SluiceDatabase(path: configuration.database) } catch {
+    do { database = try SluiceDatabase.open(configuration.database) } catch {
         throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
     }
     let keys = APIKeyStore(database: database)
