@@ -1,0 +1,126 @@
+import Foundation
+import SluiceCore
+import SluiceProcess
+import SluiceQueue
+import SluiceRedis
+import SluiceTestSupport
+import Testing
+
+/// Two web replicas as real processes (issue 17): two `sluice serve` on two ports, one
+/// `sluice work` and the mock provider, against one redis-server and one SQLite file. A key
+/// revoked on one replica, or with `sluice keys revoke`, is refused by the other within a
+/// second; the archiver runs in one replica, and a kill -9 of that replica moves it to the
+/// other within the leader lock's TTL (10 s).
+@Suite(.serialized) struct ReplicasProcessTests {
+    @Test func keysChangeEverywhereAtOnceAndArchivingSurvivesAKill9OfItsReplica() async throws {
+        try await withRedis { server, redis in
+            let work = NSTemporaryDirectory() + "sluice-replicas-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            var children: [ChildProcess] = []
+            defer { for child in children { child.signal(SIGKILL) } }
+
+            let mockLog = work + "/mock.log"
+            children.append(try ChildProcess.spawn(try sluiceBinary(), arguments: ["mock-provider", "--port", "0", "--latency", "5ms"], outputPath: mockLog))
+            try #require(await eventually(timeout: .seconds(20)) { contents(of: mockLog).contains("mock provider on http://") }, "\(contents(of: mockLog))")
+            let mockPort = try #require(listeningPort(after: "127.0.0.1:", in: contents(of: mockLog)))
+            let config = work + "/sluice.yaml"
+            try """
+                server: { port: 0 }
+                redis: { url: "\(server.url)" }
+                database: \(work)/sluice.sqlite
+                queue: { lease_duration: 3s, maintenance_interval: 100ms }
+                providers:
+                  mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: { concurrency: 64 } }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+
+            // Two replicas; the first creates (and prints) the admin key.
+            var replicas: [(process: ChildProcess, url: String)] = []
+            for index in 0..<2 {
+                let log = work + "/serve\(index).log"
+                let child = try ChildProcess.spawn(try sluiceBinary(), arguments: ["serve", "--config", config], outputPath: log)
+                children.append(child)
+                try #require(await eventually(timeout: .seconds(30)) { contents(of: log).contains("sluice: ready") }, "\(contents(of: log))")
+                replicas.append((child, "http://127.0.0.1:\(try #require(listeningPort(in: contents(of: log))))"))
+            }
+            let lines = contents(of: work + "/serve0.log").split(separator: "\n")
+            let admin = lines[try #require(lines.firstIndex { $0.contains("store it now") }) + 1].trimmingCharacters(in: .whitespaces)
+            let workerLog = work + "/worker.log"
+            children.append(
+                try ChildProcess.spawn(
+                    try sluiceBinary(), arguments: ["work", "--config", config, "--lanes", "mock", "--maintenance", "--grace", "1s"], outputPath: workerLog))
+            try #require(await eventually(timeout: .seconds(30)) { contents(of: workerLog).contains("sluice work: ready") }, "\(contents(of: workerLog))")
+
+            // A key created on one replica works on the other (and is cached there).
+            func createKey(on url: String) throws -> (secret: String, prefix: String) {
+                let (status, body) = try httpCall("POST", url + "/v1/keys", bearer: admin, json: #"{"tenant": "acme", "scopes": ["submit", "read"]}"#)
+                try #require(status == 201, "\(status) \(body)")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+                return (try #require(object["key"] as? String), try #require(object["prefix"] as? String))
+            }
+            func refusedWithin(_ url: String, _ secret: String) async throws -> Duration? {
+                let start = ContinuousClock.now
+                let refused = try await eventually(timeout: .seconds(30)) { try httpCall("GET", url + "/v1/jobs", bearer: secret).status == 401 }
+                return refused ? ContinuousClock.now - start : nil
+            }
+            let first = try createKey(on: replicas[0].url)
+            #expect(try httpCall("GET", replicas[1].url + "/v1/jobs", bearer: first.secret).status == 200)
+            #expect(try httpCall("DELETE", replicas[0].url + "/v1/keys/\(first.prefix)", bearer: admin).status == 200)
+            let overHTTP = try #require(try await refusedWithin(replicas[1].url, first.secret), "the other replica still accepts the key")
+            #expect(overHTTP < .seconds(1), "refused by the other replica after \(overHTTP)")
+
+            // Revoked with the CLI: both replicas, which cached it, refuse it within a second.
+            let second = try createKey(on: replicas[1].url)
+            for replica in replicas { #expect(try httpCall("GET", replica.url + "/v1/jobs", bearer: second.secret).status == 200) }
+            let (revoked, output) = try await runSluice(["keys", "revoke", second.prefix, "--config", config], in: work)
+            #expect(revoked == 0, "\(output)")
+            for replica in replicas {
+                let took = try #require(try await refusedWithin(replica.url, second.secret), "\(replica.url) still accepts the key")
+                #expect(took < .seconds(1), "refused after \(took)")
+            }
+
+            // Jobs through both replicas are archived (the usage ledger counts them), by one replica.
+            let submitter = try createKey(on: replicas[0].url).secret
+            func submit(_ count: Int, through url: String) throws {
+                for _ in 0..<count {
+                    let (status, body) = try httpCall(
+                        "POST", url + "/v1/jobs", bearer: submitter,
+                        json: #"{"lane": "mock", "request": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}"#)
+                    try #require(status == 202, "\(status) \(body)")
+                }
+            }
+            func archived(_ url: String) throws -> Int {
+                let (status, body) = try httpCall("GET", url + "/v1/usage?group_by=model", bearer: submitter)
+                guard status == 200, let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return -1 }
+                return (object["total"] as? [String: Any])?["requests"] as? Int ?? 0
+            }
+            try submit(10, through: replicas[0].url)
+            try submit(10, through: replicas[1].url)
+            #expect(try await eventually(timeout: .seconds(30)) { try archived(replicas[1].url) == 20 }, "the first 20 jobs were not archived")
+            // The lock's holder is "host:pid:…": the replica whose pid it names archives.
+            let holder = try #require(try await redis.send("GET", KeyLayout.leaderLock(role: "archiver")).string)
+            let leader = try #require(replicas.firstIndex { holder.contains(":\($0.process.pid):") }, "no replica holds \(holder)")
+            let survivor = replicas[1 - leader]
+
+            replicas[leader].process.signal(SIGKILL)
+            _ = await replicas[leader].process.waitForExit(timeout: .seconds(10))
+            let died = ContinuousClock.now
+            try submit(15, through: survivor.url)
+            #expect(try await eventually(timeout: .seconds(40)) { try archived(survivor.url) == 35 }, "the jobs after the kill were not archived")
+            let took = ContinuousClock.now - died
+            // The lock lapses within 10 s and is tried every 3.3 s.
+            #expect(took < .seconds(25), "archiving resumed after \(took)")
+            let taken = try await redis.send("GET", KeyLayout.leaderLock(role: "archiver")).string ?? ""
+            #expect(taken.contains(":\(survivor.process.pid):"), "the lock is held by \(taken)")
+            print("RESULT replicas-archiver-takeover: \(took) from kill -9 of the archiving replica to 15 more jobs archived by the other")
+            for child in children { child.signal(SIGTERM) }
+            for child in children { _ = await child.waitForExit(timeout: .seconds(10)) }
+        }
+    }
+}
+
+/// The port after `marker` in a log (the mock's "mock provider on http://127.0.0.1:PORT").
+private func listeningPort(after marker: String, in output: String) -> Int? {
+    guard let range = output.range(of: marker) else { return nil }
+    return Int(output[range.upperBound...].prefix { $0.isNumber })
+}
