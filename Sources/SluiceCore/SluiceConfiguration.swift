@@ -104,6 +104,25 @@ public struct SluiceConfiguration: Sendable, Hashable {
 
     public var server = Server()
 
+    /// The operator's dashboard under `/ui` (`dashboard:`), served by `sluice serve` and `sluice up`.
+    public struct Dashboard: Sendable, Hashable {
+        /// `false`: `/ui` is not served (404).
+        public var enabled = true
+        /// How long a login lasts (`session_ttl`, 5m to 30d); use does not extend it.
+        public var sessionTTL: Duration = .seconds(8 * 3600)
+        /// Failed logins allowed from one address a minute (1 to 10,000); past them its logins
+        /// wait for the minute's end.
+        public var loginAttemptsPerMinute = 20
+        /// How often a live page (overview, providers, scaling) fetches its figures (1s to 10m).
+        public var refresh: Duration = .seconds(2)
+        /// Whether a proxy's `X-Forwarded-Proto: https` makes the session cookie `Secure` (and its
+        /// `X-Forwarded-For` names the address a login came from). Only behind a proxy that
+        /// terminates TLS and overwrites both headers: a client could send them.
+        public var trustForwardedProto = false
+    }
+
+    public var dashboard = Dashboard()
+
     /// How webhooks are sent (see SluiceWebhooks).
     public struct Webhooks: Sendable, Hashable {
         /// The delay before each attempt; nil: the Standard Webhooks schedule.
@@ -276,6 +295,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         guard let root = try rootMapping(yaml) else { return try configuration.applying(environment) }
         var reader = Reader(root, path: "")
         if let server = try reader.mapping("server") { try readServer(server, into: &configuration.server) }
+        if let dashboard = try reader.mapping("dashboard") { configuration.dashboard = try readDashboard(dashboard) }
         if let redis = try reader.mapping("redis") { try readRedis(redis, into: &configuration.redis) }
         configuration.database = try reader.string("database") ?? configuration.database
         // A SQLite path, or a postgres:// URL whose password comes from the environment only.
@@ -381,6 +401,24 @@ public struct SluiceConfiguration: Sendable, Hashable {
         try server.check()
         server.metricsKeyRequired = try Server.metricsKeyRequired(parsing: try section.string("metrics_key"))
         try section.finish()
+    }
+
+    private static func readDashboard(_ mapping: [String: Any]) throws(ConfigurationError) -> Dashboard {
+        var section = Reader(mapping, path: "dashboard")
+        var dashboard = Dashboard()
+        dashboard.enabled = try section.bool("enabled") ?? dashboard.enabled
+        dashboard.sessionTTL = try section.duration("session_ttl") ?? dashboard.sessionTTL
+        guard dashboard.sessionTTL >= .seconds(300), dashboard.sessionTTL <= .seconds(30 * 86_400) else {
+            throw ConfigurationError(key: "dashboard.session_ttl", problem: "must be from 5m to 30d")
+        }
+        dashboard.loginAttemptsPerMinute = try section.int("login_attempts_per_minute", in: 1...10_000) ?? dashboard.loginAttemptsPerMinute
+        dashboard.refresh = try section.duration("refresh") ?? dashboard.refresh
+        guard dashboard.refresh >= .seconds(1), dashboard.refresh <= .seconds(600) else {
+            throw ConfigurationError(key: "dashboard.refresh", problem: "must be from 1s to 10m")
+        }
+        dashboard.trustForwardedProto = try section.bool("trust_forwarded_proto") ?? dashboard.trustForwardedProto
+        try section.finish()
+        return dashboard
     }
 
     private static func readRedis(_ mapping: [String: Any], into redis: inout Redis) throws(ConfigurationError) {

@@ -16,5 +16,14 @@ extension SluiceAPI {
         public var loginAttemptsPerMinute = DashboardSessions.defaultFailedLoginsPerMinute
 
         public init() {}
+
+        /// The settings of the configuration's `dashboard:`.
+        public init(_ dashboard: SluiceConfiguration.Dashboard) {
+            enabled = dashboard.enabled
+            sessionLifetime = dashboard.sessionTTL
+            trustForwardedProto = dashboard.trustForwardedProto
+            refresh = dashboard.refresh
+            loginAttemptsPerMinute = dashboard.loginAttemptsPerMinute
+        }
     }
 }

@@ -128,6 +128,7 @@ public struct SluiceAPI: Sendable {
             budgets = configuration.budgets
             prices = configuration.prices
             cache = configuration.cache
+            dashboard = DashboardSettings(configuration.dashboard)
         }
     }
 

@@ -11,7 +11,7 @@ import Testing
 
 /// A browser's view of the dashboard: its cookies, sent back as a browser would.
 struct DashboardBrowser {
-    let api: Fixture
+    let client: any TestClientProtocol
     var cookies: [String: String] = [:]
 
     struct Page {
@@ -24,7 +24,8 @@ struct DashboardBrowser {
         var location: String? { headers[.location] }
     }
 
-    init(_ api: Fixture) { self.api = api }
+    init(_ api: Fixture) { client = api.client }
+    init(client: any TestClientProtocol) { self.client = client }
 
     mutating func get(_ uri: String) async throws -> Page { try await send(.get, uri) }
 
@@ -39,7 +40,7 @@ struct DashboardBrowser {
         var headers: HTTPFields = [:]
         if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
         if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
-        let response = try await api.client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        let response = try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
         for line in response.headers[values: .setCookie] {
             let pair = line.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let value = pair.count > 1 ? String(pair[1]) : ""
