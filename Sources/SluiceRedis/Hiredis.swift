@@ -5,13 +5,18 @@ import Foundation
 /// a connection's own thread.
 enum Hiredis {
     /// Opens a context: connect (with the connect timeout), set the command timeout, AUTH, SELECT.
+    /// Through Sentinel: first ask the sentinels where the primary is, and after AUTH check with
+    /// ROLE that it still is one (a failover may be under way).
     static func open(_ configuration: RedisConfiguration) throws -> UnsafeMutablePointer<redisContext> {
         var timeout = timeval(configuration.connectTimeout)
-        let made: UnsafeMutablePointer<redisContext>? =
-            switch configuration.endpoint {
-            case .tcp(let host, let port): redisConnectWithTimeout(host, Int32(port), timeout)
-            case .unix(let path): redisConnectUnixWithTimeout(path, timeout)
-            }
+        let made: UnsafeMutablePointer<redisContext>?
+        switch configuration.endpoint {
+        case .tcp(let host, let port): made = redisConnectWithTimeout(host, Int32(port), timeout)
+        case .unix(let path): made = redisConnectUnixWithTimeout(path, timeout)
+        case .sentinel(let nodes, let master):
+            let primary = try self.primary(of: master, asking: nodes, timeout: configuration.connectTimeout)
+            made = redisConnectWithTimeout(primary.host, Int32(primary.port), timeout)
+        }
         guard let ctx = made else { throw RedisError.connectionFailed("out of memory") }
         if ctx.pointee.err != 0 {
             let message = errorString(ctx)
@@ -28,6 +33,13 @@ enum Hiredis {
                 auth.append(password)
                 try setupCommand(auth, on: ctx)
             }
+            if case .sentinel(_, let master) = configuration.endpoint {
+                // A sentinel's answer can be stale for a moment around a failover.
+                let role = try setupCommand(RedisCommand("ROLE"), on: ctx)
+                guard role.array?.first?.string == "master" else {
+                    throw RedisError.connectionFailed("the primary the sentinels named for '\(master)' is not a master (yet)")
+                }
+            }
             if configuration.database != 0 {
                 try setupCommand(RedisCommand("SELECT", configuration.database), on: ctx)
             }
@@ -38,16 +50,48 @@ enum Hiredis {
         return ctx
     }
 
-    private static func setupCommand(_ command: RedisCommand, on ctx: UnsafeMutablePointer<redisContext>) throws {
+    @discardableResult
+    private static func setupCommand(_ command: RedisCommand, on ctx: UnsafeMutablePointer<redisContext>) throws -> RedisValue {
         append(command, to: ctx)
         var reply: UnsafeMutableRawPointer?
         guard redisGetReply(ctx, &reply) == REDIS_OK, let reply else {
             throw RedisError.connectionFailed(errorString(ctx))
         }
         defer { freeReplyObject(reply) }
-        if case .error(let message) = decode(reply.assumingMemoryBound(to: redisReply.self)) {
+        let value = decode(reply.assumingMemoryBound(to: redisReply.self))
+        if case .error(let message) = value {
             throw RedisError.authenticationFailed("\(command.name): \(message)")
         }
+        return value
+    }
+
+    /// The address the first sentinel that answers gives for `master`
+    /// (`SENTINEL get-master-addr-by-name`), each asked in turn within `timeout`.
+    static func primary(
+        of master: String, asking nodes: [RedisConfiguration.SentinelNode], timeout: Duration
+    ) throws -> (host: String, port: Int) {
+        var problems: [String] = []
+        for node in nodes {
+            guard let ctx = redisConnectWithTimeout(node.host, Int32(node.port), timeval(timeout)) else { continue }
+            defer { redisFree(ctx) }
+            if ctx.pointee.err != 0 {
+                problems.append("\(node): \(errorString(ctx))")
+                continue
+            }
+            redisSetTimeout(ctx, timeval(timeout))
+            append(RedisCommand("SENTINEL", "get-master-addr-by-name", master), to: ctx)
+            guard let reply = readReply(ctx) else {
+                problems.append("\(node): \(errorString(ctx))")
+                continue
+            }
+            if let parts = reply.array, parts.count == 2, let host = parts[0].string,
+                let port = parts[1].string.flatMap({ Int($0) }), (1...65535).contains(port)
+            {
+                return (host, port)
+            }
+            problems.append("\(node): \(reply.errorMessage ?? "does not know '\(master)'")")
+        }
+        throw RedisError.connectionFailed("no sentinel named a primary for '\(master)': \(problems.joined(separator: "; "))")
     }
 
     /// Whether an idle connection has become unusable: with no reply outstanding, a readable

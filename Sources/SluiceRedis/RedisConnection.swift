@@ -33,9 +33,13 @@ final class RedisConnection: @unchecked Sendable {
     private var reconnectDelay: Duration = .milliseconds(10)
     private var everConnected = false
     private let roundTripCount = Atomic<Int>(0)
+    /// Whether the address is asked again at each connect (Sentinel), so leaving a server that
+    /// is no longer the primary helps.
+    private let rediscovers: Bool
 
     init(configuration: RedisConfiguration, name: String) {
         self.configuration = configuration
+        if case .sentinel = configuration.endpoint { rediscovers = true } else { rediscovers = false }
         // The thread keeps the connection alive until `close()` ends it.
         let thread = Thread { self.run() }
         thread.name = name
@@ -120,6 +124,7 @@ final class RedisConnection: @unchecked Sendable {
             for command in request.commands { Hiredis.append(command, to: ctx) }
         }
         roundTripCount.add(1, ordering: .relaxed)
+        var stale = false
         for (index, request) in batch.enumerated() {
             if let timeout = request.readTimeout { setTimeout(ctx, timeout) }
             var values = [RedisValue]()
@@ -134,8 +139,20 @@ final class RedisConnection: @unchecked Sendable {
                 values.append(value)
             }
             if request.readTimeout != nil { setTimeout(ctx, configuration.commandTimeout) }
+            if rediscovers && values.contains(where: Self.saysNotThePrimary) { stale = true }
             request.continuation.resume(returning: values)
         }
+        // Through Sentinel, a primary that became a replica (or one still loading) is left: the
+        // next command asks the sentinels again. Its callers got the error reply.
+        if stale { disconnect() }
+    }
+
+    /// Whether an error reply says this server cannot take writes now: a demoted primary
+    /// (READONLY, also inside a script's error), one loading its data, or one without its primary.
+    static func saysNotThePrimary(_ value: RedisValue) -> Bool {
+        guard let message = value.errorMessage else { return false }
+        return message.hasPrefix("READONLY") || message.hasPrefix("LOADING") || message.hasPrefix("MASTERDOWN")
+            || message.contains("-READONLY") || message.contains("READONLY You can't write")
     }
 
     private func connected() throws -> UnsafeMutablePointer<redisContext> {

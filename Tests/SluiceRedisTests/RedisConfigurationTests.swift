@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SluiceRedis
 
@@ -25,7 +26,7 @@ import Testing
     }
 
     @Test func rejectsBadURLsWithAReason() {
-        #expect(throws: RedisError.invalidURL("scheme 'http' is not redis:// or unix://")) {
+        #expect(throws: RedisError.invalidURL("scheme 'http' is not redis://, unix:// or redis+sentinel://")) {
             try RedisConfiguration(url: "http://localhost")
         }
         #expect(throws: RedisError.invalidURL("database 'abc' is not a number")) {
@@ -39,6 +40,54 @@ import Testing
         #expect(!RedisConfiguration.redact("redis://:topsecret@localhost").contains("topsecret"))
         let command = RedisCommand("AUTH", "topsecret")
         #expect(!command.description.contains("topsecret"))
+    }
+
+    @Test func parsesSentinelURLsWithSeveralSentinels() throws {
+        let configuration = try RedisConfiguration(url: "redis+sentinel://sluice:s%40cret@10.0.0.1:26379,sentinel-b,[::1]:26380/mymaster/2")
+        #expect(configuration.endpoint == .sentinel(
+            nodes: [.init(host: "10.0.0.1", port: 26379), .init(host: "sentinel-b", port: 26379), .init(host: "::1", port: 26380)],
+            master: "mymaster"))
+        #expect(configuration.username == "sluice")
+        #expect(configuration.password == "s@cret")
+        #expect(configuration.database == 2)
+        #expect(configuration.description == "redis+sentinel://sluice:***@10.0.0.1:26379,sentinel-b:26379,[::1]:26380/mymaster/2")
+        let plain = try RedisConfiguration(url: "redis+sentinel://127.0.0.1:5000/main?db=1")
+        #expect(plain.endpoint == .sentinel(nodes: [.init(host: "127.0.0.1", port: 5000)], master: "main"))
+        #expect(plain.database == 1 && plain.password == nil && plain.username == nil)
+    }
+
+    @Test func rejectsSentinelURLsWithoutASentinelOrAMaster() {
+        #expect(throws: RedisError.invalidURL("no master name in the URL (redis+sentinel://host:port/<master>)")) {
+            try RedisConfiguration(url: "redis+sentinel://127.0.0.1:26379")
+        }
+        #expect(throws: RedisError.invalidURL("no sentinel in the URL")) {
+            try RedisConfiguration(url: "redis+sentinel:///mymaster")
+        }
+        #expect(throws: RedisError.invalidURL("sentinel port 70000 out of range")) {
+            try RedisConfiguration(url: "redis+sentinel://h:70000/mymaster")
+        }
+        #expect(throws: RedisError.invalidURL("db 'x' is not a number")) {
+            try RedisConfiguration(url: "redis+sentinel://h:1/mymaster/x")
+        }
+    }
+
+    /// A password file (a mounted secret): its first line, read when the URL has no password;
+    /// never in the description or in an error.
+    @Test func readsThePasswordFromAFileAndNeverShowsIt() throws {
+        let path = NSTemporaryDirectory() + "sluice-redis-password-\(UUID().uuidString)"
+        try "hunter2-file\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let tcp = try RedisConfiguration(url: "redis://sluice@cache:6379/0?password_file=\(path)")
+        #expect(tcp.username == "sluice" && tcp.password == "hunter2-file")
+        #expect(!tcp.description.contains("hunter2"))
+        let sentinel = try RedisConfiguration(url: "redis+sentinel://sluice@s1:26379/mymaster?password_file=\(path)")
+        #expect(sentinel.password == "hunter2-file")
+        #expect(!sentinel.description.contains("hunter2") && sentinel.description.contains("sluice:***@"))
+        // The URL's own password wins over the file.
+        #expect(try RedisConfiguration(url: "redis://u:inline@cache?password_file=\(path)").password == "inline")
+        #expect(throws: RedisError.invalidURL("cannot read the password_file /nonexistent/pw")) {
+            try RedisConfiguration(url: "redis://cache?password_file=/nonexistent/pw")
+        }
     }
 
     @Test func scriptSHA1MatchesKnownDigests() {
