@@ -98,12 +98,22 @@ func describeJob(_ answer: SluiceClient.Answer<SluiceClient.JobSummary>) -> Stri
     var line = "\(job.id ?? "?")  \(job.status ?? "?")"
     if let lane = job.lane { line += "  lane \(lane)" }
     if let attempts = job.attempts, let max = job.maxAttempts { line += "  attempts \(attempts)/\(max)" }
-    if let error = job.error { line += "\nerror: \(error)" }
+    if let error = job.error { line += "\nerror: " + printable(error) }
     if job.hasResult, let result = PrintedJSON.object(answer.json)["result"] { line += "\nresult: \(PrintedJSON.text(result))" }
     return line
 }
 
 let terminalStates: Set<String> = ["succeeded", "failed", "cancelled", "expired", "dead"]
+
+/// Text from the server made safe for a terminal: its control characters (ESC, BEL, CR, C1,
+/// newlines) shown as U+FFFD. A job's error and its timeline's notes carry a provider's words: an
+/// escape sequence in them must not rewrite the operator's screen, title or clipboard.
+func printable(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+    var scalars = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars { scalars.append(scalar.properties.generalCategory == .control ? "\u{FFFD}" : scalar) }
+    return String(scalars)
+}
 
 /// `sluice submit`: one job, from flags, a file or stdin.
 struct Submit: AsyncParsableCommand {
@@ -191,7 +201,7 @@ struct Status: AsyncParsableCommand {
             say(describeJob(job))
             for event in timeline?.value ?? [] {
                 let at = event.at.map { Date(timeIntervalSince1970: $0) }.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
-                say("  \(at)  \(event.status ?? "?")" + (event.info.map { "  \($0)" } ?? ""))
+                say(printable("  \(at)  \(event.status ?? "?")" + (event.info.map { "  \($0)" } ?? "")))
             }
         }
     }
@@ -216,7 +226,7 @@ func followJob(_ api: SluiceClient, id: String, json: Bool) async throws {
                 say(event.data)
             } else if event.event == "status" {
                 let at = (data["at"] as? Double).map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) } ?? "?"
-                say("\(at)  \(data["status"] as? String ?? "?")" + ((data["info"] as? String).map { "  \($0)" } ?? ""))
+                say(printable("\(at)  \(data["status"] as? String ?? "?")" + ((data["info"] as? String).map { "  \($0)" } ?? "")))
             }
             if event.event == "end" {
                 outcome = .some(data["status"] as? String)
@@ -226,7 +236,7 @@ func followJob(_ api: SluiceClient, id: String, json: Bool) async throws {
         }
     }
     let status = outcome.flatMap { $0 }
-    if !json { say("\(id) \(status ?? "gone")") }
+    if !json { say(printable("\(id) \(status ?? "gone")")) }
     if status != "succeeded" {
         throw CommandFailure(exitCode: ClientExit.jobDidNotSucceed, message: "\(id) ended \(status ?? "gone")")
     }
