@@ -12,57 +12,125 @@ public struct ArchiveStore: Sendable {
     public init(database: SluiceDatabase) { self.database = database }
 
     /// Archives `jobs`; returns how many were new.
+    ///
+    /// A few statements per 200 jobs, whatever the engine: one multi-row insert that returns
+    /// the ids it added, one upsert of the ledger rows those jobs add to (summed here first), one
+    /// update per batch and counter. On PostgreSQL each statement is a round trip, so a statement
+    /// per job would cap the archiver at about a thousand jobs a second.
     @discardableResult
     public func archive(_ jobs: [ArchivedJob]) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
         return try await database.write { db in
             var added = 0
-            for job in jobs {
-                let inserted = try db.execute(
-                    """
-                    INSERT INTO archived_jobs (id, tenant, key_id, lane, state, created_at, finished_at, batch,
-                      custom_id, model, input_tokens, output_tokens, cost, record)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
-                    """,
-                    [
-                        job.id, job.tenant, job.keyID, job.lane, job.state, job.createdAt.value, job.finishedAt.value, job.batch,
-                        job.customID, job.model, job.inputTokens, job.outputTokens, job.cost, job.record,
-                    ])
-                guard inserted > 0 else { continue }
-                added += 1
-                let hour = job.finishedAt.value / 3_600_000 * 3_600_000
-                // Token sums are held at 10^18 (each term is below it, so the sum cannot overflow).
-                try db.execute(
-                    """
-                    INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost, cached,
-                      saved_usd, batched, batch_saved_usd)
-                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
-                      requests = usage.requests + 1, succeeded = usage.succeeded + excluded.succeeded,
-                      cached = usage.cached + excluded.cached, saved_usd = usage.saved_usd + excluded.saved_usd,
-                      batched = usage.batched + excluded.batched, batch_saved_usd = usage.batch_saved_usd + excluded.batch_saved_usd,
-                      input_tokens = CASE WHEN usage.input_tokens + excluded.input_tokens > 1000000000000000000
-                        THEN 1000000000000000000 ELSE usage.input_tokens + excluded.input_tokens END,
-                      output_tokens = CASE WHEN usage.output_tokens + excluded.output_tokens > 1000000000000000000
-                        THEN 1000000000000000000 ELSE usage.output_tokens + excluded.output_tokens END,
-                      cost = usage.cost + excluded.cost
-                    """,
-                    [
-                        hour, job.tenant, job.keyID ?? 0, job.model, job.state == JobState.succeeded.rawValue ? 1 : 0,
-                        Self.heldTokens(job.inputTokens), Self.heldTokens(job.outputTokens), job.cost, job.cached ? 1 : 0,
-                        job.savedUSD, job.batched ? 1 : 0, job.batchSavedUSD,
-                    ])
-                if let batch = job.batch {
-                    let column = Self.batchCounter(job.state)
-                    try db.execute("UPDATE batches SET \(column) = \(column) + 1 WHERE id = ?", [batch])
-                }
+            for start in stride(from: 0, to: jobs.count, by: Self.chunk) {
+                added += try Self.archive(jobs[start..<min(start + Self.chunk, jobs.count)], in: db)
             }
             return added
         }
     }
 
+    /// Jobs to a statement: 14 binds each, well under SQLite's 32,766 and PostgreSQL's 65,535.
+    static let chunk = 200
+
+    private static func archive(_ jobs: ArraySlice<ArchivedJob>, in db: any SQLSession) throws -> Int {
+        var binds: [any SQLBindable] = []
+        binds.reserveCapacity(jobs.count * 14)
+        for job in jobs {
+            binds += [
+                job.id, job.tenant, job.keyID, job.lane, job.state, job.createdAt.value, job.finishedAt.value, job.batch,
+                job.customID, job.model, job.inputTokens, job.outputTokens, job.cost, job.record,
+            ] as [any SQLBindable]
+        }
+        let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: jobs.count).joined(separator: ", ")
+        let inserted = Set(
+            try db.query(
+                """
+                INSERT INTO archived_jobs (id, tenant, key_id, lane, state, created_at, finished_at, batch,
+                  custom_id, model, input_tokens, output_tokens, cost, record)
+                VALUES \(rows) ON CONFLICT (id) DO NOTHING RETURNING id
+                """, binds
+            ).map { row in try row["id"] as String })
+        // Only the jobs just added are booked, each once (an id twice in `jobs` was added once).
+        var booked = Set<String>()
+        var ledger: [LedgerKey: LedgerSums] = [:]
+        var counters: [BatchCounter: Int64] = [:]
+        for job in jobs where inserted.contains(job.id) && booked.insert(job.id).inserted {
+            let key = LedgerKey(hour: job.finishedAt.value / 3_600_000 * 3_600_000, tenant: job.tenant, keyID: job.keyID ?? 0, model: job.model)
+            ledger[key, default: LedgerSums()].add(job)
+            if let batch = job.batch { counters[BatchCounter(batch: batch, column: batchCounter(job.state)), default: 0] += 1 }
+        }
+        if !ledger.isEmpty {
+            let entries = ledger.sorted { ($0.key.hour, $0.key.tenant, $0.key.keyID, $0.key.model) < ($1.key.hour, $1.key.tenant, $1.key.keyID, $1.key.model) }
+            var binds: [any SQLBindable] = []
+            for (key, sums) in entries {
+                binds += [
+                    key.hour, key.tenant, key.keyID, key.model, sums.requests, sums.succeeded, sums.inputTokens, sums.outputTokens,
+                    sums.cost, sums.cached, sums.savedUSD, sums.batched, sums.batchSavedUSD,
+                ] as [any SQLBindable]
+            }
+            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", count: entries.count).joined(separator: ", ")
+            // Token sums are held at 10^18 (each term is at most that, so the sum cannot overflow).
+            try db.execute(
+                """
+                INSERT INTO usage (hour, tenant, key_id, model, requests, succeeded, input_tokens, output_tokens, cost, cached,
+                  saved_usd, batched, batch_saved_usd)
+                VALUES \(values)
+                ON CONFLICT (hour, tenant, key_id, model) DO UPDATE SET
+                  requests = usage.requests + excluded.requests, succeeded = usage.succeeded + excluded.succeeded,
+                  cached = usage.cached + excluded.cached, saved_usd = usage.saved_usd + excluded.saved_usd,
+                  batched = usage.batched + excluded.batched, batch_saved_usd = usage.batch_saved_usd + excluded.batch_saved_usd,
+                  input_tokens = CASE WHEN usage.input_tokens + excluded.input_tokens > 1000000000000000000
+                    THEN 1000000000000000000 ELSE usage.input_tokens + excluded.input_tokens END,
+                  output_tokens = CASE WHEN usage.output_tokens + excluded.output_tokens > 1000000000000000000
+                    THEN 1000000000000000000 ELSE usage.output_tokens + excluded.output_tokens END,
+                  cost = usage.cost + excluded.cost
+                """, binds)
+        }
+        for (counter, count) in counters.sorted(by: { ($0.key.batch, $0.key.column) < ($1.key.batch, $1.key.column) }) {
+            try db.execute("UPDATE batches SET \(counter.column) = \(counter.column) + ? WHERE id = ?", [count, counter.batch])
+        }
+        return booked.count
+    }
+
+    private struct LedgerKey: Hashable {
+        var hour: Int64
+        var tenant: String
+        var keyID: Int64
+        var model: String
+    }
+
+    /// One ledger row's additions. Token sums are held at 10^18 as they grow.
+    private struct LedgerSums {
+        var requests: Int64 = 0
+        var succeeded: Int64 = 0
+        var inputTokens: Int64 = 0
+        var outputTokens: Int64 = 0
+        var cost = 0.0
+        var cached: Int64 = 0
+        var savedUSD = 0.0
+        var batched: Int64 = 0
+        var batchSavedUSD = 0.0
+
+        mutating func add(_ job: ArchivedJob) {
+            requests += 1
+            if job.state == JobState.succeeded.rawValue { succeeded += 1 }
+            inputTokens = min(inputTokens + ArchiveStore.heldTokens(job.inputTokens), 1_000_000_000_000_000_000)
+            outputTokens = min(outputTokens + ArchiveStore.heldTokens(job.outputTokens), 1_000_000_000_000_000_000)
+            cost += job.cost
+            if job.cached { cached += 1 }
+            savedUSD += job.savedUSD
+            if job.batched { batched += 1 }
+            batchSavedUSD += job.batchSavedUSD
+        }
+    }
+
+    private struct BatchCounter: Hashable {
+        var batch: String
+        var column: String
+    }
+
     /// A job's token count as the ledger adds it: at most 10^18, so two of them never overflow.
-    static func heldTokens(_ tokens: Int?) -> Int64 { min(Int64(tokens ?? 0), 1_000_000_000_000_000_000) }
+    static func heldTokens(_ tokens: Int?) -> Int64 { min(max(Int64(tokens ?? 0), 0), 1_000_000_000_000_000_000) }
 
     /// The batch counter (a column of `batches`) a job's final state adds to.
     static func batchCounter(_ state: String) -> String {
