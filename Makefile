@@ -72,9 +72,10 @@ run: deps
 ## the suites that time a provider's pauses, probes and RPM spacing, idle connections, a kill -9
 ## of sluice up, pipeline runs through sluice serve and sluice work with kill -9 between steps,
 ## routing over three mock providers by their measured load and latency, the dashboard in headless
-## Chromium, and jobs through the mock's batch APIs with sluice work killed mid-batch.
+## Chromium, jobs through the mock's batch APIs with sluice work killed mid-batch, and a Redis
+## Sentinel failover (the primary killed, its replica promoted) under sluice serve and sluice work.
 HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests \
-         PipelineProcessTests RoutingStrategyTests BrowserTests ProviderBatchProcessTests
+         PipelineProcessTests RoutingStrategyTests BrowserTests ProviderBatchProcessTests SentinelFailoverTests
 ## The parallel suite runs at most TEST_WIDTH tests at once: all 120 suites starting together (each
 ## with its redis-server) stalled processes for seconds on 2 cores, past the leases and timeouts
 ## some tests rely on; 8 at once takes about as long.

@@ -1,0 +1,176 @@
+import Foundation
+import SluiceProcess
+import SluiceRedis
+import SluiceTestSupport
+import Testing
+
+/// Sluice through Redis Sentinel: one primary, one replica, one sentinel (real processes on free
+/// loopback ports). The primary is killed with -9, the sentinel promotes the replica, and `sluice
+/// serve` and `sluice work` (given `redis+sentinel://…/mymaster`) carry on against it.
+/// HEAVY (the Makefile runs it on its own): it waits out a real failover.
+@Suite(.serialized) struct SentinelFailoverTests {
+    /// Starts a sentinel watching the primary on `primaryPort` as `mymaster`, and returns once it
+    /// knows the primary and its replica.
+    static func startSentinel(in work: String, primaryPort: Int) async throws -> (ChildProcess, Int) {
+        let port = try RedisServerProcess.freeLoopbackPort()
+        try FileManager.default.createDirectory(atPath: work + "/sentinel", withIntermediateDirectories: true)
+        let config = work + "/sentinel/sentinel.conf"
+        try """
+            port \(port)
+            bind 127.0.0.1
+            dir \(work)/sentinel
+            logfile \(work)/sentinel/sentinel.log
+            sentinel monitor mymaster 127.0.0.1 \(primaryPort) 1
+            sentinel down-after-milliseconds mymaster 1000
+            sentinel failover-timeout mymaster 10000
+            sentinel parallel-syncs mymaster 1
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        // redis-server in sentinel mode: Debian's redis-server has it (redis-sentinel is a link to it).
+        let child = try ChildProcess.spawn("redis-server", arguments: [config, "--sentinel"])
+        let sentinel = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port)), connections: 1)
+        defer { sentinel.close() }
+        let ready = await eventually(timeout: .seconds(30)) {
+            let master = try? await sentinel.send("SENTINEL", "get-master-addr-by-name", "mymaster")
+            let replicas = try? await sentinel.send("SENTINEL", "replicas", "mymaster")
+            return master?.array?.last?.string == String(primaryPort) && (replicas?.array?.count ?? 0) == 1
+        }
+        guard ready else {
+            child.signal(SIGKILL)
+            _ = await child.waitForExit(timeout: .seconds(5))
+            throw RedisError.connectionFailed("the sentinel did not find the primary and its replica: \(contents(of: work + "/sentinel/sentinel.log").suffix(1500))")
+        }
+        return (child, port)
+    }
+
+    static func port(_ server: RedisServerProcess) -> Int {
+        if case .tcp(_, let port) = server.clientConfiguration.endpoint { return port }
+        return 0
+    }
+
+    static func replicationOffset(_ client: RedisClient) async throws -> Int {
+        let info = try await client.send("INFO", "replication").string ?? ""
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("master_repl_offset:") }
+        return line.flatMap { Int($0.dropFirst("master_repl_offset:".count)) } ?? -1
+    }
+
+    /// Jobs submitted and run before the failover, jobs acknowledged and replicated just before
+    /// it, and jobs submitted after it: every one succeeds once the replica is promoted. Jobs
+    /// submitted one after another while the primary dies: each acknowledged one that the replica
+    /// had not received is counted (asynchronous replication can lose those), and printed.
+    @Test func servingAndWorkingCarryOnAfterTheSentinelPromotesTheReplica() async throws {
+        try await withWorkDirectory("sentinel") { work in
+            let primary = try await RedisServerProcess.start(
+                directory: work + "/primary", listen: .loopback(port: nil), appendOnly: true, extraArguments: ["--appendfsync", "always"])
+            var servers = [primary]
+            var sentinelProcess: ChildProcess?
+            var sluice = TopologyProcesses(work: work, redisURL: "")
+            do {
+                let replica = try await RedisServerProcess.start(
+                    directory: work + "/replica", listen: .loopback(port: nil), appendOnly: true,
+                    extraArguments: ["--appendfsync", "always", "--replicaof", "127.0.0.1", String(Self.port(primary))])
+                servers.append(replica)
+                let (sentinel, sentinelPort) = try await Self.startSentinel(in: work, primaryPort: Self.port(primary))
+                sentinelProcess = sentinel
+                let primaryClient = try await RedisClient.connect(configuration: primary.clientConfiguration, connections: 1)
+                defer { primaryClient.close() }
+                let replicaClient = try await RedisClient.connect(configuration: replica.clientConfiguration, connections: 1)
+                defer { replicaClient.close() }
+
+                sluice = TopologyProcesses(work: work, redisURL: "redis+sentinel://127.0.0.1:\(sentinelPort)/mymaster")
+                try await sluice.startMock()
+                try await sluice.startServe()
+                try await sluice.startWorker()
+                #expect(contents(of: work + "/serve.log").contains("redis+sentinel://127.0.0.1:\(sentinelPort)/mymaster/0"))
+
+                // Before: jobs run through the primary.
+                let before = (0..<10).compactMap { sluice.submit("before \($0)") }
+                #expect(before.count == 10, "\(sluice.logs.suffix(2000))")
+                #expect(await eventually(timeout: .seconds(30)) { before.allSatisfy { sluice.job($0)?["status"] as? String == "succeeded" } })
+
+                // What WAIT 1 (the write reaching the replica before the answer) costs on loopback:
+                // the median of 200 writes alone, and of 200 each followed by WAIT 1 (1 s at most).
+                let clock = ContinuousClock()
+                var plain: [Duration] = []
+                var waited: [Duration] = []
+                var unacknowledged = 0
+                for index in 0..<200 {
+                    plain.append(try await clock.measure { try await primaryClient.send("SET", "sluice:waitprobe", index) })
+                    var replies: [RedisValue] = []
+                    waited.append(try await clock.measure {
+                        replies = try await primaryClient.pipeline([RedisCommand("SET", "sluice:waitprobe", index), RedisCommand("WAIT", 1, 1000)])
+                    })
+                    if replies.last?.int != 1 { unacknowledged += 1 }
+                }
+                #expect(unacknowledged < 200, "the replica acknowledged no write")
+                print("sentinel: median SET \(plain.sorted()[100]), median SET + WAIT 1 \(waited.sorted()[100]), p99 \(waited.sorted()[197]), \(unacknowledged) of 200 not acknowledged by the replica within 1 s (loopback, appendfsync always on both)")
+
+                // Acknowledged and replicated: none of these may be lost.
+                let replicated = (0..<10).compactMap { sluice.submit("replicated \($0)") }
+                #expect(replicated.count == 10)
+                let target = try await Self.replicationOffset(primaryClient)
+                #expect(await eventually(timeout: .seconds(10)) { (try? await Self.replicationOffset(replicaClient)) ?? -1 >= target })
+
+                // Submits one after another while the primary dies.
+                let during = Task { [sluice] in
+                    var acknowledged: [String] = []
+                    var refused = 0
+                    var acknowledgedSinceRefusal = 0
+                    let deadline = ContinuousClock.now + .seconds(45)
+                    while ContinuousClock.now < deadline && acknowledgedSinceRefusal < 5 {
+                        if let id = sluice.submit("during \(acknowledged.count)") {
+                            acknowledged.append(id)
+                            if refused > 0 { acknowledgedSinceRefusal += 1 }
+                        } else {
+                            refused += 1
+                        }
+                        try? await Task.sleep(for: .milliseconds(20))
+                    }
+                    return (acknowledged, refused)
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                let killedAt = ContinuousClock.now
+                await primary.kill()
+
+                // The sentinel promotes the replica.
+                let sentinelClient = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: sentinelPort)), connections: 1)
+                defer { sentinelClient.close() }
+                let promoted = await eventually(timeout: .seconds(30)) {
+                    (try? await sentinelClient.send("SENTINEL", "get-master-addr-by-name", "mymaster"))?.array?.last?.string == String(Self.port(replica))
+                }
+                #expect(promoted, "\(contents(of: work + "/sentinel/sentinel.log").suffix(2000))")
+                let promotedAfter = ContinuousClock.now - killedAt
+
+                // After: submits are accepted again, and every job so far runs.
+                var after: [String] = []
+                _ = await eventually(timeout: .seconds(30)) {
+                    if let id = sluice.submit("after \(after.count)") { after.append(id) }
+                    return after.count >= 10
+                }
+                #expect(after.count >= 10, "\(sluice.logs.suffix(3000))")
+                let (acknowledged, refused) = await during.value
+                let mustRun = before + replicated + after
+                let ran = await eventually(timeout: .seconds(60)) { mustRun.allSatisfy { sluice.job($0)?["status"] as? String == "succeeded" } }
+                #expect(ran, "\(mustRun.filter { sluice.job($0)?["status"] as? String != "succeeded" }.map { sluice.job($0) ?? ["missing": $0] }) \(sluice.logs.suffix(3000))")
+
+                // Acknowledged while the primary died: each either ran or was never replicated.
+                _ = await eventually(timeout: .seconds(30)) {
+                    acknowledged.allSatisfy { id in sluice.job(id).map { ["succeeded", "failed", "dead"].contains($0["status"] as? String ?? "") } ?? true }
+                }
+                let lost = acknowledged.filter { sluice.job($0) == nil }
+                #expect(lost.count <= 1, "lost \(lost) of \(acknowledged.count)")
+                print("sentinel: promoted \(promotedAfter) after the kill; while it died \(acknowledged.count) submits acknowledged, \(refused) refused, \(lost.count) acknowledged and lost")
+                #expect(!sluice.logs.contains("Fatal error"), "\(sluice.logs.suffix(2000))")
+            } catch {
+                await sluice.stop()
+                sentinelProcess?.signal(SIGKILL)
+                for server in servers { await server.stop() }
+                throw error
+            }
+            await sluice.stop()
+            sentinelProcess?.signal(SIGTERM)
+            _ = await sentinelProcess?.waitForExit(timeout: .seconds(5))
+            for server in servers { await server.stop() }
+        }
+    }
+}
