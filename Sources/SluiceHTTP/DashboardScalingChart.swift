@@ -59,7 +59,7 @@ struct DashboardScalingChart {
         end = Self.clock(now)
         decisions = mine.filter { $0.kind == .decision }.suffix(20).reversed().map {
             Decision(
-                at: DashboardViews.time($0.at), from: $0.from, desired: $0.desired, workers: $0.workers.map(String.init) ?? "–",
+                at: DashboardViews.time($0.at), from: $0.from, desired: $0.desired, workers: DashboardViews.shown($0.workers),
                 reason: reasons ? $0.reason : nil)
         }
         hasDecisions = !decisions.isEmpty

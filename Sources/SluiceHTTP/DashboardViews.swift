@@ -123,11 +123,11 @@ struct DashboardViews: Sendable {
             ready = lane.ready
             leased = lane.leased
             delayed = lane.delayed
-            oldest = lane.oldestReadyAgeSeconds.map(DashboardViews.age) ?? "–"
+            oldest = DashboardViews.shown(lane.oldestReadyAgeSeconds, DashboardViews.age)
             arrivalRate = DashboardViews.rate(lane.arrivalRate)
             completionRate = DashboardViews.rate(lane.completionRate)
-            errorsPerMinute = lane.errorsPerMinute.map(DashboardViews.rate) ?? "–"
-            rateLimitedPerMinute = lane.rateLimitedPerMinute.map(DashboardViews.rate) ?? "–"
+            errorsPerMinute = DashboardViews.shown(lane.errorsPerMinute, DashboardViews.rate)
+            rateLimitedPerMinute = DashboardViews.shown(lane.rateLimitedPerMinute, DashboardViews.rate)
             depthPoints = DashboardViews.sparkline(lane.depthHistory.map(Double.init))
             completionPoints = DashboardViews.sparkline(lane.completionHistory)
         }
@@ -392,9 +392,9 @@ struct DashboardViews: Sendable {
             name = provider.provider
             kind = provider.kind
             baseURL = provider.baseURL
-            rpm = provider.limits.rpm.map(String.init) ?? "–"
-            tpm = provider.limits.tpm.map(String.init) ?? "–"
-            concurrency = provider.limits.concurrency.map(String.init) ?? "–"
+            rpm = DashboardViews.shown(provider.limits.rpm)
+            tpm = DashboardViews.shown(provider.limits.tpm)
+            concurrency = DashboardViews.shown(provider.limits.concurrency)
             paused = provider.pausedUntil.flatMap(Bounded.unixMillis(seconds:)).map { "until " + DashboardViews.time(UnixMillis($0)) }
             resuming = provider.resuming.map { $0.probe ? "probing with one call" : "window of \($0.window) calls" }
             announced = provider.announced.map { announced in
@@ -406,9 +406,9 @@ struct DashboardViews: Sendable {
             inFlight = provider.inFlight
             calls = stats?.count ?? 0
             rateLimited = stats?.rateLimited ?? 0
-            p50 = stats.map { DashboardViews.percentile(0.5, of: $0) } ?? "–"
-            p95 = stats.map { DashboardViews.percentile(0.95, of: $0) } ?? "–"
-            p99 = stats.map { DashboardViews.percentile(0.99, of: $0) } ?? "–"
+            p50 = DashboardViews.shown(stats) { DashboardViews.percentile(0.5, of: $0) }
+            p95 = DashboardViews.shown(stats) { DashboardViews.percentile(0.95, of: $0) }
+            p99 = DashboardViews.shown(stats) { DashboardViews.percentile(0.99, of: $0) }
             lanes = provider.lanes.map {
                 Lane(
                     lane: $0.lane, ready: $0.ready, leased: $0.leased, delayed: $0.delayed, breaker: $0.breaker.state,
@@ -416,8 +416,8 @@ struct DashboardViews: Sendable {
             }
             lastErrors = provider.lastErrors.map {
                 LastError(
-                    at: Bounded.unixMillis(seconds: $0.at).map { DashboardViews.time(UnixMillis($0)) } ?? "–",
-                    status: $0.status.map { "HTTP \($0)" } ?? "no answer", kind: $0.kind, message: $0.message, model: $0.model ?? "–")
+                    at: DashboardViews.shown(Bounded.unixMillis(seconds: $0.at)) { DashboardViews.time(UnixMillis($0)) },
+                    status: $0.status.map { "HTTP \($0)" } ?? "no answer", kind: $0.kind, message: $0.message, model: DashboardViews.shown($0.model))
             }
             hasErrors = !lastErrors.isEmpty
         }
@@ -467,7 +467,7 @@ struct DashboardViews: Sendable {
         init(_ decision: PoolDecision, full: Bool, chart: DashboardScalingChart) {
             pool = decision.pool
             desired = decision.desired
-            workers = decision.workers.map(String.init) ?? "–"
+            workers = DashboardViews.shown(decision.workers)
             wanted = decision.wanted
             reason = full ? decision.reason : nil
             at = DashboardViews.time(decision.at)
@@ -477,7 +477,7 @@ struct DashboardViews: Sendable {
             lanes = !full ? [] : decision.lanes.map {
                 Lane(
                     lane: $0.lane, ready: $0.ready, leased: $0.leased, arrivalRate: DashboardViews.rate($0.arrivalRate),
-                    completionRate: DashboardViews.rate($0.completionRate), serviceTime: $0.serviceTime.map(DashboardViews.age) ?? "–")
+                    completionRate: DashboardViews.rate($0.completionRate), serviceTime: DashboardViews.shown($0.serviceTime, DashboardViews.age))
             }
         }
     }
@@ -526,10 +526,10 @@ struct DashboardViews: Sendable {
                     outputTokens: row.outputTokens, cost: DashboardViews.dollars(row.cost), cached: row.cached,
                     bar: Int((share * 300).rounded()), y: index * 22, textY: index * 22 + 14)
             }
+            func sum(_ field: KeyPath<UsageRow, Int>) -> Int { rows.reduce(0) { Bounded.add($0, $1[keyPath: field]) } }
             total = Row(
-                group: "total", requests: rows.reduce(0) { Bounded.add($0, $1.requests) }, succeeded: rows.reduce(0) { Bounded.add($0, $1.succeeded) },
-                inputTokens: rows.reduce(0) { Bounded.add($0, $1.inputTokens) }, outputTokens: rows.reduce(0) { Bounded.add($0, $1.outputTokens) },
-                cost: DashboardViews.dollars(rows.reduce(0) { $0 + $1.cost }), cached: rows.reduce(0) { Bounded.add($0, $1.cached) },
+                group: "total", requests: sum(\.requests), succeeded: sum(\.succeeded), inputTokens: sum(\.inputTokens),
+                outputTokens: sum(\.outputTokens), cost: DashboardViews.dollars(rows.reduce(0) { $0 + $1.cost }), cached: sum(\.cached),
                 bar: 0, y: 0, textY: 0)
             chartHeight = max(22, rows.count * 22)
             self.from = from
@@ -632,6 +632,12 @@ struct DashboardViews: Sendable {
         if seconds < 3600 { return String(format: "%.1f min", seconds / 60) }
         return String(format: "%.1f h", seconds / 3600)
     }
+
+    /// A row's cell for a value that may be absent: `text` of it, or "–" (every row shows an
+    /// absent figure the same way).
+    static func shown<Value>(_ value: Value?, _ text: (Value) -> String) -> String { value.map(text) ?? "–" }
+
+    static func shown<Value: CustomStringConvertible>(_ value: Value?) -> String { shown(value) { $0.description } }
 
     static func rate(_ value: Double) -> String {
         guard value.isFinite else { return "–" }
