@@ -152,16 +152,34 @@ struct EventStreamParser {
 }
 
 /// The final states of the jobs an event stream reported, for `SluiceClient.follow`.
+///
+/// The stream carries every job of the key's tenant that ends, not only the ones followed: once
+/// the submit has said which jobs are followed (`want`), only theirs are kept; before, at most
+/// `maxUnsorted` (a job whose end was not kept is long-polled after, as one the stream missed).
 actor FinishedJobs {
     var states: [String: String] = [:]
     /// Where the stream got to (for a resume), and whether it gave up.
     var lastEventID: String?
     var gaveUp = false
+    /// The jobs followed; nil until the submit returns.
+    var wanted: Set<String>?
+    let maxUnsorted: Int
+
+    init(maxUnsorted: Int = 200_000) { self.maxUnsorted = maxUnsorted }
 
     func giveUp() { gaveUp = true }
 
+    /// From now on only `ids` are kept (and what was kept of other jobs is let go).
+    func want(_ ids: Set<String>) {
+        wanted = ids
+        states = states.filter { ids.contains($0.key) }
+    }
+
     func record(_ jobs: [String], state: String, id: String?) {
-        for job in jobs where states[job] == nil { states[job] = state }
+        for job in jobs where states[job] == nil {
+            if let wanted { guard wanted.contains(job) else { continue } } else { guard states.count < maxUnsorted else { break } }
+            states[job] = state
+        }
         if let id { lastEventID = id }
     }
 
@@ -213,6 +231,7 @@ extension SluiceClient {
             let streaming = await iterator.next() ?? false
             let (ids, replayed) = try await submit()
             let wanted = Set(ids)
+            await finished.want(wanted)
             // Replays may have finished before the stream opened: read each once.
             for id in replayed {
                 let status = try await job(id).value.status ?? ""
