@@ -31,7 +31,7 @@ import Testing
                 database: \(work)/sluice.sqlite
                 queue: { lease_duration: 3s, maintenance_interval: 100ms }
                 providers:
-                  mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: { concurrency: 64 } }
+                  mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, models: [m], limits: { concurrency: 64 } }
                 """.write(toFile: config, atomically: true, encoding: .utf8)
 
             // Two replicas; the first creates (and prints) the admin key.
@@ -48,7 +48,7 @@ import Testing
             let workerLog = work + "/worker.log"
             children.append(
                 try ChildProcess.spawn(
-                    try sluiceBinary(), arguments: ["work", "--config", config, "--lanes", "mock", "--maintenance", "--grace", "1s"], outputPath: workerLog))
+                    try sluiceBinary(), arguments: ["work", "--config", config, "--maintenance", "--grace", "1s"], outputPath: workerLog))
             try #require(await eventually(timeout: .seconds(30)) { contents(of: workerLog).contains("sluice work: ready") }, "\(contents(of: workerLog))")
 
             // A key created on one replica works on the other (and is cached there).
@@ -97,6 +97,48 @@ import Testing
             try submit(10, through: replicas[0].url)
             try submit(10, through: replicas[1].url)
             #expect(try await eventually(timeout: .seconds(30)) { try archived(replicas[1].url) == 20 }, "the first 20 jobs were not archived")
+            // A file uploaded to one replica feeds a batch created on the other; its output is read from the first.
+            let inputLines = (0..<5).map {
+                #"{"custom_id": "r\#($0)", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}"#
+            }
+            try inputLines.joined(separator: "\n").write(toFile: work + "/input.jsonl", atomically: true, encoding: .utf8)
+            let (uploaded, upload) = try await runProgram(
+                "/usr/bin/curl",
+                ["-s", "-H", "Authorization: Bearer \(submitter)", "-F", "purpose=batch", "-F", "file=@\(work)/input.jsonl", replicas[0].url + "/v1/files"],
+                in: work)
+            #expect(uploaded == 0)
+            let fileID = try #require((try? JSONSerialization.jsonObject(with: Data(upload.utf8)) as? [String: Any])?["id"] as? String, "\(upload)")
+            let (created, batchBody) = try httpCall(
+                "POST", replicas[1].url + "/v1/batches", bearer: submitter,
+                json: #"{"input_file_id": "\#(fileID)", "endpoint": "/v1/chat/completions", "completion_window": "24h"}"#)
+            try #require(created == 200, "\(created) \(batchBody)")
+            let batchID = try #require((try JSONSerialization.jsonObject(with: Data(batchBody.utf8)) as? [String: Any])?["id"] as? String)
+            var outputID: String?
+            var lastSeen = ""
+            #expect(try await eventually(timeout: .seconds(30)) {
+                let (_, body) = try httpCall("GET", replicas[1].url + "/v1/batches/\(batchID)", bearer: submitter)
+                lastSeen = body
+                let batch = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+                outputID = batch?["output_file_id"] as? String
+                return batch?["status"] as? String == "completed"
+            }, "the batch did not complete: \(lastSeen)")
+            let (read, results) = try httpCall("GET", replicas[0].url + "/v1/files/\(try #require(outputID))/content", bearer: submitter)
+            #expect(read == 200)
+            let customIDs = results.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["custom_id"] as? String
+            }
+            #expect(Set(customIDs) == Set((0..<5).map { "r\($0)" }), "\(results)")
+
+            // A job gone from Redis (its hash deleted, as its result TTL would) reads the same from both replicas.
+            let (_, listed) = try httpCall("GET", replicas[0].url + "/v1/jobs?limit=1", bearer: submitter)
+            let jobID = try #require(
+                ((try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [String: Any])?["data"] as? [[String: Any]])?.first?["id"] as? String)
+            let live = try httpCall("GET", replicas[0].url + "/v1/jobs/\(jobID)", bearer: submitter)
+            _ = try await redis.send("DEL", KeyLayout.job(try #require(JobID(jobID))))
+            let fromArchive = replicas.map { (try? httpCall("GET", $0.url + "/v1/jobs/\(jobID)", bearer: submitter)) }
+            #expect(fromArchive.allSatisfy { $0?.status == 200 && $0?.body == fromArchive[0]?.body }, "the replicas read it differently")
+            #expect(fromArchive[0]?.body == live.body, "the archived job differs from the live one")
+
             // The lock's holder is "host:pid:…": the replica whose pid it names archives.
             let holder = try #require(try await redis.send("GET", KeyLayout.leaderLock(role: "archiver")).string)
             let leader = try #require(replicas.firstIndex { holder.contains(":\($0.process.pid):") }, "no replica holds \(holder)")
@@ -106,7 +148,7 @@ import Testing
             _ = await replicas[leader].process.waitForExit(timeout: .seconds(10))
             let died = ContinuousClock.now
             try submit(15, through: survivor.url)
-            #expect(try await eventually(timeout: .seconds(40)) { try archived(survivor.url) == 35 }, "the jobs after the kill were not archived")
+            #expect(try await eventually(timeout: .seconds(40)) { try archived(survivor.url) == 40 }, "the jobs after the kill were not archived")
             let took = ContinuousClock.now - died
             // The lock lapses within 10 s and is tried every 3.3 s.
             #expect(took < .seconds(25), "archiving resumed after \(took)")
