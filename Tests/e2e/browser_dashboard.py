@@ -8,6 +8,7 @@ with no worker: its jobs stay queued). Checks, as a person would see them:
 - logging in through the form (a key in a password field), and being refused with a wrong key;
 - the overview's row for the lane appearing after a bulk, its depth rising and then falling to 0
   as the mock drains it, without the page being reloaded;
+- the scaling and providers pages refreshing in place (the server's HTML, every 2 s);
 - a job's page with its timeline, ending in succeeded;
 - the usage page and its CSV, once the archiver has booked the jobs;
 - an OpenAI batch (from the official SDK) on the batches page, completed, with its counts;
@@ -87,6 +88,17 @@ with Browser() as browser:
     points = browser.evaluate(f"document.querySelector('tr[data-lane=\"{LANE}\"] polyline[data-field=\"depth\"]').getAttribute('points')")
     # Each point is a 10 s slot's most ready jobs: the bulk's rise stays on the chart (y < 23).
     check(any(float(point.split(",")[1]) < 23 for point in (points or "").split()), f"the depth sparkline shows the rise ({points!r})")
+
+    # The scaling and providers pages put the server's fresh HTML in place every refresh (2 s).
+    for page, holder, item in [("scaling", "pools", 'section.pool[data-pool="default"]'),
+                               ("providers", "providers", 'section.provider[data-provider="mock"]')]:
+        browser.goto(f"{base}/ui/{page}")
+        marker = browser.evaluate("performance.timeOrigin")
+        present = f"document.querySelector('#{holder} {item}') !== null"
+        check(browser.evaluate(present), f"the {page} page shows {item}")
+        check(browser.wait_for(f"document.getElementById('{holder}').dataset.updated !== undefined && {present}", 15),
+              f"the {page} page fetches its figures again and puts them in place")
+        check(browser.evaluate("performance.timeOrigin") == marker, f"the {page} page is not reloaded")
 
     # A job's page: its timeline, ending in succeeded.
     browser.goto(f"{base}/ui/jobs/{ids[0]}")
