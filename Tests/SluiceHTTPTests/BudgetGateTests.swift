@@ -1,6 +1,7 @@
 import Foundation
 import SluiceCore
 import SluiceQueue
+import SluiceRedis
 import SluiceStore
 import SluiceTestSupport
 import Testing
@@ -13,19 +14,28 @@ import Testing
     /// 2026-12-02 12:00 UTC.
     static let noon = UnixMillis(1_796_212_800_000)
 
-    /// The second group's hash is not a hash (a Redis error): the first group's reservation is
-    /// given back, not leaked until the period ends.
-    @Test func aRedisErrorOnTheSecondGroupGivesTheFirstBack() async throws {
+    /// Runs `body` with a real redis-server, the budget store on it, a gate over `budgets` (model
+    /// `m` at $80 per million output tokens, the time `noon`) and a submit key of tenant acme.
+    static func withGate(
+        _ budgets: Budgets, _ body: (RedisClient, BudgetStore, BudgetGate, APIKey) async throws -> Void
+    ) async throws {
         try await withRedis { _, redis in
             let directory = NSTemporaryDirectory() + "sluice-gate-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
             let key = try keys.create(tenant: "acme", scopes: [.submit]).key
-            var budgets = Budgets()
-            budgets.routes = ["a": BudgetPolicy(micros: 1_000_000, per: .day), "b": BudgetPolicy(micros: 1_000_000, per: .day)]
             let store = BudgetStore(redis: redis)
-            let gate = BudgetGate(
-                store: store, budgets: budgets, prices: ["m": SluiceConfiguration.Price(input: 0, output: 80)], now: { Self.noon })
+            let gate = BudgetGate(store: store, budgets: budgets, prices: ["m": SluiceConfiguration.Price(input: 0, output: 80)], now: { noon })
+            try await body(redis, store, gate, key)
+        }
+    }
+
+    /// The second group's hash is not a hash (a Redis error): the first group's reservation is
+    /// given back, not leaked until the period ends.
+    @Test func aRedisErrorOnTheSecondGroupGivesTheFirstBack() async throws {
+        var budgets = Budgets()
+        budgets.routes = ["a": BudgetPolicy(micros: 1_000_000, per: .day), "b": BudgetPolicy(micros: 1_000_000, per: .day)]
+        try await Self.withGate(budgets) { redis, store, gate, key in
             let payload = Array(#"{"model": "m", "max_tokens": 10}"#.utf8)
             var first = JobSpec(lane: "demo/m", tenant: "acme", payload: payload)
             first.route = "a"
@@ -46,17 +56,10 @@ import Testing
     /// A refusal by a route's budget (shared by every tenant on the route) names the budget but
     /// not its spend, which is other tenants' too; a tenant's own budget shows it.
     @Test func aRoutesRefusalDoesNotShowTheRoutesSpend() async throws {
-        try await withRedis { _, redis in
-            let directory = NSTemporaryDirectory() + "sluice-gate-" + UUID().uuidString
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
-            let key = try keys.create(tenant: "acme", scopes: [.submit]).key
-            var budgets = Budgets()
-            budgets.routes = ["chat": BudgetPolicy(micros: 1_000, per: .day)]
-            budgets.tenants = ["acme": BudgetPolicy(micros: 1_000, per: .day)]
-            let store = BudgetStore(redis: redis)
-            let gate = BudgetGate(
-                store: store, budgets: budgets, prices: ["m": SluiceConfiguration.Price(input: 0, output: 80)], now: { Self.noon })
+        var budgets = Budgets()
+        budgets.routes = ["chat": BudgetPolicy(micros: 1_000, per: .day)]
+        budgets.tenants = ["acme": BudgetPolicy(micros: 1_000, per: .day)]
+        try await Self.withGate(budgets) { redis, _, gate, key in
             var spec = JobSpec(lane: "demo/m", tenant: "acme", payload: Array(#"{"model": "m", "max_tokens": 10}"#.utf8))
             spec.route = "chat"
             // Another tenant's spend on the route, 777 micro-dollars.
