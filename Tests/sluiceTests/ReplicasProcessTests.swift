@@ -7,12 +7,27 @@ import SluiceTestSupport
 import Testing
 
 /// Two web replicas as real processes (issue 17): two `sluice serve` on two ports, one
-/// `sluice work` and the mock provider, against one redis-server and one SQLite file. A key
+/// `sluice work` and the mock provider, against one redis-server and one database (a SQLite file,
+/// or PostgreSQL). A key created on one works on the other; a key
 /// revoked on one replica, or with `sluice keys revoke`, is refused by the other within a
-/// second; the archiver runs in one replica, and a kill -9 of that replica moves it to the
-/// other within the leader lock's TTL (10 s).
+/// second; a file uploaded to one feeds a batch created on the other; a job gone from Redis reads
+/// the same from both; the archiver runs in one replica, and a kill -9 of that replica moves it
+/// to the other within the leader lock's TTL (10 s).
 @Suite(.serialized) struct ReplicasProcessTests {
-    @Test func keysChangeEverywhereAtOnceAndArchivingSurvivesAKill9OfItsReplica() async throws {
+    /// The shared database: a SQLite file both processes open (one machine), or a real PostgreSQL
+    /// (`withPostgres`: a fresh cluster on a unix socket), as across machines.
+    enum Engine: String, CaseIterable, Sendable { case sqlite, postgres }
+
+    @Test(arguments: Engine.allCases)
+    func keysChangeEverywhereAtOnceAndArchivingSurvivesAKill9OfItsReplica(_ engine: Engine) async throws {
+        switch engine {
+        case .sqlite: try await replicas(database: nil)
+        case .postgres: try await withPostgres { postgres in try await replicas(database: postgres.url) }
+        }
+    }
+
+    /// The scenario, against `database` (nil: a SQLite file in the work folder).
+    func replicas(database: String?) async throws {
         try await withRedis { server, redis in
             let work = NSTemporaryDirectory() + "sluice-replicas-" + UUID().uuidString
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -28,7 +43,7 @@ import Testing
             try """
                 server: { port: 0 }
                 redis: { url: "\(server.url)" }
-                database: \(work)/sluice.sqlite
+                database: "\(database ?? work + "/sluice.sqlite")"
                 queue: { lease_duration: 3s, maintenance_interval: 100ms }
                 providers:
                   mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, models: [m], limits: { concurrency: 64 } }
@@ -154,7 +169,7 @@ import Testing
             #expect(took < .seconds(25), "archiving resumed after \(took)")
             let taken = try await redis.send("GET", KeyLayout.leaderLock(role: "archiver")).string ?? ""
             #expect(taken.contains(":\(survivor.process.pid):"), "the lock is held by \(taken)")
-            print("RESULT replicas-archiver-takeover: \(took) from kill -9 of the archiving replica to 15 more jobs archived by the other")
+            print("RESULT replicas-archiver-takeover (\(database == nil ? "sqlite" : "postgres")): \(took) from kill -9 of the archiving replica to 15 more jobs archived by the other")
             for child in children { child.signal(SIGTERM) }
             for child in children { _ = await child.waitForExit(timeout: .seconds(10)) }
         }
