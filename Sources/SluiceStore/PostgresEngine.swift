@@ -164,7 +164,7 @@ final class PostgresPool: Sendable {
 
     private func giveBack(_ connection: PostgresConnection) {
         if connection.isClosed || closed.load(ordering: .relaxed) {
-            _ = connection.close() as EventLoopFuture<Void>
+            try? (connection.close() as EventLoopFuture<Void>).wait()
         } else {
             idle.withLock { $0.append(connection) }
         }
@@ -196,12 +196,16 @@ final class PostgresPool: Sendable {
         return String(describing: error)
     }
 
+    /// Closes the idle connections (and, as they come back, the busy ones), waiting for each:
+    /// PostgresNIO requires a connection closed before it is released.
     func close() {
         closed.store(true, ordering: .relaxed)
         for connection in idle.withLock({ list in defer { list.removeAll() }; return list }) {
             try? (connection.close() as EventLoopFuture<Void>).wait()
         }
     }
+
+    deinit { close() }
 }
 
 /// A session on one PostgreSQL connection.

@@ -108,7 +108,7 @@ public final class SluiceDatabase: Sendable {
                     return result
                 } catch {
                     // A failed ROLLBACK leaves the connection unusable: close it, and the pool drops it.
-                    do { try session.execute("ROLLBACK") } catch { _ = connection.close() as EventLoopFuture<Void> }
+                    do { try session.execute("ROLLBACK") } catch { try? (connection.close() as EventLoopFuture<Void>).wait() }
                     throw error
                 }
             }
