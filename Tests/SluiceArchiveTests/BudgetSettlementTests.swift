@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SluiceCore
 import SluiceQueue
+import SluiceRedis
 import SluiceStore
 import SluiceTestSupport
 import Synchronization
@@ -22,11 +23,18 @@ import Testing
         }
     }
 
-    @Test func anAlertTheOutboxRefusedFiresAtTheNextJob() async throws {
+    /// Runs `body` with a real redis-server and a SQLite database in a folder of its own (removed after).
+    static func withStores(_ body: (RedisClient, SluiceDatabase) async throws -> Void) async throws {
         try await withRedis { _, redis in
             let directory = NSTemporaryDirectory() + "sluice-settle-" + UUID().uuidString
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let keys = APIKeyStore(database: try SluiceDatabase(path: directory + "/sluice.sqlite"))
+            try await body(redis, try SluiceDatabase(path: directory + "/sluice.sqlite"))
+        }
+    }
+
+    @Test func anAlertTheOutboxRefusedFiresAtTheNextJob() async throws {
+        try await Self.withStores { redis, database in
+            let keys = APIKeyStore(database: database)
             let key = try keys.create(tenant: "acme", scopes: [.submit]).key
             var budgets = Budgets()
             budgets.tenants = ["acme": BudgetPolicy(micros: 1_000, per: .day)]
@@ -47,7 +55,7 @@ import Testing
                 return job
             }
             let logger = Logger(label: "test")
-            let archiver = Archiver(queue: JobQueue(redis: redis), store: ArchiveStore(database: try SluiceDatabase(path: directory + "/archive.sqlite")),
+            let archiver = Archiver(queue: JobQueue(redis: redis), store: ArchiveStore(database: database),
                 prices: ["m": SluiceConfiguration.Price(input: 0, output: 100)], logger: logger)
             func cost(_ job: Job) -> Archiver.JobCost { archiver.cost(of: job, providerBatch: nil) }
             // 6 tokens × 100 = 600 of 1,000: past 50 %, and the outbox fails.
@@ -68,10 +76,7 @@ import Testing
     /// A job completed from a provider batch's line is charged to its budgets what the usage
     /// ledger books for it: the list price less the provider's batch discount, not the list price.
     @Test func aJobCompletedThroughAProviderBatchIsChargedTheBatchPrice() async throws {
-        try await withRedis { _, redis in
-            let directory = NSTemporaryDirectory() + "sluice-settle-" + UUID().uuidString
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let database = try SluiceDatabase(path: directory + "/sluice.sqlite")
+        try await Self.withStores { redis, database in
             let queue = JobQueue(redis: redis)
             var budgets = Budgets()
             budgets.tenants = ["acme": BudgetPolicy(micros: 1_000_000, per: .day)]
@@ -106,10 +111,7 @@ import Testing
     /// reserved in the day before it was created. Nothing stays reserved, and its cost is spent
     /// in the day it was reserved in.
     @Test func aJobGivesBackWhatItReservedWhereverItEnded() async throws {
-        try await withRedis { _, redis in
-            let directory = NSTemporaryDirectory() + "sluice-settle-" + UUID().uuidString
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let database = try SluiceDatabase(path: directory + "/sluice.sqlite")
+        try await Self.withStores { redis, database in
             let queue = JobQueue(redis: redis)
             var budgets = Budgets()
             budgets.tenants = ["acme": BudgetPolicy(micros: 1_000_000_000, per: .day)]
