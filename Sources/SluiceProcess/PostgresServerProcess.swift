@@ -82,6 +82,12 @@ public final class PostgresServerProcess: Sendable {
         keeper.withLock { $0.take() }?.signal()
     }
 
+    /// Starts the server again on the same cluster (after `stop`), as a restart or a failover would.
+    public func restart() async throws {
+        await stop()
+        try await launch()
+    }
+
     /// Stops the server and removes its directory.
     public func stopAndRemove() async {
         await stop()

@@ -151,7 +151,7 @@ final class PostgresPool: Sendable {
         guard !closed.load(ordering: .relaxed) else { throw DatabaseError.closed }
         guard slots.wait(timeout: .now() + 30) == .success else { throw DatabaseError.busy(size) }
         defer { slots.signal() }
-        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        let connection = try takeIdle() ?? connect()
         do {
             let result = try body(connection)
             giveBack(connection)
@@ -160,6 +160,15 @@ final class PostgresPool: Sendable {
             giveBack(connection)
             throw error
         }
+    }
+
+    /// An idle connection still open; one the server closed meanwhile (a restart) is dropped.
+    private func takeIdle() -> PostgresConnection? {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if !connection.isClosed { return connection }
+            try? (connection.close() as EventLoopFuture<Void>).wait()
+        }
+        return nil
     }
 
     private func giveBack(_ connection: PostgresConnection) {

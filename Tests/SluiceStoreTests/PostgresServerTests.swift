@@ -3,6 +3,8 @@ import SluiceProcess
 import SluiceTestSupport
 import Testing
 
+@testable import SluiceStore
+
 /// The test harness's PostgreSQL: a fresh cluster on a unix socket only, run as the `postgres`
 /// user when the tests run as root, and gone (process and socket) once stopped.
 @Suite struct PostgresServerTests {
@@ -23,5 +25,29 @@ import Testing
         await server.stopAndRemove()
         #expect(await eventually(timeout: .seconds(10)) { !processExists(pid) })
         #expect(!FileManager.default.fileExists(atPath: directory))
+    }
+}
+
+/// The store's PostgreSQL connections outlive a server restart: a call while the server is down
+/// fails with a message naming it, and the next call once it is back reconnects.
+@Suite struct PostgresReconnectTests {
+    @Test func aRestartedServerIsReconnectedTo() async throws {
+        try await withPostgres { server in
+            let location = try PostgresLocation.parse(server.url, allowPassword: false)
+            let database = try SluiceDatabase(postgres: location, connections: 2)
+            defer { database.close() }
+            let keys = APIKeyStore(database: database)
+            let (secret, _) = try keys.create(tenant: "acme", scopes: [.read])
+            await server.stop()
+            do {
+                _ = try keys.authenticate(secret)
+                Issue.record("answered with the server down")
+            } catch {
+                #expect("\(error)".contains("PostgreSQL"), "\(error)")
+            }
+            try await server.restart()
+            #expect(try keys.authenticate(secret)?.tenant == "acme")
+            #expect(try await keys.authenticateAsync(secret)?.tenant == "acme")
+        }
     }
 }
