@@ -108,6 +108,34 @@ import Testing
         }
     }
 
+    /// A busy hour: 2,500 changes in the stream, of which the page reads the newest 2,000 (one
+    /// XREVRANGE), so the chart starts at the oldest of those; the time each page took is printed.
+    @Test func aBusyHourIsReadUpToTheNewest2000Entries() async throws {
+        try await withAPI { api in
+            let now = UnixMillis.current().value
+            let commands = (0..<2_500).map { index in
+                ScalingEvents.append(
+                    pool: "default", kind: .decision, from: index % 4, desired: index % 4 + 1, workers: index % 4 + 1,
+                    reason: "change \(index)", id: "\(now - 3_000_000 + Int64(index) * 1_000)-0")
+            }
+            _ = try await api.queue.redis.pipeline(commands)
+            var admin = DashboardBrowser(api)
+            _ = try await admin.logIn(api.admin)
+            let clock = ContinuousClock()
+            var page = try await admin.get("/ui/scaling/pools")
+            let started = clock.now
+            for _ in 0..<20 { page = try await admin.get("/ui/scaling/pools") }
+            print("scaling pools with 2,000 entries read: \((clock.now - started) / 20) a page")
+            #expect(page.status == .ok)
+            // The newest 20 decisions are listed, the newest first; the oldest 500 were not read.
+            #expect(page.html.contains("change 2499"))
+            #expect(page.html.contains("change 2480"))
+            #expect(!page.html.contains("change 2479"))
+            let desired = try #require(page.html.firstMatch(of: /data-series="desired"[^>]*points="([^"]+)"/)).1
+            #expect(desired.split(separator: " ").count == 2 * 2_000, "a point where each of the 2,000 starts and ends, and the right edge")
+        }
+    }
+
     @Test func stepLinesHoldEachValueUntilTheNext() {
         let points = DashboardScalingChart.steps([(0, 2), (500, 4)], span: 1000, peak: 4)
         #expect(points == "40.0,65.0 335.0,65.0 335.0,10.0 630.0,10.0")

@@ -106,6 +106,13 @@ import Testing
             #expect(await eventually(timeout: .seconds(30)) { scaler.workers.count == 1 })
             let events = try await scaler.queue.redis.send("XRANGE", "sluice:scaling:events", "-", "+").array ?? []
             #expect(events.count >= 3)  // 1 → 4, 4 → 2, 2 → 1 (at least)
+            // Each entry says its kind and the workers running after it (the dashboard's chart).
+            let fields = events.compactMap { $0.array?.last?.array?.compactMap(\.string) }
+            #expect(fields.count == events.count && fields.allSatisfy { $0.contains("kind") && $0.contains("workers") }, "\(fields)")
+            #expect(fields.contains { entry in
+                guard let kind = entry.firstIndex(of: "kind"), let to = entry.firstIndex(of: "to"), let workers = entry.firstIndex(of: "workers") else { return false }
+                return entry[kind + 1] == "decision" && entry[to + 1] == "4" && entry[workers + 1] == "4"
+            }, "a decision to 4 with 4 running after it: \(fields)")
             print("autoscale: 1 → 4 workers \(scaledUpAfter) after the burst; \(events.count) decisions logged")
         }
     }
