@@ -81,8 +81,13 @@ run() {
     "$case" "$rate" "$up_cpu" "$rss" "$redis_cpu" "$client_cpu" >&2
   kill -TERM "$up_pid"
   exited() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-  for _ in $(seq 100); do exited "$up_pid" && break; sleep 0.1; done
-  exited "$up_pid" || { echo "sluice up did not stop within 10 s of SIGTERM" >&2; exit 1; }
+  local waited=0
+  while ! exited "$up_pid" && [ "$waited" -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+  if [ "$waited" -ge 100 ]; then
+    echo "sluice up took $((waited / 10)) s or more to stop on SIGTERM; its log ends:" >&2
+    tail -20 "$work/up.log" >&2
+  fi
+  exited "$up_pid" || { echo "sluice up did not stop within 30 s of SIGTERM" >&2; exit 1; }
   wait "$up_pid" 2>/dev/null || true
   echo "$rate $up_cpu $rss $client_cpu $redis_cpu"
 }
