@@ -95,6 +95,11 @@ import Testing
             let (secret, key) = try keys.create(tenant: "acme", scopes: [.read])
             // Cached on every replica (300 s).
             for replica in replicas { #expect(try await replica.request(.get, "/v1/jobs", key: secret) == .ok) }
+            // A dashboard session of the key on b.
+            var browser = DashboardBrowser(client: b.client)
+            #expect(try await browser.logIn(secret).status == .seeOther)
+            let page = try await browser.get("/ui/jobs")
+            #expect(page.status == .ok, "\(page.status) \(page.location ?? "") \(page.html.prefix(300))")
 
             #expect(try await a.request(.delete, "/v1/keys/\(key.prefix)", key: admin) == .ok)
             #expect(try await a.request(.get, "/v1/jobs", key: secret) == .unauthorized, "the replica that revoked it")
@@ -103,6 +108,9 @@ import Testing
             print("RESULT key-revocation-propagation: \(took) (revoked on one replica, refused by the other)")
             let evictions = b.listener?.evictions.load(ordering: .relaxed) ?? 0
             #expect(evictions >= 1)
+            // Its dashboard session on b ends too.
+            let ended = try await browser.get("/ui/jobs")
+            #expect(ended.status == .seeOther && ended.location == "/ui/login", "the revoked key's session lives on")
             // The control: a replica not listening still trusts its cached entry (the fallback).
             #expect(try await unlistening.request(.get, "/v1/jobs", key: secret) == .ok)
         }
