@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 import SluiceTestSupport
 import Testing
 
@@ -25,6 +26,18 @@ import Testing
         #expect(PostgresLocation.hasPassword(url))
         #expect(throws: DatabaseSettingError.passwordInConfiguration) { try DatabaseSetting(url, environment: [:]) }
         #expect(!DatabaseSettingError.passwordInConfiguration.description.contains(password))
+    }
+
+    /// The configuration file itself refuses it, at load, with the key and without the password.
+    @Test func theConfigurationFileRefusesAURLWithAPassword() throws {
+        do {
+            _ = try SluiceConfiguration.load(yaml: "database: \"postgres://sluice:\(password)@db:5432/sluice\"\n")
+            Issue.record("a password in the file was accepted")
+        } catch {
+            #expect(error.key == "database" && error.problem.contains("SLUICE_DATABASE_URL") && !"\(error)".contains(password))
+        }
+        let loaded = try SluiceConfiguration.load(yaml: "database: postgres://sluice@db:5432/sluice\n")
+        #expect(loaded.database == "postgres://sluice@db:5432/sluice")
     }
 
     @Test func thePasswordComesFromTheEnvironmentOrAFile() throws {
