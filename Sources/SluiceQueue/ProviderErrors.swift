@@ -31,7 +31,9 @@ public enum ProviderErrors {
             self.at = at
             self.status = status
             self.kind = String(kind.prefix(32))
-            var text = message
+            // Cut before masking (a message of any length costs the same), then to its length: a
+            // key in the first `maxMessage` characters lies wholly inside the first cut.
+            var text = String(message.prefix(4 * ProviderErrors.maxMessage))
             if let secret, secret.count >= 8 { text = text.replacingOccurrences(of: secret, with: "[redacted]") }
             if text.count > ProviderErrors.maxMessage { text = String(text.prefix(ProviderErrors.maxMessage - 1)) + "…" }
             self.message = text

@@ -104,6 +104,21 @@ import Testing
         }
     }
 
+    /// An entry made from any message is at most 300 characters and holds no part of the key,
+    /// even one that straddles the cut.
+    @Test func anEntryIsCutAndMaskedWhateverItsMessage() {
+        let huge = ProviderErrors.Entry(
+            at: .current(), status: 500, kind: "retryable", message: Self.secret + String(repeating: "y", count: 1 << 20), model: "a",
+            secret: Self.secret)
+        #expect(huge.message.count == ProviderErrors.maxMessage)
+        #expect(huge.message.hasPrefix("[redacted]yyy"))
+        let straddling = ProviderErrors.Entry(
+            at: .current(), status: nil, kind: "retryable", message: String(repeating: "z", count: 290) + Self.secret + " tail", model: nil,
+            secret: Self.secret)
+        #expect(straddling.message.count == ProviderErrors.maxMessage)
+        #expect(!straddling.message.contains(String(Self.secret.prefix(6))), "\(straddling.message)")
+    }
+
     /// A provider answering 500 with a 1 MB body that repeats the key it was sent: what is kept is
     /// a few hundred bytes, and not the key.
     @Test func aHugeErrorBodyIsCutAndTheKeyIsMasked() async throws {
