@@ -7,13 +7,8 @@ import Testing
 @Suite struct ClientRetryTests {
     @Test func retryPrintsTheNewJobAndRefusesAQueuedOne() async throws {
         try await withRunningSluice { sluice in
-            let (submitted, output) = try await sluice.sluice(["submit"], stdin: #"{"lane": "demo", "max_attempts": 1, "request": {"n": 1}}"#)
-            #expect(submitted == 0, "\(output)")
-            let old = output.trimmingCharacters(in: .whitespacesAndNewlines)
             // A worker's retryable failure with no attempt left: the job is dead.
-            let leased = try #require(try await sluice.queue.lease(lane: "demo", count: 1, duration: .seconds(30)).first)
-            #expect(leased.id.rawValue == old)
-            _ = try await sluice.queue.fail(leased.id, token: leased.token, attempt: leased.attempt, error: "upstream 500", retryable: true)
+            let old = try await sluice.submitAndFail(error: "upstream 500", retryable: true)
 
             let (retried, retriedOutput) = try await sluice.sluice(["retry", old])
             #expect(retried == 0, "\(retriedOutput)")

@@ -8,14 +8,8 @@ import Testing
 @Suite struct ClientTerminalOutputTests {
     @Test func anErrorsEscapeSequencesAreNotPrinted() async throws {
         try await withRunningSluice { sluice in
-            let (submitted, output) = try await sluice.sluice(["submit"], stdin: #"{"lane": "demo", "max_attempts": 1, "request": {"n": 1}}"#)
-            #expect(submitted == 0, "\(output)")
-            let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
-            let leased = try #require(try await sluice.queue.lease(lane: "demo", count: 1, duration: .seconds(30)).first)
-            #expect(leased.id.rawValue == id)
             // A provider's error carrying a title change (OSC), a screen clear (CSI) and a C1 CSI.
-            let hostile = "upstream said \u{1B}]0;owned\u{07}\u{1B}[2J\u{9B}31m no"
-            _ = try await sluice.queue.fail(leased.id, token: leased.token, attempt: leased.attempt, error: hostile, retryable: false)
+            let id = try await sluice.submitAndFail(error: "upstream said \u{1B}]0;owned\u{07}\u{1B}[2J\u{9B}31m no", retryable: false)
 
             // The API hands the error over as it is (JSON-escaped): the client is what must not print it raw.
             let (_, json) = try await sluice.sluice(["status", id, "--json"])
@@ -28,5 +22,19 @@ import Testing
                 #expect(!printed.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{07}" || $0 == "\u{9B}" }, "\(printed.debugDescription)")
             }
         }
+    }
+}
+
+extension RunningSluice {
+    /// Submits a job of lane `demo` with one attempt (`sluice submit`) and fails it with `error`
+    /// as a worker would: dead when `retryable` (no attempt left), else failed. Its id.
+    func submitAndFail(error: String, retryable: Bool) async throws -> String {
+        let (submitted, output) = try await sluice(["submit"], stdin: #"{"lane": "demo", "max_attempts": 1, "request": {"n": 1}}"#)
+        #expect(submitted == 0, "\(output)")
+        let id = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let leased = try #require(try await queue.lease(lane: "demo", count: 1, duration: .seconds(30)).first)
+        #expect(leased.id.rawValue == id)
+        _ = try await queue.fail(leased.id, token: leased.token, attempt: leased.attempt, error: error, retryable: retryable)
+        return id
     }
 }
