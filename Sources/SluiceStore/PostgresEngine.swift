@@ -137,6 +137,10 @@ final class PostgresPool: Sendable {
     private let idle = Mutex<[PostgresConnection]>([])
     private let nextID = Atomic<Int>(1)
     private let closed = Atomic<Bool>(false)
+    /// The threads the async calls run their sessions on, one a connection: a session waits on
+    /// its queries, so it must not take a thread of the concurrency pool, nor of NIO's shared
+    /// thread pool (file I/O uses it).
+    let threads: NIOThreadPool
 
     init(location: PostgresLocation, size: Int, logger: Logger) throws {
         self.location = location
@@ -144,6 +148,8 @@ final class PostgresPool: Sendable {
         self.configuration = try location.connectionConfiguration()
         self.logger = logger
         self.slots = DispatchSemaphore(value: size)
+        threads = NIOThreadPool(numberOfThreads: size)
+        threads.start()
     }
 
     /// Runs `body` with a connection of the pool (waiting up to 30 s for one to be free).
@@ -208,7 +214,9 @@ final class PostgresPool: Sendable {
     /// Closes the idle connections (and, as they come back, the busy ones), waiting for each:
     /// PostgresNIO requires a connection closed before it is released.
     func close() {
-        closed.store(true, ordering: .relaxed)
+        if closed.exchange(true, ordering: .relaxed) == false {
+            threads.shutdownGracefully { _ in }  // not waited for: this may run on one of them
+        }
         for connection in idle.withLock({ list in defer { list.removeAll() }; return list }) {
             try? (connection.close() as EventLoopFuture<Void>).wait()
         }

@@ -119,7 +119,7 @@ public final class SluiceDatabase: Sendable {
     func read<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let pool): try await pool.read { db in try body(SQLiteSession(db: db)) }
-        case .postgres: try await NIOThreadPool.singleton.runIfActive { try self.readSync(body) }
+        case .postgres(let pool): try await pool.threads.runIfActive { try self.readSync(body) }
         }
     }
 
@@ -127,7 +127,7 @@ public final class SluiceDatabase: Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLSession) throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let pool): try await pool.write { db in try body(SQLiteSession(db: db)) }
-        case .postgres: try await NIOThreadPool.singleton.runIfActive { try self.writeSync(body) }
+        case .postgres(let pool): try await pool.threads.runIfActive { try self.writeSync(body) }
         }
     }
 
