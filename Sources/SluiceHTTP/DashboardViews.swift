@@ -99,7 +99,7 @@ struct DashboardViews: Sendable {
             self.chrome = chrome
             self.lanes = lanes
             self.refreshMillis = refreshMillis
-            refreshText = DashboardViews.age(Double(refreshMillis) / 1000)
+            refreshText = refreshMillis % 1000 == 0 ? "\(refreshMillis / 1000) s" : DashboardViews.age(Double(refreshMillis) / 1000)
         }
     }
 

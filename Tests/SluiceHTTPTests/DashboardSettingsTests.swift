@@ -61,7 +61,7 @@ import Testing
             #expect(cookie.contains("Max-Age=600"))
             let overview = try await browser.get("/ui/overview")
             #expect(overview.html.contains("data-refresh=\"5000\""))
-            #expect(overview.html.contains("updated every 5.0 s"))
+            #expect(overview.html.contains("updated every 5 s"))
             #expect(try await browser.get("/ui/scaling").html.contains("data-refresh=\"5000\""))
         }
     }
