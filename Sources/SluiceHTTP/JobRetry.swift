@@ -5,7 +5,8 @@ import SluiceQueue
 /// Retry button: the old job is left as it is (its record, usage line and webhook stay); the new
 /// job has its lane, tenant, request, priority, metadata and max_attempts (fresh attempts), its
 /// deadline only if still ahead, the note `retry of <id>` on its first timeline entry, and the
-/// idempotency key `retry:<id>`, so a second retry answers the same new job. The two are linked
+/// idempotency key `retry:<id>`; a second retry answers the same new job (by the old job's `retried_as`,
+/// or the key while the old one is archived). The two are linked
 /// (`retry_of`, `retried_as`: retry-link.lua).
 struct JobRetry: Sendable {
     let queue: JobQueue
@@ -31,6 +32,8 @@ struct JobRetry: Sendable {
         guard Self.retryableStates.contains(old.state) else {
             throw APIError(.conflict, type: "conflict", message: "only a dead or failed job may be retried; this one is \(old.state.rawValue)")
         }
+        // A job retried before answers its retry, also once the idempotency key has expired.
+        if let retriedAs = old.retriedAs { return EnqueueResult(id: retriedAs, created: false) }
         return try await retry([old], by: key)[0]
     }
 

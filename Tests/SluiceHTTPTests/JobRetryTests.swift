@@ -52,6 +52,12 @@ import Testing
             #expect(again.status == .accepted)
             #expect(again.body["id"] as? String == new)
             #expect(again.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            // Also once the idempotency key has expired (24 h by default): the old job names its retry.
+            let idempotency = KeyLayout.idempotency(lane: "demo", tenant: "acme", key: "retry:\(old)")
+            #expect(try await api.queue.redis.send("DEL", idempotency) == .integer(1))
+            let late = try await api.request(.post, "/v1/jobs/\(old)/retry", key: api.acme)
+            #expect(late.status == .accepted)
+            #expect(late.body["id"] as? String == new)
 
             // The new job runs with a fresh attempt and succeeds; a succeeded job is not retried.
             let leased = try #require(try await api.queue.lease(lane: "demo", count: 1, duration: .seconds(30)).first)
