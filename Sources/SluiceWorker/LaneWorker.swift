@@ -3,6 +3,7 @@ import Logging
 import SluiceCore
 import SluiceProviders
 import SluiceQueue
+import SluiceRedis
 import Synchronization
 
 /// One lane a worker serves: its jobs go to `provider` at `path`, under the provider's
@@ -124,6 +125,10 @@ final class LaneWorker: Sendable {
     let readyWake: String
     /// The estimated tokens of one call (input + max output), an average of what calls used.
     private let estimate = Mutex(500.0)
+    /// Limiter slots granted to a lease attempt that then failed (Redis went away between the two):
+    /// given back at the next attempt, so they do not hold the provider's concurrency for the
+    /// whole slot lease (after a Sentinel failover they are on the promoted replica too).
+    private let slotsToGiveBack = Mutex<[String]>([])
     /// Adaptive concurrency and the circuit breaker.
     let control: Mutex<LaneControl>
     /// The leases of the calls in flight, extended together.
@@ -254,7 +259,9 @@ final class LaneWorker: Sendable {
     private func leaseJobs(upTo held: Int) async -> Leased? {
         var unused = held
         defer { slots.release(unused) }
+        var granted: [String] = []
         do {
+            try await giveBackSlots()
             let tokens = Bounded.int(estimate.withLock { $0 }.rounded(), in: 0...Bounded.maxTokens) ?? 500
             let grant: ProviderLimiter.Grant
             switch try await limiter.acquire(want: held, tokens: tokens) {
@@ -264,7 +271,9 @@ final class LaneWorker: Sendable {
                 await stopping.sleep(for: min(refusal.wait, .seconds(1)))
                 return nil
             }
+            granted = grant.slots
             let jobs = try await queue.lease(lane: lane.lane, count: grant.count)
+            granted = []
             if jobs.count < grant.count {
                 // Best effort: the jobs leased run even if giving the rest back fails (unused slots
                 // run out by themselves).
@@ -278,9 +287,28 @@ final class LaneWorker: Sendable {
             let calls = jobs.enumerated().map { index, job in (job, index < grant.slots.count ? [grant.slots[index]] : []) }
             return Leased(jobs: calls, tokens: tokens, generation: grant.generation)
         } catch {
+            if !granted.isEmpty { slotsToGiveBack.withLock { $0 += granted } }
             logger.warning("leasing failed; retrying in 1 s", metadata: ["error": "\(error)"])
             await stopping.sleep(for: .seconds(1))
             return nil
+        }
+    }
+
+    /// Gives back the slots of a failed lease attempt; kept for the next attempt while Redis is
+    /// unreachable (any other failure leaves them to expire, as before).
+    private func giveBackSlots() async throws {
+        let pending = slotsToGiveBack.withLock { slots in
+            defer { slots.removeAll() }
+            return slots
+        }
+        guard !pending.isEmpty else { return }
+        do {
+            try await limiter.release(slots: pending)
+        } catch let error as RedisError where error.isConnectionError {
+            slotsToGiveBack.withLock { $0 += pending }
+            throw error
+        } catch {
+            logger.warning("giving back limiter slots failed", metadata: ["error": "\(error)", "slots": "\(pending.count)"])
         }
     }
 

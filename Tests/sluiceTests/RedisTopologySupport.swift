@@ -26,7 +26,8 @@ struct TopologyProcesses {
         return environment
     }
 
-    mutating func startMock(_ arguments: [String] = ["--latency", "5ms"]) async throws {
+    /// Starts the mock and writes the config; `limits` is the mock provider's (YAML flow mapping).
+    mutating func startMock(_ arguments: [String] = ["--latency", "5ms"], limits: String = "{ concurrency: 16 }") async throws {
         let log = work + "/mock.log"
         children.append(try ChildProcess.spawn(try sluiceBinary(), arguments: ["mock-provider", "--port", "0"] + arguments, outputPath: log))
         try #require(await eventually(timeout: .seconds(20)) { contents(of: log).contains("mock provider on http://") }, "\(contents(of: log))")
@@ -36,7 +37,7 @@ struct TopologyProcesses {
             database: \(work)/sluice.sqlite
             queue: { lease_duration: 5s, maintenance_interval: 200ms, retry: { base: 50ms, max: 500ms } }
             providers:
-              mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: { concurrency: 16 } }
+              mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: \(limits) }
             """.write(toFile: work + "/sluice.yaml", atomically: true, encoding: .utf8)
     }
 
@@ -61,10 +62,15 @@ struct TopologyProcesses {
     }
 
     /// Submits a chat job to the mock lane; its id, or nil when the submit was not accepted.
-    func submit(_ text: String) -> String? {
+    func submit(_ text: String) -> String? { submitting(text).id }
+
+    /// Submits a chat job to the mock lane: the answer's status (0 when there was none) and the
+    /// job's id when it was accepted.
+    func submitting(_ text: String) -> (status: Int, id: String?) {
         let body = #"{"lane": "mock", "max_attempts": 20, "request": {"model": "m", "messages": [{"role": "user", "content": "\#(text)"}]}}"#
-        guard let (status, answer) = try? httpCall("POST", url + "/v1/jobs", bearer: key, json: body), status == 202 else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any])?["id"] as? String
+        guard let (status, answer) = try? httpCall("POST", url + "/v1/jobs", bearer: key, json: body) else { return (0, nil) }
+        guard status == 202 else { return (status, nil) }
+        return (status, (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any])?["id"] as? String)
     }
 
     /// The job as `GET /v1/jobs/{id}` gives it (nil on any failure).

@@ -78,6 +78,9 @@ import Testing
                 defer { replicaClient.close() }
 
                 sluice = TopologyProcesses(work: work, redisURL: "redis+sentinel://127.0.0.1:\(sentinelPort)/mymaster")
+                // With a concurrency limit: limiter slots granted on the old primary just before it
+                // died, to a lease that then failed, must be given back (they were held for the
+                // slot lease, 660 s, on the promoted replica: the worker stalled, once in seven runs).
                 try await sluice.startMock()
                 try await sluice.startServe()
                 try await sluice.startWorker()
@@ -114,15 +117,16 @@ import Testing
                 // Submits one after another while the primary dies.
                 let during = Task { [sluice] in
                     var acknowledged: [String] = []
-                    var refused = 0
+                    var refused: [Int: Int] = [:]
                     var acknowledgedSinceRefusal = 0
                     let deadline = ContinuousClock.now + .seconds(45)
                     while ContinuousClock.now < deadline && acknowledgedSinceRefusal < 5 {
-                        if let id = sluice.submit("during \(acknowledged.count)") {
+                        let (status, id) = sluice.submitting("during \(acknowledged.count)")
+                        if let id {
                             acknowledged.append(id)
-                            if refused > 0 { acknowledgedSinceRefusal += 1 }
+                            if !refused.isEmpty { acknowledgedSinceRefusal += 1 }
                         } else {
-                            refused += 1
+                            refused[status, default: 0] += 1
                         }
                         try? await Task.sleep(for: .milliseconds(20))
                     }
@@ -151,7 +155,11 @@ import Testing
                 let (acknowledged, refused) = await during.value
                 let mustRun = before + replicated + after
                 let ran = await eventually(timeout: .seconds(60)) { mustRun.allSatisfy { sluice.job($0)?["status"] as? String == "succeeded" } }
-                #expect(ran, "\(mustRun.filter { sluice.job($0)?["status"] as? String != "succeeded" }.map { sluice.job($0) ?? ["missing": $0] }) \(sluice.logs.suffix(3000))")
+                if !ran {
+                    try? FileManager.default.removeItem(atPath: "/tmp/sluice-sentinel-failure")
+                    try? FileManager.default.copyItem(atPath: work, toPath: "/tmp/sluice-sentinel-failure")
+                }
+                #expect(ran, "\(mustRun.filter { sluice.job($0)?["status"] as? String != "succeeded" }.map { sluice.job($0)?["status"] ?? "missing" }) \(contents(of: work + "/worker.log").suffix(3000))")
 
                 // Acknowledged while the primary died: each either ran or was never replicated.
                 _ = await eventually(timeout: .seconds(30)) {
@@ -159,7 +167,10 @@ import Testing
                 }
                 let lost = acknowledged.filter { sluice.job($0) == nil }
                 #expect(lost.count <= 1, "lost \(lost) of \(acknowledged.count)")
-                print("sentinel: promoted \(promotedAfter) after the kill; while it died \(acknowledged.count) submits acknowledged, \(refused) refused, \(lost.count) acknowledged and lost")
+                // Refused while there was no primary: 503 (retry shortly), or 500 for a write that
+                // met the replica before its promotion; never a hang (0) or a 4xx.
+                #expect(Set(refused.keys).isSubset(of: [500, 503]), "\(refused)")
+                print("sentinel: promoted \(promotedAfter) after the kill; while it died \(acknowledged.count) submits acknowledged, refused by status \(refused.sorted { $0.key < $1.key }), \(lost.count) acknowledged and lost")
                 #expect(!sluice.logs.contains("Fatal error"), "\(sluice.logs.suffix(2000))")
             } catch {
                 await sluice.stop()
