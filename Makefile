@@ -75,7 +75,7 @@ run: deps
 ## Chromium, jobs through the mock's batch APIs with sluice work killed mid-batch, and a Redis
 ## Sentinel failover (the primary killed, its replica promoted) under sluice serve and sluice work.
 HEAVY := SDKTests WorkerProcessTests AutoscaleTests HostileInputTests AdaptiveConcurrencyTests ResumeTests IdleConnectionTests UpCrashTests ProviderLimiterTests \
-         PipelineProcessTests RoutingStrategyTests BrowserTests ProviderBatchProcessTests SentinelFailoverTests
+         PipelineProcessTests RoutingStrategyTests BrowserTests ProviderBatchProcessTests SentinelFailoverTests ReplicasProcessTests
 ## The parallel suite runs at most TEST_WIDTH tests at once: all 120 suites starting together (each
 ## with its redis-server) stalled processes for seconds on 2 cores, past the leases and timeouts
 ## some tests rely on; 8 at once takes about as long.
