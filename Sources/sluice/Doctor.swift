@@ -6,7 +6,7 @@ import SluiceStore
 /// `sluice doctor`: checks the configured Redis against what Sluice needs.
 struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the configured Redis (version, noeviction, AOF, listpack size) and the SQLite database.")
+        abstract: "Check the configured Redis (version, noeviction, AOF, listpack size) and the database (SQLite or PostgreSQL).")
 
     @OptionGroup var options: ConfigurationOptions
 
