@@ -45,6 +45,7 @@ import Testing
         guard case .postgres(let location) = fromURL else { Issue.record("not postgres"); return }
         #expect(location.password == password)
         #expect(!location.description.contains(password) && !"\(location)".contains(password))
+        #expect(!String(reflecting: location).contains(password) && !String(reflecting: fromURL).contains(password))
 
         let file = NSTemporaryDirectory() + "sluice-pw-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: file) }
@@ -55,6 +56,12 @@ import Testing
         #expect(throws: DatabaseSettingError.self) {
             try DatabaseSetting("postgres://sluice@db/sluice", environment: ["SLUICE_DATABASE_PASSWORD_FILE": file + ".missing"])
         }
+    }
+
+    /// `?` placeholders become PostgreSQL's `$n`, but not inside quoted strings or identifiers.
+    @Test func placeholdersAreNumberedOutsideQuotes() {
+        #expect(SQLText.numberedPlaceholders(#"SELECT ?, '?', "a?b", x = ? AND y IN (?, ?)"#)
+            == #"SELECT $1, '?', "a?b", x = $2 AND y IN ($3, $4)"#)
     }
 
     @Test func badURLsSayWhatIsWrong() {
