@@ -98,6 +98,8 @@ private func serve(
     do { database = try SluiceDatabase.open(configuration.database) } catch {
         throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
     }
+    // After the service group has stopped: PostgreSQL's connections end cleanly (SQLite: nothing).
+    defer { database.close() }
     let keys = APIKeyStore(database: database)
     if let (secret, key) = try keys.createFirstAdminKeyIfNone() {
         say("sluice: no API key existed, so one admin key was created (\(key.prefix)). It is shown once; store it now:")
