@@ -131,8 +131,8 @@ public final class SluiceDatabase: Sendable {
         }
     }
 
-    /// PostgresNIO logs each query at debug; ours go through swift-log's `sluice.database` only
-    /// when that is at trace.
+    /// The logger PostgresNIO's sessions log into: it logs each query at debug, which this
+    /// logger (at swift-log's default level, info) leaves out.
     static let quiet = Logger(label: "sluice.database.postgres")
 
     /// A health check: SQLite's journal mode (`wal`), or, on PostgreSQL, `postgresql` once the
