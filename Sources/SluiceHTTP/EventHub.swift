@@ -219,6 +219,9 @@ public final class EventHub: Service, Sendable {
         /// How long the reader lets entries gather after a read that found some (an event's
         /// delay, bought against the subscribers' wake-ups and writes under load).
         public var linger: Duration = .milliseconds(20)
+        /// How long one write of an event stream to its client may take (the socket's buffers
+        /// full: the client stopped reading) before its connection is closed.
+        public var writeTimeout: Duration = .seconds(30)
 
         public init() {}
     }
@@ -242,6 +245,8 @@ public final class EventHub: Service, Sendable {
         var generation = 0
         var watermark: UInt64?
         var lastHeartbeat = ContinuousClock.now
+        /// Set by `shutDown()`: writes to the streams' clients get a second at most.
+        var shuttingDown = false
 
         mutating func check(_ key: Int64, _ limits: Limits) throws {
             guard subscribers.count < limits.total else { throw EventHubError.tooMany(limit: limits.total) }
@@ -324,8 +329,19 @@ public final class EventHub: Service, Sendable {
     /// Waits for a graceful shutdown (or cancellation), then ends every subscription.
     public func run() async throws {
         try? await gracefulShutdown()
+        shutDown()
+    }
+
+    /// Ends every subscription (`closeAll`), and from now on gives a write to a stream's client
+    /// a second at most (`DeadlineWriter`): a client that stopped reading does not hold up the
+    /// server's graceful shutdown.
+    public func shutDown() {
+        state.withLock { $0.shuttingDown = true }
         closeAll()
     }
+
+    /// Whether `shutDown()` was called.
+    public var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
 
     /// Ends every subscription now (their streams end, as if the clients had left); the reader
     /// stops with the last.

@@ -82,7 +82,7 @@ struct EventsController: Sendable {
         }
         let subscription = try await subscribe(filter, key: key)
         let (hub, chosen, resumeAfter) = (self.hub, filter, after)
-        return Self.stream { writer in
+        return Self.stream(hub: hub) { writer in
             defer { subscription.close() }
             try await writer.write(Self.opening)
             if let resumeAfter {
@@ -119,7 +119,7 @@ struct EventsController: Sendable {
         // Subscribed before the job is read: a transition after the read wakes the loop.
         let subscription = try await subscribe(EventFilter(job: id.rawValue), key: key)
         let (queue, lookup, skipped) = (self.queue, self.lookup, seen)
-        return Self.stream { writer in
+        return Self.stream(hub: hub) { writer in
             defer { subscription.close() }
             var seen = skipped
             try await writer.write(Self.opening)
@@ -143,7 +143,7 @@ struct EventsController: Sendable {
                     (timeline, state) = ([], nil)
                 }
                 if seen < timeline.count {
-                    try await writer.write(contentsOf: timeline[seen...].enumerated().map { Self.frame(id, $1, index: seen + $0 + 1) })
+                    try await writer.write(DeliveryBatch.joined(timeline[seen...].enumerated().map { Self.frame(id, $1, index: seen + $0 + 1) }))
                     seen = timeline.count
                 }
                 let finished = state.flatMap(JobState.init(rawValue:))?.isTerminal ?? true
@@ -185,14 +185,17 @@ struct EventsController: Sendable {
         }
     }
 
-    /// A streamed `text/event-stream` answer written by `write`, finished when it returns.
-    static func stream(_ write: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
+    /// A streamed `text/event-stream` answer written by `write`, finished when it returns. Every
+    /// write, the last one included, has `hub.limits.writeTimeout` to complete (see
+    /// `DeadlineWriter`).
+    static func stream(hub: EventHub, _ write: @escaping @Sendable (DeadlineWriter) async throws -> Void) -> Response {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"],
             body: ResponseBody { writer in
-                try await write(&writer)
-                try await writer.finish(nil)
+                let timed = DeadlineWriter(writer, timeout: hub.limits.writeTimeout, hub: hub)
+                try await write(timed)
+                try await timed.finish()
             })
     }
 
@@ -263,5 +266,62 @@ struct EventsController: Sendable {
         let (whole, rest) = ms.quotientAndRemainder(dividingBy: 1000)
         let fraction = String(rest.magnitude)  // |rest| < 1000; magnitude never traps
         return (ms < 0 && whole == 0 ? "-" : "") + String(whole) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+}
+
+/// A response's writer whose every write must complete within `timeout` (and within a second
+/// once the hub shuts down): a client that stops reading fills the socket's buffers, and a write
+/// to it would otherwise wait for ever, holding the connection, its handler and the server's
+/// graceful shutdown. Past the deadline the write is cancelled and `WriteTimeout` thrown: the
+/// handler ends, the server closes the connection, the subscription is released.
+final class DeadlineWriter: @unchecked Sendable {
+    // @unchecked: it holds the response's writer (NIO's outbound channel writer), which is used
+    // by one task at a time: each write runs in a child task while the handler's task waits for
+    // it (or for its deadline, then for its cancellation) before the next.
+    private var writer: any ResponseBodyWriter
+    let timeout: Duration
+    let hub: EventHub
+
+    struct WriteTimeout: Error {}
+
+    init(_ writer: any ResponseBodyWriter, timeout: Duration, hub: EventHub) {
+        self.writer = writer
+        self.timeout = timeout
+        self.hub = hub
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        try await withDeadline { try await $0.writer.write(buffer) }
+    }
+
+    /// Ends the answer (the last chunk), under the same deadline.
+    func finish() async throws {
+        try await withDeadline { try await $0.writer.finish(nil) }
+    }
+
+    private func withDeadline(_ operation: @escaping @Sendable (DeadlineWriter) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await operation(self) }
+            group.addTask { try await self.deadline() }
+            defer { group.cancelAll() }
+            // The first to end: the write (done), or the deadline (throws; the write is then
+            // cancelled, which NIO's writer honours even while it waits for the socket).
+            try await group.next()
+        }
+    }
+
+    /// Returns never; throws `WriteTimeout` after `timeout`, or a second after the hub began
+    /// shutting down; `CancellationError` when the write ended first.
+    private func deadline() async throws {
+        let end = ContinuousClock.now + timeout
+        while true {
+            let left = end - ContinuousClock.now
+            guard left > .zero else { throw WriteTimeout() }
+            if hub.isShuttingDown {
+                try await Task.sleep(for: min(left, .seconds(1)))
+                throw WriteTimeout()
+            }
+            try await Task.sleep(for: min(left, .seconds(1)))
+        }
     }
 }

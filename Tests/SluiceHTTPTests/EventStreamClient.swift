@@ -200,3 +200,58 @@ final class EventStreamClient: Sendable {
         }
     }
 }
+
+/// A client that asks for an event stream and then never reads: its receive buffer is made small
+/// before it connects, so that the server's writes soon wait on a full socket.
+final class StalledClient: Sendable {
+    let fd: Int32
+    let serverPort: Int
+    /// This end's port.
+    let port: Int
+
+    init(port serverPort: Int, path: String, key: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        self.fd = fd
+        self.serverPort = serverPort
+        var size: Int32 = 4096
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(serverPort).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.port = Int(UInt16(bigEndian: local.sin_port))
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer \(key)\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// The server's end of this connection in the kernel's table (`/proc/net/tcp`): its state
+    /// (1 established) and the bytes waiting in its send queue; nil once the socket is gone.
+    var serverSide: (state: Int, sendQueue: Int)? {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        let local = String(format: "0100007F:%04X", serverPort)
+        let remote = String(format: "0100007F:%04X", port)
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[1] == local, fields[2] == remote else { continue }
+            let queues = fields[4].split(separator: ":")
+            return (Int(fields[3], radix: 16) ?? -1, queues.first.flatMap { Int($0, radix: 16) } ?? 0)
+        }
+        return nil
+    }
+
+    /// Whether the server still holds the connection open (established).
+    var heldByServer: Bool { serverSide?.state == 1 }
+}

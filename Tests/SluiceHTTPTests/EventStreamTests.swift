@@ -468,6 +468,61 @@ private let eventsLogger = Logger(label: "test.events")
         }
     }
 
+    /// Writes `count` entries of about 50 KB each (a bulk's transition naming thousands of jobs)
+    /// into lane `mock/m`'s event stream: megabytes for the streams that see them.
+    func flood(_ setup: Setup, count: Int = 100) async throws {
+        let jobs = (0..<5_000).map { "job_\($0)" }.joined(separator: ",")
+        let commands = (0..<count).map { _ in
+            RedisCommand("XADD", KeyLayout.events(lane: "mock/m"), "*", "jobs", jobs, "lane", "mock/m", "from", "queued", "to", "cancelled")
+        }
+        _ = try await setup.queue.redis.pipeline(commands)
+    }
+
+    @Test func aClientThatStopsReadingIsDisconnectedAfterTheWriteTimeout() async throws {
+        var limits = EventHub.Limits()
+        limits.writeTimeout = .seconds(2)
+        limits.heartbeat = .milliseconds(300)
+        try await withEvents(limits: limits) { setup in
+            _ = try await setup.submit(key: setup.acme)  // the lane exists
+            let stalled = try StalledClient(port: setup.port, path: "/v1/events", key: setup.admin)
+            #expect(await eventuallyTrue { setup.hub.count == 1 && stalled.heldByServer }, "\(setup.hub.count) \(String(describing: stalled.serverSide)) \(stalled.port)")
+            try await flood(setup)
+            // The socket's buffers fill, the next write waits, and past the deadline the server
+            // closes the connection (it would otherwise hold it as long as the client stays) and
+            // lets go of the subscription.
+            #expect(await eventuallyTrue { (stalled.serverSide?.sendQueue ?? 0) > 0 || !stalled.heldByServer })
+            #expect(await eventuallyTrue { !stalled.heldByServer }, "\(String(describing: stalled.serverSide))")
+            #expect(await eventuallyTrue { setup.hub.count == 0 })
+            // A client that reads is served as before.
+            let reader = try setup.stream("/v1/events", key: setup.admin)
+            #expect(await reader.waitForStatus() == 200)
+            let id = try await setup.submit(key: setup.acme)
+            #expect(await reader.wait { $0.contains { ($0.json["jobs"] as? [String])?.contains(id) == true } })
+        }
+    }
+
+    @Test func aShutdownDoesNotWaitForAClientThatStoppedReading() async throws {
+        var limits = EventHub.Limits()
+        limits.writeTimeout = .seconds(120)  // far past this test's bounds: the shutdown must not wait for it
+        limits.heartbeat = .milliseconds(300)
+        try await withEvents(limits: limits) { setup in
+            _ = try await setup.submit(key: setup.acme)
+            let stalled = try StalledClient(port: setup.port, path: "/v1/events", key: setup.admin)
+            #expect(await eventuallyTrue { setup.hub.count == 1 && stalled.heldByServer }, "\(setup.hub.count) \(String(describing: stalled.serverSide)) \(stalled.port)")
+            try await flood(setup)
+            #expect(await eventuallyTrue { (stalled.serverSide?.sendQueue ?? 0) > 0 })
+            try await Task.sleep(for: .seconds(1))  // a heartbeat's write now waits on the full socket
+            #expect(stalled.heldByServer)
+            // What `sluice serve` does on SIGTERM: the hub ends its streams, and their writes get a
+            // second at most.
+            setup.hub.shutDown()
+            let asked = ContinuousClock.now
+            #expect(await eventuallyTrue { !stalled.heldByServer }, "\(String(describing: stalled.serverSide))")
+            #expect(ContinuousClock.now - asked < .seconds(20))
+            #expect(setup.hub.count == 0)
+        }
+    }
+
     @Test func theReaderStopsWhenNobodySubscribes() async throws {
         try await withEvents { setup in
             /// The Redis clients blocked in an XREAD: the hub's reader, while it runs.
