@@ -9,40 +9,6 @@ import Testing
 /// serve` and `sluice work` (given `redis+sentinel://…/mymaster`) carry on against it.
 /// HEAVY (the Makefile runs it on its own): it waits out a real failover.
 @Suite(.serialized) struct SentinelFailoverTests {
-    /// Starts a sentinel watching the primary on `primaryPort` as `mymaster`, and returns once it
-    /// knows the primary and its replica.
-    static func startSentinel(in work: String, primaryPort: Int) async throws -> (ChildProcess, Int) {
-        let port = try RedisServerProcess.freeLoopbackPort()
-        try FileManager.default.createDirectory(atPath: work + "/sentinel", withIntermediateDirectories: true)
-        let config = work + "/sentinel/sentinel.conf"
-        try """
-            port \(port)
-            bind 127.0.0.1
-            dir \(work)/sentinel
-            logfile \(work)/sentinel/sentinel.log
-            sentinel monitor mymaster 127.0.0.1 \(primaryPort) 1
-            sentinel down-after-milliseconds mymaster 1000
-            sentinel failover-timeout mymaster 10000
-            sentinel parallel-syncs mymaster 1
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        // redis-server in sentinel mode: Debian's redis-server has it (redis-sentinel is a link to it).
-        let child = try ChildProcess.spawn("redis-server", arguments: [config, "--sentinel"])
-        let sentinel = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port)), connections: 1)
-        defer { sentinel.close() }
-        let ready = await eventually(timeout: .seconds(30)) {
-            let master = try? await sentinel.send("SENTINEL", "get-master-addr-by-name", "mymaster")
-            let replicas = try? await sentinel.send("SENTINEL", "replicas", "mymaster")
-            return master?.array?.last?.string == String(primaryPort) && (replicas?.array?.count ?? 0) == 1
-        }
-        guard ready else {
-            child.signal(SIGKILL)
-            _ = await child.waitForExit(timeout: .seconds(5))
-            throw RedisError.connectionFailed("the sentinel did not find the primary and its replica: \(contents(of: work + "/sentinel/sentinel.log").suffix(1500))")
-        }
-        return (child, port)
-    }
-
     static func port(_ server: RedisServerProcess) -> Int {
         if case .tcp(_, let port) = server.clientConfiguration.endpoint { return port }
         return 0
@@ -63,15 +29,16 @@ import Testing
             let primary = try await RedisServerProcess.start(
                 directory: work + "/primary", listen: .loopback(port: nil), appendOnly: true, extraArguments: ["--appendfsync", "always"])
             var servers = [primary]
-            var sentinelProcess: ChildProcess?
+            var sentinelProcess: SentinelProcess?
             var sluice = TopologyProcesses(work: work, redisURL: "")
             do {
                 let replica = try await RedisServerProcess.start(
                     directory: work + "/replica", listen: .loopback(port: nil), appendOnly: true,
                     extraArguments: ["--appendfsync", "always", "--replicaof", "127.0.0.1", String(Self.port(primary))])
                 servers.append(replica)
-                let (sentinel, sentinelPort) = try await Self.startSentinel(in: work, primaryPort: Self.port(primary))
+                let sentinel = try await SentinelProcess.start(directory: work + "/sentinel", primaryPort: Self.port(primary), replicas: 1)
                 sentinelProcess = sentinel
+                let sentinelPort = sentinel.port
                 let primaryClient = try await RedisClient.connect(configuration: primary.clientConfiguration, connections: 1)
                 defer { primaryClient.close() }
                 let replicaClient = try await RedisClient.connect(configuration: replica.clientConfiguration, connections: 1)
@@ -174,13 +141,12 @@ import Testing
                 #expect(!sluice.logs.contains("Fatal error"), "\(sluice.logs.suffix(2000))")
             } catch {
                 await sluice.stop()
-                sentinelProcess?.signal(SIGKILL)
+                await sentinelProcess?.stop()
                 for server in servers { await server.stop() }
                 throw error
             }
             await sluice.stop()
-            sentinelProcess?.signal(SIGTERM)
-            _ = await sentinelProcess?.waitForExit(timeout: .seconds(5))
+            await sentinelProcess?.stop()
             for server in servers { await server.stop() }
         }
     }
