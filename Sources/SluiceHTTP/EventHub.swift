@@ -222,6 +222,12 @@ public final class EventHub: Service, Sendable {
         /// How long one write of an event stream to its client may take (the socket's buffers
         /// full: the client stopped reading) before its connection is closed.
         public var writeTimeout: Duration = .seconds(30)
+        /// The most a resumed stream replays from the event streams (`history`): entries read
+        /// (one naming n jobs counts n: each may cost a tenant lookup), and how far back (from
+        /// the subscription's start). Past either, the client is told it missed events
+        /// (`HistoryOutcome.capped`) and goes on live.
+        public var replayEntries = 10_000
+        public var replayWindow: Duration = .seconds(3600)
 
         public init() {}
     }
@@ -570,14 +576,25 @@ public final class EventHub: Service, Sendable {
 
     /// Hands to `body`, in position order and in pages, every entry after `after` and older than
     /// `watermark` (ms) that passes `filter`: what a client that saw `after` missed before its
-    /// subscription began. Returns false when a stream no longer holds all of them (trimmed:
-    /// some were missed; what is still there is handed over all the same).
+    /// subscription began. Returns `.trimmed` when a stream no longer holds all of them (some
+    /// were missed; what is still there is handed over all the same), `.capped` when `after`
+    /// is older than `Limits.replayWindow` (what is older than the window is skipped: the
+    /// client may have missed some) or more than `Limits.replayEntries` follow it (the oldest
+    /// are handed over, the rest skipped).
     public func history(
-        after: EventPosition, before watermark: UInt64, filter: EventFilter, page: Int = 200,
+        after asked: EventPosition, before watermark: UInt64, filter: EventFilter, page: Int = 200,
         _ body: ([LaneEvent]) async throws -> Void
-    ) async throws -> Bool {
-        guard watermark > 0 else { return true }
-        var complete = true
+    ) async throws -> HistoryOutcome {
+        guard watermark > 0 else { return .complete }
+        var outcome = HistoryOutcome.complete
+        // Never further back than the window: older than it is missed, not replayed.
+        var after = asked
+        let seconds = UInt64(clamping: max(0, limits.replayWindow.components.seconds)).multipliedReportingOverflow(by: 1000)
+        let window = seconds.overflow ? UInt64.max : seconds.partialValue
+        if watermark > window, after.ms < watermark - window {
+            after = EventPosition(ms: watermark - window, tag: "", seq: 0)
+            outcome = .capped
+        }
         var pagers: [HistoryPager] = []
         var tags: Set<String> = []
         for lane in try await lanes() where filter.lanes.map({ $0.contains(lane) }) ?? true {
@@ -597,7 +614,7 @@ public final class EventHub: Service, Sendable {
             }
             guard first.ms < watermark else { continue }
             let stream = Self.stream(tag: tag)
-            if try await trimmed(stream: stream, since: first) { complete = false }
+            if try await trimmed(stream: stream, since: first), outcome == .complete { outcome = .trimmed }
             pagers.append(
                 HistoryPager(
                     stream: stream, tag: tag, next: first.inclusive ? "\(first.ms)-\(first.seq)" : "(\(first.ms)-\(first.seq)",
@@ -606,6 +623,7 @@ public final class EventHub: Service, Sendable {
         let size = max(1, page)
         var out: [LaneEvent] = []
         var tenantCache: [String: String] = [:]
+        var read = 0
         while true {
             for index in pagers.indices where pagers[index].buffer.isEmpty && !pagers[index].done {
                 try await pagers[index].fill(redis: redis, count: size)
@@ -618,13 +636,19 @@ public final class EventHub: Service, Sendable {
                 best = index
             }
             guard let best else { break }
-            out.append(pagers[best].buffer.removeFirst())
+            let next = pagers[best].buffer.removeFirst()
+            read += max(1, next.jobs.count)
+            guard read <= limits.replayEntries else {
+                outcome = .capped
+                break
+            }
+            out.append(next)
             if out.count >= size {
                 try await flush(&out, filter: filter, cache: &tenantCache, body)
             }
         }
         try await flush(&out, filter: filter, cache: &tenantCache, body)
-        return complete
+        return outcome
     }
 
     private func flush(
@@ -665,6 +689,17 @@ public final class EventHub: Service, Sendable {
         guard let first = position("recorded-first-entry-id") else { return false }
         return first > sinceTuple
     }
+}
+
+/// What `EventHub.history` could replay.
+public enum HistoryOutcome: Sendable, Equatable {
+    /// Every entry asked for.
+    case complete
+    /// Not all: a stream was trimmed past the point asked for.
+    case trimmed
+    /// Not all: the point asked for is further back than `Limits.replayWindow`, or more entries
+    /// follow it than `Limits.replayEntries` (the oldest were replayed).
+    case capped
 }
 
 /// Reads one stream's history in pages (`XRANGE`), for the merge in `EventHub.history`.

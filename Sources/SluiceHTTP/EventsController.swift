@@ -13,7 +13,8 @@ import SluiceRedis
 ///   more jobs; its id (`<lane tag>-<ms>-<seq>`) names its place in the lanes' event streams, and
 ///   `Last-Event-ID` (or `last_event_id=`) resumes after it: first what the streams still hold
 ///   after it, then live, without a gap or a repeat. When the streams no longer hold all of it
-///   (trimmed), an `event: missed` says so before the rest.
+///   (trimmed), an `event: missed` says so before the rest. A replay is capped
+///   (`EventHub.Limits.replayEntries`, `replayWindow`): past the cap, an `event: missed`, then live.
 /// - `GET /v1/jobs/{id}/events` with `Accept: text/event-stream` (`JobsController` hands it
 ///   here): the job's timeline so far, then each transition as it happens (`event: status`, id =
 ///   the entry's place in the timeline, so `Last-Event-ID` skips what was seen), then `event: end`
@@ -86,12 +87,19 @@ struct EventsController: Sendable {
             defer { subscription.close() }
             try await writer.write(Self.opening)
             if let resumeAfter {
-                let complete = try await hub.history(after: resumeAfter, before: subscription.watermark, filter: chosen) { events in
+                let outcome = try await hub.history(after: resumeAfter, before: subscription.watermark, filter: chosen) { events in
                     try await writer.write(DeliveryBatch.joined(events.map(Self.frame)))
                 }
-                if !complete {
+                switch outcome {
+                case .complete: break
+                case .trimmed:
                     try await writer.write(
                         Self.frame(event: "missed", id: nil, data: Array(#"{"reason":"the event streams no longer hold every event after the id asked for"}"#.utf8)))
+                case .capped:
+                    try await writer.write(
+                        Self.frame(
+                            event: "missed", id: nil,
+                            data: Array(#"{"reason":"the id asked for is older than a stream replays, or too many events follow it: some were not replayed"}"#.utf8)))
                 }
             }
             for await message in subscription.messages {

@@ -257,6 +257,34 @@ private let eventsLogger = Logger(label: "test.events")
         }
     }
 
+    @Test func aReplayIsCappedThenSaysSomeWereMissedAndGoesOnLive() async throws {
+        var limits = EventHub.Limits()
+        limits.replayEntries = 3
+        try await withEvents(limits: limits) { setup in
+            let first = try setup.stream("/v1/events", key: setup.acme)
+            #expect(await first.waitForStatus() == 200)
+            _ = try await setup.submit(key: setup.acme)
+            #expect(await first.wait { $0.contains { $0.event == "job" } })
+            first.close()
+            let lastID = try #require(first.events.first { $0.event == "job" }?.id)
+            // Six jobs (one entry each) after what the client saw; a replay stops after three.
+            var later: [String] = []
+            for _ in 0..<6 { later.append(try await setup.submit(key: setup.acme)) }
+            let resumed = try setup.stream("/v1/events", key: setup.acme, headers: ["Last-Event-ID": lastID])
+            #expect(await resumed.wait { frames in frames.contains { $0.event == "missed" } })
+            let beforeNotice = resumed.events.prefix { $0.event != "missed" }
+            #expect(beforeNotice.flatMap { ($0.json["jobs"] as? [String]) ?? [] } == Array(later.prefix(3)))
+            // Then live.
+            let live = try await setup.submit(key: setup.acme)
+            #expect(await resumed.wait { frames in frames.contains { ($0.json["jobs"] as? [String])?.contains(live) == true } })
+            // A resume from the beginning of time (ms 0) replays at most the cap, then says so.
+            let tag = try #require(lastID.split(separator: "-").first)
+            let fromZero = try setup.stream("/v1/events?last_event_id=\(tag)-0-0", key: setup.acme)
+            #expect(await fromZero.wait { frames in frames.contains { $0.event == "missed" } })
+            #expect(fromZero.events.prefix { $0.event != "missed" }.count <= 3)
+        }
+    }
+
     // MARK: - Bounds
 
     @Test func hostileFiltersAndEventIDsAre400sNamingTheParameter() async throws {
