@@ -327,25 +327,18 @@ struct DashboardController: Sendable {
         let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 50, cursor: cursor)
         var next: String? = nil
         if let cursor = page.nextCursor {
-            var items = [URLQueryItem(name: "cursor", value: cursor)]
-            if tenant != viewer.key.tenant { items.append(URLQueryItem(name: "tenant", value: tenant)) }
-            if let lane { items.append(URLQueryItem(name: "lane", value: lane)) }
-            if let state { items.append(URLQueryItem(name: "state", value: state.rawValue)) }
-            if let before = value("before") { items.append(URLQueryItem(name: "before", value: before)) }
-            var components = URLComponents()
-            components.path = "/ui/jobs"
-            components.queryItems = items
-            next = components.string
+            next = DashboardViews.link(
+                "/ui/jobs",
+                [
+                    ("cursor", cursor), ("tenant", tenant != viewer.key.tenant ? tenant : nil), ("lane", lane), ("state", state?.rawValue),
+                    ("before", value("before")),
+                ])
         }
         let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
         // "Retry these": the viewer's own tenant's dead or failed jobs, to a confirmation page.
         var retryLink: String? = nil
         if retries != nil, viewer.may(.submit), tenant == viewer.key.tenant, let state, JobRetry.retryableStates.contains(state), !page.jobs.isEmpty {
-            var components = URLComponents()
-            components.path = "/ui/retry"
-            components.queryItems = [URLQueryItem(name: "state", value: state.rawValue)]
-                + (lane.map { [URLQueryItem(name: "lane", value: $0)] } ?? []) + (value("before").map { [URLQueryItem(name: "before", value: $0)] } ?? [])
-            retryLink = components.string
+            retryLink = DashboardViews.link("/ui/retry", [("state", state.rawValue), ("lane", lane), ("before", value("before"))])
         }
         return views.render(
             "jobs",
@@ -709,12 +702,12 @@ struct DashboardController: Sendable {
         guard viewer.may(.read) else { throw DashboardError.scope(.read) }
         let query = try usageQuery(request, viewer)
         let rows = try await usageRows(query)
-        var csv = URLComponents()
-        csv.path = "/ui/usage.csv"
-        csv.queryItems = [
-            URLQueryItem(name: "from", value: String(query.from.value / 1000)), URLQueryItem(name: "to", value: String(query.to.value / 1000)),
-            URLQueryItem(name: "group_by", value: query.grouping.rawValue),
-        ] + (viewer.isAdmin && query.tenant != nil ? [URLQueryItem(name: "tenant", value: query.tenant)] : [])
+        let csv = DashboardViews.link(
+            "/ui/usage.csv",
+            [
+                ("from", String(query.from.value / 1000)), ("to", String(query.to.value / 1000)), ("group_by", query.grouping.rawValue),
+                ("tenant", viewer.isAdmin ? query.tenant : nil),
+            ])
         let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
         return views.render(
             "usage",
@@ -723,7 +716,7 @@ struct DashboardController: Sendable {
                 period: DashboardViews.time(query.from) + " – " + DashboardViews.time(query.to),
                 groupings: ["model", "key", "tenant"].map { .init(value: $0, selected: $0 == query.grouping.rawValue) },
                 tenants: tenants.map { .init(value: $0, selected: $0 == query.tenant) }, allTenants: query.tenant == nil,
-                csv: csv.string ?? "/ui/usage.csv"))
+                csv: csv))
     }
 
     /// `/ui/usage.csv`: the usage page's table as a CSV download.

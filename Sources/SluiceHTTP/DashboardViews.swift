@@ -107,6 +107,8 @@ struct DashboardViews: Sendable {
     /// script redraws them from `/ui/overview.json` with the same scale).
     struct LaneRow {
         let lane: String
+        /// The lane's jobs list, its name percent-encoded in the query.
+        let jobsHref: String
         let ready: Int
         let leased: Int
         let delayed: Int
@@ -120,6 +122,7 @@ struct DashboardViews: Sendable {
 
         init(_ lane: DashboardLaneHistory.Lane) {
             self.lane = lane.lane
+            jobsHref = DashboardViews.link("/ui/jobs", [("lane", lane.lane)])
             ready = lane.ready
             leased = lane.leased
             delayed = lane.delayed
@@ -352,6 +355,7 @@ struct DashboardViews: Sendable {
     struct ProviderRow {
         struct Lane {
             let lane: String
+            let jobsHref: String
             let ready: Int
             let leased: Int
             let delayed: Int
@@ -411,7 +415,8 @@ struct DashboardViews: Sendable {
             p99 = DashboardViews.shown(stats) { DashboardViews.percentile(0.99, of: $0) }
             lanes = provider.lanes.map {
                 Lane(
-                    lane: $0.lane, ready: $0.ready, leased: $0.leased, delayed: $0.delayed, breaker: $0.breaker.state,
+                    lane: $0.lane, jobsHref: DashboardViews.link("/ui/jobs", [("lane", $0.lane)]), ready: $0.ready, leased: $0.leased,
+                    delayed: $0.delayed, breaker: $0.breaker.state,
                     breakerOpen: $0.breaker.state != "closed", breakerReason: $0.breaker.reason)
             }
             lastErrors = provider.lastErrors.map {
@@ -611,6 +616,23 @@ struct DashboardViews: Sendable {
     }
 
     // MARK: - Formatting
+
+    /// A query value's characters left as they are: RFC 3986's unreserved ones, and `/`, `:`, `@`.
+    /// Everything else (a lane or tenant may hold `&`, `#`, `+`, `%`, `=`, a space) is
+    /// percent-encoded, so the value reads back exactly as it was.
+    static let queryValueCharacters = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/:@")
+
+    /// `path?name=value&…`, each name and value percent-encoded (`queryValueCharacters`); an item
+    /// with a nil value is left out, and so is the `?` when none is left.
+    static func link(_ path: String, _ items: [(name: String, value: String?)]) -> String {
+        let pairs = items.compactMap { item in
+            item.value.map { value in
+                (item.name.addingPercentEncoding(withAllowedCharacters: queryValueCharacters) ?? "") + "="
+                    + (value.addingPercentEncoding(withAllowedCharacters: queryValueCharacters) ?? "")
+            }
+        }
+        return pairs.isEmpty ? path : path + "?" + pairs.joined(separator: "&")
+    }
 
     /// The first 64 KiB of a body as text (a page must not grow with a 100 MB result).
     static func excerpt(_ bytes: [UInt8]) -> String {
