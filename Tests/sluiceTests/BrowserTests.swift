@@ -28,4 +28,26 @@ import Testing
             }
         }
     }
+
+    @Test func deadJobsAreRetriedFromTheDashboardOneAndAFilteredSetAfterAConfirmation() async throws {
+        // Every call answered with a 500: a job with one attempt ends dead.
+        var failing = MockConfiguration()
+        failing.errorRate = 1
+        try await withMockProvider(failing) { _, base in
+            let config = """
+                providers:
+                  broken: { kind: openai, base_url: "\(base)/v1", models: [gpt-4o-mini] }
+
+                """
+            try await withRunningSluice(config: config) { sluice in
+                let (status, output) = try await runPython(
+                    "browser_retry.py", [sluice.url, sluice.adminKey], in: sluice.work, timeout: .seconds(240))
+                if status == 77, let reason = output.split(separator: "\n").first(where: { $0.hasPrefix("browser: skipped") }) {
+                    try Test.cancel(Comment(rawValue: String(reason)))
+                }
+                #expect(status == 0, "\(output)")
+                #expect(output.contains("browser: all checks passed"), "\(output)")
+            }
+        }
+    }
 }
