@@ -324,7 +324,8 @@ struct DashboardController: Sendable {
             guard JobID.isOrdering(text) else { throw DashboardError.invalid("the cursor is not one this page gave") }
             return text
         } ?? before.map(Self.cursor(before:))
-        let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 50, cursor: cursor)
+        // Only the fields the list shows: not each job's request and result (up to 1 MiB each).
+        let page = try await queue.list(tenant: tenant, lane: lane, state: state, limit: 50, cursor: cursor, fields: JobQueue.listedFields)
         var next: String? = nil
         if let cursor = page.nextCursor {
             next = DashboardViews.link(
@@ -514,7 +515,7 @@ struct DashboardController: Sendable {
             guard viewer.isAdmin else { throw DashboardError.adminOnly }
             tenant = asked
         }
-        let jobs = try await queue.list(tenant: tenant, state: .dead, limit: 50).jobs
+        let jobs = try await queue.list(tenant: tenant, state: .dead, limit: 50, fields: JobQueue.listedFields).jobs
         // Deliveries of every tenant: an admin's to see (a tenant sees its own on its jobs' pages).
         let deliveries = viewer.isAdmin ? try await webhooks.deadLetters(limit: 100) : []
         let notice: String? = request.uri.queryParameters["done"] == "replayed" ? "The delivery was queued again, due now." : nil

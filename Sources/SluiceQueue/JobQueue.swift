@@ -266,6 +266,21 @@ public final class JobQueue: Sendable {
         try JobRecord(id: id, reply: try await redis.send("HGETALL", KeyLayout.job(id)))?.job()
     }
 
+    /// The job with only `fields` of its hash read (and its state): a listing's light read, which
+    /// leaves out the request and result (up to 1 MiB each). Fields not read are empty in the Job.
+    /// nil when the job is gone.
+    public func get(_ id: JobID, fields names: [String]) async throws -> Job? {
+        let names = names.contains("state") ? names : names + ["state"]
+        let reply = try await redis.send(RedisCommand("HMGET", [KeyLayout.job(id)] + names))
+        guard let values = reply.array, values.count == names.count else { throw QueueError.unexpectedReply(script: "HMGET", "\(reply)") }
+        var fields: [String: [UInt8]] = [:]
+        for (name, value) in zip(names, values) { if let bytes = value.bytes { fields[name] = bytes } }
+        return fields.isEmpty ? nil : try JobRecord(id: id, fields: fields).job()
+    }
+
+    /// The hash fields a job list shows (id, lane, tenant, state, attempts, created): `list`'s `fields`.
+    public static let listedFields = ["lane", "tenant", "state", "attempts", "created"]
+
     /// Whether API key `key` may submit `count` jobs now under `limits`; when it may, the rate
     /// bucket is debited. Admitted always when the limits are empty (without a round trip).
     public func admit(key: Int64, count: Int, limits: KeyLimits) async throws -> Admission {
@@ -308,10 +323,11 @@ public final class JobQueue: Sendable {
     /// older than `cursor` (a job id's 26-character time-ordered part, from an earlier page's
     /// `nextCursor`). At most `scanBudget` index entries are examined per lane, so that a rare
     /// state cannot make one call scan a million jobs; a page may then hold fewer than `limit`
-    /// jobs and still have a `nextCursor`.
+    /// jobs and still have a `nextCursor`. `fields`: read only those of each job's hash
+    /// (`get(_:fields:)`), not the whole job.
     public func list(
         tenant: String, lane: String? = nil, state: JobState? = nil, limit: Int, cursor: String? = nil,
-        scanBudget: Int = 5_000
+        scanBudget: Int = 5_000, fields: [String]? = nil
     ) async throws -> JobPage {
         let lanes: [String]
         if let lane { lanes = [lane] } else { lanes = try await self.lanes() }
@@ -339,7 +355,12 @@ public final class JobQueue: Sendable {
         // Read concurrently, so that the client pipelines the reads; a job that expired since
         // the index was read is left out.
         let found = try await withThrowingTaskGroup(of: (Int, Job?).self) { group in
-            for (index, candidate) in page.enumerated() { group.addTask { (index, try await self.get(candidate.id)) } }
+            for (index, candidate) in page.enumerated() {
+                group.addTask {
+                    if let fields { return (index, try await self.get(candidate.id, fields: fields)) }
+                    return (index, try await self.get(candidate.id))
+                }
+            }
             var found = [Job?](repeating: nil, count: page.count)
             for try await (index, job) in group { found[index] = job }
             return found

@@ -5,9 +5,11 @@ import HummingbirdTesting
 import SluiceCore
 @testable import SluiceHTTP
 import SluiceQueue
+import SluiceRedis
 import Testing
 
-/// The dashboard's review findings (issue 16): links that carry a lane name.
+/// The dashboard's review findings (issue 16): links that carry a lane name, and the jobs list's
+/// light read.
 @Suite(.timeLimit(.minutes(2))) struct DashboardReviewTests {
     /// A lane name that a query string must encode: each of these would cut or change it.
     static let hostileLane = "demo/a&b+c#d%e=g"
@@ -36,5 +38,41 @@ import Testing
             #expect(list.html.contains(id.rawValue))
             #expect(!list.html.contains(other.rawValue))
         }
+    }
+
+    @Test func theJobsListReadsNoRequestOrResult() async throws {
+        try await withAPI { api in
+            // Four jobs of 256 KB requests: a page that read whole jobs would move 1 MB from Redis.
+            let payload = Array(("{\"x\": \"" + String(repeating: "y", count: 256 << 10) + "\"}").utf8)
+            var ids: [JobID] = []
+            for _ in 0..<4 { ids.append(try await api.queue.enqueue(JobSpec(lane: "demo", tenant: "acme", payload: payload)).id) }
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.acme)
+            let before = try await Self.bytesSent(api.queue.redis)
+            let page = try await browser.get("/ui/jobs")
+            let sent = try await Self.bytesSent(api.queue.redis) - before
+            #expect(page.status == .ok)
+            for id in ids { #expect(page.html.contains(id.rawValue)) }
+            #expect(page.html.contains("<td>demo</td><td><span class=\"state state-queued\">queued</span></td><td class=\"num\">0</td>"))
+            #expect(sent < 100_000, "Redis sent \(sent) bytes for one page of four listed jobs")
+
+            // The light read itself: the listed fields, no request.
+            let listed = try await api.queue.list(tenant: "acme", limit: 10, fields: JobQueue.listedFields).jobs
+            #expect(Set(listed.map(\.id)) == Set(ids))
+            for job in listed {
+                #expect(job.payload.isEmpty)
+                #expect(job.lane == "demo" && job.tenant == "acme" && job.state == .queued && job.createdAt.value > 0)
+            }
+            // A job gone since the index was read is left out, as with whole reads.
+            _ = try await api.queue.redis.send("DEL", KeyLayout.job(ids[0]))
+            #expect(try await api.queue.get(ids[0], fields: JobQueue.listedFields) == nil)
+        }
+    }
+
+    /// Bytes Redis has written to its clients so far.
+    static func bytesSent(_ redis: RedisClient) async throws -> Int {
+        let info = try await redis.send("INFO", "stats").string ?? ""
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_net_output_bytes:") }
+        return line.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
     }
 }
