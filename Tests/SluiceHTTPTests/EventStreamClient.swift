@@ -240,7 +240,10 @@ final class StalledClient: Sendable {
     /// The server's end of this connection in the kernel's table (`/proc/net/tcp`): its state
     /// (1 established) and the bytes waiting in its send queue; nil once the socket is gone.
     var serverSide: (state: Int, sendQueue: Int)? {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        // Read to its end: the table is generated as it is read (its size says 0), and one
+        // read of it returns a page of lines at most.
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return nil }
+        let table = String(decoding: data, as: UTF8.self)
         let local = String(format: "0100007F:%04X", serverPort)
         let remote = String(format: "0100007F:%04X", port)
         for line in table.split(separator: "\n") {
