@@ -73,14 +73,35 @@ public struct LaneEvent: Sendable {
 
     /// An entry from its stream fields; nil when it lacks any of them.
     init?(position: EventPosition, fields: [String: String]) {
-        guard let jobs = fields["jobs"], let lane = fields["lane"], let to = fields["to"] else { return nil }
+        self.init(position: position, field: { fields[$0] })
+    }
+
+    /// An entry from its fields as `XREAD`/`XRANGE` return them (name, value, name, value…),
+    /// read in place: no dictionary of them is built (the reader parses every entry of every
+    /// lane while anyone subscribes).
+    init?(position: EventPosition, flat: [RedisValue]) {
+        self.init(position: position) { name in
+            var index = 0
+            while index + 1 < flat.count {
+                switch flat[index] {
+                case .bulkString(let bytes) where bytes.elementsEqual(name.utf8): return flat[index + 1].string ?? ""
+                case .simpleString(let text) where text == name: return flat[index + 1].string ?? ""
+                default: index += 2
+                }
+            }
+            return nil
+        }
+    }
+
+    private init?(position: EventPosition, field: (String) -> String?) {
+        guard let jobs = field("jobs"), let lane = field("lane"), let to = field("to") else { return nil }
         self.position = position
         self.jobs = jobs.split(separator: ",").map(String.init)
         self.lane = lane
-        self.from = fields["from"] ?? ""
+        self.from = field("from") ?? ""
         self.to = to
-        self.at = fields["t"].flatMap { Int64($0) } ?? Int64(clamping: position.ms)
-        self.info = fields["info"]
+        self.at = field("t").flatMap { Int64($0) } ?? Int64(clamping: position.ms)
+        self.info = field("info")
     }
 }
 
@@ -427,20 +448,17 @@ public final class EventHub: Service, Sendable {
         return seconds.multipliedReportingOverflow(by: 1000).partialValue &+ micros / 1000
     }
 
-    /// The entries of one `XREAD` reply, by stream.
-    static func entries(_ reply: RedisValue) -> [(stream: String, entries: [(id: Substring, fields: [String: String])])] {
-        var result: [(stream: String, entries: [(id: Substring, fields: [String: String])])] = []
+    /// The entries of one `XREAD` reply, by stream: each entry's id and its fields as Redis
+    /// sent them (name, value, …; `LaneEvent(position:flat:)` reads them in place).
+    static func entries(_ reply: RedisValue) -> [(stream: String, entries: [(id: Substring, fields: [RedisValue])])] {
+        var result: [(stream: String, entries: [(id: Substring, fields: [RedisValue])])] = []
         for streamReply in reply.array ?? [] {
             guard let parts = streamReply.array, parts.count == 2, let stream = parts[0].string, let raw = parts[1].array else { continue }
-            var entries: [(id: Substring, fields: [String: String])] = []
+            var entries: [(id: Substring, fields: [RedisValue])] = []
+            entries.reserveCapacity(raw.count)
             for rawEntry in raw {
                 guard let pair = rawEntry.array, pair.count == 2, let id = pair[0].string else { continue }
-                var fields: [String: String] = [:]
-                let flat = pair[1].array ?? []
-                for index in stride(from: 0, to: flat.count - 1, by: 2) {
-                    if let name = flat[index].string { fields[name] = flat[index + 1].string ?? "" }
-                }
-                entries.append((Substring(id), fields))
+                entries.append((Substring(id), pair[1].array ?? []))
             }
             result.append((stream, entries))
         }
@@ -516,7 +534,7 @@ public final class EventHub: Service, Sendable {
                     cursors[stream] = String(last.id)
                     for entry in entries {
                         guard let position = EventPosition(tag: tag, entryID: entry.id),
-                            let event = LaneEvent(position: position, fields: entry.fields)
+                            let event = LaneEvent(position: position, flat: entry.fields)
                         else { continue }
                         held.append(event)
                     }
@@ -723,7 +741,7 @@ struct HistoryPager {
         let reply = try await redis.send("XRANGE", stream, next, end, "COUNT", count)
         let entries = EventHub.entries(.array([.array([.bulkString(Array(stream.utf8)), reply])])).first?.entries ?? []
         for entry in entries {
-            guard let position = EventPosition(tag: tag, entryID: entry.id), let event = LaneEvent(position: position, fields: entry.fields)
+            guard let position = EventPosition(tag: tag, entryID: entry.id), let event = LaneEvent(position: position, flat: entry.fields)
             else { continue }
             buffer.append(event)
         }
