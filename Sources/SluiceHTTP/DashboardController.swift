@@ -258,6 +258,9 @@ struct DashboardController: Sendable {
             try await sessions.loginFailed(peer: peer)
             return loginForm(request, status: .unauthorized, message: "That API key is not valid or was revoked.")
         }
+        // The browser's previous session ends here, not at its TTL: a cookie copied before this
+        // login (another person at a shared browser, a stolen one) is worth nothing after it.
+        if let previous = request.cookies[Self.sessionCookie]?.value { try await sessions.delete(previous) }
         let session = try await sessions.create(keyPrefix: key.prefix)
         context.logger.info("dashboard login", metadata: ["key": "\(key.prefix)", "tenant": "\(key.tenant)"])
         var response = Self.redirect(key.scopes.contains(.admin) ? "/ui/overview" : "/ui/jobs")

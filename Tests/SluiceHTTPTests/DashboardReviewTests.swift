@@ -8,8 +8,8 @@ import SluiceQueue
 import SluiceRedis
 import Testing
 
-/// The dashboard's review findings (issue 16): links that carry a lane name, and the jobs list's
-/// light read.
+/// The dashboard's review findings (issue 16): links that carry a lane name, the jobs list's
+/// light read, and a login ending the browser's previous session.
 @Suite(.timeLimit(.minutes(2))) struct DashboardReviewTests {
     /// A lane name that a query string must encode: each of these would cut or change it.
     static let hostileLane = "demo/a&b+c#d%e=g"
@@ -66,6 +66,29 @@ import Testing
             // A job gone since the index was read is left out, as with whole reads.
             _ = try await api.queue.redis.send("DEL", KeyLayout.job(ids[0]))
             #expect(try await api.queue.get(ids[0], fields: JobQueue.listedFields) == nil)
+        }
+    }
+
+    @Test func aLoginEndsTheBrowsersPreviousSession() async throws {
+        try await withAPI { api in
+            var browser = DashboardBrowser(api)
+            _ = try await browser.logIn(api.acme)
+            let first = try #require(browser.cookies["sluice_session"])
+            // Someone else logs in at the same browser, from a login form another tab opened
+            // (the login page itself sends a signed-in browser on): the first session is gone
+            // from Redis at once.
+            var tab = DashboardBrowser(api)
+            let form = try await tab.get("/ui/login")
+            browser.cookies["sluice_login"] = try #require(tab.cookies["sluice_login"])
+            let second = try await browser.post("/ui/login", form: ["key": api.globex, "csrf": try #require(form.csrf)])
+            #expect(second.status == .seeOther)
+            #expect(try #require(browser.cookies["sluice_session"]) != first)
+            #expect(try await browser.get("/ui/jobs").status == .ok)
+            var copied = DashboardBrowser(api)
+            copied.cookies["sluice_session"] = first
+            let stale = try await copied.get("/ui/jobs")
+            #expect(stale.status == .seeOther)
+            #expect(stale.location == "/ui/login")
         }
     }
 
