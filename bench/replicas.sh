@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Submits through two `sluice serve` replicas against one, in the same run: a release build, one
 # redis-server (AOF, everysec, as `sluice up` runs it), two `sluice serve` on two ports sharing it
-# and one SQLite file (PostgreSQL is not needed for the measurement: the submit path reads the key
-# from the cache and writes only Redis), and nginx in front (upstream of the two, or of one).
+# and one SQLite file (or PostgreSQL with DB=postgres, below: the submit path reads the key from
+# the cache and writes only Redis), and nginx in front (upstream of the two, or of one).
 # wrk (-t2 -c64, bench/submit.lua) measures POST /v1/jobs:
 #   direct   wrk -> replica A
 #   one      wrk -> nginx -> replica A
