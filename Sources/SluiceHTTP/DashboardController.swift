@@ -135,14 +135,27 @@ struct DashboardController: Sendable {
         // (each needs a cooperative thread to hand its connection back), deadlocked `sluice up`
         // on 2 cores with 20 dashboards polling (bench/live.sh).
         let (keys, prefix) = (self.keys, session.keyPrefix)
-        let found = try await withCheckedThrowingContinuation { (done: CheckedContinuation<APIKey?, any Error>) in
-            DispatchQueue.global().async { done.resume(with: Result { try keys.find(prefix: prefix) }) }
-        }
+        let found = try await Self.offPool { try keys.find(prefix: prefix) }
         guard let key = found, !key.isRevoked else {
             try await sessions.delete(session.id)
             throw SignInRequired()
         }
         return Viewer(session: session, key: key)
+    }
+
+    /// `work`, a synchronous store call (APIKeyStore's find, list, create, revoke), run on a global
+    /// dispatch queue instead of a cooperative thread, which it would block while it waits for a
+    /// connection the store's async reads hold (see `viewer`).
+    static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Value, any Error>) in
+            DispatchQueue.global().async { done.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// The tenants the keys name, sorted (an admin's tenant filter).
+    func tenantNames() async throws -> [String] {
+        let keys = self.keys
+        return Array(Set(try await Self.offPool { try keys.list() }.map(\.tenant))).sorted()
     }
 
     /// The signed-in viewer of a form's POST: 403 unless the form carries the session's token.
@@ -338,7 +351,7 @@ struct DashboardController: Sendable {
                     ("before", value("before")),
                 ])
         }
-        let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
+        let tenants = viewer.isAdmin ? try await tenantNames() : []
         // "Retry these": the viewer's own tenant's dead or failed jobs, to a confirmation page.
         var retryLink: String? = nil
         if retries != nil, viewer.may(.submit), tenant == viewer.key.tenant, let state, JobRetry.retryableStates.contains(state), !page.jobs.isEmpty {
@@ -693,7 +706,8 @@ struct DashboardController: Sendable {
         var rows = try await lookup.archive.usage(from: query.from, to: query.to, grouping: query.grouping, tenant: query.tenant)
         if query.grouping == .key {
             var prefixes: [String: String] = [:]
-            for key in try keys.list() { prefixes[String(key.id)] = key.prefix }
+            let keys = self.keys
+            for key in try await Self.offPool({ try keys.list() }) { prefixes[String(key.id)] = key.prefix }
             for index in rows.indices { rows[index].group = prefixes[rows[index].group] ?? (rows[index].group == "0" ? "none" : rows[index].group) }
         }
         return rows
@@ -712,7 +726,7 @@ struct DashboardController: Sendable {
                 ("from", String(query.from.value / 1000)), ("to", String(query.to.value / 1000)), ("group_by", query.grouping.rawValue),
                 ("tenant", viewer.isAdmin ? query.tenant : nil),
             ])
-        let tenants = viewer.isAdmin ? Array(Set(try keys.list().map(\.tenant))).sorted() : []
+        let tenants = viewer.isAdmin ? try await tenantNames() : []
         return views.render(
             "usage",
             DashboardViews.UsagePage(
@@ -746,11 +760,12 @@ struct DashboardController: Sendable {
         let viewer = try await viewer(request)
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
         let notice: String? = request.uri.queryParameters["done"] == "revoked" ? "The key was revoked: it no longer authenticates." : nil
-        return try keysPage(viewer, created: nil, notice: notice, status: .ok)
+        return try await keysPage(viewer, created: nil, notice: notice, status: .ok)
     }
 
-    func keysPage(_ viewer: Viewer, created: DashboardViews.CreatedKey?, notice: String?, status: HTTPResponse.Status) throws -> Response {
-        let all = try keys.list()
+    func keysPage(_ viewer: Viewer, created: DashboardViews.CreatedKey?, notice: String?, status: HTTPResponse.Status) async throws -> Response {
+        let keys = self.keys
+        let all = try await Self.offPool { try keys.list() }
         return views.render(
             "keys",
             DashboardViews.KeysPage(
@@ -767,14 +782,15 @@ struct DashboardController: Sendable {
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
         let tenant = (form["tenant"] ?? "").trimmingCharacters(in: .whitespaces)
         let scopes = Set(Scope.allCases.filter { form["scope_" + $0.rawValue] != nil })
-        guard !scopes.isEmpty else { return try keysPage(viewer, created: nil, notice: "Choose at least one scope.", status: .badRequest) }
+        guard !scopes.isEmpty else { return try await keysPage(viewer, created: nil, notice: "Choose at least one scope.", status: .badRequest) }
         let created: (secret: String, key: APIKey)
-        do { created = try keys.create(tenant: tenant, scopes: scopes) } catch StoreError.invalid(let field, let reason) {
-            return try keysPage(viewer, created: nil, notice: "The \(field) \(reason).", status: .badRequest)
+        let keys = self.keys
+        do { created = try await Self.offPool { try keys.create(tenant: tenant, scopes: scopes) } } catch StoreError.invalid(let field, let reason) {
+            return try await keysPage(viewer, created: nil, notice: "The \(field) \(reason).", status: .badRequest)
         }
         context.logger.info(
             "dashboard created a key", metadata: ["key": "\(created.key.prefix)", "tenant": "\(tenant)", "by": "\(viewer.key.prefix)"])
-        return try keysPage(
+        return try await keysPage(
             viewer, created: DashboardViews.CreatedKey(secret: created.secret, prefix: created.key.prefix, tenant: tenant), notice: nil,
             status: .created)
     }
@@ -783,7 +799,10 @@ struct DashboardController: Sendable {
     @Sendable func revokeKey(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
         let viewer = try await poster(request, form: try await form(request))
         guard viewer.isAdmin else { throw DashboardError.adminOnly }
-        guard let prefix = context.parameters.get("prefix"), try keys.revoke(prefix: prefix) else { throw DashboardError.notFound }
+        let keys = self.keys
+        guard let prefix = context.parameters.get("prefix"), try await Self.offPool({ try keys.revoke(prefix: prefix) }) else {
+            throw DashboardError.notFound
+        }
         await cache.keyChanged(prefix: prefix, logger: context.logger)
         context.logger.info("dashboard revoked a key", metadata: ["key": "\(prefix)", "by": "\(viewer.key.prefix)"])
         return Self.redirect("/ui/keys?done=revoked")
