@@ -1,5 +1,7 @@
 import Foundation
 import SluiceProcess
+import SluiceQueue
+import SluiceRedis
 import SluiceMock
 import SluiceTestSupport
 import Testing
@@ -93,6 +95,28 @@ import Testing
         }
         defer { for (curl, _) in streams { curl.signal(SIGKILL) } }
         for (_, file) in streams { #expect(await eventually(timeout: .seconds(30)) { contents(of: file).contains(": connected") }) }
+        // And two clients that never read (4 KB receive buffers), under megabytes of events: the
+        // server's writes to them wait on full sockets when SIGTERM comes.
+        let script = [
+            "import socket, time",
+            "held = []",
+            "for _ in range(2):",
+            "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096); s.connect(('127.0.0.1', \(port)))",
+            "    s.sendall(b'GET /v1/events HTTP/1.1\\r\\nHost: x\\r\\nAccept: text/event-stream\\r\\nAuthorization: Bearer \(admin)\\r\\n\\r\\n')",
+            "    held.append(s)",
+            "print('connected', flush=True)",
+            "time.sleep(600)",
+        ].joined(separator: "\n")
+        let stalled = try ChildProcess.spawn("/usr/bin/python3", arguments: ["-c", script], outputPath: work + "/stalled.txt")
+        defer { stalled.signal(SIGKILL) }
+        #expect(await eventually(timeout: .seconds(30)) { contents(of: work + "/stalled.txt").contains("connected") })
+        let redis = try await RedisClient.connect(url: "unix://\(work)/redis/redis.sock", connections: 1)
+        _ = try await redis.send("SADD", KeyLayout.lanes, "ext/flood")
+        try await Task.sleep(for: .seconds(2))  // the hub counts the lanes before each read (1 s at most apart)
+        let jobs = (0..<5_000).map { "job_\($0)" }.joined(separator: ",")
+        _ = try await redis.pipeline(
+            (0..<100).map { _ in RedisCommand("XADD", KeyLayout.events(lane: "ext/flood"), "*", "jobs", jobs, "lane", "ext/flood", "to", "cancelled") })
+        try await Task.sleep(for: .seconds(2))
         up.signal(SIGTERM)
         // A generous bound on 2 loaded cores; a server waiting on its streams would never exit.
         #expect(await up.waitForExit(timeout: .seconds(30)) == 0, "\(contents(of: log))")
