@@ -21,22 +21,10 @@ import sys
 import time
 
 from browser_support import Browser
-from e2e_support import check, request
+from e2e_support import check, new_key, request
 
 base, admin = sys.argv[1], sys.argv[2]
 LANE = "mock/gpt-4o-mini"
-
-
-def new_key(tenant):
-    status, body = request(base, admin, "POST", "/v1/keys", {"tenant": tenant, "scopes": ["submit", "read"]})
-    check(status in (200, 201), f"an admin creates a key for {tenant} ({status})")
-    return json.loads(body)["key"]
-
-
-def log_in(browser, key):
-    browser.goto(base + "/ui")
-    browser.evaluate(f"document.getElementById('key').value = {json.dumps(key)}")
-    browser.submit("#login")
 
 
 def submit(key, lane, count=1):
@@ -56,15 +44,15 @@ def ready_of(browser, lane):
         " return [n('ready'), n('leased')]; })()")
 
 
-acme, globex = new_key("acme"), new_key("globex")
+acme, globex = new_key(base, admin, "acme"), new_key(base, admin, "globex")
 
 with Browser() as browser:
     browser.goto(base + "/ui/overview")
     check(browser.evaluate("location.pathname") == "/ui/login", "a page without a login goes to the login form")
-    log_in(browser, "sluice_wrongkey_" + "x" * 43)
+    browser.log_in(base, "sluice_wrongkey_" + "x" * 43)
     check("not valid" in (browser.text("#login-error") or ""), "a wrong key is refused on the form")
 
-    log_in(browser, admin)
+    browser.log_in(base, admin)
     check(browser.evaluate("location.pathname") == "/ui/overview", "an admin key logs in to the overview")
     cookie_visible = browser.evaluate("document.cookie.includes('sluice_session')")
     check(not cookie_visible, "the session cookie is HttpOnly: the page's script cannot read it")
@@ -167,7 +155,7 @@ with Browser() as browser:
     # A tenant's key: its own jobs, not another tenant's.
     theirs = submit(globex, "held")[0]
     mine = submit(acme, "held")[0]
-    log_in(browser, acme)
+    browser.log_in(base, acme)
     check(browser.evaluate("location.pathname") == "/ui/jobs", "a tenant's key logs in to its jobs")
     listed = browser.evaluate("Array.from(document.querySelectorAll('#jobs tbody tr')).map(r => r.dataset.job)")
     check(mine in listed, "the tenant's list has its job")

@@ -17,16 +17,10 @@ import time
 import urllib.parse
 
 from browser_support import Browser
-from e2e_support import check, request
+from e2e_support import check, new_key, request
 
 base, admin = sys.argv[1], sys.argv[2]
 LANE = "broken/gpt-4o-mini"
-
-
-def new_key(tenant):
-    status, body = request(base, admin, "POST", "/v1/keys", {"tenant": tenant, "scopes": ["submit", "read"]})
-    check(status in (200, 201), f"an admin creates a key for {tenant} ({status})")
-    return json.loads(body)["key"]
 
 
 def dead_job(key):
@@ -48,17 +42,11 @@ def wait_dead(key, job):
     check(False, f"job {job} of the failing mock ends dead ({state})")
 
 
-def log_in(browser, key):
-    browser.goto(base + "/ui")
-    browser.evaluate(f"document.getElementById('key').value = {json.dumps(key)}")
-    browser.submit("#login")
-
-
-acme, globex = new_key("acme"), new_key("globex")
+acme, globex = new_key(base, admin, "acme"), new_key(base, admin, "globex")
 first = dead_job(acme)
 
 with Browser() as browser:
-    log_in(browser, acme)
+    browser.log_in(base, acme)
     browser.goto(f"{base}/ui/jobs/{first}")
     check(browser.text("#job-state") == "dead", f"the job's page shows it dead ({browser.text('#job-state')})")
     check(browser.evaluate("document.getElementById('retry') !== null"), "a dead job's page offers Retry")
@@ -98,7 +86,7 @@ with Browser() as browser:
         check(json.loads(body).get("retried_as"), f"the API sees {job} linked to its retry")
 
 with Browser() as browser:
-    log_in(browser, globex)
+    browser.log_in(base, globex)
     browser.goto(f"{base}/ui/jobs/{others[0]}")
     check("Not found" in (browser.text("#error-message") or ""), "another tenant's key does not see the job, nor its Retry")
 

@@ -42,3 +42,10 @@ def serve(handler):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server.server_address[1]
+
+
+def new_key(base, admin, tenant, scopes=("submit", "read")):
+    """A key for `tenant`, created by the admin key over the API."""
+    status, body = request(base, admin, "POST", "/v1/keys", {"tenant": tenant, "scopes": list(scopes)})
+    check(status in (200, 201), f"an admin creates a key for {tenant} ({status})")
+    return json.loads(body)["key"]
