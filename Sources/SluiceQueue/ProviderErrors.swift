@@ -51,17 +51,19 @@ public enum ProviderErrors {
         return [RedisCommand("LPUSH", [key(provider) as any RedisArgument] + values), RedisCommand("LTRIM", key(provider), 0, kept - 1)]
     }
 
-    /// Each of `providers`' last errors (in that order), newest first, in one pipeline; an entry
+    /// Each of `providers`' last errors (in that order), newest first by their time, in one pipeline; an entry
     /// that does not decode is skipped.
     public static func read(_ providers: [String], redis: RedisClient) async throws -> [[Entry]] {
         guard !providers.isEmpty else { return [] }
         let replies = try await redis.pipeline(providers.map { RedisCommand("LRANGE", key($0), 0, kept - 1) })
         let decoder = JSONDecoder()
         return replies.map { reply in
-            (reply.array ?? []).compactMap { value in
+            // Sorted by time: calls in flight together (and several workers) end and are pushed
+            // in another order than they are stamped.
+            (reply.array ?? []).compactMap { value -> Entry? in
                 guard case .bulkString(let bytes) = value, bytes.count <= 4096 else { return nil }
                 return try? decoder.decode(Entry.self, from: Data(bytes))
-            }
+            }.sorted { $0.at > $1.at }
         }
     }
 }

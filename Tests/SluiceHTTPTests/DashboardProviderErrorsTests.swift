@@ -18,6 +18,18 @@ import Testing
     /// A key of no well-known shape: only the exact masking of the configured key hides it.
     static let secret = "mock-secret-0123456789abcdef"
 
+    /// Calls in flight together end, and are pushed, in another order than they are stamped (and
+    /// several workers push to one list): the list is read newest first by time all the same.
+    @Test func errorsPushedOutOfTimeOrderAreReadNewestFirst() async throws {
+        try await withRedis { _, redis in
+            let at: [Int64] = [1_000, 3_000, 2_000, 5_000, 4_000]
+            let entries = at.map { ProviderErrors.Entry(at: UnixMillis($0), status: 500, kind: "retryable", message: "m", model: "a") }
+            _ = try await redis.pipeline(ProviderErrors.append(entries, provider: "mock"))
+            let read = try await ProviderErrors.read(["mock"], redis: redis)
+            #expect(read.first?.map(\.at.value) == [5_000, 4_000, 3_000, 2_000, 1_000])
+        }
+    }
+
     /// Serves lane `mock/a` (provider `mock`, the fixture's, at `base`) with a worker pool until
     /// `done` says so; the provider's key is `secret`.
     static func serve(_ queue: JobQueue, base: String, until done: @escaping @Sendable () async throws -> Bool) async throws {
