@@ -299,7 +299,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
         if let redis = try reader.mapping("redis") { try readRedis(redis, into: &configuration.redis) }
         configuration.database = try reader.string("database") ?? configuration.database
         // A SQLite path, or a postgres:// URL whose password comes from the environment only.
-        if (configuration.database.hasPrefix("postgres://") || configuration.database.hasPrefix("postgresql://")),
+        if ["postgres://", "postgresql://"].contains(where: configuration.database.prefix(14).lowercased().hasPrefix),
             URLComponents(string: configuration.database)?.password != nil
         {
             throw ConfigurationError(

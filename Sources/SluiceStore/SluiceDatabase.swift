@@ -78,6 +78,19 @@ public final class SluiceDatabase: Sendable {
         }
     }
 
+    /// `setting` as a message may show it: a PostgreSQL URL without its user information (a
+    /// password may be in it, from `SLUICE_DB` or a mistyped file), a SQLite path as it is.
+    public static func describe(_ setting: String) -> String {
+        guard PostgresLocation.isURL(setting) else { return setting }
+        guard var components = URLComponents(string: setting), components.host != nil || components.query != nil else {
+            return "a postgres:// URL that does not parse"
+        }
+        components.user = nil
+        components.password = nil
+        components.queryItems = components.queryItems?.filter { $0.name.lowercased() != "password" }
+        return components.string ?? "a postgres:// URL"
+    }
+
     /// Closes PostgreSQL's connections (SQLite's close with the last reference).
     public func close() {
         if case .postgres(let pool) = backend { pool.close() }

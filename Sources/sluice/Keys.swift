@@ -167,7 +167,7 @@ private func openStore(_ options: ConfigurationOptions) throws -> APIKeyStore {
     do {
         return APIKeyStore(database: try SluiceDatabase.open(configuration.database))
     } catch {
-        throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
+        throw CommandFailure(exitCode: 3, message: "cannot open the database \(SluiceDatabase.describe(configuration.database)): \(error)")
     }
 }
 

@@ -96,7 +96,7 @@ private func serve(
     }
     let database: SluiceDatabase
     do { database = try SluiceDatabase.open(configuration.database) } catch {
-        throw CommandFailure(exitCode: 3, message: "cannot open the database \(configuration.database): \(error)")
+        throw CommandFailure(exitCode: 3, message: "cannot open the database \(SluiceDatabase.describe(configuration.database)): \(error)")
     }
     // After the service group has stopped: PostgreSQL's connections end cleanly (SQLite: nothing).
     defer { database.close() }

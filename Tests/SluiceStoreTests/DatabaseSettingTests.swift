@@ -21,6 +21,21 @@ import Testing
         #expect(tcp.description == "postgres://sluice@db.internal:6543/prod")
     }
 
+    /// `sluice up` and `sluice keys` name the database they cannot open: a password given in
+    /// `SLUICE_DB` (refused) must not be printed with it, whatever the scheme's case.
+    @Test func aDatabaseIsDescribedWithoutItsPasswordInAnyCase() {
+        for url in ["postgres://sluice:\(password)@db:5432/sluice", "POSTGRES://sluice:\(password)@db/sluice",
+                    "postgresql://sluice@/sluice?host=/run&password=\(password)"] {
+            #expect(PostgresLocation.isURL(url))
+            let shown = SluiceDatabase.describe(url)
+            #expect(!shown.contains(password), "\(shown)")
+            #expect(shown.contains("sluice"), "\(shown)")
+            #expect(throws: DatabaseSettingError.self) { try DatabaseSetting(url, environment: [:]) }
+        }
+        #expect(!SluiceDatabase.describe("postgres://u:\(password)@[bad").contains(password))
+        #expect(SluiceDatabase.describe("var/sluice.sqlite") == "var/sluice.sqlite")
+    }
+
     @Test func aPasswordInTheConfigurationIsRefusedWithoutBeingShown() {
         let url = "postgres://sluice:\(password)@db:5432/sluice"
         #expect(PostgresLocation.hasPassword(url))
