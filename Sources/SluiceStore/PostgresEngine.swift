@@ -36,7 +36,8 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether `text` names a PostgreSQL database rather than a SQLite file.
     public static func isURL(_ text: String) -> Bool {
-        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+        let scheme = text.prefix(14).lowercased()
+        return scheme.hasPrefix("postgres://") || scheme.hasPrefix("postgresql://")
     }
 
     /// Whether `text` is a PostgreSQL URL that holds a password (refused in the configuration file).
@@ -94,6 +95,14 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration = try plainConfiguration()
+        // A stalled server or a lock held too long fails the call instead of holding a pooled
+        // connection (and its thread) for ever; set at the connection's start, no round trip.
+        configuration.options.additionalStartupParameters = [("statement_timeout", "30s"), ("lock_timeout", "10s")]
+        return configuration
+    }
+
+    private func plainConfiguration() throws -> PostgresConnection.Configuration {
         switch endpoint {
         case .unixSocket(let path):
             return PostgresConnection.Configuration(unixSocketPath: path, username: user, password: password, database: database)

@@ -50,4 +50,18 @@ import Testing
             #expect(try await keys.authenticateAsync(secret)?.tenant == "acme")
         }
     }
+
+    /// A stalled server or a long-held lock fails a call instead of holding a pooled connection
+    /// (and its thread) for ever: each connection starts with statement and lock timeouts.
+    @Test func connectionsStartWithStatementAndLockTimeouts() async throws {
+        try await withPostgres { server in
+            let database = try SluiceDatabase(postgres: try PostgresLocation.parse(server.url, allowPassword: false), connections: 1)
+            defer { database.close() }
+            let shown = try database.readSync { session in
+                (try session.query("SHOW statement_timeout", []).first?["statement_timeout"] as String?,
+                 try session.query("SHOW lock_timeout", []).first?["lock_timeout"] as String?)
+            }
+            #expect(shown.0 == "30s" && shown.1 == "10s", "\(shown)")
+        }
+    }
 }
