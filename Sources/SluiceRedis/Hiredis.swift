@@ -25,7 +25,9 @@ enum Hiredis {
         }
         timeout = timeval(configuration.commandTimeout)
         redisSetTimeout(ctx, timeout)
-        if case .tcp = configuration.endpoint { redisEnableKeepAlive(ctx) }
+        // Every TCP connection (a sentinel's primary too): a peer gone without a reset (a lost
+        // host after a failover) is noticed, also by a subscriber that blocks on its read.
+        if case .unix = configuration.endpoint {} else { redisEnableKeepAlive(ctx) }
         do {
             if let password = configuration.password {
                 var auth = RedisCommand("AUTH")
