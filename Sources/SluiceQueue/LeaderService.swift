@@ -45,11 +45,13 @@ public final class LeaderService: Service, Sendable {
         let pause = lock.ttl / 3
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var held = false
+            // The lock's TTL runs from when Redis ran the command, at or after this moment.
+            let asked = ContinuousClock.now
             do { held = try await lock.acquire() } catch {
                 logger.warning("leader lock: could not be taken", metadata: ["role": "\(name)", "error": "\(error)"])
             }
             if held {
-                let ended = await lead()
+                let ended = await lead(since: asked)
                 if Task.isShuttingDownGracefully {
                     try? await lock.release()
                     return
@@ -65,7 +67,7 @@ public final class LeaderService: Service, Sendable {
 
     /// Runs the service while the lock is held. Returns true when the service ended by itself,
     /// false when the lock was lost (or this task was cancelled).
-    private func lead() async -> Bool {
+    private func lead(since asked: ContinuousClock.Instant) async -> Bool {
         isLeader.store(true, ordering: .relaxed)
         terms.add(1, ordering: .relaxed)
         logger.notice("leader lock taken: running", metadata: ["role": "\(name)", "holder": "\(lock.holder)"])
@@ -78,7 +80,7 @@ public final class LeaderService: Service, Sendable {
                 return true
             }
             group.addTask {
-                await self.keepRenewed()
+                await self.keepRenewed(since: asked)
                 return false
             }
             let first = await group.next() ?? false
@@ -92,15 +94,17 @@ public final class LeaderService: Service, Sendable {
     }
 
     /// Renews the lock every `ttl / 3` until it is lost (another holds it, or renewals failed for
-    /// `2/3 ttl`) or this task is cancelled.
-    private func keepRenewed() async {
+    /// `2/3 ttl`) or this task is cancelled. A renewal counts from when it was sent, not from its
+    /// answer, so a slow answer does not stretch the time the lock is believed held.
+    private func keepRenewed(since asked: ContinuousClock.Instant) async {
         let ttl = lock.ttl
-        var renewed = ContinuousClock.now
+        var renewed = asked
         while !Task.isCancelled {
             do { try await Task.sleep(for: ttl / 3) } catch { return }
+            let sent = ContinuousClock.now
             do {
                 guard try await lock.acquire() else { return }
-                renewed = .now
+                renewed = sent
             } catch {
                 logger.warning("leader lock: renewal failed", metadata: ["role": "\(name)", "error": "\(error)"])
                 if ContinuousClock.now - renewed >= ttl * 2 / 3 { return }
