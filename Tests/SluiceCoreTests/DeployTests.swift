@@ -99,6 +99,15 @@ import Yams
         let postgres = try #require(documents.first { $0["kind"] as? String == "StatefulSet" && Self.dictionary($0, "metadata")?["name"] as? String == "postgres" })
         #expect((Self.dictionary(postgres, "spec")?["volumeClaimTemplates"] as? [Any])?.count == 1)
         #expect(env(try container("postgres"))["POSTGRES_PASSWORD_FILE"] != nil)
+        // Nobody runs as root: Sluice's pods as the image's numeric user, Redis (whose image's
+        // root-dropping entrypoint the command replaces) as its redis user. PostgreSQL's image
+        // drops root itself.
+        for (name, uid) in [("sluice-web", 10001), ("sluice-worker", 10001), ("redis", 999)] {
+            let document = try #require(documents.first { Self.dictionary($0, "metadata")?["name"] as? String == name && $0["kind"] as? String != "Service" })
+            let context = Self.dictionary(document, "spec", "template", "spec", "securityContext")
+            #expect(context?["runAsNonRoot"] as? Bool == true && context?["runAsUser"] as? Int == uid, "\(name): \(String(describing: context))")
+        }
+        #expect(try Self.text("deploy/Dockerfile").contains("USER 10001:10001"))
     }
 
     @Test func theComposeFileRunsRedisPostgresTwoWebTwoWorkersAndTheScaler() throws {
@@ -129,6 +138,8 @@ import Yams
         }
         let redisScript = try #require(try service("redis")["command"] as? [String]).joined(separator: " ")
         #expect(redisScript.contains(#"--user sluice on ">$$(cat /run/secrets/redis-password)" "# + Self.aclRules))
+        // Not as root: the image's entrypoint (which drops to its redis user) runs the server.
+        #expect(redisScript.contains("exec docker-entrypoint.sh redis-server "))
         #expect(redisScript.contains(#"--requirepass "$$(cat /run/secrets/redis-admin-password)""#))
         #expect(Self.dictionary(try service("postgres"), "environment")?["POSTGRES_PASSWORD_FILE"] as? String == "/run/secrets/postgres-password")
         let secrets = try #require(compose["secrets"] as? [String: Any])
