@@ -143,13 +143,9 @@ struct DashboardController: Sendable {
         return Viewer(session: session, key: key)
     }
 
-    /// `work`, a synchronous store call (APIKeyStore's find, list, create, revoke), run on a global
-    /// dispatch queue instead of a cooperative thread, which it would block while it waits for a
-    /// connection the store's async reads hold (see `viewer`).
+    /// `work` off the cooperative threads (`offPool`, SluiceHTTP/OffPool.swift).
     static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Value, any Error>) in
-            DispatchQueue.global().async { done.resume(with: Result { try work() }) }
-        }
+        try await SluiceHTTP.offPool(work)
     }
 
     /// The tenants the keys name, sorted (an admin's tenant filter).

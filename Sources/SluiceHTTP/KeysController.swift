@@ -206,7 +206,7 @@ struct KeysController: Sendable {
     func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
         group.post("keys", use: create)
         group.get("keys", use: list)
-        group.get("keys/:prefix") { _, context in try await document(try namedKey(context)) }
+        group.get("keys/:prefix") { _, context in try await document(try await namedKey(context)) }
         group.patch("keys/:prefix", use: update)
         group.delete("keys/:prefix", use: revoke)
     }
@@ -222,12 +222,13 @@ struct KeysController: Sendable {
         let cacheSetting = try Self.cacheSetting(body.cache) ?? nil
         let budgetSetting = try Self.budgetSetting(body.budget) ?? nil
         var created: (secret: String, key: APIKey)
-        do { created = try keys.create(tenant: body.tenant, scopes: scopes, limits: limits) } catch StoreError.invalid(let field, let reason) {
+        let tenant = body.tenant
+        do { created = try await offPool { try keys.create(tenant: tenant, scopes: scopes, limits: limits) } } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: field)
         }
         // Set before the secret is returned: no job can be submitted with the key before.
-        if let cacheSetting { created.key = try keys.setCache(prefix: created.key.prefix, cacheSetting) ?? created.key }
-        if let budgetSetting { created.key = try keys.setBudget(prefix: created.key.prefix, budgetSetting) ?? created.key }
+        if let cacheSetting { let prefix = created.key.prefix; created.key = try await offPool { try keys.setCache(prefix: prefix, cacheSetting) } ?? created.key }
+        if let budgetSetting { let prefix = created.key.prefix; created.key = try await offPool { try keys.setBudget(prefix: prefix, budgetSetting) } ?? created.key }
         // Announced too (no process has it cached; a listener may keep more than positive entries one day).
         await cache.keyChanged(prefix: created.key.prefix, logger: context.logger)
         return EditedResponse(status: .created, response: try await document(created.key, secret: created.secret))
@@ -237,22 +238,22 @@ struct KeysController: Sendable {
         _ = try context.require(.admin)
         let tenant = request.uri.queryParameters["tenant"].map(String.init)
         var data: [KeyDocument] = []
-        for key in try keys.list(tenant: tenant) { data.append(try await document(key)) }
+        for key in try await offPool({ try keys.list(tenant: tenant) }) { data.append(try await document(key)) }
         return ListDocument(data: data)
     }
 
     @Sendable func update(_ request: Request, _ context: SluiceRequestContext) async throws -> KeyDocument {
-        let key = try namedKey(context)
+        let key = try await namedKey(context)
         let body = try await request.decode(as: Update.self, context: context)
         let limits = try body.limits?.applied(over: key.limits) ?? key.limits
         let cacheSetting = try Self.cacheSetting(body.cache)
         let budgetSetting = try Self.budgetSetting(body.budget)
         var updated: APIKey?
-        do { updated = try keys.setLimits(prefix: key.prefix, limits) } catch StoreError.invalid(let field, let reason) {
+        do { updated = try await offPool { try keys.setLimits(prefix: key.prefix, limits) } } catch StoreError.invalid(let field, let reason) {
             throw APIError.invalid("\(field) \(reason)", param: "limits.\(field)")
         }
-        if let cacheSetting { updated = try keys.setCache(prefix: key.prefix, cacheSetting) }
-        if let budgetSetting { updated = try keys.setBudget(prefix: key.prefix, budgetSetting) }
+        if let cacheSetting { updated = try await offPool { try keys.setCache(prefix: key.prefix, cacheSetting) } }
+        if let budgetSetting { updated = try await offPool { try keys.setBudget(prefix: key.prefix, budgetSetting) } }
         guard let updated else { throw APIError.noSuchKey }
         // In force at once here, and in every process listening for key changes.
         await cache.keyChanged(prefix: key.prefix, logger: context.logger)
@@ -260,19 +261,19 @@ struct KeysController: Sendable {
     }
 
     @Sendable func revoke(_ request: Request, _ context: SluiceRequestContext) async throws -> KeyDocument {
-        let key = try namedKey(context)
-        try keys.revoke(prefix: key.prefix)
+        let key = try await namedKey(context)
+        _ = try await offPool { try keys.revoke(prefix: key.prefix) }
         await cache.keyChanged(prefix: key.prefix, logger: context.logger)
-        guard let revoked = try keys.find(prefix: key.prefix) else { throw APIError.noSuchKey }
+        guard let revoked = try await offPool({ try keys.find(prefix: key.prefix) }) else { throw APIError.noSuchKey }
         return try await document(revoked)
     }
 
     // MARK: - Helpers
 
     /// The key named by the path's `prefix`, for an admin caller.
-    private func namedKey(_ context: SluiceRequestContext) throws -> APIKey {
+    private func namedKey(_ context: SluiceRequestContext) async throws -> APIKey {
         _ = try context.require(.admin)
-        guard let prefix = context.parameters.get("prefix"), let key = try keys.find(prefix: prefix) else {
+        guard let prefix = context.parameters.get("prefix"), let key = try await offPool({ try keys.find(prefix: prefix) }) else {
             throw APIError.noSuchKey
         }
         return key

@@ -100,7 +100,7 @@ struct UsageController: Sendable {
         let rows = try await archive.usage(from: from, to: to, grouping: grouping, tenant: tenant)
         var prefixes: [String: String] = [:]
         if grouping == .key {
-            for apiKey in try keys.list() { prefixes[String(apiKey.id)] = apiKey.prefix }
+            for apiKey in try await offPool({ try keys.list() }) { prefixes[String(apiKey.id)] = apiKey.prefix }
         }
         let data = rows.map { row in
             Usage.Row(

@@ -107,7 +107,7 @@ struct WebhooksController: Sendable {
     /// The key's secret (created on first need), or a fresh one with `rotate`.
     func secret(_ context: SluiceRequestContext, rotate: Bool) async throws -> Secret {
         guard let caller = context.key else { throw APIError(.unauthorized, type: "authentication", message: "no key") }
-        guard let prefix = context.parameters.get("prefix"), let key = try keys.find(prefix: prefix), key.revokedAt == nil else {
+        guard let prefix = context.parameters.get("prefix"), let key = try await offPool({ try keys.find(prefix: prefix) }), key.revokedAt == nil else {
             throw APIError.noSuchKey
         }
         guard caller.scopes.contains(.admin) || caller.id == key.id else {
