@@ -267,8 +267,17 @@ private let eventsLogger = Logger(label: "test.events")
             #expect(await first.wait { $0.contains { $0.event == "job" } })
             first.close()
             let lastID = try #require(first.events.first { $0.event == "job" }?.id)
-            // Six jobs (one entry each) after what the client saw; a replay stops after three.
+            // The closed stream is let go at a write to it: jobs nudge it until the hub has no
+            // subscriber and its reader stops, so that what follows is history to the resumed
+            // stream (a reader still running would hand it over live, uncapped, as it should).
             var later: [String] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while setup.hub.count > 0 && ContinuousClock.now < deadline {
+                later.append(try await setup.submit(key: setup.acme))
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(setup.hub.count == 0)
+            // Six more jobs (one entry each) after what the client saw; a replay stops after three.
             for _ in 0..<6 { later.append(try await setup.submit(key: setup.acme)) }
             let resumed = try setup.stream("/v1/events", key: setup.acme, headers: ["Last-Event-ID": lastID])
             #expect(await resumed.wait { frames in frames.contains { $0.event == "missed" } })
