@@ -129,7 +129,10 @@ func chat(_ n: Int) -> JobSpec {
             try await Task.sleep(for: .milliseconds(500))  // lane a is churning through 429s by now
             let beside = [try await timeLaneB(), try await timeLaneB()].min()!
             print(String(format: "isolation: lane b alone %.2f s, beside a throttled lane a %.2f s (x%.2f)", alone, beside, beside / alone))
-            #expect(beside <= alone * 1.25, "lane b took \(beside) s beside a throttled lane, \(alone) s alone")
+            // Not a speed check: lane a's churn of 429s shares the 2 cores with lane b, which costs
+            // some CPU (x1.0-1.3 measured). Lane b held behind lane a would wait on its 5 s calls
+            // or its backoff, which is seconds, far past this bound.
+            #expect(beside <= alone * 1.6, "lane b took \(beside) s beside a throttled lane, \(alone) s alone")
             #expect(try await queue.counts(lane: "a").ready > 2_000, "lane a is still held back")
         }
     }
