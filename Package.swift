@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         // PostgreSQL, the shared durable store of several web replicas (`database: postgres://…`).
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // OAuth 2.0 bearer tokens (auth.jwt): JWT parsing and RS256/ES256/EdDSA verification, JWKS.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -124,6 +126,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // ui/: the dashboard's templates, stylesheet and script (no CDN, no Node toolchain).
             resources: [.copy("Resources/openapi.json"), .copy("Resources/ui")]
@@ -244,6 +248,8 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                // JWTAuthTests mints tokens with jwt-kit's signers.
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         .testTarget(
