@@ -7,7 +7,7 @@ import Testing
 /// Sluice against a Redis that requires a password, as an ACL user allowed only Sluice's keys
 /// (`sluice:*`), its channels and the commands it uses.
 @Suite struct RedisACLTests {
-    /// The ACL rules of the `sluice` user, after `user sluice on >PASSWORD`: the README gives this
+    /// The ACL rules of the `sluice` user, after `user sluice on >PASSWORD`: docs/deployment.md gives this
     /// line to paste, and the deploy files use it.
     static let rules = "resetchannels ~sluice:* &sluice:* &sluice:*:done &sluice:keys:changed &sluice:routes:changed -@all +@read +@write +@pubsub +@scripting +@connection -@dangerous +info +role +time"
 
@@ -88,9 +88,10 @@ import Testing
         }
     }
 
-    /// The README's ACL line is the one this suite tests.
-    @Test func theReadmeGivesTheTestedACLLine() throws {
-        let readme = try String(contentsOfFile: packageRoot + "/README.md", encoding: .utf8)
-        #expect(readme.contains("ACL SETUSER sluice on >PASSWORD \(Self.rules)"))
+    /// The ACL line the documentation gives (docs/deployment.md, "A password and an ACL user") is
+    /// the one this suite tests.
+    @Test func theDocumentationGivesTheTestedACLLine() throws {
+        let page = try String(contentsOfFile: packageRoot + "/docs/deployment.md", encoding: .utf8)
+        #expect(page.contains("ACL SETUSER sluice on >PASSWORD \(Self.rules)"))
     }
 }
