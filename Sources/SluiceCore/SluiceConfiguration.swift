@@ -242,6 +242,9 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var inlineConcurrency = 256
     }
     public var facade = Facade()
+    /// `auth.jwt`: the identity providers whose access tokens are accepted besides API keys
+    /// (JWTIssuer.swift; docs/authentication.md). Empty: API keys only.
+    public var jwtIssuers: [JWTIssuer] = []
     /// A SQLite file's path, or a PostgreSQL URL (`postgres://user@host:5432/sluice`) whose
     /// password comes from SLUICE_DATABASE_URL or SLUICE_DATABASE_PASSWORD_FILE, never the file.
     public var database = "var/sluice.sqlite"
@@ -333,6 +336,7 @@ public struct SluiceConfiguration: Sendable, Hashable {
             try section.finish()
         }
         if let batches = try reader.mapping("batches") { try readBatches(batches, into: &configuration.batches) }
+        if let auth = try reader.mapping("auth") { configuration.jwtIssuers = try JWTIssuer.readAuth(auth) }
         if let facade = try reader.mapping("facade") {
             var section = Reader(facade, path: "facade")
             configuration.facade.inline = try section.bool("inline") ?? configuration.facade.inline

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 import SluiceCore
 import SluiceStore
 
@@ -9,10 +10,17 @@ import SluiceStore
 /// read per request. A change to the key evicts it at once in the process that made it and, through
 /// the `sluice:keys:changed` announcement, in every process running a `KeyChangeListener`; the
 /// cache's lifetime (10 s by default) bounds a process that missed the announcement.
+///
+/// With `auth.jwt` configured, a bearer token that is a JWT (two dots, not `sluice_…`) is an
+/// OAuth 2.0 access token instead: `JWTVerifier` checks it, and the request then acts as the API
+/// key the issuer maps the token's tenant to (its limits, budget, webhook secret and usage), with
+/// the token's scopes narrowed to that key's. A revoked or missing key refuses the token.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SluiceRequestContext
     let keys: APIKeyStore
     let cache: AuthCache
+    /// The access-token verifier; nil: API keys only.
+    var jwt: JWTVerifier? = nil
     static let anthropicKey = HTTPField.Name("x-api-key")!
 
     func handle(
@@ -26,18 +34,20 @@ struct AuthMiddleware: RouterMiddleware {
         } else if let header = request.headers[Self.anthropicKey], !header.isEmpty {
             presented = header
         } else {
-            var error = APIError(.unauthorized, type: "authentication", message: "send Authorization: Bearer <API key>")
+            var error = APIError(.unauthorized, type: "authentication", message: "send Authorization: Bearer <API key>: the admin key `sluice up` printed at its first start, or one made with `sluice keys create --tenant NAME --scopes submit,read`")
             error.headers[.wwwAuthenticate] = "Bearer"
             throw error
         }
         let key: APIKey
-        if let cached = cache.lookup(presented) {
+        if let jwt, JWTVerifier.looksLikeJWT(presented) {
+            key = try await tokenKey(presented, jwt, logger: context.logger)
+        } else if let cached = cache.lookup(presented) {
             key = cached
         } else {
             // Taken before the read: a change announced while it runs keeps this read out of the cache.
             let generation = cache.generation
             guard let found = try await keys.authenticateAsync(presented) else {
-                throw APIError(.unauthorized, type: "authentication", message: "the API key is not valid or was revoked")
+                throw APIError(.unauthorized, type: "authentication", message: "the API key is not valid or was revoked: use the admin key `sluice up` printed at its first start, or make one with `sluice keys create --tenant NAME --scopes submit,read` (`sluice keys list` shows the keys that exist)")
             }
             cache.store(presented, found, readAt: generation)
             key = found
@@ -51,5 +61,33 @@ struct AuthMiddleware: RouterMiddleware {
         var context = context
         context.key = key
         return try await next(request, context)
+    }
+
+    /// The key a verified access token acts as, with the token's scopes (narrowed to the key's).
+    /// The verifier checks the token on every request (from its cache until `exp`); the key is
+    /// then remembered under the token like an API key, and evicted with it on a key change.
+    private func tokenKey(_ token: String, _ jwt: JWTVerifier, logger: Logger) async throws -> APIKey {
+        let identity: JWTIdentity
+        do { identity = try await jwt.identity(for: token) } catch {
+            var refusal = APIError(.unauthorized, type: "authentication", message: error.message)
+            refusal.headers[.wwwAuthenticate] = #"Bearer error="invalid_token""#
+            throw refusal
+        }
+        if let cached = cache.lookup(token) { return cached }
+        let generation = cache.generation
+        let prefix = identity.keyPrefix
+        guard let mapped = try await offPool({ try keys.find(prefix: prefix) }), !mapped.isRevoked else {
+            logger.error("auth.jwt maps tokens to a key that is missing or revoked", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)"])
+            throw APIError(.unauthorized, type: "authentication", message: "the API key auth.jwt maps this token to (\(prefix)) is missing or revoked")
+        }
+        // Two tenants never share a key: a token of tenant A mapped to tenant B's key is refused.
+        if let tenant = identity.tenant, tenant != mapped.tenant {
+            logger.error("auth.jwt maps a tenant to another tenant's key", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)"])
+            throw APIError(.unauthorized, type: "authentication", message: "the token's tenant is not the tenant of the API key auth.jwt maps it to (\(prefix))")
+        }
+        var key = mapped
+        key.scopes = identity.scopes.filter { mapped.scopes.contains($0) || mapped.scopes.contains(.admin) }
+        cache.store(token, key, readAt: generation)
+        return key
     }
 }

@@ -107,6 +107,8 @@ public struct SluiceAPI: Sendable {
         public var cache = ResponseCacheSettings()
         /// The operator's dashboard under `/ui`.
         public var dashboard = DashboardSettings()
+        /// `auth.jwt`: the identity providers whose access tokens are accepted (docs/authentication.md).
+        public var jwtIssuers: [JWTIssuer] = []
         /// How long a key found valid is trusted without reading it again: only the fallback for
         /// a process that missed a key change's announcement (`KeyChangeListener`).
         public var keyCacheLifetime: Duration = .seconds(10)
@@ -118,6 +120,7 @@ public struct SluiceAPI: Sendable {
             providers = configuration.providers
             routes = configuration.routes
             pipelines = configuration.pipelines
+            jwtIssuers = configuration.jwtIssuers
             facadeWait = configuration.server.facadeWait
             facadeMaxWait = configuration.server.facadeMaxWait
             maxFileBytes = configuration.batches.maxFileBytes
@@ -137,11 +140,15 @@ public struct SluiceAPI: Sendable {
     /// The keys found valid, shared by every router this API builds; a key changed here is
     /// announced to the other processes (`KeyChanges`).
     let cache: AuthCache
+    /// The access-token verifier (`auth.jwt`), shared by every router this API builds; nil when
+    /// no issuer is configured.
+    let jwt: JWTVerifier?
 
     public init(services: Services, settings: Settings = Settings()) {
         self.services = services
         self.settings = settings
         cache = AuthCache(lifetime: settings.keyCacheLifetime, announcer: KeyChanges(redis: services.queue.redis))
+        jwt = settings.jwtIssuers.isEmpty ? nil : JWTVerifier(issuers: settings.jwtIssuers, logger: Logger(label: "sluice.auth.jwt"))
     }
 
     /// The service that applies key changes made in other processes to this API's cache at once
@@ -155,7 +162,7 @@ public struct SluiceAPI: Sendable {
         let queue = services.queue
         let router = Router(context: SluiceRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
-        let auth = AuthMiddleware(keys: services.keys, cache: cache)
+        let auth = AuthMiddleware(keys: services.keys, cache: cache, jwt: jwt)
         var admission = KeyAdmission(
             queue: queue, providers: settings.providers, routes: settings.routes, maxParkedPerKey: settings.maxParkedPerKey,
             maxAdHocLanes: settings.maxAdHocLanes, chooser: services.routeBoard)
