@@ -29,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // OAuth 2.0 bearer tokens (auth.jwt): JWT parsing and RS256/ES256/EdDSA verification, JWKS.
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        // Traces (`tracing:`): the Tracing API in the modules, the OTel backend (OTLP/HTTP only: the
+        // default traits also build gRPC, minutes of every CI build) bootstrapped by `sluice` alone.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.2.0"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The hiredis C library (Debian's libhiredis-dev 0.14), seen through a shim header.
@@ -40,7 +44,11 @@ let package = Package(
         // Pure types and policies: no I/O.
         .target(
             name: "SluiceCore",
-            dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+                // JobTracing: the API only (no exporter); spans cost nothing until `sluice` bootstraps one.
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]),
         // The hiredis client: connections on their own threads, auto-pipelining, scripts.
         .target(
             name: "SluiceRedis",
@@ -194,6 +202,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "OTel", package: "swift-otel"),
             ]
         ),
         .executableTarget(

@@ -42,6 +42,9 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     /// What the job reserved in its budgets, and when (`Budgets.reservedText`): the settlement
     /// gives back exactly that, in that period, whatever lane the job ended on.
     public var reserved: String?
+    /// The W3C `traceparent` of the submit's span (`JobTracing`), so that the worker's and the
+    /// webhook sender's spans continue the client's trace; set only while tracing is on.
+    public var trace: String?
 
     /// The provider endpoints a job may call besides the default (chat, messages).
     public enum Endpoint: String, Sendable, Hashable, Codable {
@@ -65,7 +68,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, budget, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, reserved, route
+        case batch, budget, cache, callbackURL = "callback_url", customID = "custom_id", endpoint, format, metadata, reserved, route, trace
     }
 
     /// Whether it says nothing (a job submitted with no route, callback or metadata): stored as
@@ -87,6 +90,7 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
         if let metadata { writer.raw("metadata", metadata.bytes) }
         if let reserved { writer.string("reserved", reserved) }
         if let route { writer.string("route", route) }
+        if let trace { writer.string("trace", trace) }
         return writer.finished()
     }
 
@@ -123,6 +127,8 @@ public struct JobEnvelope: Sendable, Hashable, Codable {
                     envelope.customID = string(value)
                 } else if JSONScanner.stringToken(buffer, key, equals: "reserved") {
                     envelope.reserved = string(value)
+                } else if JSONScanner.stringToken(buffer, key, equals: "trace") {
+                    envelope.trace = string(value)
                 }
             }
             if read == nil { envelope = JobEnvelope() }

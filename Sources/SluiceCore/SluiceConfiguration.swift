@@ -249,6 +249,8 @@ public struct SluiceConfiguration: Sendable, Hashable {
     /// password comes from SLUICE_DATABASE_URL or SLUICE_DATABASE_PASSWORD_FILE, never the file.
     public var database = "var/sluice.sqlite"
     public var queue = Queue()
+    /// `tracing:` (SluiceConfiguration+Tracing.swift).
+    public var tracing = Tracing()
 
     /// The built-in defaults, as if the file were empty.
     public init() {}
@@ -345,6 +347,16 @@ public struct SluiceConfiguration: Sendable, Hashable {
             try section.finish()
         }
         if let webhooks = try reader.mapping("webhooks") { try readWebhooks(webhooks, into: &configuration.webhooks) }
+        if let tracing = try reader.mapping("tracing") {
+            var section = Reader(tracing, path: "tracing")
+            configuration.tracing.enabled = try section.bool("enabled") ?? false
+            configuration.tracing.endpoint = try section.string("endpoint")
+            configuration.tracing.serviceName = try section.string("service_name") ?? configuration.tracing.serviceName
+            configuration.tracing.sampleRatio = try section.double("sample_ratio", in: 0...1) ?? 1
+            configuration.tracing.protocol = try section.string("protocol") ?? configuration.tracing.protocol
+            try section.finish()
+            try configuration.tracing.check()
+        }
         if let mock = try reader.mapping("mock_provider") {
             var section = Reader(mock, path: "mock_provider")
             configuration.mockProviderPort = try section.int("port", in: 1...65535)

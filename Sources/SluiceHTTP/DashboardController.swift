@@ -55,6 +55,9 @@ struct DashboardController: Sendable {
     let settings: SluiceAPI.DashboardSettings
     /// Retries a dead or failed job (the job page's Retry button); nil: no Retry button.
     var retries: JobRetry? = nil
+    /// Who a login came from (the limiter's count): the API's resolver; by default the peer, or
+    /// with `trust_forwarded_proto` any peer's last `X-Forwarded-For` hop, as before.
+    var clientAddress = ClientAddress()
 
     static let sessionCookie = "sluice_session"
     static let loginCookie = "sluice_login"
@@ -172,15 +175,11 @@ struct DashboardController: Sendable {
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
-    /// The address a login came from, for its failure count: the peer's IP, or behind a trusted
-    /// proxy the last address its `X-Forwarded-For` names (the one the proxy added).
+    /// The address a login came from, for its failure count: the client's address as the API's
+    /// one resolver (`ClientAddress`: `server.trusted_proxies`, or the old `trust_forwarded_proto`)
+    /// reads it.
     func peer(_ request: Request, _ context: SluiceRequestContext) -> String {
-        if settings.trustForwardedProto, let forwarded = request.headers[Self.forwardedFor],
-            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
-        {
-            return last
-        }
-        return context.peer ?? "unknown"
+        clientAddress.resolve(request, context)
     }
 
     func cookie(_ name: String, _ value: String, maxAge: Int, request: Request) -> Cookie {

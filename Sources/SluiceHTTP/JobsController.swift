@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import SluiceCore
 import SluiceQueue
+import Tracing
 
 /// `/v1/jobs`: submit one job or a bulk of them, read, long-poll, list, follow and cancel.
 ///
@@ -50,6 +51,16 @@ struct JobsController: Sendable {
     }
 
     @Sendable func submit(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        guard JobTracing.isEnabled else { return try await submitJob(request, context, span: nil) }
+        // A child of the client's trace when it sent a valid traceparent, else a new trace.
+        let parent = JobTracing.context(continuing: request.headers[.traceparent]) ?? .topLevel
+        return try await withSpan(JobTracing.Name.submit, context: parent, ofKind: .server) { span in
+            try await submitJob(request, context, span: span)
+        }
+    }
+
+    /// The submit; with tracing on, `span` is the submit's, whose context the job carries.
+    private func submitJob(_ request: Request, _ context: SluiceRequestContext, span: (any Span)?) async throws -> Response {
         let key = try context.require(.submit)
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
@@ -57,7 +68,7 @@ struct JobsController: Sendable {
         let body = try await request.body.collect(upTo: context.maxUploadSize)
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         let bytes = Array(buffer: body)
-        let job: JobRequest
+        var job: JobRequest
         do {
             job = try JobRequest(
                 json: bytes, tenant: key.tenant, idempotencyKey: idempotencyKey, directory: admission.directory, cache: admission.cache(for: key))
@@ -67,10 +78,15 @@ struct JobsController: Sendable {
             if let runs, RunsController.isRunRequest(bytes) { return try await runs.submit(bytes, idempotencyKey: idempotencyKey, key: key) }
             throw error
         }
+        if let span {
+            JobTracing.describe(span, job: nil, lane: job.spec.lane, tenant: job.spec.tenant)
+            job.spec.envelope.trace = JobTracing.traceparent(of: span.context)
+        }
         try await admission.checkJobs([job.spec], key: key)
         try await callbacks.check([job.spec], key: key)
         try await admission.admit(key, count: 1)
         let result = try await admission.budgeted([job.spec], key: key) { specs in [try await queue.enqueue(specs[0], submitter: key.id)] }[0]
+        span?.attributes[JobTracing.Attribute.job] = result.id.rawValue
         let state: JobState
         let createdAt: UnixMillis
         if result.created {
@@ -292,4 +308,9 @@ struct JobsController: Sendable {
         guard let raw = context.parameters.get("id"), let id = JobID(raw) else { throw APIError.notFound }
         return id
     }
+}
+
+extension HTTPField.Name {
+    /// W3C Trace Context's header: the client's trace a submit continues.
+    static let traceparent = HTTPField.Name("traceparent")!
 }

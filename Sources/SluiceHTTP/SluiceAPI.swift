@@ -112,6 +112,10 @@ public struct SluiceAPI: Sendable {
         /// How long a key found valid is trusted without reading it again: only the fallback for
         /// a process that missed a key change's announcement (`KeyChangeListener`).
         public var keyCacheLifetime: Duration = .seconds(10)
+        /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client (`ClientAddress`).
+        public var trustedProxies = TrustedProxies.none
+        /// `server.access_log`: a log line per request (`AccessLogMiddleware`).
+        public var accessLog = false
 
         public init() {}
 
@@ -132,6 +136,13 @@ public struct SluiceAPI: Sendable {
             prices = configuration.prices
             cache = configuration.cache
             dashboard = DashboardSettings(configuration.dashboard)
+            trustedProxies = configuration.server.trustedProxies
+            accessLog = configuration.server.accessLog
+        }
+
+        /// The one resolver of a request's client address (the access log, the login limit).
+        var clientAddress: ClientAddress {
+            ClientAddress(trusted: trustedProxies, anyPeerLastHop: dashboard.trustForwardedProto)
         }
     }
 
@@ -161,6 +172,7 @@ public struct SluiceAPI: Sendable {
     public func router() -> Router<SluiceRequestContext> {
         let queue = services.queue
         let router = Router(context: SluiceRequestContext.self)
+        if settings.accessLog { router.add(middleware: AccessLogMiddleware(clientAddress: settings.clientAddress)) }
         router.add(middleware: APIErrorMiddleware())
         let auth = AuthMiddleware(keys: services.keys, cache: cache, jwt: jwt)
         var admission = KeyAdmission(
@@ -218,6 +230,7 @@ public struct SluiceAPI: Sendable {
                 settings: settings.dashboard
             )
             dashboard.retries = JobRetry(queue: queue, lookup: lookup, admission: admission)
+            dashboard.clientAddress = settings.clientAddress
             dashboard.addRoutes(to: router)
         }
         return router

@@ -244,7 +244,7 @@ public final class WebhookService: Service, Sendable {
                 try await store.record(id, status: "disabled", code: nil, error: "the endpoint is disabled (it answered 410 Gone)")
                 return
             }
-            let outcome = await send(delivery)
+            let outcome = await traced(delivery) { await send(delivery) }
             switch outcome {
             case .status(let code, _) where (200..<300).contains(code):
                 try await store.record(id, status: "delivered", code: code)

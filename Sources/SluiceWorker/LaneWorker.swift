@@ -338,6 +338,14 @@ final class LaneWorker: Sendable {
         // common case) skip the envelope entirely. A job with a cache ticket may be answered, or
         // told to wait, without a call.
         let envelope = job.metadata.isEmpty ? nil : JobEnvelope(decoding: job.metadata)
+        guard JobTracing.isEnabled else { return await handle(job, envelope: envelope, slot: slot, estimated: estimated, generation: generation) }
+        return await traced(job, envelope: envelope) {
+            await self.handle(job, envelope: envelope, slot: slot, estimated: estimated, generation: generation)
+        }
+    }
+
+    /// `call`'s work, once the envelope is read (inside the job's lease span when tracing is on).
+    private func handle(_ job: LeasedJob, envelope: JobEnvelope?, slot: [String], estimated: Int, generation: String) async -> [UInt8]? {
         // A budget spent past its limit holds the job back (or fails it) before anything else.
         if await heldByBudget(job, envelope: envelope, slot: slot, estimated: estimated) { return nil }
         let ticket = envelope?.cache
@@ -427,6 +435,7 @@ final class LaneWorker: Sendable {
             try? await limiter.release(slots: slot)
             return (nil, false)
         }
+        let attemptSpan = startAttemptSpan()
         let result = await callKeepingLease(request, job: job)
         let cancelled = Task.isCancelled
         if result.response != nil || !cancelled {
@@ -441,6 +450,7 @@ final class LaneWorker: Sendable {
         let status = result.response.map { "HTTP \($0.status)" } ?? "no answer"
         let info = "\(lane.provider.name) \(status) in \(Bounded.milliseconds(result.latency)) ms"
         let verdict = CallVerdict.decide(result.outcome, cancelled: cancelled, info: info, maxPause: lane.maxPause)
+        Self.endAttemptSpan(attemptSpan, result, verdict)
         var used = estimated
         switch verdict.control {
         case .unchanged: break
@@ -627,6 +637,11 @@ final class LaneWorker: Sendable {
     /// lease lasts; after that, the job runs again: at least once).
     @discardableResult
     func report(_ send: @Sendable () async throws -> ReportOutcome) async -> ReportOutcome? {
+        guard JobTracing.isEnabled else { return await sendReport(send) }
+        return await tracedReport { await sendReport(send) }
+    }
+
+    private func sendReport(_ send: @Sendable () async throws -> ReportOutcome) async -> ReportOutcome? {
         for attempt in 0..<20 {
             do {
                 let outcome = try await send()

@@ -88,6 +88,7 @@ private func serve(
     configuration: SluiceConfiguration, redisURL: String, embedded: Bool, allInOne: Bool, background: Bool = true
 ) async throws {
     let logger = roleLogger()
+    let traces = try TraceExport.bootstrap(configuration.tracing, logger: logger)
     let redis = try await connectRedis(redisURL, configuration)
     defer { redis.close() }
     say("sluice: redis \(embedded ? "embedded at" : "at") \(redis.configuration)")
@@ -217,6 +218,8 @@ private func serve(
                 }),
                 successTerminationBehavior: .ignore))
     }
+    // First, so it stops last: the spans of the others' last work are still sent.
+    if let traces { services.insert(.init(service: traces), at: 0) }
     var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
     groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
     let group = ServiceGroup(configuration: groupConfiguration)

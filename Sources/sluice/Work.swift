@@ -65,10 +65,13 @@ struct Work: AsyncParsableCommand {
                 chosen = .named(named)
             }
             let logger = roleLogger()
+            let traces = try TraceExport.bootstrap(configuration.tracing, logger: logger)
             let redis = try await connectRedis(url, configuration)
             defer { redis.close() }
             let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
             var services: [any Service] = [WorkerPool(queue: queue, lanes: chosen, grace: definition.grace, logger: logger)]
+            // First, so it stops last: the spans of the workers' last calls are still sent.
+            if let traces { services.insert(traces, at: 0) }
             if definition.maintenance { services.append(QueueMaintenance(queue: queue, logger: logger)) }
             if let parentPid { services.append(ParentWatch(parent: parentPid, logger: logger)) }
             say("sluice work: ready (pid \(getpid())). SIGTERM stops.")

@@ -45,6 +45,7 @@ extension FuzzTarget {
         FuzzTarget(name: "mockbatch", run: mockBatch),
         FuzzTarget(name: "providerbatch", run: providerBatch),
         FuzzTarget(name: "eventid", run: eventID),
+        FuzzTarget(name: "proxies", run: proxies),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
