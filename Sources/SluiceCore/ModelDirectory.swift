@@ -103,8 +103,11 @@ public struct ModelDirectory: Sendable {
         let provider = String(parts[0])
         guard providers[provider] != nil else {
             let known = providers.keys.sorted().joined(separator: ", ")
+            // What to do: the nearest provider's name when it looks like a typo, else how to add one.
+            let guess = SettingSuggestion.nearest(to: provider, among: providers.keys).map { "; did you mean '\($0)'?" }
             return "no provider named '\(Self.printable(provider))' is configured"
                 + (known.isEmpty ? "" : " (the providers are \(known))")
+                + (guess ?? "; a lane is a provider or provider/model: add the provider under providers: in the configuration file and restart")
         }
         if parts.count == 2, let problem = Self.modelProblem(String(parts[1])) { return problem }
         return nil

@@ -10,11 +10,17 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .long, help: "The configuration file (default: $SLUICE_CONFIG, else config/sluice.yaml).")
     var config: String?
 
+    /// The file `load` reads: --config, else $SLUICE_CONFIG, else config/sluice.yaml.
+    var path: String { config ?? ProcessInfo.processInfo.environment["SLUICE_CONFIG"] ?? "config/sluice.yaml" }
+
+    /// The path, or that it is absent and the built-in defaults apply.
+    var describedPath: String { FileManager.default.fileExists(atPath: path) ? path : "\(path) (absent: the built-in defaults)" }
+
     /// The configuration with the environment's overrides applied. A bad file is a clear message
     /// and exit code 2.
     func load() throws -> SluiceConfiguration {
         let environment = ProcessInfo.processInfo.environment
-        let path = config ?? environment["SLUICE_CONFIG"] ?? "config/sluice.yaml"
+        let path = self.path
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -49,6 +55,7 @@ struct CommandFailure: Error, CustomStringConvertible {
             throw ExitCode(failure.exitCode)
         } catch let error as RedisError {
             FileHandle.standardError.write(Data("sluice: \(error)\n".utf8))
+            if case .connectionFailed = error { FileHandle.standardError.write(Data("sluice: \(redisUnreachableHint)\n".utf8)) }
             throw ExitCode(3)
         } catch let error as ChildProcessError {
             FileHandle.standardError.write(Data("sluice: \(error)\n".utf8))
@@ -85,3 +92,7 @@ func connectRedis(_ url: String, _ configuration: SluiceConfiguration) async thr
     try await RedisClient.connect(
         configuration: RedisConfiguration(url: url, settings: configuration.redis), connections: configuration.redis.connections)
 }
+
+/// What to do when the configured Redis cannot be reached: said after the error that names its URL.
+let redisUnreachableHint =
+    "is redis-server running at that address? `make run` (sluice up with redis.url null, the default) starts a private one; otherwise start yours, or set redis.url in the configuration file or SLUICE_REDIS_URL"

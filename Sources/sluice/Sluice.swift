@@ -13,6 +13,7 @@ struct Sluice: AsyncParsableCommand {
             4 the API key was refused (401/403); 5 no such job (404); 6 wait --timeout ran out; \
             7 over the key's limits (429).
             """,
+        version: SluiceVersion.description,
         subcommands: [
             Up.self, Serve.self, Work.self, Submit.self, Batch.self, Status.self, Wait.self, Cancel.self, Retry.self, Queues.self,
             Usage.self, Keys.self, Doctor.self, Migrate.self, MockProviderCommand.self, Autoscale.self,

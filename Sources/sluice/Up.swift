@@ -102,10 +102,12 @@ private func serve(
     // After the service group has stopped: PostgreSQL's connections end cleanly (SQLite: nothing).
     defer { database.close() }
     let keys = APIKeyStore(database: database)
-    if let (secret, key) = try keys.createFirstAdminKeyIfNone() {
+    let created = try keys.createFirstAdminKeyIfNone()
+    if let (secret, key) = created {
         say("sluice: no API key existed, so one admin key was created (\(key.prefix)). It is shown once; store it now:")
         say("  \(secret)")
     }
+    let createdKey = created?.0
     let queue = JobQueue(redis: redis, configuration: QueueConfiguration(configuration.queue))
     let waiter = JobWaiter(queue: queue)
     defer { waiter.close() }
@@ -145,6 +147,7 @@ private func serve(
         // Said only once the server listens, so that "ready" means ready (and port 0 is resolved).
         say("sluice: HTTP API on http://\(host):\(port)\(allInOne ? "; queue maintenance and workers for \(configuration.providers.count) provider(s)" : "")")
         say("sluice: ready. Ctrl-C or SIGTERM stops.")
+        if allInOne { for line in ReadyHints(configuration, port: port, adminKey: createdKey).lines { say(line) } }
     }
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: application), .init(service: scaling), .init(service: routeBoard),
@@ -223,7 +226,15 @@ private func serve(
     var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
     groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
     let group = ServiceGroup(configuration: groupConfiguration)
-    try await group.run()
+    do {
+        try await group.run()
+    } catch where ListenError.isAddressInUse(error) {
+        let port = configuration.server.port
+        throw CommandFailure(
+            exitCode: 3,
+            message: "port \(port) on \(host) is taken by another process (another `sluice up` or `make run`? `sluice doctor` checks the port): "
+                + "stop it, or choose another port with server.port in the configuration file or SLUICE_PORT=\(port == 65535 ? 8081 : port + 1)")
+    }
 }
 
 /// The mock provider inside `sluice up`: a failure to start it (its port taken) is reported, not fatal.
