@@ -7,7 +7,7 @@
 #      /v1/batches, which Sluice sends on as one provider batch (bench/cost/provider_batch.py);
 #   2. 1,000 cached jobs of 100 distinct requests, 32 submitting at once (bench/cost/cache.py).
 # Prints what the usage ledger booked and saved, and the provider calls the mock saw. The dollars
-# do not depend on the build; BUILD=debug skips the release build (the README's figures).
+# do not depend on the build; BUILD=debug skips the release build (docs/benchmarks.md's figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh

@@ -42,7 +42,7 @@ public final class LaneCallRecorder: Sendable {
 
     private let pending = Mutex<[String: Pending]>([:])
 
-    /// A recorder writing to `redis`; the defaults are the figures the README describes.
+    /// A recorder writing to `redis`; the defaults are the figures docs/routes.md describes.
     public init(redis: RedisClient, alpha: Double = 0.05, halfLife: Duration = .seconds(30), retention: Duration = .seconds(7 * 86_400)) {
         self.redis = redis
         self.alpha = alpha
