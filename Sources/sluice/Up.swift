@@ -170,7 +170,7 @@ private func serve(
         services.append(.init(service: workers))
     }
     if allInOne || background {
-        // The background work; see the README's "Running several web replicas".
+        // The background work; see docs/deployment.md, "Running several web replicas".
         services.append(
             .init(
                 service: WebhookService(
