@@ -24,6 +24,11 @@ public struct SluiceConfiguration: Sendable, Hashable {
         public var maxWaitsPerKey = 256
         /// The most lanes per provider for models the configuration does not name (429 past it).
         public var maxLanesPerProvider = 100
+        /// `trusted_proxies`: the reverse proxies whose `X-Forwarded-For` names the client (for the
+        /// access log and the dashboard's login limit); none by default (docs/reverse-proxy.md).
+        public var trustedProxies = TrustedProxies.none
+        /// `access_log: true`: one log line per request (method, path, status, time, client address).
+        public var accessLog = false
     }
 
     /// Which Redis to use, and how to talk to it.
@@ -416,6 +421,10 @@ public struct SluiceConfiguration: Sendable, Hashable {
         server.maxLanesPerProvider = try section.int("max_lanes_per_provider", in: 0...100_000) ?? server.maxLanesPerProvider
         try server.check()
         server.metricsKeyRequired = try Server.metricsKeyRequired(parsing: try section.string("metrics_key"))
+        if let list = try section.list("trusted_proxies") {
+            server.trustedProxies = try TrustedProxies(parsing: list.map { ($0 as? String) ?? "\($0)" })
+        }
+        server.accessLog = try section.bool("access_log") ?? server.accessLog
         try section.finish()
     }
 
@@ -1023,7 +1032,9 @@ private struct Reader {
 
     func finish() throws(ConfigurationError) {
         if let unknown = values.keys.filter({ !used.contains($0) }).sorted().first {
-            throw ConfigurationError(key: name(unknown), problem: "is not a known setting")
+            // "; did you mean queue.lease_duration?": the nearest key this section reads.
+            throw ConfigurationError(
+                key: name(unknown), problem: "is not a known setting" + SettingSuggestion.didYouMean(unknown, among: used, path: path))
         }
     }
 }
