@@ -56,7 +56,7 @@ import Testing
                 #expect(job.retryOf == old)
                 // A second retry answers the same new job (the idempotency key), archived or not.
                 #expect(try await post("/v1/jobs/\(old.rawValue)/retry", acme).1["id"] as? String == new.rawValue)
-                // The archived record is left as it was: it does not get retried_as (the README says so).
+                // The archived record is left as it was: it does not get retried_as (docs/api.md, "Retrying dead jobs", says so).
                 let read = try await client.execute(uri: "/v1/jobs/\(old.rawValue)", method: .get, headers: [.authorization: "Bearer \(acme)"], body: nil)
                 let document = try #require(try JSONSerialization.jsonObject(with: Data(buffer: read.body)) as? [String: Any])
                 #expect(document["status"] as? String == "dead")

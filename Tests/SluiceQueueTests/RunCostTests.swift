@@ -9,7 +9,7 @@ import Testing
 /// What a pipeline step costs Redis beyond a plain job: 1,000 runs of a three-step chain against
 /// 3,000 plain jobs, each through the same lease and complete calls a worker makes, measured with
 /// `INFO commandstats` (every command, those inside scripts included, and the time Redis spent
-/// in them). Prints a `RESULT run-cost` line (the README quotes it) and pins a loose ceiling, so
+/// in them). Prints a `RESULT run-cost` line (docs/pipelines.md quotes it) and pins a loose ceiling, so
 /// that a change that made steps much dearer fails here.
 @Suite(.serialized) struct RunCostTests {
     static let chain = """

@@ -4,7 +4,7 @@ import Testing
 
 @testable import SluiceStore
 
-/// The archive's insert rate on each engine (the README's PostgreSQL figures): 10,000 finished
+/// The archive's insert rate on each engine (docs/deployment.md's PostgreSQL figures): 10,000 finished
 /// jobs written as the archiver writes them, 100 to a transaction, each booked in the ledger.
 /// Runs only when asked (`SLUICE_STORE_BENCH=1`), under the build lock, on a quiet machine.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["SLUICE_STORE_BENCH"] != nil))
