@@ -119,6 +119,9 @@ RUN_TESTS  = run_tests() { log=$(TEST_LOGS)/$$1.log; shift; "$$@" 2>&1 | tee $$l
   if [ $$rc -ne 0 ]; then echo "=== FAILED ($$log): the failing tests and their issues ==="; \
   grep -E "✘|recorded an issue|error:|Fatal error|crashed|signal [0-9]" $$log | grep -vE "sluice.mock|^◇|^✔" | tail -80; fi; return $$rc; }
 test: SHELL := /bin/bash
+## SLUICE_TEST_E2E=1 enables the suites a plain `swift test` skips (Tests/SluiceTestSupport/TestGate.swift):
+## the Python SDK clients, the browser and the HEAVY suites.
+test: export SLUICE_TEST_E2E := 1
 test: deps venv browser build-commit
 	$(SWIFT) build --build-tests
 	@mkdir -p $(TEST_LOGS); $(RUN_TESTS); \

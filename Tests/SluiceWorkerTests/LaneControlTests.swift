@@ -24,6 +24,35 @@ import Testing
         #expect(control.allowed(now: start) == 64, "never above the ceiling")
     }
 
+    /// AIMD against a provider with a hidden limit of 20 calls at once, on a synthetic clock: each
+    /// round trip (20 ms) the lane sends what it is allowed, the provider takes 20 and answers
+    /// the rest with a bare 429. From a ceiling of 64 the lane settles just under the limit
+    /// (a sawtooth of about 15-21) with few 429s; it neither stays above the limit nor collapses
+    /// to a handful at once. (The same against the mock provider: AdaptiveConcurrencyTests.)
+    @Test func aimdSettlesJustUnderAHiddenConcurrencyLimit() {
+        var control = LaneControl(ceiling: 64)
+        var now = ContinuousClock.now
+        var sent = 0, limited = 0, allowedSum = 0, lowest = Int.max, highest = 0
+        for round in 0..<400 {
+            let allowed = control.allowed(now: now)
+            let taken = min(allowed, 20)
+            for _ in 0..<taken { control.succeeded(latency: .milliseconds(20)) }
+            for _ in taken..<allowed { control.bareRateLimit(now: now) }
+            if round >= 200 {  // the second half: settled
+                sent += allowed
+                limited += allowed - taken
+                allowedSum += allowed
+                lowest = min(lowest, allowed)
+                highest = max(highest, allowed)
+            }
+            now += .milliseconds(20)
+        }
+        #expect(limited * 20 < sent, "\(limited) 429s of \(sent) calls once settled")
+        #expect(lowest >= 10, "collapsed to \(lowest) at once")
+        #expect(highest <= 22, "stayed above the limit: \(highest) at once")
+        #expect(allowedSum >= 15 * 200, "\(Double(allowedSum) / 200) at once on average")
+    }
+
     @Test func breakerOpensAfterRepeatedFailuresAndProbesHalfOpen() {
         var control = LaneControl(ceiling: 8, threshold: 3, openFor: .seconds(5))
         let start = ContinuousClock.now
@@ -44,9 +73,13 @@ import Testing
     }
 }
 
-@Suite struct AdaptiveConcurrencyTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.enabled(if: TestGate.endToEnd, "needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter AdaptiveConcurrencyTests`")) struct AdaptiveConcurrencyTests {
     /// A provider with a hidden limit of 20 calls at once: the worker (ceiling 64) converges near
-    /// it, with few 429s after the first seconds.
+    /// it, with few 429s once it has settled. Counted in calls, not seconds (a loaded machine
+    /// sends them slower, not differently): of the calls after the first 1,500, under 10 % are
+    /// 429s. That it settles near the limit rather than collapsing is the synthetic-clock test's
+    /// (LaneControlTests.aimdSettlesJustUnderAHiddenConcurrencyLimit); how fast is the benchmarks'.
     @Test func convergesOnAHiddenConcurrencyLimit() async throws {
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
@@ -56,20 +89,18 @@ import Testing
             try await withMockProvider(configuration) { mock, base in
                 _ = try await queue.enqueue((0..<4_000).map { chatJob("hidden", $0) })
                 let (early, late) = try await withWorkers(queue, [lane("hidden", base, concurrency: 64)]) {
-                    try await Task.sleep(for: .seconds(2))
+                    // 60 s safety nets: ~1 s each on an idle machine.
+                    try #require(await eventually(timeout: .seconds(60)) { mock.stats().received >= 1_500 })
                     let early = mock.stats()
-                    try await Task.sleep(for: .seconds(2))
+                    try #require(await eventually(timeout: .seconds(60)) { mock.stats().received >= early.received + 1_500 })
                     return (early, mock.stats())
                 }
                 let requests = late.received - early.received
                 let limited = late.rateLimited - early.rateLimited
-                let succeeded = late.succeeded - early.succeeded
-                print("hidden limit 20: first 2 s \(early.rateLimited) 429s of \(early.received); next 2 s \(limited) of \(requests), \(succeeded) succeeded")
-                #expect(Double(limited) < Double(requests) * 0.1, "\(limited) 429s of \(requests) after the first seconds")
-                // 20 at once at 20 ms is at most ~2,000 calls in 2 s; a debug build alone gets
-                // 1,000-1,400, and under the whole parallel test run as few as ~570. Collapsed to a
-                // handful at once it would be ~100-300: that is what this guards against.
-                #expect(succeeded > 350, "\(succeeded) calls in 2 s")
+                print("hidden limit 20: first \(early.received) calls \(early.rateLimited) 429s; next \(requests) calls \(limited) 429s")
+                #expect(early.rateLimited > 0, "the hidden limit was met")
+                #expect(Double(limited) < Double(requests) * 0.1, "\(limited) 429s of \(requests) after the first 1,500 calls")
+                #expect(late.succeeded - early.succeeded > requests / 2)
                 #expect(late.peakConcurrency <= 20)
             }
         }

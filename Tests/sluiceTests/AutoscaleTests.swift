@@ -10,7 +10,8 @@ import Testing
 /// `sluice autoscale` supervising real `sluice work` processes against a real redis-server and
 /// the mock provider at 200 ms a call. (Run apart from the parallel suite by `make test`, like
 /// WorkerProcessTests: it starts many processes.)
-@Suite(.serialized) struct AutoscaleTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.serialized, .enabled(if: TestGate.endToEnd, "runs several sluice processes and needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter AutoscaleTests`")) struct AutoscaleTests {
     struct Scaler {
         let process: ChildProcess
         let queue: JobQueue

@@ -6,7 +6,8 @@ import Testing
 /// The dashboard in headless Chromium (Debian's `chromium`, driven over its DevTools protocol by
 /// Tests/e2e/browser_dashboard.py) against a real `sluice up` and the mock provider as a server.
 /// In the Makefile's HEAVY list: a browser beside the parallel suite is too much for 2 cores.
-@Suite(.timeLimit(.minutes(6))) struct BrowserTests {
+// A browser: only when SLUICE_TEST_E2E is set (make test runs it alone).
+@Suite(.timeLimit(.minutes(6)), .enabled(if: TestGate.endToEnd, "needs headless Chromium and the venv: run `make test`, or `make browser` then `SLUICE_TEST_E2E=1 swift test --filter BrowserTests`")) struct BrowserTests {
     @Test func dashboardInABrowserShowsALaneDrainOpensATimelineCancelsAndKeepsTenantsApart() async throws {
         try await withMockProvider(MockConfiguration()) { _, base in
             // 600 requests a minute: a bulk of 100 drains in about ten seconds, long enough to watch.

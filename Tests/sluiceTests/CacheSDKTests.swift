@@ -19,7 +19,8 @@ import Testing
         """
     }
 
-    @Test func identicalFacadeCallsAreAnsweredFromTheCacheAndTheLedgerCountsTheSaving() async throws {
+    // A Python client: only when SLUICE_TEST_E2E is set (make test sets it).
+    @Test(.enabled(if: TestGate.endToEnd, "needs the Python venv (the official SDKs): run `make test`, or `make venv` then `SLUICE_TEST_E2E=1 swift test`")) func identicalFacadeCallsAreAnsweredFromTheCacheAndTheLedgerCountsTheSaving() async throws {
         try await withMockProvider(MockConfiguration()) { mock, base in
             try await withRunningSluice(config: Self.config(mock: base)) { sluice in
                 let (status, output) = try await runPython("cache.py", [sluice.url, sluice.adminKey, base], in: sluice.work)

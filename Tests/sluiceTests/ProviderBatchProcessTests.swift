@@ -8,7 +8,8 @@ import Testing
 
 /// Jobs through the provider's own batch API, end to end: `sluice mock-provider` (its OpenAI files
 /// and batches) and real `sluice work` processes against one redis-server; kill -9 included.
-@Suite(.serialized) struct ProviderBatchProcessTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.serialized, .enabled(if: TestGate.endToEnd, "runs several sluice processes and needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter ProviderBatchProcessTests`")) struct ProviderBatchProcessTests {
     /// The mock provider's limits line with a batch API (`poll` short: these tests wait on it).
     static func limits(window: String = "1s", poll: String = "300ms") -> String {
         "{ concurrency: 16 }, batch_api: { window: \(window), poll: \(poll) }"

@@ -13,7 +13,8 @@ import Testing
 /// second; a file uploaded to one feeds a batch created on the other; a job gone from Redis reads
 /// the same from both; the archiver runs in one replica, and a kill -9 of that replica moves it
 /// to the other within the leader lock's TTL (10 s).
-@Suite(.serialized) struct ReplicasProcessTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.serialized, .enabled(if: TestGate.endToEnd, "runs several sluice processes and needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter ReplicasProcessTests`")) struct ReplicasProcessTests {
     /// The shared database: a SQLite file both processes open (one machine), or a real PostgreSQL
     /// (`withPostgres`: a fresh cluster on a unix socket), as across machines.
     enum Engine: String, CaseIterable, Sendable { case sqlite, postgres }

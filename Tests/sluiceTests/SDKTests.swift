@@ -5,7 +5,8 @@ import Testing
 
 /// The official Python SDKs against a real `sluice up` (its embedded Redis, its workers) and our
 /// mock provider, run as a server.
-@Suite struct SDKTests {
+// Python clients: only when SLUICE_TEST_E2E is set (make test sets it).
+@Suite(.enabled(if: TestGate.endToEnd, "needs the Python venv (the official SDKs): run `make test`, or `make venv` then `SLUICE_TEST_E2E=1 swift test`")) struct SDKTests {
     /// The config: an OpenAI-compatible mock, the same mock spoken to as Anthropic, a route
     /// across both, and a provider nothing answers.
     static func config(mock base: String) -> String {

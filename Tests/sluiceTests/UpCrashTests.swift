@@ -74,7 +74,8 @@ func redisPid(socket: String) async throws -> pid_t {
         info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }.flatMap { pid_t($0.dropFirst("process_id:".count)) })
 }
 
-@Suite(.serialized) struct UpCrashTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.serialized, .enabled(if: TestGate.endToEnd, "runs several sluice processes and needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter UpCrashTests`")) struct UpCrashTests {
     /// `sluice up` killed with -9 takes its redis-server along (SIGTERM by its parent-death
     /// signal: the AOF is flushed); the next `sluice up` on the same directory just starts, with
     /// the job still there. Everything under var/ is the owner's only, /metrics wants a key when

@@ -83,10 +83,14 @@ func chat(_ n: Int) -> JobSpec {
     JobSpec(lane: "mock", tenant: "t", payload: Array(#"{"model": "m", "messages": [{"role": "user", "content": "\#(n)"}], "max_tokens": 4}"#.utf8))
 }
 
-@Suite(.serialized) struct WorkerProcessTests {
+// In the Makefile's HEAVY list: only when SLUICE_TEST_E2E is set (make test sets it and runs this suite alone).
+@Suite(.serialized, .enabled(if: TestGate.endToEnd, "runs several sluice processes and needs a quiet machine: `make test` runs it alone, or `SLUICE_TEST_E2E=1 swift test --filter WorkerProcessTests`")) struct WorkerProcessTests {
     /// Lane A's provider answers almost only 429s (one call at a time, each 5 s; the rest get a
-    /// bare 429). Lane B's jobs, served by the same worker process, finish about as fast as with
-    /// A idle.
+    /// bare 429). Lane B's jobs, served by the same worker process, still get lane B's slots:
+    /// its provider sees 16 or more of its calls at once (of the 32 allowed), no 429, and all
+    /// of lane B's jobs finish while lane A's are still held back. Not a speed check (a loaded
+    /// machine sends the calls slower, not fewer at once); the speed beside a throttled lane is
+    /// the benchmarks' to measure.
     @Test func aThrottledLaneDoesNotSlowTheOthers() async throws {
         let work = NSTemporaryDirectory() + "sluice-isolation-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -95,13 +99,20 @@ func chat(_ n: Int) -> JobSpec {
             let queue = JobQueue(redis: redis)
             var mocks: [ChildProcess] = []
             var ports: [Int] = []
-            for (name, arguments) in [("a", ["--hidden-concurrency", "1", "--latency", "5s"]), ("b", ["--latency", "2ms"])] {
+            // Lane b's calls take 300 ms: long enough that many overlap at its provider however
+            // slowly a loaded machine sends them.
+            for (name, arguments) in [("a", ["--hidden-concurrency", "1", "--latency", "5s"]), ("b", ["--latency", "300ms"])] {
                 let log = work + "/mock-\(name).log"
                 mocks.append(try ChildProcess.spawn(try sluiceBinary(), arguments: ["mock-provider", "--port", "0"] + arguments, outputPath: log))
                 try #require(await eventually(timeout: .seconds(20)) { contents(of: log).contains("mock provider on") })
                 ports.append(try #require(contents(of: log).range(of: "127.0.0.1:").flatMap { Int(contents(of: log)[$0.upperBound...].prefix { $0.isNumber }) }))
             }
             defer { for mock in mocks { mock.signal(SIGKILL) } }
+            func stats(_ port: Int) async throws -> [String: Any] {
+                let (status, output) = try await runProgram("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/stats"], in: work)
+                try #require(status == 0)
+                return try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+            }
             try """
                 redis: { url: "\(server.url)" }
                 database: \(work)/s.sqlite
@@ -115,25 +126,29 @@ func chat(_ n: Int) -> JobSpec {
             defer { worker.signal(SIGKILL) }
             try #require(await eventually(timeout: .seconds(20)) { contents(of: work + "/work.log").contains("ready") })
 
-            /// Seconds for 3,000 jobs of lane b.
-            func timeLaneB() async throws -> Double {
-                let started = ContinuousClock.now
-                _ = try await queue.enqueue((0..<3_000).map { JobSpec(lane: "b", payload: Array(#"{"n": \#($0)}"#.utf8)) })
-                while try await queue.counts(lane: "b") != LaneCounts(ready: 0, leased: 0, delayed: 0) {
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                return (ContinuousClock.now - started).seconds
-            }
-            let alone = [try await timeLaneB(), try await timeLaneB()].min()!
             _ = try await queue.enqueue((0..<3_000).map { JobSpec(lane: "a", payload: Array(#"{"n": \#($0)}"#.utf8)) })
-            try await Task.sleep(for: .milliseconds(500))  // lane a is churning through 429s by now
-            let beside = [try await timeLaneB(), try await timeLaneB()].min()!
-            print(String(format: "isolation: lane b alone %.2f s, beside a throttled lane a %.2f s (x%.2f)", alone, beside, beside / alone))
-            // Not a speed check: lane a's churn of 429s shares the 2 cores with lane b, which costs
-            // some CPU (x1.0-1.3 measured). Lane b held behind lane a would wait on its 5 s calls
-            // or its backoff, which is seconds, far past this bound.
-            #expect(beside <= alone * 1.6, "lane b took \(beside) s beside a throttled lane, \(alone) s alone")
-            #expect(try await queue.counts(lane: "a").ready > 2_000, "lane a is still held back")
+            // Lane a is churning through 429s before lane b's jobs come.
+            var churning = false
+            for _ in 0..<300 where !churning {
+                churning = try await stats(ports[0])["rate_limited"] as? Int ?? 0 > 0
+                if !churning { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(churning, "lane a's provider never answered a 429")
+            _ = try await queue.enqueue((0..<500).map { JobSpec(lane: "b", payload: Array(#"{"n": \#($0)}"#.utf8)) })
+            // A 120 s safety net: about 5 s on an idle machine.
+            let drained = await eventually(timeout: .seconds(120)) {
+                (try? await queue.counts(lane: "b")) == LaneCounts(ready: 0, leased: 0, delayed: 0)
+            }
+            try #require(drained, "lane b's jobs did not finish")
+            let b = try await stats(ports[1])
+            let a = try await queue.counts(lane: "a")
+            print("isolation: lane b's provider saw \(b["peak_concurrency"] ?? "?") calls at once beside a throttled lane a (\(a))")
+            #expect(b["succeeded"] as? Int == 500)
+            #expect(b["rate_limited"] as? Int == 0)
+            // Held behind lane a (its 5 s calls, its backoff), lane b would get a call or two
+            // through at a time.
+            #expect(b["peak_concurrency"] as? Int ?? 0 >= 16, "\(b)")
+            #expect(a.ready + a.delayed + a.leased > 2_000, "lane a is still held back: \(a)")
         }
     }
 
