@@ -146,7 +146,7 @@ enum JWKSError: Error, CustomStringConvertible {
 }
 
 /// `{"keys": [...]}` where a key jwt-kit cannot read is nil instead of failing the document.
-private struct LenientJWKS: Decodable {
+struct LenientJWKS: Decodable {
     let keys: [JWK?]
 
     private struct MaybeJWK: Decodable {

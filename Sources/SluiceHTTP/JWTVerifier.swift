@@ -107,20 +107,14 @@ final class JWTVerifier: Sendable {
     private func verify(_ token: [UInt8]) async throws(JWTRejection) -> (JWTIdentity, Duration) {
         // Unverified first: which issuer, which key, which algorithm. Nothing from here is
         // trusted until the signature is checked with the issuer's key.
-        let unverified: (header: JWTHeader, payload: TokenClaims)
-        do {
-            let parsed = try DefaultJWTParser().parse(token, as: TokenClaims.self)
-            unverified = (parsed.header, parsed.payload)
-        } catch {
-            throw .malformed
-        }
-        guard case .string(let iss)? = unverified.payload.values["iss"] else { throw .claimMissing("iss") }
+        let unverified = try Self.unverified(token)
+        guard case .string(let iss)? = unverified.claims.values["iss"] else { throw .claimMissing("iss") }
         guard let (settings, jwks) = issuers[iss] else { throw .wrongIssuer }
-        guard let alg = unverified.header.alg else { throw .algorithmNotAllowed("(none given)") }
+        guard let alg = unverified.alg else { throw .algorithmNotAllowed("(none given)") }
         guard let algorithm = JWTIssuer.Algorithm(rawValue: alg), settings.algorithms.contains(algorithm) else {
             throw .algorithmNotAllowed(String(alg.prefix(20)))
         }
-        guard let kid = unverified.header.kid else { throw .kidMissing }
+        guard let kid = unverified.kid else { throw .kidMissing }
         guard let keys = await jwks.keys(for: kid) else { throw .unknownKID(keysLoaded: await jwks.hasKeys) }
 
         let claims: TokenClaims
@@ -135,24 +129,8 @@ final class JWTVerifier: Sendable {
         }
         // Verified: the claims are the issuer's.
         let clock = now()
-        let leeway = Int(Bounded.milliseconds(settings.leeway) / 1000)
-        guard let expValue = claims.values["exp"] else { throw .claimMissing("exp") }
-        guard case .number(let expNumber) = expValue, let exp = Bounded.int(expNumber.rounded(.down), in: Self.timeRange) else {
-            throw .invalidTime("exp")
-        }
         let nowSeconds = Bounded.int(clock.rounded(.down), in: Self.timeRange) ?? 0
-        guard Bounded.add(exp, leeway) >= nowSeconds else { throw .expired }
-        if let nbfValue = claims.values["nbf"] {
-            guard case .number(let nbfNumber) = nbfValue, let nbf = Bounded.int(nbfNumber.rounded(.down), in: Self.timeRange) else {
-                throw .invalidTime("nbf")
-            }
-            guard nbf <= Bounded.add(nowSeconds, leeway) else { throw .notYetValid }
-        }
-        if let iatValue = claims.values["iat"] {
-            guard case .number(let iatNumber) = iatValue, Bounded.int(iatNumber.rounded(.down), in: Self.timeRange) != nil else {
-                throw .invalidTime("iat")
-            }
-        }
+        let exp = try Self.checkTimes(claims, now: nowSeconds, leeway: settings.leeway)
         guard let audience = claims.values["aud"]?.strings else { throw .claimMissing("aud") }
         guard audience.contains(where: settings.audiences.contains) else { throw .wrongAudience }
 
@@ -169,6 +147,38 @@ final class JWTVerifier: Sendable {
         let untilExp = Duration.seconds(max(0, exp - nowSeconds))
         let lifetime = min(untilExp, settings.tokenCache)
         return (JWTIdentity(issuer: iss, tenant: tenant, scopes: scopes, keyPrefix: prefix), lifetime)
+    }
+}
+
+extension JWTVerifier {
+    /// The header's `alg` and `kid` and the claims, read (by jwt-kit's parser) before anything
+    /// is verified: only to choose the issuer, the key and the algorithm.
+    static func unverified(_ token: [UInt8]) throws(JWTRejection) -> (alg: String?, kid: String?, claims: TokenClaims) {
+        do {
+            let parsed = try DefaultJWTParser().parse(token, as: TokenClaims.self)
+            return (parsed.header.alg, parsed.header.kid, parsed.payload)
+        } catch {
+            throw .malformed
+        }
+    }
+
+    /// Checks `exp` (required), `nbf` and `iat` against `now` (seconds since 1970) with `leeway`;
+    /// returns `exp`. Every time goes through `Bounded`: an absurd one (`1e300`, negative, not a
+    /// number) is refused, never trapped on.
+    static func checkTimes(_ claims: TokenClaims, now: Int, leeway: Duration) throws(JWTRejection) -> Int {
+        let leeway = Int(Bounded.milliseconds(leeway) / 1000)
+        func time(_ name: String) throws(JWTRejection) -> Int? {
+            guard let value = claims.values[name] else { return nil }
+            guard case .number(let number) = value, let seconds = Bounded.int(number.rounded(.down), in: timeRange) else {
+                throw .invalidTime(name)
+            }
+            return seconds
+        }
+        guard let exp = try time("exp") else { throw .claimMissing("exp") }
+        guard Bounded.add(exp, leeway) >= now else { throw .expired }
+        if let nbf = try time("nbf"), nbf > Bounded.add(now, leeway) { throw .notYetValid }
+        _ = try time("iat")
+        return exp
     }
 }
 
