@@ -37,7 +37,7 @@ import Testing
         #expect(throws: ConfigurationError(key: "providers.x.base_url", problem: "must be an http(s) URL")) {
             try SluiceConfiguration.load(yaml: "providers: { x: { kind: openai, base_url: 'ftp://a' } }")
         }
-        #expect(throws: ConfigurationError(key: "providers.x.limits.rpn", problem: "is not a known setting")) {
+        #expect(throws: ConfigurationError(key: "providers.x.limits.rpn", problem: "is not a known setting; did you mean providers.x.limits.rpm?")) {
             try SluiceConfiguration.load(yaml: "providers: { x: { kind: openai, base_url: 'http://a', limits: { rpn: 5 } } }")
         }
         #expect(throws: ConfigurationError(key: "providers.x.breaker.failures", problem: "must be a whole number within 1...1000000")) {
@@ -61,7 +61,7 @@ import Testing
         #expect(pool.lanes == nil && pool.concurrency == 64 && pool.grace == .seconds(30) && pool.maintenance)
         let named = try WorkerPoolDefinition.load(yaml: "lanes: [openai/gpt-4o-mini, local]\nconcurrency: 8", file: "p.yaml")
         #expect(named.lanes == ["openai/gpt-4o-mini", "local"] && named.concurrency == 8)
-        #expect(throws: ConfigurationError(key: "p.yaml.concurency", problem: "is not a known setting")) {
+        #expect(throws: ConfigurationError(key: "p.yaml.concurency", problem: "is not a known setting; did you mean p.yaml.concurrency?")) {
             try WorkerPoolDefinition.load(yaml: "concurency: 8", file: "p.yaml")
         }
         #expect(throws: ConfigurationError(key: "p.yaml.lanes", problem: "must be a list of lanes, or all")) {

@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func unknownKeysAndBadValuesNameTheKey() {
-        #expect(throws: ConfigurationError(key: "queue.lease_duraton", problem: "is not a known setting")) {
+        #expect(throws: ConfigurationError(key: "queue.lease_duraton", problem: "is not a known setting; did you mean queue.lease_duration?")) {
             try SluiceConfiguration.load(yaml: "queue:\n  lease_duraton: 30s")
         }
         #expect(throws: ConfigurationError(key: "queue.lease_duration", problem: "must be a duration such as 500ms, 60s, 5m, 24h or 7d")) {
