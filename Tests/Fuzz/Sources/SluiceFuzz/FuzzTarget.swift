@@ -46,6 +46,7 @@ extension FuzzTarget {
         FuzzTarget(name: "providerbatch", run: providerBatch),
         FuzzTarget(name: "eventid", run: eventID),
         FuzzTarget(name: "proxies", run: proxies),
+        FuzzTarget(name: "traceparent", run: traceParent),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
