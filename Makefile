@@ -10,7 +10,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
         build-commit install uninstall
 
 VENV       := .build-py/venv
-PY_PKGS    := openai anthropic standardwebhooks httpx httpx-sse
+PY_PKGS    := openai anthropic standardwebhooks cryptography httpx httpx-sse
 
 ## deps: install the Debian packages Sluice needs, only those missing; apt-get update only if needed.
 ## postgresql: the tests start their own servers; a policy-rc.d (unless one exists) keeps the
