@@ -32,7 +32,12 @@ enum BatchOutput {
                 }
                 append(line, to: &output)
                 continue
-            case .expired: error("batch_expired", "This request could not be executed before the completion window expired.")
+            case .expired:
+                // OpenAI's sentence, then what to do about it.
+                error(
+                    "batch_expired",
+                    "This request could not be executed before the completion window expired. The window is the batch's completion_window from its created_at; "
+                        + "submit the expired requests again in a new batch (their custom_ids are in this file), with a longer completion_window, or raise the provider's limits (rpm, tpm, concurrency) so the batch fits in it.")
             case .cancelled: error("batch_cancelled", "This request was cancelled before it was executed.")
             case .failed, .dead:
                 let message = job?.error ?? "the request failed"

@@ -16,7 +16,8 @@ struct ReadyHints {
         let host = ["127.0.0.1", "0.0.0.0", "::", "localhost"].contains(configuration.server.host) ? "localhost" : configuration.server.host
         let base = "\(host):\(port)"
         var lines = ["sluice: try next, in another terminal:"]
-        let url = port == 8080 && host == "localhost" ? "" : "SLUICE_URL=http://\(base) "
+        // The CLI's default is http://127.0.0.1:8080; another port or host is said.
+        let url = port == 8080 && host == "localhost" ? "" : "SLUICE_URL=http://\(host == "localhost" ? "127.0.0.1" : host):\(port) "
         lines.append(
             "  export \(url)SLUICE_API_KEY=\(adminKey ?? "sluice_…")"
                 + (adminKey == nil ? "    # your key: the admin key printed at the first start, or `sluice keys create`" : ""))
