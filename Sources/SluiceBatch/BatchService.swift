@@ -286,14 +286,14 @@ public final class BatchService: Service, Sendable {
         batch.inputFileID = inputFileID
         batch.expiresAt = now + window
         batch.callbackURL = callbackURL
-        if let metadata, let text = try? JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys]) {
+        if let metadata, let text = try? JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .withoutEscapingSlashes]) {
             batch.metadata = String(decoding: text, as: UTF8.self)
         }
         let (requests, errors) = checkOpenAI(content, endpoint: endpoint)
         if !errors.isEmpty {
             batch.status = "failed"
             batch.failedAt = now
-            let text = try JSONSerialization.data(withJSONObject: ["object": "list", "data": errors.map(\.document)], options: [.sortedKeys])
+            let text = try JSONSerialization.data(withJSONObject: ["object": "list", "data": errors.map(\.document)], options: [.sortedKeys, .withoutEscapingSlashes])
             batch.errors = String(decoding: text, as: UTF8.self)
             try await store.create(batch)
             await announceEnd(batch)

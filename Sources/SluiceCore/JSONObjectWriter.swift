@@ -1,8 +1,15 @@
+import Foundation
+
 /// Writes one JSON object straight into bytes, member by member, for the job's two documents
-/// (`JobEnvelope`, `JobResource`): no `[String: Any]`, no Foundation round trip, and raw JSON
-/// (a request, a result, a client's metadata) spliced in as it is. The caller gives the members
-/// in the order they should appear (Sluice writes them sorted by key, as
-/// `JSONSerialization`'s `.sortedKeys` did, so the output reads the same as before).
+/// (`JobEnvelope`, `JobResource`) and the answers about a job (the 202 of a submit, a list, an
+/// event): no `[String: Any]`, no Foundation round trip, and raw JSON (a request, a result, a
+/// client's metadata) spliced in as it is. The caller gives the members in the order they should
+/// appear (Sluice writes them sorted by key, as `JSONSerialization`'s `.sortedKeys` did, so the
+/// output reads the same as before).
+///
+/// The API's answers read the same whichever writer made them: this one, or `encoder()` for a
+/// Codable answer (keys sorted, `/` not escaped, whole numbers as digits). A job's fields (id,
+/// links, status, times) are the same bytes in every answer that carries them.
 public struct JSONObjectWriter: Sendable {
     /// The bytes so far; `finished()` closes the object.
     private var bytes: [UInt8]
@@ -83,5 +90,22 @@ public struct JSONObjectWriter: Sendable {
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension JSONObjectWriter {
+    /// The one `JSONEncoder` configuration for the API's Codable answers (and anything else that
+    /// writes JSON a client reads): keys sorted, `/` written as is (Foundation escapes it as `\/`
+    /// by default, which this writer never does), so an answer does not change its bytes with
+    /// the writer that made it.
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// `value` as JSON by `encoder()`.
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        Array(try encoder().encode(value))
     }
 }

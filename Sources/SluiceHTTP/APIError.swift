@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOHTTP1
+import SluiceCore
 import SluiceQueue
 import SluiceRedis
 
@@ -34,9 +35,8 @@ public struct APIError: HTTPResponseError, Sendable {
     static let notFound = APIError(.notFound, type: "not_found", message: "no such job")
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = try encoder.encode(Body(error: .init(type: type, message: message, param: param, jobID: jobID)))
+        // The API's one encoder: a message that names a path (`GET /v1/jobs/…`) keeps its `/`.
+        let body = try JSONObjectWriter.encode(Body(error: .init(type: type, message: message, param: param, jobID: jobID)))
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))

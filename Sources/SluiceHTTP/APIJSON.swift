@@ -1,11 +1,14 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SluiceCore
 
 /// How the API reads and writes its Codable bodies (`request.decode(as:context:)`, and
 /// `ResponseEncodable` answers).
 ///
-/// - Answers are `application/json` with sorted keys, as the API has always written them. Field
+/// - Answers are `application/json` written by the API's one encoder configuration
+///   (`JSONObjectWriter.encoder()`: sorted keys, `/` not escaped), so they read byte for byte as
+///   the answers `JSONObjectWriter` writes directly (a job, a submit's 202). Field
 ///   names are spelled out by each type's `CodingKeys` (snake_case), never converted by the
 ///   encoder: a client's own map (`metadata`) keeps its keys as sent.
 /// - A body that cannot be read is our 400 naming the field (`APIError`), not Hummingbird's
@@ -15,9 +18,7 @@ public enum APIJSON {
         public init() {}
 
         public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let body = try encoder.encode(value)
+            let body = try JSONObjectWriter.encode(value)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
     }

@@ -28,13 +28,22 @@ enum JobDocument {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    /// The 202 answer to a submit, written directly (the hot path): the same JSON, keys sorted,
-    /// as `JSONSerialization` would make of `{id, object, status, created_at, links}`. A job id
-    /// and a state name need no escaping.
+    /// The 202 answer to a submit (and to a retry): `{created_at, id, links, object, status}`,
+    /// the job's own fields written as `JobResource.encoded` writes them (the same writer, the
+    /// same links, the same times), so they are the same bytes as in `GET /v1/jobs/{id}`.
     static func accepted(_ id: JobID, state: JobState, createdAt: UnixMillis) -> [UInt8] {
-        let id = id.rawValue
-        let text = #"{"created_at":\#(seconds(createdAt)),"id":"\#(id)","links":{"cancel":"/v1/jobs/\#(id)/cancel","events":"/v1/jobs/\#(id)/events","self":"/v1/jobs/\#(id)"},"object":"job","status":"\#(state.rawValue)"}"#
-        return Array(text.utf8)
+        var writer = JSONObjectWriter(capacity: 220)
+        writer.int("created_at", seconds(createdAt))
+        writer.string("id", id.rawValue)
+        let links = JobResource.links(id)
+        writer.object("links") { inner in
+            inner.string("cancel", links.cancel)
+            inner.string("events", links.events)
+            inner.string("self", links.path)
+        }
+        writer.string("object", "job")
+        writer.string("status", state.rawValue)
+        return writer.finished()
     }
 
     /// The 202 answer to a bulk submit, written directly: `{"count", "data": [{"created",

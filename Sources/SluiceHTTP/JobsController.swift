@@ -298,9 +298,7 @@ struct JobsController: Sendable {
         }
         let results = try await retries.retry(chosen, by: key)
         let retried = zip(chosen, results).map { Retried(id: $1.id.rawValue, retryOf: $0.id.rawValue, created: $1.created) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let body = try encoder.encode(Answer(count: retried.count, data: retried))
+        let body = try JSONObjectWriter.encode(Answer(count: retried.count, data: retried))
         return Response(status: .accepted, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 

@@ -133,14 +133,16 @@ func object(_ response: TestResponse) -> [String: Any] {
     }
 
     @Test func concurrencyLimitsVisibleAndHidden() async throws {
-        // Calls of 3 s: long enough that all four overlap however slowly a loaded machine sends them.
-        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.seconds(3)) }) { mock, client in
-            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
-                for _ in 0..<4 { group.addTask { try await postConcurrently(client, "/v1/chat/completions") } }
-                return try await group.reduce(into: []) { $0.append($1) }
-            }
-            #expect(statuses.filter { $0 == .ok }.count == 2)
-            #expect(statuses.filter { $0 == .tooManyRequests }.count == 2)
+        // Two calls in flight (each held 5 s), then two more: refused, whenever they come. The
+        // order is awaited, not timed: the third and fourth go once the mock counts two in flight.
+        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.seconds(5)) }) { mock, client in
+            async let first = postConcurrently(client, "/v1/chat/completions")
+            async let second = postConcurrently(client, "/v1/chat/completions")
+            #expect(await eventually(timeout: .seconds(5)) { mock.stats().inFlight == 2 })
+            let third = try await client.post("/v1/chat/completions")
+            let fourth = try await client.post("/v1/chat/completions")
+            #expect(third.status == .tooManyRequests && fourth.status == .tooManyRequests)
+            #expect(try await [first, second] == [.ok, .ok])
             #expect(mock.stats().peakConcurrency == 2)
         }
         try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.seconds(5)) }) { mock, client in
