@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import OTel
 import ServiceLifecycle
@@ -10,8 +11,15 @@ enum TraceExport {
     /// The exporter's service when `tracing.enabled`, after bootstrapping the tracer and turning
     /// `JobTracing` on; nil (and nothing bootstrapped) when tracing is off. The service runs in the
     /// role's service group, listed first so it stops last and sends the spans still batched.
-    static func bootstrap(_ settings: SluiceConfiguration.Tracing, logger: Logger) throws -> (any Service)? {
+    static func bootstrap(
+        _ settings: SluiceConfiguration.Tracing, logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (any Service)? {
         guard settings.enabled else { return nil }
+        // The standard switch turns it off again (swift-otel would refuse a bootstrap with nothing on).
+        if environment["OTEL_SDK_DISABLED"]?.lowercased() == "true" {
+            say("sluice: tracing is enabled in the configuration but OTEL_SDK_DISABLED=true: no traces")
+            return nil
+        }
         var configuration = OTel.Configuration.default
         configuration.serviceName = settings.serviceName
         configuration.logs.enabled = false
@@ -27,7 +35,7 @@ enum TraceExport {
         diagnostics[metadataKey: "component"] = "otel"
         configuration.diagnosticLogger = .custom(diagnostics)
         configuration.diagnosticLogLevel = .warning
-        let service = try OTel.bootstrap(configuration: configuration)
+        let service = try OTel.bootstrap(configuration: configuration, environment: environment)
         JobTracing.enable()
         // The endpoint without its query or user information (a token may ride there); headers never.
         let shown = settings.tracesURL.map { String($0.prefix { $0 != "?" }) }.map(hidingUser) ?? "OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318"
