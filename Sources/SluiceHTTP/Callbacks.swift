@@ -55,9 +55,10 @@ struct Callbacks: Sendable {
         return record
     }
 
-    /// Replaces the key's secret; the old one keeps signing beside it for `keepPrevious`.
-    func rotateSecret(for keyID: Int64, keepPrevious: Duration) async throws -> WebhookSecretRecord {
-        let record = try await keys.rotateWebhookSecret(keyID: keyID, fresh: WebhookSecret.generate().text, keepPrevious: keepPrevious)
+    /// Replaces the key's secret with a new one of `kind`; the old one keeps signing beside it
+    /// for `keepPrevious`.
+    func rotateSecret(for keyID: Int64, kind: WebhookSecret.Kind = .hmac, keepPrevious: Duration) async throws -> WebhookSecretRecord {
+        let record = try await keys.rotateWebhookSecret(keyID: keyID, fresh: WebhookSecret.generate(kind).text, keepPrevious: keepPrevious)
         try await publish(record, key: keyID)
         return record
     }

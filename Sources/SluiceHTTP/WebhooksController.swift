@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import SluiceCore
 import SluiceStore
@@ -6,9 +7,11 @@ import SluiceWebhooks
 /// Webhooks over HTTP: each key's signing secret, the deliveries of a job, and replays. (The
 /// check of a submitted `callback_url` is `Callbacks`.)
 ///
-/// - `GET /v1/keys/{prefix}/webhook-secret` (admin, or the key itself) shows the secret, and
-///   `POST …/rotate` replaces it; the old one keeps signing beside it for a day, so receivers
-///   can switch without a gap.
+/// - `GET /v1/keys/{prefix}/webhook-secret` (admin, or the key itself) shows what verifies the
+///   key's webhooks: the `whsec_` secret (HMAC, `v1`), or the `whpk_` public key of an Ed25519
+///   secret (`v1a`; its `whsk_` private key is never shown). `POST …/rotate` (body optional,
+///   `{"kind": "hmac" | "ed25519"}`, default hmac) replaces it; the old one keeps signing beside
+///   it for a day, so receivers can switch without a gap.
 /// - `GET /v1/webhooks/deliveries?job=<id>` (scope read): the job's deliveries, each with its attempts.
 /// - `POST /v1/webhooks/deliveries/{id}/retry` (scope submit): sends it again now.
 struct WebhooksController: Sendable {
@@ -23,14 +26,60 @@ struct WebhooksController: Sendable {
         var object = "webhook_secret"
         /// The key's prefix.
         let key: String
-        let secret: String
+        /// `hmac` or `ed25519`.
+        let kind: String
+        /// The `whsec_` secret of an HMAC kind; null for Ed25519 (whose private key is never shown).
+        @ExplicitNull var secret: String?
+        /// The `whpk_` public key of an Ed25519 kind; null for HMAC.
+        @ExplicitNull var publicKey: String?
+        /// What verifies the previous secret's signatures: its `whsec_`, or its `whpk_`.
         @ExplicitNull var previous: String?
+        @ExplicitNull var previousKind: String?
         /// Unix seconds until which `previous` still signs.
         @ExplicitNull var previousUntil: Int64?
 
         enum CodingKeys: String, CodingKey {
-            case object, key, secret, previous
-            case previousUntil = "previous_until"
+            case object, key, kind, secret, previous
+            case publicKey = "public_key", previousKind = "previous_kind", previousUntil = "previous_until"
+        }
+
+        init(key: String, _ record: WebhookSecretRecord) {
+            self.key = key
+            // Parsed, so that only a verifier is ever shown, never a `whsk_`.
+            let current = WebhookSecret(record.current)
+            kind = (current?.kind ?? .hmac).rawValue
+            secret = current?.kind == .hmac ? current?.text : nil
+            publicKey = current?.publicKey?.text
+            let previous = record.previous.flatMap(WebhookSecret.init)
+            self.previous = previous?.verifier
+            previousKind = previous?.kind.rawValue
+            previousUntil = previous == nil ? nil : record.previousUntil.map { $0.value / 1000 }
+        }
+    }
+
+    /// `POST /v1/keys/{prefix}/webhook-secret/rotate`'s body (optional).
+    struct Rotate: Decodable, RefusesUnknownFields {
+        static let fields: Set<String> = ["kind"]
+        let kind: WebhookSecret.Kind
+
+        init(from decoder: any Decoder) throws {
+            try Self.refuseUnknownFields(in: decoder)
+            let container = try decoder.container(keyedBy: AnyField.self)
+            let name = try container.decodeIfPresent(String.self, forKey: AnyField(stringValue: "kind")) ?? "hmac"
+            guard let kind = WebhookSecret.Kind(rawValue: name) else {
+                throw APIError.invalid("'kind' must be hmac or ed25519", param: "kind")
+            }
+            self.kind = kind
+        }
+
+        /// The body's kind: hmac when there is no body.
+        static func kind(of request: Request, context: SluiceRequestContext) async throws -> WebhookSecret.Kind {
+            let body = try await request.body.collect(upTo: 4096)
+            guard body.readableBytesView.contains(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) else { return .hmac }
+            if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+                throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json")
+            }
+            return try APIJSON.decode(Rotate.self, from: Data(buffer: body)).kind
         }
     }
 
@@ -100,12 +149,13 @@ struct WebhooksController: Sendable {
     func addRoutes(to group: RouterGroup<SluiceRequestContext>) {
         group.get("webhooks/deliveries", use: listDeliveries)
         group.post("webhooks/deliveries/:id/retry", use: retryDelivery)
-        group.get("keys/:prefix/webhook-secret") { _, context in try await secret(context, rotate: false) }
-        group.post("keys/:prefix/webhook-secret/rotate") { _, context in try await secret(context, rotate: true) }
+        group.get("keys/:prefix/webhook-secret") { _, context in try await secret(context, rotate: nil) }
+        group.post("keys/:prefix/webhook-secret/rotate") { request, context in try await secret(context, rotate: request) }
     }
 
-    /// The key's secret (created on first need), or a fresh one with `rotate`.
-    func secret(_ context: SluiceRequestContext, rotate: Bool) async throws -> Secret {
+    /// The key's secret (created on first need), or, with `rotate` (the rotation's request), a
+    /// fresh one of the kind its body asks for.
+    func secret(_ context: SluiceRequestContext, rotate: Request?) async throws -> Secret {
         guard let caller = context.key else { throw APIError(.unauthorized, type: "authentication", message: "no key") }
         guard let prefix = context.parameters.get("prefix"), let key = try await offPool({ try keys.find(prefix: prefix) }), key.revokedAt == nil else {
             throw APIError.noSuchKey
@@ -114,8 +164,11 @@ struct WebhooksController: Sendable {
             throw APIError(.forbidden, type: "permission", message: "only an admin key, or the key itself, may see its webhook secret")
         }
         var record = try await callbacks.ensureSecret(for: key.id)
-        if rotate { record = try await callbacks.rotateSecret(for: key.id, keepPrevious: .seconds(86_400)) }
-        return Secret(key: key.prefix, secret: record.current, previous: record.previous, previousUntil: record.previousUntil.map { $0.value / 1000 })
+        if let rotate {
+            let kind = try await Rotate.kind(of: rotate, context: context)
+            record = try await callbacks.rotateSecret(for: key.id, kind: kind, keepPrevious: .seconds(86_400))
+        }
+        return Secret(key: key.prefix, record)
     }
 
     @Sendable func listDeliveries(_ request: Request, _ context: SluiceRequestContext) async throws -> ListDocument<Delivery> {

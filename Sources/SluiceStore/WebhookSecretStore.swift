@@ -9,6 +9,13 @@ public struct WebhookSecretRecord: Sendable, Hashable {
     public var previous: String?
     /// Until when the previous secret still signs (both signatures are sent).
     public var previousUntil: UnixMillis?
+
+    public init(keyID: Int64, current: String, previous: String? = nil, previousUntil: UnixMillis? = nil) {
+        self.keyID = keyID
+        self.current = current
+        self.previous = previous
+        self.previousUntil = previousUntil
+    }
 }
 
 extension APIKeyStore {

@@ -3,6 +3,7 @@ import Testing
 
 @testable import SluiceCore
 @testable import SluiceHTTP
+import SluiceStore
 
 /// The Codable bodies: a body that does not decode is a 400 naming the field, unknown fields are
 /// refused, partial updates tell left-out from null, and answers keep their nulls.
@@ -66,10 +67,11 @@ import Testing
     @Test func answersKeepTheirNullsAndLeaveOutWhatIsAbsent() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let secret = WebhooksController.Secret(key: "sk_1", secret: "whsec_x", previous: nil, previousUntil: nil)
+        let secret = WebhooksController.Secret(key: "sk_1", WebhookSecretRecord(keyID: 1, current: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         #expect(
             String(decoding: try encoder.encode(secret), as: UTF8.self)
-                == #"{"key":"sk_1","object":"webhook_secret","previous":null,"previous_until":null,"secret":"whsec_x"}"#)
+                == #"{"key":"sk_1","kind":"hmac","object":"webhook_secret","previous":null,"previous_kind":null,"previous_until":null,"#
+                + #""public_key":null,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#)
         let error = APIError.Body(error: .init(type: "not_found", message: "no such job", param: nil, jobID: nil))
         #expect(String(decoding: try encoder.encode(error), as: UTF8.self) == #"{"error":{"message":"no such job","type":"not_found"}}"#)
     }
