@@ -27,18 +27,18 @@ import Testing
         let work = NSTemporaryDirectory() + "sluice-mock-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let (status, output) = try await runSluice(["mock-provider", "--latency", "fast"], in: work)
+        let (status, output) = try await runSluice(["mock-provider", "--port", "0", "--latency", "fast"], in: work)
         #expect(status == 2)
         #expect(output.contains("latency 'fast'"), "\(output)")
-        let (rates, ratesOutput) = try await runSluice(["mock-provider", "--error-rate", "0.8", "--reset-rate", "0.5"], in: work)
+        let (rates, ratesOutput) = try await runSluice(["mock-provider", "--port", "0", "--error-rate", "0.8", "--reset-rate", "0.5"], in: work)
         #expect(rates == 2 && ratesOutput.contains("add up to more than 1"), "\(ratesOutput)")
-        let (delay, delayOutput) = try await runSluice(["mock-provider", "--batch-delay", "soon"], in: work)
+        let (delay, delayOutput) = try await runSluice(["mock-provider", "--port", "0", "--batch-delay", "soon"], in: work)
         #expect(delay == 2 && delayOutput.contains("--batch-delay 'soon'"), "\(delayOutput)")
-        let (expire, expireOutput) = try await runSluice(["mock-provider", "--error-rate", "0.6", "--batch-expire-rate", "0.6"], in: work)
+        let (expire, expireOutput) = try await runSluice(["mock-provider", "--port", "0", "--error-rate", "0.6", "--batch-expire-rate", "0.6"], in: work)
         #expect(expire == 2 && expireOutput.contains("--batch-expire-rate"), "\(expireOutput)")
-        let (create, createOutput) = try await runSluice(["mock-provider", "--batch-create-delay", "2h"], in: work)
+        let (create, createOutput) = try await runSluice(["mock-provider", "--port", "0", "--batch-create-delay", "2h"], in: work)
         #expect(create == 2 && createOutput.contains("--batch-create-delay must be between 0 and 1h"), "\(createOutput)")
-        let (word, wordOutput) = try await runSluice(["mock-provider", "--batch-create-delay", "later"], in: work)
+        let (word, wordOutput) = try await runSluice(["mock-provider", "--port", "0", "--batch-create-delay", "later"], in: work)
         #expect(word == 2 && wordOutput.contains("--batch-create-delay 'later'"), "\(wordOutput)")
     }
 }
