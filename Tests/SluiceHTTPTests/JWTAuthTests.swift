@@ -113,6 +113,8 @@ fU3pRJiflkjtXsNRjteFeB0=
         let jwks: JWKSServer
         let keys: Keys
         let acmeKeyPrefix: String
+        let globexKeyPrefix: String
+        let store: APIKeyStore
 
         func request(_ method: HTTPRequest.Method, _ uri: String, token: String, json: String? = nil) async throws -> (
             status: HTTPResponse.Status, body: [String: Any], text: String
@@ -152,7 +154,7 @@ fU3pRJiflkjtXsNRjteFeB0=
     /// The API with `auth.jwt` (one issuer, keys from the JWKS server), tenants acme and globex
     /// each mapped to an API key of their own.
     func withJWTAPI(
-        jwks initial: @escaping @Sendable (Keys) -> String, minRefetch: Duration = .milliseconds(100),
+        jwks initial: @escaping @Sendable (Keys) -> String, minRefetch: Duration = .milliseconds(100), crossed: Bool = false,
         _ body: @escaping @Sendable (Fixture) async throws -> Void
     ) async throws {
         let keys = try await Keys.make()
@@ -178,7 +180,8 @@ fU3pRJiflkjtXsNRjteFeB0=
                 var issuer = JWTIssuer(issuer: Self.issuer, audiences: ["sluice"], keySource: .url(jwksURL))
                 issuer.tenantClaim = "org_id"
                 issuer.scopes = ["sluice:submit": .submit, "sluice:read": .read]
-                issuer.tenantKeys = ["acme": acme.prefix, "globex": globex.prefix]
+                // crossed: a configuration mistake that maps acme to globex's key.
+                issuer.tenantKeys = ["acme": crossed ? globex.prefix : acme.prefix, "globex": globex.prefix]
                 issuer.minRefetch = minRefetch
                 issuer.leeway = .seconds(5)
                 var settings = SluiceAPI.Settings()
@@ -187,7 +190,8 @@ fU3pRJiflkjtXsNRjteFeB0=
                 let api = SluiceAPI.testing(queue: queue, waiter: waiter, keys: store, settings: settings)
                 let app = Application(router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
                 try await app.test(.live) { client in
-                    try await body(Fixture(client: client, jwks: jwks, keys: keys, acmeKeyPrefix: acme.prefix))
+                    try await body(
+                        Fixture(client: client, jwks: jwks, keys: keys, acmeKeyPrefix: acme.prefix, globexKeyPrefix: globex.prefix, store: store))
                 }
             }
         }
@@ -314,6 +318,22 @@ fU3pRJiflkjtXsNRjteFeB0=
             #expect(try await api.refused().contains("unknown kid"))
             #expect(api.jwks.fetches.load(ordering: .relaxed) == fetched + 1)
             #expect(try await api.submit(kid: "ec-2") == .accepted)
+        }
+    }
+
+    @Test func aTokenMappedToAnotherTenantsKeyOrARevokedKeyIsRefused() async throws {
+        try await withJWTAPI(jwks: { $0.jwks($0.rsaJWK) }, crossed: true) { api in
+            // acme's tokens are (wrongly) mapped to globex's key: refused, never globex's jobs.
+            let crossed = try await api.refused()
+            #expect(crossed.contains("not the tenant of the API key"))
+            var globex = Claims()
+            globex.org_id = "globex"
+            let before = try await api.submit(globex)
+            #expect(before == .accepted)
+            // Revoking the key a tenant maps to locks its tokens out.
+            #expect(try api.store.revoke(prefix: api.globexKeyPrefix))
+            let after = try await api.refused(globex)
+            #expect(after.contains("missing or revoked"))
         }
     }
 
