@@ -47,6 +47,7 @@ extension FuzzTarget {
         FuzzTarget(name: "eventid", run: eventID),
         FuzzTarget(name: "proxies", run: proxies),
         FuzzTarget(name: "traceparent", run: traceParent),
+        FuzzTarget(name: "jwt", run: jwt),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
