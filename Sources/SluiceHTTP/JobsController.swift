@@ -108,6 +108,15 @@ struct JobsController: Sendable {
     }
 
     @Sendable func submitBulk(_ request: Request, _ context: SluiceRequestContext) async throws -> Response {
+        guard JobTracing.isEnabled else { return try await submitBulkJobs(request, context, span: nil) }
+        let parent = JobTracing.context(continuing: request.headers[.traceparent]) ?? .topLevel
+        return try await withSpan(JobTracing.Name.submit, context: parent, ofKind: .server) { span in
+            try await submitBulkJobs(request, context, span: span)
+        }
+    }
+
+    /// The bulk submit; with tracing on, every job carries the context of `span`, the bulk's one submit span.
+    private func submitBulkJobs(_ request: Request, _ context: SluiceRequestContext, span: (any Span)?) async throws -> Response {
         let key = try context.require(.submit)
         let type = request.headers[.contentType]?.lowercased() ?? "application/json"
         let jsonLines = type.hasPrefix("application/jsonl") || type.hasPrefix("application/x-ndjson")
@@ -116,9 +125,17 @@ struct JobsController: Sendable {
             throw APIError(.unsupportedMediaType, type: "unsupported_media_type", message: "send application/json (an array) or application/jsonl")
         }
         let body = try await request.body.collect(upTo: bulkMaxBytes)
-        let bulk = try BulkRequest(
+        var bulk = try BulkRequest(
             body: Array(buffer: body), jsonLines: jsonLines, tenant: key.tenant, maxLines: bulkMaxLines, directory: admission.directory,
             cache: admission.cache(for: key))
+        if let span {
+            span.updateAttributes { attributes in
+                attributes[JobTracing.Attribute.jobs] = bulk.specs.count
+                attributes[JobTracing.Attribute.tenant] = key.tenant
+            }
+            let trace = JobTracing.traceparent(of: span.context)
+            for index in bulk.specs.indices { bulk.specs[index].envelope.trace = trace }
+        }
         try await admission.checkJobs(bulk.specs, key: key)
         try await callbacks.check(bulk.specs, key: key)
         try await admission.admit(key, count: bulk.specs.count)

@@ -1,5 +1,8 @@
 import Foundation
+import SluiceCore
 import SluiceMock
+import SluiceQueue
+import SluiceRedis
 import SluiceTestSupport
 import Testing
 
@@ -12,17 +15,19 @@ import FoundationNetworking
 @Suite struct TracingTests {
     static let clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
     static let clientSpan = "00f067aa0ba902b7"
+    static let bulkTrace = "0af7651916cd43dd8448eb211c80319c"
+    static let unsampledTrace = "5bf92f3577b34da6a3ce929d0e0e4737"
     /// A marker in the prompt: no span may carry it (bodies and prompts are never attributes).
     static let prompt = "tracing-prompt-7f3a"
 
-    static func config(mock: String, collector: String) -> String {
+    static func config(mock: String, collector: String?) -> String {
         """
         providers:
           mock: { kind: openai, base_url: "\(mock)/v1", models: [gpt-4o-mini] }
         webhooks: { schedule: [0s, 1s, 1s], jitter: 0, allow_cidrs: [127.0.0.0/8] }
-        tracing: { enabled: true, endpoint: "\(collector)", protocol: http/json, service_name: sluice-test, sample_ratio: 1 }
 
         """
+            + (collector.map { "tracing: { enabled: true, endpoint: \"\($0)\", protocol: http/json, service_name: sluice-test, sample_ratio: 1 }\n" } ?? "")
     }
 
     /// One job submitted with the client's `traceparent`: submit → lease → provider call →
@@ -52,12 +57,25 @@ import FoundationNetworking
                             headers: ["traceparent": "00-\(Self.clientTrace.uppercased())-\(Self.clientSpan)-01"])
                         #expect(badStatus == 202, "\(badAnswer)")
                         let other = try #require(badAnswer["id"] as? String)
+                        // A bulk: one submit span, every job's lease under it.
+                        let line = #"{"provider": "mock", "model": "gpt-4o-mini", "request": {"model": "gpt-4o-mini", "messages": []}}"#
+                        let (bulkStatus, bulkAnswer) = try await call(
+                            "POST", sluice.url + "/v1/jobs/bulk", key: sluice.adminKey, json: "[\(line), \(line)]",
+                            headers: ["traceparent": "00-\(Self.bulkTrace)-\(Self.clientSpan)-01"])
+                        #expect(bulkStatus == 202, "\(bulkAnswer)")
+                        // The client did not sample its trace: neither does Sluice (parent-based).
+                        let (unsampledStatus, _) = try await call(
+                            "POST", sluice.url + "/v1/jobs", key: sluice.adminKey, json: line,
+                            headers: ["traceparent": "00-\(Self.unsampledTrace)-\(Self.clientSpan)-00"])
+                        #expect(unsampledStatus == 202)
 
                         let names = ["sluice.submit", "sluice.lease", "sluice.provider.call", "sluice.complete", "sluice.webhook.deliver"]
                         // Exports are batched (every 5 s by default): wait for them, 30 s at most.
                         let arrived = await eventually(timeout: .seconds(30)) {
                             let seen = Set(collector.spans.filter { $0.traceID == Self.clientTrace }.map(\.name))
+                            let bulkLeases = collector.spans.filter { $0.traceID == Self.bulkTrace && $0.name == "sluice.lease" }
                             return names.allSatisfy(seen.contains) && collector.spans.contains { $0.attributes["sluice.job.id"] == other }
+                                && bulkLeases.count == 2
                         }
                         let spans = collector.spans
                         try #require(arrived, "spans: \(spans.map { "\($0.name) \($0.traceID)" }); webhooks \(hooks.count)")
@@ -99,8 +117,34 @@ import FoundationNetworking
                         #expect(otherSubmit.traceID != Self.clientTrace && otherSubmit.traceID.count == 32)
                         #expect(otherSubmit.parentSpanID == "")
                         #expect(collector.malformed == 0)
+                        // The bulk's trace: one submit for its two jobs, each job's lease under it.
+                        let bulkSubmit = try #require(spans.first { $0.traceID == Self.bulkTrace && $0.name == "sluice.submit" })
+                        #expect(bulkSubmit.parentSpanID == Self.clientSpan)
+                        #expect(bulkSubmit.attributes["sluice.jobs"] == "2")
+                        let bulkLeases = spans.filter { $0.traceID == Self.bulkTrace && $0.name == "sluice.lease" }
+                        #expect(bulkLeases.allSatisfy { $0.parentSpanID == bulkSubmit.spanID })
+                        #expect(Set(bulkLeases.compactMap { $0.attributes["sluice.job.id"] }).count == 2)
+                        #expect(!spans.contains { $0.traceID == Self.unsampledTrace })
                     }
                 }
+            }
+        }
+    }
+
+    /// Tracing off (the default): a client's traceparent is not read and nothing is added to the
+    /// job (its envelope has no trace), and no span is exported anywhere.
+    @Test func withTracingOffAJobCarriesNothingMore() async throws {
+        try await withMockProvider(MockConfiguration()) { _, mock in
+            try await withRunningSluice(config: Self.config(mock: mock, collector: nil)) { sluice in
+                let line = #"{"provider": "mock", "model": "gpt-4o-mini", "request": {"model": "gpt-4o-mini", "messages": []}}"#
+                let (status, answer) = try await call(
+                    "POST", sluice.url + "/v1/jobs", key: sluice.adminKey, json: line,
+                    headers: ["traceparent": "00-\(Self.clientTrace)-\(Self.clientSpan)-01"])
+                #expect(status == 202, "\(answer)")
+                let id = try #require((answer["id"] as? String).flatMap(JobID.init))
+                let meta = try await sluice.queue.redis.send(RedisCommand("HGET", KeyLayout.job(id), "meta"))
+                #expect(JobEnvelope(decoding: meta.bytes ?? []).trace == nil)
+                #expect(!contents(of: sluice.work + "/up.log").contains("traces to"))
             }
         }
     }
