@@ -35,10 +35,4 @@ public struct ClientAddress: Sendable {
     func resolve(_ request: Request, _ context: SluiceRequestContext) -> String {
         resolve(request.headers, peer: context.peer)
     }
-
-    /// Whether the connection's peer is a trusted proxy (whose `X-Forwarded-Proto` may be believed).
-    public func peerIsTrusted(_ peer: String?) -> Bool {
-        guard let peer, let address = TrustedProxies.Address(peer) else { return false }
-        return trusted.contains(address)
-    }
 }
