@@ -368,6 +368,28 @@ fU3pRJiflkjtXsNRjteFeB0=
         await #expect(throws: (any Error).self) { _ = try await loaded.collection.verify("\(noneHeader).\(payload).", as: TokenClaims.self) }
     }
 
+    /// `jwks_file`: read on first use and again on an unknown kid; a file that turns bad keeps the keys.
+    @Test func aJWKSFileIsReadAndABadOneKeepsTheKeys() async throws {
+        let keys = try await Keys.make()
+        let path = NSTemporaryDirectory() + "sluice-jwks-" + UUID().uuidString + ".json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try keys.jwks(keys.rsaJWK).write(toFile: path, atomically: true, encoding: .utf8)
+        var issuer = JWTIssuer(issuer: Self.issuer, audiences: ["sluice"], keySource: .file(path))
+        issuer.minRefetch = .milliseconds(100)
+        let cache = JWKSCache(issuer: issuer, logger: Logger(label: "test"))
+        #expect(await cache.keys(for: "rsa-1")?.kids == ["rsa-1"])
+        #expect(await cache.keys(for: "ec-2") == nil)
+
+        try keys.jwks(keys.rsaJWK, keys.ecJWK).write(toFile: path, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await cache.keys(for: "ec-2")?.kids == ["rsa-1", "ec-2"])
+
+        try #"{"keys": "#.write(toFile: path, atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await cache.keys(for: "ed-3") == nil)  // refetched: the file is bad now
+        #expect(await cache.keys(for: "ec-2")?.kids == ["rsa-1", "ec-2"])
+    }
+
     @Test func configurationNamesWhatIsWrong() throws {
         func problem(_ yaml: String) -> String? {
             do {
@@ -386,6 +408,8 @@ fU3pRJiflkjtXsNRjteFeB0=
         let loaded = try SluiceConfiguration.load(yaml: base)
         #expect(loaded.jwtIssuers.first?.audiences == ["sluice"])
         #expect(loaded.jwtIssuers.first?.algorithms == [.rs256, .es256, .edDSA])
+        // sluice serve and up build the API's settings from the configuration: the issuers go along.
+        #expect(SluiceAPI.Settings(loaded).jwtIssuers == loaded.jwtIssuers)
         #expect(problem(base + "\n      algorithms: [RS256, HS256]")?.contains("'HS256' is never accepted") == true)
         #expect(problem(base + "\n      algorithms: [none]")?.contains("'none' is never accepted") == true)
         #expect(problem(base + "\n      algorithms: [PS512]")?.contains("'PS512' is not supported") == true)
