@@ -137,7 +137,7 @@ test: deps venv browser build-commit
 ## to .build-fuzz/corpus/<target>, and writes a crashing input to .build-fuzz/crashes/. Fails if
 ## any target crashed. `make test` ends with a short, fixed-seed pass of each (FUZZ_TEST_RUN).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= json job bulk multipart ratelimit duration batchline config pipeline template condition mockbatch providerbatch eventid proxies traceparent jwt
+FUZZ_TARGETS ?= json job bulk multipart ratelimit duration batchline config pipeline template condition mockbatch providerbatch eventid proxies traceparent jwt webhookkeys
 FUZZ_TEST_TARGETS := $(FUZZ_TARGETS)
 # make test's pass is deterministic (a fixed seed and count), so CI replays the corpus and the same
 # 20,000 mutations every time rather than failing at random on a new find: exploring is make fuzz's job.

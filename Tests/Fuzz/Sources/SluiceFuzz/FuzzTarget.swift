@@ -48,6 +48,7 @@ extension FuzzTarget {
         FuzzTarget(name: "proxies", run: proxies),
         FuzzTarget(name: "traceparent", run: traceParent),
         FuzzTarget(name: "jwt", run: jwt),
+        FuzzTarget(name: "webhookkeys", run: webhookKeys),
     ]
 
     static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
