@@ -3,8 +3,8 @@
 ///
 /// Parsing is the only check a client's header gets before the tracer sees it: anything that is
 /// not a well-formed header (wrong length, upper-case or non-hex digits, an all-zero id, version
-/// `ff`) gives nil, and the submit starts a new trace. It reads at most the first 55 bytes that
-/// matter and allocates nothing until it has accepted them, so a hostile header costs nothing.
+/// `ff`) gives nil, and the submit starts a new trace. It looks at no more than `maxLength` + 1
+/// bytes of the header, so a hostile one costs next to nothing.
 /// A later version's header (`01-…`) is read as version 00 allows: its first four fields, then
 /// `-` or the end.
 public struct TraceParent: Sendable, Hashable {
