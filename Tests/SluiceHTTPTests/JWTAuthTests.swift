@@ -66,13 +66,15 @@ fU3pRJiflkjtXsNRjteFeB0=
 -----END PRIVATE KEY-----
 """
 
-    /// The keys the tests sign with: RSA `rsa-1` (RS256) and EC `ec-2` (ES256), and the JWKS
+    /// The keys the tests sign with: RSA `rsa-1` (RS256), EC `ec-2` (ES256) and Ed25519 `ed-3`
+    /// (EdDSA), and the JWKS
     /// documents that publish them.
     struct Keys: Sendable {
         let signers: JWTKeyCollection
         let rsaPublicPEM: String
         let rsaJWK: String
         let ecJWK: String
+        let edJWK: String
 
         static func make() async throws -> Keys {
             let rsa = try Insecure.RSA.PrivateKey(pem: JWTAuthTests.rsaPEM)
@@ -82,10 +84,13 @@ fU3pRJiflkjtXsNRjteFeB0=
             let signers = JWTKeyCollection()
             await signers.add(rsa: rsa, digestAlgorithm: .sha256, kid: "rsa-1")
             await signers.add(ecdsa: ec, kid: "ec-2")
+            let ed = try EdDSA.PrivateKey()
+            await signers.add(eddsa: ed, kid: "ed-3")
             return Keys(
                 signers: signers, rsaPublicPEM: rsa.publicKey.pemRepresentation,
                 rsaJWK: #"{"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": "\#(base64URL(modulus))", "e": "\#(base64URL(exponent))"}"#,
-                ecJWK: #"{"kty": "EC", "crv": "P-256", "kid": "ec-2", "use": "sig", "x": "\#(parameters.x)", "y": "\#(parameters.y)"}"#)
+                ecJWK: #"{"kty": "EC", "crv": "P-256", "kid": "ec-2", "use": "sig", "x": "\#(parameters.x)", "y": "\#(parameters.y)"}"#,
+                edJWK: #"{"kty": "OKP", "crv": "Ed25519", "kid": "ed-3", "use": "sig", "x": "\#(base64URL(ed.publicKey.rawRepresentation))"}"#)
         }
 
         func jwks(_ keys: String...) -> String { #"{"keys": [\#(keys.joined(separator: ", "))]}"# }
@@ -198,7 +203,7 @@ fU3pRJiflkjtXsNRjteFeB0=
     }
 
     @Test func aValidTokenSubmitsAndReadsAsItsTenantsKeyAndNoOtherTenant() async throws {
-        try await withJWTAPI(jwks: { $0.jwks($0.rsaJWK, $0.ecJWK) }) { api in
+        try await withJWTAPI(jwks: { $0.jwks($0.rsaJWK, $0.ecJWK, $0.edJWK) }) { api in
             let token = try await api.keys.token()
             let submitted = try await api.request(.post, "/v1/jobs", token: token, json: Self.job)
             #expect(submitted.status == .accepted)
@@ -206,9 +211,11 @@ fU3pRJiflkjtXsNRjteFeB0=
             let read = try await api.request(.get, "/v1/jobs/\(id)", token: token)
             #expect(read.status == .ok)
 
-            // An ES256 token of the same tenant reads it too.
+            // ES256 and EdDSA tokens of the same tenant read it too.
             let ecToken = try await api.keys.token(kid: "ec-2")
             #expect(try await api.request(.get, "/v1/jobs/\(id)", token: ecToken).status == .ok)
+            let edToken = try await api.keys.token(kid: "ed-3")
+            #expect(try await api.request(.get, "/v1/jobs/\(id)", token: edToken).status == .ok)
 
             // Tenant globex's token acts as globex's key: acme's job is not there for it.
             var globex = Claims()
