@@ -163,11 +163,11 @@ struct WebhooksController: Sendable {
         guard caller.scopes.contains(.admin) || caller.id == key.id else {
             throw APIError(.forbidden, type: "permission", message: "only an admin key, or the key itself, may see its webhook secret")
         }
+        // The body is checked before anything is written: a refused rotation changes nothing.
+        var kind: WebhookSecret.Kind?
+        if let rotate { kind = try await Rotate.kind(of: rotate, context: context) }
         var record = try await callbacks.ensureSecret(for: key.id)
-        if let rotate {
-            let kind = try await Rotate.kind(of: rotate, context: context)
-            record = try await callbacks.rotateSecret(for: key.id, kind: kind, keepPrevious: .seconds(86_400))
-        }
+        if let kind { record = try await callbacks.rotateSecret(for: key.id, kind: kind, keepPrevious: .seconds(86_400)) }
         return Secret(key: key.prefix, record)
     }
 
