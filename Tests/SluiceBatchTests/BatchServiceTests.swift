@@ -105,6 +105,12 @@ import Testing
             let lines = errors.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             #expect(lines.count == 5)
             #expect(lines.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "batch_expired" })
+            // What expired and what to do: OpenAI's sentence, then the window and the way out.
+            #expect(lines.allSatisfy {
+                let message = ($0["error"] as? [String: Any])?["message"] as? String ?? ""
+                return message.hasPrefix("This request could not be executed before the completion window expired.")
+                    && message.contains("completion_window") && message.contains("submit the expired requests again in a new batch")
+            })
             #expect(Set(lines.compactMap { $0["custom_id"] as? String }) == ["r0", "r1", "r2", "r3", "r4"])
             let document = BatchDocument.OpenAI(ended)
             #expect(document.requestCounts == BatchDocument.OpenAI.RequestCounts(total: 5, completed: 0, failed: 5))
