@@ -154,6 +154,12 @@ import Testing
         #expect(bulk.code == 202, "\(bulk.code) \(bulk.body.prefix(500))")
         #expect(bulk.body.components(separatedBy: "job_").count - 1 >= 600)
 
+        // A 1.5 MB job: over Sluice's 1 MiB but under the file's 2 MB, so Sluice answers, in JSON.
+        let bigFile = proxy.directory + "/big.json"
+        try #"{"lane": "demo", "request": {"pad": "\#(String(repeating: "y", count: 1_500_000))"}}"#.write(toFile: bigFile, atomically: true, encoding: .utf8)
+        let big = try await proxy.curl(auth + ["-H", "Content-Type: application/json", "--data-binary", "@" + bigFile, "\(proxy.url)/v1/jobs"])
+        #expect(big.code == 413 && big.body.contains(#""error""#) && !big.body.contains("<html"), "\(big.code) \(big.body.prefix(300))")
+
         // The dashboard's login limit counts a failed login against the client, not the proxy.
         let jar = proxy.directory + "/cookies"
         let page = try await proxy.curl(["-c", jar, "\(proxy.url)/ui/login"])
