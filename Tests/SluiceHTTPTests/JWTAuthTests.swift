@@ -397,6 +397,19 @@ fU3pRJiflkjtXsNRjteFeB0=
         #expect(await cache.keys(for: "ec-2")?.kids == ["rsa-1", "ec-2"])
     }
 
+    /// A scope claim is a space-separated string (`scope`) or an array (Okta's `scp`); only
+    /// strings, lists of strings and numbers are kept from a payload.
+    @Test func scopesReadAsStringOrArray() throws {
+        let claims = try JSONDecoder().decode(
+            TokenClaims.self, from: Data(#"{"scope": "a  b", "scp": ["c", "d"], "exp": 17, "nested": {"x": [1, {"y": 2}]}, "flag": true}"#.utf8))
+        #expect(claims.values["scope"]?.strings == ["a", "b"])
+        #expect(claims.values["scp"]?.strings == ["c", "d"])
+        #expect(claims.values["exp"] == .number(17))
+        #expect(claims.values["nested"] == .other)
+        #expect(claims.values["flag"] == .other)
+        #expect(claims.values["exp"]?.strings == nil)
+    }
+
     @Test func configurationNamesWhatIsWrong() throws {
         func problem(_ yaml: String) -> String? {
             do {
