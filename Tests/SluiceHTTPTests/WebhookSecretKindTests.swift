@@ -62,6 +62,8 @@ import Testing
             #expect(typo.status == .badRequest && (typo.body["error"] as? [String: Any])?["param"] as? String == "knd")
             let text = try await api.request(.post, rotate, key: api.acme, json: "kind=ed25519", headers: [.contentType: "text/plain"])
             #expect(text.status == .unsupportedMediaType)
+            let huge = #"{"kind": "ed25519", "pad": ""# + String(repeating: " ", count: 8192) + "}"
+            #expect(try await api.request(.post, rotate, key: api.acme, json: huge).status == .contentTooLarge, "a rotation body is read up to 4 KB")
             // Another tenant's key may not rotate it, whatever the body.
             #expect(try await api.request(.post, rotate, key: api.globex, json: #"{"kind": "ed25519"}"#).status == .forbidden)
             // None of these rotated anything: the key still has its first (HMAC) secret, no previous.
