@@ -89,8 +89,13 @@ func printJSON(_ object: Any) {
     say(String(decoding: data, as: UTF8.self))
 }
 
-/// Prints the API's answer as it came, keys sorted, for `--json`.
-func printJSON(_ json: Data) { printJSON(PrintedJSON.object(json)) }
+/// Prints the API's answer for `--json` byte for byte as the API wrote it (its one writer: keys
+/// sorted, `/` not escaped), so `sluice get --json` and `GET /v1/jobs/{id}` read the same; an
+/// answer that is not a JSON object prints as `{}`.
+func printJSON(_ json: Data) {
+    guard (try? JSONSerialization.jsonObject(with: json)) is [String: Any] else { return printJSON([String: Any]()) }
+    say(String(decoding: json, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+}
 
 /// "job_…  succeeded  lane demo  attempt 1/3" and, when finished, the result or the error.
 func describeJob(_ answer: SluiceClient.Answer<SluiceClient.JobSummary>) -> String {
@@ -158,7 +163,7 @@ struct Submit: AsyncParsableCommand {
                 }
                 object["metadata"] = value
             }
-            let body = try JSONSerialization.data(withJSONObject: object)
+            let body = try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
             try await client.withClient { api in
                 let accepted = try await api.submit(body, idempotencyKey: idempotencyKey)
                 guard let id = accepted.value.id else { throw CommandFailure(exitCode: 3, message: "the answer has no job id") }
@@ -456,7 +461,7 @@ struct Batch: AsyncParsableCommand {
         guard object["idempotency_key"] == nil else { return line }
         let digest = SHA256.hash(data: line).prefix(12).map { String(format: "%02x", $0) }.joined()
         object["idempotency_key"] = "batch:\(tag):\(number):\(digest)"
-        return try JSONSerialization.data(withJSONObject: object)
+        return try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
     }
 }
 

@@ -125,6 +125,12 @@ private func withRunning(log: String, work: String, _ body: (RunningSluice) asyn
             let answer = try #require(try JSONSerialization.jsonObject(with: Data(accepted.utf8)) as? [String: Any], "\(accepted)")
             let jobID = try #require(answer["id"] as? String)
             #expect(accepted.hasPrefix("{") && accepted.contains(#""id":"\#(jobID)""#), "\(accepted)")
+            // --json prints the API's own bytes: the job reads as GET /v1/jobs/{id} does, `/` as is.
+            let (_, plain) = try await sluice.sluice(["status", jobID, "--json"])
+            let (_, fetched) = try await runProgram(
+                "/usr/bin/curl", ["-s", sluice.url + "/v1/jobs/" + jobID, "-H", "Authorization: Bearer \(sluice.adminKey)"], in: sluice.work)
+            #expect(plain.trimmingCharacters(in: .whitespacesAndNewlines) == fetched, "\(plain) / \(fetched)")
+            #expect(!accepted.contains(#"\/"#) && !plain.contains(#"\/"#), "\(accepted) \(plain)")
 
             let (shown, text) = try await sluice.sluice(["status", jobID, "--events"])
             #expect(shown == 0)
