@@ -8,6 +8,7 @@ import SluiceCore
 import SluiceQueue
 import SluiceRedis
 import Synchronization
+import Tracing
 
 /// How webhooks are sent.
 public struct WebhookSettings: Sendable, Hashable {
@@ -303,6 +304,9 @@ public final class WebhookService: Service, Sendable {
         // Connect to the checked address (SNI and Host stay the URL's host).
         configuration.dnsOverride = [target.host: target.address]
         configuration.connectionPool.retryConnectionEstablishment = false
+        // AsyncHTTPClient's own spans would carry the callback URL (its path and query may hold the
+        // receiver's token): none; the delivery's span (`traced`) is the trace, and its context is sent.
+        configuration.tracing.tracer = nil
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         defer { client.shutdown { _ in } }
         let timestamp = Int64(Date().timeIntervalSince1970)
@@ -315,6 +319,9 @@ public final class WebhookService: Service, Sendable {
         request.headers.add(
             name: "webhook-signature", value: WebhookSignature.sign(id: delivery.id, timestamp: timestamp, body: delivery.body, secrets: secrets))
         request.body = .bytes(ByteBuffer(bytes: delivery.body))
+        if JobTracing.isEnabled, let context = ServiceContext.current, let traceparent = JobTracing.traceparent(of: context) {
+            request.headers.add(name: "traceparent", value: traceparent)
+        }
         do {
             let response = try await client.execute(request, timeout: .seconds(Int64(settings.timeout.components.seconds)))
             _ = try? await response.body.collect(upTo: 64 << 10)

@@ -22,6 +22,10 @@ public final class OTLPReceiver: Sendable {
     }
 
     private let state = Mutex<(spans: [Span], exports: Int, malformed: Int)>(([], 0, 0))
+    fileprivate let hooks = Mutex<[String?]>([])
+
+    /// The `traceparent` header of each POST to `/hook` (a webhook receiver beside the collector), nil when it had none.
+    public var hookTraceparents: [String?] { hooks.withLock { $0 } }
 
     /// Every span received so far, in arrival order.
     public var spans: [Span] { state.withLock { $0.spans } }
@@ -73,7 +77,8 @@ public final class OTLPReceiver: Sendable {
 }
 
 /// Runs `body` with an `OTLPReceiver` on a loopback port; `body` gets it and its base URL
-/// (`http://127.0.0.1:<port>`, the collector's endpoint: spans go to its `/v1/traces`).
+/// (`http://127.0.0.1:<port>`, the collector's endpoint: spans go to its `/v1/traces`). Its
+/// `/hook` answers 200 to any POST and keeps the request's `traceparent` (a webhook receiver).
 public func withOTLPReceiver<T: Sendable>(_ body: (OTLPReceiver, String) async throws -> T) async throws -> T {
     let receiver = OTLPReceiver()
     let router = Router()
@@ -81,6 +86,10 @@ public func withOTLPReceiver<T: Sendable>(_ body: (OTLPReceiver, String) async t
         let bytes = try await request.body.collect(upTo: 16 << 20)
         receiver.receive(Array(buffer: bytes))
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
+    }
+    router.post("hook") { request, _ -> Response in
+        receiver.hooks.withLock { $0.append(request.headers[HTTPField.Name("traceparent")!]) }
+        return Response(status: .ok)
     }
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     var logger = Logger(label: "otlp")

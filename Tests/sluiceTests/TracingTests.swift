@@ -19,6 +19,8 @@ import FoundationNetworking
     static let unsampledTrace = "5bf92f3577b34da6a3ce929d0e0e4737"
     /// A marker in the prompt: no span may carry it (bodies and prompts are never attributes).
     static let prompt = "tracing-prompt-7f3a"
+    /// A receiver's token in its callback URL: no span may carry it either.
+    static let hookToken = "hook-token-91c2"
 
     static func config(mock: String, collector: String?) -> String {
         """
@@ -43,7 +45,7 @@ import FoundationNetworking
                         let (secretStatus, _) = try await call("GET", sluice.url + "/v1/keys/\(prefix)/webhook-secret", key: sluice.adminKey)
                         #expect(secretStatus == 200)
                         let body = """
-                            {"provider": "mock", "model": "gpt-4o-mini", "callback_url": "\(hookURL)/hook",
+                            {"provider": "mock", "model": "gpt-4o-mini", "callback_url": "\(collectorURL)/hook?token=\(Self.hookToken)",
                              "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\(Self.prompt)"}]}}
                             """
                         let (status, answer) = try await call(
@@ -53,7 +55,7 @@ import FoundationNetworking
                         let job = try #require(answer["id"] as? String)
                         // A malformed traceparent (upper-case hex): ignored, a trace of its own.
                         let (badStatus, badAnswer) = try await call(
-                            "POST", sluice.url + "/v1/jobs", key: sluice.adminKey, json: body.replacingOccurrences(of: "/hook", with: "/other"),
+                            "POST", sluice.url + "/v1/jobs", key: sluice.adminKey, json: body.replacingOccurrences(of: "\(collectorURL)/hook", with: "\(hookURL)/other"),
                             headers: ["traceparent": "00-\(Self.clientTrace.uppercased())-\(Self.clientSpan)-01"])
                         #expect(badStatus == 202, "\(badAnswer)")
                         let other = try #require(badAnswer["id"] as? String)
@@ -106,10 +108,12 @@ import FoundationNetworking
                         #expect(attempt.attributes["sluice.outcome"] == "success")
                         #expect(completion.attributes["sluice.job.state"] == "succeeded")
                         #expect(webhook.attributes["http.response.status_code"] == "200")
+                        // The receiver got the delivery span's context: it may continue the trace.
+                        #expect(collector.hookTraceparents == ["00-\(Self.clientTrace)-\(webhook.spanID)-01"])
                         // Never the prompt, the answer or the key.
                         for span in spans {
                             for value in span.attributes.values {
-                                #expect(!value.contains(Self.prompt) && !value.contains(sluice.adminKey), "\(span)")
+                                #expect(!value.contains(Self.prompt) && !value.contains(sluice.adminKey) && !value.contains(Self.hookToken), "\(span)")
                             }
                         }
                         // The malformed header's job: a new trace, a root submit span, its job carried through.
