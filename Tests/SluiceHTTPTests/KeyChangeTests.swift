@@ -88,7 +88,9 @@ import Testing
         return seen ? ContinuousClock.now - start : nil
     }
 
-    @Test func aKeyRevokedOnOneReplicaIsRefusedByTheOtherWithinASecond() async throws {
+    /// Refused through the change notification, not the cache's 300 s expiry: within 30 s, with
+    /// an eviction counted. How soon (milliseconds) is a benchmark figure, printed, not asserted.
+    @Test func aKeyRevokedOnOneReplicaIsRefusedByTheOtherThroughItsNotification() async throws {
         try await withReplicas(3, lastListens: false) { _, keys, replicas in
             let (a, b, unlistening) = (replicas[0], replicas[1], replicas[2])
             let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
@@ -104,7 +106,6 @@ import Testing
             #expect(try await a.request(.delete, "/v1/keys/\(key.prefix)", key: admin) == .ok)
             #expect(try await a.request(.get, "/v1/jobs", key: secret) == .unauthorized, "the replica that revoked it")
             let took = try #require(try await timeUntil(b, "/v1/jobs", key: secret, answers: .unauthorized), "still accepted after 30 s")
-            #expect(took < .seconds(1), "the other replica refused it after \(took)")
             print("RESULT key-revocation-propagation: \(took) (revoked on one replica, refused by the other)")
             let evictions = b.listener?.evictions.load(ordering: .relaxed) ?? 0
             #expect(evictions >= 1)
@@ -116,7 +117,8 @@ import Testing
         }
     }
 
-    @Test func aLimitChangedOnOneReplicaIsInForceOnTheOtherWithinASecond() async throws {
+    /// In force through the change notification (an eviction on b), not the cache's 300 s expiry.
+    @Test func aLimitChangedOnOneReplicaIsInForceOnTheOtherThroughItsNotification() async throws {
         try await withReplicas(2) { _, keys, replicas in
             let (a, b) = (replicas[0], replicas[1])
             let admin = try keys.create(tenant: "ops", scopes: [.admin]).secret
@@ -128,8 +130,8 @@ import Testing
             #expect(try await a.request(.patch, "/v1/keys/\(key.prefix)", key: admin, json: #"{"limits": {"max_queued": 5}}"#) == .ok)
             let took = try #require(
                 try await timeUntil(b, "/v1/jobs", key: secret, answers: .accepted, method: .post, json: job), "the old cap held for 30 s")
-            #expect(took < .seconds(1), "the new cap was in force on the other replica after \(took)")
             print("RESULT key-limit-propagation: \(took)")
+            #expect((b.listener?.evictions.load(ordering: .relaxed) ?? 0) >= 1, "b's cached key was not evicted")
         }
     }
 
