@@ -49,6 +49,14 @@ public struct TrustedProxies: Sendable, Hashable, CustomStringConvertible {
             return true
         }
 
+        /// Wider than any real set of proxies: shorter than /8 (IPv4) or /16 (IPv6; /7 inside the
+        /// private fc00::/7, so that fd00::/8 stays possible).
+        public var isTooWide: Bool {
+            if address.bytes.count == 4 { return bits < 8 }
+            if bits >= 7, address.bytes[0] & 0xFE == 0xFC { return false }
+            return bits < 16
+        }
+
         public var description: String { bits == address.bytes.count * 8 ? "\(address)" : "\(address)/\(bits)" }
     }
 
@@ -127,12 +135,20 @@ public struct TrustedProxies: Sendable, Hashable, CustomStringConvertible {
     public init(ranges: [Range]) { self.ranges = ranges }
 
     /// Parses `server.trusted_proxies`' entries; the error names every entry that is not an
-    /// address or CIDR.
+    /// address or CIDR, or the first one so wide that it would trust any client (shorter than /8
+    /// for IPv4, /16 for IPv6 outside the private fc00::/7).
     public init(parsing entries: [String]) throws(ConfigurationError) {
         var ranges: [Range] = []
         var bad: [String] = []
         for entry in entries {
             if let range = Range(entry) { ranges.append(range) } else { bad.append(entry) }
+        }
+        if bad.isEmpty, let wide = ranges.first(where: \.isTooWide) {
+            throw ConfigurationError(
+                key: "server.trusted_proxies",
+                problem:
+                    "'\(wide)' is too wide: it would trust the X-Forwarded-For of almost any peer, so any client could choose its logged address; list your proxies' addresses or subnets (at least /8 for IPv4, /16 for IPv6)"
+            )
         }
         guard bad.isEmpty else {
             let named = bad.prefix(10).map { "'\($0.prefix(80))'" }.joined(separator: ", ")

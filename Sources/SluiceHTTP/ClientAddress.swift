@@ -21,6 +21,13 @@ public struct ClientAddress: Sendable {
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
+    /// The warning to log once at startup when the access log shows an address any direct client
+    /// may choose (`dashboard.trust_forwarded_proto` with no `server.trusted_proxies`); nil otherwise.
+    public func startupWarning(accessLog: Bool) -> String? {
+        guard accessLog, anyPeerLastHop, trusted.isEmpty else { return nil }
+        return "server.access_log with dashboard.trust_forwarded_proto and no server.trusted_proxies: the logged client address is the last X-Forwarded-For entry of any peer, so a client connecting directly chooses it; set server.trusted_proxies to your proxies' addresses"
+    }
+
     /// The client's address for `request` (the peer's when nothing forwarded is believed);
     /// "unknown" for a channel without a peer address.
     public func resolve(_ headers: HTTPFields, peer: String?) -> String {

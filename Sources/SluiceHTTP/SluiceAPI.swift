@@ -160,6 +160,7 @@ public struct SluiceAPI: Sendable {
         self.settings = settings
         cache = AuthCache(lifetime: settings.keyCacheLifetime, announcer: KeyChanges(redis: services.queue.redis))
         jwt = settings.jwtIssuers.isEmpty ? nil : JWTVerifier(issuers: settings.jwtIssuers, logger: Logger(label: "sluice.auth.jwt"))
+        if let warning = settings.clientAddress.startupWarning(accessLog: settings.accessLog) { Logger(label: "sluice.api").warning("\(warning)") }
     }
 
     /// The service that applies key changes made in other processes to this API's cache at once

@@ -32,6 +32,22 @@ import Testing
         #expect(throws: ConfigurationError.self) { try SluiceConfiguration.load(yaml: "server: { trusted_proxies: 10.0.0.1 }\n") }
     }
 
+    /// A range that would trust almost any peer (0.0.0.0/0, ::/0, …) is refused at load, naming it
+    /// and why; the widest ranges kept (a /8, a /16, the private fd00::/8) still load.
+    @Test func aRangeThatTrustsAlmostEveryPeerIsRefused() throws {
+        for entry in ["0.0.0.0/0", "'::/0'", "10.0.0.0/7", "128.0.0.0/1", "'2000::/3'", "'2001::/15'"] {
+            do {
+                _ = try SluiceConfiguration.load(yaml: "server: { trusted_proxies: [127.0.0.1, \(entry)] }\n")
+                Issue.record("\(entry) was accepted")
+            } catch {
+                #expect(error.key == "server.trusted_proxies")
+                #expect(error.problem.contains("too wide"), "\(error.problem)")
+            }
+        }
+        let kept = try TrustedProxies(parsing: ["10.0.0.0/8", "2001:db8::/16", "fd00::/8", "fc00::/7"])
+        #expect(kept.description == "10.0.0.0/8, 2001:db8::/16, fd00::/8, fc00::/7")
+    }
+
     let proxies = try! TrustedProxies(parsing: ["10.0.0.0/8", "fd00::/8", "127.0.0.1"])
 
     @Test func aDirectClientsForwardedForIsIgnored() {

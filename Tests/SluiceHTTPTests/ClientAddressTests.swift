@@ -33,6 +33,18 @@ import Testing
         #expect(resolver.resolve(Self.headers("1.1.1.1, 203.0.113.9, 10.0.0.2"), peer: "10.0.0.1") == "203.0.113.9")
     }
 
+    /// The access log with the old setting and no trusted proxies logs what any client chose: a
+    /// warning at startup says so; with trusted_proxies, or without the access log, none.
+    @Test func anAccessLogAnyClientMayForgeIsWarnedOfAtStartup() throws {
+        var settings = SluiceAPI.Settings()
+        settings.dashboard.trustForwardedProto = true
+        #expect(settings.clientAddress.startupWarning(accessLog: false) == nil)
+        settings.accessLog = true
+        #expect(settings.clientAddress.startupWarning(accessLog: settings.accessLog)?.contains("server.trusted_proxies") == true)
+        settings.trustedProxies = try TrustedProxies(parsing: ["10.0.0.0/8"])
+        #expect(settings.clientAddress.startupWarning(accessLog: settings.accessLog) == nil)
+    }
+
     @Test func theConfigurationReachesTheSettings() throws {
         let configuration = try SluiceConfiguration.load(yaml: "server: { trusted_proxies: ['::1', 127.0.0.0/8], access_log: true }\n")
         let settings = SluiceAPI.Settings(configuration)
