@@ -43,9 +43,10 @@ public struct JWTIssuer: Sendable, Hashable {
     public var tenantClaim: String?
     /// The claim holding the token's scopes: a space-separated string or an array of strings.
     public var scopeClaim = "scope"
-    /// The IdP's scope names → Sluice's scopes; by default `submit`, `read` and `admin` map to
-    /// themselves.
-    public var scopes: [String: Scope] = Dictionary(uniqueKeysWithValues: Scope.allCases.map { ($0.rawValue, $0) })
+    /// The IdP's scope names → Sluice's scopes; by default `submit` and `read` map to themselves.
+    /// `admin` is granted only by an explicit mapping: an IdP scope that happens to be named
+    /// "admin" is no Sluice admin.
+    public var scopes: [String: Scope] = ["submit": .submit, "read": .read]
     /// The API key (by prefix) each tenant's tokens act as.
     public var tenantKeys: [String: String] = [:]
     /// The API key (by prefix) tokens act as when their tenant is not in `tenantKeys`.
@@ -127,8 +128,15 @@ public struct JWTIssuer: Sendable, Hashable {
         let source: KeySource
         switch (try text("jwks_url"), try text("jwks_file")) {
         case (let url?, nil):
-            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
-                throw ConfigurationError(key: "\(path).jwks_url", problem: "must be an http(s) URL")
+            guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                let host = parsed.host
+            else {
+                throw ConfigurationError(key: "\(path).jwks_url", problem: "must be an https URL")
+            }
+            // Plain http could be read or changed on the way: the keys would be an attacker's.
+            guard scheme == "https" || isLoopback(host) else {
+                throw ConfigurationError(
+                    key: "\(path).jwks_url", problem: "must be an https URL (http only to a loopback host: 127.0.0.1, ::1, localhost)")
             }
             source = .url(url)
         case (nil, let file?): source = .file(file)
@@ -189,6 +197,14 @@ public struct JWTIssuer: Sendable, Hashable {
                 key: "\(path).key", problem: "or keys is required: the API key whose limits, budget and webhook secret the tokens use")
         }
         return issuer
+    }
+
+    /// 127.0.0.0/8, ::1 or localhost.
+    static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// `sluice_` and 8 letters or digits: the public part of an API key.

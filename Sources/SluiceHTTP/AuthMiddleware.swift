@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import SluiceCore
 import SluiceStore
+import Synchronization
 
 /// Requires `Authorization: Bearer <key>` (or `x-api-key: <key>`) and puts the key in the context.
 ///
@@ -22,6 +23,8 @@ struct AuthMiddleware: RouterMiddleware {
     /// The access-token verifier; nil: API keys only.
     var jwt: JWTVerifier? = nil
     static let anthropicKey = HTTPField.Name("x-api-key")!
+    /// A mapping mistake in auth.jwt is hit by every token of the tenant: logged once a minute.
+    static let configurationLog = OncePer(.seconds(60))
 
     func handle(
         _ request: Request, context: SluiceRequestContext,
@@ -77,17 +80,43 @@ struct AuthMiddleware: RouterMiddleware {
         let generation = cache.generation
         let prefix = identity.keyPrefix
         guard let mapped = try await offPool({ try keys.find(prefix: prefix) }), !mapped.isRevoked else {
-            logger.error("auth.jwt maps tokens to a key that is missing or revoked", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)"])
+            if Self.configurationLog.due("\(identity.issuer) \(prefix) missing") {
+                logger.error("auth.jwt maps tokens to a key that is missing or revoked", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)"])
+            }
             throw APIError(.unauthorized, type: "authentication", message: "the API key auth.jwt maps this token to (\(prefix)) is missing or revoked")
         }
         // Two tenants never share a key: a token of tenant A mapped to tenant B's key is refused.
         if let tenant = identity.tenant, tenant != mapped.tenant {
-            logger.error("auth.jwt maps a tenant to another tenant's key", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)"])
+            if Self.configurationLog.due("\(identity.issuer) \(prefix) \(tenant)") {
+                logger.error(
+                    "auth.jwt maps a tenant to another tenant's key", metadata: ["issuer": "\(identity.issuer)", "key": "\(prefix)", "tenant": "\(tenant)"])
+            }
             throw APIError(.unauthorized, type: "authentication", message: "the token's tenant is not the tenant of the API key auth.jwt maps it to (\(prefix))")
         }
         var key = mapped
         key.scopes = identity.scopes.filter { mapped.scopes.contains($0) || mapped.scopes.contains(.admin) }
+        guard !key.scopes.isEmpty else {
+            throw APIError(.forbidden, type: "permission", message: "no scope: the token's scopes are none of the scopes of the API key auth.jwt maps it to (\(prefix))")
+        }
         cache.store(token, key, readAt: generation)
         return key
+    }
+}
+
+/// Says whether a message (by a key naming it) is due to be logged: at most once per `interval`
+/// each, so that a mistake every request hits fills no log. At most 1000 keys are remembered.
+final class OncePer: Sendable {
+    let interval: Duration
+    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    init(_ interval: Duration) { self.interval = interval }
+
+    func due(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
+        last.withLock { last in
+            if let at = last[key], now - at < interval { return false }
+            if last.count >= 1000 { last.removeAll() }
+            last[key] = now
+            return true
+        }
     }
 }

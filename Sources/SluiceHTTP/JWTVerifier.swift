@@ -20,6 +20,9 @@ enum JWTRejection: Error, Sendable, Hashable {
     case malformed
     case wrongIssuer
     case algorithmNotAllowed(String)
+    case algorithmNotTheKeys(String)
+    case tooManyClaims
+    case noScope(String)
     case kidMissing
     case unknownKID(keysLoaded: Bool)
     case badSignature
@@ -35,6 +38,9 @@ enum JWTRejection: Error, Sendable, Hashable {
         case .malformed: "the bearer token is not a well-formed JWT"
         case .wrongIssuer: "wrong issuer: the token's iss is not an issuer auth.jwt accepts"
         case .algorithmNotAllowed(let alg): "algorithm not allowed: '\(alg)' is not among the issuer's algorithms (none and HS* never are)"
+        case .algorithmNotTheKeys(let alg): "algorithm not allowed: '\(alg)' is not the alg the issuer's JWKS states for the token's kid"
+        case .tooManyClaims: "too many claims: a token may carry at most \(TokenClaims.maxClaims)"
+        case .noScope(let claim): "no scope: none of the token's '\(claim)' values maps to a Sluice scope (auth.jwt scopes)"
         case .kidMissing: "claim missing: the token's header has no kid"
         case .unknownKID(true): "unknown kid: the token's signing key is not among the issuer's published keys"
         case .unknownKID(false): "unknown kid: the issuer's keys (JWKS) could not be loaded; the server's log says why"
@@ -108,6 +114,7 @@ final class JWTVerifier: Sendable {
         // Unverified first: which issuer, which key, which algorithm. Nothing from here is
         // trusted until the signature is checked with the issuer's key.
         let unverified = try Self.unverified(token)
+        guard !unverified.claims.tooMany else { throw .tooManyClaims }
         guard case .string(let iss)? = unverified.claims.values["iss"] else { throw .claimMissing("iss") }
         guard let (settings, jwks) = issuers[iss] else { throw .wrongIssuer }
         guard let alg = unverified.alg else { throw .algorithmNotAllowed("(none given)") }
@@ -116,6 +123,7 @@ final class JWTVerifier: Sendable {
         }
         guard let kid = unverified.kid else { throw .kidMissing }
         guard let keys = await jwks.keys(for: kid) else { throw .unknownKID(keysLoaded: await jwks.hasKeys) }
+        if let stated = keys.algorithms[kid], stated != alg { throw .algorithmNotTheKeys(String(alg.prefix(20))) }
 
         let claims: TokenClaims
         do {
@@ -131,7 +139,7 @@ final class JWTVerifier: Sendable {
         let clock = now()
         let nowSeconds = Bounded.int(clock.rounded(.down), in: Self.timeRange) ?? 0
         let exp = try Self.checkTimes(claims, now: nowSeconds, leeway: settings.leeway)
-        guard let audience = claims.values["aud"]?.strings else { throw .claimMissing("aud") }
+        guard let audience = claims.values["aud"]?.values else { throw .claimMissing("aud") }
         guard audience.contains(where: settings.audiences.contains) else { throw .wrongAudience }
 
         var tenant: String?
@@ -141,6 +149,7 @@ final class JWTVerifier: Sendable {
         }
         guard let granted = claims.values[settings.scopeClaim]?.strings else { throw .claimMissing(settings.scopeClaim) }
         let scopes = Set(granted.compactMap { settings.scopes[$0] })
+        guard !scopes.isEmpty else { throw .noScope(settings.scopeClaim) }
         guard let prefix = settings.keyPrefix(forTenant: tenant) else { throw .noKeyForTenant }
 
         // Remembered until exp (never past it), and never longer than the issuer allows.
@@ -200,6 +209,15 @@ struct TokenClaims: JWTPayload {
             }
         }
 
+        /// A string as one value (`aud: "a b"` is the one audience "a b"), or a list of strings.
+        var values: [String]? {
+            switch self {
+            case .string(let text): [text]
+            case .strings(let list): list
+            case .number, .other: nil
+            }
+        }
+
         init(from decoder: any Decoder) throws {
             let value = try decoder.singleValueContainer()
             if let text = try? value.decode(String.self) {
@@ -231,12 +249,22 @@ struct TokenClaims: JWTPayload {
         init?(intValue: Int) { nil }
     }
 
+    /// The most claims a token may carry.
+    static let maxClaims = 256
+
     var values: [String: Claim]
+    /// The payload has more than `maxClaims` claims: none is read, and the token is refused
+    /// (reading some would drop others, `nbf` or `iat` among them, in no set order).
+    var tooMany = false
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Name.self)
         var values: [String: Claim] = [:]
-        for name in container.allKeys.prefix(256) { values[name.stringValue] = try container.decode(Claim.self, forKey: name) }
+        if container.allKeys.count > Self.maxClaims {
+            tooMany = true
+        } else {
+            for name in container.allKeys { values[name.stringValue] = try container.decode(Claim.self, forKey: name) }
+        }
         self.values = values
     }
 

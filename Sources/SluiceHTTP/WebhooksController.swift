@@ -160,8 +160,11 @@ struct WebhooksController: Sendable {
         guard let prefix = context.parameters.get("prefix"), let key = try await offPool({ try keys.find(prefix: prefix) }), key.revokedAt == nil else {
             throw APIError.noSuchKey
         }
-        guard caller.scopes.contains(.admin) || caller.id == key.id else {
-            throw APIError(.forbidden, type: "permission", message: "only an admin key, or the key itself, may see its webhook secret")
+        // The secret signs webhooks: whoever reads it can forge them, so the key itself needs
+        // submit (the scope that makes webhooks), not only read (a read-only token acts as its key).
+        guard caller.scopes.contains(.admin) || (caller.id == key.id && caller.scopes.contains(.submit)) else {
+            throw APIError(
+                .forbidden, type: "permission", message: "only an admin key, or the key itself with the submit scope, may see or rotate its webhook secret")
         }
         // The body is checked before anything is written: a refused rotation changes nothing.
         var kind: WebhookSecret.Kind?
