@@ -1,4 +1,5 @@
 import Foundation
+import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -173,6 +174,32 @@ extension JWTAuthTests {
             #expect(await moved.keys(for: "rsa-1") == nil)
             #expect(await moved.hasKeys == false)
         }
+    }
+
+    /// A server that answers nothing for 2 minutes: the deadline answers although the request,
+    /// cancelled, does not stop at once (this client has no read timeout).
+    @Test func aSilentJWKSServerHoldsNoTokenPastTheDeadline() async throws {
+        let released = Atomic<Bool>(false)
+        let router = Router()
+        router.get("silent") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    for _ in 0..<1200 where !released.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(100)) }
+                    try await writer.finish(nil)
+                })
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))
+        try await app.test(.live) { server in
+            let issuer = JWTIssuer(issuer: Self.issuer, audiences: ["sluice"], keySource: .url("http://127.0.0.1:\(server.port!)/silent"))
+            let cache = JWKSCache(issuer: issuer, client: client, fetchTimeout: .seconds(1), logger: Logger(label: "test"))
+            let start = ContinuousClock.now
+            #expect(await cache.keys(for: "rsa-1") == nil)
+            #expect(ContinuousClock.now - start < .seconds(30))
+            released.store(true, ordering: .relaxed)
+        }
+        try await client.shutdown()
     }
 
     @Test func aKnownKidIsAnsweredAtOnceWhileADueRefreshRunsInTheBackground() async throws {
