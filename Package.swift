@@ -229,10 +229,12 @@ let package = Package(
             ],
             path: "Tests/Fuzz/Sources/SluiceFuzz"
         ),
+        // A plain `swift test` runs at most 8 tests at once, as `make test` does (TestWidth.c).
+        .target(name: "SluiceTestWidth", path: "Tests/SluiceTestWidth"),
         // Starts real redis-server (and PostgreSQL) processes for the tests.
         .target(
             name: "SluiceTestSupport",
-            dependencies: ["SluiceRedis", "SluiceProcess", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["SluiceTestWidth", "SluiceRedis", "SluiceProcess", "SluiceMock", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Tests/SluiceTestSupport"
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")]),
