@@ -34,16 +34,4 @@ run() {
   sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$result"
 }
 
-off=() on=()
-for _ in $(seq "${ROUNDS:-3}"); do
-  off+=("$(run false)")
-  on+=("$(run true)")
-done
-off_median=$(median "${off[@]}")
-on_median=$(median "${on[@]}")
-echo
-echo "== access log cost on POST /v1/jobs (wrk -t2 -c64 -d10s, $(nproc) cores, ${ROUNDS:-3} rounds) =="
-printf 'access_log off (default): %8.0f jobs/s (median of %s)\n' "$off_median" "${off[*]}"
-printf 'access_log on:            %8.0f jobs/s (median of %s)\n' "$on_median" "${on[*]}"
-printf 'ratio on / off:           %8.2f\n' "$(python3 -c "print($on_median / $off_median)")"
-echo "RESULT bench=access_log off_rps=$off_median on_rps=$on_median"
+off_on access_log "what the access log costs" false true

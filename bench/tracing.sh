@@ -59,17 +59,5 @@ run() {
   sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$result"
 }
 
-off=() on=()
-for _ in $(seq "${ROUNDS:-3}"); do
-  off+=("$(run off)")
-  on+=("$(run on)")
-done
-off_median=$(median "${off[@]}")
-on_median=$(median "${on[@]}")
-echo
-echo "== tracing cost on POST /v1/jobs (wrk -t2 -c64 -d10s, $(nproc) cores, ${ROUNDS:-3} rounds) =="
-printf 'tracing off (default):  %8.0f jobs/s (median of %s)\n' "$off_median" "${off[*]}"
-printf 'tracing on, sampled:    %8.0f jobs/s (median of %s)\n' "$on_median" "${on[*]}"
-printf 'ratio on / off:         %8.2f\n' "$(python3 -c "print($on_median / $off_median)")"
+off_on tracing "what traces cost" off on
 echo "OTLP bytes the sink took: $(cat "$work/sink.bytes" 2>/dev/null || echo 0)"
-echo "RESULT bench=tracing off_rps=$off_median on_rps=$on_median"

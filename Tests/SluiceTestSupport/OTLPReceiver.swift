@@ -91,21 +91,5 @@ public func withOTLPReceiver<T: Sendable>(_ body: (OTLPReceiver, String) async t
         receiver.hooks.withLock { $0.append(request.headers[HTTPField.Name("traceparent")!]) }
         return Response(status: .ok)
     }
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    var logger = Logger(label: "otlp")
-    logger.logLevel = .critical
-    let app = Application(
-        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "otlp"),
-        onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            try await app.runService()
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()!
-        let result = try await body(receiver, "http://127.0.0.1:\(port)")
-        group.cancelAll()
-        return result
-    }
+    return try await withLoopbackServer(router, name: "otlp") { url in try await body(receiver, url) }
 }

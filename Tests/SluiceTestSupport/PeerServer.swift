@@ -80,21 +80,5 @@ public func withPeerServer<T: Sendable>(
     let server = PeerServer(script: script)
     let router = Router()
     router.post("**") { _, _ in await server.answer() }
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    var logger = Logger(label: "peer")
-    logger.logLevel = .critical  // its shutdown at the end of a test is no news
-    let app = Application(
-        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "peer"),
-        onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            try await app.runService()
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()!
-        let result = try await body(server, "http://127.0.0.1:\(port)")
-        group.cancelAll()
-        return result
-    }
+    return try await withLoopbackServer(router, name: "peer") { url in try await body(server, url) }
 }
