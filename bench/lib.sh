@@ -62,10 +62,12 @@ cpu_seconds() {
 # median N...: the median of the numbers given.
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-## off_on NAME WHAT OFF ON: ROUNDS (default 3) alternating runs of the caller's `run OFF` and
-## `run ON` (each prints its jobs/s), then both medians, the ratio on / off and a RESULT line.
+## off_on NAME WHAT OFF ON [OFF_LABEL ON_LABEL]: ROUNDS (default 3) alternating runs of the
+## caller's `run OFF` and `run ON` (each prints its jobs/s), then both medians, the ratio on / off
+## and a RESULT line.
 off_on() {
-  local name=$1 what=$2 off_arg=$3 on_arg=$4 off=() on=() off_median on_median
+  local name=$1 what=$2 off_arg=$3 on_arg=$4 off_label=${5:-"$1 off (default):"} on_label=${6:-"$1 on:"}
+  local off=() on=() off_median on_median
   for _ in $(seq "${ROUNDS:-3}"); do
     off+=("$(run "$off_arg")")
     on+=("$(run "$on_arg")")
@@ -74,8 +76,8 @@ off_on() {
   on_median=$(median "${on[@]}")
   echo
   echo "== $what on POST /v1/jobs (wrk -t2 -c64 -d10s, $(nproc) cores, ${ROUNDS:-3} rounds) =="
-  printf '%-26s %8.0f jobs/s (median of %s)\n' "$name off (default):" "$off_median" "${off[*]}"
-  printf '%-26s %8.0f jobs/s (median of %s)\n' "$name on:" "$on_median" "${on[*]}"
+  printf '%-26s %8.0f jobs/s (median of %s)\n' "$off_label" "$off_median" "${off[*]}"
+  printf '%-26s %8.0f jobs/s (median of %s)\n' "$on_label" "$on_median" "${on[*]}"
   printf '%-26s %8.2f\n' "ratio on / off:" "$(python3 -c "print($on_median / $off_median)")"
   echo "RESULT bench=$name off_rps=$off_median on_rps=$on_median"
 }

@@ -45,13 +45,16 @@ sink_pid=$!
 for _ in $(seq 50); do [ -s "$work/sink.port" ] && break; sleep 0.1; done
 sink="http://127.0.0.1:$(cat "$work/sink.port")"
 
-# run MODE: one sluice up with tracing MODE (off|on), one wrk run against it; prints its rps.
+# run MODE: one sluice up with tracing MODE (off|on; before: BASELINE_BIN's sluice, built before
+# tracing existed, with no tracing section), one wrk run against it; prints its rps.
 run() {
-  local mode=$1 dir="$work/$1-$RANDOM"
+  local mode=$1 dir="$work/$1-$RANDOM" built=$bin
   mkdir -p "$dir"
+  if [ "$mode" = before ]; then bin=$BASELINE_BIN; fi
   printf 'server: { port: 0 }\ndatabase: %s/sluice.sqlite\nproviders:\n  bench-submit: { kind: external }\n' "$dir" > "$dir/sluice.yaml"
   if [ "$mode" = on ]; then printf 'tracing: { enabled: true, endpoint: "%s", sample_ratio: 1 }\n' "$sink" >> "$dir/sluice.yaml"; fi
   start_sluice_up "$dir/sluice.yaml" "$dir" >/dev/null
+  bin=$built
   local result
   result=$(AUTH=$key wrk -t2 -c64 -d10s --timeout 10s -s bench/submit.lua "$url/v1/jobs" | grep '^RESULT')
   kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null || true; up_pid=
@@ -60,4 +63,10 @@ run() {
 }
 
 off_on tracing "what traces cost" off on
+# BASELINE_BIN=<folder>: also "off" against a release sluice built before tracing existed (e.g.
+# `git worktree add /tmp/base 110ac89 && (cd /tmp/base && swift build -c release --product sluice)`,
+# then BASELINE_BIN=/tmp/base/.build/release): what tracing costs when it is off.
+if [ -n "${BASELINE_BIN:-}" ]; then
+  off_on tracing_off_vs_before "tracing off against the build before tracing" before off "the build before tracing:" "this build, tracing off:"
+fi
 echo "OTLP bytes the sink took: $(cat "$work/sink.bytes" 2>/dev/null || echo 0)"
