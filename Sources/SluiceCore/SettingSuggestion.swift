@@ -11,7 +11,7 @@ public enum SettingSuggestion {
         var best: (key: String, distance: Int)?
         for key in known.sorted() {
             let candidate = Array(key.lowercased().utf8)
-            guard candidate.count <= 64, abs(candidate.count - typed.count) <= 2 else { continue }
+            guard candidate.count <= 64, (typed.count - 2...typed.count + 2).contains(candidate.count) else { continue }
             let distance = editDistance(typed, candidate)
             let allowed = min(typed.count, candidate.count) <= 4 ? 1 : 2
             if distance <= allowed, distance < (best?.distance ?? .max) { best = (key, distance) }

@@ -153,7 +153,8 @@ final class JWTVerifier: Sendable {
         guard let prefix = settings.keyPrefix(forTenant: tenant) else { throw .noKeyForTenant }
 
         // Remembered until exp (never past it), and never longer than the issuer allows.
-        let untilExp = Duration.seconds(max(0, exp - nowSeconds))
+        // exp and now are both within timeRange (Bounded above), the difference clamped to it.
+        let untilExp = Duration.seconds(Bounded.clamp(Bounded.add(exp, -nowSeconds), to: 0...Self.timeRange.upperBound))
         let lifetime = min(untilExp, settings.tokenCache)
         return (JWTIdentity(issuer: iss, tenant: tenant, scopes: scopes, keyPrefix: prefix), lifetime)
     }
