@@ -26,28 +26,14 @@ public struct TrustedProxies: Sendable, Hashable, CustomStringConvertible {
             let width = address.bytes.count * 8
             var bits = width
             if parts.count == 2 {
-                // At most three digits: a prefix length is 0...128 (no Int parse of a long run).
-                let digits = parts[1].utf8
-                guard (1...3).contains(digits.count), digits.allSatisfy({ (48...57).contains($0) }) else { return nil }
-                bits = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
-                guard bits <= width else { return nil }
+                guard let length = AddressPrefix.length(parts[1], width: width) else { return nil }
+                bits = length
             }
             self.address = address
             self.bits = bits
         }
 
-        public func contains(_ other: Address) -> Bool {
-            let a = address.bytes, b = other.bytes
-            guard a.count == b.count else { return false }
-            var left = bits
-            for index in 0..<a.count where left > 0 {
-                let take = min(8, left)
-                let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
-                if a[index] & mask != b[index] & mask { return false }
-                left -= take
-            }
-            return true
-        }
+        public func contains(_ other: Address) -> Bool { AddressPrefix.matches(address.bytes, other.bytes, bits: bits) }
 
         /// Wider than any real set of proxies: shorter than /8 (IPv4) or /16 (IPv6; /7 inside the
         /// private fc00::/7, so that fd00::/8 stays possible).

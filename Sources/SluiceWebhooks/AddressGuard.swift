@@ -1,4 +1,5 @@
 import Foundation
+import SluiceCore
 
 #if canImport(Glibc)
     import Glibc
@@ -213,24 +214,13 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let first = parts.first, let base = IPAddress(String(first)) else { return nil }
         let width = base.bytes.count * 8
-        let bits = parts.count == 2 ? Int(parts[1]) : width
-        guard let bits, (0...width).contains(bits) else { return nil }
+        let bits = parts.count == 2 ? AddressPrefix.length(parts[1], width: width) : width
+        guard let bits else { return nil }
         self.base = base
         self.bits = bits
     }
 
-    public func contains(_ address: IPAddress) -> Bool {
-        let a = base.bytes, b = address.bytes
-        guard a.count == b.count else { return false }
-        var left = bits
-        for index in 0..<a.count where left > 0 {
-            let take = min(8, left)
-            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
-            if a[index] & mask != b[index] & mask { return false }
-            left -= take
-        }
-        return true
-    }
+    public func contains(_ address: IPAddress) -> Bool { AddressPrefix.matches(base.bytes, address.bytes, bits: bits) }
 
     public var description: String { "\(base)/\(bits)" }
 }
