@@ -122,17 +122,16 @@ actor JWKSCache {
             // silent connection is also cut by the client's read timeout).
             let client = client, timeout = fetchTimeout
             let race = Race<[UInt8]>()
-            return try await withCheckedThrowingContinuation { continuation in
-                race.start(continuation)
-                let fetch = Task {
-                    do { race.finish(.success(try await Self.fetch(url, client: client, timeout: timeout))) } catch { race.finish(.failure(error)) }
-                }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    fetch.cancel()
-                    race.finish(.failure(JWKSError.unreadable("no complete answer within \(timeout)")))
-                }
+            let fetch = Task {
+                do { race.finish(.success(try await Self.fetch(url, client: client, timeout: timeout))) } catch { race.finish(.failure(error)) }
             }
+            let timer = Task {
+                do { try await Task.sleep(for: timeout) } catch { return }  // cancelled: the fetch ended first
+                fetch.cancel()
+                race.finish(.failure(JWKSError.unreadable("no complete answer within \(timeout)")))
+            }
+            defer { timer.cancel() }
+            return try await withCheckedThrowingContinuation { race.start($0) }
         }
     }
 
@@ -151,14 +150,7 @@ actor JWKSCache {
     }
 
     /// `url` as the log shows it: without user, password, query or fragment (any may be a secret).
-    static func loggable(_ url: String) -> String {
-        guard var parts = URLComponents(string: url) else { return "(a URL that does not parse)" }
-        parts.user = nil
-        parts.password = nil
-        parts.query = nil
-        parts.fragment = nil
-        return parts.string ?? "(a URL that does not parse)"
-    }
+    static func loggable(_ url: String) -> String { LoggableURL.string(url) ?? "(a URL that does not parse)" }
 
     /// The usable keys of a JWKS document: keys jwt-kit cannot read, keys without a `kid`,
     /// encryption keys, keys whose stated `alg` is not among `algorithms` and keys of a type no

@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import NIOCore
 import NIOPosix
+import SluiceCore
 
 /// Sluice's durable store: API keys and their limits, webhook secrets, files, batches, the
 /// archive of finished jobs, the usage ledger and webhook deliveries.
@@ -82,13 +83,10 @@ public final class SluiceDatabase: Sendable {
     /// password may be in it, from `SLUICE_DB` or a mistyped file), a SQLite path as it is.
     public static func describe(_ setting: String) -> String {
         guard PostgresLocation.isURL(setting) else { return setting }
-        guard var components = URLComponents(string: setting), components.host != nil || components.query != nil else {
+        guard let components = URLComponents(string: setting), components.host != nil || components.query != nil else {
             return "a postgres:// URL that does not parse"
         }
-        components.user = nil
-        components.password = nil
-        components.queryItems = components.queryItems?.filter { $0.name.lowercased() != "password" }
-        return components.string ?? "a postgres:// URL"
+        return LoggableURL.string(setting, keepingQuery: true) ?? "a postgres:// URL"
     }
 
     /// Closes PostgreSQL's connections (SQLite's close with the last reference).

@@ -38,16 +38,8 @@ enum TraceExport {
         let service = try OTel.bootstrap(configuration: configuration, environment: environment)
         JobTracing.enable()
         // The endpoint without its query or user information (a token may ride there); headers never.
-        let shown = settings.tracesURL.map { String($0.prefix { $0 != "?" }) }.map(hidingUser) ?? "OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318"
+        let shown = settings.tracesURL.map { LoggableURL.string($0) ?? "(a URL that does not parse)" } ?? "OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318"
         say("sluice: traces to \(shown) (\(settings.protocol), sample ratio \(settings.sampleRatio))")
         return service
-    }
-
-    /// A URL with any `user:password@` taken out.
-    private static func hidingUser(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
-        let slash = url[scheme.upperBound...].firstIndex(of: "/") ?? url.endIndex
-        guard at < slash else { return url }
-        return String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...])
     }
 }
