@@ -21,7 +21,7 @@ final class AuthCache: Sendable {
 
     private let state = Mutex(State())
     let lifetime: Duration
-    private let recorded = Mutex<[Int64: ContinuousClock.Instant]>([:])
+    private let recorded = OncePer<Int64>(.seconds(60), capacity: 10_000)
     /// Where a change made here is announced to the other processes (nil: this process only).
     let announcer: KeyChanges?
 
@@ -48,15 +48,7 @@ final class AuthCache: Sendable {
 
     /// Whether the key's last use should be written now: at most once a minute per key, so that
     /// a busy client does not turn every request into a SQLite write.
-    func shouldRecordUse(of key: APIKey) -> Bool {
-        let now = ContinuousClock.now
-        return recorded.withLock { recorded in
-            if let last = recorded[key.id], now - last < .seconds(60) { return false }
-            if recorded.count > 10_000 { recorded.removeAll() }
-            recorded[key.id] = now
-            return true
-        }
-    }
+    func shouldRecordUse(of key: APIKey) -> Bool { recorded.due(key.id) }
 
     /// Drops the key with this prefix, so that a change to it (revocation, limits) is seen at once.
     func forget(prefix: String) {

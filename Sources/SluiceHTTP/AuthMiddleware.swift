@@ -3,7 +3,6 @@ import Hummingbird
 import Logging
 import SluiceCore
 import SluiceStore
-import Synchronization
 
 /// Requires `Authorization: Bearer <key>` (or `x-api-key: <key>`) and puts the key in the context.
 ///
@@ -24,7 +23,7 @@ struct AuthMiddleware: RouterMiddleware {
     var jwt: JWTVerifier? = nil
     static let anthropicKey = HTTPField.Name("x-api-key")!
     /// A mapping mistake in auth.jwt is hit by every token of the tenant: logged once a minute.
-    static let configurationLog = OncePer(.seconds(60))
+    static let configurationLog = OncePer<String>(.seconds(60))
 
     func handle(
         _ request: Request, context: SluiceRequestContext,
@@ -100,23 +99,5 @@ struct AuthMiddleware: RouterMiddleware {
         }
         cache.store(token, key, readAt: generation)
         return key
-    }
-}
-
-/// Says whether a message (by a key naming it) is due to be logged: at most once per `interval`
-/// each, so that a mistake every request hits fills no log. At most 1000 keys are remembered.
-final class OncePer: Sendable {
-    let interval: Duration
-    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
-
-    init(_ interval: Duration) { self.interval = interval }
-
-    func due(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        last.withLock { last in
-            if let at = last[key], now - at < interval { return false }
-            if last.count >= 1000 { last.removeAll() }
-            last[key] = now
-            return true
-        }
     }
 }

@@ -129,7 +129,7 @@ extension JWTAuthTests {
     }
 
     @Test func aMistakeEveryRequestHitsIsLoggedOncePerInterval() {
-        let log = OncePer(.seconds(60))
+        let log = OncePer<String>(.seconds(60))
         let start = ContinuousClock.now
         #expect(log.due("issuer key", now: start))
         #expect(!log.due("issuer key", now: start + .seconds(1)))
