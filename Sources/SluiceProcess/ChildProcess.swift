@@ -129,3 +129,15 @@ extension ChildProcess {
         _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
     }
 }
+
+extension ChildProcess {
+    /// The folders of `PATH` (`/usr/bin:/bin` when it is unset), in order.
+    public static func pathDirectories() -> [String] {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+    }
+
+    /// The first executable `name` on `PATH`; nil when there is none.
+    public static func onPath(_ name: String) -> String? {
+        pathDirectories().map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}

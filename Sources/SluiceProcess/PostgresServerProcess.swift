@@ -45,14 +45,9 @@ public final class PostgresServerProcess: Sendable {
         for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/postgres") {
             return "\(root)/\(version)/bin"
         }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":").map(String.init)
-        where FileManager.default.isExecutableFile(atPath: "\(directory)/initdb")
-            && FileManager.default.isExecutableFile(atPath: "\(directory)/postgres")
-        {
-            return directory
+        return ChildProcess.pathDirectories().first {
+            FileManager.default.isExecutableFile(atPath: "\($0)/initdb") && FileManager.default.isExecutableFile(atPath: "\($0)/postgres")
         }
-        return nil
     }
 
     /// Creates a cluster in `directory` (which must not hold one yet) and starts its server;

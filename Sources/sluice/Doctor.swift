@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SluiceCore
+import SluiceProcess
 import SluiceQueue
 import SluiceRedis
 import SluiceStore
@@ -90,7 +91,7 @@ struct Doctor: AsyncParsableCommand {
     /// The configured Redis meets Sluice's needs; with none configured, `sluice up` can start its own.
     private func checkRedis(_ configuration: SluiceConfiguration) async throws -> Bool {
         guard let url = configuration.redis.url else {
-            guard let path = executableOnPath("redis-server") else {
+            guard let path = ChildProcess.onPath("redis-server") else {
                 say("[error] redis: embedded (redis.url is null), but redis-server is not on the PATH: `make deps` installs it (Debian: apt-get install redis-server)")
                 return false
             }
@@ -110,10 +111,5 @@ struct Doctor: AsyncParsableCommand {
         let findings = try await RedisRequirements.check(redis)
         for finding in findings { say("\(finding)") }
         return !findings.contains(where: { $0.severity == .error })
-    }
-
-    private func executableOnPath(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

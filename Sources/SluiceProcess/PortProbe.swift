@@ -6,11 +6,11 @@ import Glibc
 import Musl
 #endif
 
-/// Whether a TCP port can be listened on, for `sluice doctor`: it binds the address itself
+/// Whether a TCP port can be listened on, for `sluice doctor` (here, beside the processes Sluice starts, so that the CLI only wires): it binds the address itself
 /// (and lets go at once), and when the port is in use asks whoever holds it for /healthz, so
 /// that a running Sluice is told apart from another program.
-enum PortProbe {
-    enum Outcome: Equatable {
+public enum PortProbe {
+    public enum Outcome: Equatable, Sendable {
         case free
         /// In use by a server that answers as Sluice (`Server: sluice`).
         case sluice
@@ -21,7 +21,7 @@ enum PortProbe {
         case cannotBind(String)
     }
 
-    static func check(host: String, port: Int) -> Outcome {
+    public static func check(host: String, port: Int) -> Outcome {
         guard (1...65535).contains(port) else { return .cannotBind("not a port number") }
         var hints = addrinfo()
         hints.ai_flags = AI_PASSIVE
