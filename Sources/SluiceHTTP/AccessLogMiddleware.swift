@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import SluiceCore
 
 /// The access log (`server.access_log: true`): one `info` line per request, when its response
 /// head is ready, with the method, the path (no query string), the status, the milliseconds
@@ -26,7 +27,7 @@ struct AccessLogMiddleware: RouterMiddleware {
 
     func log(_ request: Request, _ context: Context, status: Int, started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let ms = Bounded.seconds(elapsed) * 1000
         context.logger.info(
             "request",
             metadata: [

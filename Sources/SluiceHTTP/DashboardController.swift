@@ -173,7 +173,6 @@ struct DashboardController: Sendable {
     }
 
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
-    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     /// The address a login came from, for its failure count: the client's address as the API's
     /// one resolver (`ClientAddress`: `server.trusted_proxies`, or the old `trust_forwarded_proto`)
