@@ -10,14 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 build_release
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-work=$(mktemp -d /tmp/sluice-accesslogbench.XXXXXX)
-up_pid=
-cleanup() {
-  if [ -n "$up_pid" ]; then kill -TERM "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+need_wrk
+bench_work accesslogbench
 
 # run MODE: one sluice up with access_log MODE (false|true), one wrk run against it; prints its rps.
 run() {

@@ -14,13 +14,7 @@ cd "$(dirname "$0")/.."
 if [ "${BUILD:-release}" = debug ]; then swift build --product sluice >/dev/null 2>&1 || swift build --product sluice; bin=.build/debug; else build_release; fi
 python=.build-py/venv/bin/python
 [ -x "$python" ] || make venv
-work=$(mktemp -d /tmp/sluice-costbench.XXXXXX)
-up_pid=
-cleanup() {
-  if [ -n "$up_pid" ]; then kill -TERM "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_work costbench
 read -r port mock_port < <(python3 -c 'import socket
 s=[socket.socket() for _ in range(2)]
 [x.bind(("127.0.0.1",0)) for x in s]

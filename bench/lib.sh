@@ -81,3 +81,21 @@ off_on() {
   printf '%-26s %8.2f\n' "ratio on / off:" "$(python3 -c "print($on_median / $off_median)")"
   echo "RESULT bench=$name off_rps=$off_median on_rps=$on_median"
 }
+
+## bench_work NAME: a new folder $work (/tmp/sluice-NAME.XXXXXX); at exit the `sluice up` in
+## $up_pid and every process in $helper_pids (the script's own, e.g. a sink) are stopped and
+## the folder removed.
+bench_work() {
+  work=$(mktemp -d "/tmp/sluice-$1.XXXXXX")
+  up_pid=
+  helper_pids=
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  local pid
+  for pid in $up_pid $helper_pids; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
+## need_wrk: wrk on the PATH, or a message saying how to get it and exit 1.
+need_wrk() { command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }; }

@@ -10,16 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 build_release
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-work=$(mktemp -d /tmp/sluice-tracebench.XXXXXX)
-up_pid=
-sink_pid=
-cleanup() {
-  if [ -n "$up_pid" ]; then kill -TERM "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
-  if [ -n "$sink_pid" ]; then kill -TERM "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+need_wrk
+bench_work tracebench
 
 # The collector stand-in: takes every export, counts its bytes, answers an empty protobuf response.
 cat > "$work/sink.py" <<'PY'
@@ -41,7 +33,7 @@ open(sys.argv[1], "w").write(str(server.server_address[1]))
 server.serve_forever()
 PY
 python3 "$work/sink.py" "$work/sink.port" "$work/sink.bytes" &
-sink_pid=$!
+helper_pids=$!
 for _ in $(seq 50); do [ -s "$work/sink.port" ] && break; sleep 0.1; done
 sink="http://127.0.0.1:$(cat "$work/sink.port")"
 
