@@ -14,7 +14,7 @@ import Testing
         limited.requestsPerMinute = 1
         try await withMockProvider(limited) { _, base in
             let client = ProviderClient(http: http)
-            let settings = ProviderSettings(name: "mock", kind: .openai, baseURL: base + "/v1", timeout: .seconds(5))
+            let settings = ProviderSettings(name: "mock", kind: .openai, baseURL: base + "/v1", timeout: .seconds(30))
             let request = try ProviderAdapter.request(settings, path: "/chat/completions", body: Array(#"{"model": "m", "max_tokens": 7}"#.utf8))
             let first = await client.call(request)
             guard case .success(let usage?) = first.outcome else {
@@ -38,7 +38,7 @@ import Testing
         var resetting = MockConfiguration()
         resetting.resetRate = 1
         try await withMockProvider(resetting) { _, base in
-            let settings = ProviderSettings(name: "mock", kind: .anthropic, baseURL: base, timeout: .seconds(5))
+            let settings = ProviderSettings(name: "mock", kind: .anthropic, baseURL: base, timeout: .seconds(30))
             let result = await ProviderClient(http: http).call(try ProviderAdapter.request(settings, path: "/v1/messages", body: Array("{}".utf8)))
             guard case .retryable = result.outcome else {
                 Issue.record("a reset mid-answer: \(result.outcome)")

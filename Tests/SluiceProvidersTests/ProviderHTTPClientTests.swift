@@ -129,7 +129,7 @@ import Testing
         defer { Task { await server.stop() } }
         let client = ProviderHTTPClient(configuration: .init(maxBodyBytes: 4_096))
         let result = await ProviderClient(http: client).call(
-            ProviderRequest(url: server.base + "/v1/chat/completions", headers: Self.headers, body: [], timeout: .seconds(3)))
+            ProviderRequest(url: server.base + "/v1/chat/completions", headers: Self.headers, body: [], timeout: .seconds(30)))
         #expect(result.response == nil, "\(name): no answer")
         guard case .retryable = result.outcome else {
             Issue.record("\(name): \(result.outcome)")

@@ -46,8 +46,8 @@ import Testing
         let client = ProviderHTTPClient(configuration: .init(trustedCertificatesPEM: [pem.certificate]))
         // By name (SNI and the name checked against the certificate), then by address.
         for url in ["https://localhost:\(server.port)/v1/x", "https://127.0.0.1:\(server.port)/v1/x"] {
-            let first = try await client.post(url: url, headers: [], body: Array("{}".utf8), timeout: .seconds(5))
-            let second = try await client.post(url: url, headers: [], body: Array("{}".utf8), timeout: .seconds(5))
+            let first = try await client.post(url: url, headers: [], body: Array("{}".utf8), timeout: .seconds(30))
+            let second = try await client.post(url: url, headers: [], body: Array("{}".utf8), timeout: .seconds(30))
             #expect(first.body == Array("secure 0".utf8) && second.body == Array("secure 1".utf8), "\(url): one connection, two calls")
         }
         #expect(server.snapshot().connections == 2)
@@ -63,7 +63,7 @@ import Testing
         // The system's roots: a self-signed certificate is refused.
         let client = ProviderHTTPClient()
         let result = await ProviderClient(http: client).call(
-            ProviderRequest(url: "https://localhost:\(server.port)/v1/x", headers: [], body: [], timeout: .seconds(5)))
+            ProviderRequest(url: "https://localhost:\(server.port)/v1/x", headers: [], body: [], timeout: .seconds(30)))
         #expect(result.response == nil)
         guard case .retryable(let why) = result.outcome, why.contains("tls") else {
             Issue.record("an untrusted certificate: \(result.outcome)")
