@@ -8,6 +8,7 @@ import HummingbirdTesting
 import SluiceCore
 import SluiceHTTP
 import SluiceQueue
+import SluiceTestSupport
 import Testing
 
 /// Hostile numbers, lanes and priorities from a tenant: each is a 4xx naming what is wrong, and
@@ -198,14 +199,16 @@ import Testing
                 var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/chat/completions")!)
                 request.httpMethod = "POST"
                 request.setValue("Bearer \(api.acme)", forHTTPHeaderField: "Authorization")
-                request.setValue("8", forHTTPHeaderField: "X-Sluice-Wait")
+                request.setValue("30", forHTTPHeaderField: "X-Sluice-Wait")
                 request.setValue("application/json", forHTTPHeaderField: "Content-Type")
                 request.httpBody = Data(#"{"model": "mock/gpt-4o-mini", "messages": []}"#.utf8)
                 let (_, response) = try await URLSession.shared.data(for: request)
                 return (response as? HTTPURLResponse)?.statusCode ?? 0
             }
             async let first = call()
-            try await Task.sleep(for: .seconds(2))
+            // Its job queued means it is parked (the wait slot is taken first); its 30 s wait leaves
+            // room for the refused calls below on a loaded machine.
+            #expect(try await eventually(timeout: .seconds(20)) { try await api.queue.counts(lane: "mock/gpt-4o-mini").ready == 1 })
             for _ in 0..<3 {
                 let refused = try await api.request(
                     .post, "/v1/chat/completions", key: api.acme, json: #"{"model": "mock/gpt-4o-mini", "messages": []}"#,
@@ -223,14 +226,15 @@ import Testing
             // Two long-polls park (nothing runs the job), each on a connection of its own (the test
             // client has one); the third is refused at once, for this key only.
             func longPoll() async throws -> Int {
-                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/jobs/\(id)?wait=8")!)
+                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(api.client.port!)/v1/jobs/\(id)?wait=30")!)
                 request.setValue("Bearer \(api.acme)", forHTTPHeaderField: "Authorization")
                 let (_, response) = try await URLSession.shared.data(for: request)
                 return (response as? HTTPURLResponse)?.statusCode ?? 0
             }
             async let first = longPoll()
             async let second = longPoll()
-            try await Task.sleep(for: .seconds(2))
+            // Nothing shows that they are parked: a pause, well inside their 30 s waits.
+            try await Task.sleep(for: .seconds(5))
             let third = try await api.request(.get, "/v1/jobs/\(id)?wait=3", key: api.acme)
             #expect(third.status == .tooManyRequests)
             #expect((third.body["error"] as? [String: String])?["type"] == "too_many_waits")

@@ -166,7 +166,8 @@ import Testing
         // One call at a time, over it a bare 429 (nothing announced): the second call, made
         // while the first is in flight, is refused and given back; a worker runs it.
         var busy = MockConfiguration()
-        busy.latency = .fixed(.milliseconds(800))
+        // The second call must come while the first is in flight: 800 ms could run out on a loaded machine.
+        busy.latency = .fixed(.seconds(5))
         busy.hiddenConcurrency = 1
         try await withInline(busy) { setup in
             try await setup.withWorkers {
@@ -189,7 +190,8 @@ import Testing
 
     @Test func callsBeyondTheCapAreQueuedForTheWorkers() async throws {
         var slow = MockConfiguration()
-        slow.latency = .fixed(.milliseconds(800))
+        // The second call must come while the first is in flight: 800 ms could run out on a loaded machine.
+        slow.latency = .fixed(.seconds(5))
         try await withInline(slow, inlineLimit: 1) { setup in
             async let first = setup.chat("first")
             while setup.inlineMock.stats().inFlight < 1 { try await Task.sleep(for: .milliseconds(10)) }
@@ -214,7 +216,8 @@ import Testing
         // Concurrency 1: the call in flight holds the provider's one slot (seen by every
         // process through Redis); another call meanwhile is queued, not sent.
         var slow = MockConfiguration()
-        slow.latency = .fixed(.milliseconds(800))
+        // The second call must come while the first is in flight: 800 ms could run out on a loaded machine.
+        slow.latency = .fixed(.seconds(5))
         let limits = SluiceConfiguration.Limits(concurrency: 1)
         try await withInline(slow, limits: limits) { setup in
             let limiter = ProviderLimiter(redis: setup.queue.redis, provider: "mock", limits: limits)
@@ -239,12 +242,13 @@ import Testing
         // after it goes straight to the queue (the lane is held back after a refusal).
         try await withInline(limits: .init(requestsPerMinute: 1)) { setup in
             #expect(try await setup.chat().status == .ok)
-            // (A short wait: the third call comes well within the second of holding back.)
+            // (A short wait, and the third call made before any check of the second: it must come
+            // within the second of holding back.)
             let second = try await setup.chat(wait: "0.05")
+            let third = try await setup.chat(wait: "0.3")
             #expect(second.status == .gatewayTimeout)
             let secondID = try #require(second.job)
             #expect(try await setup.queue.timeline(secondID)?.last?.info?.contains("rpm limit") == true)
-            let third = try await setup.chat(wait: "0.3")
             #expect(third.status == .gatewayTimeout)
             let thirdID = try #require(third.job)
             #expect(try await setup.queue.timeline(thirdID)?.map(\.state.rawValue) == ["queued"])

@@ -321,7 +321,7 @@ let simpleJob = #"{"lane": "demo", "request": {"model": "demo", "messages": [{"r
             #expect(ready.status == .serviceUnavailable)
             #expect(try await api.request(.get, "/healthz", key: nil).status == .ok)
             try await api.server.restart()
-            #expect(await eventually { (try? await api.request(.get, "/readyz", key: nil).status) == .ok })
+            #expect(await eventually(timeout: .seconds(30)) { (try? await api.request(.get, "/readyz", key: nil).status) == .ok })
         }
     }
 }

@@ -221,7 +221,8 @@ import Testing
                 try await Task.sleep(for: .seconds(1))  // its first read done, subscribed
                 let patched = try await setup.request(.patch, "/v1/routes/split", json: #"{"weights": {"mock-a/m": 0}}"#)
                 #expect(patched.status == .ok)
-                let seen = await eventually(timeout: .seconds(10)) {
+                // Below the 30 s poll: only pub/sub can have brought it.
+                let seen = await eventually(timeout: .seconds(20)) {
                     (0..<50).allSatisfy { _ in other.choose(route, deadline: nil).lane == "mock-b/m" }
                 }
                 #expect(seen, "\(String(describing: other.overrides?.override("split")))")

@@ -61,7 +61,8 @@ import Testing
             let lane = try #require(decisions.first?.lanes.first)
             #expect(lane.ready == 30)
             #expect(lane.completionRate > 0)
-            #expect((0.09...5).contains(lane.serviceTime ?? 0), "\(String(describing: lane.serviceTime))")
+            // About 0.1 s; the upper bound only catches nonsense (a loaded machine stretches the sleep).
+            #expect((0.09...60).contains(lane.serviceTime ?? 0), "\(String(describing: lane.serviceTime))")
             let text = try await Self.metrics(api)
             for line in [
                 #"sluice_queue_depth{lane="mock/a"} 30.0"#, #"sluice_queue_leased{lane="mock/a"} 0.0"#,
@@ -80,7 +81,7 @@ import Testing
             // the 100 ms sleep, so the same range as above).
             let gauge = #"sluice_lane_service_time_seconds{lane="mock/a"} "#
             let served = text.split(separator: "\n").first { $0.hasPrefix(gauge) }.flatMap { Double($0.dropFirst(gauge.count)) }
-            #expect((0.09...5).contains(served ?? 0), "\(String(describing: served))")
+            #expect((0.09...60).contains(served ?? 0), "\(String(describing: served))")
             // A second scrape adds only what grew: the counters do not double.
             try await api.scaling.tick()
             #expect(try await Self.metrics(api).contains(#"sluice_jobs_total{lane="mock/a",state="queued"} 40"# + "\n"))

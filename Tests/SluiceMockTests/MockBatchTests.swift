@@ -45,7 +45,9 @@ extension TestClientProtocol {
 
 @Suite struct MockBatchTests {
     @Test func openAIBatchGoesThroughItsStatusesAndAnswersEveryLine() async throws {
-        try await withMock({ $0.batchDelay = .milliseconds(600) }) { mock, client in
+        // 5 s in progress: the first status read must come before it completes (600 ms ran out on
+        // a loaded machine).
+        try await withMock({ $0.batchDelay = .seconds(5) }) { mock, client in
             let ids = (0..<20).map { "job_\($0)" }
             let file = try await client.upload(ids.map { chatLine($0) }.joined(separator: "\n") + "\n")
             #expect(try await client.get("/v1/files/\(file)")["purpose"] as? String == "batch")

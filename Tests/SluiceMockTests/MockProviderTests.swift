@@ -134,23 +134,25 @@ func object(_ response: TestResponse) -> [String: Any] {
     }
 
     @Test func concurrencyLimitsVisibleAndHidden() async throws {
-        // Two calls in flight (each held 5 s), then two more: refused, whenever they come. The
-        // order is awaited, not timed: the third and fourth go once the mock counts two in flight.
-        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.seconds(5)) }) { mock, client in
+        // Two calls in flight (each held 20 s), then two more: refused, whenever they come. The
+        // order is awaited, not timed: the third and fourth go once the mock counts two in flight
+        // (5 s could run out before they came on a loaded machine).
+        try await withMock({ $0.concurrency = 2; $0.latency = .fixed(.seconds(20)) }) { mock, client in
             async let first = postConcurrently(client, "/v1/chat/completions")
             async let second = postConcurrently(client, "/v1/chat/completions")
-            #expect(await eventually(timeout: .seconds(5)) { mock.stats().inFlight == 2 })
+            #expect(await eventually(timeout: .seconds(30)) { mock.stats().inFlight == 2 })
             let third = try await client.post("/v1/chat/completions")
             let fourth = try await client.post("/v1/chat/completions")
             #expect(third.status == .tooManyRequests && fourth.status == .tooManyRequests)
             #expect(try await [first, second] == [.ok, .ok])
             #expect(mock.stats().peakConcurrency == 2)
         }
-        try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.seconds(5)) }) { mock, client in
+        try await withMock({ $0.hiddenConcurrency = 1; $0.latency = .fixed(.seconds(20)) }) { mock, client in
             async let first = postConcurrently(client, "/v1/chat/completions")
             // The second goes once the first is in flight (a fixed pause is too short on a loaded
-            // machine), and the first stays in flight 5 s (400 ms ran out before the second came).
-            #expect(await eventually(timeout: .seconds(5)) { mock.stats().peakConcurrency == 1 })
+            // machine), and the first stays in flight 20 s (400 ms ran out before the second came; on
+            // a loaded machine 5 s could too).
+            #expect(await eventually(timeout: .seconds(30)) { mock.stats().peakConcurrency == 1 })
             let second = try await client.post("/v1/chat/completions")
             #expect(second.status == .tooManyRequests)
             #expect(second.headers[.retryAfter] == nil, "a hidden limit announces nothing")

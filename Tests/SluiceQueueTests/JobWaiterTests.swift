@@ -73,7 +73,8 @@ import Testing
             defer { waiter.close() }
             let ids = try await queue.enqueue((0..<200).map { _ in spec() }).map(\.id)
             let states = try await withThrowingTaskGroup(of: JobState?.self) { group in
-                for id in ids { group.addTask { try await waiter.wait(for: id, timeout: .seconds(20))?.state } }
+                // A hang guard, not a speed check.
+                for id in ids { group.addTask { try await waiter.wait(for: id, timeout: .seconds(60))?.state } }
                 try await Task.sleep(for: .milliseconds(200))
                 for lease in try await queue.lease(lane: "lane-a", count: 200) {
                     _ = try await queue.complete(lease.id, token: lease.token, result: [])

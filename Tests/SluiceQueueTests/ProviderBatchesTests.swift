@@ -59,9 +59,10 @@ import Testing
         try await withQueue { queue, _ in
             let batches = ProviderBatches(queue: queue)
             _ = try await queue.enqueue((0..<2).map { _ in batchSpec() })
-            guard case .taken(let record) = try await batches.take(lane: "lane-a", maxRequests: 2, maxBytes: 1 << 20, window: .zero, claim: .milliseconds(200))
+            guard case .taken(let record) = try await batches.take(lane: "lane-a", maxRequests: 2, maxBytes: 1 << 20, window: .zero, claim: .seconds(5))
             else { Issue.record("expected a record"); return }
-            // Claimed by its taker for 200 ms: nobody else's yet.
+            // Claimed by its taker for 5 s (200 ms could run out on a loaded machine): nobody else's yet.
+            // The note below sets when it is due next, so nothing waits for this claim to lapse.
             #expect(try await batches.claim(lane: "lane-a", claim: .seconds(30), limit: 10).isEmpty)
             #expect(try await batches.note(record, to: .creating, fields: [("file", "file-1"), ("creating_at", "123")], due: .milliseconds(100)))
             #expect(try await !batches.note(record, to: .creating, due: .seconds(1)), "the state moved on: refused")

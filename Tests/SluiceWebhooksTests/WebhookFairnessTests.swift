@@ -114,7 +114,9 @@ final class TestReceiver: Sendable {
             var settings = WebhookSettings()
             settings.allowCIDRs = [CIDR("127.0.0.0/8")!]
             settings.concurrency = 8
-            settings.timeout = .seconds(20)
+            // Far longer than the waits below: without fairness the quick tenant's deliveries would
+            // wait for the black hole's sends to time out, so their coming within the waits proves it.
+            settings.timeout = .seconds(120)
             settings.lookahead = 16
             #expect(settings.perKeyLimit == 2)
             let service = WebhookService(
@@ -122,13 +124,13 @@ final class TestReceiver: Sendable {
             let running = Task { try await service.run() }
             defer { running.cancel() }
 
-            let arrived = await eventually(timeout: .seconds(5)) { quick.ids.withLock { $0.count } == 5 }
+            let arrived = await eventually(timeout: .seconds(60)) { quick.ids.withLock { $0.count } == 5 }
             #expect(arrived, "the quick tenant got \(quick.ids.withLock { $0 }) while the black hole held \(blackHole.accepted.load(ordering: .relaxed))")
             #expect(Set(quick.ids.withLock { $0 }) == Set((0..<5).map { "msg_quick\($0)" }))
             #expect(blackHole.accepted.load(ordering: .relaxed) <= settings.perKeyLimit, "the stuck tenant held more than its share")
             #expect(blackHole.accepted.load(ordering: .relaxed) >= 1, "the stuck tenant is still sent to")
             // The sender records a delivery just after the receiver has answered: wait for that.
-            let recorded = try await eventually(timeout: .seconds(5)) {
+            let recorded = try await eventually(timeout: .seconds(30)) {
                 for index in 0..<5 where try await store.delivery("msg_quick\(index)")?.status != "delivered" { return false }
                 return true
             }

@@ -124,9 +124,9 @@ import Testing
             // A check an hour: only the shutdown can end the wait in time.
             let supervisor = CanarySupervisor(
                 overrides: RouteOverrides(redis: redis, routes: Array(routes.keys)), routes: routes, interval: .seconds(3_600), logger: logger)
-            // Past 20 s the group cancels it (so a wait that ignores the shutdown fails, not hangs).
+            // Past 120 s the group cancels it (so a wait that ignores the shutdown fails, not hangs).
             var configuration = ServiceGroupConfiguration(services: [supervisor], logger: logger)
-            configuration.maximumGracefulShutdownDuration = .seconds(20)
+            configuration.maximumGracefulShutdownDuration = .seconds(120)
             let group = ServiceGroup(configuration: configuration)
             let clock = ContinuousClock()
             let took = try await clock.measure {
@@ -137,7 +137,8 @@ import Testing
                     try? await tasks.waitForAll()
                 }
             }
-            #expect(took < .seconds(15), "\(took)")
+            // Below the 120 s limit (so it was the shutdown that ended the wait), loose for a loaded machine.
+            #expect(took < .seconds(60), "\(took)")
         }
     }
 }

@@ -104,7 +104,7 @@ private func routedJob(_ n: Int, deadline: UnixMillis? = nil) -> JobSpec {
         }
     }
 
-    /// The primary's provider is paused for a minute (a 429's retry-after): queued routed jobs
+    /// The primary's provider is paused for two minutes (a 429's retry-after): queued routed jobs
     /// whose deadline falls within that move to the fallback and finish in time; routed jobs
     /// with no deadline, and ones whose deadline is far enough, wait.
     @Test func jobsThatWouldMissTheirDeadlineMoveToTheFallback() async throws {
@@ -112,13 +112,15 @@ private func routedJob(_ n: Int, deadline: UnixMillis? = nil) -> JobSpec {
             let queue = JobQueue(redis: redis)
             try await withMockProvider(MockConfiguration()) { down, primary in
                 try await withMockProvider(MockConfiguration()) { up, backup in
-                    try await ProviderLimiter(redis: redis, provider: "primary", limits: .init()).pause(for: .seconds(60))
-                    let soon = UnixMillis(UnixMillis.current().value + 20_000)
+                    // Room for a loaded machine: the urgent jobs have 60 s (within the pause), the late
+                    // ones 600 s (past it).
+                    try await ProviderLimiter(redis: redis, provider: "primary", limits: .init()).pause(for: .seconds(120))
+                    let soon = UnixMillis(UnixMillis.current().value + 60_000)
                     let late = UnixMillis(UnixMillis.current().value + 600_000)
                     let urgent = try await queue.enqueue((0..<10).map { routedJob($0, deadline: soon) }).map(\.id)
                     let patient = try await queue.enqueue((10..<15).map { routedJob($0, deadline: late) } + (15..<20).map { routedJob($0) }).map(\.id)
                     let lanes = routeLanes(primary: primary, backup: backup)
-                    let jobs = try await withWorkers(queue, lanes) { try await finished(queue, urgent, timeout: .seconds(15)) }
+                    let jobs = try await withWorkers(queue, lanes) { try await finished(queue, urgent, timeout: .seconds(55)) }
                     #expect(jobs.allSatisfy { $0.state == .succeeded && $0.lane == "backup/claude-3-5-haiku" }, "\(jobs.map { ($0.state, $0.lane) })")
                     for id in patient {
                         let job = try #require(try await queue.get(id))

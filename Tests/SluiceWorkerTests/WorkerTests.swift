@@ -110,11 +110,13 @@ func finished(_ queue: JobQueue, _ ids: [JobID], timeout: Duration = .seconds(60
         try await withRedis { _, redis in
             let queue = JobQueue(redis: redis)
             var configuration = MockConfiguration()
-            configuration.latency = .fixed(.seconds(5))
+            // No call may end before the shutdown (its job would succeed): 5 s could run out on a
+            // loaded machine. The mock's stop cancels its handlers, so the test does not wait this out.
+            configuration.latency = .fixed(.seconds(30))
             try await withMockProvider(configuration) { mock, base in
                 let ids = try await queue.enqueue((0..<3).map { chatJob("slow", $0) }).map(\.id)
                 try await withWorkers(queue, [lane("slow", base)], grace: .milliseconds(300)) {
-                    #expect(await eventually { mock.stats().inFlight == 3 })
+                    #expect(await eventually(timeout: .seconds(30)) { mock.stats().inFlight == 3 })
                 }
                 // Past the grace, the calls were cut off and the jobs went back, attempts not counted.
                 for id in ids {

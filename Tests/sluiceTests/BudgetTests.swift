@@ -123,7 +123,7 @@ private func object(_ text: String) -> [String: Any] {
     }
 
     /// The check at lease through `sluice up` (its workers configured from the file, the mock
-    /// served over HTTP): two jobs admitted at submit, due in 6 s, whose budgets are then spent
+    /// served over HTTP): two jobs admitted at submit, due in 20 s, whose budgets are then spent
     /// (set in Redis, as overdrawing settlements would): the tenant's `on_exceeded: fail` fails
     /// its job with budget_exceeded; the key's own budget (set through /v1/keys, `wait`) holds its
     /// job back until there is room again (`recheck: 1s`); another tenant's job runs meanwhile.
@@ -148,7 +148,9 @@ private func object(_ text: String) -> [String: Any] {
                 let capped = try key(#"{"tenant": "capped", "scopes": ["submit", "read"]}"#)
                 let keyed = try key(#"{"tenant": "keyed", "scopes": ["submit", "read"], "budget": {"usd": 0.01, "per": "day"}}"#)
                 let free = try key(#"{"tenant": "free", "scopes": ["submit", "read"]}"#)
-                let due = Int(Date().timeIntervalSince1970) + 6
+                // Due in 20 s (whole seconds): room for two submits and the budgets spent before, on
+                // a loaded machine too.
+                let due = Int(Date().timeIntervalSince1970) + 20
                 let later = #"{"lane": "mock/gpt-4o-mini", "not_before": \#(due), "request": {"model": "gpt-4o-mini", "max_tokens": 12, "messages": [{"role": "user", "content": "hi"}]}}"#
                 func submit(_ key: String, _ body: String) throws -> JobID {
                     let answer = try call("POST", sluice.url + "/v1/jobs", bearer: key, json: body)
@@ -164,7 +166,7 @@ private func object(_ text: String) -> [String: Any] {
                 for budget in [tenant, ownKey] { _ = try await sluice.queue.redis.send("HSET", BudgetStore.key(budget, at: now), "spent", "10000") }
                 let running = try submit(free.secret, later.replacingOccurrences(of: #""not_before": \#(due), "#, with: ""))
 
-                #expect(await eventually(timeout: .seconds(30)) { (try? await sluice.queue.get(failing))?.state == .failed })
+                #expect(await eventually(timeout: .seconds(60)) { (try? await sluice.queue.get(failing))?.state == .failed })
                 let failed = try #require(try await sluice.queue.get(failing))
                 #expect(failed.error?.hasPrefix("budget_exceeded: budget tenant:capped of $0.010000 per day has $0.010000 spent") == true, "\(failed.error ?? "")")
                 #expect((try await sluice.queue.get(running))?.state == .succeeded)

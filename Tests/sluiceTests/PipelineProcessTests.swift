@@ -45,11 +45,14 @@ struct PipelineCluster {
         mock = child
         try #require(await eventually(timeout: .seconds(20)) { contents(of: log).contains("mock provider on http://") }, "\(contents(of: log))")
         mockPort = try #require(contents(of: log).range(of: "127.0.0.1:").flatMap { Int(contents(of: log)[$0.upperBound...].prefix { $0.isNumber }) })
+        // Leases of 30 s: a worker stalled a few seconds on a loaded machine must not lose one (the
+        // mock would see the call twice), and no test here waits for one to run out (the worker is
+        // killed only once its lane is empty).
         try """
             server: { port: 0 }
             redis: { url: "\(redis.url)" }
             database: \(work)/sluice.sqlite
-            queue: { lease_duration: 3s, maintenance_interval: 100ms, retry: { base: 20ms, max: 100ms } }
+            queue: { lease_duration: 30s, maintenance_interval: 100ms, retry: { base: 20ms, max: 100ms } }
             providers:
               mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: { concurrency: 64 } }
             \(Self.pipelines)

@@ -24,7 +24,8 @@ import Testing
         return try await queue.enqueue(specs).map(\.id)
     }
 
-    func allEnded(_ ids: [JobID], queue: JobQueue, timeout: Duration = .seconds(30)) async throws -> Bool {
+    /// A hang guard, not a speed check.
+    func allEnded(_ ids: [JobID], queue: JobQueue, timeout: Duration = .seconds(90)) async throws -> Bool {
         try await eventually(timeout: timeout) {
             for id in ids { if try await queue.get(id)?.state.isTerminal != true { return false } }
             return true
@@ -104,7 +105,8 @@ import Testing
 
     @Test func aJobCancelledInABatchStaysCancelled() async throws {
         try await withCluster { cluster in
-            try await cluster.startMock(["--batch-delay", "3s"])
+            // A 10 s batch: the cancel must land while it runs (3 s could run out on a loaded machine).
+            try await cluster.startMock(["--batch-delay", "10s"])
             try await cluster.startWorkers(1, limits: Self.limits(window: "300ms"))
             let ids = try await batchJobs(5, queue: cluster.queue)
             try #require(await eventually(timeout: .seconds(15)) { try await recordState(cluster) == "submitted" })
@@ -136,17 +138,18 @@ import Testing
 
     @Test func aWorkerKilledDuringCreateIsRecoveredWithoutASecondBatch() async throws {
         try await withCluster { cluster in
-            // The create call answers after 3 s, the batch already stored: a kill meanwhile leaves a
+            // The create call answers after 15 s, the batch already stored: a kill meanwhile leaves a
             // batch the record has no id for.
-            try await cluster.startMock(["--batch-delay", "500ms", "--batch-create-delay", "3s"])
+            try await cluster.startMock(["--batch-delay", "500ms", "--batch-create-delay", "15s"])
             try await cluster.startWorkers(1, limits: Self.limits(window: "300ms"))
             let ids = try await batchJobs(20, queue: cluster.queue)
             try #require(await eventually(timeout: .seconds(15)) { try await recordState(cluster) == "creating" })
-            try await Task.sleep(for: .milliseconds(500))  // the create call is on its way
+            // The create call has come: the mock counts a batch before its create delay.
+            try #require(await eventually(timeout: .seconds(15)) { (try? await cluster.mockStats())?["batches"] as? Int == 1 })
             cluster.workers[0].signal(SIGKILL)
             _ = await cluster.workers[0].waitForExit(timeout: .seconds(10))
             try await cluster.startWorkers(1, limits: Self.limits(window: "300ms"))
-            try #require(try await allEnded(ids, queue: cluster.queue, timeout: .seconds(40)))
+            try #require(try await allEnded(ids, queue: cluster.queue, timeout: .seconds(90)))
             for id in ids { #expect(try await cluster.queue.get(id)?.state == .succeeded) }
             let stats = try await cluster.mockStats()
             #expect(stats["batches"] as? Int == 1, "adopted, not sent again: \(stats)")

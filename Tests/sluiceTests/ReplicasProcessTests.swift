@@ -74,25 +74,31 @@ import Testing
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
                 return (try #require(object["key"] as? String), try #require(object["prefix"] as? String))
             }
-            func refusedWithin(_ url: String, _ secret: String) async throws -> Duration? {
-                let start = ContinuousClock.now
+            func refusedWithin(_ url: String, _ secret: String, since start: ContinuousClock.Instant) async throws -> Duration? {
                 let refused = try await eventually(timeout: .seconds(30)) { try httpCall("GET", url + "/v1/jobs", bearer: secret).status == 401 }
                 return refused ? ContinuousClock.now - start : nil
             }
+            // The clock starts before the GET that caches the key on the other replica: its entry
+            // lasts 10 s (keyCacheLifetime) from that GET, so a refusal within 8 s of it is the
+            // announcement's doing, however slowly a loaded machine went.
             let first = try createKey(on: replicas[0].url)
+            let cached = ContinuousClock.now
             #expect(try httpCall("GET", replicas[1].url + "/v1/jobs", bearer: first.secret).status == 200)
             #expect(try httpCall("DELETE", replicas[0].url + "/v1/keys/\(first.prefix)", bearer: admin).status == 200)
-            let overHTTP = try #require(try await refusedWithin(replicas[1].url, first.secret), "the other replica still accepts the key")
-            #expect(overHTTP < .seconds(1), "refused by the other replica after \(overHTTP)")
+            let overHTTP = try #require(
+                try await refusedWithin(replicas[1].url, first.secret, since: cached), "the other replica still accepts the key")
+            #expect(overHTTP < .seconds(8), "refused by the other replica \(overHTTP) after the key was cached")
 
-            // Revoked with the CLI: both replicas, which cached it, refuse it within a second.
+            // Revoked with the CLI: both replicas, which cached it, refuse it before their entries lapse.
             let second = try createKey(on: replicas[1].url)
+            let cachedOnBoth = ContinuousClock.now
             for replica in replicas { #expect(try httpCall("GET", replica.url + "/v1/jobs", bearer: second.secret).status == 200) }
             let (revoked, output) = try await runSluice(["keys", "revoke", second.prefix, "--config", config], in: work)
             #expect(revoked == 0, "\(output)")
             for replica in replicas {
-                let took = try #require(try await refusedWithin(replica.url, second.secret), "\(replica.url) still accepts the key")
-                #expect(took < .seconds(1), "refused after \(took)")
+                let took = try #require(
+                    try await refusedWithin(replica.url, second.secret, since: cachedOnBoth), "\(replica.url) still accepts the key")
+                #expect(took < .seconds(8), "refused \(took) after the key was cached")
             }
 
             // Jobs through both replicas are archived (the usage ledger counts them), by one replica.

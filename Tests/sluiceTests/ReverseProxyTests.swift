@@ -192,7 +192,7 @@ import Testing
         #expect(trusted.code == 200)
 
         let log = proxy.logPath(sluice)
-        let logged = await eventually(timeout: .seconds(10)) {
+        let logged = await eventually(timeout: .seconds(30)) {
             Self.logLines(log, path: "/openapi.json").contains { $0.contains("client=198.51.100.10") }
         }
         #expect(logged, "\(contents(of: log).suffix(3000))")

@@ -80,7 +80,7 @@ import Testing
                 let replicated = (0..<10).compactMap { sluice.submit("replicated \($0)") }
                 #expect(replicated.count == 10)
                 let target = try await Self.replicationOffset(primaryClient)
-                #expect(await eventually(timeout: .seconds(10)) { (try? await Self.replicationOffset(replicaClient)) ?? -1 >= target })
+                #expect(await eventually(timeout: .seconds(30)) { (try? await Self.replicationOffset(replicaClient)) ?? -1 >= target })
 
                 // Submits one after another while the primary dies.
                 let during = Task { [sluice] in

@@ -23,7 +23,7 @@ func sluiceBinary() throws -> String {
 /// A file's text, or "" when it cannot be read (yet).
 func contents(of path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
-/// Runs the `sluice` binary to completion (20 s at most), its output in a file under `work`.
+/// Runs the `sluice` binary to completion (60 s at most), its output in a file under `work`.
 /// Returns its exit status (nil if it did not exit) and everything it printed.
 func runSluice(
     _ arguments: [String], in work: String, environment: [String: String]? = nil
@@ -31,10 +31,11 @@ func runSluice(
     try await runProgram(try sluiceBinary(), arguments, in: work, environment: environment)
 }
 
-/// Runs a program to completion (`timeout` at most), its output in a file under `work`.
+/// Runs a program to completion (`timeout` at most: a hang guard, not a speed check), its output
+/// in a file under `work`.
 func runProgram(
     _ path: String, _ arguments: [String], in work: String, environment: [String: String]? = nil,
-    timeout: Duration = .seconds(20)
+    timeout: Duration = .seconds(60)
 ) async throws -> (status: Int32?, output: String) {
     let output = work + "/run-\(UUID().uuidString).log"
     let child = try ChildProcess.spawn(path, arguments: arguments, outputPath: output, environment: environment)
@@ -99,7 +100,7 @@ func runPython(_ script: String, _ arguments: [String], in work: String, timeout
 
         // SIGTERM: sluice drains, stops its redis-server, and exits 0; nothing is left behind.
         up.signal(SIGTERM)
-        let status = await up.waitForExit(timeout: .seconds(15))
+        let status = await up.waitForExit(timeout: .seconds(60))
         #expect(status == 0, "\(contents(of: log))")
         #expect(!processExists(redisPid))
         #expect((contents(of: log)).contains("sluice up: stopped"))

@@ -122,7 +122,7 @@ func redisPid(socket: String) async throws -> pid_t {
         let orphan = try await redisPid(socket: socket)
         first.signal(SIGKILL)
         _ = await first.waitForExit(timeout: .seconds(10))
-        #expect(await eventually(timeout: .seconds(10)) { !isRunning(orphan) }, "the redis-server outlived a kill -9 of sluice up")
+        #expect(await eventually(timeout: .seconds(30)) { !isRunning(orphan) }, "the redis-server outlived a kill -9 of sluice up")
 
         // The second start finds the job.
         let (second, url2) = try await startUp(work: work, log: work + "/up2.log")
@@ -192,7 +192,7 @@ func redisPid(socket: String) async throws -> pid_t {
 
         // /readyz names what does not answer, never the error's text.
         kill(owned, SIGKILL)
-        let down = await eventually(timeout: .seconds(10)) { (try? httpCall("GET", url + "/readyz").status) == 503 }
+        let down = await eventually(timeout: .seconds(30)) { (try? httpCall("GET", url + "/readyz").status) == 503 }
         #expect(down)
         let body = try httpCall("GET", url + "/readyz").body
         #expect(body.contains("redis does not answer"), "\(body)")

@@ -27,10 +27,13 @@ struct WorkerCluster {
     /// Writes the configuration (the mock as provider `mock`, with `limits`) and starts `count` workers.
     mutating func startWorkers(_ count: Int, limits: String, extra: String = "") async throws {
         let config = work + "/sluice.yaml"
+        // Leases of 6 s: with 2 s, a worker stalled that long on a loaded machine would lose its
+        // leases and calls would go out twice; a killed worker's still run out well within the
+        // tests' waits.
         try """
             redis: { url: "\(redis.url)" }
             database: \(work)/sluice.sqlite
-            queue: { lease_duration: 2s, maintenance_interval: 100ms }
+            queue: { lease_duration: 6s, maintenance_interval: 100ms }
             providers:
               mock: { kind: openai, base_url: "http://127.0.0.1:\(mockPort)/v1", timeout: 10s, limits: \(limits) }
             \(extra)
@@ -179,7 +182,7 @@ func chat(_ n: Int) -> JobSpec {
             let snapshot = cluster
             try #require(await eventually(timeout: .seconds(30)) { ((try? await snapshot.mockStats()["received"] as? Int) ?? 0) > 1_000 })
             cluster.workers[0].signal(SIGKILL)
-            // The killed worker's leases run out (2 s) and the others run its jobs.
+            // The killed worker's leases run out (6 s) and the others run its jobs.
             let queue = cluster.queue
             let done = await eventually(timeout: .seconds(90)) {
                 let counts = try? await queue.counts(lane: "mock")
