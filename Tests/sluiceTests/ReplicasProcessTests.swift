@@ -88,6 +88,7 @@ import Testing
             let overHTTP = try #require(
                 try await refusedWithin(replicas[1].url, first.secret, since: cached), "the other replica still accepts the key")
             #expect(overHTTP < .seconds(8), "refused by the other replica \(overHTTP) after the key was cached")
+            print("replicas: a revocation on one refused by the other \(overHTTP) after the key was cached (GET, DELETE and the refusal)")
 
             // Revoked with the CLI: both replicas, which cached it, refuse it before their entries lapse.
             let second = try createKey(on: replicas[1].url)
@@ -99,6 +100,7 @@ import Testing
                 let took = try #require(
                     try await refusedWithin(replica.url, second.secret, since: cachedOnBoth), "\(replica.url) still accepts the key")
                 #expect(took < .seconds(8), "refused \(took) after the key was cached")
+                print("replicas: a CLI revocation refused by \(replica.url) \(took) after the key was cached (GET on both, the CLI run, the refusal)")
             }
 
             // Jobs through both replicas are archived (the usage ledger counts them), by one replica.
