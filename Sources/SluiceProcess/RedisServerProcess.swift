@@ -179,8 +179,8 @@ public final class RedisServerProcess: Sendable {
     private func awaitReady(_ child: ChildProcess) async throws {
         var configuration = clientConfiguration
         configuration.connectTimeout = .milliseconds(200)
-        // 10 s to answer; a server that answers and is loading a large AOF gets 10 minutes.
-        var deadline = ContinuousClock.now + .seconds(10)
+        // 30 s to answer (a CPU-starved machine took over 10 s); a server that answers and is loading a large AOF gets 10 minutes.
+        var deadline = ContinuousClock.now + .seconds(30)
         var loadingSeen = false
         while ContinuousClock.now < deadline {
             if let status = child.terminationStatus {
@@ -210,7 +210,7 @@ public final class RedisServerProcess: Sendable {
         await child.stop()
         throw RedisError.connectionFailed(
             loadingSeen ? "redis-server at \(url) was still loading its data after 10 minutes"
-                : "redis-server at \(url) did not answer within 10 s")
+                : "redis-server at \(url) did not answer within 30 s")
     }
 
     /// Finds a redis-server already running on this directory (named by the pidfile, or answering
