@@ -17,4 +17,7 @@ public enum LoggableURL {
         }
         return parts.string
     }
+
+    /// `string(url)`, or words saying it does not parse: for a log line that names the URL.
+    public static func shown(_ url: String) -> String { string(url) ?? "(a URL that does not parse)" }
 }

@@ -89,7 +89,7 @@ actor JWKSCache {
         defer { loading = nil }
         let where_: String
         switch issuer.keySource {
-        case .url(let url): where_ = Self.loggable(url)
+        case .url(let url): where_ = LoggableURL.shown(url)
         case .file(let path): where_ = path
         }
         do {
@@ -148,9 +148,6 @@ actor JWKSCache {
             throw JWKSError.unreadable("larger than 1 MiB")
         }
     }
-
-    /// `url` as the log shows it: without user, password, query or fragment (any may be a secret).
-    static func loggable(_ url: String) -> String { LoggableURL.string(url) ?? "(a URL that does not parse)" }
 
     /// The usable keys of a JWKS document: keys jwt-kit cannot read, keys without a `kid`,
     /// encryption keys, keys whose stated `alg` is not among `algorithms` and keys of a type no

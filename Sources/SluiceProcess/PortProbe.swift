@@ -6,9 +6,10 @@ import Glibc
 import Musl
 #endif
 
-/// Whether a TCP port can be listened on, for `sluice doctor` (here, beside the processes Sluice starts, so that the CLI only wires): it binds the address itself
-/// (and lets go at once), and when the port is in use asks whoever holds it for /healthz, so
-/// that a running Sluice is told apart from another program.
+/// Whether a TCP port can be listened on, for `sluice doctor` (here, beside the processes Sluice
+/// starts, so that the CLI only wires): it binds the address itself (and lets go at once), and
+/// when the port is in use asks whoever holds it for /healthz, so that a running Sluice is told
+/// apart from another program.
 public enum PortProbe {
     public enum Outcome: Equatable, Sendable {
         case free

@@ -179,7 +179,8 @@ public final class RedisServerProcess: Sendable {
     private func awaitReady(_ child: ChildProcess) async throws {
         var configuration = clientConfiguration
         configuration.connectTimeout = .milliseconds(200)
-        // 30 s to answer (a CPU-starved machine took over 10 s); a server that answers and is loading a large AOF gets 10 minutes.
+        // 30 s to answer (a CPU-starved machine took over 10 s); a server that answers and is
+        // loading a large AOF gets 10 minutes.
         var deadline = ContinuousClock.now + .seconds(30)
         var loadingSeen = false
         while ContinuousClock.now < deadline {

@@ -38,7 +38,7 @@ enum TraceExport {
         let service = try OTel.bootstrap(configuration: configuration, environment: environment)
         JobTracing.enable()
         // The endpoint without its query or user information (a token may ride there); headers never.
-        let shown = settings.tracesURL.map { LoggableURL.string($0) ?? "(a URL that does not parse)" } ?? "OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318"
+        let shown = settings.tracesURL.map(LoggableURL.shown) ?? "OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318"
         say("sluice: traces to \(shown) (\(settings.protocol), sample ratio \(settings.sampleRatio))")
         return service
     }

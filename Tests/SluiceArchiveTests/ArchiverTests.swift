@@ -41,7 +41,7 @@ import Testing
             let first = try await Self.finish(queue, lane: "openai/gpt-4o-mini", count: 300, payload: #"{"model":"x"}"#)
             let archiver = Archiver(queue: queue, store: archive, prices: prices, logger: logger)
             let run = Task { try await archiver.run() }
-            #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == 300 })
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 300 })
             run.cancel()
             _ = await run.result
             // 200 more finish while it is down (one tenant-less key), and a second archiver resumes.
@@ -52,7 +52,7 @@ import Testing
             #expect(try JobRecord(id: second[0], encoded: record.encoded)?.job() == live)
             let again = Archiver(queue: queue, store: archive, prices: prices, logger: logger)
             let rerun = Task { try await again.run() }
-            #expect(await eventually(timeout: .seconds(60)) { again.archived.load(ordering: .relaxed) == 200 })
+            #expect(await eventually { again.archived.load(ordering: .relaxed) == 200 })
             // Nothing archived twice: the second archiver archived exactly the 200 new ones.
             try await Task.sleep(for: .milliseconds(300))
             #expect(again.archived.load(ordering: .relaxed) == 200)
@@ -101,7 +101,7 @@ import Testing
             let archive = ArchiveStore(database: try Self.database())
             let archiver = Archiver(queue: queue, store: archive, logger: Logger(label: "test"))
             let run = Task { try await archiver.run() }
-            #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == 400 })
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 400 })
             run.cancel()
             _ = await run.result
             let report = try await queue.maintain(lane: "lane-t")

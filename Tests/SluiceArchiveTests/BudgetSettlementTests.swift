@@ -94,7 +94,7 @@ import Testing
             // The first went through a provider batch (discount 0.4); the second was called live.
             _ = try await redis.send("HSET", KeyLayout.job(ids[0]), "pbatch", "batch_abc")
             let run = Task { try await archiver.run() }
-            #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == 2 })
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 2 })
             run.cancel()
             _ = await run.result
             // List: 1,000 × 2.5 + 500 × 10 = 7,500 micro-dollars; batched: 7,500 × 0.6 = 4,500.
@@ -132,7 +132,7 @@ import Testing
                 _ = try await queue.complete(job.id, token: job.token, result: Array("{}".utf8), info: "done", usage: (4, 10))
             }
             let run = Task { try await archiver.run() }
-            #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == 1 })
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 1 })
             run.cancel()
             _ = await run.result
             let applied = budgets.applying(keyPrefix: nil, tenant: "acme", route: nil)

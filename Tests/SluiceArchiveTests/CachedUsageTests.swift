@@ -32,7 +32,7 @@ import Testing
             }
             let archiver = Archiver(queue: queue, store: archive, prices: [:], logger: Logger(label: "test"))
             let run = Task { try await archiver.run() }
-            #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == 4 })
+            #expect(await eventually { archiver.archived.load(ordering: .relaxed) == 4 })
             run.cancel()
             _ = await run.result
             let now = UnixMillis.current()
@@ -114,7 +114,7 @@ import Testing
     ) async throws -> [UsageRow] {
         let archiver = Archiver(queue: queue, store: archive, prices: prices, batchDiscounts: discounts, logger: Logger(label: "test"))
         let run = Task { try await archiver.run() }
-        #expect(await eventually(timeout: .seconds(60)) { archiver.archived.load(ordering: .relaxed) == count })
+        #expect(await eventually { archiver.archived.load(ordering: .relaxed) == count })
         run.cancel()
         _ = await run.result
         let now = UnixMillis.current()

@@ -99,7 +99,7 @@ extension JWTAuthTests {
     }
 
     @Test func theJWKSURLIsLoggedWithoutUserinfoOrQuery() {
-        let shown = JWKSCache.loggable("https://user:pa55@idp.test:8443/jwks?token=s3cret#frag")
+        let shown = LoggableURL.shown("https://user:pa55@idp.test:8443/jwks?token=s3cret#frag")
         #expect(shown == "https://idp.test:8443/jwks")
     }
 

@@ -124,7 +124,7 @@ final class TestReceiver: Sendable {
             let running = Task { try await service.run() }
             defer { running.cancel() }
 
-            let arrived = await eventually(timeout: .seconds(60)) { quick.ids.withLock { $0.count } == 5 }
+            let arrived = await eventually { quick.ids.withLock { $0.count } == 5 }
             #expect(arrived, "the quick tenant got \(quick.ids.withLock { $0 }) while the black hole held \(blackHole.accepted.load(ordering: .relaxed))")
             #expect(Set(quick.ids.withLock { $0 }) == Set((0..<5).map { "msg_quick\($0)" }))
             #expect(blackHole.accepted.load(ordering: .relaxed) <= settings.perKeyLimit, "the stuck tenant held more than its share")

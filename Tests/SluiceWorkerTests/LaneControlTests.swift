@@ -90,9 +90,9 @@ import Testing
                 _ = try await queue.enqueue((0..<4_000).map { chatJob("hidden", $0) })
                 let (early, late) = try await withWorkers(queue, [lane("hidden", base, concurrency: 64)]) {
                     // 60 s safety nets: ~1 s each on an idle machine.
-                    try #require(await eventually(timeout: .seconds(60)) { mock.stats().received >= 1_500 })
+                    try #require(await eventually { mock.stats().received >= 1_500 })
                     let early = mock.stats()
-                    try #require(await eventually(timeout: .seconds(60)) { mock.stats().received >= early.received + 1_500 })
+                    try #require(await eventually { mock.stats().received >= early.received + 1_500 })
                     return (early, mock.stats())
                 }
                 let requests = late.received - early.received

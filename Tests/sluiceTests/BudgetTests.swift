@@ -166,7 +166,7 @@ private func object(_ text: String) -> [String: Any] {
                 for budget in [tenant, ownKey] { _ = try await sluice.queue.redis.send("HSET", BudgetStore.key(budget, at: now), "spent", "10000") }
                 let running = try submit(free.secret, later.replacingOccurrences(of: #""not_before": \#(due), "#, with: ""))
 
-                #expect(await eventually(timeout: .seconds(60)) { (try? await sluice.queue.get(failing))?.state == .failed })
+                #expect(await eventually { (try? await sluice.queue.get(failing))?.state == .failed })
                 let failed = try #require(try await sluice.queue.get(failing))
                 #expect(failed.error?.hasPrefix("budget_exceeded: budget tenant:capped of $0.010000 per day has $0.010000 spent") == true, "\(failed.error ?? "")")
                 #expect((try await sluice.queue.get(running))?.state == .succeeded)

@@ -189,7 +189,7 @@ func withPipelineCluster(_ body: (inout PipelineCluster) async throws -> Void) a
             _ = await cluster.serve?.waitForExit(timeout: .seconds(10))
             // The worker runs the first steps with no advancer alive: their ends wait in the stream.
             try await cluster.startWorker()
-            #expect(try await eventually(timeout: .seconds(60)) { (try await cluster.mockStats()["succeeded"] as? Int) == 10 })
+            #expect(try await eventually { (try await cluster.mockStats()["succeeded"] as? Int) == 10 })
             #expect(try await eventually(timeout: .seconds(30)) {
                 try await cluster.queue.counts(lane: "mock") == LaneCounts(ready: 0, leased: 0, delayed: 0)
             })
@@ -224,7 +224,7 @@ func withPipelineCluster(_ body: (inout PipelineCluster) async throws -> Void) a
             let items = (0..<100).map { "\"n\($0)\"" }.joined(separator: ",")
             let ids = try (0..<3).map { _ in try cluster.submit("fan", input: #"{"items": [\#(items)]}"#) }
             for threshold in [50, 150] {
-                #expect(try await eventually(timeout: .seconds(60)) { ((try await cluster.mockStats()["succeeded"] as? Int) ?? 0) > threshold })
+                #expect(try await eventually { ((try await cluster.mockStats()["succeeded"] as? Int) ?? 0) > threshold })
                 cluster.serve?.signal(SIGKILL)
                 _ = await cluster.serve?.waitForExit(timeout: .seconds(10))
                 // Killed mid-run: items still in flight (their ends wait in the stream).

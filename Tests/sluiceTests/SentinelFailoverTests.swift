@@ -122,7 +122,7 @@ import Testing
                 #expect(after.count >= 10, "\(sluice.logs.suffix(3000))")
                 let (acknowledged, refused) = await during.value
                 let mustRun = before + replicated + after
-                let ran = await eventually(timeout: .seconds(60)) { mustRun.allSatisfy { sluice.job($0)?["status"] as? String == "succeeded" } }
+                let ran = await eventually { mustRun.allSatisfy { sluice.job($0)?["status"] as? String == "succeeded" } }
                 if !ran {
                     try? FileManager.default.removeItem(atPath: "/tmp/sluice-sentinel-failure")
                     try? FileManager.default.copyItem(atPath: work, toPath: "/tmp/sluice-sentinel-failure")

@@ -51,7 +51,7 @@ func mode(_ path: String) -> Int? {
 func startUp(work: String, log: String) async throws -> (ChildProcess, String) {
     let up = try ChildProcess.spawn(
         try sluiceBinary(), arguments: ["up", "--config", work + "/sluice.yaml", "--data-directory", work + "/var/redis"], outputPath: log)
-    let ready = await eventually(timeout: .seconds(60)) { contents(of: log).contains("sluice: ready") }
+    let ready = await eventually { contents(of: log).contains("sluice: ready") }
     if !ready { up.signal(SIGKILL) }
     try #require(ready, "\(contents(of: log))")
     let port = try #require(listeningPort(in: contents(of: log)))
